@@ -1,0 +1,3 @@
+from seqcast.cli import main
+
+main()

@@ -1,0 +1,150 @@
+"""Checkpoints: one safetensors file, weights plus seqcast's JSON metadata, and nothing executable.
+
+Layout: the standard safetensors file (8-byte little-endian header size, JSON header, raw tensor
+bytes). The header's ``__metadata__`` holds one key, ``seqcast``, whose value is a JSON document
+``{"format": N, "meta": {...}, "sha256": ...}``; the digest covers the canonical metadata JSON and
+every tensor's name, dtype, shape and bytes, so a flipped byte anywhere that matters is caught.
+
+Loading parses the header with ``json`` itself, checks sizes and the digest, then hands the bytes to
+``safetensors`` (which never unpickles), then checks shapes and finiteness against a model built from
+the recorded config, all before a single tensor is used.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .errors import CheckpointError, UsageError
+from .files import atomic_write
+from .models import WindowNorm
+from .registry import create_model
+
+FORMAT_VERSION = 1
+_MAX_HEADER = 100 * 1024 * 1024
+
+
+@dataclass
+class Checkpoint:
+    model: WindowNorm
+    meta: dict[str, Any]
+    path: str
+
+    @property
+    def lookback(self) -> int:
+        return self.meta["data"]["lookback"]
+
+    @property
+    def horizon(self) -> int:
+        return self.meta["data"]["horizon"]
+
+
+def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
+    sha = hashlib.sha256(meta_json.encode("utf-8"))
+    for name in sorted(tensors):
+        tensor = tensors[name].contiguous()
+        sha.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        sha.update(tensor.view(torch.uint8).numpy().tobytes() if tensor.numel() else b"")
+    return sha.hexdigest()
+
+
+def _canonical(meta: dict) -> str:
+    return json.dumps(meta, sort_keys=True, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+
+
+def to_bytes(model: WindowNorm, meta: dict[str, Any]) -> bytes:
+    from safetensors.torch import save
+
+    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+    meta_json = _canonical(meta)
+    doc = _canonical({"format": FORMAT_VERSION, "meta": meta, "sha256": _digest(meta_json, tensors)})
+    return save(tensors, metadata={"seqcast": doc})
+
+
+def save(path: str | Path, model: WindowNorm, meta: dict[str, Any]) -> None:
+    """Write the checkpoint atomically (temporary file in the same folder, then rename)."""
+    atomic_write(path, to_bytes(model, meta))
+
+
+def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
+    """Bring the metadata of an older format up to ``FORMAT_VERSION`` (format 1 is the first)."""
+    return meta
+
+
+def read_header(name: str, data: bytes) -> tuple[int, dict[str, Any]]:
+    """Parse and check the safetensors header and seqcast's document; returns (format, document)."""
+    not_ours = f"{name}: not a seqcast checkpoint (expected a .ckpt file written by `seqcast fit`)"
+    if len(data) < 8:
+        raise CheckpointError(not_ours)
+    (size,) = struct.unpack("<Q", data[:8])
+    if size > _MAX_HEADER or size < 2 or data[8:9] != b"{":
+        raise CheckpointError(not_ours)
+    if 8 + size > len(data):
+        raise CheckpointError(f"{name}: checkpoint is truncated ({len(data)} bytes, header alone needs {8 + size})")
+    try:
+        header = json.loads(data[8 : 8 + size].decode("utf-8"))
+        document = json.loads(header["__metadata__"]["seqcast"])
+        version = int(document["format"])
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+        raise CheckpointError(f"{name}: damaged checkpoint header, or {not_ours.split(': ', 1)[1]}") from None
+    if version > FORMAT_VERSION:
+        raise CheckpointError(
+            f"{name}: checkpoint format {version} is newer than this seqcast supports ({FORMAT_VERSION}); upgrade seqcast"
+        )
+    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
+    if 8 + size + end != len(data):
+        raise CheckpointError(f"{name}: checkpoint is truncated or has extra bytes "
+                              f"({len(data)} bytes, expected {8 + size + end}); refit or restore it")
+    return version, document
+
+
+def load(path: str | Path) -> Checkpoint:
+    """Load and verify a checkpoint; raises ``CheckpointError`` (exit 2) for anything not intact."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load as load_tensors
+
+    name = str(path)
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        raise CheckpointError(f"{name}: no such checkpoint") from None
+    except (IsADirectoryError, PermissionError) as exc:
+        raise CheckpointError(f"{name}: cannot read ({exc.strerror})") from None
+    version, document = read_header(name, data)
+    try:
+        tensors = load_tensors(data)
+    except (SafetensorError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{name}: damaged checkpoint ({exc})") from None
+    meta = document.get("meta")
+    if not isinstance(meta, dict) or _digest(_canonical(meta), tensors) != document.get("sha256"):
+        raise CheckpointError(f"{name}: checkpoint is damaged (its digest does not match); refit or restore it")
+    meta = upgrade(version, meta)
+    try:
+        info, data_info = meta["model"], meta["data"]
+        model = WindowNorm(
+            create_model(info["name"], data_info["lookback"], data_info["horizon"], len(data_info["targets"]),
+                         info["params"]),
+            info["window_norm"],
+        )
+    except (KeyError, TypeError, UsageError) as exc:
+        raise CheckpointError(f"{name}: checkpoint describes a model this seqcast cannot build ({exc})") from None
+    expected = model.state_dict()
+    if set(expected) != set(tensors):
+        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
+        raise CheckpointError(f"{name}: weights do not match the recorded {info['name']} model "
+                              f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    for key, tensor in tensors.items():
+        if tuple(tensor.shape) != tuple(expected[key].shape):
+            raise CheckpointError(f"{name}: weight {key} has shape {tuple(tensor.shape)}, the recorded "
+                                  f"{info['name']} config needs {tuple(expected[key].shape)}")
+        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
+            raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values; refit the model")
+    model.load_state_dict(tensors)
+    model.eval()
+    return Checkpoint(model, meta, name)

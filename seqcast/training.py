@@ -1,0 +1,255 @@
+"""The one training loop every model uses, and ``fit``: from loaded series to a trained, described model.
+
+AdamW, MSE on scaled values, gradient clipping, warm-up then cosine learning-rate decay, early
+stopping on the validation windows (the best weights are kept), seeding, CPU or CUDA (bf16 autocast
+on CUDA). Library code never prints: progress goes to the callbacks the caller passes.
+"""
+
+from __future__ import annotations
+
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import __version__
+from .data import SeriesSet, season_length
+from .errors import TrainingError, UsageError
+from .models import WINDOW_NORMS, WindowNorm
+from .registry import create_model, get_spec, resolve_params
+from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_lookback, default_split,
+                      explicit_split, scaled_arrays, split_targets)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to optimise: budget, batch, learning rate, early stopping, seed, device."""
+
+    epochs: int = 15
+    max_steps: int = 0  # 0 = no cap beyond epochs
+    batch_size: int = 64
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    patience: int = 3
+    clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    epoch: int
+    epochs: int
+    steps: int
+    train_loss: float
+    val_loss: float
+    best: bool
+    seconds: float
+
+
+@dataclass
+class TrainResult:
+    val_loss: float
+    epochs: int
+    steps: int
+    seconds: float
+    history: list[EpochReport] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise UsageError("--device cuda: no CUDA device is available here; use --device cpu or auto")
+    if name not in ("cpu", "cuda"):
+        raise UsageError(f"--device {name!r}: choose auto, cpu or cuda")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device):
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
+
+
+class _null:
+    def __enter__(self):
+        return None
+
+    def __exit__(self, *exc):
+        return False
+
+
+def _forward(model: nn.Module, windows: WindowSet, index) -> tuple[torch.Tensor, torch.Tensor]:
+    x, y, marks = windows.batch(index)
+    return model(x, time_features=marks), y
+
+
+@torch.no_grad()
+def evaluate_loss(model: nn.Module, windows: WindowSet, batch_size: int = 1024) -> float:
+    """Mean squared error over all windows (mean over windows x steps x channels)."""
+    if len(windows) == 0:
+        return float("nan")
+    model.eval()
+    device = windows.values.device
+    total, count = 0.0, 0
+    for start in range(0, len(windows), batch_size):
+        with _autocast(device):
+            pred, y = _forward(model, windows, slice(start, start + batch_size))
+        total += float(((pred.float() - y) ** 2).sum())
+        count += y.numel()
+    return total / count
+
+
+def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: TrainConfig,
+          on_epoch: Callable[[EpochReport], None] | None = None,
+          on_step: Callable[[int, int], None] | None = None) -> TrainResult:
+    """Optimise ``model`` on ``train_set``; keep the weights with the lowest validation loss."""
+    device = resolve_device(config.device)
+    model.to(device)
+    train_set, val_set = train_set.to(device), val_set.to(device)
+    started = time.perf_counter()
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params or len(train_set) == 0:
+        loss = evaluate_loss(model, val_set)
+        return TrainResult(loss, 0, 0, time.perf_counter() - started)
+
+    generator = torch.Generator().manual_seed(config.seed)
+    per_epoch = math.ceil(len(train_set) / config.batch_size)
+    total = per_epoch * config.epochs
+    if config.max_steps:
+        total = min(total, config.max_steps)
+    warmup = max(1, total // 20)
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min(1.0, (s + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * min(s, total) / total))
+    )
+    best_loss, best_state, stale, step, result = math.inf, None, 0, 0, TrainResult(math.nan, 0, 0, 0.0)
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        order = torch.randperm(len(train_set), generator=generator).to(device)
+        running, batches = torch.zeros((), device=device), 0
+        for start in range(0, len(order), config.batch_size):
+            with _autocast(device):
+                pred, y = _forward(model, train_set, order[start : start + config.batch_size])
+                loss = nn.functional.mse_loss(pred.float(), y)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            nn.utils.clip_grad_norm_(params, config.clip)
+            optimizer.step()
+            schedule.step()
+            running += loss.detach()
+            batches += 1
+            step += 1
+            if on_step:
+                on_step(step, total)
+            if step >= total:
+                break
+        train_loss = float(running) / max(batches, 1)
+        if not math.isfinite(train_loss):
+            raise TrainingError(
+                f"training loss became {train_loss} in epoch {epoch}; no checkpoint written. "
+                "Try a lower --lr, or check the data for extreme values"
+            )
+        val_loss = evaluate_loss(model, val_set) if len(val_set) else train_loss
+        improved = val_loss < best_loss - 1e-7
+        if improved:
+            best_loss, stale = val_loss, 0
+            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+        else:
+            stale += 1
+        report = EpochReport(epoch, config.epochs, step, train_loss, val_loss, improved,
+                             time.perf_counter() - started)
+        result.history.append(report)
+        if on_epoch:
+            on_epoch(report)
+        if stale >= config.patience or step >= total:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    result.val_loss, result.epochs, result.steps = best_loss, len(result.history), step
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """What to build: the registered model, its hyperparameters, window sizes and normalisation."""
+
+    name: str = "gru"
+    params: dict[str, Any] = field(default_factory=dict)
+    lookback: int = 0  # 0 = from the frequency
+    horizon: int = 0  # 0 = from the frequency
+    window_norm: str = "last"
+
+
+@dataclass
+class Fitted:
+    """A trained model with everything a checkpoint records about it."""
+
+    model: WindowNorm
+    meta: dict[str, Any]
+    result: TrainResult
+    splits: dict[str, Split]
+    scaler: Scaler
+
+
+def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
+    """Lookback and horizon: the user's, or defaults by frequency, shrunk to fit the shortest series."""
+    horizon_default, lookback_default = default_horizon_lookback(series.freq)
+    horizon = spec.horizon or horizon_default
+    lookback = spec.lookback
+    if not lookback:
+        shortest = min(len(s.times) for s in series.series)
+        usable = (split.train if split else int(shortest * 0.9)) - horizon
+        lookback = max(2, min(lookback_default, usable // 2))
+        if lookback < lookback_default:
+            notes.append(f"lookback {lookback} (shortened from {lookback_default} to fit the shortest series)")
+    return lookback, horizon
+
+
+def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(), split: Split | None = None,
+        on_epoch: Callable[[EpochReport], None] | None = None,
+        on_step: Callable[[int, int], None] | None = None) -> Fitted:
+    """Train ``spec`` on ``series``: split chronologically, scale on training rows, train, describe."""
+    if spec.window_norm not in WINDOW_NORMS:
+        raise UsageError(f"--window-norm {spec.window_norm!r}: choose one of {', '.join(WINDOW_NORMS)}")
+    notes: list[str] = []
+    lookback, horizon = resolve_windows(series, spec, split, notes)
+    splits = explicit_split(series, split, lookback, horizon) if split else default_split(series, lookback, horizon)
+    params = dict(spec.params)
+    if "season" in get_spec(spec.name).defaults() and "season" not in params:
+        params["season"] = season_length(series.freq)
+    resolved = resolve_params(spec.name, params)
+    torch.manual_seed(config.seed)
+    np.random.seed(config.seed)
+    model = WindowNorm(create_model(spec.name, lookback, horizon, len(series.targets), params), spec.window_norm)
+    scaler = Scaler.fit(series, {sid: sp.train for sid, sp in splits.items()})
+    arrays = scaled_arrays(series, scaler)
+    calendar = bool(getattr(model.model, "uses_time_features", False))
+    train_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "train"), calendar=calendar)
+    val_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "val"), calendar=calendar)
+    if len(train_set) == 0:
+        raise UsageError(f"no training windows: lookback {lookback} + horizon {horizon} exceed the training rows")
+    result = train(model, train_set, val_set, config, on_epoch, on_step)
+    model.to("cpu")
+    meta = {
+        "model": {"name": spec.name, "params": resolved, "window_norm": spec.window_norm,
+                  "n_parameters": sum(p.numel() for p in model.parameters())},
+        "data": {"source": series.source, "time_col": series.time_col, "targets": series.targets,
+                 "id_col": series.id_col, "freq": series.freq, "integer_time": series.integer_time,
+                 "lookback": lookback, "horizon": horizon, "series": [s.id for s in series.series],
+                 "calendar": calendar},
+        "scaler": {"mean": scaler.mean, "std": scaler.std},
+        "split": {sid: asdict(sp) for sid, sp in splits.items()} if split is None else asdict(split),
+        "training": {**asdict(config), "epochs_run": result.epochs, "steps": result.steps},
+        "metrics": {"val_mse_scaled": result.val_loss},
+        "versions": {"seqcast": __version__, "torch": torch.__version__.split("+")[0],
+                     "python": platform.python_version()},
+        "notes": notes,
+    }
+    return Fitted(model, meta, result, splits, scaler)
