@@ -207,9 +207,9 @@ def _pick(header: list[str], names: tuple[str, ...], exclude: set[str]) -> str |
     return next((lowered[n] for n in names if n in lowered), None)
 
 
-def _require(column: str, header: list[str], name: str, option: str) -> str:
+def _require(column: str, header: list[str], name: str, role: str) -> str:
     if column not in header:
-        raise InputError(f"{name}: {option} {column!r} is not a column; columns are: {', '.join(header)}")
+        raise InputError(f"{name}: no column {column!r} (the {role}); the columns are: {', '.join(header)}")
     return column
 
 
@@ -222,9 +222,11 @@ def infer_frequency(times: pd.Index) -> str | None:
         step = int(np.gcd.reduce(diffs)) if len(diffs) else 1
         return str(step) if step > 0 else None
     if len(times) >= 3:
-        freq = pd.infer_freq(times)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            freq = pd.infer_freq(times)
         if freq:
-            return freq
+            return pd.tseries.frequencies.to_offset(freq).freqstr
     diffs = np.diff(times.asi8)
     values, counts = np.unique(diffs, return_counts=True)
     mode = pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
@@ -326,10 +328,10 @@ def load_series(path: str, config: DataConfig = DataConfig()) -> SeriesSet:
 def series_from_text(name: str, text: str, config: DataConfig = DataConfig()) -> SeriesSet:
     header, columns, lines, delimiter = parse_table(name, text)
     notes: list[str] = []
-    id_col = _require(config.id_col, header, name, "--id-col") if config.id_col else _pick(header, ID_NAMES, set())
+    id_col = _require(config.id_col, header, name, "series id column") if config.id_col else _pick(header, ID_NAMES, set())
     used = {id_col} - {None}
     if config.time_col:
-        time_col = _require(config.time_col, header, name, "--time-col")
+        time_col = _require(config.time_col, header, name, "time column")
     else:
         time_col = _pick(header, TIME_NAMES, used)
         first = next((h for h in header if h not in used), None)
@@ -344,7 +346,7 @@ def series_from_text(name: str, text: str, config: DataConfig = DataConfig()) ->
     candidates = [h for h in header if h not in used]
     decimal_comma = delimiter != ","
     if config.target:
-        targets = [_require(t, header, name, "--target") for t in config.target]
+        targets = [_require(t, header, name, "target") for t in config.target]
     else:
         if not candidates:
             raise InputError(f"{name}: no column left to forecast; columns are: {', '.join(header)}")
@@ -430,7 +432,7 @@ def season_length(freq: str) -> int:
     if freq.isdigit():
         return 1
     base = pd.tseries.frequencies.to_offset(freq)
-    name = base.name.split("-")[0].upper()
+    name = base.rule_code.split("-")[0].upper()
     n = getattr(base, "n", 1) or 1
     table = {"H": 24, "h": 24, "T": 60, "MIN": 60, "D": 7, "B": 5, "W": 52, "MS": 12, "ME": 12, "M": 12,
              "QS": 4, "QE": 4, "Q": 4, "YS": 1, "YE": 1, "Y": 1, "S": 60}

@@ -1,0 +1,190 @@
+"""Metrics, rolling-origin backtests of a checkpoint, and ``compare``: the same data, split, budget and
+seed for every model, scored on the same windows beside the naive baselines.
+
+Two ways to choose test windows:
+  * rolling origin (default): the last ``windows`` forecast origins of each series, ``stride`` apart;
+    metrics in original units; MASE scaled by the in-sample seasonal naive error.
+  * explicit split (``split=Split(train, val, test)``): every stride-1 window whose targets lie in the
+    test rows, metrics on the z-scored values (the ETT protocol of the published tables).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from .checkpoint import Checkpoint, save
+from .data import Series, SeriesSet, season_length
+from .errors import InputError
+from .forecasting import check_schema, run_model, scaler_of
+from .registry import create_model
+from .training import EpochReport, ModelConfig, TrainConfig, fit
+from .windows import Scaler, Split, build_windows, explicit_split, scaled_arrays, split_targets
+
+METRICS = ("mse", "mae", "rmse", "mape", "smape", "mase")
+BASELINES = ("naive", "seasonal_naive")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    windows: int = 20
+    stride: int = 0  # 0 = the horizon (windows do not overlap)
+    split: Split | None = None
+
+
+def metrics(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray) -> dict[str, float]:
+    """Errors over all windows, steps and channels; ``scale`` (per window) is MASE's denominator."""
+    error = forecast - actual
+    absolute = np.abs(error)
+    nonzero = np.abs(actual) > 1e-12
+    denominator = np.abs(actual) + np.abs(forecast)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mape = float(np.mean(absolute[nonzero] / np.abs(actual[nonzero]))) * 100 if nonzero.any() else float("nan")
+        smape_terms = np.where(denominator > 0, 2 * absolute / np.where(denominator > 0, denominator, 1), 0.0)
+        mase = float(np.mean(absolute / scale[:, None, None])) if len(scale) else float("nan")
+    mse = float(np.mean(error**2))
+    return {"mse": mse, "mae": float(np.mean(absolute)), "rmse": mse**0.5, "mape": mape,
+            "smape": float(np.mean(smape_terms)) * 100, "mase": mase}
+
+
+def _seasonal_scale(history: np.ndarray, season: int) -> float:
+    """Mean absolute error of the in-sample seasonal naive forecast (falls back to lag 1, then 1)."""
+    for lag in (season, 1):
+        if len(history) > lag:
+            value = float(np.mean(np.abs(history[lag:] - history[:-lag])))
+            if value > 0:
+                return value
+    return 1.0
+
+
+def score(series: SeriesSet, scaler: Scaler, model, lookback: int, horizon: int, config: EvalConfig,
+          calendar: bool, name: str) -> tuple[dict[str, Any], float]:
+    """Forecast every test window with ``model`` and the baselines; metrics per series and overall.
+
+    Returns the report and the milliseconds ``model`` took to forecast all windows.
+    """
+    arrays = scaled_arrays(series, scaler)
+    if config.split:
+        splits = explicit_split(series, config.split, lookback, horizon)
+        windows = build_windows(series, arrays, lookback, horizon, split_targets(splits, "test"), calendar=calendar)
+    else:
+        stride = config.stride or horizon
+        targets = {s.id: (0, len(s.times)) for s in series.series}
+        windows = build_windows(series, arrays, lookback, horizon, targets, stride=stride, last=config.windows,
+                                calendar=calendar)
+    if len(windows) == 0:
+        raise InputError(f"{series.source}: no test windows: each series needs more than lookback {lookback} + "
+                         f"horizon {horizon} rows")
+    x, y, marks = (t.numpy() if t is not None else None for t in windows.batch(slice(None)))
+    started = time.perf_counter()
+    predictions = {name: run_model(model, x, marks)}
+    elapsed_ms = (time.perf_counter() - started) * 1000
+    season = season_length(series.freq)
+    for baseline in BASELINES:
+        kwargs = {"season": season} if baseline == "seasonal_naive" else {}
+        predictions[baseline] = run_model(create_model(baseline, lookback, horizon, y.shape[2], kwargs), x, None)
+
+    scaled_metrics = config.split is not None
+    actual_all, forecast_all = {k: [] for k in predictions}, {k: [] for k in predictions}
+    scales_all, per_series = [], {}
+    for i, s in enumerate(series.series):
+        rows = windows.series_index == i
+        if not rows.any():
+            continue
+        first_origin = int(windows.origins[rows].min())
+        history = arrays[i][:first_origin] if scaled_metrics else s.values[:first_origin]
+        scale = np.full(int(rows.sum()), _seasonal_scale(history, season))
+        scales_all.append(scale)
+        per_series[s.id] = {"windows": int(rows.sum())}
+        for key, pred in predictions.items():
+            truth, guess = y[rows].astype(np.float64), pred[rows].astype(np.float64)
+            if not scaled_metrics:
+                truth = scaler.inverse(s.id, truth, reference=s.values)
+                guess = scaler.inverse(s.id, guess, reference=s.values)
+            actual_all[key].append(truth)
+            forecast_all[key].append(guess)
+            per_series[s.id][key] = metrics(truth, guess, scale)
+    scales = np.concatenate(scales_all)
+    overall = {key: metrics(np.concatenate(actual_all[key]), np.concatenate(forecast_all[key]), scales)
+               for key in predictions}
+    report = {"windows": len(windows), "stride": 1 if config.split else (config.stride or horizon),
+              "scaled": scaled_metrics, "lookback": lookback, "horizon": horizon, "season": season,
+              "overall": overall, "series": per_series}
+    return report, elapsed_ms
+
+
+def backtest(ckpt: Checkpoint, series: SeriesSet, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
+    """Score a checkpoint on test windows of ``series`` without refitting."""
+    check_schema(ckpt, series)
+    name = ckpt.meta["model"]["name"]
+    report, elapsed = score(series, scaler_of(ckpt), ckpt.model, ckpt.lookback, ckpt.horizon, config,
+                            ckpt.meta["data"]["calendar"], name)
+    return {"model": name, "checkpoint": ckpt.path, "predict_ms": elapsed, **report}
+
+
+def truncate(series: SeriesSet, rows: dict[str, int]) -> SeriesSet:
+    """The first ``rows[id]`` rows of each series: what a model may train on before the test windows."""
+    return replace(series, series=[Series(s.id, s.times[: rows[s.id]], s.values[: rows[s.id]]) for s in series.series])
+
+
+def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config: TrainConfig,
+            eval_config: EvalConfig, params: dict[str, dict[str, str]] | None = None,
+            save_dir: str | None = None,
+            on_model: Callable[[str, dict[str, Any] | None], None] | None = None,
+            on_epoch: Callable[[EpochReport], None] | None = None) -> list[dict[str, Any]]:
+    """Train every model in ``names`` identically and score all on the same test windows.
+
+    Returns leaderboard rows (model, parameters, training seconds, prediction ms, metrics), with the
+    baselines' rows computed on the same windows. Rows are unsorted; the caller orders them.
+    """
+    rows: list[dict[str, Any]] = []
+    for name in names:
+        spec = replace(base, name=name, params={**base.params, **(params or {}).get(name, {})})
+        if on_model:
+            on_model(name, None)
+        if eval_config.split:
+            train_series, split = series, Split(eval_config.split.train, eval_config.split.val)
+        else:
+            train_series, split = _before_test(series, spec, eval_config), None
+        fitted = fit(train_series, spec, train_config, split=split, on_epoch=on_epoch)
+        model = fitted.model
+        if save_dir:
+            save(Path(save_dir) / f"{name}.ckpt", model, fitted.meta)
+        lookback, horizon = fitted.meta["data"]["lookback"], fitted.meta["data"]["horizon"]
+        report, elapsed = score(series, fitted.scaler, model, lookback, horizon, eval_config,
+                                fitted.meta["data"]["calendar"], name)
+        row = {"model": name, "parameters": fitted.meta["model"]["n_parameters"],
+               "train_s": round(fitted.result.seconds, 3), "epochs": fitted.result.epochs,
+               "seconds_per_epoch": round(fitted.result.seconds / max(fitted.result.epochs, 1), 3),
+               "predict_ms": round(elapsed, 2), "val_mse": fitted.result.val_loss,
+               "lookback": lookback, "horizon": horizon, "windows": report["windows"],
+               **report["overall"][name]}
+        rows.append(row)
+        if on_model:
+            on_model(name, row)
+        last_report = report
+    for b in BASELINES:
+        if b not in names and rows:
+            rows.append({"model": b, "parameters": 0, "train_s": 0.0, "epochs": 0, "seconds_per_epoch": 0.0,
+                         "predict_ms": None, "val_mse": None, "lookback": last_report["lookback"],
+                         "horizon": last_report["horizon"], "windows": last_report["windows"],
+                         **last_report["overall"][b]})
+    return rows
+
+
+def _before_test(series: SeriesSet, spec: ModelConfig, config: EvalConfig) -> SeriesSet:
+    """Cut each series before its first rolling-origin test window, so nothing tested is trained on."""
+    from .training import resolve_windows
+
+    _, horizon = resolve_windows(series, spec, None, [])
+    stride = config.stride or horizon
+    keep = {s.id: len(s.times) - horizon - stride * (config.windows - 1) for s in series.series}
+    short = [sid for sid, rows in keep.items() if rows < 2 * horizon]
+    if short:
+        raise InputError(f"{series.source}: series {short[0]!r} is too short for {config.windows} test windows of "
+                         f"horizon {horizon} with stride {stride}; use fewer --windows")
+    return truncate(series, keep)

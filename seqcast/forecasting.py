@@ -1,0 +1,81 @@
+"""Forecasting from a checkpoint: the next H steps after each series' last timestamp, in original units.
+
+Output columns (one row per series, step and target):
+    series     the series id ("main" for a file with one series)
+    timestamp  the future timestamp, on the grid of the recorded frequency
+    step       1..H, steps after the last observed timestamp
+    model      the registered model name
+    target     the target column forecast
+    forecast   the value, in the target's original units
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .checkpoint import Checkpoint
+from .data import DataConfig, SeriesSet, future_times, time_features
+from .errors import InputError
+from .windows import Scaler
+
+COLUMNS = ["series", "timestamp", "step", "model", "target", "forecast"]
+
+
+def data_config(ckpt: Checkpoint, fill: str = "none") -> DataConfig:
+    """Read new history with the columns the checkpoint was trained on."""
+    info = ckpt.meta["data"]
+    return DataConfig(time_col=info["time_col"], target=tuple(info["targets"]), id_col=info["id_col"], fill=fill)
+
+
+def check_schema(ckpt: Checkpoint, series: SeriesSet) -> None:
+    """New data must have the training data's targets, time kind and frequency."""
+    info = ckpt.meta["data"]
+    if series.targets != info["targets"]:
+        raise InputError(f"{series.source}: targets differ from training: expected {info['targets']}, got {series.targets}")
+    if series.integer_time != info["integer_time"] or series.freq != info["freq"]:
+        raise InputError(f"{series.source}: frequency differs from training: expected {info['freq']!r}, "
+                         f"got {series.freq!r}")
+
+
+def scaler_of(ckpt: Checkpoint) -> Scaler:
+    return Scaler(ckpt.meta["scaler"]["mean"], ckpt.meta["scaler"]["std"])
+
+
+@torch.no_grad()
+def run_model(model: torch.nn.Module, x: np.ndarray, marks: np.ndarray | None, batch_size: int = 2048) -> np.ndarray:
+    """Scaled inputs (N, L, C) -> scaled forecasts (N, H, C), in batches, on the CPU."""
+    outputs = []
+    for start in range(0, len(x), batch_size):
+        xb = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
+        mb = torch.from_numpy(marks[start : start + batch_size]) if marks is not None else None
+        outputs.append(model(xb, time_features=mb).numpy())
+    return np.concatenate(outputs) if outputs else np.zeros((0,) + x.shape[1:])
+
+
+def predict(ckpt: Checkpoint, series: SeriesSet) -> pd.DataFrame:
+    """Forecast the next H steps of every series in ``series``; a frame with ``COLUMNS``."""
+    check_schema(ckpt, series)
+    lookback, horizon, freq = ckpt.lookback, ckpt.horizon, ckpt.meta["data"]["freq"]
+    short = [f"{s.id!r} has {len(s.times)}" for s in series.series if len(s.times) < lookback]
+    if short:
+        raise InputError(f"{series.source}: history too short: the model reads the last {lookback} rows "
+                         f"(its lookback); series {', '.join(short[:5])}")
+    scaler = scaler_of(ckpt)
+    inputs, marks, futures = [], [], []
+    for s in series.series:
+        inputs.append(scaler.transform(s.id, s.values[-lookback:], reference=s.values))
+        future = future_times(s.times[-1], freq, horizon)
+        futures.append(future)
+        if ckpt.meta["data"]["calendar"]:
+            marks.append(time_features(s.times[-lookback:].append(future)))
+    scaled = run_model(ckpt.model, np.stack(inputs), np.stack(marks) if marks else None)
+    frames = []
+    name, targets = ckpt.meta["model"]["name"], ckpt.meta["data"]["targets"]
+    for s, future, out in zip(series.series, futures, scaled):
+        values = scaler.inverse(s.id, out.astype(np.float64), reference=s.values)  # (H, C)
+        for c, target in enumerate(targets):
+            frames.append(pd.DataFrame({"series": s.id, "timestamp": future, "step": np.arange(1, horizon + 1),
+                                        "model": name, "target": target, "forecast": values[:, c]}))
+    return pd.concat(frames, ignore_index=True)[COLUMNS]
