@@ -1,0 +1,119 @@
+"""DLinear and NLinear (Zeng, Chen, Zhang & Xu 2023, "Are Transformers Effective for Time Series
+Forecasting?", AAAI): one linear map from the L window steps to the H horizon steps, per channel.
+
+- DLinear splits the window into a trend (moving average, kernel 25, the series padded at both ends
+  by repeating its first and last values so the trend keeps length L) and a remainder (window minus
+  trend), maps each with its own Linear(L -> H), and sums the two forecasts.
+- NLinear subtracts the window's last value, maps with Linear(L -> H), and adds the value back, so
+  a shift of the whole window shifts the forecast by the same amount (a cheap guard against
+  distribution shift). seqcast's WindowNorm("last") may already have subtracted the last value;
+  then NLinear's own subtraction is a no-op (the last value is already 0), so it is correct both ways.
+
+``individual=True`` gives each channel its own weights, as in the paper; the default shares one map
+across channels (channel independence).
+
+Initialisation: as in the paper's code, the linear layers keep torch's default nn.Linear
+initialisation (uniform in +-1/sqrt(L)), not seqcast's usual zero head; the authors' optional
+1/L "average the window" initialisation is commented out in their code, and seqcast leaves it out
+too. The moving-average kernel must be odd so the trend is centred and keeps length L; the default
+25 works for any lookback because of the replicate padding.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..registry import register_model
+
+
+def series_decomposition(x: torch.Tensor, kernel_size: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
+    """Split ``x`` (B, L, C) into (trend, remainder), each (B, L, C), with trend + remainder == x.
+
+    The trend is a centred moving average; both ends are padded by repeating the first and last
+    values (kernel_size - 1) / 2 times, so every trend step averages exactly kernel_size values.
+    """
+    if kernel_size < 1 or kernel_size % 2 == 0:
+        raise ValueError(f"kernel_size must be a positive odd number, not {kernel_size}")
+    half = (kernel_size - 1) // 2
+    series = x.transpose(1, 2)  # (B, L, C) -> (B, C, L): pad and pool along time
+    padded = F.pad(series, (half, half), mode="replicate") if half else series  # (B, C, L + 2 * half)
+    trend = F.avg_pool1d(padded, kernel_size, stride=1).transpose(1, 2)  # (B, L, C)
+    return trend, x - trend
+
+
+class SeriesDecomposition(nn.Module):
+    """Module form of ``series_decomposition``: (B, L, C) -> (trend, remainder)."""
+
+    def __init__(self, kernel_size: int = 25):
+        super().__init__()
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be a positive odd number, not {kernel_size}")
+        self.kernel_size = kernel_size
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return series_decomposition(x, self.kernel_size)
+
+
+class TimeLinear(nn.Module):
+    """Linear map over time, (B, L, C) -> (B, H, C); shared by all channels or one per channel."""
+
+    def __init__(self, lookback: int, horizon: int, n_features: int, individual: bool):
+        super().__init__()
+        channels = n_features if individual else 1
+        # (channels, H, L) like nn.Linear's (out, in); channels == 1 broadcasts across C
+        self.weight = nn.Parameter(torch.empty(channels, horizon, lookback))
+        self.bias = nn.Parameter(torch.empty(channels, horizon))
+        bound = 1.0 / math.sqrt(lookback)  # nn.Linear's default: uniform in +-1/sqrt(fan_in)
+        nn.init.uniform_(self.weight, -bound, bound)
+        nn.init.uniform_(self.bias, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.einsum("blc,chl->bhc", x, self.weight.expand(x.shape[2], -1, -1))  # (B, H, C)
+        return out + self.bias.transpose(0, 1)  # bias (channels, H) -> (H, channels), broadcast over B
+
+
+def _check_sizes(lookback: int, horizon: int, n_features: int) -> None:
+    if lookback < 1 or horizon < 1 or n_features < 1:
+        raise ValueError("lookback, horizon and n_features must be at least 1")
+
+
+@register_model("dlinear")
+class DLinear(nn.Module):
+    """DLinear: moving-average trend + remainder, one linear map over time for each, summed."""
+
+    def __init__(
+        self,
+        lookback: int,
+        horizon: int,
+        n_features: int,
+        *,
+        kernel_size: int = 25,
+        individual: bool = False,
+    ):
+        super().__init__()
+        _check_sizes(lookback, horizon, n_features)
+        self.decomposition = SeriesDecomposition(kernel_size)
+        self.trend = TimeLinear(lookback, horizon, n_features, individual)
+        self.remainder = TimeLinear(lookback, horizon, n_features, individual)
+
+    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+        trend, remainder = self.decomposition(x)  # each (B, L, C)
+        return self.trend(trend) + self.remainder(remainder)  # (B, H, C)
+
+
+@register_model("nlinear")
+class NLinear(nn.Module):
+    """NLinear: subtract the window's last value, one linear map over time, add it back."""
+
+    def __init__(self, lookback: int, horizon: int, n_features: int, *, individual: bool = False):
+        super().__init__()
+        _check_sizes(lookback, horizon, n_features)
+        self.linear = TimeLinear(lookback, horizon, n_features, individual)
+
+    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+        last = x[:, -1:, :].detach()  # (B, 1, C); detached as in the paper (it is an offset, not a feature)
+        return self.linear(x - last) + last

@@ -1,0 +1,202 @@
+"""N-BEATS (Oreshkin, Carpov, Chapados & Bengio 2020, "N-BEATS: Neural basis expansion analysis for
+interpretable time series forecasting", ICLR).
+
+Each block reads a window, runs it through fully connected ReLU layers, and predicts two coefficient
+vectors theta_b and theta_f; a basis turns them into a backcast (L steps) and a forecast (H steps).
+Blocks are stacked doubly residually: block k+1 reads block k's input minus block k's backcast (what
+is not yet explained), and the model's forecast is the sum of every block's forecast.
+
+- ``nbeats`` (generic): the basis is learned, so each block maps its hidden state straight to L + H
+  values (a learned Linear basis after a Linear theta is itself one Linear, which is what we use).
+- ``nbeats_interpretable``: a trend stack whose basis is the polynomials 1, t, ..., t^degree, then a
+  seasonality stack whose basis is cos/sin harmonics; ``decompose`` returns the two stacks'
+  forecasts, which add up to the model's output. As in the paper, blocks share weights within each
+  interpretable stack.
+
+Where seqcast differs:
+- Defaults are CPU-sized: width 256 and 3 blocks of 4 layers (generic: 3 blocks in all; the paper's
+  generic model used 30 blocks of width 512, and its seasonality stack width 2048).
+- Channels are forecast independently with shared weights: (B, L, C) is folded to (B * C, L).
+- Forecast coefficients are zero-initialised (``zero_head``), so an untrained model forecasts 0,
+  i.e. the last value under seqcast's per-window normalisation; backcasts keep torch's default init.
+- The final block (or the final stack's shared block, if applied once) has no backcast layer: its
+  backcast would feed nothing, and a layer that never gets a gradient only wastes memory.
+- Seasonality uses one time axis for backcast and forecast (steps measured in units of H, the
+  window at negative times), so a harmonic has the same period on both sides of the forecast origin.
+  The trend basis, as in the paper, runs t over [0, 1) separately on each side.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..registry import register_model
+from . import zero_head
+
+
+def trend_basis(degree: int, steps: int) -> torch.Tensor:
+    """Polynomial basis (degree + 1, steps): rows t^0 ... t^degree, t = 0, 1/steps, ..., 1 - 1/steps."""
+    t = torch.arange(steps, dtype=torch.float32) / steps
+    return torch.stack([t**p for p in range(degree + 1)])
+
+
+def seasonality_basis(num_harmonics: int, t: torch.Tensor) -> torch.Tensor:
+    """Fourier basis (1 + 2 * num_harmonics, len(t)): 1, cos(2 pi k t), sin(2 pi k t) for k = 1..K."""
+    k = torch.arange(1, num_harmonics + 1, dtype=torch.float32)[:, None]  # (K, 1)
+    angle = 2 * math.pi * k * t[None, :]  # (K, steps)
+    return torch.cat([torch.ones(1, t.numel()), torch.cos(angle), torch.sin(angle)])
+
+
+class Block(nn.Module):
+    """FC stack -> theta -> (backcast (N, L) or None, forecast (N, H)) through fixed or learned bases."""
+
+    def __init__(
+        self,
+        lookback: int,
+        hidden_size: int,
+        num_layers: int,
+        backcast_basis: torch.Tensor | int | None,
+        forecast_basis: torch.Tensor | int,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = [nn.Linear(lookback, hidden_size), nn.ReLU()]
+        for _ in range(num_layers - 1):
+            layers += [nn.Linear(hidden_size, hidden_size), nn.ReLU()]
+        self.fc = nn.Sequential(*layers)
+        # an int basis means a learned (generic) basis of that many output steps
+        self.backcast_theta = None
+        if backcast_basis is None:
+            self.register_buffer("backcast_basis", None)
+        else:
+            self.backcast_theta = self._theta(hidden_size, backcast_basis, "backcast_basis")
+        self.forecast_theta = zero_head(self._theta(hidden_size, forecast_basis, "forecast_basis"))
+
+    def _theta(self, hidden_size: int, basis: torch.Tensor | int, name: str) -> nn.Linear:
+        if isinstance(basis, int):
+            self.register_buffer(name, None)
+            return nn.Linear(hidden_size, basis)
+        self.register_buffer(name, basis, persistent=False)  # fixed; rebuilt by __init__ on load
+        return nn.Linear(hidden_size, basis.shape[0])
+
+    def forward(self, x: torch.Tensor, need_backcast: bool = True):
+        h = self.fc(x)  # (N, L) -> (N, hidden)
+        forecast = self.forecast_theta(h)  # (N, p_f)
+        if self.forecast_basis is not None:
+            forecast = forecast @ self.forecast_basis  # (N, p_f) @ (p_f, H) -> (N, H)
+        if not need_backcast or self.backcast_theta is None:
+            return None, forecast
+        backcast = self.backcast_theta(h)
+        if self.backcast_basis is not None:
+            backcast = backcast @ self.backcast_basis  # (N, p_b) @ (p_b, L) -> (N, L)
+        return backcast, forecast
+
+
+def _check(lookback: int, horizon: int, n_features: int, hidden_size: int, num_layers: int, num_blocks: int):
+    if lookback < 1 or horizon < 1 or n_features < 1:
+        raise ValueError("lookback, horizon and n_features must be at least 1")
+    for key, value in (("hidden_size", hidden_size), ("num_layers", num_layers), ("num_blocks", num_blocks)):
+        if value < 1:
+            raise ValueError(f"{key} must be at least 1, not {value}")
+
+
+def _fold(x: torch.Tensor) -> torch.Tensor:
+    return x.transpose(1, 2).reshape(-1, x.shape[1])  # (B, L, C) -> (B, C, L) -> (B * C, L)
+
+
+def _unfold(y: torch.Tensor, n_features: int) -> torch.Tensor:
+    return y.view(-1, n_features, y.shape[-1]).transpose(1, 2)  # (B * C, H) -> (B, C, H) -> (B, H, C)
+
+
+@register_model("nbeats")
+class NBeats(nn.Module):
+    """N-BEATS generic: doubly residual fully connected blocks with learned bases."""
+
+    def __init__(
+        self,
+        lookback: int,
+        horizon: int,
+        n_features: int,
+        *,
+        num_blocks: int = 3,
+        num_layers: int = 4,
+        hidden_size: int = 256,
+    ):
+        super().__init__()
+        _check(lookback, horizon, n_features, hidden_size, num_layers, num_blocks)
+        self.n_features = n_features
+        self.blocks = nn.ModuleList(
+            Block(lookback, hidden_size, num_layers, lookback if i < num_blocks - 1 else None, horizon)
+            for i in range(num_blocks)
+        )
+
+    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+        residual, forecast = _fold(x), 0.0  # (B * C, L)
+        for block in self.blocks:
+            backcast, block_forecast = block(residual)
+            forecast = forecast + block_forecast  # (B * C, H)
+            if backcast is not None:
+                residual = residual - backcast  # pass on what this block did not explain
+        return _unfold(forecast, self.n_features)
+
+
+@register_model("nbeats_interpretable")
+class NBeatsInterpretable(nn.Module):
+    """N-BEATS interpretable: a polynomial trend stack then a Fourier seasonality stack."""
+
+    def __init__(
+        self,
+        lookback: int,
+        horizon: int,
+        n_features: int,
+        *,
+        num_blocks: int = 3,
+        num_layers: int = 4,
+        hidden_size: int = 256,
+        degree: int = 3,
+        num_harmonics: int = 0,
+    ):
+        super().__init__()
+        _check(lookback, horizon, n_features, hidden_size, num_layers, num_blocks)
+        if degree < 0:
+            raise ValueError(f"degree must be 0 or more, not {degree}")
+        if num_harmonics < 0:
+            raise ValueError(f"num_harmonics must be 0 (the paper's H/2 - 1) or more, not {num_harmonics}")
+        self.n_features, self.num_blocks = n_features, num_blocks
+        # the paper's floor(H/2 - 1) harmonics, at least one so short horizons still have a season
+        harmonics = num_harmonics or max(1, horizon // 2 - 1)
+        # one time axis in units of H: the window at t < 0, the horizon at t in [0, 1)
+        past = (torch.arange(lookback, dtype=torch.float32) - lookback) / horizon
+        future = torch.arange(horizon, dtype=torch.float32) / horizon
+        self.trend = Block(
+            lookback, hidden_size, num_layers, trend_basis(degree, lookback), trend_basis(degree, horizon)
+        )
+        # the last stack's shared block needs a backcast only if it is applied more than once
+        self.seasonality = Block(
+            lookback,
+            hidden_size,
+            num_layers,
+            seasonality_basis(harmonics, past) if num_blocks > 1 else None,
+            seasonality_basis(harmonics, future),
+        )
+
+    def decompose(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The trend and seasonality stacks' forecasts, each (B, H, C); forward returns their sum."""
+        residual = _fold(x)  # (B * C, L)
+        parts = []
+        for stack, last in ((self.trend, False), (self.seasonality, True)):
+            total = 0.0
+            for i in range(self.num_blocks):  # the same block, weights shared within the stack
+                need_backcast = not (last and i == self.num_blocks - 1)
+                backcast, forecast = stack(residual, need_backcast)
+                total = total + forecast
+                if backcast is not None:
+                    residual = residual - backcast
+            parts.append(_unfold(total, self.n_features))
+        return parts[0], parts[1]
+
+    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+        trend, seasonality = self.decompose(x)
+        return trend + seasonality
