@@ -41,7 +41,6 @@ def _color_off() -> bool:
     return State.no_color or "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
 
 
-@functools.lru_cache(maxsize=None)
 def _console(stderr: bool = True):
     from rich.console import Console
 

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .errors import InputError
 
-TIME_NAMES = ("ds", "date", "datetime", "timestamp", "time", "period", "month", "week", "day", "year")
+TIME_NAMES = ("ds", "date", "datetime", "timestamp", "time", "period", "month", "week", "day", "year", "step")
 ID_NAMES = ("unique_id", "series_id", "series", "id")
 TARGET_NAMES = ("y", "value", "target")
 FILL_POLICIES = ("none", "ffill", "interpolate", "zero")
@@ -223,13 +223,13 @@ def infer_frequency(times: pd.Index) -> str | None:
         return str(step) if step > 0 else None
     if len(times) >= 3:
         with warnings.catch_warnings():
-            warnings.simplefilter("ignore", FutureWarning)
+            warnings.simplefilter("ignore")  # pandas 3 announces infer_freq's future return type
             freq = pd.infer_freq(times)
         if freq:
             return pd.tseries.frequencies.to_offset(freq).freqstr
-    diffs = np.diff(times.asi8)
+    diffs = np.diff(times.to_numpy())  # timedelta64 in the index's own resolution
     values, counts = np.unique(diffs, return_counts=True)
-    mode = pd.Timedelta(int(values[np.argmax(counts)]), unit="ns")
+    mode = pd.Timedelta(values[np.argmax(counts)])
     days = mode / pd.Timedelta(days=1)
     if 27 <= days <= 32:
         candidates = ["MS", "ME"]
@@ -428,13 +428,14 @@ def _common_frequency(series: list[Series], name: str) -> str:
 
 
 def season_length(freq: str) -> int:
-    """The natural season of a frequency: 24 for hourly, 7 daily, 52 weekly, 12 monthly, 4 quarterly."""
+    """The natural season of a frequency: a day for hourly and minute data (24, 96 for 15min), 7 for
+    daily, 52 weekly, 12 monthly, 4 quarterly; 1 (no season) otherwise."""
     if freq.isdigit():
         return 1
     base = pd.tseries.frequencies.to_offset(freq)
     name = base.rule_code.split("-")[0].upper()
     n = getattr(base, "n", 1) or 1
-    table = {"H": 24, "h": 24, "T": 60, "MIN": 60, "D": 7, "B": 5, "W": 52, "MS": 12, "ME": 12, "M": 12,
+    table = {"H": 24, "h": 24, "T": 1440, "MIN": 1440, "D": 7, "B": 5, "W": 52, "MS": 12, "ME": 12, "M": 12,
              "QS": 4, "QE": 4, "Q": 4, "YS": 1, "YE": 1, "Y": 1, "S": 60}
     season = table.get(name, table.get(name.lower(), 1))
     return max(1, season // n) if season > 1 else 1

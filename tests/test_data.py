@@ -1,0 +1,128 @@
+"""Reading, frequency inference, splits, scaling and windows: the data spine."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seqcast.data import DataConfig, future_times, infer_frequency, season_length, series_from_text
+from seqcast.errors import InputError
+from seqcast.windows import Scaler, Split, build_windows, default_split, explicit_split, scaled_arrays, split_targets
+
+
+def _csv(n=200, freq="h", start="2024-01-01", value=lambda i: float(i)):
+    times = pd.date_range(start, periods=n, freq=freq)
+    return "timestamp,value\n" + "".join(f"{t},{value(i)}\n" for i, t in enumerate(times))
+
+
+@pytest.mark.parametrize("freq,expected,season", [("h", "h", 24), ("D", "D", 7), ("W-SUN", "W-SUN", 52),
+                                                  ("MS", "MS", 12), ("QS-JAN", "QS-JAN", 4), ("15min", "15min", 96)])
+def test_frequency_inference(freq, expected, season):
+    series = series_from_text("t.csv", _csv(60, freq))
+    assert series.freq == expected
+    assert season_length(series.freq) == season
+
+
+def test_integer_steps_and_future_times():
+    series = series_from_text("t.csv", "step,value\n" + "".join(f"{10 + 5 * i},{i}\n" for i in range(30)))
+    assert series.integer_time and series.freq == "5"
+    assert list(future_times(series.series[0].times[-1], series.freq, 3)) == [160, 165, 170]
+
+
+def test_monthly_future_timestamps_follow_the_calendar():
+    series = series_from_text("t.csv", _csv(30, "MS"))
+    future = future_times(series.series[0].times[-1], series.freq, 2)
+    assert [str(t.date()) for t in future] == ["2026-07-01", "2026-08-01"]
+
+
+def test_default_target_is_last_numeric_column_and_said():
+    series = series_from_text("t.csv", "date,a,b,label\n2024-01-01,1,2,x\n2024-01-02,3,4,y\n2024-01-03,5,6,z\n")
+    assert series.targets == ["b"]
+    assert any("last numeric" in n for n in series.notes)
+
+
+def test_long_format_is_detected():
+    text = "unique_id,ds,y\n" + "".join(f"{sid},2024-01-{d:02d},{d}\n" for sid in "ab" for d in range(1, 21))
+    series = series_from_text("t.csv", text)
+    assert series.id_col == "unique_id" and [s.id for s in series.series] == ["a", "b"]
+    assert series.series[1].values.shape == (20, 1)
+
+
+def test_gap_names_the_place_and_fill_repairs_it():
+    lines = _csv(50).splitlines(keepends=True)
+    text = "".join(lines[:11] + lines[13:])
+    with pytest.raises(InputError, match=r"gap after 2024-01-01 09:00:00.*2 timestamps missing"):
+        series_from_text("t.csv", text)
+    filled = series_from_text("t.csv", text, DataConfig(fill="interpolate"))
+    assert np.allclose(filled.series[0].values[:, 0], np.arange(50))
+
+
+def test_short_row_is_noticed():
+    with pytest.raises(InputError, match="t.csv: line 3: expected 2 fields, saw 1"):
+        series_from_text("t.csv", "timestamp,value\n2024-01-01,1\n2024-01-02\n2024-01-03,3\n")
+
+
+def test_split_borders_include_the_lookback_overlap():
+    series = series_from_text("t.csv", _csv(300))
+    splits = explicit_split(series, Split(200, 50, 50), lookback=24, horizon=6)
+    arrays = scaled_arrays(series, Scaler.fit(series, {"main": 200}))
+    train = build_windows(series, arrays, 24, 6, split_targets(splits, "train"))
+    val = build_windows(series, arrays, 24, 6, split_targets(splits, "val"))
+    test = build_windows(series, arrays, 24, 6, split_targets(splits, "test"))
+    assert len(train) == 200 - 24 - 6 + 1
+    assert len(val) == 50 - 6 + 1 and len(test) == 50 - 6 + 1
+    assert val.origins.min() == 200 and int(val.starts.min()) == 200 - 24  # input starts L rows early
+    assert test.origins.max() + 6 == 300
+    x, y, _ = test.batch(slice(0, 1))
+    assert x.shape == (1, 24, 1) and y.shape == (1, 6, 1)
+    # The first test target is row 250: its scaled value is (250 - mean) / std of the training rows.
+    scaler = Scaler.fit(series, {"main": 200})
+    assert torch.isclose(y[0, 0, 0], torch.tensor((250 - scaler.mean["main"][0]) / scaler.std["main"][0]))
+
+
+def test_scaler_fits_on_training_rows_only():
+    series = series_from_text("t.csv", _csv(100, value=lambda i: 1000.0 if i >= 80 else float(i % 2)))
+    scaler = Scaler.fit(series, {"main": 80})
+    assert scaler.mean["main"] == [0.5] and scaler.std["main"] == [0.5]
+
+
+def test_windows_do_not_cross_series():
+    text = "unique_id,ds,y\n" + "".join(f"{sid},2024-01-{d:02d},{d}\n" for sid in "ab" for d in range(1, 31))
+    series = series_from_text("t.csv", text)
+    arrays = scaled_arrays(series, Scaler.fit(series, {"a": 30, "b": 30}))
+    windows = build_windows(series, arrays, 5, 2, {"a": (0, 30), "b": (0, 30)})
+    assert len(windows) == 2 * (30 - 5 - 2 + 1)
+    x, y, _ = windows.batch(slice(None))
+    diffs = torch.diff(torch.cat([x, y], 1)[..., 0], dim=1)
+    assert torch.allclose(diffs, diffs[:, :1].expand_as(diffs))  # each window is one straight ramp
+
+
+def test_rolling_origin_windows_count_back_from_the_end():
+    series = series_from_text("t.csv", _csv(120))
+    arrays = scaled_arrays(series, Scaler.fit(series, {"main": 100}))
+    windows = build_windows(series, arrays, 24, 6, {"main": (0, 120)}, stride=6, last=5)
+    assert windows.origins.tolist() == [90, 96, 102, 108, 114]
+
+
+def test_too_short_series_says_required_and_actual():
+    series = series_from_text("t.csv", _csv(40))
+    with pytest.raises(InputError, match=r"has 40 rows, needs 144 \(lookback 96 \+ horizon 24 \+ validation 24\)"):
+        default_split(series, 96, 24)
+
+
+def test_etth1_protocol_self_check():
+    """Repeat-last-value on ETTh1 OT, H=24 and 96, reproduces BENCHMARKS.md to 4 decimals."""
+    from pathlib import Path
+
+    from seqcast.data import load_series
+
+    path = Path(__file__).parents[1] / "sample_data" / "ETTh1.csv"
+    series = load_series(str(path), DataConfig(target=("OT",)))
+    for horizon, mse, mae in ((24, 0.03431, 0.13941), (96, 0.06926, 0.20328)):
+        splits = explicit_split(series, Split(8640, 2880, 2880), 96, horizon)
+        arrays = scaled_arrays(series, Scaler.fit(series, {"main": 8640}))
+        x, y, _ = build_windows(series, arrays, 96, horizon, split_targets(splits, "test")).batch(slice(None))
+        assert len(x) == 2881 - horizon
+        error = (x[:, -1:, :].double() - y.double())
+        assert round(float((error**2).mean()), 4) == round(mse, 4)
+        assert round(float(error.abs().mean()), 4) == round(mae, 4)

@@ -1,0 +1,92 @@
+"""The whole product through the CLI on the bundled real series: fit -> info -> predict -> evaluate -> compare."""
+
+import io
+import json
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from seqcast.cli import app
+
+SAMPLES = Path(__file__).parents[1] / "sample_data"
+FAST = ["--epochs", "2", "--param", "hidden_size=16"]
+runner = CliRunner()
+
+
+def run(*args):
+    result = runner.invoke(app, [str(a) for a in args])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_fit_with_no_flags_says_what_it_chose(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    code, out, err = run("fit", SAMPLES / "nino12_monthly.csv", "--epochs", "1")
+    assert code == 0, err
+    assert out == ""
+    for chosen in ("time column month", "target sst", "frequency MS", "lookback 48", "horizon 12", "checkpoint: gru.ckpt"):
+        assert chosen in err
+    assert (tmp_path / "gru.ckpt").exists()
+
+
+def test_fit_predict_evaluate_info_on_monthly_series(tmp_path):
+    ckpt = tmp_path / "lstm.ckpt"
+    code, _, err = run("fit", SAMPLES / "nino12_monthly.csv", "--model", "lstm", "-o", ckpt, *FAST)
+    assert code == 0, err
+    code, out, _ = run("predict", ckpt, SAMPLES / "nino12_monthly.csv")
+    assert code == 0
+    forecast = pd.read_csv(io.StringIO(out))
+    assert list(forecast.columns) == ["series", "timestamp", "step", "model", "target", "forecast"]
+    assert forecast["timestamp"].tolist()[:2] == ["2011-01-01", "2011-02-01"]
+    assert forecast["forecast"].between(15, 35).all()  # original units (degrees C), not z-scores
+    code, out, _ = run("evaluate", ckpt, SAMPLES / "nino12_monthly.csv", "--windows", "4", "--json")
+    report = json.loads(out)
+    assert code == 0 and report["windows"] == 4
+    assert set(report["overall"]) == {"lstm", "naive", "seasonal_naive"}
+    assert set(report["overall"]["lstm"]) == {"mse", "mae", "rmse", "mape", "smape", "mase"}
+    code, out, _ = run("info", ckpt)
+    assert code == 0 and "lstm" in out and "lookback 48, horizon 12" in out
+
+
+def test_many_series_in_long_format_one_global_model(tmp_path):
+    ckpt = tmp_path / "gru.ckpt"
+    code, _, err = run("fit", SAMPLES / "us_macro_quarterly.csv", "-o", ckpt, *FAST)
+    assert code == 0, err
+    assert "8 series" in err
+    code, out, _ = run("predict", ckpt, SAMPLES / "us_macro_quarterly.csv")
+    forecast = pd.read_csv(io.StringIO(out))
+    assert forecast["series"].nunique() == 8 and len(forecast) == 8 * 8
+    assert forecast["timestamp"].iloc[0] == "2009-10-01"
+    gdp = forecast[forecast.series == "realgdp"]["forecast"]
+    assert gdp.between(10_000, 16_000).all()  # per-series scaling brought back to GDP units
+
+
+def test_compare_leaderboard_with_baselines_and_outputs(tmp_path):
+    table = tmp_path / "board.csv"
+    code, out, err = run("compare", SAMPLES / "nino12_monthly.csv", "--models", "rnn,gru,naive",
+                         "--windows", "3", "-o", table, "--save-dir", tmp_path, "--json", *FAST)
+    assert code == 0, err
+    rows = json.loads(out)
+    assert {r["model"] for r in rows} == {"rnn", "gru", "naive", "seasonal_naive"}
+    assert [r["mase"] for r in rows] == sorted(r["mase"] for r in rows)
+    assert all(r["windows"] == 3 for r in rows)
+    assert pd.read_csv(table)["model"].tolist() == [r["model"] for r in rows]
+    assert (tmp_path / "rnn.ckpt").exists() and (tmp_path / "gru.ckpt").exists()
+
+
+def test_compare_explicit_split_scores_scaled_stride_one_windows(tmp_path):
+    code, out, err = run("compare", SAMPLES / "nino12_monthly.csv", "--models", "naive", "--split", "500,100,132",
+                         "--lookback", "24", "--horizon", "12", "--json")
+    assert code == 0, err
+    rows = {r["model"]: r for r in json.loads(out)}
+    assert rows["naive"]["windows"] == 132 - 12 + 1
+    assert rows["naive"]["mse"] == rows["naive"]["mse"] and rows["naive"]["mse"] < 5  # z-scored scale
+
+
+def test_models_lists_every_registered_model_with_parameters():
+    from seqcast.registry import list_models
+
+    code, out, _ = run("models")
+    assert code == 0
+    for name in list_models():
+        assert any(line.startswith(name + " ") for line in out.splitlines())
