@@ -122,14 +122,17 @@ def parse_table(name: str, text: str) -> tuple[list[str], dict[str, np.ndarray],
     try:
         header = [h.strip() for h in next(reader)]
         width = len(header)
+        start = reader.line_num + 1  # a quoted field may span lines: name the line where the row starts
         for row in reader:
+            line, start = start + skipped, reader.line_num + 1
             if not row or (len(row) == 1 and not row[0].strip()):
                 continue
             if len(row) != width:
-                line = reader.line_num + skipped
-                raise InputError(f"{name}: line {line}: expected {width} fields, saw {len(row)}")
+                spans = f" (a quoted field runs on to line {reader.line_num + skipped}; is a quote unclosed?)" \
+                    if reader.line_num + skipped > line else ""
+                raise InputError(f"{name}: line {line}: expected {width} fields, saw {len(row)}{spans}")
             rows.append(row)
-            lines.append(reader.line_num + skipped)
+            lines.append(line)
     except csv.Error as exc:
         raise InputError(f"{name}: line {reader.line_num + skipped}: {exc}") from None
     for i, column in enumerate(header):
@@ -420,9 +423,15 @@ def _common_frequency(series: list[Series], name: str) -> str:
     if freq is None:
         if len(longest.times) < 2:
             raise InputError(f"{name}: only one row; a forecast needs a history of many rows")
+        steps = np.diff(np.asarray(longest.times))
+        values, counts = np.unique(steps, return_counts=True)
+        usual = values[np.argmax(counts)]
+        i = int(np.argmax(steps != usual))  # the first place the spacing breaks from the usual step
+        usual = pd.tseries.frequencies.to_offset(pd.Timedelta(usual)).freqstr
         raise InputError(
-            f"{name}: cannot infer a regular frequency from the timestamps of series {longest.id!r} "
-            f"(first {longest.times[0]}, then {longest.times[1]}); set it with --freq (e.g. h, D, W, MS)"
+            f"{name}: cannot infer a regular frequency from the timestamps of series {longest.id!r}: "
+            f"the usual step is {usual!r}, but {longest.times[i]} is followed by {longest.times[i + 1]}; "
+            "set it with --freq (e.g. h, D, W, MS) and --fill, or resample the data"
         )
     return freq
 

@@ -1,0 +1,122 @@
+"""Shared fixtures for CLI and data tests: small synthetic CSVs, one tiny trained checkpoint, and
+helpers that run the CLI in-process (Typer's CliRunner) or as a real subprocess.
+
+    hourly_csv   400 hourly rows, ``timestamp,value``, a daily sine plus noise
+    long_csv     long format ``unique_id,ds,y``: two hourly series, one with a non-ASCII id ("zürich")
+    tiny_ckpt    a GRU trained on ``hourly_csv`` with TINY_FIT (lookback 24, horizon 6, hidden 8, 1 epoch)
+    invoke       invoke("predict", ckpt, csv, input=...) -> (exit code, stdout, stderr) through CliRunner
+    run_cli      run_cli("predict", ckpt, csv, input=b"...", env=..., cwd=...) -> (rc, stdout, stderr)
+                 through ``[sys.executable, "-m", "seqcast", ...]`` (text, UTF-8)
+
+All data here is synthetic.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+FORECAST_COLUMNS = ["series", "timestamp", "step", "model", "target", "forecast"]
+# The fastest settings that still train a real model; every CLI test that fits uses these.
+TINY_FIT = ["--model", "gru", "--epochs", "1", "--lookback", "24", "--horizon", "6", "--param", "hidden_size=8"]
+NON_ASCII_ID = "zürich"
+
+
+def hourly_text(n: int = 400, seed: int = 0, start: str = "2024-01-01 00:00:00", freq: str = "h") -> str:
+    """``timestamp,value`` CSV text: a daily sine plus a little noise."""
+    import pandas as pd
+
+    times = pd.date_range(start, periods=n, freq=freq)
+    noise = np.random.default_rng(seed).normal(scale=0.1, size=n)
+    values = np.sin(np.arange(n) * 2 * np.pi / 24) + noise
+    return "timestamp,value\n" + "".join(f"{t:%Y-%m-%d %H:%M:%S},{v:.6f}\n" for t, v in zip(times, values))
+
+
+def long_text(ids: tuple[str, ...] = (NON_ASCII_ID, "oslo"), n: int = 120, seed: int = 1) -> str:
+    """``unique_id,ds,y`` CSV text with one hourly series per id."""
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2024-01-01", periods=n, freq="h")
+    lines = ["unique_id,ds,y"]
+    for k, sid in enumerate(ids):
+        values = 10 * k + np.sin(np.arange(n) * 2 * np.pi / 24) + rng.normal(scale=0.1, size=n)
+        lines += [f"{sid},{t:%Y-%m-%d %H:%M:%S},{v:.6f}" for t, v in zip(times, values)]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def data_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("data")
+
+
+@pytest.fixture(scope="session")
+def hourly_csv(data_dir) -> Path:
+    path = data_dir / "hourly.csv"
+    path.write_text(hourly_text(), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="session")
+def long_csv(data_dir) -> Path:
+    path = data_dir / "long.csv"
+    path.write_text(long_text(), encoding="utf-8")
+    return path
+
+
+def cli_invoke(*args, input=None, env=None):
+    """Run the Typer app in-process; returns (exit code, stdout, stderr) with the streams kept apart."""
+    from typer.testing import CliRunner
+
+    from seqcast.cli import app
+
+    result = CliRunner().invoke(app, [str(a) for a in args], input=input, env=env)
+    if result.exit_code == 1 and result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception  # a crash inside the test harness itself; show it
+    return result.exit_code, result.stdout, result.stderr
+
+
+@pytest.fixture(scope="session")
+def invoke():
+    return cli_invoke
+
+
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The current environment, one torch thread (fast, and identical between runs), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("NO_COLOR", "FORCE_COLOR")}
+    env.update(OMP_NUM_THREADS="1", PYTHONIOENCODING="utf-8")
+    env.update(extra)
+    return env
+
+
+def cli_command(*args) -> list[str]:
+    return [sys.executable, "-m", "seqcast", *[str(a) for a in args]]
+
+
+def run_cli_subprocess(*args, input: bytes | str | None = None, env: dict | None = None, cwd=None,
+                       timeout: float = 120) -> tuple[int, str, str]:
+    """Run the real CLI (``python -m seqcast ARGS``) and return (rc, stdout, stderr) as UTF-8 text."""
+    if isinstance(input, str):
+        input = input.encode("utf-8")
+    proc = subprocess.run(cli_command(*args), input=input if input is not None else b"",
+                          capture_output=True, env=env or subprocess_env(), cwd=cwd, timeout=timeout)
+    return proc.returncode, proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+
+
+@pytest.fixture(scope="session")
+def run_cli():
+    return run_cli_subprocess
+
+
+@pytest.fixture(scope="session")
+def tiny_ckpt(tmp_path_factory, hourly_csv) -> Path:
+    """A GRU checkpoint trained on ``hourly_csv`` in about a second (shared by the whole session)."""
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    code, _, err = cli_invoke("fit", hourly_csv, *TINY_FIT, "--output", path)
+    assert code == 0, err
+    return path
