@@ -154,6 +154,7 @@ SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Explicit split
 Windows = Annotated[int, typer.Option("--windows", help="Rolling-origin test windows per series (the last N).")]
 Stride = Annotated[int, typer.Option("--stride", help="Steps between test origins (0 = the horizon).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+Forecasts = Annotated[Optional[str], typer.Option("--forecasts", help="Also write every test window's forecasts as CSV (model, series, origin, step, target, actual, forecast); - for stdout.")]
 
 
 def _data_config(time_col, target, id_col, freq, fill):
@@ -361,6 +362,7 @@ def evaluate(
     stride: Stride = 0,
     split: SplitOpt = None,
     fill: Fill = "none",
+    forecasts: Forecasts = None,
     json_out: Json = False,
 ) -> None:
     """Backtest a checkpoint on the last rolling-origin windows of a CSV, beside naive baselines."""
@@ -372,6 +374,13 @@ def evaluate(
     ckpt = load(checkpoint_path)
     series = _load(data, data_config(ckpt, fill))
     report = backtest(ckpt, series, EvalConfig(windows, stride, Split.parse(split) if split else None))
+    frame = report.pop("forecasts")
+    if forecasts:
+        from .data import write_csv
+
+        _emit(write_csv(frame), forecasts)
+        if forecasts == "-":
+            return
     if json_out:
         _emit(_json(report), "-")
         return
@@ -411,9 +420,11 @@ def compare(
     patience: Patience = 3,
     seed: Seed = 0,
     device: Device = "auto",
+    forecasts: Forecasts = None,
     json_out: Json = False,
 ) -> None:
     """Train several models identically and rank them on the same test windows."""
+    from .data import write_csv
     from .evaluation import METRICS, EvalConfig
     from .evaluation import compare as run_compare
     from .registry import list_models, parse_param_options, resolve_params
@@ -457,7 +468,8 @@ def compare(
     rows = run_compare(series, names, ModelConfig(params={}, lookback=lookback, horizon=horizon,
                                                   window_norm=window_norm),
                        train_config, eval_config, per_model, str(save_dir) if save_dir else None,
-                       on_model=on_model, on_epoch=lambda r: progress[next(iter(progress))].epoch(r))
+                       on_model=on_model, on_epoch=lambda r: progress[next(iter(progress))].epoch(r),
+                       on_forecasts=(lambda frame: _emit(write_csv(frame), forecasts)) if forecasts else None)
     rows.sort(key=lambda r: (not math.isfinite(r[metric]), r[metric]))
     columns = ["model", "parameters", "train_s", "seconds_per_epoch", "epochs", "predict_ms", *METRICS, "windows"]
     if output:
@@ -471,6 +483,8 @@ def compare(
             _emit(write_csv(pd.DataFrame(rows)), output)
     if json_out:
         _emit(_json(rows), "-")
+        return
+    if forecasts == "-":
         return
     units = "scaled values" if split else "original units"
     _table(f"leaderboard by {metric} ({rows[0]['windows']} test windows, {units})", columns,

@@ -65,7 +65,8 @@ def score(series: SeriesSet, scaler: Scaler, model, lookback: int, horizon: int,
           calendar: bool, name: str) -> tuple[dict[str, Any], float]:
     """Forecast every test window with ``model`` and the baselines; metrics per series and overall.
 
-    Returns the report and the milliseconds ``model`` took to forecast all windows.
+    Returns the report and the milliseconds ``model`` took to forecast all windows; the report's
+    ``"forecasts"`` holds every window's forecast of ``model`` (a frame, see ``FORECAST_COLUMNS``).
     """
     arrays = scaled_arrays(series, scaler)
     if config.split:
@@ -102,19 +103,47 @@ def score(series: SeriesSet, scaler: Scaler, model, lookback: int, horizon: int,
         per_series[s.id] = {"windows": int(rows.sum())}
         for key, pred in predictions.items():
             truth, guess = y[rows].astype(np.float64), pred[rows].astype(np.float64)
-            if not scaled_metrics:
-                truth = scaler.inverse(s.id, truth, reference=s.values)
+            if not scaled_metrics:  # actuals straight from the data, not round-tripped through float32
+                truth = np.stack([s.values[o : o + horizon] for o in windows.origins[rows]])
                 guess = scaler.inverse(s.id, guess, reference=s.values)
             actual_all[key].append(truth)
             forecast_all[key].append(guess)
             per_series[s.id][key] = metrics(truth, guess, scale)
     scales = np.concatenate(scales_all)
+    forecasts = _forecast_frame(series, windows, np.concatenate(actual_all[name]),
+                                np.concatenate(forecast_all[name]), name)
     overall = {key: metrics(np.concatenate(actual_all[key]), np.concatenate(forecast_all[key]), scales)
                for key in predictions}
     report = {"windows": len(windows), "stride": 1 if config.split else (config.stride or horizon),
               "scaled": scaled_metrics, "lookback": lookback, "horizon": horizon, "season": season,
-              "overall": overall, "series": per_series}
+              "overall": overall, "series": per_series, "forecasts": forecasts}
     return report, elapsed_ms
+
+
+FORECAST_COLUMNS = ["model", "series", "origin", "step", "target", "actual", "forecast"]
+
+
+def _forecast_frame(series: SeriesSet, windows, actual: np.ndarray, forecast: np.ndarray, name: str):
+    """One row per window, step and target: what ``--forecasts`` writes (scaled or original units)."""
+    import pandas as pd
+
+    # Windows are grouped by series in order, as ``actual``/``forecast`` were concatenated.
+    order = np.argsort(windows.series_index, kind="stable")
+    series_index, origins = windows.series_index[order], windows.origins[order]
+    n, horizon, channels = actual.shape
+    ids = np.array([s.id for s in series.series], dtype=object)[series_index]
+    origin_times = np.concatenate([np.asarray(series.series[i].times[origins[series_index == i]])
+                                   for i in np.unique(series_index)])
+    repeat = horizon * channels
+    return pd.DataFrame({
+        "model": name,
+        "series": np.repeat(ids, repeat),
+        "origin": np.repeat(origin_times, repeat),
+        "step": np.tile(np.repeat(np.arange(1, horizon + 1), channels), n),
+        "target": np.tile(np.array(series.targets, dtype=object), n * horizon),
+        "actual": actual.reshape(-1),
+        "forecast": forecast.reshape(-1),
+    })[FORECAST_COLUMNS]
 
 
 def backtest(ckpt: Checkpoint, series: SeriesSet, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
@@ -135,13 +164,16 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
             eval_config: EvalConfig, params: dict[str, dict[str, str]] | None = None,
             save_dir: str | None = None,
             on_model: Callable[[str, dict[str, Any] | None], None] | None = None,
-            on_epoch: Callable[[EpochReport], None] | None = None) -> list[dict[str, Any]]:
+            on_epoch: Callable[[EpochReport], None] | None = None,
+            on_forecasts: Callable[[Any], None] | None = None) -> list[dict[str, Any]]:
     """Train every model in ``names`` identically and score all on the same test windows.
 
     Returns leaderboard rows (model, parameters, training seconds, prediction ms, metrics), with the
     baselines' rows computed on the same windows. Rows are unsorted; the caller orders them.
+    ``on_forecasts`` receives every test window's forecasts of every trained model, as one frame.
     """
     rows: list[dict[str, Any]] = []
+    forecasts: list[Any] = []
     for name in names:
         spec = replace(base, name=name, params={**base.params, **(params or {}).get(name, {})})
         if on_model:
@@ -157,6 +189,7 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
         lookback, horizon = fitted.meta["data"]["lookback"], fitted.meta["data"]["horizon"]
         report, elapsed = score(series, fitted.scaler, model, lookback, horizon, eval_config,
                                 fitted.meta["data"]["calendar"], name)
+        forecasts.append(report.pop("forecasts"))
         row = {"model": name, "parameters": fitted.meta["model"]["n_parameters"],
                "train_s": round(fitted.result.seconds, 3), "epochs": fitted.result.epochs,
                "seconds_per_epoch": round(fitted.result.seconds / max(fitted.result.epochs, 1), 3),
@@ -173,6 +206,10 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
                          "predict_ms": None, "val_mse": None, "lookback": last_report["lookback"],
                          "horizon": last_report["horizon"], "windows": last_report["windows"],
                          **last_report["overall"][b]})
+    if on_forecasts and forecasts:
+        import pandas as pd
+
+        on_forecasts(pd.concat(forecasts, ignore_index=True))
     return rows
 
 
