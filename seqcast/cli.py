@@ -166,8 +166,8 @@ def _data_config(time_col, target, id_col, freq, fill):
 def _train_config(epochs, max_steps, batch_size, lr, patience, seed, device):
     from .training import TrainConfig
 
-    if epochs < 1 or batch_size < 1 or lr <= 0 or patience < 1 or max_steps < 0:
-        raise UsageError("--epochs, --batch-size, --patience must be at least 1, --lr positive, --max-steps >= 0")
+    if epochs < 1 or batch_size < 1 or not 0 < lr <= 1 or patience < 1 or max_steps < 0:  # not: NaN fails too
+        raise UsageError("--epochs, --batch-size, --patience must be at least 1, --lr in (0, 1], --max-steps >= 0")
     return TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, patience=patience,
                        seed=seed, device=device)
 

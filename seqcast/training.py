@@ -30,12 +30,12 @@ from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_l
 class TrainConfig:
     """How to optimise: budget, batch, learning rate, early stopping, seed, device."""
 
-    epochs: int = 15
+    epochs: int = 10
     max_steps: int = 0  # 0 = no cap beyond epochs
-    batch_size: int = 64
+    batch_size: int = 0  # 0 = auto_batch_size(number of training windows)
     lr: float = 3e-3
     weight_decay: float = 1e-4
-    patience: int = 3
+    patience: int = 2
     clip: float = 1.0
     seed: int = 0
     device: str = "auto"
@@ -58,7 +58,17 @@ class TrainResult:
     epochs: int
     steps: int
     seconds: float
+    batch_size: int = 0
     history: list[EpochReport] = field(default_factory=list)
+
+
+def auto_batch_size(n_windows: int) -> int:
+    """About 50 steps per epoch: batches of 1/50 of the windows, between 32 and 256.
+
+    Small data keeps small batches (enough steps to learn); large data gets large batches, which
+    cost little more per step on a CPU than small ones, so an epoch takes a bounded number of steps.
+    """
+    return int(min(256, max(32, n_windows // 50)))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -118,7 +128,8 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
         return TrainResult(loss, 0, 0, time.perf_counter() - started)
 
     generator = torch.Generator().manual_seed(config.seed)
-    per_epoch = math.ceil(len(train_set) / config.batch_size)
+    batch_size = config.batch_size or auto_batch_size(len(train_set))
+    per_epoch = math.ceil(len(train_set) / batch_size)
     total = per_epoch * config.epochs
     if config.max_steps:
         total = min(total, config.max_steps)
@@ -132,9 +143,9 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
         model.train()
         order = torch.randperm(len(train_set), generator=generator).to(device)
         running, batches = torch.zeros((), device=device), 0
-        for start in range(0, len(order), config.batch_size):
+        for start in range(0, len(order), batch_size):
             with _autocast(device):
-                pred, y = _forward(model, train_set, order[start : start + config.batch_size])
+                pred, y = _forward(model, train_set, order[start : start + batch_size])
                 loss = nn.functional.mse_loss(pred.float(), y)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -172,6 +183,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
         model.load_state_dict(best_state)
     model.eval()
     result.val_loss, result.epochs, result.steps = best_loss, len(result.history), step
+    result.batch_size = batch_size
     result.seconds = time.perf_counter() - started
     return result
 
@@ -246,7 +258,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                  "calendar": calendar},
         "scaler": {"mean": scaler.mean, "std": scaler.std},
         "split": {sid: asdict(sp) for sid, sp in splits.items()} if split is None else asdict(split),
-        "training": {**asdict(config), "epochs_run": result.epochs, "steps": result.steps},
+        "training": {**asdict(config), "batch_size": result.batch_size or config.batch_size,
+                     "epochs_run": result.epochs, "steps": result.steps},
         "metrics": {"val_mse_scaled": result.val_loss},
         "versions": {"seqcast": __version__, "torch": torch.__version__.split("+")[0],
                      "python": platform.python_version()},
