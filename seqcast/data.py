@@ -254,7 +254,11 @@ def grid(start, end, freq: str, n_hint: int) -> pd.Index:
     """The regular grid from ``start`` to ``end``; refuses absurd sizes (a wrong --freq)."""
     if isinstance(start, (int, np.integer)):
         return pd.Index(np.arange(start, end + 1, int(freq), dtype=np.int64))
-    periods = len(pd.date_range(start, end, freq=freq)) if n_hint < 1_000_000 else 0
+    offset = pd.tseries.frequencies.to_offset(freq)
+    if isinstance(offset, pd.offsets.Tick):  # count without building the grid: "1us" over a year is 3e13 rows
+        periods = int((end - start) / pd.Timedelta(offset)) + 1
+    else:
+        periods = len(pd.date_range(start, end, freq=freq)) if n_hint < 1_000_000 else 0
     if periods > 100 * n_hint + 10_000:
         raise InputError(f"frequency {freq!r} would need {periods} rows to cover {n_hint} timestamps; check --freq")
     return pd.date_range(start, end, freq=freq)
@@ -397,7 +401,7 @@ def series_from_text(name: str, text: str, config: DataConfig = DataConfig()) ->
             f"{name}: {len(missing_lines)} missing values (first at lines {first}); "
             "choose how to fill them with --fill ffill|interpolate|zero"
         )
-    freq = config.freq or _common_frequency(series, name)
+    freq = _check_freq(config.freq, series[0].times) if config.freq else _common_frequency(series, name)
     series = [_regularise(s, freq, config.fill, name, notes) for s in series]
     if missing_lines or any(np.isnan(s.values).any() for s in series):
         for s in series:
@@ -415,6 +419,23 @@ def _parses(raw: np.ndarray, decimal_comma: bool) -> bool:
     except InputError:
         return False
     return True
+
+
+def _check_freq(freq: str, times: pd.Index) -> str:
+    """The user's --freq as a canonical alias, or an error: a positive step for integer times, else an offset."""
+    if not isinstance(times, pd.DatetimeIndex):
+        if not _INTEGER.match(freq.strip()) or int(freq) < 1:
+            raise InputError(f"--freq {freq!r}: the time column holds integer steps; give the step as a whole "
+                             "number, e.g. --freq 1")
+        return str(int(freq))
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+    except ValueError:
+        offset = None
+    if offset is None or offset.n < 1:
+        raise InputError(f"--freq {freq!r} is not a frequency for timestamps; use a pandas alias such as "
+                         "h, D, W, MS or 15min")
+    return offset.freqstr
 
 
 def _common_frequency(series: list[Series], name: str) -> str:
