@@ -21,6 +21,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# Tiny models gain nothing from threads, and on a shared 2-core machine extra threads make every fit
+# many times slower; one thread also makes results independent of the core count. Set before torch
+# is imported by any test module; a value the user set wins.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 FORECAST_COLUMNS = ["series", "timestamp", "step", "model", "target", "forecast"]
 # The fastest settings that still train a real model; every CLI test that fits uses these.
 TINY_FIT = ["--model", "gru", "--epochs", "1", "--lookback", "24", "--horizon", "6", "--param", "hidden_size=8"]
