@@ -34,7 +34,10 @@ def check_schema(ckpt: Checkpoint, series: SeriesSet) -> None:
     info = ckpt.meta["data"]
     if series.targets != info["targets"]:
         raise InputError(f"{series.source}: targets differ from training: expected {info['targets']}, got {series.targets}")
-    if series.integer_time != info["integer_time"] or series.freq != info["freq"]:
+    same = series.freq == info["freq"] or (
+        not series.integer_time and not info["integer_time"]
+        and pd.tseries.frequencies.to_offset(series.freq) == pd.tseries.frequencies.to_offset(info["freq"]))
+    if series.integer_time != info["integer_time"] or not same:
         raise InputError(f"{series.source}: frequency differs from training: expected {info['freq']!r}, "
                          f"got {series.freq!r}")
 
