@@ -143,7 +143,7 @@ Param = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Model
 Lookback = Annotated[int, typer.Option("--lookback", "-L", help="Input steps per window. 0 = by frequency (96 for hourly).")]
 Horizon = Annotated[int, typer.Option("--horizon", "-H", help="Steps to forecast. 0 = by frequency (24 for hourly).")]
 WindowNormOpt = Annotated[str, typer.Option("--window-norm", help="Per-window normalisation: last (subtract the last value), mean, none.")]
-Epochs = Annotated[int, typer.Option("--epochs", help="Most epochs (early stopping usually ends sooner).")]
+Epochs = Annotated[int, typer.Option("--epochs", help="Most epochs; early stopping may end sooner (0 = auto: at least 4 and about 200 steps).")]
 MaxSteps = Annotated[int, typer.Option("--max-steps", help="Most optimisation steps in all (0 = no cap).")]
 Batch = Annotated[int, typer.Option("--batch-size", help="Windows per optimisation step (0 = auto: 1/50 of the training windows, 32 to 256).")]
 LR = Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW; warm-up then cosine decay).")]
@@ -166,8 +166,8 @@ def _data_config(time_col, target, id_col, freq, fill):
 def _train_config(epochs, max_steps, batch_size, lr, patience, seed, device):
     from .training import TrainConfig
 
-    if epochs < 1 or batch_size < 0 or not 0 < lr <= 1 or patience < 1 or max_steps < 0:  # not: NaN fails too
-        raise UsageError("--epochs and --patience must be at least 1, --lr in (0, 1], --batch-size (0 = auto) "
+    if epochs < 0 or batch_size < 0 or not 0 < lr <= 1 or patience < 1 or max_steps < 0:  # not: NaN fails too
+        raise UsageError("--patience must be at least 1, --lr in (0, 1], --epochs and --batch-size (0 = auto) "
                          "and --max-steps >= 0")
     return TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, patience=patience,
                        seed=seed, device=device)
@@ -289,7 +289,7 @@ def fit(
     param: Param = None,
     window_norm: WindowNormOpt = "last",
     split: SplitOpt = None,
-    epochs: Epochs = 10,
+    epochs: Epochs = 0,
     max_steps: MaxSteps = 0,
     batch_size: Batch = 0,
     lr: LR = 3e-3,
@@ -414,7 +414,7 @@ def compare(
     fill: Fill = "none",
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="MODEL.key=value for one model, or key=value for all that accept it.")] = None,
     window_norm: WindowNormOpt = "last",
-    epochs: Epochs = 10,
+    epochs: Epochs = 0,
     max_steps: MaxSteps = 0,
     batch_size: Batch = 0,
     lr: LR = 3e-3,

@@ -30,7 +30,7 @@ from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_l
 class TrainConfig:
     """How to optimise: budget, batch, learning rate, early stopping, seed, device."""
 
-    epochs: int = 10
+    epochs: int = 0  # 0 = auto_epochs(steps per epoch)
     max_steps: int = 0  # 0 = no cap beyond epochs
     batch_size: int = 0  # 0 = auto_batch_size(number of training windows)
     lr: float = 3e-3
@@ -69,6 +69,11 @@ def auto_batch_size(n_windows: int) -> int:
     cost little more per step on a CPU than small ones, so an epoch takes a bounded number of steps.
     """
     return int(min(256, max(32, n_windows // 50)))
+
+
+def auto_epochs(steps_per_epoch: int) -> int:
+    """At least 4 epochs and at least about 200 optimisation steps (small data needs more passes)."""
+    return max(4, math.ceil(200 / max(steps_per_epoch, 1)))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -130,7 +135,8 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     generator = torch.Generator().manual_seed(config.seed)
     batch_size = config.batch_size or auto_batch_size(len(train_set))
     per_epoch = math.ceil(len(train_set) / batch_size)
-    total = per_epoch * config.epochs
+    epochs = config.epochs or auto_epochs(per_epoch)
+    total = per_epoch * epochs
     if config.max_steps:
         total = min(total, config.max_steps)
     warmup = max(1, total // 20)
@@ -139,7 +145,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * min(s, total) / total))
     )
     best_loss, best_state, stale, step, result = math.inf, None, 0, 0, TrainResult(math.nan, 0, 0, 0.0)
-    for epoch in range(1, config.epochs + 1):
+    for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(train_set), generator=generator).to(device)
         running, batches = torch.zeros((), device=device), 0
@@ -172,7 +178,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         else:
             stale += 1
-        report = EpochReport(epoch, config.epochs, step, train_loss, val_loss, improved,
+        report = EpochReport(epoch, epochs, step, train_loss, val_loss, improved,
                              time.perf_counter() - started)
         result.history.append(report)
         if on_epoch:

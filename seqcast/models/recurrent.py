@@ -42,7 +42,7 @@ class Recurrent(nn.Module):
         n_features: int,
         *,
         cell: str = "lstm",
-        hidden_size: int = 64,
+        hidden_size: int = 32,
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
