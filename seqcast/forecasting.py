@@ -57,23 +57,39 @@ def run_model(model: torch.nn.Module, x: np.ndarray, marks: np.ndarray | None, b
     return np.concatenate(outputs) if outputs else np.zeros((0,) + x.shape[1:])
 
 
-def predict(ckpt: Checkpoint, series: SeriesSet) -> pd.DataFrame:
-    """Forecast the next H steps of every series in ``series``; a frame with ``COLUMNS``."""
+def window_inputs(ckpt: Checkpoint, series: SeriesSet, offset: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray | None, list[pd.Index], list[pd.Index]]:
+    """The model inputs of each series' window ending ``offset`` steps before its last row.
+
+    Returns scaled inputs (N, L, C), calendar features (N, L + H, F) or None, and per series the
+    L input timestamps and the H timestamps that follow them.
+    """
     check_schema(ckpt, series)
     lookback, horizon, freq = ckpt.lookback, ckpt.horizon, ckpt.meta["data"]["freq"]
-    short = [f"{s.id!r} has {len(s.times)}" for s in series.series if len(s.times) < lookback]
+    short = [f"{s.id!r} has {len(s.times)}" for s in series.series if len(s.times) - offset < lookback]
     if short:
+        back = f" ending {offset} steps before the end" if offset else ""
         raise InputError(f"{series.source}: history too short: the model reads the last {lookback} rows "
-                         f"(its lookback); series {', '.join(short[:5])}")
+                         f"(its lookback){back}; series {', '.join(short[:5])}")
     scaler = scaler_of(ckpt)
-    inputs, marks, futures = [], [], []
+    inputs, marks, pasts, futures = [], [], [], []
     for s in series.series:
-        inputs.append(scaler.transform(s.id, s.values[-lookback:], reference=s.values))
-        future = future_times(s.times[-1], freq, horizon)
+        end = len(s.times) - offset
+        inputs.append(scaler.transform(s.id, s.values[end - lookback : end], reference=s.values))
+        past = s.times[end - lookback : end]
+        future = future_times(past[-1], freq, horizon)
+        pasts.append(past)
         futures.append(future)
         if ckpt.meta["data"]["calendar"]:
-            marks.append(time_features(s.times[-lookback:].append(future)))
-    scaled = run_model(ckpt.model, np.stack(inputs), np.stack(marks) if marks else None)
+            marks.append(time_features(past.append(future)))
+    return np.stack(inputs), np.stack(marks) if marks else None, pasts, futures
+
+
+def predict(ckpt: Checkpoint, series: SeriesSet) -> pd.DataFrame:
+    """Forecast the next H steps of every series in ``series``; a frame with ``COLUMNS``."""
+    horizon = ckpt.horizon
+    inputs, marks, _, futures = window_inputs(ckpt, series)
+    scaled = run_model(ckpt.model, inputs, marks)
     frames = []
     name, targets = ckpt.meta["model"]["name"], ckpt.meta["data"]["targets"]
     for s, future, out in zip(series.series, futures, scaled):

@@ -43,12 +43,21 @@ class WindowNorm(nn.Module):
         self.model = model
         self.mode = mode
 
+    def level(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) -> (B, 1, C): the window's reference level, one per window and channel."""
+        if self.mode == "none":
+            return x.new_zeros(x.shape[0], 1, x.shape[2])
+        level = x[:, -1:, :] if self.mode == "last" else x.mean(dim=1, keepdim=True)
+        return level.detach()
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) -> (B, L, C): the input the inner model sees (for ``seqcast explain``)."""
+        return x if self.mode == "none" else x - self.level(x)
+
     def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
         if self.mode == "none":
             return self.model(x, time_features=time_features)
-        # (B, 1, C): one level per window and channel, broadcast over time
-        level = x[:, -1:, :] if self.mode == "last" else x.mean(dim=1, keepdim=True)
-        level = level.detach()
+        level = self.level(x)  # broadcast over time
         return self.model(x - level, time_features=time_features) + level
 
 

@@ -14,6 +14,10 @@ Differences from the papers: the head is zero-initialised, so that with seqcast'
 normalisation an untrained model forecasts exactly the last value; `bidirectional` concatenates the
 last layer's final forward state with its final backward state (the one that has read the whole
 window), not the output at the last step.
+
+``gate_activations`` (behind ``seqcast explain``) re-runs the cell equations from the encoder's own
+weights, step by step, and returns the mean gate values; ``recompute`` also returns the hidden
+states, which the tests check against torch's LSTM/GRU output, so the gates shown are the real ones.
 """
 
 from __future__ import annotations
@@ -25,6 +29,9 @@ from ..registry import register_model
 from . import zero_head
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+# torch's row order of the stacked gate weights (weight_ih_l0 is (len(gates) * hidden, input))
+GATES = {"lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update", "new")}
+SHOWN_GATES = {"lstm": ("forget", "input", "output"), "gru": ("update", "reset")}
 
 
 @register_model("rnn", cell="rnn")
@@ -52,7 +59,7 @@ class Recurrent(nn.Module):
             raise ValueError(f"cell must be one of {', '.join(_CELLS)}, not {cell!r}")
         if hidden_size < 1 or num_layers < 1:
             raise ValueError("hidden_size and num_layers must be at least 1")
-        self.horizon, self.n_features = horizon, n_features
+        self.horizon, self.n_features, self.cell = horizon, n_features, cell
         self.directions = 2 if bidirectional else 1
         self.encoder = _CELLS[cell](
             input_size=n_features,
@@ -69,3 +76,59 @@ class Recurrent(nn.Module):
         h_n = state[0] if isinstance(state, tuple) else state  # (layers * dirs, B, hidden)
         last = h_n[-self.directions :].transpose(0, 1).reshape(x.shape[0], -1)  # (B, hidden * dirs)
         return self.head(last).view(-1, self.horizon, self.n_features)
+
+    @torch.no_grad()
+    def recompute(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """Re-run the encoder's cell equations on x (B, L, C), in eval mode (no dropout between layers).
+
+        Returns ({"layer{i}[_reverse].{gate}": (B, L, hidden)} sigmoid gate values, each aligned with
+        the input step it was computed at; last layer's output (B, L, hidden * dirs), which equals
+        ``self.encoder(x)[0]``). Only for the gated cells (lstm, gru).
+        """
+        if self.cell not in GATES:
+            raise ValueError(f"the {self.cell} cell has no gates")
+        names, hidden = GATES[self.cell], self.encoder.hidden_size
+        gates: dict[str, torch.Tensor] = {}
+        layer_input = x
+        for layer in range(self.encoder.num_layers):
+            outputs = []
+            for direction in range(self.directions):
+                suffix = f"l{layer}" + ("_reverse" if direction else "")
+                w_ih, w_hh = getattr(self.encoder, f"weight_ih_{suffix}"), getattr(self.encoder, f"weight_hh_{suffix}")
+                b_ih, b_hh = getattr(self.encoder, f"bias_ih_{suffix}"), getattr(self.encoder, f"bias_hh_{suffix}")
+                projected = layer_input @ w_ih.T + b_ih  # (B, L, gates * hidden): the input part, all steps
+                h = c = x.new_zeros(x.shape[0], hidden)
+                steps = range(x.shape[1] - 1, -1, -1) if direction else range(x.shape[1])
+                states, values = [None] * x.shape[1], {n: [None] * x.shape[1] for n in names}
+                for t in steps:
+                    recurrent = h @ w_hh.T + b_hh  # (B, gates * hidden)
+                    if self.cell == "lstm":
+                        i, f, g, o = (projected[:, t] + recurrent).chunk(4, dim=-1)
+                        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+                        c = f * c + i * g
+                        h = o * c.tanh()
+                        step = {"input": i, "forget": f, "cell": g, "output": o}
+                    else:  # torch's GRU: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h = (1 - z) n + z h
+                        xr, xz, xn = projected[:, t].chunk(3, dim=-1)
+                        hr, hz, hn = recurrent.chunk(3, dim=-1)
+                        r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
+                        n = (xn + r * hn).tanh()
+                        h = (1 - z) * n + z * h
+                        step = {"reset": r, "update": z, "new": n}
+                    states[t] = h
+                    for name in names:
+                        values[name][t] = step[name]
+                outputs.append(torch.stack(states, dim=1))  # (B, L, hidden)
+                label = f"layer{layer}" + ("_reverse" if direction else "")
+                for name in SHOWN_GATES[self.cell]:
+                    gates[f"{label}.{name}"] = torch.stack(values[name], dim=1)
+            layer_input = torch.cat(outputs, dim=-1)  # (B, L, hidden * dirs): the next layer's input
+        return gates, layer_input
+
+    def gate_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{"layer{i}[_reverse].{gate}": (B, L)}: each gate's mean over hidden units at every input step.
+
+        LSTM: forget, input, output; GRU: update (z, the share of the old state kept), reset.
+        """
+        gates, _ = self.recompute(x)
+        return {name: values.mean(dim=-1) for name, values in gates.items()}
