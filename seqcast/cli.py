@@ -492,6 +492,47 @@ def compare(
            [[r[c] for c in columns] for r in rows])
 
 
+@_command()
+def explain(
+    checkpoint_path: Ckpt,
+    data: Data,
+    window: Annotated[int, typer.Option("--window", help="Explain the window ending N steps before each series' end (0 = the last).")] = 0,
+    per_layer: Annotated[bool, typer.Option("--per-layer", help="One map per layer (and direction) instead of the mean over layers.")] = False,
+    series_id: Annotated[Optional[str], typer.Option("--series", help="Only this series id.")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="CSV (or --json) path, or - for stdout.")] = "-",
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the first series' maps as a PNG heatmap (needs seqcast[plot]).")] = None,
+    fill: Fill = "none",
+    json_out: Json = False,
+) -> None:
+    """Show what a model looks at: attention weights (query step x input step) or recurrent gate
+    activations per input step, for the last window of each series (CSV on stdout).
+
+    Columns: series, model, layer, kind, query_axis, query_step, input_step, input_timestamp, weight.
+    """
+    from . import explain as explaining
+    from .checkpoint import load
+    from .data import write_csv
+    from .forecasting import data_config
+
+    if plot:
+        explaining.require_matplotlib()
+    ckpt = load(checkpoint_path)
+    series = _load(data, data_config(ckpt, fill))
+    if series_id is not None:
+        series.series = [s for s in series.series if s.id == series_id]
+        if not series.series:
+            raise UsageError(f"--series {series_id!r}: no such series in {series.source}")
+    maps = explaining.explain(ckpt, series, window, per_layer)
+    name = ckpt.meta["model"]["name"]
+    if plot:
+        explaining.plot(maps, name, str(plot))
+        say(f"plot: {plot}")
+    if json_out:
+        _emit(_json(explaining.to_document(maps, ckpt, window)), output)
+    else:
+        _emit(write_csv(explaining.to_frame(maps, name)), output)
+
+
 @_command(name="models")
 def models_command(json_out: Json = False) -> None:
     """List the registered models, one line each, with their hyperparameters."""

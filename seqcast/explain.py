@@ -1,0 +1,231 @@
+"""What a model looked at: attention weights, or recurrent gate activations, for one window per series.
+
+For each series, the window ending ``window`` steps before its last row (0 = the last window, the one
+``predict`` forecasts from) is scaled and window-normalised exactly as for a forecast, then:
+
+- attention models (any inner model with ``attention_maps``): each map's weights, query step x input
+  step, averaged over heads by the model; rows sum to 1 over the L input steps. By default maps of
+  the same kind (encoder self-attention, decoder cross-attention) are averaged over layers; with
+  ``per_layer`` every layer is reported.
+- gated recurrent models (``Recurrent`` with an lstm or gru cell): the mean gate activation over
+  hidden units at each input step (LSTM forget, input, output; GRU update, reset), averaged over
+  layers and directions by default, or per layer and direction with ``per_layer``.
+
+Long-format columns (``COLUMNS``):
+    series           the series id
+    model            the registered model name
+    layer            "mean" (averaged over layers/directions) or the layer: "0", "1", ... and for a
+                     bidirectional encoder "0_reverse"
+    kind             self_attention, cross_attention or attention (lstm_attention's horizon queries);
+                     or the gate: forget_gate, input_gate, output_gate, update_gate, reset_gate
+    query_axis       horizon (query steps are forecast steps 1..H) or input (query steps are input
+                     steps 1..L); empty for gates
+    query_step       1-based query step; empty for gates
+    input_step       1..L, 1 the oldest step of the window, L the last observed one
+    input_timestamp  the timestamp of that input step
+    weight           the attention weight, or the mean gate activation in (0, 1)
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from .checkpoint import Checkpoint
+from .data import SeriesSet
+from .errors import UsageError
+from .forecasting import window_inputs
+from .models.recurrent import GATES, Recurrent
+
+COLUMNS = ["series", "model", "layer", "kind", "query_axis", "query_step", "input_step", "input_timestamp", "weight"]
+_ATTENTION_KINDS = {"layer": "self_attention", "decoder_cross": "cross_attention"}
+
+
+@dataclass
+class Map:
+    """One heatmap: ``weights`` (Q, L), Q query steps over the L input steps (gates: one row per gate)."""
+
+    series: str
+    layer: str
+    kinds: list[str]  # one kind for attention; for gates, the gate of each row
+    query_axis: str  # "horizon", "input", or "" for gates
+    input_times: pd.Index
+    weights: np.ndarray
+
+
+def explainable(model: torch.nn.Module) -> str | None:
+    """"attention", "gates", or None for a model with nothing to show."""
+    if hasattr(model, "attention_maps"):
+        return "attention"
+    if isinstance(model, Recurrent) and model.cell in GATES:
+        return "gates"
+    return None
+
+
+def explainable_models() -> list[str]:
+    """Registered models with attention maps or gates (read from the class and preset, nothing built)."""
+    from .registry import get_spec, list_models
+
+    names = []
+    for name in list_models():
+        spec = get_spec(name)
+        if hasattr(spec.cls, "attention_maps") or (
+                issubclass(spec.cls, Recurrent) and {**spec.defaults(), **spec.preset}.get("cell") in GATES):
+            names.append(name)
+    return names
+
+
+def require_matplotlib() -> None:
+    """Fail early, before any work, when the optional plotting extra is not installed."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise UsageError("--plot needs matplotlib: pip install 'seqcast[plot]'") from None
+
+
+def _check(ckpt: Checkpoint) -> str:
+    name, inner = ckpt.meta["model"]["name"], ckpt.model.model
+    how = explainable(inner)
+    if how is not None:
+        return how
+    if isinstance(inner, Recurrent):
+        raise UsageError(f"{name}: the vanilla RNN has no gates or attention to show; explain works for "
+                         f"{', '.join(explainable_models())}")
+    raise UsageError(f"{name} has no attention or gates to explain; explain works for "
+                     f"{', '.join(explainable_models())}")
+
+
+def _query_axis(model_name: str, prefix: str, queries: int, lookback: int, horizon: int) -> str:
+    if queries != lookback:
+        return "horizon"
+    if queries != horizon:
+        return "input"
+    # L == H: decide by what the map is (decoder cross-attention and lstm_attention query the horizon)
+    return "horizon" if prefix == "decoder_cross" or model_name == "lstm_attention" else "input"
+
+
+def _attention(ckpt: Checkpoint, x: torch.Tensor, marks: torch.Tensor | None, ids: list[str],
+               pasts: list[pd.Index], per_layer: bool) -> list[Map]:
+    name = ckpt.meta["model"]["name"]
+    raw = ckpt.model.model.attention_maps(x, time_features=marks)  # {"layer0": (B, Q, L), ...}
+    groups: dict[str, list[tuple[str, torch.Tensor]]] = {}
+    for key, weights in raw.items():
+        prefix, index = re.fullmatch(r"(.*?)(\d*)", key).groups()
+        groups.setdefault(prefix, []).append((index or "0", weights))
+    maps = []
+    for prefix, layers in groups.items():
+        queries = layers[0][1].shape[1]
+        axis = _query_axis(name, prefix, queries, ckpt.lookback, ckpt.horizon)
+        kind = _ATTENTION_KINDS.get(prefix, prefix) if axis == "input" or prefix != "layer" else "attention"
+        if not per_layer:  # average only maps with the same query count
+            shapes = {w.shape for _, w in layers}
+            layers = [("mean", torch.stack([w for _, w in layers]).mean(0))] if len(shapes) == 1 else layers
+        for layer, weights in layers:
+            for b, sid in enumerate(ids):
+                maps.append(Map(sid, layer, [kind], axis, pasts[b], weights[b].double().numpy()))
+    return maps
+
+
+def _gates(ckpt: Checkpoint, x: torch.Tensor, ids: list[str], pasts: list[pd.Index], per_layer: bool) -> list[Map]:
+    activations = ckpt.model.model.gate_activations(x)  # {"layer0.forget": (B, L), ...}
+    by_layer: dict[str, dict[str, torch.Tensor]] = {}
+    for key, values in activations.items():
+        layer, gate = key.split(".")
+        by_layer.setdefault(layer.removeprefix("layer"), {})[gate] = values
+    if not per_layer:
+        gates = next(iter(by_layer.values())).keys()
+        by_layer = {"mean": {g: torch.stack([v[g] for v in by_layer.values()]).mean(0) for g in gates}}
+    maps = []
+    for layer, gates in by_layer.items():
+        stacked = torch.stack(list(gates.values()), dim=1)  # (B, gates, L)
+        for b, sid in enumerate(ids):
+            maps.append(Map(sid, layer, [f"{g}_gate" for g in gates], "", pasts[b], stacked[b].double().numpy()))
+    return maps
+
+
+def explain(ckpt: Checkpoint, series: SeriesSet, window: int = 0, per_layer: bool = False) -> list[Map]:
+    """Attention maps or gate activations for one window per series (see the module docstring)."""
+    if window < 0:
+        raise UsageError(f"--window must be 0 or more (steps before the end), not {window}")
+    how = _check(ckpt)
+    inputs, marks, pasts, _ = window_inputs(ckpt, series, offset=window)
+    x = ckpt.model.normalise(torch.from_numpy(inputs.astype(np.float32)))  # what the inner model sees
+    marks_t = torch.from_numpy(marks) if marks is not None else None
+    ids = [s.id for s in series.series]
+    ckpt.model.eval()
+    with torch.no_grad():
+        if how == "attention":
+            return _attention(ckpt, x, marks_t, ids, pasts, per_layer)
+        return _gates(ckpt, x, ids, pasts, per_layer)
+
+
+def to_frame(maps: list[Map], model: str) -> pd.DataFrame:
+    """The maps in long format, one row per (map, query step, input step): ``COLUMNS``."""
+    frames = []
+    for m in maps:
+        rows, steps = m.weights.shape
+        gate = not m.query_axis
+        frames.append(pd.DataFrame({
+            "series": m.series, "model": model, "layer": m.layer,
+            "kind": np.repeat(m.kinds if gate else m.kinds * rows, steps),
+            "query_axis": m.query_axis,
+            "query_step": pd.array([pd.NA] * (rows * steps) if gate else np.repeat(np.arange(1, rows + 1), steps),
+                                   dtype="Int64"),
+            "input_step": np.tile(np.arange(1, steps + 1), rows),
+            "input_timestamp": np.tile(np.asarray(m.input_times), rows),
+            "weight": m.weights.reshape(-1),
+        }))
+    return pd.concat(frames, ignore_index=True)[COLUMNS]
+
+
+def to_document(maps: list[Map], ckpt: Checkpoint, window: int) -> dict[str, Any]:
+    """A JSON-ready document: one entry per map with its (Q, L) weights as nested lists; a gate map
+    has kind "gates", the gate of each row under "gates", and query_axis null."""
+    return {
+        "model": ckpt.meta["model"]["name"], "lookback": ckpt.lookback, "horizon": ckpt.horizon, "window": window,
+        "maps": [{"series": m.series, "layer": m.layer, "kind": m.kinds[0] if m.query_axis else "gates",
+                  "query_axis": m.query_axis or None, **({} if m.query_axis else {"gates": m.kinds}),
+                  "input_timestamps": [str(t) for t in m.input_times], "weights": m.weights.tolist()}
+                 for m in maps],
+    }
+
+
+def plot(maps: list[Map], model: str, path: str) -> None:
+    """Heatmaps of the first series' maps, one panel each, to a PNG. Needs matplotlib (``seqcast[plot]``)."""
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .files import atomic_write
+
+    sid = maps[0].series
+    shown = [m for m in maps if m.series == sid]
+    fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.0 + 2.6 * len(shown)), squeeze=False)
+    for ax, m in zip(axes[:, 0], shown):
+        gate = not m.query_axis
+        image = ax.imshow(m.weights, aspect="auto", cmap="viridis", interpolation="nearest",
+                          vmin=0.0 if gate else None, vmax=1.0 if gate else None,
+                          extent=(0.5, m.weights.shape[1] + 0.5, m.weights.shape[0] + 0.5, 0.5))
+        what = "mean gate activation" if gate else m.kinds[0].replace("_", " ")
+        layer = "mean over layers" if m.layer == "mean" else f"layer {m.layer}"
+        ax.set_title(f"{model}, series {sid}: {what} ({layer}), window ending {m.input_times[-1]}", fontsize=9)
+        ax.set_xlabel(f"input step (1 = {m.input_times[0]}, {m.weights.shape[1]} = {m.input_times[-1]})")
+        if gate:
+            ax.set_yticks(range(1, len(m.kinds) + 1), [k.replace("_", " ") for k in m.kinds])
+            ax.set_ylabel("gate")
+        else:
+            ax.set_ylabel(f"query: {m.query_axis} step")
+        fig.colorbar(image, ax=ax, label="activation" if gate else "attention weight")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    plt.close(fig)
+    atomic_write(path, buffer.getvalue())
