@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import platform
+from contextlib import nullcontext
 import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
@@ -87,15 +88,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 def _autocast(device: torch.device):
-    return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else _null()
-
-
-class _null:
-    def __enter__(self):
-        return None
-
-    def __exit__(self, *exc):
-        return False
+    return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
 def _forward(model: nn.Module, windows: WindowSet, index) -> tuple[torch.Tensor, torch.Tensor]:
