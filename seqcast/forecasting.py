@@ -87,7 +87,7 @@ def window_inputs(ckpt: Checkpoint, series: SeriesSet, offset: int = 0
 
 def predict(ckpt: Checkpoint, series: SeriesSet) -> pd.DataFrame:
     """Forecast the next H steps of every series in ``series``; a frame with ``COLUMNS``."""
-    horizon = ckpt.horizon
+    horizon, scaler = ckpt.horizon, scaler_of(ckpt)
     inputs, marks, _, futures = window_inputs(ckpt, series)
     scaled = run_model(ckpt.model, inputs, marks)
     frames = []
