@@ -278,9 +278,9 @@ def time_features(times: pd.Index) -> np.ndarray | None:
     return np.stack(
         [
             times.hour / 23.0 - 0.5,
-            times.dayofweek / 6.0 - 0.5,
+            times.day_of_week / 6.0 - 0.5,
             (times.day - 1) / 30.0 - 0.5,
-            (times.dayofyear - 1) / 365.0 - 0.5,
+            (times.day_of_year - 1) / 365.0 - 0.5,
             (times.month - 1) / 11.0 - 0.5,
         ],
         axis=1,
