@@ -1,4 +1,4 @@
-"""The command-line contract (/work/shared/docs/CLI-CONTRACT.md), one or more tests per numbered item.
+"""The command-line contract (CLI-CONTRACT items 1-30), one or more tests per numbered item.
 
 Logic goes through Typer's CliRunner (stdout and stderr asserted separately); pipes, signals, locks,
 terminals and the cron environment go through real subprocesses (``python -m seqcast``), which runs
