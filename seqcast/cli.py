@@ -146,7 +146,7 @@ WindowNormOpt = Annotated[str, typer.Option("--window-norm", help="Per-window no
 Epochs = Annotated[int, typer.Option("--epochs", help="Most epochs; early stopping may end sooner (0 = auto: at least 4 and about 200 steps).")]
 MaxSteps = Annotated[int, typer.Option("--max-steps", help="Most optimisation steps in all (0 = no cap).")]
 Batch = Annotated[int, typer.Option("--batch-size", help="Windows per optimisation step (0 = auto: 1/50 of the training windows, 32 to 256).")]
-LR = Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW; warm-up then cosine decay).")]
+LR = Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW; warm-up then cosine decay). 0 = the model's default: 3e-3, 1e-3 for attention models.")]
 Patience = Annotated[int, typer.Option("--patience", help="Epochs without validation improvement before stopping.")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical results on CPU.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (bf16 mixed precision on CUDA).")]
@@ -166,8 +166,9 @@ def _data_config(time_col, target, id_col, freq, fill):
 def _train_config(epochs, max_steps, batch_size, lr, patience, seed, device):
     from .training import TrainConfig
 
-    if epochs < 0 or batch_size < 0 or not 0 < lr <= 1 or patience < 1 or max_steps < 0:  # not: NaN fails too
-        raise UsageError("--patience must be at least 1, --lr in (0, 1], --epochs and --batch-size (0 = auto) "
+    if epochs < 0 or batch_size < 0 or not 0 <= lr <= 1 or patience < 1 or max_steps < 0:  # not: NaN fails too
+        raise UsageError("--patience must be at least 1, --lr in [0, 1] (0 = the model's default), "
+                         "--epochs and --batch-size (0 = auto) "
                          "and --max-steps >= 0")
     return TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, patience=patience,
                        seed=seed, device=device)
@@ -292,7 +293,7 @@ def fit(
     epochs: Epochs = 0,
     max_steps: MaxSteps = 0,
     batch_size: Batch = 0,
-    lr: LR = 3e-3,
+    lr: LR = 0.0,
     patience: Patience = 2,
     seed: Seed = 0,
     device: Device = "auto",
@@ -417,7 +418,7 @@ def compare(
     epochs: Epochs = 0,
     max_steps: MaxSteps = 0,
     batch_size: Batch = 0,
-    lr: LR = 3e-3,
+    lr: LR = 0.0,
     patience: Patience = 2,
     seed: Seed = 0,
     device: Device = "auto",

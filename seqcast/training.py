@@ -11,7 +11,7 @@ import math
 import platform
 from contextlib import nullcontext
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -34,7 +34,7 @@ class TrainConfig:
     epochs: int = 0  # 0 = auto_epochs(steps per epoch)
     max_steps: int = 0  # 0 = no cap beyond epochs
     batch_size: int = 0  # 0 = auto_batch_size(number of training windows)
-    lr: float = 3e-3
+    lr: float = 0.0  # 0 = the model class's ``default_lr``, else DEFAULT_LR
     weight_decay: float = 1e-4
     patience: int = 2
     clip: float = 1.0
@@ -61,6 +61,9 @@ class TrainResult:
     seconds: float
     batch_size: int = 0
     history: list[EpochReport] = field(default_factory=list)
+
+
+DEFAULT_LR = 3e-3
 
 
 def auto_batch_size(n_windows: int) -> int:
@@ -137,7 +140,11 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * min(s, total) / total))
     )
-    best_loss, best_state, stale, step, result = math.inf, None, 0, 0, TrainResult(math.nan, 0, 0, 0.0)
+    # Training starts from the untrained weights' validation loss (for zero-head models under window
+    # normalisation that is repeat-last-value), so the weights kept are never worse on validation.
+    best_loss = evaluate_loss(model, val_set) if len(val_set) else math.inf
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if len(val_set) else None
+    stale, step, result = 0, 0, TrainResult(math.nan, 0, 0, 0.0)
     for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(train_set), generator=generator).to(device)
@@ -246,6 +253,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     val_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "val"), calendar=calendar)
     if len(train_set) == 0:
         raise UsageError(f"no training windows: lookback {lookback} + horizon {horizon} exceed the training rows")
+    # Attention models train better at a lower peak learning rate; a class may say so (default_lr).
+    config = replace(config, lr=config.lr or getattr(model.model, "default_lr", DEFAULT_LR))
     result = train(model, train_set, val_set, config, on_epoch, on_step)
     model.to("cpu")
     meta = {

@@ -561,7 +561,7 @@ def test_item18_unknown_model_or_param_lists_valid_names(invoke, hourly_csv, tmp
     assert not (tmp_path / "m.ckpt").exists()
 
 
-@pytest.mark.parametrize("lr", ["nan", "inf", "1e38", "0", "-1"])
+@pytest.mark.parametrize("lr", ["nan", "inf", "1e38", "-1", "2"])
 def test_item18_bad_learning_rate_is_a_usage_error(invoke, hourly_csv, tmp_path, lr):
     """item 18 / exit codes: an impossible --lr is exit 2 up front, never an internal error (exit 1)."""
     assert_one_error(*invoke("fit", hourly_csv, *TINY_FIT, "--lr", lr, "--output", tmp_path / "m.ckpt"), "--lr")

@@ -31,6 +31,8 @@ from .cnn import TemporalHead
 class CNNLSTMTransformer(nn.Module):
     """Convolutions, then an LSTM, then a Transformer encoder, with a direct multi-horizon head."""
 
+    default_lr = 1e-3  # peak learning rate of seqcast's training loop; attention trains unstably at 3e-3
+
     def __init__(
         self,
         lookback: int,

@@ -59,6 +59,8 @@ class Distilling(nn.Module):
 class Informer(nn.Module):
     """Informer: ProbSparse attention, distilling encoder, one-pass generative decoder."""
 
+    default_lr = 1e-3  # peak learning rate of seqcast's training loop; attention trains unstably at 3e-3
+
     uses_time_features = True
 
     def __init__(

@@ -33,6 +33,8 @@ from ._layers import DecoderLayer, EncoderLayer, check_attention_args, recording
 class Transformer(nn.Module):
     """Transformer encoder-decoder with one query token per horizon step (direct, one pass)."""
 
+    default_lr = 1e-3  # peak learning rate of seqcast's training loop; attention trains unstably at 3e-3
+
     uses_time_features = True
 
     def __init__(

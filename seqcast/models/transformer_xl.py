@@ -81,6 +81,8 @@ class XLLayer(nn.Module):
 class TransformerXL(nn.Module):
     """Transformer-XL: segment recurrence with detached memory and relative positions."""
 
+    default_lr = 1e-3  # peak learning rate of seqcast's training loop; attention trains unstably at 3e-3
+
     def __init__(
         self,
         lookback: int,

@@ -1,0 +1,53 @@
+"""The one training loop: defaults resolved per model, best weights kept, NaN refused."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from seqcast.data import series_from_text
+from seqcast.errors import TrainingError
+from seqcast.training import ModelConfig, TrainConfig, auto_batch_size, auto_epochs, fit
+
+
+def _series(n=300, noise=0.1, seed=0):
+    rng = np.random.default_rng(seed)
+    times = pd.date_range("2024-01-01", periods=n, freq="h")
+    values = np.sin(np.arange(n) * 2 * np.pi / 24) + noise * rng.standard_normal(n)
+    return series_from_text("t.csv", "timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(times, values)))
+
+
+def test_auto_budget():
+    assert auto_batch_size(8521) == 170 and auto_batch_size(100) == 32 and auto_batch_size(10**6) == 256
+    assert auto_epochs(50) == 4 and auto_epochs(10) == 20
+
+
+def test_model_default_learning_rate_is_used_and_recorded():
+    series = _series()
+    spec = dict(lookback=24, horizon=6)
+    gru = fit(series, ModelConfig("gru", {"hidden_size": 4}, **spec), TrainConfig(epochs=1))
+    transformer = fit(series, ModelConfig("transformer", {"d_model": 8, "nhead": 2, "dim_feedforward": 8}, **spec),
+                      TrainConfig(epochs=1))
+    assert gru.meta["training"]["lr"] == 3e-3 and transformer.meta["training"]["lr"] == 1e-3
+    explicit = fit(series, ModelConfig("gru", {"hidden_size": 4}, **spec), TrainConfig(epochs=1, lr=0.01))
+    assert explicit.meta["training"]["lr"] == 0.01
+
+
+def test_weights_never_worse_than_the_start_on_validation():
+    """Pure noise: a zero-head model starts as repeat-last-value; training cannot make validation worse."""
+    rng = np.random.default_rng(1)
+    times = pd.date_range("2024-01-01", periods=300, freq="h")
+    series = series_from_text("t.csv", "timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(times, rng.standard_normal(300))))
+    fitted = fit(series, ModelConfig("gru", {"hidden_size": 8}, 24, 6), TrainConfig(epochs=3, lr=0.05))
+    start = fit(series, ModelConfig("gru", {"hidden_size": 8}, 24, 6), TrainConfig(epochs=1, lr=1e-12))
+    assert fitted.result.val_loss <= start.result.val_loss + 1e-9
+    assert all(fitted.result.val_loss <= h.val_loss for h in fitted.result.history)
+
+
+def test_nan_loss_stops_with_a_clear_message(monkeypatch):
+    from seqcast import training
+
+    real = training.nn.functional.mse_loss
+    monkeypatch.setattr(training.nn.functional, "mse_loss", lambda a, b: real(a, b) * float("nan"))
+    with pytest.raises(TrainingError, match="training loss became nan in epoch 1; no checkpoint written"):
+        fit(_series(), ModelConfig("gru", {"hidden_size": 4}, 24, 6), TrainConfig(epochs=2))
