@@ -90,3 +90,19 @@ def test_models_lists_every_registered_model_with_parameters():
     assert code == 0
     for name in list_models():
         assert any(line.startswith(name + " ") for line in out.splitlines())
+
+
+def test_calendar_features_opt_in_reach_fit_and_predict(tmp_path, hourly_csv):
+    from seqcast.checkpoint import load
+
+    ckpt = tmp_path / "transformer.ckpt"
+    code, _, err = run("fit", hourly_csv, "--model", "transformer", "-p", "calendar=true", "-p", "d_model=16",
+                       "-p", "dim_feedforward=16", "--epochs", "1", "-L", "24", "-H", "6", "-o", ckpt)
+    assert code == 0, err
+    meta = load(ckpt).meta
+    assert meta["data"]["calendar"] is True and meta["model"]["params"]["calendar"] is True
+    code, out, err = run("predict", ckpt, hourly_csv)  # future calendar features built from real timestamps
+    assert code == 0, err
+    forecast = pd.read_csv(io.StringIO(out))
+    assert len(forecast) == 6 and forecast["timestamp"].iloc[0] == "2024-01-17 16:00:00"
+    assert forecast["forecast"].between(-3, 3).all()

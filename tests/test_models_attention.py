@@ -15,6 +15,8 @@ from seqcast.models._layers import full_attention, n_top, prob_sparse_attention
 from seqcast.registry import create_model
 
 ATTENTION_MODELS = ["lstm_attention", "transformer", "informer", "transformer_xl", "patchtst"]
+# every model at its defaults, plus the calendar-feature path that transformer and informer keep opt-in
+VARIANTS = [(name, {}) for name in ATTENTION_MODELS] + [("transformer", {"calendar": True}), ("informer", {"calendar": True})]
 
 
 def randomised(name: str, lookback: int, horizon: int, n_features: int, **params) -> torch.nn.Module:
@@ -150,9 +152,9 @@ def test_transformer_xl_long_lookback_runs_in_linear_memory():
 # --- every attention model --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", ATTENTION_MODELS)
-def test_forecast_does_not_depend_on_batch_composition(name):
-    model = randomised(name, 40, 6, 3).eval()
+@pytest.mark.parametrize(("name", "params"), VARIANTS)
+def test_forecast_does_not_depend_on_batch_composition(name, params):
+    model = randomised(name, 40, 6, 3, **params).eval()
     x, calendar = inputs(model, 5, 40, 6, 3)
     with torch.no_grad():
         together = model(x, calendar)
@@ -178,16 +180,27 @@ def test_attention_maps_rows_sum_to_one_over_input_steps(name, lookback, horizon
         assert maps[horizon_keys[name]].shape[1] == horizon
 
 
-@pytest.mark.parametrize("name", ATTENTION_MODELS)
+@pytest.mark.parametrize(("name", "params"), VARIANTS)
 @pytest.mark.parametrize(("lookback", "horizon", "n_features"), [(96, 24, 1), (5, 3, 7), (2, 1, 1)])
-def test_every_parameter_gets_gradient(name, lookback, horizon, n_features):
-    model = randomised(name, lookback, horizon, n_features).train()
+def test_every_parameter_gets_gradient(name, params, lookback, horizon, n_features):
+    model = randomised(name, lookback, horizon, n_features, **params).train()
     x, calendar = inputs(model, 4, lookback, horizon, n_features)
     y = model(x, calendar)
     assert y.shape == (4, horizon, n_features) and torch.isfinite(y).all()
     y.square().mean().backward()
     silent = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
     assert not silent
+
+
+@pytest.mark.parametrize("name", ["transformer", "informer"])
+def test_calendar_features_are_opt_in_and_used_when_on(name):
+    off, on = randomised(name, 24, 6, 2).eval(), randomised(name, 24, 6, 2, calendar=True).eval()
+    assert not off.uses_time_features and on.uses_time_features  # what training and predict look at
+    x = torch.randn(3, 24, 2)
+    first, second = (torch.rand(3, 30, N_TIME_FEATURES) - 0.5 for _ in range(2))
+    with torch.no_grad():
+        assert torch.equal(off(x, first), off(x, second)) and torch.equal(off(x, first), off(x))
+        assert not torch.allclose(on(x, first), on(x, second))
 
 
 @pytest.mark.parametrize("name", ATTENTION_MODELS)

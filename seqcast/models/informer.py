@@ -14,7 +14,9 @@ Three ideas on top of the Transformer:
    followed by H zero placeholders; masked ProbSparse self-attention, full cross-attention to the
    encoder, and the forecast is read off the H placeholder positions in one forward pass.
 
-Embeddings: value + sinusoidal position + (when given) a linear map of the calendar features.
+Embeddings: value + sinusoidal position, and with ``calendar=True`` (off by default, as in seqcast's
+transformer and for the same measured reason: on ETTh1 at H=24 test MSE 0.030 without them, 0.035
+with) a linear map of the calendar features.
 
 Where seqcast differs: the value embedding is linear (the paper: Conv1d, kernel 3) and calendar
 features enter through one linear map (the paper: fixed/learned tables per calendar field, but
@@ -61,8 +63,6 @@ class Informer(nn.Module):
 
     default_lr = 1e-3  # peak learning rate of seqcast's training loop; attention trains unstably at 3e-3
 
-    uses_time_features = True
-
     def __init__(
         self,
         lookback: int,
@@ -78,6 +78,7 @@ class Informer(nn.Module):
         factor: int = 5,
         label_len: int = 48,
         distil: bool = True,
+        calendar: bool = False,
     ):
         super().__init__()
         check_attention_args(
@@ -88,8 +89,9 @@ class Informer(nn.Module):
             raise ValueError(f"label_len must be at least 0, not {label_len}")
         self.lookback, self.horizon, self.n_features = lookback, horizon, n_features
         self.label_len = min(label_len, lookback)  # start tokens cannot reach before the window
+        self.uses_time_features = calendar  # training and predict build calendar features only when True
         self.value_embedding = nn.Linear(n_features, d_model)
-        self.time_embedding = nn.Linear(N_TIME_FEATURES, d_model, bias=False)
+        self.time_embedding = nn.Linear(N_TIME_FEATURES, d_model, bias=False) if calendar else None
         self.register_buffer(
             "position", sinusoidal_encoding(torch.arange(lookback + horizon), d_model), persistent=False
         )  # (L + H, d_model)
@@ -117,7 +119,7 @@ class Informer(nn.Module):
     def _embed(self, values: torch.Tensor, calendar: torch.Tensor | None, start: int) -> torch.Tensor:
         # values (B, T, C) at timeline positions start..start+T-1 -> (B, T, d_model)
         out = self.value_embedding(values) + self.position[start : start + values.shape[1]]
-        if calendar is not None:
+        if self.time_embedding is not None and calendar is not None:
             out = out + self.time_embedding(calendar)
         return self.drop(out)
 
