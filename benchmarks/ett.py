@@ -10,6 +10,8 @@ reproduce BENCHMARKS.md to 4 decimals, or the run stops.
     python benchmarks/ett.py                         # every model, H in 24 48 96 168 336 720 (hours)
     python benchmarks/ett.py --models nlinear,dlinear --horizons 96 --datasets ETTh1,ETTh2
     python benchmarks/ett.py --multivariate --horizons 96,336   # all 7 columns as targets
+    python benchmarks/ett.py --merge A.csv B.csv --out benchmarks/results/ett   # one table from runs
+                                                 # done in parts (a later file's rows replace earlier ones)
 
 Lookback: 336 for the linear, convolutional, N-BEATS and PatchTST models (as their papers), 96 for
 the recurrent and attention models (as the Transformer rows of the tables); `--lookback N` for all.
@@ -96,7 +98,10 @@ def main() -> None:
     parser.add_argument("--seeds", default="0", help="comma-separated seeds; the spread is reported")
     parser.add_argument("--multivariate", action="store_true", help="all 7 columns as targets (ETTh1)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "ett"))
+    parser.add_argument("--merge", nargs="+", metavar="CSV", help="merge result CSVs of earlier runs; train nothing")
     args = parser.parse_args()
+    if args.merge:
+        return merge(args.merge, Path(args.out))
 
     from seqcast.registry import list_models
 
@@ -124,12 +129,56 @@ def main() -> None:
                        "mae": statistics.mean(r["mae"] for r in results), "parameters": results[0]["parameters"],
                        "train_s": statistics.mean(r["train_s"] for r in results),
                        "seconds_per_epoch": statistics.mean(r["seconds_per_epoch"] for r in results),
-                       "beats_naive": (statistics.mean(mses) < naive) if naive else None}
+                       "beats_naive": (statistics.mean(mses) < naive) if naive else None, "commit": commit()}
                 rows.append(row)
                 print(f"{dataset} H={horizon} {model:<22} L={lookback} mse {row['mse']:.4f}"
                       f"{' ± %.4f' % row['mse_std'] if len(seeds) > 1 else ''} mae {row['mae']:.4f} "
                       f"train {row['train_s']:.1f}s", flush=True)
     write(rows, Path(args.out), args.multivariate)
+
+
+def commit() -> str:
+    done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
+    return done.stdout.strip() or "unknown"
+
+
+def merge(files: list[str], out: Path) -> None:
+    import pandas as pd
+
+    frame = pd.concat([pd.read_csv(f).assign(source=Path(f).name) for f in files], ignore_index=True)
+    frame = frame.drop_duplicates(["dataset", "features", "horizon", "model"], keep="last")
+    for multivariate, group in frame.groupby(frame["features"] == "M"):
+        write(group.drop(columns="source").to_dict("records"), out, multivariate)
+
+
+def summary(frame, published: dict) -> list[str]:
+    """Model x horizon MSE per dataset, against repeat-last and the best published number."""
+    lines = []
+    for dataset, group in frame.groupby("dataset"):
+        horizons = sorted(group["horizon"].unique())
+        table = group.pivot_table(index="model", columns="horizon", values="mse")
+        lines += [f"## {dataset}: MSE by model and horizon (* = does not beat repeat-last)", "",
+                  "| model | " + " | ".join(f"H={h}" for h in horizons) + " |", "|---" * (len(horizons) + 1) + "|"]
+        for model, row in table.sort_values(horizons[0]).iterrows():
+            cells = []
+            for h in horizons:
+                naive = NAIVE.get(dataset, {}).get(h, (None,))[0]
+                value = row.get(h)
+                cells.append("" if pd_isna(value) else f"{value:.4f}{'*' if naive and value >= naive else ''}")
+            lines.append(f"| {model} | " + " | ".join(cells) + " |")
+        if group["features"].iloc[0] == "S":
+            lines.append("| *repeat-last* | " + " | ".join(f"{NAIVE[dataset][h][0]:.4f}" for h in horizons) + " |")
+        best = [min(published.get((dataset, h), {}).values(), default=None) for h in horizons]
+        lines.append("| *best published* | " + " | ".join("" if b is None else f"{b:.3f}" for b in best) + " |")
+        ours = [table[h].min() for h in horizons]
+        lines.append("| **best seqcast beats best published** | " + " | ".join(
+            "" if b is None else ("yes" if o < b else "no") for o, b in zip(ours, best)) + " |")
+        lines.append("")
+    return lines
+
+
+def pd_isna(value) -> bool:
+    return value is None or value != value
 
 
 def write(rows: list[dict], out: Path, multivariate: bool) -> None:
@@ -141,6 +190,7 @@ def write(rows: list[dict], out: Path, multivariate: bool) -> None:
     frame.to_csv(out.with_name(out.name + suffix + ".csv"), index=False)
     lines = [f"# ETT {'multivariate' if multivariate else 'univariate OT'}: seqcast vs published (MSE / MAE, z-scored, all test windows)", ""]
     published = MULTIVARIATE_PUBLISHED if multivariate else PUBLISHED
+    lines += summary(frame, published)
     for (dataset, horizon), group in frame.groupby(["dataset", "horizon"]):
         lines += [f"## {dataset} H={horizon}", "", "| model | L | MSE | MAE | params | train s | beats repeat-last |",
                   "|---|---|---|---|---|---|---|"]
