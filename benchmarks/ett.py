@@ -171,6 +171,7 @@ def summary(frame, published: dict) -> list[str]:
         best = [min(published.get((dataset, h), {}).values(), default=None) for h in horizons]
         lines.append("| *best published* | " + " | ".join("" if b is None else f"{b:.3f}" for b in best) + " |")
         ours = [table[h].min() for h in horizons]
+        lines.append("| *best seqcast* | " + " | ".join(f"{table[h].idxmin()} {o:.4f}" for h, o in zip(horizons, ours)) + " |")
         lines.append("| **best seqcast beats best published** | " + " | ".join(
             "" if b is None else ("yes" if o < b else "no") for o, b in zip(ours, best)) + " |")
         lines.append("")
