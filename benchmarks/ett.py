@@ -127,6 +127,7 @@ def main() -> None:
                        "model": model, "lookback": lookback, "mse": statistics.mean(mses),
                        "mse_std": statistics.pstdev(mses) if len(mses) > 1 else 0.0, "seeds": len(seeds),
                        "mae": statistics.mean(r["mae"] for r in results), "parameters": results[0]["parameters"],
+                       "val_mse": None if results[0]["val_mse"] is None else statistics.mean(r["val_mse"] for r in results),
                        "train_s": statistics.mean(r["train_s"] for r in results),
                        "seconds_per_epoch": statistics.mean(r["seconds_per_epoch"] for r in results),
                        "beats_naive": (statistics.mean(mses) < naive) if naive else None, "commit": commit()}
