@@ -135,7 +135,8 @@ def main() -> None:
                 print(f"{dataset} H={horizon} {model:<22} L={lookback} mse {row['mse']:.4f}"
                       f"{' ± %.4f' % row['mse_std'] if len(seeds) > 1 else ''} mae {row['mae']:.4f} "
                       f"train {row['train_s']:.1f}s", flush=True)
-    write(rows, Path(args.out), args.multivariate)
+                write(rows, Path(args.out), args.multivariate)  # after every row: a stopped run keeps its results
+    print(f"wrote {args.out}{'_multivariate' if args.multivariate else ''}.csv and .md")
 
 
 def commit() -> str:
@@ -150,6 +151,7 @@ def merge(files: list[str], out: Path) -> None:
     frame = frame.drop_duplicates(["dataset", "features", "horizon", "model"], keep="last")
     for multivariate, group in frame.groupby(frame["features"] == "M"):
         write(group.drop(columns="source").to_dict("records"), out, multivariate)
+        print(f"wrote {out}{'_multivariate' if multivariate else ''}.csv and .md")
 
 
 def summary(frame, published: dict) -> list[str]:
@@ -204,7 +206,6 @@ def write(rows: list[dict], out: Path, multivariate: bool) -> None:
             lines.append(f"| *published {name}* | | {value:.3f} | | | | |")
         lines.append("")
     out.with_name(out.name + suffix + ".md").write_text("\n".join(lines))
-    print(f"wrote {out.with_name(out.name + suffix + '.csv')} and .md")
 
 
 if __name__ == "__main__":
