@@ -35,6 +35,7 @@ class State:
     verbose = False
     debug = False
     no_color = False
+    interrupted = False  # set by SIGINT/SIGTERM; training progress re-raises it at the next step
 
 
 def _color_off() -> bool:
@@ -214,10 +215,14 @@ class _Progress:
             self.bar.stop()
 
     def step(self, step: int, total: int) -> None:
+        if State.interrupted:  # the signal's KeyboardInterrupt was swallowed somewhere (e.g. in a finaliser)
+            raise KeyboardInterrupt
         if self.bar and (step % 10 == 0 or step == total):
             self.bar.update(self.task, completed=step, total=total)
 
     def epoch(self, report) -> None:
+        if State.interrupted:
+            raise KeyboardInterrupt
         line = (f"{self.label} epoch {report.epoch}/{report.epochs}: train {report.train_loss:.5f}  "
                 f"val {report.val_loss:.5f}{' *' if report.best else ''}  {report.seconds:.1f}s")
         if self.bar:
@@ -582,13 +587,21 @@ def info(checkpoint_path: Ckpt, json_out: Json = False) -> None:
 GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug", "--no-color")
 
 
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C and SIGTERM: raise KeyboardInterrupt now, and remember it, so that an interrupt raised
+    where Python discards exceptions (a finaliser) still ends training at the next step."""
+    State.interrupted = True
+    raise KeyboardInterrupt
+
+
 def main() -> None:
-    """Console entry point: SIGTERM ends a run like Ctrl-C (no partial files), then run the app.
+    """Console entry point: SIGINT and SIGTERM end a run alike (no partial files), then run the app.
 
     The global flags are accepted anywhere before ``--`` (``seqcast fit data.csv -q``), as cron
     users write them, by moving them in front of the command.
     """
-    signal.signal(signal.SIGTERM, lambda signum, frame: (_ for _ in ()).throw(KeyboardInterrupt()))
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
     args = sys.argv[1:]
     end = args.index("--") if "--" in args else len(args)
     flags = [a for a in args[:end] if a in GLOBAL_FLAGS]

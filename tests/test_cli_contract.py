@@ -95,7 +95,12 @@ class Background:
         pytest.fail(f"no {text!r} on stderr within {timeout}s:\n{self.stderr}")
 
     def finish(self, timeout: float = 90) -> tuple[int, str, str]:
-        rc = self.proc.wait(timeout=timeout)
+        try:
+            rc = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self._threads[0].join(5)
+            pytest.fail(f"still running {timeout}s later; its stderr:\n{self.stderr}")
         for thread in self._threads:
             thread.join(5)
         return rc, self.out.decode("utf-8"), self.stderr
@@ -747,6 +752,20 @@ def test_item25_sigint_during_fit_exits_130_and_leaves_nothing(background, hourl
     assert out == "" and "Traceback" not in err
     assert error_lines(err) == ["seqcast: error: interrupted; nothing was written"]
     assert files_under(out_dir) == set()
+
+
+def test_item25_an_interrupt_swallowed_by_python_still_stops_training(monkeypatch):
+    """item 25: an interrupt that Python discarded (raised inside a finaliser) is re-raised at the next
+    training step or epoch, so a Ctrl-C is never lost in a long fit."""
+    from seqcast import cli
+
+    progress = cli._Progress("gru")
+    progress.step(1, 10)  # no interrupt: nothing happens
+    monkeypatch.setattr(cli.State, "interrupted", True)
+    with pytest.raises(KeyboardInterrupt):
+        progress.step(2, 10)
+    with pytest.raises(KeyboardInterrupt):
+        progress.epoch(None)
 
 
 # ---------------------------------------------------------------------------------------------------
