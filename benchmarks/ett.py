@@ -110,6 +110,7 @@ def main() -> None:
     datasets = ["ETTh1"] if args.multivariate else args.datasets.split(",")
     seeds = [int(s) for s in args.seeds.split(",")]
     self_check(datasets, horizons)
+    code = commit()
 
     rows = []
     for dataset in datasets:
@@ -130,7 +131,7 @@ def main() -> None:
                        "val_mse": None if results[0]["val_mse"] is None else statistics.mean(r["val_mse"] for r in results),
                        "train_s": statistics.mean(r["train_s"] for r in results),
                        "seconds_per_epoch": statistics.mean(r["seconds_per_epoch"] for r in results),
-                       "beats_naive": (statistics.mean(mses) < naive) if naive else None, "commit": commit()}
+                       "beats_naive": (statistics.mean(mses) < naive) if naive else None, "commit": code}
                 rows.append(row)
                 print(f"{dataset} H={horizon} {model:<22} L={lookback} mse {row['mse']:.4f}"
                       f"{' ± %.4f' % row['mse_std'] if len(seeds) > 1 else ''} mae {row['mae']:.4f} "
@@ -156,6 +157,8 @@ def merge(files: list[str], out: Path) -> None:
 
 def summary(frame, published: dict) -> list[str]:
     """Model x horizon MSE per dataset, against repeat-last and the best published number."""
+    import pandas as pd
+
     lines = []
     for dataset, group in frame.groupby("dataset"):
         horizons = sorted(group["horizon"].unique())
@@ -167,7 +170,7 @@ def summary(frame, published: dict) -> list[str]:
             for h in horizons:
                 naive = NAIVE.get(dataset, {}).get(h, (None,))[0]
                 value = row.get(h)
-                cells.append("" if pd_isna(value) else f"{value:.4f}{'*' if naive and value >= naive else ''}")
+                cells.append("" if pd.isna(value) else f"{value:.4f}{'*' if naive and value >= naive else ''}")
             lines.append(f"| {model} | " + " | ".join(cells) + " |")
         if group["features"].iloc[0] == "S":
             lines.append("| *repeat-last* | " + " | ".join(f"{NAIVE[dataset][h][0]:.4f}" for h in horizons) + " |")
@@ -179,10 +182,6 @@ def summary(frame, published: dict) -> list[str]:
             "" if b is None else ("yes" if o < b else "no") for o, b in zip(ours, best)) + " |")
         lines.append("")
     return lines
-
-
-def pd_isna(value) -> bool:
-    return value is None or value != value
 
 
 def write(rows: list[dict], out: Path, multivariate: bool) -> None:

@@ -94,6 +94,11 @@ def _autocast(device: torch.device):
     return torch.autocast(device_type="cuda", dtype=torch.bfloat16) if device.type == "cuda" else nullcontext()
 
 
+def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of the weights, to restore the best epoch's after training."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
 def _forward(model: nn.Module, windows: WindowSet, index) -> tuple[torch.Tensor, torch.Tensor]:
     x, y, marks = windows.batch(index)
     return model(x, time_features=marks), y
@@ -143,7 +148,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     # Training starts from the untrained weights' validation loss (for zero-head models under window
     # normalisation that is repeat-last-value), so the weights kept are never worse on validation.
     best_loss = evaluate_loss(model, val_set) if len(val_set) else math.inf
-    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()} if len(val_set) else None
+    best_state = _snapshot(model) if len(val_set) else None
     stale, step, result = 0, 0, TrainResult(math.nan, 0, 0, 0.0)
     for epoch in range(1, epochs + 1):
         model.train()
@@ -175,7 +180,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
         improved = val_loss < best_loss - 1e-7
         if improved:
             best_loss, stale = val_loss, 0
-            best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            best_state = _snapshot(model)
         else:
             stale += 1
         report = EpochReport(epoch, epochs, step, train_loss, val_loss, improved,

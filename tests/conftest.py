@@ -7,6 +7,8 @@ helpers that run the CLI in-process (Typer's CliRunner) or as a real subprocess.
     invoke       invoke("predict", ckpt, csv, input=...) -> (exit code, stdout, stderr) through CliRunner
     run_cli      run_cli("predict", ckpt, csv, input=b"...", env=..., cwd=...) -> (rc, stdout, stderr)
                  through ``[sys.executable, "-m", "seqcast", ...]`` (text, UTF-8)
+    randomised   randomised(name, lookback, horizon, n_features, scale=0.1, **params): a model whose
+                 parameters (zero heads included) are all non-zero, like a trained one
 
 All data here is synthetic.
 """
@@ -125,3 +127,17 @@ def tiny_ckpt(tmp_path_factory, hourly_csv) -> Path:
     code, _, err = cli_invoke("fit", hourly_csv, *TINY_FIT, "--output", path)
     assert code == 0, err
     return path
+
+
+def randomised(name: str, lookback: int, horizon: int, n_features: int, scale: float = 0.1, **params):
+    """A model whose parameters (zero heads included) are all non-zero, like a trained one."""
+    import torch
+
+    from seqcast.registry import create_model
+
+    torch.manual_seed(0)
+    model = create_model(name, lookback, horizon, n_features, params)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * scale)
+    return model

@@ -16,7 +16,8 @@ from seqcast import checkpoint
 from seqcast.data import DataConfig, load_series
 from seqcast.explain import COLUMNS, explain
 from seqcast.models import WindowNorm
-from seqcast.registry import create_model
+
+from conftest import randomised
 
 ATTENTION = {
     "lstm_attention": {"hidden_size": 8},
@@ -29,16 +30,6 @@ GATED = ["lstm", "gru", "bilstm", "stacked_lstm"]
 LOOKBACK, HORIZON = 24, 6  # the tiny checkpoint's
 
 
-def randomised(name: str, params: dict, lookback: int = LOOKBACK, horizon: int = HORIZON, n_features: int = 1):
-    """A model whose parameters (zero heads included) are all non-zero, like a trained one."""
-    torch.manual_seed(0)
-    model = create_model(name, lookback, horizon, n_features, params)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return model
-
-
 @pytest.fixture(scope="module")
 def make_ckpt(tiny_ckpt, tmp_path_factory):
     """make_ckpt(name, params) -> path of a checkpoint of that model, with the tiny GRU's data schema."""
@@ -47,7 +38,7 @@ def make_ckpt(tiny_ckpt, tmp_path_factory):
 
     def make(name: str, params: dict | None = None):
         params = params or {}
-        model = randomised(name, params)
+        model = randomised(name, LOOKBACK, HORIZON, 1, scale=0.3, **params)
         meta = copy.deepcopy(base)
         meta["model"].update(name=name, params=params)
         meta["data"]["calendar"] = bool(getattr(model, "uses_time_features", False))
@@ -85,7 +76,7 @@ def test_attention_rows_sum_to_one_over_input_steps(name, make_ckpt, hourly):
 
 @pytest.mark.parametrize("name", GATED)
 def test_recomputed_gates_reproduce_torch_hidden_states(name):
-    model = randomised(name, {"hidden_size": 6}, n_features=2).eval()
+    model = randomised(name, LOOKBACK, HORIZON, 2, scale=0.3, hidden_size=6).eval()
     x = torch.randn(3, 17, 2)
     gates, outputs = model.recompute(x)
     with torch.no_grad():

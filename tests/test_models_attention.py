@@ -14,19 +14,11 @@ from seqcast.models import N_TIME_FEATURES
 from seqcast.models._layers import full_attention, n_top, prob_sparse_attention
 from seqcast.registry import create_model
 
+from conftest import randomised
+
 ATTENTION_MODELS = ["lstm_attention", "transformer", "informer", "transformer_xl", "patchtst"]
 # every model at its defaults, plus the calendar-feature path that transformer and informer keep opt-in
 VARIANTS = [(name, {}) for name in ATTENTION_MODELS] + [("transformer", {"calendar": True}), ("informer", {"calendar": True})]
-
-
-def randomised(name: str, lookback: int, horizon: int, n_features: int, **params) -> torch.nn.Module:
-    """A model whose parameters (zero heads included) are all non-zero, like a trained one."""
-    torch.manual_seed(0)
-    model = create_model(name, lookback, horizon, n_features, params)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.1)
-    return model
 
 
 def inputs(model, batch: int, lookback: int, horizon: int, n_features: int):
