@@ -143,7 +143,7 @@ Fill = Annotated[str, typer.Option("--fill", help="Missing values and gaps: none
 Param = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Model hyperparameter key=value (repeatable); `seqcast models` lists them.")]
 Lookback = Annotated[int, typer.Option("--lookback", "-L", help="Input steps per window. 0 = by frequency (96 for hourly).")]
 Horizon = Annotated[int, typer.Option("--horizon", "-H", help="Steps to forecast. 0 = by frequency (24 for hourly).")]
-WindowNormOpt = Annotated[str, typer.Option("--window-norm", help="Per-window normalisation: last (subtract the last value), mean, none.")]
+WindowNormOpt = Annotated[str, typer.Option("--window-norm", help="Per-window normalisation: last (subtract the last value), mean, revin (subtract the mean, divide by the std), none. auto = the model's default (see `seqcast models`).")]
 Epochs = Annotated[int, typer.Option("--epochs", help="Most epochs; early stopping may end sooner (0 = auto: at least 4 and about 200 steps).")]
 MaxSteps = Annotated[int, typer.Option("--max-steps", help="Most optimisation steps in all (0 = no cap).")]
 Batch = Annotated[int, typer.Option("--batch-size", help="Windows per optimisation step (0 = auto: 1/50 of the training windows, 32 to 256).")]
@@ -293,7 +293,7 @@ def fit(
     freq: Freq = None,
     fill: Fill = "none",
     param: Param = None,
-    window_norm: WindowNormOpt = "last",
+    window_norm: WindowNormOpt = "auto",
     split: SplitOpt = None,
     epochs: Epochs = 0,
     max_steps: MaxSteps = 0,
@@ -419,7 +419,7 @@ def compare(
     freq: Freq = None,
     fill: Fill = "none",
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="MODEL.key=value for one model, or key=value for all that accept it.")] = None,
-    window_norm: WindowNormOpt = "last",
+    window_norm: WindowNormOpt = "auto",
     epochs: Epochs = 0,
     max_steps: MaxSteps = 0,
     batch_size: Batch = 0,
@@ -547,14 +547,16 @@ def models_command(json_out: Json = False) -> None:
     entries = []
     for name in list_models():
         spec = get_spec(name)
-        n_params = sum(p.numel() for p in create_model(name, 96, 24, 1).parameters())
-        entries.append({"model": name, "family": spec.family, "parameters": n_params,
-                        "summary": spec.summary, "defaults": spec.defaults()})
+        model = create_model(name, 96, 24, 1)
+        entries.append({"model": name, "family": spec.family, "parameters": sum(p.numel() for p in model.parameters()),
+                        "summary": spec.summary, "defaults": spec.defaults(),
+                        "window_norm": getattr(model, "default_window_norm", "last")})
     if json_out:
         _emit(_json(entries), "-")
         return
     lines = [f"{e['model']:<22} {e['family']:<16} {e['parameters']:>9,} params  {e['summary']}\n"
              f"{'':<22} {' '.join(f'{k}={v}' for k, v in e['defaults'].items()) or '(no hyperparameters)'}"
+             f"  [window norm {e['window_norm']}]"
              for e in entries]
     typer.echo("\n".join(lines))
     say("parameters counted at lookback 96, horizon 24, one channel")

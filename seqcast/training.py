@@ -207,7 +207,7 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
     lookback: int = 0  # 0 = from the frequency
     horizon: int = 0  # 0 = from the frequency
-    window_norm: str = "last"
+    window_norm: str = "auto"  # auto = the model class's ``default_window_norm``, else "last"
 
 
 @dataclass
@@ -239,8 +239,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         on_epoch: Callable[[EpochReport], None] | None = None,
         on_step: Callable[[int, int], None] | None = None) -> Fitted:
     """Train ``spec`` on ``series``: split chronologically, scale on training rows, train, describe."""
-    if spec.window_norm not in WINDOW_NORMS:
-        raise UsageError(f"--window-norm {spec.window_norm!r}: choose one of {', '.join(WINDOW_NORMS)}")
+    if spec.window_norm not in ("auto", *WINDOW_NORMS):
+        raise UsageError(f"--window-norm {spec.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
     notes: list[str] = []
     lookback, horizon = resolve_windows(series, spec, split, notes)
     splits = explicit_split(series, split, lookback, horizon) if split else default_split(series, lookback, horizon)
@@ -250,7 +250,10 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     resolved = resolve_params(spec.name, params)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    model = WindowNorm(create_model(spec.name, lookback, horizon, len(series.targets), params), spec.window_norm)
+    inner = create_model(spec.name, lookback, horizon, len(series.targets), params)
+    # A class may say which per-window normalisation it trains best with (default_window_norm).
+    window_norm = getattr(inner, "default_window_norm", "last") if spec.window_norm == "auto" else spec.window_norm
+    model = WindowNorm(inner, window_norm)
     scaler = Scaler.fit(series, {sid: sp.train for sid, sp in splits.items()})
     arrays = scaled_arrays(series, scaler)
     calendar = bool(getattr(model.model, "uses_time_features", False))
@@ -263,7 +266,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     result = train(model, train_set, val_set, config, on_epoch, on_step)
     model.to("cpu")
     meta = {
-        "model": {"name": spec.name, "params": resolved, "window_norm": spec.window_norm,
+        "model": {"name": spec.name, "params": resolved, "window_norm": window_norm,
                   "n_parameters": sum(p.numel() for p in model.parameters())},
         "data": {"source": series.source, "time_col": series.time_col, "targets": series.targets,
                  "id_col": series.id_col, "freq": series.freq, "integer_time": series.integer_time,

@@ -106,3 +106,24 @@ def test_calendar_features_opt_in_reach_fit_and_predict(tmp_path, hourly_csv):
     forecast = pd.read_csv(io.StringIO(out))
     assert len(forecast) == 6 and forecast["timestamp"].iloc[0] == "2024-01-17 16:00:00"
     assert forecast["forecast"].between(-3, 3).all()
+
+
+def test_window_norm_revin_round_trips_through_fit_info_predict(tmp_path, hourly_csv):
+    ckpt = tmp_path / "gru.ckpt"
+    code, _, err = run("fit", hourly_csv, "--window-norm", "revin", *FAST, "-L", "24", "-H", "6", "-o", ckpt)
+    assert code == 0, err
+    code, out, _ = run("info", ckpt)
+    assert code == 0 and "window norm revin" in out
+    code, out, err = run("predict", ckpt, hourly_csv)
+    assert code == 0, err
+    assert len(pd.read_csv(io.StringIO(out))) == 6
+    code, _, err = run("fit", hourly_csv, "--window-norm", "std", *FAST, "-o", tmp_path / "x.ckpt")
+    assert code == 2 and "--window-norm 'std'" in err and "revin" in err
+
+
+def test_models_shows_each_default_window_norm():
+    code, out, _ = run("models")
+    lines = out.splitlines()
+    assert code == 0
+    assert "[window norm mean]" in lines[lines.index(next(l for l in lines if l.startswith("rnn "))) + 1]
+    assert "[window norm last]" in lines[lines.index(next(l for l in lines if l.startswith("nlinear "))) + 1]

@@ -98,7 +98,8 @@ def test_explain_feeds_the_window_normalised_input(make_ckpt, hourly):
     assert list(m.input_times) == list(s.times[-5 - LOOKBACK : -5])
     scaled = torch.tensor((s.values[-5 - LOOKBACK : -5] - ckpt.meta["scaler"]["mean"]["main"])
                           / ckpt.meta["scaler"]["std"]["main"], dtype=torch.float32)[None]
-    expected = ckpt.model.model.gate_activations(scaled - scaled[:, -1:])  # window norm "last"
+    level = {"last": scaled[:, -1:], "mean": scaled.mean(dim=1, keepdim=True)}[ckpt.meta["model"]["window_norm"]]
+    expected = ckpt.model.model.gate_activations(scaled - level)
     assert m.kinds == ["forget_gate", "input_gate", "output_gate"]
     assert torch.allclose(torch.from_numpy(m.weights).float(), torch.stack(list(expected.values()), 1)[0], atol=1e-6)
 

@@ -6,6 +6,7 @@ A new architecture file is covered here without editing this file.
 import pytest
 import torch
 
+from conftest import randomised
 from seqcast.checkpoint import load, save
 from seqcast.models import N_TIME_FEATURES, WindowNorm
 from seqcast.registry import create_model, get_spec, list_models, resolve_params
@@ -101,6 +102,22 @@ def test_window_norm_last_with_zero_head_starts_as_repeat_last_value():
     x = torch.randn(5, 16, 2)
     with torch.no_grad():
         assert torch.allclose(model(x), x[:, -1:, :].expand(-1, 4, -1))
+
+
+def test_window_norm_mean_with_zero_head_starts_as_repeat_the_mean():
+    model = WindowNorm(create_model("gru", 16, 4, 2), "mean").eval()
+    x = torch.randn(5, 16, 2)
+    with torch.no_grad():
+        assert torch.allclose(model(x), x.mean(dim=1, keepdim=True).expand(-1, 4, -1), atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["gru", "cnn", "dlinear"])
+def test_window_norm_revin_makes_the_forecast_follow_shifts_and_scalings_of_the_window(name):
+    model = WindowNorm(randomised(name, 16, 4, 2), "revin").eval()
+    x = torch.randn(5, 16, 2)
+    with torch.no_grad():
+        assert torch.allclose(model(3.0 * x + 7.0), 3.0 * model(x) + 7.0, atol=1e-4)
+        assert model(torch.zeros(1, 16, 2)).abs().max() < 1e-2  # a flat window: no division by zero
 
 
 def test_seasonal_naive_repeats_the_last_season():

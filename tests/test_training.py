@@ -33,8 +33,19 @@ def test_model_default_learning_rate_is_used_and_recorded():
     assert explicit.meta["training"]["lr"] == 0.01
 
 
+def test_model_default_window_norm_is_used_and_recorded():
+    series = _series()
+    spec = dict(lookback=24, horizon=6)
+    gru = fit(series, ModelConfig("gru", {"hidden_size": 4}, **spec), TrainConfig(epochs=1))
+    nlinear = fit(series, ModelConfig("nlinear", {}, **spec), TrainConfig(epochs=1))
+    assert (gru.model.mode, gru.meta["model"]["window_norm"]) == ("mean", "mean")
+    assert (nlinear.model.mode, nlinear.meta["model"]["window_norm"]) == ("last", "last")
+    explicit = fit(series, ModelConfig("gru", {"hidden_size": 4}, window_norm="revin", **spec), TrainConfig(epochs=1))
+    assert (explicit.model.mode, explicit.meta["model"]["window_norm"]) == ("revin", "revin")
+
+
 def test_weights_never_worse_than_the_start_on_validation():
-    """Pure noise: a zero-head model starts as repeat-last-value; training cannot make validation worse."""
+    """Pure noise: a zero-head model starts as the window's level; training cannot make validation worse."""
     rng = np.random.default_rng(1)
     times = pd.date_range("2024-01-01", periods=300, freq="h")
     series = series_from_text("t.csv", "timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(times, rng.standard_normal(300))))

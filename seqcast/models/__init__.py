@@ -25,7 +25,7 @@ from torch import nn
 
 N_TIME_FEATURES = 5  # hour of day, day of week, day of month, day of year, month; each in [-0.5, 0.5]
 
-WINDOW_NORMS = ("none", "last", "mean")
+WINDOW_NORMS = ("none", "last", "mean", "revin")
 
 
 class WindowNorm(nn.Module):
@@ -50,15 +50,21 @@ class WindowNorm(nn.Module):
         level = x[:, -1:, :] if self.mode == "last" else x.mean(dim=1, keepdim=True)
         return level.detach()
 
+    def spread(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) -> (B, 1, C): the window's scale, 1 except under "revin" (its standard deviation)."""
+        if self.mode != "revin":
+            return x.new_ones(x.shape[0], 1, x.shape[2])
+        return (x.var(dim=1, keepdim=True, unbiased=False) + 1e-5).sqrt().detach()
+
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, L, C): the input the inner model sees (for ``seqcast explain``)."""
-        return x if self.mode == "none" else x - self.level(x)
+        return x if self.mode == "none" else (x - self.level(x)) / self.spread(x)
 
     def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
         if self.mode == "none":
             return self.model(x, time_features=time_features)
-        level = self.level(x)  # broadcast over time
-        return self.model(x - level, time_features=time_features) + level
+        level, spread = self.level(x), self.spread(x)  # each broadcast over time
+        return self.model((x - level) / spread, time_features=time_features) * spread + level
 
 
 def zero_head(layer: nn.Linear) -> nn.Linear:
