@@ -61,11 +61,13 @@ def data_file(name: str) -> Path:
     raise SystemExit(f"{name}.csv not found in {', '.join(map(str, DATA_DIRS))}")
 
 
-def compare(dataset: str, horizon: int, models: list[str], lookback: int, seed: int, multivariate: bool) -> list[dict]:
+def compare(dataset: str, horizon: int, models: list[str], lookback: int, seed: int, multivariate: bool,
+            options: tuple[str, ...] = ()) -> list[dict]:
+    """One `seqcast compare` under the protocol; ``options`` are more CLI flags (e.g. --window-norm)."""
     targets = TARGETS_M if multivariate else ["OT"]
     command = [sys.executable, "-m", "seqcast", "-q", "compare", str(data_file(dataset)), "--split", SPLIT,
                "--lookback", str(lookback), "--horizon", str(horizon), "--models", ",".join(models),
-               "--seed", str(seed), "--json"]
+               "--seed", str(seed), "--json", *options]
     for target in targets:
         command += ["--target", target]
     done = subprocess.run(command, capture_output=True, text=True)

@@ -10,49 +10,35 @@ validation. A model's `default_window_norm` is set from this table, never from t
 """
 
 import argparse
-import json
-import subprocess
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ett import LONG_LOOKBACK, ROOT, SPLIT, data_file  # noqa: E402
+from ett import LONG_LOOKBACK, ROOT, compare  # noqa: E402
 
 SHORT = "rnn,lstm,gru,bilstm,stacked_lstm,lstm_attention"
 LONG = "dlinear,nlinear,nbeats,nbeats_interpretable,cnn"
-
-
-def run(dataset: str, horizon: int, lookback: int, models: list[str], norm: str) -> list[dict]:
-    command = [sys.executable, "-m", "seqcast", "-q", "compare", str(data_file(dataset)), "--split", SPLIT,
-               "--target", "OT", "--lookback", str(lookback), "--horizon", str(horizon),
-               "--models", ",".join(models), "--seed", "0", "--window-norm", norm, "--json"]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode:
-        raise SystemExit(f"{' '.join(command)}\nfailed ({done.returncode}): {done.stderr[-2000:]}")
-    return [row for row in json.loads(done.stdout) if row["model"] in models]
+CELLS = "ETTh1:24,ETTh1:96,ETTh1:336,ETTh2:24,ETTh2:96,ETTh2:336"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default=f"{SHORT},{LONG}")
-    parser.add_argument("--cells", default="ETTh1:24,ETTh1:96,ETTh1:336,ETTh2:24,ETTh2:96,ETTh2:336",
-                        help="dataset:horizon pairs; the L=336 families run at H=96 only unless named here")
+    parser.add_argument("--cells", help=f"dataset:horizon pairs; default {CELLS}, with the L=336 families "
+                                        "at H=96 only")
     parser.add_argument("--norms", default="last,mean")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "window_norm"))
     args = parser.parse_args()
     models, norms = args.models.split(","), args.norms.split(",")
-    cells = [(c.split(":")[0], int(c.split(":")[1])) for c in args.cells.split(",")]
-    explicit_cells = "--cells" in sys.argv
+    cells = [(c.split(":")[0], int(c.split(":")[1])) for c in (args.cells or CELLS).split(",")]
     rows = []
     for dataset, horizon in cells:
         for long in (False, True):
             group = [m for m in models if (m in LONG_LOOKBACK) == long]
-            if long and horizon != 96 and not explicit_cells:
+            if not group or (long and horizon != 96 and not args.cells):
                 continue
             for norm in norms:
-                if not group:
-                    continue
-                for r in run(dataset, horizon, 336 if long else 96, group, norm):
+                for r in compare(dataset, horizon, group, 336 if long else 96, 0, False, ("--window-norm", norm)):
                     rows.append({"dataset": dataset, "horizon": horizon, "model": r["model"], "window_norm": norm,
                                  "val_mse": r["val_mse"], "mse": r["mse"]})
                     print(f"{dataset} H={horizon} {r['model']:<22} {norm:<6} val {r['val_mse']:.4f} "

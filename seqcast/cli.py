@@ -542,6 +542,7 @@ def explain(
 @_command(name="models")
 def models_command(json_out: Json = False) -> None:
     """List the registered models, one line each, with their hyperparameters."""
+    from .models import default_window_norm
     from .registry import create_model, get_spec, list_models
 
     entries = []
@@ -550,7 +551,7 @@ def models_command(json_out: Json = False) -> None:
         model = create_model(name, 96, 24, 1)
         entries.append({"model": name, "family": spec.family, "parameters": sum(p.numel() for p in model.parameters()),
                         "summary": spec.summary, "defaults": spec.defaults(),
-                        "window_norm": getattr(model, "default_window_norm", "last")})
+                        "window_norm": default_window_norm(model)})
     if json_out:
         _emit(_json(entries), "-")
         return

@@ -21,7 +21,7 @@ from torch import nn
 from . import __version__
 from .data import SeriesSet, season_length
 from .errors import TrainingError, UsageError
-from .models import WINDOW_NORMS, WindowNorm
+from .models import WINDOW_NORMS, WindowNorm, default_window_norm
 from .registry import create_model, get_spec, resolve_params
 from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_lookback, default_split,
                       explicit_split, scaled_arrays, split_targets)
@@ -146,7 +146,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * min(s, total) / total))
     )
     # Training starts from the untrained weights' validation loss (for zero-head models under window
-    # normalisation that is repeat-last-value), so the weights kept are never worse on validation.
+    # normalisation that is repeating the window's level), so the weights kept are never worse on validation.
     best_loss = evaluate_loss(model, val_set) if len(val_set) else math.inf
     best_state = _snapshot(model) if len(val_set) else None
     stale, step, result = 0, 0, TrainResult(math.nan, 0, 0, 0.0)
@@ -251,8 +251,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     inner = create_model(spec.name, lookback, horizon, len(series.targets), params)
-    # A class may say which per-window normalisation it trains best with (default_window_norm).
-    window_norm = getattr(inner, "default_window_norm", "last") if spec.window_norm == "auto" else spec.window_norm
+    window_norm = default_window_norm(inner) if spec.window_norm == "auto" else spec.window_norm
     model = WindowNorm(inner, window_norm)
     scaler = Scaler.fit(series, {sid: sp.train for sid, sp in splits.items()})
     arrays = scaled_arrays(series, scaler)

@@ -28,12 +28,18 @@ N_TIME_FEATURES = 5  # hour of day, day of week, day of month, day of year, mont
 WINDOW_NORMS = ("none", "last", "mean", "revin")
 
 
+def default_window_norm(model: nn.Module) -> str:
+    """The per-window normalisation a model class trains best with (``default_window_norm``), else "last"."""
+    return getattr(model, "default_window_norm", "last")
+
+
 class WindowNorm(nn.Module):
-    """Wraps any model with per-window normalisation (NLinear's last value, or RevIN-style mean).
+    """Wraps any model with per-window normalisation (NLinear's last value, the mean, or RevIN).
 
     The window's reference level is subtracted from the input and added back to the forecast, so the
     model learns the change from the window's level; with a zero-initialised head a model starts out
-    as repeat-last-value ("last") or repeat-the-mean ("mean").
+    as repeat-last-value ("last") or repeat-the-mean ("mean" and "revin"). "revin" also divides the
+    input by the window's standard deviation and multiplies the forecast by it.
     """
 
     def __init__(self, model: nn.Module, mode: str = "none"):
@@ -51,19 +57,23 @@ class WindowNorm(nn.Module):
         return level.detach()
 
     def spread(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, C) -> (B, 1, C): the window's scale, 1 except under "revin" (its standard deviation)."""
-        if self.mode != "revin":
-            return x.new_ones(x.shape[0], 1, x.shape[2])
+        """(B, L, C) -> (B, 1, C): the window's standard deviation, the scale "revin" divides by."""
         return (x.var(dim=1, keepdim=True, unbiased=False) + 1e-5).sqrt().detach()
 
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, L, C): the input the inner model sees (for ``seqcast explain``)."""
-        return x if self.mode == "none" else (x - self.level(x)) / self.spread(x)
+        if self.mode == "none":
+            return x
+        centred = x - self.level(x)
+        return centred / self.spread(x) if self.mode == "revin" else centred
 
     def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
         if self.mode == "none":
             return self.model(x, time_features=time_features)
-        level, spread = self.level(x), self.spread(x)  # each broadcast over time
+        level = self.level(x)  # broadcast over time
+        if self.mode != "revin":
+            return self.model(x - level, time_features=time_features) + level
+        spread = self.spread(x)
         return self.model((x - level) / spread, time_features=time_features) * spread + level
 
 

@@ -18,9 +18,9 @@ stacked_lstm in most ETT cells tried (docs/benchmarks.md, "Defaults that win"); 
 most (ETTh1 H=96 test MSE 0.0718 -> 0.0566, where repeat-last scores 0.0693).
 
 Differences from the papers: the head is zero-initialised, so that with seqcast's per-window
-normalisation an untrained model forecasts exactly the window's level (its mean, by default); `bidirectional` concatenates the
-last layer's final forward state with its final backward state (the one that has read the whole
-window), not the output at the last step.
+normalisation an untrained model forecasts exactly the window's level (its mean, by default);
+`bidirectional` concatenates the last layer's final forward state with its final backward state
+(the one that has read the whole window), not the output at the last step.
 
 ``gate_activations`` (behind ``seqcast explain``) re-runs the cell equations from the encoder's own
 weights, step by step, and returns the mean gate values; ``recompute`` also returns the hidden
