@@ -126,4 +126,5 @@ def test_models_shows_each_default_window_norm():
     lines = out.splitlines()
     assert code == 0
     assert "[window norm mean]" in lines[lines.index(next(l for l in lines if l.startswith("rnn "))) + 1]
+    assert "[window norm mean]" in lines[lines.index(next(l for l in lines if l.startswith("transformer_xl "))) + 1]
     assert "[window norm last]" in lines[lines.index(next(l for l in lines if l.startswith("nlinear "))) + 1]

@@ -19,6 +19,11 @@ i - j negative too, so R covers -(S - 1) .. M + S - 1 and scores are gathered by
 the paper's relative-shift trick; ``mem_len`` counts segments, not tokens; the memory lives inside
 one forward call (no state between calls: each window is one independent sequence); post-norm layers
 with GELU. LayerNorm only (no BatchNorm), so a forecast never depends on the rest of its batch.
+
+Window normalisation: each window is centred on its mean (``default_window_norm = "mean"``), so an
+untrained model forecasts the window's mean. On the ETT validation split, mean was lower than last in
+4 of 6 cells (it lost at H=24 on both datasets) and in summed validation MSE (docs/benchmarks.md,
+"Defaults that win").
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class TransformerXL(nn.Module):
     """Transformer-XL: segment recurrence with detached memory and relative positions."""
 
     default_lr = 1e-3  # peak learning rate of seqcast's training loop; attention trains unstably at 3e-3
+    default_window_norm = "mean"  # see the module docstring
 
     def __init__(
         self,
