@@ -125,6 +125,10 @@ def test_models_shows_each_default_window_norm():
     code, out, _ = run("models")
     lines = out.splitlines()
     assert code == 0
-    assert "[window norm mean]" in lines[lines.index(next(l for l in lines if l.startswith("rnn "))) + 1]
-    assert "[window norm mean]" in lines[lines.index(next(l for l in lines if l.startswith("transformer_xl "))) + 1]
-    assert "[window norm last]" in lines[lines.index(next(l for l in lines if l.startswith("nlinear "))) + 1]
+
+    def defaults_line(model: str) -> str:  # each model's second line lists its defaults
+        return lines[lines.index(next(l for l in lines if l.startswith(model + " "))) + 1]
+
+    assert "[window norm mean]" in defaults_line("rnn")
+    assert "[window norm mean]" in defaults_line("transformer_xl")
+    assert "[window norm last]" in defaults_line("nlinear")
