@@ -1,44 +1,54 @@
-"""Reading series from CSV: delimiter, columns, timestamps, numbers, frequency, gaps and missing values.
+"""Series from CSV: which column holds what, one series per id, the frequency, gaps and missing values.
 
-The reader checks what pandas would let slide (short rows, mixed date formats, duplicate or missing
-timestamps) and raises ``InputError`` naming the file, line, column, series and value. Splits,
-scaling and windows live in ``windows.py``.
+``reading.py`` turns the text into columns, numbers and timestamps; this module gives the columns
+their roles, checks what pandas would let slide (duplicate or missing timestamps, gaps, a frequency
+that cannot be right) and raises ``InputError`` naming the file, line, column, series and value.
+Splits, scaling and windows live in ``windows.py``.
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import re
-import sys
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from .errors import InputError
+from .reading import (INTEGER, choose_decimal, day_month_format, decimal_note, decode, is_period_column,
+                      looks_numeric, parse_numbers, parse_table, parse_times, read_bytes, year_period_times,
+                      years_as_dates)
+
+__all__ = ["DataConfig", "Series", "SeriesSet", "load_series", "series_from_text", "future_times", "time_features",
+           "season_length", "grid", "write_csv", "infer_frequency", "DEFAULT_ID", "FILL_POLICIES", "read_bytes",
+           "decode"]
 
 TIME_NAMES = ("ds", "date", "datetime", "timestamp", "time", "period", "month", "week", "day", "year", "step")
 ID_NAMES = ("unique_id", "series_id", "series", "id")
+# Usual names of a panel's key; taken as the id column only when the values are not numbers, so a
+# numeric target is never taken for an id.
+ENTITY_NAMES = ("symbol", "ticker", "store", "store_id", "item", "item_id", "sku", "product", "firm", "company",
+                "country", "region", "city", "station", "site", "sensor", "location")
 TARGET_NAMES = ("y", "value", "target")
+YEAR_NAMES = ("year", "yr")
+QUARTER_NAMES = ("quarter", "qtr", "q")
+MONTH_NAMES = ("month", "mon")
 FILL_POLICIES = ("none", "ffill", "interpolate", "zero")
 DEFAULT_ID = "main"
-_MISSING = {"", "na", "n/a", "nan", "null", "none", "-", "?", "#n/a"}
-_INTEGER = re.compile(r"^[+-]?\d+$")
-_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
 
 
 @dataclass(frozen=True)
 class DataConfig:
     """How to read a CSV: which columns hold what, the frequency, and how to fill holes."""
 
-    time_col: str | None = None
+    time_col: str | None = None  # one column, or "year,quarter" / "year,month" to combine two
     target: tuple[str, ...] = ()
     id_col: str | None = None
     freq: str | None = None
     fill: str = "none"
+    decimal: str | None = None  # "." or ","; None = decided from the numbers themselves
+    dayfirst: bool | None = None  # day before month in dates like 01.02.1949; None = inferred from the column
+    date_format: str | None = None  # an explicit strftime format for the time column
 
 
 @dataclass
@@ -50,159 +60,26 @@ class Series:
 
 @dataclass
 class SeriesSet:
-    """Everything read from one CSV: one or many series sharing targets and frequency."""
+    """Everything read from one CSV: one or many series sharing targets and frequency.
+
+    ``decimal``, ``dayfirst`` and ``date_format`` are the readings actually used: given back as a
+    ``DataConfig`` they read the file, and new files of its kind, the same way.
+    """
 
     source: str
     time_col: str | None
     targets: list[str]
     id_col: str | None
-    freq: str  # pandas offset alias ("h", "W-SUN", "MS"), or the integer step ("1")
+    freq: str  # pandas offset alias ("h", "W-SUN", "MS", "B"), or the integer step ("1")
     series: list[Series]
     notes: list[str] = field(default_factory=list)
+    decimal: str = "."  # the decimal separator the numbers were read with
+    dayfirst: bool | None = None  # how day/month dates were read; None when the dates were unambiguous (ISO)
+    date_format: str | None = None  # the user's --date-format, if any
 
     @property
     def integer_time(self) -> bool:
         return not isinstance(self.series[0].times, pd.DatetimeIndex)
-
-
-def read_bytes(path: str) -> tuple[str, bytes]:
-    """The raw bytes of ``path``, or of stdin for ``-``, with the name errors should use."""
-    if path == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            raise InputError("reading data from stdin ('-'), but stdin is a terminal; pipe a CSV in, e.g. `cat data.csv | seqcast ... -`")
-        return "<stdin>", sys.stdin.buffer.read()
-    try:
-        return path, Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a CSV file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-
-
-def decode(name: str, data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise InputError(f"{name}: looks like UTF-16 but cannot be decoded; save it as UTF-8") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"{name}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8"
-        ) from None
-    if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise InputError(f"{name}: line {line}: contains a NUL byte; this is not a text CSV file")
-    return text
-
-
-def _delimiter(header: str) -> str:
-    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
-    best = max(counts, key=counts.get)
-    return best if counts[best] else ","
-
-
-def parse_table(name: str, text: str) -> tuple[list[str], dict[str, np.ndarray], np.ndarray, str]:
-    """Split CSV text into header, string columns and the source line of each row.
-
-    Returns ``(header, columns, lines, delimiter)``. Every row must have as many fields as the header.
-    """
-    stripped = text.lstrip("\r\n")
-    if not stripped.strip():
-        raise InputError(f"{name}: no data rows (the input is empty)")
-    skipped = text[: len(text) - len(stripped)].count("\n")
-    delimiter = _delimiter(stripped.splitlines()[0])
-    reader = csv.reader(io.StringIO(stripped, newline=""), delimiter=delimiter)
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        header = [h.strip() for h in next(reader)]
-        width = len(header)
-        start = reader.line_num + 1  # a quoted field may span lines: name the line where the row starts
-        for row in reader:
-            line, start = start + skipped, reader.line_num + 1
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) != width:
-                spans = f" (a quoted field runs on to line {reader.line_num + skipped}; is a quote unclosed?)" \
-                    if reader.line_num + skipped > line else ""
-                raise InputError(f"{name}: line {line}: expected {width} fields, saw {len(row)}{spans}")
-            rows.append(row)
-            lines.append(line)
-    except csv.Error as exc:
-        raise InputError(f"{name}: line {reader.line_num + skipped}: {exc}") from None
-    for i, column in enumerate(header):
-        if not column:
-            raise InputError(f"{name}: line {1 + skipped}: column {i + 1} has no name; every column needs a header")
-        if column in header[:i]:
-            raise InputError(f"{name}: line {1 + skipped}: column name {column!r} appears twice")
-    if not rows:
-        raise InputError(f"{name}: no data rows (only a header: {', '.join(header)})")
-    table = np.array(rows, dtype=object).reshape(len(rows), width)
-    columns = {column: table[:, i] for i, column in enumerate(header)}
-    return header, columns, np.asarray(lines), delimiter
-
-
-def parse_numbers(raw: np.ndarray, column: str, lines: np.ndarray, name: str, decimal_comma: bool) -> np.ndarray:
-    """Strings -> float64, NaN where a value is missing; a non-number or infinity is an error."""
-    text = pd.Series(raw, dtype=object).str.strip()
-    missing = text.str.lower().isin(_MISSING).to_numpy()
-    if decimal_comma:
-        cleaned = text.str.replace(r"^([+-]?\d{1,3}(?:\.\d{3})+)(?=,|$)", lambda m: m.group(1).replace(".", ""), regex=True)
-        cleaned = cleaned.str.replace(",", ".", regex=False)
-    else:
-        cleaned = text.str.replace(r"^([+-]?\d{1,3}(?:,\d{3})+)(?=\.|$)", lambda m: m.group(1).replace(",", ""), regex=True)
-    values = pd.to_numeric(cleaned.where(~missing, None), errors="coerce").to_numpy(dtype=np.float64)
-    bad = np.isnan(values) & ~missing
-    if bad.any():
-        i = int(np.argmax(bad))
-        raise InputError(f"{name}: line {lines[i]}, column {column!r}: {raw[i]!r} is not a number")
-    infinite = np.isinf(values)
-    if infinite.any():
-        i = int(np.argmax(infinite))
-        raise InputError(f"{name}: line {lines[i]}, column {column!r}: {raw[i]!r} is not a finite number")
-    return values
-
-
-def parse_times(raw: np.ndarray, column: str, lines: np.ndarray, name: str) -> pd.Index:
-    """Strings -> DatetimeIndex (UTC when the values carry offsets) or int64 Index of steps."""
-    text = pd.Series(raw, dtype=object).str.strip()
-    empty = (text == "").to_numpy()
-    if empty.any():
-        i = int(np.argmax(empty))
-        raise InputError(f"{name}: line {lines[i]}, column {column!r}: empty timestamp")
-    if text.str.fullmatch(_INTEGER.pattern).all():
-        return pd.Index(text.astype(np.int64).to_numpy(), dtype=np.int64)
-    has_tz = text.str.contains(_TZ_SUFFIX.pattern, regex=True).to_numpy()
-    if has_tz.any() and not has_tz.all():
-        i = int(np.argmax(has_tz != has_tz[0]))
-        raise InputError(
-            f"{name}: line {lines[i]}, column {column!r}: {raw[i]!r} mixes timestamps with and "
-            "without a time zone offset; use one form for every row"
-        )
-    best = None
-    for fmt in ("ISO8601", None):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            try:
-                parsed = pd.to_datetime(text, format=fmt, errors="coerce", utc=bool(has_tz.all()))
-            except (ValueError, TypeError, OverflowError):
-                continue
-        failed = parsed.isna().to_numpy()
-        if not failed.any():
-            return pd.DatetimeIndex(parsed)
-        if best is None or failed.sum() < best.sum():
-            best = failed
-    i = int(np.argmax(best)) if best is not None else 0
-    raise InputError(
-        f"{name}: line {lines[i]}, column {column!r}: cannot read {raw[i]!r} as a timestamp"
-        + (f" in the format of line {lines[0]} ({raw[0]!r})" if i else "")
-        + "; use one date format (ISO 8601 like 2024-01-31 13:00 is safest)"
-    )
 
 
 def _pick(header: list[str], names: tuple[str, ...], exclude: set[str]) -> str | None:
@@ -216,8 +93,17 @@ def _require(column: str, header: list[str], name: str, role: str) -> str:
     return column
 
 
+def _is_key(raw: np.ndarray) -> bool:
+    """Values that can name series: not (all) numbers, and repeated, as a panel's key is."""
+    return not looks_numeric(raw).all() and len(set(raw)) < len(raw)
+
+
 def infer_frequency(times: pd.Index) -> str | None:
-    """The pandas offset alias (or integer step) that puts every timestamp on one regular grid."""
+    """The pandas offset alias (or integer step) that puts every timestamp on one regular grid.
+
+    Business days ("B") when every timestamp is a weekday at one time of day, the usual step is a
+    day and the data spans a weekend; holidays are then gaps on that grid.
+    """
     if len(times) < 2:
         return None
     if not isinstance(times, pd.DatetimeIndex):
@@ -234,20 +120,44 @@ def infer_frequency(times: pd.Index) -> str | None:
     values, counts = np.unique(diffs, return_counts=True)
     mode = pd.Timedelta(values[np.argmax(counts)])
     days = mode / pd.Timedelta(days=1)
-    if 27 <= days <= 32:
-        candidates = ["MS", "ME"]
+    first_month = times[0].strftime("%b").upper()
+    if _business_days(times, diffs, mode):
+        candidates = ["B"]
+    elif 27 <= days <= 32:
+        candidates = ["MS", "ME", "BMS", "BME"]
     elif 88 <= days <= 93:
         candidates = [f"QS-{m}" for m in ("JAN", "FEB", "MAR")] + [f"QE-{m}" for m in ("DEC", "JAN", "FEB")]
     elif 364 <= days <= 367:
-        candidates = ["YS", "YE"]
+        candidates = ["YS-JAN", "YE-DEC", f"YS-{first_month}", f"YE-{first_month}"]
     elif days == 7:
         candidates = [f"W-{times[0].day_name()[:3].upper()}"]
     else:
-        candidates = [pd.tseries.frequencies.to_offset(mode).freqstr]
+        candidates = [_step_alias(mode)]
     for candidate in candidates:
-        if times.difference(grid(times[0], times[-1], candidate, len(times))).empty:
-            return candidate
+        try:
+            on_grid = times.difference(grid(times[0], times[-1], candidate, len(times))).empty
+        except InputError:
+            continue
+        if on_grid:
+            return pd.tseries.frequencies.to_offset(candidate).freqstr
     return None
+
+
+def _business_days(times: pd.DatetimeIndex, diffs: np.ndarray, mode: pd.Timedelta) -> bool:
+    if mode != pd.Timedelta(days=1) or (times.day_of_week >= 5).any():
+        return False
+    clock = times - times.normalize()
+    weekday = times.day_of_week.to_numpy()
+    spans_weekend = (np.diff(weekday) <= 0) | (diffs >= np.timedelta64(7, "D"))
+    return bool((clock == clock[0]).all() and spans_weekend.any())
+
+
+def _step_alias(step: pd.Timedelta) -> str:
+    """A step as an alias: whole days as "D"/"2D" (pandas would say "24h"), else pandas' own."""
+    if step > pd.Timedelta(0) and step % pd.Timedelta(days=1) == pd.Timedelta(0):
+        n = step // pd.Timedelta(days=1)
+        return "D" if n == 1 else f"{n}D"
+    return pd.tseries.frequencies.to_offset(step).freqstr
 
 
 def grid(start, end, freq: str, n_hint: int) -> pd.Index:
@@ -298,8 +208,16 @@ def _fill(values: np.ndarray, policy: str) -> np.ndarray:
     return frame.to_numpy(dtype=np.float64)
 
 
+_CHECK_READING = ("check --freq, and how the dates are read: --dayfirst or --monthfirst for dates like 01.02.2024, "
+                  "or --date-format")
+
+
 def _regularise(series: Series, freq: str, policy: str, name: str, notes: list[str]) -> Series:
-    """Check ``series`` lies on the ``freq`` grid without gaps; fill gaps when a policy allows."""
+    """Check ``series`` lies on the ``freq`` grid without gaps; fill gaps when a policy allows.
+
+    Filling is refused when the grid has more missing timestamps than observed ones: the frequency
+    or the reading of the dates is then wrong, and filling would invent most of the series.
+    """
     times = series.times
     full = grid(times[0], times[-1], freq, len(times))
     off_grid = times.difference(full)
@@ -312,70 +230,70 @@ def _regularise(series: Series, freq: str, policy: str, name: str, notes: list[s
     if len(full) == len(times):
         return series
     position = int(np.argmax(np.asarray(full[: len(times)]) != np.asarray(times)))
-    missing = len(full) - len(times)
+    missing, observed = len(full) - len(times), len(times)
+    business = freq == "B"
+    what = ("business day" if business else "timestamp") + ("s" if missing != 1 else "")
+    gap = (f"gap after {times[position - 1]}: next timestamp is {times[position]}, expected {full[position]} "
+           f"(frequency {freq!r}{', business days Monday to Friday' if business else ''})")
+    if missing > observed:
+        wrong = (f"{missing} {what} missing for {observed} observed, so the frequency {freq!r} looks wrong "
+                 f"(dates misread, e.g. day and month swapped, or a wrong --freq); {_CHECK_READING}")
+        if policy == "none":
+            raise InputError(f"{name}: {label}{gap}; {wrong}")
+        raise InputError(f"{name}: {label}refusing --fill {policy}: it would invent more rows than were read; "
+                         f"{gap}; {wrong}")
     if policy == "none":
         raise InputError(
-            f"{name}: {label}gap after {times[position - 1]}: next timestamp is {times[position]}, "
-            f"expected {full[position]} (frequency {freq!r}); {missing} timestamps missing in all. "
+            f"{name}: {label}{gap}; {missing} {what} missing in all{' (holidays?)' if business else ''}. "
             "Fill them with --fill ffill|interpolate|zero, or set another --freq"
         )
-    notes.append(f"{label}filled {missing} missing timestamps ({policy})")
+    notes.append(f"{label}filled {missing} missing {what} ({policy})")
     frame = pd.DataFrame(series.values, index=times).reindex(full)
     return Series(series.id, full, frame.to_numpy(dtype=np.float64))
 
 
 def load_series(path: str, config: DataConfig = DataConfig()) -> SeriesSet:
     """Read, validate and regularise the series in ``path`` (``-`` for stdin)."""
-    if config.fill not in FILL_POLICIES:
-        raise InputError(f"--fill {config.fill!r}: choose one of {', '.join(FILL_POLICIES)}")
+    _check_config(config)
     name, raw = read_bytes(path)
     return series_from_text(name, decode(name, raw), config)
 
 
+def _check_config(config: DataConfig) -> None:
+    if config.fill not in FILL_POLICIES:
+        raise InputError(f"--fill {config.fill!r}: choose one of {', '.join(FILL_POLICIES)}")
+    if config.decimal not in (None, ".", ","):
+        raise InputError(f"--decimal {config.decimal!r}: use . (1234.5) or , (1234,5)")
+
+
 def series_from_text(name: str, text: str, config: DataConfig = DataConfig()) -> SeriesSet:
-    header, columns, lines, delimiter = parse_table(name, text)
+    _check_config(config)
+    header, columns, lines, _ = parse_table(name, text)
     notes: list[str] = []
-    id_col = _require(config.id_col, header, name, "series id column") if config.id_col else _pick(header, ID_NAMES, set())
+    id_col = _id_column(config, header, columns, name, notes)
     used = {id_col} - {None}
-    if config.time_col:
-        time_col = _require(config.time_col, header, name, "time column")
-    else:
-        time_col = _pick(header, TIME_NAMES, used)
-        first = next((h for h in header if h not in used), None)
-        if time_col is None and first is not None and len(header) > 1:
-            sample = columns[first][:20]
-            if not all(_INTEGER.match(str(v).strip()) for v in sample):
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore", UserWarning)
-                    if pd.to_datetime(pd.Series(sample).str.strip(), format="mixed", errors="coerce").notna().all():
-                        time_col = first
-    used |= {time_col} - {None}
+    time_cols = _time_columns(config, header, columns, used, name)
+    used |= set(time_cols)
     candidates = [h for h in header if h not in used]
-    decimal_comma = delimiter != ","
-    if config.target:
-        targets = [_require(t, header, name, "target") for t in config.target]
-    else:
-        if not candidates:
-            raise InputError(f"{name}: no column left to forecast; columns are: {', '.join(header)}")
-        targets = [_pick(candidates, TARGET_NAMES, set())] if _pick(candidates, TARGET_NAMES, set()) else []
-        if not targets:
-            numeric = [c for c in candidates if _parses(columns[c], decimal_comma)]
-            targets = [numeric[-1] if numeric else candidates[-1]]
-            if len(numeric) > 1:
-                notes.append(f"target: {targets[0]} (the last numeric column; choose others with --target)")
-    overlap = set(targets) & (used)
+    targets = [_require(t, header, name, "target") for t in config.target]
+    overlap = set(targets) & used
     if overlap:
         raise InputError(f"{name}: column {overlap.pop()!r} cannot be both the target and the time or id column")
-    values = np.stack([parse_numbers(columns[t], t, lines, name, decimal_comma) for t in targets], axis=1)
-    if time_col:
-        times = parse_times(columns[time_col], time_col, lines, name)
-    else:
-        times = pd.Index(np.arange(len(lines), dtype=np.int64))
-        notes.append("no time column found: rows are numbered steps (name one with --time-col)")
+    proven = choose_decimal(name, {c: columns[c] for c in candidates}, lines) if not config.decimal else None
+    decimal = config.decimal or proven or "."
+    if not targets:
+        if not candidates:
+            raise InputError(f"{name}: no column left to forecast; columns are: {', '.join(header)}")
+        targets = [_default_target(candidates, columns, decimal, notes)]
+    values = np.stack([parse_numbers(columns[t], t, lines, name, decimal, forced=bool(config.decimal))
+                       for t in targets], axis=1)
+    if not config.decimal and not proven:
+        notes.extend(n for n in (decimal_note(columns[t], t) for t in targets) if n)
     ids = np.array([str(v).strip() for v in columns[id_col]], dtype=object) if id_col else None
     if ids is not None and (ids == "").any():
         i = int(np.argmax(ids == ""))
         raise InputError(f"{name}: line {lines[i]}, column {id_col!r}: empty series id")
+    times, dayfirst = _read_times(config, time_cols, columns, lines, ids, name, notes)
 
     series, missing_lines = [], []
     order = list(dict.fromkeys(ids)) if ids is not None else [DEFAULT_ID]
@@ -391,6 +309,7 @@ def series_from_text(name: str, text: str, config: DataConfig = DataConfig()) ->
             label = f"series {sid!r}: " if ids is not None else ""
             raise InputError(
                 f"{name}: {label}timestamp {t[dup[0]]} appears twice (lines {ln[dup[0]]} and {ln[dup[0] + 1]})"
+                + _unique_key_hint(header, columns, times, ids, id_col, time_cols, set(used) | set(targets))
             )
         missing_lines.extend(ln[np.isnan(v).any(axis=1)].tolist())
         series.append(Series(sid, t, v))
@@ -410,21 +329,188 @@ def series_from_text(name: str, text: str, config: DataConfig = DataConfig()) ->
         series = [Series(s.id, s.times, _fill(s.values, config.fill)) for s in series]
         if missing_lines:
             notes.append(f"filled {len(missing_lines)} missing values ({config.fill})")
-    return SeriesSet(name, time_col, targets, id_col, freq, series, notes)
+    return SeriesSet(name, ",".join(time_cols) or None, targets, id_col, freq, series, notes,
+                     decimal=decimal, dayfirst=dayfirst, date_format=config.date_format)
 
 
-def _parses(raw: np.ndarray, decimal_comma: bool) -> bool:
+def _id_column(config: DataConfig, header: list[str], columns: dict, name: str, notes: list[str]) -> str | None:
+    if config.id_col:
+        return _require(config.id_col, header, name, "series id column")
+    named = _pick(header, ID_NAMES, set())
+    if named:
+        return named
+    lowered = {h.lower(): h for h in header}
+    entity = next((lowered[n] for n in ENTITY_NAMES if n in lowered and _is_key(columns[lowered[n]])), None)
+    if entity:
+        count = len(set(pd.Series(columns[entity], dtype=object).astype(str).str.strip()))
+        notes.append(f"series id column: {entity} ({count} series; choose another with --id-col)")
+    return entity
+
+
+def _time_columns(config: DataConfig, header: list[str], columns: dict, used: set[str], name: str) -> list[str]:
+    """The time column, or a year column and a quarter or month column to combine; [] for none."""
+    if config.time_col:
+        if config.time_col in header or "," not in config.time_col:
+            return [_require(config.time_col, header, name, "time column")]
+        parts = [p.strip() for p in config.time_col.split(",")]
+        if len(parts) != 2:
+            raise InputError(f"--time-col {config.time_col!r}: give one column, or a year and a quarter or month "
+                             "column, e.g. --time-col year,quarter")
+        return [_require(p, header, name, "time column") for p in parts]
+    lowered = {h.lower(): h for h in header if h not in used}
+    year = _pick(header, YEAR_NAMES, used)
+    if year and not any(n in lowered for n in TIME_NAMES if n not in ("year", "month")) \
+            and pd.Series(columns[year], dtype=object).astype(str).str.strip().str.fullmatch(r"\d{4}").all():
+        for names, quarterly in ((QUARTER_NAMES, True), (MONTH_NAMES, False)):
+            period = _pick(header, names, used | {year})
+            if period and is_period_column(columns[period], quarterly):
+                return [year, period]
+    time_col = _pick(header, TIME_NAMES, used)
+    first = next((h for h in header if h not in used), None)
+    if time_col is None and first is not None and len(header) > 1:
+        sample = columns[first][:20]
+        if not all(INTEGER.match(str(v).strip()) for v in sample):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                if pd.to_datetime(pd.Series(sample).str.strip(), format="mixed", errors="coerce").notna().all():
+                    time_col = first
+    return [time_col] if time_col else []
+
+
+def _read_times(config: DataConfig, time_cols: list[str], columns: dict, lines: np.ndarray, ids: np.ndarray | None,
+                name: str, notes: list[str]) -> tuple[pd.Index, bool | None]:
+    """The timestamp of every row and the day/month order used (None where the dates have none)."""
+    if not time_cols:
+        notes.append("no time column found: rows are numbered steps (name one with --time-col)")
+        return pd.Index(np.arange(len(lines), dtype=np.int64)), None
+    if len(time_cols) == 2:
+        year, period = time_cols
+        quarterly = period.lower() in QUARTER_NAMES or (period.lower() not in MONTH_NAMES and all(
+            str(v).strip().lower().startswith("q") for v in columns[period][:20]))  # Q1..Q4 in a column named otherwise
+        times = year_period_times(columns[year], columns[period], year, period, quarterly, lines, name)
+        if not config.time_col:
+            notes.append(f"time: columns {year!r} and {period!r} combined into {'quarter' if quarterly else 'month'}"
+                         f"-start dates ({columns[year][0]} {columns[period][0]} -> {times[0].date()}); "
+                         f"--time-col {year},{period} says so explicitly")
+        return times, None
+    column = time_cols[0]
+    readings = parse_times(columns[column], column, lines, name, config.dayfirst, config.date_format)
+    if len(readings) == 2:
+        dayfirst = _choose_order(readings, ids, config.freq, columns[column], column, name, notes)
+        times = readings[True if dayfirst is None else dayfirst]
+    else:
+        dayfirst, times = next(iter(readings.items()))
+    integer_freq = bool(config.freq) and INTEGER.match(config.freq.strip()) is not None
+    if not isinstance(times, pd.DatetimeIndex) and column.lower() in YEAR_NAMES and not integer_freq:
+        dates = years_as_dates(times)
+        if dates is not None:
+            notes.append(f"column {column!r} holds years: read as yearly dates ({times[0]} -> {dates[0].date()}), "
+                         "so forecasts carry dates; --freq 1 keeps them plain numbers")
+            times = dates
+    return times, dayfirst
+
+
+def _choose_order(readings: dict, ids: np.ndarray | None, freq: str | None, raw: np.ndarray, column: str,
+                  name: str, notes: list[str]) -> bool | None:
+    """Day first or month first, when no date in the column proves either: the one order whose reading
+    is a regular series; an error when both or neither are."""
+    differs = np.asarray(readings[True] != readings[False])
+    if not differs.any():
+        return None  # every date has day == month: both orders read the same
+    example = raw[int(np.argmax(differs))].strip()
+    plausible = [order for order, times in readings.items() if _regular_reading(times, ids, freq)]
+    if len(plausible) == 1:
+        order = plausible[0]
+        other = "--monthfirst" if order else "--dayfirst"
+        notes.append(f"column {column!r}: read dates like {example!r} {'day' if order else 'month'} first "
+                     f"({readings[order][int(np.argmax(differs))].date()}), the only order that gives a regular "
+                     f"series; pass {other} or --date-format '{day_month_format(example, not order)}' for the other")
+        return order
+    why = "both orders give a regular series" if plausible else "neither order gives a regular series"
+    raise InputError(f"{name}: column {column!r}: cannot tell whether {example!r} is day first or month first "
+                     f"({why}); pass --dayfirst, --monthfirst or --date-format '{day_month_format(example, True)}'")
+
+
+def _regular_reading(times: pd.DatetimeIndex, ids: np.ndarray | None, freq: str | None) -> bool:
+    """Each series strictly increasing (or decreasing) in file order, on a grid where no more
+    timestamps are missing than observed."""
+    frame = pd.DataFrame({"id": ids if ids is not None else DEFAULT_ID, "t": times})
+    step = frame.groupby("id", sort=False)["t"].diff().dropna()
+    if not ((step > pd.Timedelta(0)).all() or (step < pd.Timedelta(0)).all()):
+        return False
+    longest = frame["id"].value_counts().index[0]
+    t = pd.DatetimeIndex(frame.loc[frame["id"] == longest, "t"]).sort_values()
+    step_freq = _check_freq(freq, t) if freq else infer_frequency(t)
+    if step_freq is None:
+        return False
     try:
-        parse_numbers(raw, "", np.zeros(len(raw), dtype=int), "", decimal_comma)
+        full = grid(t[0], t[-1], step_freq, len(t))
     except InputError:
         return False
-    return True
+    return t.difference(full).empty and len(full) - len(t) <= len(t)
+
+
+def _unique_key_hint(header: list[str], columns: dict, times: pd.Index, ids: np.ndarray | None, id_col: str | None,
+                     time_cols: list[str], exclude: set[str]) -> str:
+    """The column whose values would make the repeated timestamps unique, as advice; '' when none does.
+
+    Only columns whose values repeat and are not fractional numbers qualify; text columns, then
+    those with fewest distinct values, come first."""
+    base = pd.DataFrame({"t": np.asarray(times), "id": ids if ids is not None else ""})
+    found = []
+    for column in header:
+        if column in exclude:
+            continue
+        text = pd.Series(columns[column], dtype=object).astype(str).str.strip()
+        integers = bool(text.str.fullmatch(INTEGER.pattern).all())
+        if text.nunique() >= len(text) or (looks_numeric(columns[column]).all() and not integers):
+            continue
+        if not base.assign(key=text.to_numpy()).duplicated().any():
+            found.append((integers, text.nunique(), column))
+    if not found:
+        return ""
+    column = min(found)[2]
+    if len(time_cols) == 1 and time_cols[0].lower() in YEAR_NAMES \
+            and column.lower() in QUARTER_NAMES + MONTH_NAMES:
+        return f"; column {column!r} holds the period within the year: pass --time-col {time_cols[0]},{column}"
+    if ids is None:
+        return f"; column {column!r} would make the timestamps unique: pass --id-col {column}"
+    return (f"; column {column!r} would make them unique within each {id_col!r} series: combine the two into one "
+            "id column")
+
+
+def _default_target(candidates: list[str], columns: dict, decimal: str, notes: list[str]) -> str:
+    """A column named like a target, else the last numeric column whose values vary (a gauge stuck at
+    0 is no target), else the last numeric column, else the last column (whose error then says why)."""
+    named = _pick(candidates, TARGET_NAMES, set())
+    if named:
+        return named
+    numbers = {c: _numbers(columns[c], decimal) for c in candidates}
+    numeric = [c for c, v in numbers.items() if v is not None]
+    if not numeric:
+        return candidates[-1]
+    varying = [c for c in numeric if np.unique(numbers[c][~np.isnan(numbers[c])]).size > 1]
+    target = (varying or numeric)[-1]
+    passed = numeric[numeric.index(target) + 1:]
+    if passed:
+        notes.append(f"target: {target} (the last numeric column that varies: {', '.join(passed)} "
+                     f"{'is' if len(passed) == 1 else 'are'} constant; choose others with --target)")
+    elif len(numeric) > 1:
+        notes.append(f"target: {target} (the last numeric column; choose others with --target)")
+    return target
+
+
+def _numbers(raw: np.ndarray, decimal: str) -> np.ndarray | None:
+    try:
+        return parse_numbers(raw, "", np.zeros(len(raw), dtype=int), "", decimal)
+    except InputError:
+        return None
 
 
 def _check_freq(freq: str, times: pd.Index) -> str:
     """The user's --freq as a canonical alias, or an error: a positive step for integer times, else an offset."""
     if not isinstance(times, pd.DatetimeIndex):
-        if not _INTEGER.match(freq.strip()) or int(freq) < 1:
+        if not INTEGER.match(freq.strip()) or int(freq) < 1:
             raise InputError(f"--freq {freq!r}: the time column holds integer steps; give the step as a whole "
                              "number, e.g. --freq 1")
         return str(int(freq))
@@ -434,7 +520,7 @@ def _check_freq(freq: str, times: pd.Index) -> str:
         offset = None
     if offset is None or offset.n < 1:
         raise InputError(f"--freq {freq!r} is not a frequency for timestamps; use a pandas alias such as "
-                         "h, D, W, MS or 15min")
+                         "h, D, B, W, MS or 15min")
     return offset.freqstr
 
 
@@ -448,11 +534,11 @@ def _common_frequency(series: list[Series], name: str) -> str:
         values, counts = np.unique(steps, return_counts=True)
         usual = values[np.argmax(counts)]
         i = int(np.argmax(steps != usual))  # the first place the spacing breaks from the usual step
-        usual = pd.tseries.frequencies.to_offset(pd.Timedelta(usual)).freqstr
+        usual = _step_alias(pd.Timedelta(usual))
         raise InputError(
             f"{name}: cannot infer a regular frequency from the timestamps of series {longest.id!r}: "
             f"the usual step is {usual!r}, but {longest.times[i]} is followed by {longest.times[i + 1]}; "
-            "set it with --freq (e.g. h, D, W, MS) and --fill, or resample the data"
+            "set it with --freq (e.g. h, D, B, W, MS) and --fill, or resample the data"
         )
     return freq
 
@@ -466,7 +552,7 @@ def season_length(freq: str) -> int:
     name = base.rule_code.split("-")[0].upper()
     n = getattr(base, "n", 1) or 1
     table = {"H": 24, "h": 24, "T": 1440, "MIN": 1440, "D": 7, "B": 5, "W": 52, "MS": 12, "ME": 12, "M": 12,
-             "QS": 4, "QE": 4, "Q": 4, "YS": 1, "YE": 1, "Y": 1, "S": 60}
+             "BMS": 12, "BME": 12, "QS": 4, "QE": 4, "Q": 4, "YS": 1, "YE": 1, "Y": 1, "S": 60}
     season = table.get(name, table.get(name.lower(), 1))
     return max(1, season // n) if season > 1 else 1
 

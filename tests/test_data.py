@@ -126,3 +126,35 @@ def test_etth1_protocol_self_check():
         error = (x[:, -1:, :].double() - y.double())
         assert round(float((error**2).mean()), 4) == round(mse, 4)
         assert round(float(error.abs().mean()), 4) == round(mae, 4)
+
+
+def test_reading_options_load_or_refuse_never_crash():
+    """Day/month dates, separators and the reading options in any mix: a SeriesSet or an InputError."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    date = st.builds(lambda a, b, y, sep, time: f"{a}{sep}{b}{sep}{y}{time}", st.integers(0, 40), st.integers(0, 40),
+                     st.sampled_from(["2024", "24", "1949", "0"]), st.sampled_from([".", "/", "-", " "]),
+                     st.sampled_from(["", " 13:00", "T01:00:00", " 1:00 PM", " x"]))
+    number = st.sampled_from(["1,5", "1.5", "1.234", "1,234", "1.234,5", "1,234.5", "1.234.567", ",5", "-0,1",
+                              "12", "", "NA", "1e3", "1,5e3", "abc"])
+    period = st.sampled_from(["1", "4", "Q2", "q3", "13", "Jan", "x", "0"])
+
+    @settings(max_examples=200, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+    @given(st.lists(st.tuples(date, number, period, st.sampled_from(["2020", "2021", "99"])), min_size=1, max_size=15),
+           st.sampled_from([";", ",", "\t"]), st.sampled_from(["date", "year"]),
+           st.builds(DataConfig, time_col=st.sampled_from([None, None, "year,quarter", "date", "year"]),
+                     decimal=st.sampled_from([None, None, ".", ","]), dayfirst=st.sampled_from([None, True, False]),
+                     date_format=st.sampled_from([None, None, "%d.%m.%Y", "%Q", "%Y"]),
+                     freq=st.sampled_from([None, None, "D", "MS", "1"]), fill=st.sampled_from(["none", "ffill"])))
+    def check(rows, delimiter, first, config):
+        header = delimiter.join([first, "quarter", "value"])
+        body = "".join(delimiter.join([d if first == "date" else y, p, f'"{v}"']) + "\n" for d, v, p, y in rows)
+        try:
+            data = series_from_text("t.csv", header + "\n" + body, config)
+        except InputError:
+            return
+        assert all(np.isfinite(s.values).all() for s in data.series)
+        assert data.decimal in (".", ",")
+
+    check()
