@@ -26,8 +26,17 @@ from .files import atomic_write
 from .models import WindowNorm
 from .registry import create_model
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 _MAX_HEADER = 100 * 1024 * 1024
+
+# What format 2 added, and what a format-1 file is taken to have meant:
+#   data.policy      how fit read its data, so later commands read new history the same way. Format 1
+#                    recorded only the resolved frequency (re-inferred on every read, except an integer
+#                    step, kept so that a `year` column stays integers as 0.1.0 read it) and no fill.
+#   data.seen_until  per series, the last timestamp fit trained or validated on (None: not recorded).
+#   training.best_epoch  the epoch whose weights were kept, 0 = the starting weights (None: not recorded).
+#   training.init_from   the checkpoint a warm start continued from (path and digest), else None.
+FORMAT_1_POLICY = {"freq_given": False, "fill": "none", "decimal": None, "dayfirst": None, "date_format": None}
 
 
 @dataclass
@@ -35,6 +44,8 @@ class Checkpoint:
     model: WindowNorm
     meta: dict[str, Any]
     path: str
+    stored_format: int = FORMAT_VERSION  # the format on disk; older ones are upgraded in memory by ``upgrade``
+    digest: str = ""
 
     @property
     def lookback(self) -> int:
@@ -73,7 +84,12 @@ def save(path: str | Path, model: WindowNorm, meta: dict[str, Any]) -> None:
 
 
 def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
-    """Bring the metadata of an older format up to ``FORMAT_VERSION`` (format 1 is the first)."""
+    """Bring the metadata of an older format up to ``FORMAT_VERSION``, one format at a time."""
+    if format_version < 2:
+        meta = {**meta,
+                "data": {**meta["data"], "seen_until": None,
+                         "policy": {**FORMAT_1_POLICY, "freq_given": bool(meta["data"]["integer_time"])}},
+                "training": {**meta["training"], "best_epoch": None, "init_from": None}}
     return meta
 
 
@@ -124,8 +140,8 @@ def load(path: str | Path) -> Checkpoint:
     meta = document.get("meta")
     if not isinstance(meta, dict) or _digest(_canonical(meta), tensors) != document.get("sha256"):
         raise CheckpointError(f"{name}: checkpoint is damaged (its digest does not match); refit or restore it")
-    meta = upgrade(version, meta)
     try:
+        meta = upgrade(version, meta)
         info, data_info = meta["model"], meta["data"]
         model = WindowNorm(
             create_model(info["name"], data_info["lookback"], data_info["horizon"], len(data_info["targets"]),
@@ -147,4 +163,4 @@ def load(path: str | Path) -> Checkpoint:
             raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values; refit the model")
     model.load_state_dict(tensors)
     model.eval()
-    return Checkpoint(model, meta, name)
+    return Checkpoint(model, meta, name, version, document["sha256"])
