@@ -24,7 +24,7 @@ from .errors import SeqcastError, UsageError
 app = typer.Typer(
     name="seqcast",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
@@ -137,18 +137,25 @@ Data = Annotated[str, typer.Argument(metavar="DATA", help="CSV file with the his
 Ckpt = Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Checkpoint written by `seqcast fit`.")]
 Target = Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Column(s) to forecast (repeat for several). Default: y/value/target, else the last numeric column.")]
 TimeCol = Annotated[Optional[str], typer.Option("--time-col", help="Time column. Default: detected (ds, date, timestamp, ...).")]
-IdCol = Annotated[Optional[str], typer.Option("--id-col", help="Series id column for many series in long format. Default: unique_id/series_id/id if present.")]
+IdCol = Annotated[Optional[str], typer.Option("--id-col", help="Series id column for many series in long format. Default: a column named unique_id, series_id, series or id; else a text column whose values repeat named symbol, ticker, store, store_id, item, item_id, sku, product, firm, company, country, region, city, station, site, sensor or location.")]
 Freq = Annotated[Optional[str], typer.Option("--freq", help="Frequency as a pandas alias (h, D, W, MS) or integer step. Default: inferred.")]
 Fill = Annotated[str, typer.Option("--fill", help="Missing values and gaps: none (error), ffill, interpolate, zero.")]
+Decimal = Annotated[Optional[str], typer.Option("--decimal", help="Decimal separator of the numbers, . or , (default: decided from the values; a note says when they were ambiguous).")]
+DayFirst = Annotated[Optional[bool], typer.Option("--dayfirst/--monthfirst", help="Dates like 01.02.1949: day first (1 February) or month first (January 2). Default: inferred from the whole column.", show_default=False)]
+DateFormat = Annotated[Optional[str], typer.Option("--date-format", help="strftime format of the time column, e.g. '%d.%m.%Y'.")]
+# predict, evaluate and explain read new history the way fit read the training data (as the
+# checkpoint records it); these options override that record.
+FillAgain = Annotated[Optional[str], typer.Option("--fill", help="Missing values and gaps: none, ffill, interpolate, zero. Default: what fit used.")]
+FreqAgain = Annotated[Optional[str], typer.Option("--freq", help="Frequency (pandas alias or integer step). Default: the checkpoint's.")]
 Param = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Model hyperparameter key=value (repeatable); `seqcast models` lists them.")]
-Lookback = Annotated[int, typer.Option("--lookback", "-L", help="Input steps per window. 0 = by frequency (96 for hourly).")]
-Horizon = Annotated[int, typer.Option("--horizon", "-H", help="Steps to forecast. 0 = by frequency (24 for hourly).")]
+Lookback = Annotated[int, typer.Option("--lookback", "-L", help="Input steps per window. 0 = by frequency: minutes 240, hourly 96, daily 56, business days 60, weekly 104, monthly 48, quarterly 32, yearly 20, integer steps 40; shortened to fit short series.")]
+Horizon = Annotated[int, typer.Option("--horizon", "-H", help="Steps to forecast. 0 = by frequency: minutes 60, hourly 24, daily 14, business days 10, weekly 13, monthly 12, quarterly 8, yearly 5, integer steps 10.")]
 WindowNormOpt = Annotated[str, typer.Option("--window-norm", help="Per-window normalisation: last (subtract the last value), mean, revin (subtract the mean, divide by the std), none. auto = the model's default (see `seqcast models`).")]
-Epochs = Annotated[int, typer.Option("--epochs", help="Most epochs; early stopping may end sooner (0 = auto: at least 4 and about 200 steps).")]
+Epochs = Annotated[int, typer.Option("--epochs", help="Most epochs; early stopping may end sooner (0 = auto: at least 4 and about 200 steps; with --init-from a quarter of those steps).")]
 MaxSteps = Annotated[int, typer.Option("--max-steps", help="Most optimisation steps in all (0 = no cap).")]
 Batch = Annotated[int, typer.Option("--batch-size", help="Windows per optimisation step (0 = auto: 1/50 of the training windows, 32 to 256).")]
-LR = Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW; warm-up then cosine decay). 0 = the model's default: 3e-3, 1e-3 for attention models.")]
-Patience = Annotated[int, typer.Option("--patience", help="Epochs without validation improvement before stopping.")]
+LR = Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW; warm-up then cosine decay). 0 = the model's default: 1e-3 for cnn_lstm_transformer, informer, transformer and transformer_xl, 3e-3 for the others.")]
+Patience = Annotated[int, typer.Option("--patience", help="Epochs without validation improvement before stopping; never during warm-up, and at least a tenth of the step budget.")]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical results on CPU.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (bf16 mixed precision on CUDA).")]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Explicit split by rows TRAIN,VAL[,TEST] (e.g. 8640,2880,2880 for ETT): stride-1 test windows, metrics on scaled values.")]
@@ -158,10 +165,19 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on s
 Forecasts = Annotated[Optional[str], typer.Option("--forecasts", help="Also write every test window's forecasts as CSV (model, series, origin, step, target, actual, forecast); - for stdout.")]
 
 
-def _data_config(time_col, target, id_col, freq, fill):
+def _data_config(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format):
     from .data import DataConfig
 
-    return DataConfig(time_col=time_col, target=tuple(target or ()), id_col=id_col, freq=freq, fill=fill)
+    return DataConfig(time_col=time_col, target=tuple(target or ()), id_col=id_col, freq=freq, fill=fill,
+                      decimal=decimal, dayfirst=dayfirst, date_format=date_format)
+
+
+def _reread(ckpt, fill, freq, decimal, dayfirst, date_format):
+    """How to read new history for ``ckpt``: as fit read its data, with the options given here on top."""
+    from .forecasting import data_config
+
+    return data_config(ckpt, fill=fill, freq=freq, decimal=decimal, dayfirst=dayfirst,
+                       date_format=date_format)
 
 
 def _train_config(epochs, max_steps, batch_size, lr, patience, seed, device):
@@ -281,10 +297,11 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 @_command()
 def fit(
     data: Data,
-    model: Annotated[str, typer.Option("--model", "-m", help="Registered model name (`seqcast models`).")] = "gru",
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered model name (`seqcast models`). Default: gru, or the --init-from checkpoint's model.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint path. Default: MODEL.ckpt here.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another run writing the same checkpoint instead of exiting 75.")] = False,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Continue training from this checkpoint's weights: same model, windows and way of reading the data; a shorter default budget.")] = None,
     lookback: Lookback = 0,
     horizon: Horizon = 0,
     target: Target = None,
@@ -292,6 +309,9 @@ def fit(
     id_col: IdCol = None,
     freq: Freq = None,
     fill: Fill = "none",
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
     param: Param = None,
     window_norm: WindowNormOpt = "auto",
     split: SplitOpt = None,
@@ -302,40 +322,55 @@ def fit(
     patience: Patience = 2,
     seed: Seed = 0,
     device: Device = "auto",
+    json_out: Json = False,
 ) -> None:
     """Train a model on a CSV and save a checkpoint."""
-    from .registry import get_spec, parse_param_options, resolve_params
+    from .registry import parse_param_options, resolve_params
+    from .training import ModelConfig, warm_start_config
 
-    get_spec(model)
-    params = parse_param_options(param)
-    resolve_params(model, params)
+    spec = ModelConfig(model or "gru", parse_param_options(param), lookback, horizon, window_norm)
+    resolve_params(spec.name, spec.params)
     train_config = _train_config(epochs, max_steps, batch_size, lr, patience, seed, device)
-    output = output or Path(f"{model}.ckpt")
+    init = None
+    if init_from:
+        from .checkpoint import load
+
+        init = load(init_from)
+        spec = warm_start_config(init, ModelConfig(model, spec.params, lookback, horizon, window_norm))
+        if any((target, time_col, id_col)):
+            raise UsageError("--init-from: the targets, time and id columns come from the checkpoint; "
+                             "drop --target, --time-col and --id-col")
+        reading = _reread(init, None if fill == "none" else fill, freq, decimal, dayfirst, date_format)
+    else:
+        reading = _data_config(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format)
+    output = output or Path(f"{spec.name}.ckpt")
     from .files import output_lock
 
     with output_lock(output, wait=wait):
         if output.exists() and not force:
             raise UsageError(f"{output} exists; pass --force to overwrite it (or choose another --output)")
         from . import checkpoint
-        from .training import ModelConfig
         from .training import fit as fit_model
         from .windows import Split
 
-        series = _load(data, _data_config(time_col, target, id_col, freq, fill))
+        series = _load(data, reading)
         say(_describe(series))
-        spec = ModelConfig(model, params, lookback, horizon, window_norm)
         explicit = Split.parse(split) if split else None
-        with _Progress(model) as progress:
+        with _Progress(spec.name) as progress:
             fitted = fit_model(series, spec, train_config, split=explicit, on_epoch=progress.epoch,
-                               on_step=progress.step)
+                               on_step=progress.step, reading=reading, init=init)
         for note in fitted.meta["notes"]:
             say(f"note: {note}")
+        for warning in fitted.warnings:
+            say(f"warning: {warning}")
         info = fitted.meta["data"]
         checkpoint.save(output, fitted.model, fitted.meta)
-    say(f"{model}: lookback {info['lookback']}, horizon {info['horizon']}, "
+    say(f"{spec.name}: lookback {info['lookback']}, horizon {info['horizon']}, "
         f"{fitted.meta['model']['n_parameters']} parameters, {fitted.result.epochs} epochs in "
         f"{fitted.result.seconds:.1f}s, validation MSE {fitted.result.val_loss:.5f} (scaled)")
     say(f"checkpoint: {output}")
+    if json_out:
+        _emit(_json(fitted.summary(str(output))), "-")
 
 
 @_command()
@@ -343,7 +378,13 @@ def predict(
     checkpoint_path: Ckpt,
     data: Data,
     output: Annotated[str, typer.Option("--output", "-o", help="Forecast CSV path, or - for stdout.")] = "-",
-    fill: Fill = "none",
+    horizon: Annotated[int, typer.Option("--horizon", "-H", help="Forecast only the first N steps (at most the trained horizon; 0 = all).")] = 0,
+    fill: FillAgain = None,
+    freq: FreqAgain = None,
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout (with the forecast rows unless --output names a file).")] = False,
 ) -> None:
     """Forecast the next horizon steps after each series' last timestamp (CSV on stdout).
 
@@ -351,13 +392,18 @@ def predict(
     """
     from .checkpoint import load
     from .data import write_csv
-    from .forecasting import data_config
     from .forecasting import predict as forecast
+    from .forecasting import summary
 
     ckpt = load(checkpoint_path)
-    series = _load(data, data_config(ckpt, fill))
-    frame = forecast(ckpt, series)
-    _emit(write_csv(frame), output)
+    series = _load(data, _reread(ckpt, fill, freq, decimal, dayfirst, date_format))
+    frame = forecast(ckpt, series, horizon)
+    if json_out:
+        if output != "-":
+            _emit(write_csv(frame), output)
+        _emit(_json(summary(ckpt, series, frame, None if output == "-" else output)), "-")
+    else:
+        _emit(write_csv(frame), output)
     detail(f"{len(frame)} forecast rows for {len(series.series)} series")
 
 
@@ -368,19 +414,29 @@ def evaluate(
     windows: Windows = 20,
     stride: Stride = 0,
     split: SplitOpt = None,
-    fill: Fill = "none",
+    in_sample: Annotated[bool, typer.Option("--in-sample", help="Also score windows the model was trained or validated on (their scores flatter it).")] = False,
+    fill: FillAgain = None,
+    freq: FreqAgain = None,
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
     forecasts: Forecasts = None,
     json_out: Json = False,
 ) -> None:
-    """Backtest a checkpoint on the last rolling-origin windows of a CSV, beside naive baselines."""
+    """Backtest a checkpoint on the last rolling-origin windows of a CSV, beside naive baselines.
+
+    Only windows after the data the checkpoint was trained and validated on are scored, unless
+    --in-sample is given.
+    """
     from .checkpoint import load
-    from .evaluation import METRICS, EvalConfig, backtest
-    from .forecasting import data_config
+    from .evaluation import EvalConfig, backtest
     from .windows import Split
 
     ckpt = load(checkpoint_path)
-    series = _load(data, data_config(ckpt, fill))
-    report = backtest(ckpt, series, EvalConfig(windows, stride, Split.parse(split) if split else None))
+    series = _load(data, _reread(ckpt, fill, freq, decimal, dayfirst, date_format))
+    report = backtest(ckpt, series, EvalConfig(windows, stride, Split.parse(split) if split else None, in_sample))
+    for warning in report["warnings"]:
+        say(f"warning: {warning}")
     frame = report.pop("forecasts")
     if forecasts:
         from .data import write_csv
@@ -391,21 +447,39 @@ def evaluate(
     if json_out:
         _emit(_json(report), "-")
         return
+    _report_tables(report)
+
+
+def _report_tables(report: dict) -> None:
+    from .evaluation import METRICS
+
     units = "scaled values" if report["scaled"] else "original units"
+    pooled = " (MSE, MAE, RMSE pooled on scaled values)" if report["pooled_scaled"] else ""
     rows = [[name, *[values[m] for m in METRICS]] for name, values in report["overall"].items()]
-    _table(f"{report['model']}: {report['windows']} windows, stride {report['stride']}, {units}",
+    _table(f"{report['model']}: {_windows_scored(report)}, stride {report['stride']}, {units}{pooled}",
            ["model", *METRICS], rows)
+    if len(report["targets"]) > 1:
+        rows = [[target, name, *[values[m] for m in METRICS]]
+                for target, by_model in report["targets"].items() for name, values in by_model.items()]
+        _table(f"per target ({units})", ["target", "model", *METRICS], rows)
     if len(report["series"]) > 1:
         rows = [[sid, values["windows"], *[values[report["model"]][m] for m in METRICS]]
                 for sid, values in report["series"].items()]
         _table("per series", ["series", "windows", *METRICS], rows)
 
 
+def _windows_scored(report: dict) -> str:
+    asked = report.get("windows_requested")
+    if asked and report["windows"] < asked:
+        return f"{report['windows']} windows scored ({asked} asked for)"
+    return f"{report['windows']} windows"
+
+
 @_command()
 def compare(
     data: Data,
     models: Annotated[Optional[str], typer.Option("--models", help="Comma-separated model names. Default: every registered model.")] = None,
-    metric: Annotated[str, typer.Option("--metric", help="Sort the leaderboard by this metric.")] = "",
+    metric: Annotated[str, typer.Option("--metric", help="Sort the leaderboard by this metric: mse, mae, rmse, mape, smape or mase. Default: mase (mse with --split).")] = "",
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the table: .csv or .json.")] = None,
     save_dir: Annotated[Optional[Path], typer.Option("--save-dir", help="Keep each model's checkpoint in this folder.")] = None,
     windows: Windows = 20,
@@ -418,6 +492,9 @@ def compare(
     id_col: IdCol = None,
     freq: Freq = None,
     fill: Fill = "none",
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="MODEL.key=value for one model, or key=value for all that accept it.")] = None,
     window_norm: WindowNormOpt = "auto",
     epochs: Epochs = 0,
@@ -459,7 +536,7 @@ def compare(
     if save_dir and not save_dir.is_dir():
         raise UsageError(f"--save-dir {save_dir}: no such folder")
     train_config = _train_config(epochs, max_steps, batch_size, lr, patience, seed, device)
-    series = _load(data, _data_config(time_col, target, id_col, freq, fill))
+    series = _load(data, _data_config(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format))
     say(_describe(series))
     eval_config = EvalConfig(windows, stride, Split.parse(split) if split else None)
     progress: dict[str, _Progress] = {}
@@ -494,7 +571,9 @@ def compare(
     if forecasts == "-":
         return
     units = "scaled values" if split else "original units"
-    _table(f"leaderboard by {metric} ({rows[0]['windows']} test windows, {units})", columns,
+    if rows[0].get("pooled_scaled"):
+        units += "; MSE, MAE, RMSE pooled on scaled values"
+    _table(f"leaderboard by {metric} ({_windows_scored(rows[0])}, {units})", columns,
            [[r[c] for c in columns] for r in rows])
 
 
@@ -507,7 +586,11 @@ def explain(
     series_id: Annotated[Optional[str], typer.Option("--series", help="Only this series id.")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="CSV (or --json) path, or - for stdout.")] = "-",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the first series' maps as a PNG heatmap (needs seqcast[plot]).")] = None,
-    fill: Fill = "none",
+    fill: FillAgain = None,
+    freq: FreqAgain = None,
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
     json_out: Json = False,
 ) -> None:
     """Show what a model looks at: attention weights (query step x input step) or recurrent gate
@@ -518,12 +601,11 @@ def explain(
     from . import explain as explaining
     from .checkpoint import load
     from .data import write_csv
-    from .forecasting import data_config
 
     if plot:
         explaining.require_matplotlib()
     ckpt = load(checkpoint_path)
-    series = _load(data, data_config(ckpt, fill))
+    series = _load(data, _reread(ckpt, fill, freq, decimal, dayfirst, date_format))
     if series_id is not None:
         series.series = [s for s in series.series if s.id == series_id]
         if not series.series:
@@ -568,23 +650,60 @@ def info(checkpoint_path: Ckpt, json_out: Json = False) -> None:
     """Show what a checkpoint holds: model, hyperparameters, data schema, scaling, training, versions."""
     from .checkpoint import load
 
-    meta = load(checkpoint_path).meta
+    ckpt = load(checkpoint_path)
+    meta = ckpt.meta
     if json_out:
-        _emit(_json(meta), "-")
+        _emit(_json({**meta, "format": {"stored": ckpt.stored_format, "read_as": _format_version()}}), "-")
         return
     m, d, t = meta["model"], meta["data"], meta["training"]
+    policy = d["policy"]
+    reading = [f"frequency {d['freq']} ({'given' if policy['freq_given'] else 'inferred'})", f"fill {policy['fill']}",
+               f"decimal {policy['decimal'] or '(inferred)'}"]
+    if policy["dayfirst"] is not None:
+        reading.append("day first" if policy["dayfirst"] else "month first")
+    if policy["date_format"]:
+        reading.append(f"date format {policy['date_format']}")
+    seen = d["seen_until"]
     lines = [
         f"model       {m['name']} ({m['n_parameters']:,} parameters, window norm {m['window_norm']})",
         f"params      {' '.join(f'{k}={v}' for k, v in m['params'].items()) or '-'}",
         f"data        {d['source']}: time {d['time_col'] or '(row number)'}, targets {', '.join(d['targets'])}, "
-        f"id {d['id_col'] or '-'}, frequency {d['freq']}, {len(d['series'])} series",
+        f"id {d['id_col'] or '-'}, {len(d['series'])} series",
+        f"reading     {', '.join(reading)}",
         f"windows     lookback {d['lookback']}, horizon {d['horizon']}",
+        f"trained on  {_seen_text(seen)}",
         f"training    {t['epochs_run']} epochs, {t['steps']} steps, batch {t['batch_size']}, lr {t['lr']}, "
-        f"seed {t['seed']}",
+        f"seed {t['seed']}{_best_epoch_text(t['best_epoch'])}"
+        + (f", continued from {t['init_from']['path']}" if t["init_from"] else ""),
         f"validation  MSE {meta['metrics']['val_mse_scaled']:.6g} (scaled)",
         f"versions    seqcast {meta['versions']['seqcast']}, torch {meta['versions']['torch']}",
     ]
+    if ckpt.stored_format != _format_version():
+        lines.append(f"format      {ckpt.stored_format}, upgraded to {_format_version()} on reading "
+                     "(refit to store the newer format)")
     typer.echo("\n".join(lines))
+
+
+def _format_version() -> int:
+    from .checkpoint import FORMAT_VERSION
+
+    return FORMAT_VERSION
+
+
+def _seen_text(seen) -> str:
+    if seen is None:
+        return "(not recorded by this checkpoint's format)"
+    last = sorted(set(map(str, seen.values())))
+    span = last[0] if len(last) == 1 else f"{last[0]} .. {last[-1]}"
+    return f"rows up to {span}" + (f" ({len(seen)} series)" if len(seen) > 1 else "")
+
+
+def _best_epoch_text(best) -> str:
+    if best is None:
+        return ""
+    if best == 0:
+        return "; kept the starting weights (no epoch beat them on validation)"
+    return f"; kept epoch {best}"
 
 
 GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug", "--no-color")

@@ -34,10 +34,11 @@ class EvalConfig:
     windows: int = 20
     stride: int = 0  # 0 = the horizon (windows do not overlap)
     split: Split | None = None
+    in_sample: bool = False  # also score windows whose targets fit trained or validated on
 
 
 def metrics(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray) -> dict[str, float]:
-    """Errors over all windows, steps and channels; ``scale`` (per window) is MASE's denominator."""
+    """Errors over all windows (N), steps (H) and channels (C); ``scale`` (N, C) is MASE's denominator."""
     error = forecast - actual
     absolute = np.abs(error)
     nonzero = np.abs(actual) > 1e-12
@@ -45,36 +46,44 @@ def metrics(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray) -> dict
     with np.errstate(divide="ignore", invalid="ignore"):
         mape = float(np.mean(absolute[nonzero] / np.abs(actual[nonzero]))) * 100 if nonzero.any() else float("nan")
         smape_terms = np.where(denominator > 0, 2 * absolute / np.where(denominator > 0, denominator, 1), 0.0)
-        mase = float(np.mean(absolute / scale[:, None, None])) if len(scale) else float("nan")
+        mase = float(np.mean(absolute / scale[:, None, :])) if len(scale) else float("nan")
     mse = float(np.mean(error**2))
     return {"mse": mse, "mae": float(np.mean(absolute)), "rmse": mse**0.5, "mape": mape,
             "smape": float(np.mean(smape_terms)) * 100, "mase": mase}
 
 
-def _seasonal_scale(history: np.ndarray, season: int) -> float:
-    """Mean absolute error of the in-sample seasonal naive forecast (falls back to lag 1, then 1)."""
-    for lag in (season, 1):
+def _seasonal_scale(history: np.ndarray, season: int) -> np.ndarray:
+    """Per channel (C,): the mean absolute error of the in-sample seasonal naive forecast, where it can
+    be measured and is not zero; else that of repeat-last; else 1."""
+    scale = np.ones(history.shape[1])
+    for lag in (1, season):  # the seasonal lag, applied last, wins where it is usable
         if len(history) > lag:
-            value = float(np.mean(np.abs(history[lag:] - history[:-lag])))
-            if value > 0:
-                return value
-    return 1.0
+            value = np.mean(np.abs(history[lag:] - history[:-lag]), axis=0)
+            scale = np.where(value > 0, value, scale)
+    return scale
 
 
 def score(series: SeriesSet, scaler: Scaler, model, lookback: int, horizon: int, config: EvalConfig,
-          calendar: bool, name: str) -> tuple[dict[str, Any], float]:
-    """Forecast every test window with ``model`` and the baselines; metrics per series and overall.
+          calendar: bool, name: str, first_rows: dict[str, int] | None = None) -> tuple[dict[str, Any], float]:
+    """Forecast every test window with ``model`` and the baselines; metrics per series, per target and
+    overall. ``first_rows[id]`` is the first row of each series a test window may forecast (the rows
+    before it were seen in training).
 
     Returns the report and the milliseconds ``model`` took to forecast all windows; the report's
     ``"forecasts"`` holds every window's forecast of ``model`` (a frame, see ``FORECAST_COLUMNS``).
+    With several targets in original units, the overall MSE, MAE and RMSE are pooled over the scaled
+    values, so that no target dominates by its units (MAPE, sMAPE and MASE have no units).
     """
     arrays = scaled_arrays(series, scaler)
+    first_rows = first_rows or {}
     if config.split:
         splits = explicit_split(series, config.split, lookback, horizon)
-        windows = build_windows(series, arrays, lookback, horizon, split_targets(splits, "test"), calendar=calendar)
+        targets = {sid: (max(first, first_rows.get(sid, 0)), end)
+                   for sid, (first, end) in split_targets(splits, "test").items()}
+        windows = build_windows(series, arrays, lookback, horizon, targets, calendar=calendar)
     else:
         stride = config.stride or horizon
-        targets = {s.id: (0, len(s.times)) for s in series.series}
+        targets = {s.id: (first_rows.get(s.id, 0), len(s.times)) for s in series.series}
         windows = build_windows(series, arrays, lookback, horizon, targets, stride=stride, last=config.windows,
                                 calendar=calendar)
     if len(windows) == 0:
@@ -90,6 +99,7 @@ def score(series: SeriesSet, scaler: Scaler, model, lookback: int, horizon: int,
         predictions[baseline] = run_model(create_model(baseline, lookback, horizon, y.shape[2], kwargs), x, None)
 
     scaled_metrics = config.split is not None
+    pooled_scaled = not scaled_metrics and len(series.targets) > 1
     actual_all, forecast_all = {k: [] for k in predictions}, {k: [] for k in predictions}
     scales_all, per_series = [], {}
     for i, s in enumerate(series.series):
@@ -98,7 +108,7 @@ def score(series: SeriesSet, scaler: Scaler, model, lookback: int, horizon: int,
             continue
         first_origin = int(windows.origins[rows].min())
         history = arrays[i][:first_origin] if scaled_metrics else s.values[:first_origin]
-        scale = np.full(int(rows.sum()), _seasonal_scale(history, season))
+        scale = np.tile(_seasonal_scale(history, season), (int(rows.sum()), 1))
         scales_all.append(scale)
         per_series[s.id] = {"windows": int(rows.sum())}
         for key, pred in predictions.items():
@@ -110,13 +120,24 @@ def score(series: SeriesSet, scaler: Scaler, model, lookback: int, horizon: int,
             forecast_all[key].append(guess)
             per_series[s.id][key] = metrics(truth, guess, scale)
     scales = np.concatenate(scales_all)
-    forecasts = _forecast_frame(series, windows, np.concatenate(actual_all[name]),
-                                np.concatenate(forecast_all[name]), name)
-    overall = {key: metrics(np.concatenate(actual_all[key]), np.concatenate(forecast_all[key]), scales)
-               for key in predictions}
-    report = {"windows": len(windows), "stride": 1 if config.split else (config.stride or horizon),
-              "scaled": scaled_metrics, "lookback": lookback, "horizon": horizon, "season": season,
-              "overall": overall, "series": per_series, "forecasts": forecasts}
+    actual = {k: np.concatenate(v) for k, v in actual_all.items()}
+    forecast = {k: np.concatenate(v) for k, v in forecast_all.items()}
+    forecasts = _forecast_frame(series, windows, actual[name], forecast[name], name)
+    overall = {key: metrics(actual[key], forecast[key], scales) for key in predictions}
+    if pooled_scaled:
+        order = np.argsort(windows.series_index, kind="stable")  # the order the series were concatenated in
+        for key, pred in predictions.items():
+            pooled = metrics(y[order].astype(np.float64), pred[order].astype(np.float64), scales)
+            overall[key].update({m: pooled[m] for m in ("mse", "mae", "rmse")})
+    by_target = {target: {key: metrics(actual[key][..., c : c + 1], forecast[key][..., c : c + 1],
+                                       scales[:, c : c + 1]) for key in predictions}
+                 for c, target in enumerate(series.targets)}
+    report = {"windows": len(windows),
+              "windows_requested": None if config.split else config.windows * len(series.series),
+              "stride": 1 if config.split else (config.stride or horizon),
+              "scaled": scaled_metrics, "pooled_scaled": pooled_scaled, "lookback": lookback, "horizon": horizon,
+              "season": season, "overall": overall, "targets": by_target, "series": per_series,
+              "forecasts": forecasts}
     return report, elapsed_ms
 
 
@@ -147,12 +168,52 @@ def _forecast_frame(series: SeriesSet, windows, actual: np.ndarray, forecast: np
 
 
 def backtest(ckpt: Checkpoint, series: SeriesSet, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
-    """Score a checkpoint on test windows of ``series`` without refitting."""
+    """Score a checkpoint on test windows of ``series`` without refitting: by default only windows
+    after the data the checkpoint was trained and validated on (``config.in_sample`` scores all)."""
     check_schema(ckpt, series)
     name = ckpt.meta["model"]["name"]
-    report, elapsed = score(series, scaler_of(ckpt), ckpt.model, ckpt.lookback, ckpt.horizon, config,
-                            ckpt.meta["data"]["calendar"], name)
-    return {"model": name, "checkpoint": ckpt.path, "predict_ms": elapsed, **report}
+    seen = ckpt.meta["data"]["seen_until"]
+    warnings = []
+    if config.in_sample:
+        warnings.append("--in-sample: scoring windows the model was trained or validated on; "
+                        "their scores flatter it")
+    elif seen is None:
+        warnings.append(f"{ckpt.path} does not record the rows it was trained on (checkpoint format "
+                        f"{ckpt.stored_format}): the scores may include windows it was trained or validated "
+                        "on; refit it to get held-out scores")
+    first_rows = None if config.in_sample or seen is None else unseen_rows(series, seen)
+    try:
+        report, elapsed = score(series, scaler_of(ckpt), ckpt.model, ckpt.lookback, ckpt.horizon, config,
+                                ckpt.meta["data"]["calendar"], name, first_rows)
+    except InputError:
+        if first_rows is None or not any(first_rows.values()):
+            raise
+        last = next(iter(seen.items()))
+        raise InputError(
+            f"{series.source}: no windows to score after the data {ckpt.path} was trained and validated on "
+            f"(series {last[0]!r} up to {last[1]}{' and others' if len(seen) > 1 else ''}); evaluate on newer "
+            "data, fit on fewer rows, or pass --in-sample to score those windows anyway (in-sample scores "
+            "flatter the model); `seqcast compare` holds its test windows out of training by itself"
+        ) from None
+    return {"model": name, "checkpoint": ckpt.path, "predict_ms": elapsed, "warnings": warnings, **report}
+
+
+def unseen_rows(series: SeriesSet, seen_until: dict[str, Any]) -> dict[str, int]:
+    """Per series, the first row after the last timestamp fit used (0 for a series it never saw)."""
+    import pandas as pd
+
+    first = {}
+    for s in series.series:
+        last = seen_until.get(s.id)
+        if last is None:
+            first[s.id] = 0
+            continue
+        try:
+            first[s.id] = int(s.times.searchsorted(last if series.integer_time else pd.Timestamp(last), side="right"))
+        except TypeError:
+            raise InputError(f"{series.source}: series {s.id!r}: timestamps differ in time zone from the "
+                             f"training data (it ended at {last})") from None
+    return first
 
 
 def truncate(series: SeriesSet, rows: dict[str, int]) -> SeriesSet:
@@ -195,6 +256,7 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
                "seconds_per_epoch": round(fitted.result.seconds / max(fitted.result.epochs, 1), 3),
                "predict_ms": round(elapsed, 2), "val_mse": fitted.result.val_loss,
                "lookback": lookback, "horizon": horizon, "windows": report["windows"],
+               "windows_requested": report["windows_requested"], "pooled_scaled": report["pooled_scaled"],
                **report["overall"][name]}
         rows.append(row)
         if on_model:
@@ -205,7 +267,8 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
             rows.append({"model": b, "parameters": 0, "train_s": 0.0, "epochs": 0, "seconds_per_epoch": 0.0,
                          "predict_ms": None, "val_mse": None, "lookback": last_report["lookback"],
                          "horizon": last_report["horizon"], "windows": last_report["windows"],
-                         **last_report["overall"][b]})
+                         "windows_requested": last_report["windows_requested"],
+                         "pooled_scaled": last_report["pooled_scaled"], **last_report["overall"][b]})
     if on_forecasts and forecasts:
         import pandas as pd
 

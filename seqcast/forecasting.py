@@ -17,16 +17,26 @@ import torch
 
 from .checkpoint import Checkpoint
 from .data import DataConfig, SeriesSet, future_times, time_features
-from .errors import InputError
+from .errors import InputError, UsageError
 from .windows import Scaler
 
 COLUMNS = ["series", "timestamp", "step", "model", "target", "forecast"]
 
 
-def data_config(ckpt: Checkpoint, fill: str = "none") -> DataConfig:
-    """Read new history with the columns the checkpoint was trained on."""
+def data_config(ckpt: Checkpoint, fill: str | None = None, freq: str | None = None, decimal: str | None = None,
+                dayfirst: bool | None = None, date_format: str | None = None) -> DataConfig:
+    """Read new history as fit read the training data: its columns and recorded policy (the frequency
+    when fit was told it, the fill, decimal separator and date order); arguments given here win."""
     info = ckpt.meta["data"]
-    return DataConfig(time_col=info["time_col"], target=tuple(info["targets"]), id_col=info["id_col"], fill=fill)
+    policy = info["policy"]
+    return DataConfig(
+        time_col=info["time_col"], target=tuple(info["targets"]), id_col=info["id_col"],
+        freq=freq or (info["freq"] if policy["freq_given"] else None),
+        fill=fill or policy["fill"],
+        decimal=decimal or policy["decimal"],
+        dayfirst=policy["dayfirst"] if dayfirst is None else dayfirst,
+        date_format=date_format or policy["date_format"],
+    )
 
 
 def check_schema(ckpt: Checkpoint, series: SeriesSet) -> None:
@@ -85,16 +95,32 @@ def window_inputs(ckpt: Checkpoint, series: SeriesSet, offset: int = 0
     return np.stack(inputs), np.stack(marks) if marks else None, pasts, futures
 
 
-def predict(ckpt: Checkpoint, series: SeriesSet) -> pd.DataFrame:
-    """Forecast the next H steps of every series in ``series``; a frame with ``COLUMNS``."""
-    horizon, scaler = ckpt.horizon, scaler_of(ckpt)
+def predict(ckpt: Checkpoint, series: SeriesSet, horizon: int = 0) -> pd.DataFrame:
+    """Forecast the next ``horizon`` steps (default and at most the trained H) of every series in
+    ``series``; a frame with ``COLUMNS``."""
+    if not 0 <= horizon <= ckpt.horizon:
+        raise UsageError(f"--horizon {horizon}: the model was trained to forecast {ckpt.horizon} steps; "
+                         f"give 1 to {ckpt.horizon}, or fit a model with a longer --horizon")
+    horizon, scaler = horizon or ckpt.horizon, scaler_of(ckpt)
     inputs, marks, _, futures = window_inputs(ckpt, series)
-    scaled = run_model(ckpt.model, inputs, marks)
+    scaled = run_model(ckpt.model, inputs, marks)[:, :horizon]
     frames = []
     name, targets = ckpt.meta["model"]["name"], ckpt.meta["data"]["targets"]
-    for s, future, out in zip(series.series, futures, scaled):
+    for s, future, out in zip(series.series, [f[:horizon] for f in futures], scaled):
         values = scaler.inverse(s.id, out.astype(np.float64), reference=s.values)  # (H, C)
         for c, target in enumerate(targets):
             frames.append(pd.DataFrame({"series": s.id, "timestamp": future, "step": np.arange(1, horizon + 1),
                                         "model": name, "target": target, "forecast": values[:, c]}))
     return pd.concat(frames, ignore_index=True)[COLUMNS]
+
+
+def summary(ckpt: Checkpoint, series: SeriesSet, frame: pd.DataFrame, output: str | None) -> dict:
+    """What ``predict --json`` prints: the forecast's shape and span, and the rows unless written to a file."""
+    document = {"checkpoint": ckpt.path, "model": ckpt.meta["model"]["name"], "source": series.source,
+                "series": len(series.series), "targets": ckpt.meta["data"]["targets"],
+                "horizon": int(frame["step"].max()) if len(frame) else 0, "rows": len(frame),
+                "first_timestamp": str(frame["timestamp"].min()), "last_timestamp": str(frame["timestamp"].max()),
+                "output": output}
+    if output is None:
+        document["forecast"] = frame.assign(timestamp=frame["timestamp"].astype(str)).to_dict(orient="records")
+    return document

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from . import __version__
-from .data import SeriesSet, season_length
+from .data import DataConfig, SeriesSet, season_length
 from .errors import TrainingError, UsageError
 from .models import WINDOW_NORMS, WindowNorm, default_window_norm
 from .registry import create_model, get_spec, resolve_params
@@ -61,6 +61,7 @@ class TrainResult:
     seconds: float
     batch_size: int = 0
     history: list[EpochReport] = field(default_factory=list)
+    best_epoch: int = 0  # the epoch whose weights were kept; 0 = the starting weights
 
 
 DEFAULT_LR = 3e-3
@@ -78,6 +79,16 @@ def auto_batch_size(n_windows: int) -> int:
 def auto_epochs(steps_per_epoch: int) -> int:
     """At least 4 epochs and at least about 200 optimisation steps (small data needs more passes)."""
     return max(4, math.ceil(200 / max(steps_per_epoch, 1)))
+
+
+WARM_START_SHARE = 4  # a warm start (--init-from) takes 1/4 of a fresh fit's default steps
+PATIENCE_SHARE = 0.1  # early stopping's patience spans at least this share of the step budget
+
+
+def patience_epochs(patience: int, steps_per_epoch: int, total_steps: int) -> int:
+    """Epochs without improvement before stopping: ``patience``, but never less than a tenth of the
+    budget. On short series an epoch is a few steps, and two of them are no test of a model."""
+    return max(patience, math.ceil(PATIENCE_SHARE * total_steps / max(steps_per_epoch, 1)))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -141,6 +152,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     if config.max_steps:
         total = min(total, config.max_steps)
     warmup = max(1, total // 20)
+    patience = patience_epochs(config.patience, per_epoch, total)
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min(1.0, (s + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * min(s, total) / total))
@@ -150,6 +162,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     best_loss = evaluate_loss(model, val_set) if len(val_set) else math.inf
     best_state = _snapshot(model) if len(val_set) else None
     stale, step, result = 0, 0, TrainResult(math.nan, 0, 0, 0.0)
+    best_epoch = 0
     for epoch in range(1, epochs + 1):
         model.train()
         order = torch.randperm(len(train_set), generator=generator).to(device)
@@ -179,7 +192,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
         val_loss = evaluate_loss(model, val_set) if len(val_set) else train_loss
         improved = val_loss < best_loss - 1e-7
         if improved:
-            best_loss, stale = val_loss, 0
+            best_loss, stale, best_epoch = val_loss, 0, epoch
             best_state = _snapshot(model)
         else:
             stale += 1
@@ -188,13 +201,13 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
         result.history.append(report)
         if on_epoch:
             on_epoch(report)
-        if stale >= config.patience or step >= total:
+        if (stale >= patience and step >= warmup) or step >= total:  # never stop while still warming up
             break
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
     result.val_loss, result.epochs, result.steps = best_loss, len(result.history), step
-    result.batch_size = batch_size
+    result.batch_size, result.best_epoch = batch_size, best_epoch
     result.seconds = time.perf_counter() - started
     return result
 
@@ -219,6 +232,18 @@ class Fitted:
     result: TrainResult
     splits: dict[str, Split]
     scaler: Scaler
+    warnings: list[str] = field(default_factory=list)  # what the user must hear even from a run that worked
+
+    def summary(self, checkpoint: str) -> dict[str, Any]:
+        """What ``fit --json`` prints."""
+        data, training = self.meta["data"], self.meta["training"]
+        return {"checkpoint": checkpoint, "model": self.meta["model"]["name"], "source": data["source"],
+                "series": len(data["series"]), "targets": data["targets"], "freq": data["freq"],
+                "lookback": data["lookback"], "horizon": data["horizon"],
+                "parameters": self.meta["model"]["n_parameters"], "window_norm": self.meta["model"]["window_norm"],
+                "epochs": self.result.epochs, "steps": self.result.steps, "best_epoch": training["best_epoch"],
+                "seconds": self.result.seconds, "val_mse_scaled": self.result.val_loss,
+                "init_from": training["init_from"], "notes": self.meta["notes"], "warnings": self.warnings}
 
 
 def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
@@ -235,10 +260,50 @@ def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, n
     return lookback, horizon
 
 
+def warm_start_config(init, asked: ModelConfig) -> ModelConfig:
+    """The model a warm start trains: the checkpoint's, which the options given must not contradict."""
+    model, data = init.meta["model"], init.meta["data"]
+    clashes = [f"{flag} {mine} (the checkpoint has {theirs})"
+               for flag, mine, theirs in (("--model", asked.name, model["name"]),
+                                          ("--lookback", asked.lookback, data["lookback"]),
+                                          ("--horizon", asked.horizon, data["horizon"]),
+                                          ("--window-norm", asked.window_norm, model["window_norm"]))
+               if mine not in (None, 0, "auto", theirs)]
+    if asked.params:
+        clashes.append("--param (the hyperparameters come from the checkpoint)")
+    if clashes:
+        raise UsageError(f"--init-from {init.path}: continues the same model; drop {'; '.join(clashes)}, "
+                         "or fit a fresh model without --init-from")
+    return ModelConfig(model["name"], dict(model["params"]), data["lookback"], data["horizon"], model["window_norm"])
+
+
+def _seen_until(series: SeriesSet, rows: dict[str, int]) -> dict[str, Any]:
+    """Per series, the last timestamp training or validation used (ISO text, or the integer step)."""
+    return {s.id: (str(s.times[rows[s.id] - 1]) if not series.integer_time else int(s.times[rows[s.id] - 1]))
+            for s in series.series}
+
+
+def _constant_targets(series: SeriesSet, splits: dict[str, Split]) -> list[str]:
+    """A warning for each target that does not change over the training rows of some series."""
+    warnings = []
+    for c, target in enumerate(series.targets):
+        flat = [s.id for s in series.series if np.ptp(s.values[: splits[s.id].train, c]) == 0]
+        if flat:
+            where = "" if len(series.series) == 1 else f" of {len(flat)} of {len(series.series)} series (first {flat[0]!r})"
+            warnings.append(f"target {target!r} is constant over the training rows{where}: the model can only "
+                            "learn to repeat it; check that --target names the column to forecast")
+    return warnings
+
+
 def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(), split: Split | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
-        on_step: Callable[[int, int], None] | None = None) -> Fitted:
-    """Train ``spec`` on ``series``: split chronologically, scale on training rows, train, describe."""
+        on_step: Callable[[int, int], None] | None = None,
+        reading: DataConfig = DataConfig(), init=None) -> Fitted:
+    """Train ``spec`` on ``series``: split chronologically, scale on training rows, train, describe.
+
+    ``reading`` is how ``series`` was read (recorded so later commands read new data alike); ``init``
+    a checkpoint of the same model to continue from (a warm start: its weights, a shorter budget).
+    """
     if spec.window_norm not in ("auto", *WINDOW_NORMS):
         raise UsageError(f"--window-norm {spec.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
     notes: list[str] = []
@@ -253,6 +318,11 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     inner = create_model(spec.name, lookback, horizon, len(series.targets), params)
     window_norm = default_window_norm(inner) if spec.window_norm == "auto" else spec.window_norm
     model = WindowNorm(inner, window_norm)
+    if init is not None:
+        if len(init.meta["data"]["targets"]) != len(series.targets):
+            raise UsageError(f"--init-from {init.path}: the checkpoint forecasts {init.meta['data']['targets']}, "
+                             f"this data has targets {series.targets}")
+        model.load_state_dict(init.model.state_dict())
     scaler = Scaler.fit(series, {sid: sp.train for sid, sp in splits.items()})
     arrays = scaled_arrays(series, scaler)
     calendar = bool(getattr(model.model, "uses_time_features", False))
@@ -262,22 +332,40 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         raise UsageError(f"no training windows: lookback {lookback} + horizon {horizon} exceed the training rows")
     # Attention models train better at a lower peak learning rate; a class may say so (default_lr).
     config = replace(config, lr=config.lr or getattr(model.model, "default_lr", DEFAULT_LR))
+    if init is not None and not config.epochs and not config.max_steps:
+        per_epoch = math.ceil(len(train_set) / (config.batch_size or auto_batch_size(len(train_set))))
+        config = replace(config, max_steps=max(1, per_epoch * auto_epochs(per_epoch) // WARM_START_SHARE))
     result = train(model, train_set, val_set, config, on_epoch, on_step)
     model.to("cpu")
+    warnings = _constant_targets(series, splits)
+    trainable = any(p.requires_grad for p in model.parameters())
+    if trainable and result.best_epoch == 0 and len(val_set):
+        warnings.append(
+            f"no epoch beat the {'--init-from' if init is not None else 'starting'} weights on validation, "
+            "so the checkpoint keeps them"
+            + ("" if init is not None else " (an untrained model)")
+            + "; try more --epochs or --max-steps, another --lr, or a longer history")
+    seen = {sid: sp.train + sp.val for sid, sp in splits.items()}
     meta = {
         "model": {"name": spec.name, "params": resolved, "window_norm": window_norm,
                   "n_parameters": sum(p.numel() for p in model.parameters())},
         "data": {"source": series.source, "time_col": series.time_col, "targets": series.targets,
                  "id_col": series.id_col, "freq": series.freq, "integer_time": series.integer_time,
                  "lookback": lookback, "horizon": horizon, "series": [s.id for s in series.series],
-                 "calendar": calendar},
+                 "calendar": calendar,
+                 "policy": {"freq_given": reading.freq is not None, "fill": reading.fill, "decimal": series.decimal,
+                            "dayfirst": series.dayfirst, "date_format": series.date_format},
+                 "seen_until": _seen_until(series, seen)},
         "scaler": {"mean": scaler.mean, "std": scaler.std},
         "split": {sid: asdict(sp) for sid, sp in splits.items()} if split is None else asdict(split),
         "training": {**asdict(config), "batch_size": result.batch_size or config.batch_size,
-                     "epochs_run": result.epochs, "steps": result.steps},
+                     "epochs_run": result.epochs, "steps": result.steps,
+                     "best_epoch": result.best_epoch if trainable else None,
+                     "init_from": {"path": init.path, "sha256": init.digest} if init is not None else None},
         "metrics": {"val_mse_scaled": result.val_loss},
         "versions": {"seqcast": __version__, "torch": torch.__version__.split("+")[0],
                      "python": platform.python_version()},
         "notes": notes,
     }
-    return Fitted(model, meta, result, splits, scaler)
+    return Fitted(model, meta, result, splits, scaler, warnings)
+

@@ -17,7 +17,7 @@ from .errors import InputError
 
 # Default (horizon, lookback) by the base unit of the frequency; lookback shrinks for short series.
 _DEFAULTS = {"h": (24, 96), "min": (60, 240), "D": (14, 56), "B": (10, 60), "W": (13, 104),
-             "MS": (12, 48), "ME": (12, 48), "QS": (8, 32), "QE": (8, 32), "YS": (5, 20), "YE": (5, 20)}
+             "MS": (12, 48), "ME": (12, 48), "BMS": (12, 48), "BME": (12, 48), "QS": (8, 32), "QE": (8, 32), "YS": (5, 20), "YE": (5, 20)}
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,13 @@ def long_text(ids: tuple[str, ...] = (NON_ASCII_ID, "oslo"), n: int = 120, seed:
     return "\n".join(lines) + "\n"
 
 
+@pytest.fixture(autouse=True)
+def _in_an_empty_folder(tmp_path_factory, monkeypatch):
+    """Every test starts in a new empty folder: what the user left in theirs (the README's gru.ckpt in
+    the repository root) never changes a result, and no test leaves files there."""
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
+
+
 @pytest.fixture(scope="session")
 def data_dir(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("data")

@@ -262,7 +262,7 @@ def test_item3_no_escape_sequences_on_a_terminal_when_colour_is_off(switch, monk
     code, _, err = run_app_on_fake_terminals(monkeypatch, "fit", hourly_csv, *TINY_FIT, "--output", ckpt)
     assert code == 0, err
     assert ESC in err
-    code, out, _ = run_app_on_fake_terminals(monkeypatch, "evaluate", ckpt, hourly_csv, "--windows", "2")
+    code, out, _ = run_app_on_fake_terminals(monkeypatch, "evaluate", ckpt, hourly_csv, "--windows", "2", "--in-sample")
     assert code == 0 and ESC in out
 
     flags = []
@@ -277,7 +277,8 @@ def test_item3_no_escape_sequences_on_a_terminal_when_colour_is_off(switch, monk
     assert code == 0, err
     assert ESC not in out + err and "\r" not in err
     assert "epoch 1/1" in err  # plain progress lines instead of the bar
-    code, out, err = run_app_on_fake_terminals(monkeypatch, *flags, "evaluate", ckpt, hourly_csv, "--windows", "2")
+    code, out, err = run_app_on_fake_terminals(monkeypatch, *flags, "evaluate", ckpt, hourly_csv, "--windows", "2",
+                                               "--in-sample")
     assert code == 0, err
     assert ESC not in out + err
     assert "naive" in out
@@ -296,7 +297,7 @@ def test_item4_no_stray_files_or_folders(invoke, hourly_csv, tmp_path, monkeypat
     assert code == 0, err
     code, _, err = invoke("predict", "named.ckpt", data, "--output", "forecast.csv")
     assert code == 0, err
-    for args in (("evaluate", "named.ckpt", data, "--windows", "2"), ("info", "named.ckpt")):
+    for args in (("evaluate", "named.ckpt", data, "--windows", "2", "--in-sample"), ("info", "named.ckpt")):
         code, _, err = invoke(*args)
         assert code == 0, err
     assert files_under(work) == {"data.csv", "gru.ckpt", "named.ckpt", "forecast.csv"}
@@ -326,7 +327,7 @@ def test_item5_predict_into_head_and_into_a_closed_pipe_ends_quietly(tiny_ckpt, 
 
 def test_item6_evaluate_json_is_one_document_with_documented_keys(invoke, tiny_ckpt, hourly_csv):
     """item 6: `evaluate --json` prints exactly one JSON document on stdout."""
-    code, out, err = invoke("evaluate", tiny_ckpt, hourly_csv, "--windows", "3", "--json")
+    code, out, err = invoke("evaluate", tiny_ckpt, hourly_csv, "--windows", "3", "--json", "--in-sample")
     assert code == 0, err
     report = json.loads(out)  # raises if stdout holds anything besides one document
     assert {"model", "checkpoint", "windows", "stride", "scaled", "lookback", "horizon", "season",
@@ -888,12 +889,35 @@ def test_item28_current_format_round_trips_through_upgrade(tiny_ckpt, tmp_path):
     assert ckpt_module.load(path).meta == document["meta"]
 
 
-@pytest.mark.xfail(strict=True, reason="format 1 is the first checkpoint format: there is no older format yet, "
-                   "so no stored older fixture to upgrade (item 28, second sentence)")
-def test_item28_an_older_format_is_upgraded_from_a_stored_fixture():
-    """item 28: older versions are upgraded in one function, tested against a stored fixture."""
-    fixtures = sorted((Path(__file__).parent / "fixtures").glob("format*.ckpt"))
-    assert fixtures, "no stored checkpoint of an older format"
+FORMAT_1 = Path(__file__).parent / "fixtures" / "format1"
+FORMAT_1_FILES = json.loads((FORMAT_1 / "manifest.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("entry", FORMAT_1_FILES, ids=[e["checkpoint"] for e in FORMAT_1_FILES])
+def test_item28_an_older_format_is_upgraded_from_a_stored_fixture(entry, invoke):
+    """item 28: older versions are upgraded in one function, tested against stored fixtures: format-1
+    checkpoints written by seqcast 0.1.0 (tests/fixtures/format1/README.md) forecast the numbers that
+    version wrote, and `info` says the file was upgraded."""
+    path, data = FORMAT_1 / entry["checkpoint"], (FORMAT_1 / entry["data"]).resolve()
+    ckpt = ckpt_module.load(path)
+    assert ckpt.stored_format == 1 < ckpt_module.FORMAT_VERSION
+    integer_time = ckpt.meta["data"]["integer_time"]  # an integer step is kept, so `year` stays integers
+    assert ckpt.meta["data"]["policy"] == {**ckpt_module.FORMAT_1_POLICY, "freq_given": integer_time}
+    assert ckpt.meta["data"]["seen_until"] is None
+    code, out, err = invoke("predict", path, data, *entry["predict_args"])
+    assert code == 0, err
+    assert out == (FORMAT_1 / entry["forecast"]).read_text(encoding="utf-8")
+    code, out, err = invoke("info", path)
+    assert code == 0, err
+    assert "format      1, upgraded to 2 on reading" in out
+    if "evaluate" in entry:
+        code, out, err = invoke("evaluate", path, data, *entry["evaluate_args"])
+        assert code == 0, err
+        assert "does not record the rows it was trained on (checkpoint format 1)" in err
+        then, now = json.loads((FORMAT_1 / entry["evaluate"]).read_text(encoding="utf-8")), json.loads(out)
+        assert now["windows"] == then["windows"]
+        for name, values in then["overall"].items():
+            assert now["overall"][name] == pytest.approx(values, rel=1e-12)
 
 
 def test_item29_nan_or_inf_weights_are_refused(invoke, tiny_ckpt, hourly_csv, tmp_path):

@@ -31,7 +31,10 @@ def test_fit_with_no_flags_says_what_it_chose(tmp_path, monkeypatch):
 
 def test_fit_predict_evaluate_info_on_monthly_series(tmp_path):
     ckpt = tmp_path / "lstm.ckpt"
-    code, _, err = run("fit", SAMPLES / "nino12_monthly.csv", "--model", "lstm", "-o", ckpt, *FAST)
+    lines = (SAMPLES / "nino12_monthly.csv").read_text(encoding="utf-8").splitlines(keepends=True)
+    older = tmp_path / "until_2006.csv"  # the last four years stay out of training, for evaluate
+    older.write_text("".join(lines[:-48]), encoding="utf-8")
+    code, _, err = run("fit", older, "--model", "lstm", "-o", ckpt, *FAST)
     assert code == 0, err
     code, out, _ = run("predict", ckpt, SAMPLES / "nino12_monthly.csv")
     assert code == 0

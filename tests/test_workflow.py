@@ -1,0 +1,232 @@
+"""A nightly workflow on real-shaped files (tests/workflow/): what fit remembers for predict and
+evaluate, held-out backtests, warnings for models that did not train, warm starts and summaries.
+
+    nile.csv                  yearly Nile flow 1871-1970 (100 rows): short enough that early stopping
+                              used to end training during warm-up
+    station_summer.csv        a weather station's summer: temperature, and a snow gauge reading 0 throughout
+    sensor_30min.csv          a 30-minute power sensor; sensor_30min_dropped.csv is a later stretch of it
+                              in which every other reading went missing
+    macro_wide.csv            US real GDP (billions) and CPI (an index) side by side, quarterly
+"""
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqcast import checkpoint as ckpt_module
+from seqcast.forecasting import data_config
+from seqcast.training import auto_epochs
+
+FILES = Path(__file__).parent / "workflow"
+SAMPLES = Path(__file__).parents[1] / "sample_data"
+QUICK = ["--param", "hidden_size=8", "--seed", "0"]
+
+
+def head(path: Path, rows: int, tmp_path: Path) -> Path:
+    """The header and the first ``rows`` data rows of ``path``: the history as it stood earlier."""
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    out = tmp_path / f"{path.stem}_first_{rows}.csv"
+    out.write_text("".join(lines[: rows + 1]), encoding="utf-8")
+    return out
+
+
+def fit_ok(invoke, *args):
+    code, out, err = invoke("fit", *args)
+    assert code == 0, err
+    return out, err
+
+
+# item 3: evaluate scores only what the model has not seen
+
+def test_evaluate_on_the_training_file_refuses_and_in_sample_warns(invoke, tmp_path):
+    ckpt = tmp_path / "m.ckpt"
+    fit_ok(invoke, SAMPLES / "nino12_monthly.csv", "--max-steps", "20", *QUICK, "-o", ckpt)
+    seen = ckpt_module.load(ckpt).meta["data"]["seen_until"]
+    assert seen == {"main": "2010-12-01 00:00:00"}
+    code, out, err = invoke("evaluate", ckpt, SAMPLES / "nino12_monthly.csv")
+    assert code == 2 and out == ""
+    assert "no windows to score after the data" in err and "up to 2010-12-01" in err and "--in-sample" in err
+    code, out, err = invoke("evaluate", ckpt, SAMPLES / "nino12_monthly.csv", "--windows", "3", "--in-sample", "--json")
+    assert code == 0, err
+    assert "warning: --in-sample: scoring windows the model was trained or validated on" in err
+    report = json.loads(out)
+    assert report["windows"] == 3 and report["warnings"]
+
+
+def test_evaluate_scores_only_windows_after_training_and_says_how_many(invoke, tmp_path):
+    ckpt = tmp_path / "m.ckpt"
+    fit_ok(invoke, head(SAMPLES / "nino12_monthly.csv", 732 - 36, tmp_path), "--max-steps", "20", *QUICK, "-o", ckpt)
+    code, out, err = invoke("evaluate", ckpt, SAMPLES / "nino12_monthly.csv", "--json", "--forecasts", tmp_path / "f.csv")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["windows"] == 3 and report["windows_requested"] == 20  # 36 new months, horizon 12
+    origins = pd.read_csv(tmp_path / "f.csv")["origin"].unique()
+    assert list(origins) == ["2008-01-01", "2009-01-01", "2010-01-01"]  # none before 2008: fit saw those
+    code, out, err = invoke("evaluate", ckpt, SAMPLES / "nino12_monthly.csv")
+    assert code == 0, err
+    assert "3 windows scored (20 asked for)" in out
+
+
+def test_compare_table_says_how_many_windows_it_scored(invoke, tmp_path):
+    data = FILES / "nile.csv"
+    code, out, err = invoke("compare", data, "--models", "naive", "--windows", "3", "--json")
+    assert code == 0, err
+    rows = json.loads(out)
+    assert {r["windows"] for r in rows} == {3} and {r["windows_requested"] for r in rows} == {3}
+
+
+# item 4: a model that never beat its starting weights says so
+
+def test_short_yearly_series_trains_past_warm_up_and_says_when_it_kept_the_start(invoke, tmp_path):
+    """Nile: 100 yearly rows, 3 steps an epoch. Early stopping used to fire in epoch 2, while the
+    learning rate was still warming up, and save the starting weights (repeat the window's mean) as if
+    trained. Now patience spans a tenth of the ~200-step budget (7 epochs here); on this series no
+    epoch beats the mean on validation even then, and fit, the checkpoint and info say so."""
+    ckpt = tmp_path / "nile.ckpt"
+    _, err = fit_ok(invoke, FILES / "nile.csv", "--model", "gru", "-o", ckpt)
+    training = ckpt_module.load(ckpt).meta["training"]
+    assert training["epochs_run"] >= 7
+    assert training["best_epoch"] == 0
+    assert "warning: no epoch beat the starting weights on validation, so the checkpoint keeps them" in err
+    code, out, _ = invoke("info", ckpt)
+    assert code == 0 and "kept the starting weights (no epoch beat them on validation)" in out
+
+
+def test_a_model_that_trains_records_its_best_epoch(invoke, tmp_path):
+    ckpt = tmp_path / "nino.ckpt"
+    _, err = fit_ok(invoke, SAMPLES / "nino12_monthly.csv", "--max-steps", "60", *QUICK, "-o", ckpt)
+    assert ckpt_module.load(ckpt).meta["training"]["best_epoch"] >= 1
+    assert "warning" not in err
+
+
+# item 5: a constant target
+
+def test_constant_target_warns(invoke, tmp_path):
+    _, err = fit_ok(invoke, FILES / "station_summer.csv", "--target", "snow_cm", "--max-steps", "5", *QUICK,
+                    "-o", tmp_path / "snow.ckpt")
+    assert "warning: target 'snow_cm' is constant over the training rows" in err
+
+
+def test_default_target_prefers_a_column_that_varies(invoke, tmp_path):
+    _, err = fit_ok(invoke, FILES / "station_summer.csv", "--max-steps", "5", *QUICK, "-o", tmp_path / "t.ckpt")
+    assert ckpt_module.load(tmp_path / "t.ckpt").meta["data"]["targets"] == ["temp_c"]
+    assert "snow_cm" in err and "constant" in err  # the note says why the last column was passed over
+
+
+# item 6: the data policy travels with the checkpoint
+
+def test_fill_given_at_fit_is_used_by_predict_and_evaluate(invoke, tmp_path):
+    """CO2 weekly has 59 missing weeks; fit was told --fill interpolate, and later commands remember."""
+    ckpt = tmp_path / "co2.ckpt"
+    fit_ok(invoke, head(SAMPLES / "co2_weekly.csv", 2000, tmp_path), "--fill", "interpolate", "--max-steps", "10",
+           *QUICK, "-o", ckpt)
+    code, out, err = invoke("predict", ckpt, SAMPLES / "co2_weekly.csv")
+    assert code == 0, err
+    assert len(pd.read_csv(io.StringIO(out))) == 13
+    code, _, err = invoke("evaluate", ckpt, SAMPLES / "co2_weekly.csv", "--windows", "2")
+    assert code == 0, err
+    code, _, err = invoke("predict", ckpt, SAMPLES / "co2_weekly.csv", "--fill", "none")
+    assert code == 2 and "missing values" in err  # an option given now still wins
+
+
+def test_freq_given_at_fit_is_used_by_predict(invoke, tmp_path):
+    """A later stretch of the sensor lost every other reading: re-inferred, it is no longer a 30-minute
+    series; read on the recorded 30-minute grid and filled as at fit, it forecasts."""
+    ckpt = tmp_path / "kw.ckpt"
+    fit_ok(invoke, FILES / "sensor_30min.csv", "--freq", "30min", "--fill", "interpolate", "--max-steps", "10",
+           "--lookback", "48", "--horizon", "12", *QUICK, "-o", ckpt)
+    loaded = ckpt_module.load(ckpt)
+    assert data_config(loaded).freq == "30min" and data_config(loaded).fill == "interpolate"
+    code, out, err = invoke("predict", ckpt, FILES / "sensor_30min_dropped.csv")
+    assert code == 0, err
+    forecast = pd.read_csv(io.StringIO(out))
+    assert forecast["timestamp"].iloc[0] == "2024-03-12 03:30:00" and len(forecast) == 12
+    code, out, _ = invoke("info", ckpt)
+    assert "frequency 30min (given), fill interpolate" in out
+
+
+def test_inferred_freq_is_inferred_again(invoke, tiny_ckpt, tmp_path):
+    assert data_config(ckpt_module.load(tiny_ckpt)).freq is None  # so other-frequency data is named, not misread
+
+
+# item 9: warm start, a shorter forecast, JSON summaries
+
+def test_warm_start_continues_from_a_checkpoint_at_a_fraction_of_the_budget(invoke, tmp_path):
+    first = tmp_path / "monday.ckpt"
+    fit_ok(invoke, head(SAMPLES / "nino12_monthly.csv", 700, tmp_path), "--model", "lstm", *QUICK, "-o", first)
+    fresh = ckpt_module.load(first)
+    second = tmp_path / "tuesday.ckpt"
+    out, err = fit_ok(invoke, SAMPLES / "nino12_monthly.csv", "--init-from", first, "-o", second, "--json")
+    warm = ckpt_module.load(second)
+    assert warm.meta["model"] == fresh.meta["model"]
+    assert warm.meta["training"]["init_from"] == {"path": str(first), "sha256": fresh.digest}
+    # The default budget of a warm start is a quarter of a fresh fit's on the same data.
+    per_epoch = -(-(warm.meta["split"]["main"]["train"] - 48 - 12 + 1) // warm.meta["training"]["batch_size"])
+    assert warm.meta["training"]["max_steps"] == per_epoch * auto_epochs(per_epoch) // 4
+    assert warm.meta["training"]["steps"] <= warm.meta["training"]["max_steps"]
+    summary = json.loads(out)
+    assert summary["model"] == "lstm" and summary["init_from"]["path"] == str(first)
+    assert summary["steps"] == warm.meta["training"]["steps"] and summary["checkpoint"] == str(second)
+    code, out, _ = invoke("info", second)
+    assert f"continued from {first}" in out
+
+
+def test_warm_start_refuses_another_model_or_shape(invoke, tiny_ckpt, hourly_csv, tmp_path):
+    for clash, fragment in ((["--model", "lstm"], "--model lstm (the checkpoint has gru)"),
+                            (["--horizon", "12"], "--horizon 12 (the checkpoint has 6)"),
+                            (["--param", "hidden_size=16"], "--param")):
+        code, _, err = invoke("fit", hourly_csv, "--init-from", tiny_ckpt, *clash, "-o", tmp_path / "x.ckpt")
+        assert code == 2 and fragment in err, err
+        assert not (tmp_path / "x.ckpt").exists()
+
+
+def test_predict_a_shorter_horizon_and_a_json_summary(invoke, tiny_ckpt, hourly_csv, tmp_path):
+    code, out, err = invoke("predict", tiny_ckpt, hourly_csv, "--horizon", "2")
+    assert code == 0, err
+    short = pd.read_csv(io.StringIO(out))
+    code, out, _ = invoke("predict", tiny_ckpt, hourly_csv)
+    full = pd.read_csv(io.StringIO(out))
+    assert short.equals(full[full["step"] <= 2])
+    code, _, err = invoke("predict", tiny_ckpt, hourly_csv, "--horizon", "7")
+    assert code == 2 and "trained to forecast 6 steps" in err
+    code, out, err = invoke("predict", tiny_ckpt, hourly_csv, "--json")
+    document = json.loads(out)
+    assert document["rows"] == 6 and document["horizon"] == 6 and len(document["forecast"]) == 6
+    assert document["forecast"][0]["timestamp"] == full["timestamp"][0]
+    code, out, err = invoke("predict", tiny_ckpt, hourly_csv, "--json", "--output", tmp_path / "f.csv")
+    document = json.loads(out)
+    assert "forecast" not in document and document["output"] == str(tmp_path / "f.csv")
+    assert pd.read_csv(tmp_path / "f.csv").equals(full)
+
+
+# item 10: tests do not depend on the working folder
+
+def test_tests_run_in_an_empty_folder_of_their_own():
+    here = Path.cwd()
+    assert not any(here.iterdir()) and here != Path(__file__).parents[1]
+
+
+# item 11: several targets: per target in their units, pooled on scaled values
+
+def test_several_targets_are_scored_per_target_and_pooled_on_scaled_values(invoke, tmp_path):
+    ckpt = tmp_path / "macro.ckpt"
+    fit_ok(invoke, head(FILES / "macro_wide.csv", 203 - 16, tmp_path), "--target", "realgdp", "--target", "cpi",
+           "--horizon", "4", "--lookback", "16", "--max-steps", "20", *QUICK, "-o", ckpt)
+    code, out, err = invoke("evaluate", ckpt, FILES / "macro_wide.csv", "--json", "--forecasts", tmp_path / "f.csv")
+    assert code == 0, err
+    report = json.loads(out)
+    assert report["pooled_scaled"] and set(report["targets"]) == {"realgdp", "cpi"}
+    assert report["windows"] == 4
+    rows = pd.read_csv(tmp_path / "f.csv")
+    std = ckpt_module.load(ckpt).meta["scaler"]["std"]["main"]
+    scaled_error = (rows["forecast"] - rows["actual"]) / rows["target"].map({"realgdp": std[0], "cpi": std[1]})
+    assert report["overall"]["gru"]["mse"] == pytest.approx(float(np.mean(scaled_error**2)), rel=1e-4)
+    gdp = rows[rows.target == "realgdp"]
+    assert report["targets"]["realgdp"]["gru"]["mse"] == pytest.approx(
+        float(np.mean((gdp["forecast"] - gdp["actual"]) ** 2)), rel=1e-9)
+    code, out, _ = invoke("evaluate", ckpt, FILES / "macro_wide.csv")
+    assert "per target" in out and "pooled on scaled values" in out
