@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from dataclasses import dataclass
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +23,11 @@ import torch
 
 from .errors import CheckpointError, UsageError
 from .files import atomic_write
+from .forecaster import (DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, Stored, TrainingRecord,
+                         Versions)
 from .models import WindowNorm
 from .registry import create_model
+from .windows import Scaler
 
 FORMAT_VERSION = 2
 _MAX_HEADER = 100 * 1024 * 1024
@@ -36,24 +39,10 @@ _MAX_HEADER = 100 * 1024 * 1024
 #   data.seen_until  per series, the last timestamp fit trained or validated on (None: not recorded).
 #   training.best_epoch  the epoch whose weights were kept, 0 = the starting weights (None: not recorded).
 #   training.init_from   the checkpoint a warm start continued from (path and digest), else None.
+#   training.warnings    what fit warned about (a constant target, weights never beaten), else [].
 FORMAT_1_POLICY = {"freq_given": False, "fill": "none", "decimal": None, "dayfirst": None, "date_format": None}
-
-
-@dataclass
-class Checkpoint:
-    model: WindowNorm
-    meta: dict[str, Any]
-    path: str
-    stored_format: int = FORMAT_VERSION  # the format on disk; older ones are upgraded in memory by ``upgrade``
-    digest: str = ""
-
-    @property
-    def lookback(self) -> int:
-        return self.meta["data"]["lookback"]
-
-    @property
-    def horizon(self) -> int:
-        return self.meta["data"]["horizon"]
+# Keys of the stored "training" section that are not TrainConfig settings.
+_RECORD_KEYS = ("epochs_run", "steps", "best_epoch", "init_from", "warnings")
 
 
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
@@ -69,18 +58,68 @@ def _canonical(meta: dict) -> str:
     return json.dumps(meta, sort_keys=True, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
 
 
-def to_bytes(model: WindowNorm, meta: dict[str, Any]) -> bytes:
+def to_meta(forecaster: Forecaster) -> dict[str, Any]:
+    """The stored metadata of ``forecaster``: the one place that names its keys (with ``from_meta``)."""
+    f, record = forecaster, forecaster.training
+    return {
+        "model": asdict(f.spec),
+        "data": {**asdict(f.schema), "targets": list(f.schema.targets), "series": list(f.schema.series),
+                 "policy": asdict(f.policy), "seen_until": record.seen_until},
+        "scaler": {"mean": f.scaler.mean, "std": f.scaler.std},
+        "split": record.split,
+        "training": {**asdict(record.settings), "epochs_run": record.epochs_run, "steps": record.steps,
+                     "best_epoch": record.best_epoch,
+                     "init_from": asdict(record.init_from) if record.init_from else None,
+                     "warnings": list(record.warnings)},
+        "metrics": {"val_mse_scaled": record.val_mse_scaled},
+        "versions": asdict(f.versions),
+        "notes": list(f.notes),
+    }
+
+
+def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = None) -> Forecaster:
+    """The forecaster that ``meta`` (of the current format) describes, around ``model``."""
+    from .training import TrainConfig
+
+    data, training = dict(meta["data"]), meta["training"]
+    policy, seen_until = data.pop("policy"), data.pop("seen_until")
+    settings = {k: v for k, v in training.items() if k not in _RECORD_KEYS}
+    init_from = training["init_from"]
+    return Forecaster(
+        model=model,
+        spec=ModelInfo(**meta["model"]),
+        schema=DataSchema(**{**data, "targets": tuple(data["targets"]), "series": tuple(data["series"])}),
+        policy=ReadingPolicy(**policy),
+        scaler=Scaler(meta["scaler"]["mean"], meta["scaler"]["std"]),
+        training=TrainingRecord(settings=TrainConfig(**settings), epochs_run=training["epochs_run"],
+                                steps=training["steps"], best_epoch=training["best_epoch"],
+                                init_from=InitFrom(**init_from) if init_from else None, split=meta["split"],
+                                seen_until=seen_until, val_mse_scaled=meta["metrics"]["val_mse_scaled"],
+                                warnings=tuple(training["warnings"])),
+        versions=Versions(**meta["versions"]),
+        notes=tuple(meta["notes"]),
+        stored=stored,
+    )
+
+
+def _tensors(model: WindowNorm) -> dict[str, torch.Tensor]:
+    return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
+
+
+def to_bytes(forecaster: Forecaster) -> bytes:
     from safetensors.torch import save
 
-    tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
-    meta_json = _canonical(meta)
-    doc = _canonical({"format": FORMAT_VERSION, "meta": meta, "sha256": _digest(meta_json, tensors)})
-    return save(tensors, metadata={"seqcast": doc})
+    meta, tensors = to_meta(forecaster), _tensors(forecaster.model)
+    document = {"format": FORMAT_VERSION, "meta": meta, "sha256": _digest(_canonical(meta), tensors)}
+    return save(tensors, metadata={"seqcast": _canonical(document)})
 
 
-def save(path: str | Path, model: WindowNorm, meta: dict[str, Any]) -> None:
-    """Write the checkpoint atomically (temporary file in the same folder, then rename)."""
-    atomic_write(path, to_bytes(model, meta))
+def save(path: str | Path, forecaster: Forecaster) -> Forecaster:
+    """Write the checkpoint atomically (temporary file in the same folder, then rename); returns the
+    forecaster as stored there."""
+    data = to_bytes(forecaster)
+    atomic_write(path, data)
+    return replace(forecaster, stored=Stored(str(path), FORMAT_VERSION, read_header(str(path), data)[1]["sha256"]))
 
 
 def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
@@ -89,7 +128,7 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         meta = {**meta,
                 "data": {**meta["data"], "seen_until": None,
                          "policy": {**FORMAT_1_POLICY, "freq_given": bool(meta["data"]["integer_time"])}},
-                "training": {**meta["training"], "best_epoch": None, "init_from": None}}
+                "training": {**meta["training"], "best_epoch": None, "init_from": None, "warnings": []}}
     return meta
 
 
@@ -120,7 +159,7 @@ def read_header(name: str, data: bytes) -> tuple[int, dict[str, Any]]:
     return version, document
 
 
-def load(path: str | Path) -> Checkpoint:
+def load(path: str | Path) -> Forecaster:
     """Load and verify a checkpoint; raises ``CheckpointError`` (exit 2) for anything not intact."""
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
@@ -163,4 +202,7 @@ def load(path: str | Path) -> Checkpoint:
             raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values; refit the model")
     model.load_state_dict(tensors)
     model.eval()
-    return Checkpoint(model, meta, name, version, document["sha256"])
+    try:
+        return from_meta(meta, model, Stored(name, version, document["sha256"]))
+    except (KeyError, TypeError) as exc:
+        raise CheckpointError(f"{name}: checkpoint metadata is incomplete ({exc}); refit the model") from None

@@ -356,21 +356,22 @@ def fit(
         series = _load(data, reading)
         say(_describe(series))
         explicit = Split.parse(split) if split else None
+        started = time.perf_counter()
         with _Progress(spec.name) as progress:
             fitted = fit_model(series, spec, train_config, split=explicit, on_epoch=progress.epoch,
                                on_step=progress.step, reading=reading, init=init)
-        for note in fitted.meta["notes"]:
+        seconds = time.perf_counter() - started
+        for note in fitted.notes:
             say(f"note: {note}")
-        for warning in fitted.warnings:
+        for warning in fitted.training.warnings:
             say(f"warning: {warning}")
-        info = fitted.meta["data"]
-        checkpoint.save(output, fitted.model, fitted.meta)
-    say(f"{spec.name}: lookback {info['lookback']}, horizon {info['horizon']}, "
-        f"{fitted.meta['model']['n_parameters']} parameters, {fitted.result.epochs} epochs in "
-        f"{fitted.result.seconds:.1f}s, validation MSE {fitted.result.val_loss:.5f} (scaled)")
+        fitted = checkpoint.save(output, fitted)
+    say(f"{spec.name}: lookback {fitted.lookback}, horizon {fitted.horizon}, {fitted.spec.n_parameters} parameters, "
+        f"{fitted.training.epochs_run} epochs in {seconds:.1f}s, "
+        f"validation MSE {fitted.training.val_mse_scaled:.5f} (scaled)")
     say(f"checkpoint: {output}")
     if json_out:
-        _emit(_json(fitted.summary(str(output))), "-")
+        _emit(_json({**fitted.summary(), "seconds": seconds}), "-")
 
 
 @_command()
@@ -611,7 +612,7 @@ def explain(
         if not series.series:
             raise UsageError(f"--series {series_id!r}: no such series in {series.source}")
     maps = explaining.explain(ckpt, series, window, per_layer)
-    name = ckpt.meta["model"]["name"]
+    name = ckpt.name
     if plot:
         explaining.plot(maps, name, str(plot))
         say(f"plot: {plot}")
@@ -648,46 +649,39 @@ def models_command(json_out: Json = False) -> None:
 @_command()
 def info(checkpoint_path: Ckpt, json_out: Json = False) -> None:
     """Show what a checkpoint holds: model, hyperparameters, data schema, scaling, training, versions."""
-    from .checkpoint import load
+    from .checkpoint import FORMAT_VERSION, load, to_meta
 
     ckpt = load(checkpoint_path)
-    meta = ckpt.meta
     if json_out:
-        _emit(_json({**meta, "format": {"stored": ckpt.stored_format, "read_as": _format_version()}}), "-")
+        _emit(_json({**to_meta(ckpt), "format": {"stored": ckpt.stored.format, "read_as": FORMAT_VERSION}}), "-")
         return
-    m, d, t = meta["model"], meta["data"], meta["training"]
-    policy = d["policy"]
-    reading = [f"frequency {d['freq']} ({'given' if policy['freq_given'] else 'inferred'})", f"fill {policy['fill']}",
-               f"decimal {policy['decimal'] or '(inferred)'}"]
-    if policy["dayfirst"] is not None:
-        reading.append("day first" if policy["dayfirst"] else "month first")
-    if policy["date_format"]:
-        reading.append(f"date format {policy['date_format']}")
-    seen = d["seen_until"]
+    m, d, p, t = ckpt.spec, ckpt.schema, ckpt.policy, ckpt.training
+    reading = [f"frequency {d.freq} ({'given' if p.freq_given else 'inferred'})", f"fill {p.fill}",
+               f"decimal {p.decimal or '(inferred)'}"]
+    if p.dayfirst is not None:
+        reading.append("day first" if p.dayfirst else "month first")
+    if p.date_format:
+        reading.append(f"date format {p.date_format}")
+    settings = t.settings
     lines = [
-        f"model       {m['name']} ({m['n_parameters']:,} parameters, window norm {m['window_norm']})",
-        f"params      {' '.join(f'{k}={v}' for k, v in m['params'].items()) or '-'}",
-        f"data        {d['source']}: time {d['time_col'] or '(row number)'}, targets {', '.join(d['targets'])}, "
-        f"id {d['id_col'] or '-'}, {len(d['series'])} series",
+        f"model       {m.name} ({m.n_parameters:,} parameters, window norm {m.window_norm})",
+        f"params      {' '.join(f'{k}={v}' for k, v in m.params.items()) or '-'}",
+        f"data        {d.source}: time {d.time_col or '(row number)'}, targets {', '.join(d.targets)}, "
+        f"id {d.id_col or '-'}, {len(d.series)} series",
         f"reading     {', '.join(reading)}",
-        f"windows     lookback {d['lookback']}, horizon {d['horizon']}",
-        f"trained on  {_seen_text(seen)}",
-        f"training    {t['epochs_run']} epochs, {t['steps']} steps, batch {t['batch_size']}, lr {t['lr']}, "
-        f"seed {t['seed']}{_best_epoch_text(t['best_epoch'])}"
-        + (f", continued from {t['init_from']['path']}" if t["init_from"] else ""),
-        f"validation  MSE {meta['metrics']['val_mse_scaled']:.6g} (scaled)",
-        f"versions    seqcast {meta['versions']['seqcast']}, torch {meta['versions']['torch']}",
+        f"windows     lookback {d.lookback}, horizon {d.horizon}",
+        f"trained on  {_seen_text(t.seen_until)}",
+        f"training    {t.epochs_run} epochs, {t.steps} steps, batch {settings.batch_size}, lr {settings.lr}, "
+        f"seed {settings.seed}{_best_epoch_text(t.best_epoch)}"
+        + (f", continued from {t.init_from.path}" if t.init_from else ""),
+        f"validation  MSE {t.val_mse_scaled:.6g} (scaled)",
+        f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]
-    if ckpt.stored_format != _format_version():
-        lines.append(f"format      {ckpt.stored_format}, upgraded to {_format_version()} on reading "
+    lines += [f"warning     {w}" for w in t.warnings]
+    if ckpt.stored.format != FORMAT_VERSION:
+        lines.append(f"format      {ckpt.stored.format}, upgraded to {FORMAT_VERSION} on reading "
                      "(refit to store the newer format)")
     typer.echo("\n".join(lines))
-
-
-def _format_version() -> int:
-    from .checkpoint import FORMAT_VERSION
-
-    return FORMAT_VERSION
 
 
 def _seen_text(seen) -> str:

@@ -17,13 +17,14 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .checkpoint import Checkpoint, save
+from .checkpoint import save
 from .data import Series, SeriesSet, season_length
 from .errors import InputError
-from .forecasting import check_schema, run_model, scaler_of
+from .forecaster import Forecaster
+from .forecasting import check_schema, run_model
 from .registry import create_model
 from .training import EpochReport, ModelConfig, TrainConfig, fit
-from .windows import Scaler, Split, build_windows, explicit_split, scaled_arrays, split_targets
+from .windows import Split, build_windows, explicit_split, scaled_arrays, split_targets
 
 METRICS = ("mse", "mae", "rmse", "mape", "smape", "mase")
 BASELINES = ("naive", "seasonal_naive")
@@ -63,17 +64,19 @@ def _seasonal_scale(history: np.ndarray, season: int) -> np.ndarray:
     return scale
 
 
-def score(series: SeriesSet, scaler: Scaler, model, lookback: int, horizon: int, config: EvalConfig,
-          calendar: bool, name: str, first_rows: dict[str, int] | None = None) -> tuple[dict[str, Any], float]:
-    """Forecast every test window with ``model`` and the baselines; metrics per series, per target and
+def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
+          first_rows: dict[str, int] | None = None) -> tuple[dict[str, Any], float]:
+    """Forecast every test window with ``forecaster`` and the baselines; metrics per series, per target and
     overall. ``first_rows[id]`` is the first row of each series a test window may forecast (the rows
     before it were seen in training).
 
-    Returns the report and the milliseconds ``model`` took to forecast all windows; the report's
-    ``"forecasts"`` holds every window's forecast of ``model`` (a frame, see ``FORECAST_COLUMNS``).
+    Returns the report and the milliseconds the model took to forecast all windows; the report's
+    ``"forecasts"`` holds every window's forecast of the model (a frame, see ``FORECAST_COLUMNS``).
     With several targets in original units, the overall MSE, MAE and RMSE are pooled over the scaled
     values, so that no target dominates by its units (MAPE, sMAPE and MASE have no units).
     """
+    scaler, lookback, horizon, name = forecaster.scaler, forecaster.lookback, forecaster.horizon, forecaster.name
+    calendar = forecaster.schema.calendar
     arrays = scaled_arrays(series, scaler)
     first_rows = first_rows or {}
     if config.split:
@@ -91,7 +94,7 @@ def score(series: SeriesSet, scaler: Scaler, model, lookback: int, horizon: int,
                          f"horizon {horizon} rows")
     x, y, marks = (t.numpy() if t is not None else None for t in windows.batch(slice(None)))
     started = time.perf_counter()
-    predictions = {name: run_model(model, x, marks)}
+    predictions = {name: run_model(forecaster.model, x, marks)}
     elapsed_ms = (time.perf_counter() - started) * 1000
     season = season_length(series.freq)
     for baseline in BASELINES:
@@ -167,35 +170,33 @@ def _forecast_frame(series: SeriesSet, windows, actual: np.ndarray, forecast: np
     })[FORECAST_COLUMNS]
 
 
-def backtest(ckpt: Checkpoint, series: SeriesSet, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
+def backtest(ckpt: Forecaster, series: SeriesSet, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
     """Score a checkpoint on test windows of ``series`` without refitting: by default only windows
     after the data the checkpoint was trained and validated on (``config.in_sample`` scores all)."""
     check_schema(ckpt, series)
-    name = ckpt.meta["model"]["name"]
-    seen = ckpt.meta["data"]["seen_until"]
+    name, seen = ckpt.name, ckpt.training.seen_until
     warnings = []
     if config.in_sample:
         warnings.append("--in-sample: scoring windows the model was trained or validated on; "
                         "their scores flatter it")
     elif seen is None:
-        warnings.append(f"{ckpt.path} does not record the rows it was trained on (checkpoint format "
-                        f"{ckpt.stored_format}): the scores may include windows it was trained or validated "
+        warnings.append(f"{ckpt.label} does not record the rows it was trained on (checkpoint format "
+                        f"{ckpt.stored.format}): the scores may include windows it was trained or validated "
                         "on; refit it to get held-out scores")
     first_rows = None if config.in_sample or seen is None else unseen_rows(series, seen)
     try:
-        report, elapsed = score(series, scaler_of(ckpt), ckpt.model, ckpt.lookback, ckpt.horizon, config,
-                                ckpt.meta["data"]["calendar"], name, first_rows)
+        report, elapsed = score(ckpt, series, config, first_rows)
     except InputError:
         if first_rows is None or not any(first_rows.values()):
             raise
         last = next(iter(seen.items()))
         raise InputError(
-            f"{series.source}: no windows to score after the data {ckpt.path} was trained and validated on "
+            f"{series.source}: no windows to score after the data {ckpt.label} was trained and validated on "
             f"(series {last[0]!r} up to {last[1]}{' and others' if len(seen) > 1 else ''}); evaluate on newer "
             "data, fit on fewer rows, or pass --in-sample to score those windows anyway (in-sample scores "
             "flatter the model); `seqcast compare` holds its test windows out of training by itself"
         ) from None
-    return {"model": name, "checkpoint": ckpt.path, "predict_ms": elapsed, "warnings": warnings, **report}
+    return {"model": name, "checkpoint": ckpt.label, "predict_ms": elapsed, "warnings": warnings, **report}
 
 
 def unseen_rows(series: SeriesSet, seen_until: dict[str, Any]) -> dict[str, int]:
@@ -243,19 +244,19 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
             train_series, split = series, Split(eval_config.split.train, eval_config.split.val)
         else:
             train_series, split = _before_test(series, spec, eval_config), None
+        started = time.perf_counter()
         fitted = fit(train_series, spec, train_config, split=split, on_epoch=on_epoch)
-        model = fitted.model
+        train_s = time.perf_counter() - started
         if save_dir:
-            save(Path(save_dir) / f"{name}.ckpt", model, fitted.meta)
-        lookback, horizon = fitted.meta["data"]["lookback"], fitted.meta["data"]["horizon"]
-        report, elapsed = score(series, fitted.scaler, model, lookback, horizon, eval_config,
-                                fitted.meta["data"]["calendar"], name)
+            save(Path(save_dir) / f"{name}.ckpt", fitted)
+        report, elapsed = score(fitted, series, eval_config)
         forecasts.append(report.pop("forecasts"))
-        row = {"model": name, "parameters": fitted.meta["model"]["n_parameters"],
-               "train_s": round(fitted.result.seconds, 3), "epochs": fitted.result.epochs,
-               "seconds_per_epoch": round(fitted.result.seconds / max(fitted.result.epochs, 1), 3),
-               "predict_ms": round(elapsed, 2), "val_mse": fitted.result.val_loss,
-               "lookback": lookback, "horizon": horizon, "windows": report["windows"],
+        epochs = fitted.training.epochs_run
+        row = {"model": name, "parameters": fitted.spec.n_parameters,
+               "train_s": round(train_s, 3), "epochs": epochs,
+               "seconds_per_epoch": round(train_s / max(epochs, 1), 3),
+               "predict_ms": round(elapsed, 2), "val_mse": fitted.training.val_mse_scaled,
+               "lookback": fitted.lookback, "horizon": fitted.horizon, "windows": report["windows"],
                "windows_requested": report["windows_requested"], "pooled_scaled": report["pooled_scaled"],
                **report["overall"][name]}
         rows.append(row)

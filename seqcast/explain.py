@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .checkpoint import Checkpoint
+from .forecaster import Forecaster
 from .data import SeriesSet
 from .errors import UsageError
 from .forecasting import window_inputs
@@ -89,8 +89,8 @@ def require_matplotlib() -> None:
         raise UsageError("--plot needs matplotlib: pip install 'seqcast[plot]'") from None
 
 
-def _check(ckpt: Checkpoint) -> str:
-    name, inner = ckpt.meta["model"]["name"], ckpt.model.model
+def _check(ckpt: Forecaster) -> str:
+    name, inner = ckpt.name, ckpt.model.model
     how = explainable(inner)
     if how is not None:
         return how
@@ -110,9 +110,9 @@ def _query_axis(model_name: str, prefix: str, queries: int, lookback: int, horiz
     return "horizon" if prefix == "decoder_cross" or model_name == "lstm_attention" else "input"
 
 
-def _attention(ckpt: Checkpoint, x: torch.Tensor, marks: torch.Tensor | None, ids: list[str],
+def _attention(ckpt: Forecaster, x: torch.Tensor, marks: torch.Tensor | None, ids: list[str],
                pasts: list[pd.Index], per_layer: bool) -> list[Map]:
-    name = ckpt.meta["model"]["name"]
+    name = ckpt.name
     raw = ckpt.model.model.attention_maps(x, time_features=marks)  # {"layer0": (B, Q, L), ...}
     groups: dict[str, list[tuple[str, torch.Tensor]]] = {}
     for key, weights in raw.items():
@@ -132,7 +132,7 @@ def _attention(ckpt: Checkpoint, x: torch.Tensor, marks: torch.Tensor | None, id
     return maps
 
 
-def _gates(ckpt: Checkpoint, x: torch.Tensor, ids: list[str], pasts: list[pd.Index], per_layer: bool) -> list[Map]:
+def _gates(ckpt: Forecaster, x: torch.Tensor, ids: list[str], pasts: list[pd.Index], per_layer: bool) -> list[Map]:
     activations = ckpt.model.model.gate_activations(x)  # {"layer0.forget": (B, L), ...}
     by_layer: dict[str, dict[str, torch.Tensor]] = {}
     for key, values in activations.items():
@@ -149,7 +149,7 @@ def _gates(ckpt: Checkpoint, x: torch.Tensor, ids: list[str], pasts: list[pd.Ind
     return maps
 
 
-def explain(ckpt: Checkpoint, series: SeriesSet, window: int = 0, per_layer: bool = False) -> list[Map]:
+def explain(ckpt: Forecaster, series: SeriesSet, window: int = 0, per_layer: bool = False) -> list[Map]:
     """Attention maps or gate activations for one window per series (see the module docstring)."""
     if window < 0:
         raise UsageError(f"--window must be 0 or more (steps before the end), not {window}")
@@ -184,11 +184,11 @@ def to_frame(maps: list[Map], model: str) -> pd.DataFrame:
     return pd.concat(frames, ignore_index=True)[COLUMNS]
 
 
-def to_document(maps: list[Map], ckpt: Checkpoint, window: int) -> dict[str, Any]:
+def to_document(maps: list[Map], ckpt: Forecaster, window: int) -> dict[str, Any]:
     """A JSON-ready document: one entry per map with its (Q, L) weights as nested lists; a gate map
     has kind "gates", the gate of each row under "gates", and query_axis null."""
     return {
-        "model": ckpt.meta["model"]["name"], "lookback": ckpt.lookback, "horizon": ckpt.horizon, "window": window,
+        "model": ckpt.name, "lookback": ckpt.lookback, "horizon": ckpt.horizon, "window": window,
         "maps": [{"series": m.series, "layer": m.layer, "kind": m.kinds[0] if m.query_axis else "gates",
                   "query_axis": m.query_axis or None, **({} if m.query_axis else {"gates": m.kinds}),
                   "input_timestamps": [str(t) for t in m.input_times], "weights": m.weights.tolist()}

@@ -15,45 +15,40 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .checkpoint import Checkpoint
+from .forecaster import Forecaster
 from .data import DataConfig, SeriesSet, future_times, time_features
 from .errors import InputError, UsageError
-from .windows import Scaler
 
 COLUMNS = ["series", "timestamp", "step", "model", "target", "forecast"]
 
 
-def data_config(ckpt: Checkpoint, fill: str | None = None, freq: str | None = None, decimal: str | None = None,
+def data_config(ckpt: Forecaster, fill: str | None = None, freq: str | None = None, decimal: str | None = None,
                 dayfirst: bool | None = None, date_format: str | None = None) -> DataConfig:
     """Read new history as fit read the training data: its columns and recorded policy (the frequency
     when fit was told it, the fill, decimal separator and date order); arguments given here win."""
-    info = ckpt.meta["data"]
-    policy = info["policy"]
+    schema, policy = ckpt.schema, ckpt.policy
     return DataConfig(
-        time_col=info["time_col"], target=tuple(info["targets"]), id_col=info["id_col"],
-        freq=freq or (info["freq"] if policy["freq_given"] else None),
-        fill=fill or policy["fill"],
-        decimal=decimal or policy["decimal"],
-        dayfirst=policy["dayfirst"] if dayfirst is None else dayfirst,
-        date_format=date_format or policy["date_format"],
+        time_col=schema.time_col, target=schema.targets, id_col=schema.id_col,
+        freq=freq or (schema.freq if policy.freq_given else None),
+        fill=fill or policy.fill,
+        decimal=decimal or policy.decimal,
+        dayfirst=policy.dayfirst if dayfirst is None else dayfirst,
+        date_format=date_format or policy.date_format,
     )
 
 
-def check_schema(ckpt: Checkpoint, series: SeriesSet) -> None:
+def check_schema(ckpt: Forecaster, series: SeriesSet) -> None:
     """New data must have the training data's targets, time kind and frequency."""
-    info = ckpt.meta["data"]
-    if series.targets != info["targets"]:
-        raise InputError(f"{series.source}: targets differ from training: expected {info['targets']}, got {series.targets}")
-    same = series.freq == info["freq"] or (
-        not series.integer_time and not info["integer_time"]
-        and pd.tseries.frequencies.to_offset(series.freq) == pd.tseries.frequencies.to_offset(info["freq"]))
-    if series.integer_time != info["integer_time"] or not same:
-        raise InputError(f"{series.source}: frequency differs from training: expected {info['freq']!r}, "
+    schema = ckpt.schema
+    if tuple(series.targets) != schema.targets:
+        raise InputError(f"{series.source}: targets differ from training: expected {list(schema.targets)}, "
+                         f"got {series.targets}")
+    same = series.freq == schema.freq or (
+        not series.integer_time and not schema.integer_time
+        and pd.tseries.frequencies.to_offset(series.freq) == pd.tseries.frequencies.to_offset(schema.freq))
+    if series.integer_time != schema.integer_time or not same:
+        raise InputError(f"{series.source}: frequency differs from training: expected {schema.freq!r}, "
                          f"got {series.freq!r}")
-
-
-def scaler_of(ckpt: Checkpoint) -> Scaler:
-    return Scaler(ckpt.meta["scaler"]["mean"], ckpt.meta["scaler"]["std"])
 
 
 @torch.no_grad()
@@ -67,7 +62,7 @@ def run_model(model: torch.nn.Module, x: np.ndarray, marks: np.ndarray | None, b
     return np.concatenate(outputs) if outputs else np.zeros((0,) + x.shape[1:])
 
 
-def window_inputs(ckpt: Checkpoint, series: SeriesSet, offset: int = 0
+def window_inputs(ckpt: Forecaster, series: SeriesSet, offset: int = 0
                   ) -> tuple[np.ndarray, np.ndarray | None, list[pd.Index], list[pd.Index]]:
     """The model inputs of each series' window ending ``offset`` steps before its last row.
 
@@ -75,13 +70,13 @@ def window_inputs(ckpt: Checkpoint, series: SeriesSet, offset: int = 0
     L input timestamps and the H timestamps that follow them.
     """
     check_schema(ckpt, series)
-    lookback, horizon, freq = ckpt.lookback, ckpt.horizon, ckpt.meta["data"]["freq"]
+    lookback, horizon, freq = ckpt.lookback, ckpt.horizon, ckpt.schema.freq
     short = [f"{s.id!r} has {len(s.times)}" for s in series.series if len(s.times) - offset < lookback]
     if short:
         back = f" ending {offset} steps before the end" if offset else ""
         raise InputError(f"{series.source}: history too short: the model reads the last {lookback} rows "
                          f"(its lookback){back}; series {', '.join(short[:5])}")
-    scaler = scaler_of(ckpt)
+    scaler = ckpt.scaler
     inputs, marks, pasts, futures = [], [], [], []
     for s in series.series:
         end = len(s.times) - offset
@@ -90,22 +85,22 @@ def window_inputs(ckpt: Checkpoint, series: SeriesSet, offset: int = 0
         future = future_times(past[-1], freq, horizon)
         pasts.append(past)
         futures.append(future)
-        if ckpt.meta["data"]["calendar"]:
+        if ckpt.schema.calendar:
             marks.append(time_features(past.append(future)))
     return np.stack(inputs), np.stack(marks) if marks else None, pasts, futures
 
 
-def predict(ckpt: Checkpoint, series: SeriesSet, horizon: int = 0) -> pd.DataFrame:
+def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0) -> pd.DataFrame:
     """Forecast the next ``horizon`` steps (default and at most the trained H) of every series in
     ``series``; a frame with ``COLUMNS``."""
     if not 0 <= horizon <= ckpt.horizon:
         raise UsageError(f"--horizon {horizon}: the model was trained to forecast {ckpt.horizon} steps; "
                          f"give 1 to {ckpt.horizon}, or fit a model with a longer --horizon")
-    horizon, scaler = horizon or ckpt.horizon, scaler_of(ckpt)
+    horizon, scaler = horizon or ckpt.horizon, ckpt.scaler
     inputs, marks, _, futures = window_inputs(ckpt, series)
     scaled = run_model(ckpt.model, inputs, marks)[:, :horizon]
     frames = []
-    name, targets = ckpt.meta["model"]["name"], ckpt.meta["data"]["targets"]
+    name, targets = ckpt.name, ckpt.schema.targets
     for s, future, out in zip(series.series, [f[:horizon] for f in futures], scaled):
         values = scaler.inverse(s.id, out.astype(np.float64), reference=s.values)  # (H, C)
         for c, target in enumerate(targets):
@@ -114,10 +109,10 @@ def predict(ckpt: Checkpoint, series: SeriesSet, horizon: int = 0) -> pd.DataFra
     return pd.concat(frames, ignore_index=True)[COLUMNS]
 
 
-def summary(ckpt: Checkpoint, series: SeriesSet, frame: pd.DataFrame, output: str | None) -> dict:
+def summary(ckpt: Forecaster, series: SeriesSet, frame: pd.DataFrame, output: str | None) -> dict:
     """What ``predict --json`` prints: the forecast's shape and span, and the rows unless written to a file."""
-    document = {"checkpoint": ckpt.path, "model": ckpt.meta["model"]["name"], "source": series.source,
-                "series": len(series.series), "targets": ckpt.meta["data"]["targets"],
+    document = {"checkpoint": ckpt.label, "model": ckpt.name, "source": series.source,
+                "series": len(series.series), "targets": list(ckpt.schema.targets),
                 "horizon": int(frame["step"].max()) if len(frame) else 0, "rows": len(frame),
                 "first_timestamp": str(frame["timestamp"].min()), "last_timestamp": str(frame["timestamp"].max()),
                 "output": output}

@@ -21,6 +21,7 @@ from torch import nn
 from . import __version__
 from .data import DataConfig, SeriesSet, season_length
 from .errors import TrainingError, UsageError
+from .forecaster import DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
 from .models import WINDOW_NORMS, WindowNorm, default_window_norm
 from .registry import create_model, get_spec, resolve_params
 from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_lookback, default_split,
@@ -223,29 +224,6 @@ class ModelConfig:
     window_norm: str = "auto"  # auto = the model class's ``default_window_norm``, else "last"
 
 
-@dataclass
-class Fitted:
-    """A trained model with everything a checkpoint records about it."""
-
-    model: WindowNorm
-    meta: dict[str, Any]
-    result: TrainResult
-    splits: dict[str, Split]
-    scaler: Scaler
-    warnings: list[str] = field(default_factory=list)  # what the user must hear even from a run that worked
-
-    def summary(self, checkpoint: str) -> dict[str, Any]:
-        """What ``fit --json`` prints."""
-        data, training = self.meta["data"], self.meta["training"]
-        return {"checkpoint": checkpoint, "model": self.meta["model"]["name"], "source": data["source"],
-                "series": len(data["series"]), "targets": data["targets"], "freq": data["freq"],
-                "lookback": data["lookback"], "horizon": data["horizon"],
-                "parameters": self.meta["model"]["n_parameters"], "window_norm": self.meta["model"]["window_norm"],
-                "epochs": self.result.epochs, "steps": self.result.steps, "best_epoch": training["best_epoch"],
-                "seconds": self.result.seconds, "val_mse_scaled": self.result.val_loss,
-                "init_from": training["init_from"], "notes": self.meta["notes"], "warnings": self.warnings}
-
-
 def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
     """Lookback and horizon: the user's, or defaults by frequency, shrunk to fit the shortest series."""
     horizon_default, lookback_default = default_horizon_lookback(series.freq)
@@ -260,21 +238,20 @@ def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, n
     return lookback, horizon
 
 
-def warm_start_config(init, asked: ModelConfig) -> ModelConfig:
+def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
     """The model a warm start trains: the checkpoint's, which the options given must not contradict."""
-    model, data = init.meta["model"], init.meta["data"]
     clashes = [f"{flag} {mine} (the checkpoint has {theirs})"
-               for flag, mine, theirs in (("--model", asked.name, model["name"]),
-                                          ("--lookback", asked.lookback, data["lookback"]),
-                                          ("--horizon", asked.horizon, data["horizon"]),
-                                          ("--window-norm", asked.window_norm, model["window_norm"]))
+               for flag, mine, theirs in (("--model", asked.name, init.spec.name),
+                                          ("--lookback", asked.lookback, init.lookback),
+                                          ("--horizon", asked.horizon, init.horizon),
+                                          ("--window-norm", asked.window_norm, init.spec.window_norm))
                if mine not in (None, 0, "auto", theirs)]
     if asked.params:
         clashes.append("--param (the hyperparameters come from the checkpoint)")
     if clashes:
-        raise UsageError(f"--init-from {init.path}: continues the same model; drop {'; '.join(clashes)}, "
+        raise UsageError(f"--init-from {init.label}: continues the same model; drop {'; '.join(clashes)}, "
                          "or fit a fresh model without --init-from")
-    return ModelConfig(model["name"], dict(model["params"]), data["lookback"], data["horizon"], model["window_norm"])
+    return ModelConfig(init.spec.name, dict(init.spec.params), init.lookback, init.horizon, init.spec.window_norm)
 
 
 def _seen_until(series: SeriesSet, rows: dict[str, int]) -> dict[str, Any]:
@@ -298,7 +275,7 @@ def _constant_targets(series: SeriesSet, splits: dict[str, Split]) -> list[str]:
 def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(), split: Split | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
         on_step: Callable[[int, int], None] | None = None,
-        reading: DataConfig = DataConfig(), init=None) -> Fitted:
+        reading: DataConfig = DataConfig(), init: Forecaster | None = None) -> Forecaster:
     """Train ``spec`` on ``series``: split chronologically, scale on training rows, train, describe.
 
     ``reading`` is how ``series`` was read (recorded so later commands read new data alike); ``init``
@@ -319,8 +296,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     window_norm = default_window_norm(inner) if spec.window_norm == "auto" else spec.window_norm
     model = WindowNorm(inner, window_norm)
     if init is not None:
-        if len(init.meta["data"]["targets"]) != len(series.targets):
-            raise UsageError(f"--init-from {init.path}: the checkpoint forecasts {init.meta['data']['targets']}, "
+        if len(init.schema.targets) != len(series.targets):
+            raise UsageError(f"--init-from {init.label}: the checkpoint forecasts {list(init.schema.targets)}, "
                              f"this data has targets {series.targets}")
         model.load_state_dict(init.model.state_dict())
     scaler = Scaler.fit(series, {sid: sp.train for sid, sp in splits.items()})
@@ -345,27 +322,21 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
             "so the checkpoint keeps them"
             + ("" if init is not None else " (an untrained model)")
             + "; try more --epochs or --max-steps, another --lr, or a longer history")
-    seen = {sid: sp.train + sp.val for sid, sp in splits.items()}
-    meta = {
-        "model": {"name": spec.name, "params": resolved, "window_norm": window_norm,
-                  "n_parameters": sum(p.numel() for p in model.parameters())},
-        "data": {"source": series.source, "time_col": series.time_col, "targets": series.targets,
-                 "id_col": series.id_col, "freq": series.freq, "integer_time": series.integer_time,
-                 "lookback": lookback, "horizon": horizon, "series": [s.id for s in series.series],
-                 "calendar": calendar,
-                 "policy": {"freq_given": reading.freq is not None, "fill": reading.fill, "decimal": series.decimal,
-                            "dayfirst": series.dayfirst, "date_format": series.date_format},
-                 "seen_until": _seen_until(series, seen)},
-        "scaler": {"mean": scaler.mean, "std": scaler.std},
-        "split": {sid: asdict(sp) for sid, sp in splits.items()} if split is None else asdict(split),
-        "training": {**asdict(config), "batch_size": result.batch_size or config.batch_size,
-                     "epochs_run": result.epochs, "steps": result.steps,
-                     "best_epoch": result.best_epoch if trainable else None,
-                     "init_from": {"path": init.path, "sha256": init.digest} if init is not None else None},
-        "metrics": {"val_mse_scaled": result.val_loss},
-        "versions": {"seqcast": __version__, "torch": torch.__version__.split("+")[0],
-                     "python": platform.python_version()},
-        "notes": notes,
-    }
-    return Fitted(model, meta, result, splits, scaler, warnings)
+    record = TrainingRecord(
+        settings=replace(config, batch_size=result.batch_size or config.batch_size),
+        epochs_run=result.epochs, steps=result.steps, best_epoch=result.best_epoch if trainable else None,
+        init_from=InitFrom(init.stored.path, init.stored.sha256) if init is not None else None,
+        split={sid: asdict(sp) for sid, sp in splits.items()} if split is None else asdict(split),
+        seen_until=_seen_until(series, {sid: sp.train + sp.val for sid, sp in splits.items()}),
+        val_mse_scaled=result.val_loss, warnings=tuple(warnings))
+    return Forecaster(
+        model=model,
+        spec=ModelInfo(spec.name, resolved, window_norm, sum(p.numel() for p in model.parameters())),
+        schema=DataSchema(series.source, series.time_col, tuple(series.targets), series.id_col, series.freq,
+                          series.integer_time, lookback, horizon, tuple(s.id for s in series.series), calendar),
+        policy=ReadingPolicy(reading.freq is not None, reading.fill, series.decimal, series.dayfirst,
+                             series.date_format),
+        scaler=scaler, training=record,
+        versions=Versions(__version__, torch.__version__.split("+")[0], platform.python_version()),
+        notes=tuple(notes))
 

@@ -69,9 +69,9 @@ def test_fit_through_the_cli(name, invoke, tmp_path):
     assert code == 0, err
     from seqcast.checkpoint import load
 
-    meta = load(ckpt).meta  # load() refuses NaN/Inf weights
-    assert math.isfinite(meta["metrics"]["val_mse_scaled"])
-    assert meta["data"]["freq"] == expected["freq"]
+    loaded = load(ckpt)  # load() refuses NaN/Inf weights
+    assert math.isfinite(loaded.training.val_mse_scaled)
+    assert loaded.schema.freq == expected["freq"]
 
 
 @pytest.mark.parametrize("name", ["constant_series.csv", "huge_values.csv", "tiny_values.csv"])

@@ -584,7 +584,7 @@ def test_item19_constant_and_huge_series_train_without_nan(invoke, tmp_path):
         ckpt = tmp_path / f"{name}.ckpt"
         code, _, err = invoke("fit", data, *TINY_FIT, "--output", ckpt)
         assert code == 0, err
-        assert math.isfinite(load(ckpt).meta["metrics"]["val_mse_scaled"])
+        assert math.isfinite(load(ckpt).training.val_mse_scaled)
         code, out, err = invoke("predict", ckpt, data)
         assert code == 0, err
         assert np.isfinite(forecast_frame(out)["forecast"]).all()
@@ -668,7 +668,7 @@ def test_item21_second_fit_exits_75_naming_the_lock_and_wait_waits(background, i
     assert holder.finish()[0] == -signal.SIGKILL
     rc, _, err = waiter.finish()
     assert rc == 0, err
-    assert ckpt_module.load(ckpt).meta["training"]["epochs"] == 1  # the waiter's checkpoint
+    assert ckpt_module.load(ckpt).training.settings.epochs == 1  # the waiter's checkpoint
     assert files_under(tmp_path) == {"shared.ckpt"}
 
 
@@ -736,7 +736,7 @@ def test_item24_cron_environment_reads_and_writes_utf8(long_csv, tmp_path):
     frame = pd.read_csv(forecast, encoding="utf-8")
     assert set(frame["series"]) == {NON_ASCII_ID, "oslo"}
     assert NON_ASCII_ID.encode("utf-8") in forecast.read_bytes()
-    assert ckpt_module.load(ckpt).meta["data"]["series"] == [NON_ASCII_ID, "oslo"]
+    assert ckpt_module.load(ckpt).schema.series == (NON_ASCII_ID, "oslo")
     assert files_under(home) == set(), "nothing written to HOME"
 
 
@@ -886,7 +886,7 @@ def test_item28_current_format_round_trips_through_upgrade(tiny_ckpt, tmp_path):
     assert ckpt_module.upgrade(ckpt_module.FORMAT_VERSION, document["meta"]) == document["meta"]
     path = tmp_path / "same.ckpt"
     path.write_bytes(with_document(data, document))
-    assert ckpt_module.load(path).meta == document["meta"]
+    assert ckpt_module.to_meta(ckpt_module.load(path)) == document["meta"]
 
 
 FORMAT_1 = Path(__file__).parent / "fixtures" / "format1"
@@ -900,10 +900,10 @@ def test_item28_an_older_format_is_upgraded_from_a_stored_fixture(entry, invoke)
     version wrote, and `info` says the file was upgraded."""
     path, data = FORMAT_1 / entry["checkpoint"], (FORMAT_1 / entry["data"]).resolve()
     ckpt = ckpt_module.load(path)
-    assert ckpt.stored_format == 1 < ckpt_module.FORMAT_VERSION
-    integer_time = ckpt.meta["data"]["integer_time"]  # an integer step is kept, so `year` stays integers
-    assert ckpt.meta["data"]["policy"] == {**ckpt_module.FORMAT_1_POLICY, "freq_given": integer_time}
-    assert ckpt.meta["data"]["seen_until"] is None
+    assert ckpt.stored.format == 1 < ckpt_module.FORMAT_VERSION
+    integer_time = ckpt.schema.integer_time  # an integer step is kept, so `year` stays integers
+    assert ckpt_module.to_meta(ckpt)["data"]["policy"] == {**ckpt_module.FORMAT_1_POLICY, "freq_given": integer_time}
+    assert ckpt.training.seen_until is None and ckpt.training.best_epoch is None
     code, out, err = invoke("predict", path, data, *entry["predict_args"])
     assert code == 0, err
     assert out == (FORMAT_1 / entry["forecast"]).read_text(encoding="utf-8")
@@ -927,21 +927,21 @@ def test_item29_nan_or_inf_weights_are_refused(invoke, tiny_ckpt, hourly_csv, tm
         with torch.no_grad():
             next(iter(ckpt.model.parameters())).view(-1)[0] = bad
         path = tmp_path / f"{bad}.ckpt"
-        path.write_bytes(ckpt_module.to_bytes(ckpt.model, ckpt.meta))  # a correct digest
+        path.write_bytes(ckpt_module.to_bytes(ckpt))  # a correct digest
         assert_refused(invoke, path, hourly_csv, "holds NaN or infinite values")
 
 
 def test_item29_weights_that_do_not_fit_the_recorded_config_are_refused(invoke, tiny_ckpt, hourly_csv, tmp_path):
     """item 29: weight shapes that differ from the recorded config are refused, even with a correct digest."""
     ckpt = ckpt_module.load(tiny_ckpt)
-    meta = json.loads(json.dumps(ckpt.meta))
+    meta = ckpt_module.to_meta(ckpt)
     meta["model"]["params"]["hidden_size"] = 16  # the weights are for hidden_size 8
     path = tmp_path / "shape.ckpt"
-    path.write_bytes(ckpt_module.to_bytes(ckpt.model, meta))
+    path.write_bytes(ckpt_module.to_bytes(ckpt_module.from_meta(meta, ckpt.model)))
     assert_refused(invoke, path, hourly_csv, "has shape", "the recorded gru config needs")
-    meta = json.loads(json.dumps(ckpt.meta))
+    meta = ckpt_module.to_meta(ckpt)
     meta["model"]["params"]["num_layers"] = 2
-    path.write_bytes(ckpt_module.to_bytes(ckpt.model, meta))
+    path.write_bytes(ckpt_module.to_bytes(ckpt_module.from_meta(meta, ckpt.model)))
     assert_refused(invoke, path, hourly_csv, "weights do not match the recorded gru model", "missing")
 
 

@@ -102,8 +102,8 @@ def test_calendar_features_opt_in_reach_fit_and_predict(tmp_path, hourly_csv):
     code, _, err = run("fit", hourly_csv, "--model", "transformer", "-p", "calendar=true", "-p", "d_model=16",
                        "-p", "dim_feedforward=16", "--epochs", "1", "-L", "24", "-H", "6", "-o", ckpt)
     assert code == 0, err
-    meta = load(ckpt).meta
-    assert meta["data"]["calendar"] is True and meta["model"]["params"]["calendar"] is True
+    loaded = load(ckpt)
+    assert loaded.schema.calendar is True and loaded.spec.params["calendar"] is True
     code, out, err = run("predict", ckpt, hourly_csv)  # future calendar features built from real timestamps
     assert code == 0, err
     forecast = pd.read_csv(io.StringIO(out))

@@ -3,8 +3,8 @@ recomputed hidden states match torch's LSTM/GRU), and the CLI contract (columns,
 
 from __future__ import annotations
 
-import copy
 import io
+from dataclasses import replace
 import json
 import sys
 
@@ -33,17 +33,17 @@ LOOKBACK, HORIZON = 24, 6  # the tiny checkpoint's
 @pytest.fixture(scope="module")
 def make_ckpt(tiny_ckpt, tmp_path_factory):
     """make_ckpt(name, params) -> path of a checkpoint of that model, with the tiny GRU's data schema."""
-    base = checkpoint.load(tiny_ckpt).meta
+    base = checkpoint.load(tiny_ckpt)
     folder = tmp_path_factory.mktemp("explain")
 
     def make(name: str, params: dict | None = None):
         params = params or {}
         model = randomised(name, LOOKBACK, HORIZON, 1, scale=0.3, **params)
-        meta = copy.deepcopy(base)
-        meta["model"].update(name=name, params=params)
-        meta["data"]["calendar"] = bool(getattr(model, "uses_time_features", False))
         path = folder / f"{name}.ckpt"
-        checkpoint.save(path, WindowNorm(model, meta["model"]["window_norm"]), meta)
+        checkpoint.save(path, replace(
+            base, model=WindowNorm(model, base.spec.window_norm),
+            spec=replace(base.spec, name=name, params=params),
+            schema=replace(base.schema, calendar=bool(getattr(model, "uses_time_features", False)))))
         return path
 
     return make
@@ -96,9 +96,9 @@ def test_explain_feeds_the_window_normalised_input(make_ckpt, hourly):
     [m] = explain(ckpt, hourly, window=5)
     s = hourly.series[0]
     assert list(m.input_times) == list(s.times[-5 - LOOKBACK : -5])
-    scaled = torch.tensor((s.values[-5 - LOOKBACK : -5] - ckpt.meta["scaler"]["mean"]["main"])
-                          / ckpt.meta["scaler"]["std"]["main"], dtype=torch.float32)[None]
-    level = {"last": scaled[:, -1:], "mean": scaled.mean(dim=1, keepdim=True)}[ckpt.meta["model"]["window_norm"]]
+    scaled = torch.tensor((s.values[-5 - LOOKBACK : -5] - ckpt.scaler.mean["main"])
+                          / ckpt.scaler.std["main"], dtype=torch.float32)[None]
+    level = {"last": scaled[:, -1:], "mean": scaled.mean(dim=1, keepdim=True)}[ckpt.spec.window_norm]
     expected = ckpt.model.model.gate_activations(scaled - level)
     assert m.kinds == ["forget_gate", "input_gate", "output_gate"]
     assert torch.allclose(torch.from_numpy(m.weights).float(), torch.stack(list(expected.values()), 1)[0], atol=1e-6)

@@ -3,11 +3,14 @@
 A new architecture file is covered here without editing this file.
 """
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from conftest import randomised
 from seqcast.checkpoint import load, save
+from seqcast.forecaster import ModelInfo
 from seqcast.models import N_TIME_FEATURES, WindowNorm
 from seqcast.registry import create_model, get_spec, list_models, resolve_params
 from seqcast.errors import UsageError
@@ -60,16 +63,16 @@ def test_every_parameter_receives_gradient(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_save_load_gives_identical_forecast(name, tmp_path):
+def test_save_load_gives_identical_forecast(name, tmp_path, tiny_ckpt):
     lookback, horizon, channels = 32, 6, 1
     torch.manual_seed(0)
     model = WindowNorm(create_model(name, lookback, horizon, channels), "last").eval()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.05 * torch.randn_like(p))
-    meta = {"model": {"name": name, "params": resolve_params(name), "window_norm": "last", "n_parameters": 0},
-            "data": {"lookback": lookback, "horizon": horizon, "targets": ["y"]}}
-    save(tmp_path / "m.ckpt", model, meta)
+    base = load(tiny_ckpt)  # a real forecaster's record, around this model
+    save(tmp_path / "m.ckpt", replace(base, model=model, spec=ModelInfo(name, resolve_params(name), "last", 0),
+                                      schema=replace(base.schema, lookback=lookback, horizon=horizon)))
     loaded = load(tmp_path / "m.ckpt")
     x, marks = _inputs(3, lookback, horizon, channels)
     with torch.no_grad():

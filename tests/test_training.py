@@ -28,9 +28,9 @@ def test_model_default_learning_rate_is_used_and_recorded():
     gru = fit(series, ModelConfig("gru", {"hidden_size": 4}, **spec), TrainConfig(epochs=1))
     transformer = fit(series, ModelConfig("transformer", {"d_model": 8, "nhead": 2, "dim_feedforward": 8}, **spec),
                       TrainConfig(epochs=1))
-    assert gru.meta["training"]["lr"] == 3e-3 and transformer.meta["training"]["lr"] == 1e-3
+    assert gru.training.settings.lr == 3e-3 and transformer.training.settings.lr == 1e-3
     explicit = fit(series, ModelConfig("gru", {"hidden_size": 4}, **spec), TrainConfig(epochs=1, lr=0.01))
-    assert explicit.meta["training"]["lr"] == 0.01
+    assert explicit.training.settings.lr == 0.01
 
 
 def test_model_default_window_norm_is_used_and_recorded():
@@ -38,10 +38,10 @@ def test_model_default_window_norm_is_used_and_recorded():
     spec = dict(lookback=24, horizon=6)
     gru = fit(series, ModelConfig("gru", {"hidden_size": 4}, **spec), TrainConfig(epochs=1))
     nlinear = fit(series, ModelConfig("nlinear", {}, **spec), TrainConfig(epochs=1))
-    assert (gru.model.mode, gru.meta["model"]["window_norm"]) == ("mean", "mean")
-    assert (nlinear.model.mode, nlinear.meta["model"]["window_norm"]) == ("last", "last")
+    assert (gru.model.mode, gru.spec.window_norm) == ("mean", "mean")
+    assert (nlinear.model.mode, nlinear.spec.window_norm) == ("last", "last")
     explicit = fit(series, ModelConfig("gru", {"hidden_size": 4}, window_norm="revin", **spec), TrainConfig(epochs=1))
-    assert (explicit.model.mode, explicit.meta["model"]["window_norm"]) == ("revin", "revin")
+    assert (explicit.model.mode, explicit.spec.window_norm) == ("revin", "revin")
 
 
 def test_weights_never_worse_than_the_start_on_validation():
@@ -49,10 +49,12 @@ def test_weights_never_worse_than_the_start_on_validation():
     rng = np.random.default_rng(1)
     times = pd.date_range("2024-01-01", periods=300, freq="h")
     series = series_from_text("t.csv", "timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(times, rng.standard_normal(300))))
-    fitted = fit(series, ModelConfig("gru", {"hidden_size": 8}, 24, 6), TrainConfig(epochs=3, lr=0.05))
+    history = []
+    fitted = fit(series, ModelConfig("gru", {"hidden_size": 8}, 24, 6), TrainConfig(epochs=3, lr=0.05),
+                 on_epoch=history.append)
     start = fit(series, ModelConfig("gru", {"hidden_size": 8}, 24, 6), TrainConfig(epochs=1, lr=1e-12))
-    assert fitted.result.val_loss <= start.result.val_loss + 1e-9
-    assert all(fitted.result.val_loss <= h.val_loss for h in fitted.result.history)
+    assert fitted.training.val_mse_scaled <= start.training.val_mse_scaled + 1e-9
+    assert history and all(fitted.training.val_mse_scaled <= h.val_loss for h in history)
 
 
 def test_nan_loss_stops_with_a_clear_message(monkeypatch):

@@ -45,7 +45,7 @@ def fit_ok(invoke, *args):
 def test_evaluate_on_the_training_file_refuses_and_in_sample_warns(invoke, tmp_path):
     ckpt = tmp_path / "m.ckpt"
     fit_ok(invoke, SAMPLES / "nino12_monthly.csv", "--max-steps", "20", *QUICK, "-o", ckpt)
-    seen = ckpt_module.load(ckpt).meta["data"]["seen_until"]
+    seen = ckpt_module.load(ckpt).training.seen_until
     assert seen == {"main": "2010-12-01 00:00:00"}
     code, out, err = invoke("evaluate", ckpt, SAMPLES / "nino12_monthly.csv")
     assert code == 2 and out == ""
@@ -88,9 +88,9 @@ def test_short_yearly_series_trains_past_warm_up_and_says_when_it_kept_the_start
     epoch beats the mean on validation even then, and fit, the checkpoint and info say so."""
     ckpt = tmp_path / "nile.ckpt"
     _, err = fit_ok(invoke, FILES / "nile.csv", "--model", "gru", "-o", ckpt)
-    training = ckpt_module.load(ckpt).meta["training"]
-    assert training["epochs_run"] >= 7
-    assert training["best_epoch"] == 0
+    training = ckpt_module.load(ckpt).training
+    assert training.epochs_run >= 7
+    assert training.best_epoch == 0
     assert "warning: no epoch beat the starting weights on validation, so the checkpoint keeps them" in err
     code, out, _ = invoke("info", ckpt)
     assert code == 0 and "kept the starting weights (no epoch beat them on validation)" in out
@@ -99,7 +99,7 @@ def test_short_yearly_series_trains_past_warm_up_and_says_when_it_kept_the_start
 def test_a_model_that_trains_records_its_best_epoch(invoke, tmp_path):
     ckpt = tmp_path / "nino.ckpt"
     _, err = fit_ok(invoke, SAMPLES / "nino12_monthly.csv", "--max-steps", "60", *QUICK, "-o", ckpt)
-    assert ckpt_module.load(ckpt).meta["training"]["best_epoch"] >= 1
+    assert ckpt_module.load(ckpt).training.best_epoch >= 1
     assert "warning" not in err
 
 
@@ -113,7 +113,7 @@ def test_constant_target_warns(invoke, tmp_path):
 
 def test_default_target_prefers_a_column_that_varies(invoke, tmp_path):
     _, err = fit_ok(invoke, FILES / "station_summer.csv", "--max-steps", "5", *QUICK, "-o", tmp_path / "t.ckpt")
-    assert ckpt_module.load(tmp_path / "t.ckpt").meta["data"]["targets"] == ["temp_c"]
+    assert ckpt_module.load(tmp_path / "t.ckpt").schema.targets == ("temp_c",)
     assert "snow_cm" in err and "constant" in err  # the note says why the last column was passed over
 
 
@@ -162,15 +162,15 @@ def test_warm_start_continues_from_a_checkpoint_at_a_fraction_of_the_budget(invo
     second = tmp_path / "tuesday.ckpt"
     out, err = fit_ok(invoke, SAMPLES / "nino12_monthly.csv", "--init-from", first, "-o", second, "--json")
     warm = ckpt_module.load(second)
-    assert warm.meta["model"] == fresh.meta["model"]
-    assert warm.meta["training"]["init_from"] == {"path": str(first), "sha256": fresh.digest}
+    assert warm.spec == fresh.spec
+    assert (warm.training.init_from.path, warm.training.init_from.sha256) == (str(first), fresh.stored.sha256)
     # The default budget of a warm start is a quarter of a fresh fit's on the same data.
-    per_epoch = -(-(warm.meta["split"]["main"]["train"] - 48 - 12 + 1) // warm.meta["training"]["batch_size"])
-    assert warm.meta["training"]["max_steps"] == per_epoch * auto_epochs(per_epoch) // 4
-    assert warm.meta["training"]["steps"] <= warm.meta["training"]["max_steps"]
+    per_epoch = -(-(warm.training.split["main"]["train"] - 48 - 12 + 1) // warm.training.settings.batch_size)
+    assert warm.training.settings.max_steps == per_epoch * auto_epochs(per_epoch) // 4
+    assert warm.training.steps <= warm.training.settings.max_steps
     summary = json.loads(out)
     assert summary["model"] == "lstm" and summary["init_from"]["path"] == str(first)
-    assert summary["steps"] == warm.meta["training"]["steps"] and summary["checkpoint"] == str(second)
+    assert summary["steps"] == warm.training.steps and summary["checkpoint"] == str(second)
     code, out, _ = invoke("info", second)
     assert f"continued from {first}" in out
 
@@ -222,7 +222,7 @@ def test_several_targets_are_scored_per_target_and_pooled_on_scaled_values(invok
     assert report["pooled_scaled"] and set(report["targets"]) == {"realgdp", "cpi"}
     assert report["windows"] == 4
     rows = pd.read_csv(tmp_path / "f.csv")
-    std = ckpt_module.load(ckpt).meta["scaler"]["std"]["main"]
+    std = ckpt_module.load(ckpt).scaler.std["main"]
     scaled_error = (rows["forecast"] - rows["actual"]) / rows["target"].map({"realgdp": std[0], "cpi": std[1]})
     assert report["overall"]["gru"]["mse"] == pytest.approx(float(np.mean(scaled_error**2)), rel=1e-4)
     gdp = rows[rows.target == "realgdp"]

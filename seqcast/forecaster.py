@@ -1,0 +1,138 @@
+"""The trained model seqcast passes around: ``training.fit`` builds one, ``checkpoint.load`` reads one.
+
+A ``Forecaster`` is the network plus everything needed to forecast with it and to say what it is,
+in small frozen dataclasses. Only ``checkpoint.py`` turns it into stored metadata and back (and
+upgrades older formats); every other module reads these attributes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from .training import TrainConfig
+    from .windows import Scaler
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What was built: the registered model, its resolved hyperparameters and window normalisation."""
+
+    name: str
+    params: dict[str, Any]
+    window_norm: str
+    n_parameters: int
+
+
+@dataclass(frozen=True)
+class DataSchema:
+    """The data the model was trained on: columns, frequency, window sizes and series."""
+
+    source: str
+    time_col: str | None
+    targets: tuple[str, ...]
+    id_col: str | None
+    freq: str
+    integer_time: bool
+    lookback: int
+    horizon: int
+    series: tuple[str, ...]
+    calendar: bool  # the model reads calendar features of the past and future steps
+
+
+@dataclass(frozen=True)
+class ReadingPolicy:
+    """How fit read its CSV, so that later commands read new history the same way."""
+
+    freq_given: bool = False  # True: the frequency is imposed again; False: inferred again
+    fill: str = "none"
+    decimal: str | None = None
+    dayfirst: bool | None = None
+    date_format: str | None = None
+
+
+@dataclass(frozen=True)
+class InitFrom:
+    """The checkpoint a warm start continued from."""
+
+    path: str
+    sha256: str
+
+
+@dataclass(frozen=True)
+class TrainingRecord:
+    """How the model was trained, and what training found."""
+
+    settings: "TrainConfig"  # as run: the batch size and learning rate resolved
+    epochs_run: int
+    steps: int
+    best_epoch: int | None  # the epoch whose weights were kept; 0 = the starting weights; None: not recorded
+    init_from: InitFrom | None
+    split: dict[str, Any]  # per series {train, val, test} row counts, or one explicit split for all
+    seen_until: dict[str, Any] | None  # per series the last timestamp fit used; None: not recorded
+    val_mse_scaled: float
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Versions:
+    seqcast: str
+    torch: str
+    python: str
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Where a loaded forecaster came from."""
+
+    path: str
+    format: int  # the format on disk; older formats are upgraded in memory
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Forecaster:
+    """A trained model and everything it needs to forecast new history."""
+
+    model: "nn.Module"  # a WindowNorm around the registered model, in eval mode on the CPU
+    spec: ModelInfo
+    schema: DataSchema
+    policy: ReadingPolicy
+    scaler: "Scaler"
+    training: TrainingRecord
+    versions: Versions
+    notes: tuple[str, ...] = ()
+    stored: Stored | None = field(default=None, compare=False)  # None until saved or loaded
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def lookback(self) -> int:
+        return self.schema.lookback
+
+    @property
+    def horizon(self) -> int:
+        return self.schema.horizon
+
+    @property
+    def label(self) -> str:
+        """How messages name it: its path, or the model name before it is saved."""
+        return self.stored.path if self.stored else self.spec.name
+
+    def summary(self) -> dict[str, Any]:
+        """What ``fit --json`` prints: the model, its windows and how training went."""
+        record = self.training
+        return {"checkpoint": self.stored.path if self.stored else None, "model": self.name,
+                "source": self.schema.source, "series": len(self.schema.series), "targets": list(self.schema.targets),
+                "freq": self.schema.freq, "lookback": self.lookback, "horizon": self.horizon,
+                "parameters": self.spec.n_parameters, "window_norm": self.spec.window_norm,
+                "epochs": record.epochs_run, "steps": record.steps, "best_epoch": record.best_epoch,
+                "val_mse_scaled": record.val_mse_scaled,
+                "init_from": {"path": record.init_from.path, "sha256": record.init_from.sha256}
+                if record.init_from else None,
+                "notes": list(self.notes), "warnings": list(record.warnings)}
