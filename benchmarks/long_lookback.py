@@ -40,7 +40,7 @@ def child(model_name: str, lookback: int, steps: int, threads: int) -> None:
 
     torch.set_num_threads(threads)
 
-    from seqcast.models import WindowNorm
+    from seqcast.window_norm import WindowNorm
     from seqcast.registry import create_model
 
     torch.manual_seed(0)

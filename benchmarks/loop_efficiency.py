@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from seqcast.models import WindowNorm
+from seqcast.window_norm import WindowNorm
 from seqcast.registry import create_model
 from seqcast.training import TrainConfig, train
 from seqcast.windows import WindowSet

@@ -3,7 +3,7 @@
 For every dataset, horizon and normalisation, runs `seqcast compare --split 8640,2880,2880` (the ETT
 protocol of benchmarks/ett.py, univariate OT, seed 0) and writes a table of validation MSE (and,
 for the record, test MSE) per model: last -> mean, with the number of cells where mean was lower on
-validation. A model's `default_window_norm` is set from this table, never from the test column.
+validation. A model's declared `window_norm` (where it registers) is set from this table, never from the test column.
 
     python benchmarks/window_norm.py     # recurrent models at L=96 and the L=336 families (about 1 h)
     python benchmarks/window_norm.py --models gru --cells ETTh1:96 --norms last,mean,revin

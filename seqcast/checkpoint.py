@@ -25,8 +25,8 @@ from .errors import CheckpointError, UsageError
 from .files import atomic_write
 from .forecaster import (DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, Stored, TrainingRecord,
                          Versions)
-from .models import WindowNorm
 from .registry import create_model
+from .window_norm import WindowNorm
 from .windows import Scaler
 
 FORMAT_VERSION = 2
@@ -41,6 +41,10 @@ _MAX_HEADER = 100 * 1024 * 1024
 #   training.init_from   the checkpoint a warm start continued from (path and digest), else None.
 #   training.warnings    what fit warned about (a constant target, weights never beaten), else [].
 FORMAT_1_POLICY = {"freq_given": False, "fill": "none", "decimal": None, "dayfirst": None, "date_format": None}
+#   training.schedule    the loop's rules (Schedule); 0.1.0 had no minimum patience and no warm start.
+FORMAT_1_SCHEDULE = {"warmup_divisor": 20, "lr_floor": 0.55, "min_epochs": 4, "min_steps": 200, "batch_divisor": 50,
+                     "min_batch": 32, "max_batch": 256, "improvement": 1e-7, "patience_share": 0.0,
+                     "warm_start_divisor": 4}
 # Keys of the stored "training" section that are not TrainConfig settings.
 _RECORD_KEYS = ("epochs_run", "steps", "best_epoch", "init_from", "warnings")
 
@@ -79,11 +83,12 @@ def to_meta(forecaster: Forecaster) -> dict[str, Any]:
 
 def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = None) -> Forecaster:
     """The forecaster that ``meta`` (of the current format) describes, around ``model``."""
-    from .training import TrainConfig
+    from .training import Schedule, TrainConfig
 
     data, training = dict(meta["data"]), meta["training"]
     policy, seen_until = data.pop("policy"), data.pop("seen_until")
     settings = {k: v for k, v in training.items() if k not in _RECORD_KEYS}
+    settings["schedule"] = Schedule(**settings["schedule"])
     init_from = training["init_from"]
     return Forecaster(
         model=model,
@@ -128,7 +133,8 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         meta = {**meta,
                 "data": {**meta["data"], "seen_until": None,
                          "policy": {**FORMAT_1_POLICY, "freq_given": bool(meta["data"]["integer_time"])}},
-                "training": {**meta["training"], "best_epoch": None, "init_from": None, "warnings": []}}
+                "training": {**meta["training"], "best_epoch": None, "init_from": None, "warnings": [],
+                             "schedule": FORMAT_1_SCHEDULE}}
     return meta
 
 

@@ -13,6 +13,7 @@ import sys
 import time
 import traceback
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Callable, Optional
 
@@ -145,7 +146,7 @@ DayFirst = Annotated[Optional[bool], typer.Option("--dayfirst/--monthfirst", hel
 DateFormat = Annotated[Optional[str], typer.Option("--date-format", help="strftime format of the time column, e.g. '%d.%m.%Y'.")]
 # predict, evaluate and explain read new history the way fit read the training data (as the
 # checkpoint records it); these options override that record.
-FillAgain = Annotated[Optional[str], typer.Option("--fill", help="Missing values and gaps: none, ffill, interpolate, zero. Default: what fit used.")]
+FillAgain = Annotated[Optional[str], typer.Option("--fill", help="Missing values and gaps: none (error), ffill, interpolate, zero. Default: none; for a checkpoint's data, what fit used.")]
 FreqAgain = Annotated[Optional[str], typer.Option("--freq", help="Frequency (pandas alias or integer step). Default: the checkpoint's.")]
 Param = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Model hyperparameter key=value (repeatable); `seqcast models` lists them.")]
 Lookback = Annotated[int, typer.Option("--lookback", "-L", help="Input steps per window. 0 = by frequency: minutes 240, hourly 96, daily 56, business days 60, weekly 104, monthly 48, quarterly 32, yearly 20, integer steps 40; shortened to fit short series.")]
@@ -183,10 +184,6 @@ def _reread(ckpt, fill, freq, decimal, dayfirst, date_format):
 def _train_config(epochs, max_steps, batch_size, lr, patience, seed, device):
     from .training import TrainConfig
 
-    if epochs < 0 or batch_size < 0 or not 0 <= lr <= 1 or patience < 1 or max_steps < 0:  # not: NaN fails too
-        raise UsageError("--patience must be at least 1, --lr in [0, 1] (0 = the model's default), "
-                         "--epochs and --batch-size (0 = auto) "
-                         "and --max-steps >= 0")
     return TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, patience=patience,
                        seed=seed, device=device)
 
@@ -308,7 +305,7 @@ def fit(
     time_col: TimeCol = None,
     id_col: IdCol = None,
     freq: Freq = None,
-    fill: Fill = "none",
+    fill: FillAgain = None,
     decimal: Decimal = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
@@ -328,21 +325,22 @@ def fit(
     from .registry import parse_param_options, resolve_params
     from .training import ModelConfig, warm_start_config
 
-    spec = ModelConfig(model or "gru", parse_param_options(param), lookback, horizon, window_norm)
-    resolve_params(spec.name, spec.params)
+    spec = ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm)
     train_config = _train_config(epochs, max_steps, batch_size, lr, patience, seed, device)
     init = None
     if init_from:
         from .checkpoint import load
 
         init = load(init_from)
-        spec = warm_start_config(init, ModelConfig(model, spec.params, lookback, horizon, window_norm))
+        spec = warm_start_config(init, spec)
         if any((target, time_col, id_col)):
             raise UsageError("--init-from: the targets, time and id columns come from the checkpoint; "
                              "drop --target, --time-col and --id-col")
-        reading = _reread(init, None if fill == "none" else fill, freq, decimal, dayfirst, date_format)
+        reading = _reread(init, fill, freq, decimal, dayfirst, date_format)
     else:
-        reading = _data_config(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format)
+        spec = replace(spec, name=model or "gru")
+        resolve_params(spec.name, spec.params)
+        reading = _data_config(time_col, target, id_col, freq, fill or "none", decimal, dayfirst, date_format)
     output = output or Path(f"{spec.name}.ckpt")
     from .files import output_lock
 
@@ -359,7 +357,7 @@ def fit(
         started = time.perf_counter()
         with _Progress(spec.name) as progress:
             fitted = fit_model(series, spec, train_config, split=explicit, on_epoch=progress.epoch,
-                               on_step=progress.step, reading=reading, init=init)
+                               on_step=progress.step, init=init)
         seconds = time.perf_counter() - started
         for note in fitted.notes:
             say(f"note: {note}")
@@ -625,7 +623,6 @@ def explain(
 @_command(name="models")
 def models_command(json_out: Json = False) -> None:
     """List the registered models, one line each, with their hyperparameters."""
-    from .models import default_window_norm
     from .registry import create_model, get_spec, list_models
 
     entries = []
@@ -634,7 +631,7 @@ def models_command(json_out: Json = False) -> None:
         model = create_model(name, 96, 24, 1)
         entries.append({"model": name, "family": spec.family, "parameters": sum(p.numel() for p in model.parameters()),
                         "summary": spec.summary, "defaults": spec.defaults(),
-                        "window_norm": default_window_norm(model)})
+                        "window_norm": spec.capabilities.window_norm})
     if json_out:
         _emit(_json(entries), "-")
         return

@@ -62,8 +62,8 @@ class Series:
 class SeriesSet:
     """Everything read from one CSV: one or many series sharing targets and frequency.
 
-    ``decimal``, ``dayfirst`` and ``date_format`` are the readings actually used: given back as a
-    ``DataConfig`` they read the file, and new files of its kind, the same way.
+    ``decimal``, ``dayfirst``, ``date_format``, ``fill`` and ``freq_given`` are how the file was
+    read: given back as a ``DataConfig`` they read it, and new files of its kind, the same way.
     """
 
     source: str
@@ -73,9 +73,11 @@ class SeriesSet:
     freq: str  # pandas offset alias ("h", "W-SUN", "MS", "B"), or the integer step ("1")
     series: list[Series]
     notes: list[str] = field(default_factory=list)
-    decimal: str = "."  # the decimal separator the numbers were read with
+    decimal: str | None = None  # the decimal separator given or decided; None when no number settled it
     dayfirst: bool | None = None  # how day/month dates were read; None when the dates were unambiguous (ISO)
     date_format: str | None = None  # the user's --date-format, if any
+    fill: str = "none"  # the fill policy the series were read with
+    freq_given: bool = False  # the frequency was imposed (--freq), not inferred
 
     @property
     def integer_time(self) -> bool:
@@ -182,7 +184,7 @@ def future_times(last, freq: str, horizon: int) -> pd.Index:
 
 
 def time_features(times: pd.Index) -> np.ndarray | None:
-    """Calendar features (T, F) in [-0.5, 0.5]; None for integer steps (see models.N_TIME_FEATURES)."""
+    """Calendar features (T, F) in [-0.5, 0.5]; None for integer steps (see models._layers.N_TIME_FEATURES)."""
     if not isinstance(times, pd.DatetimeIndex):
         return None
     return np.stack(
@@ -287,8 +289,8 @@ def series_from_text(name: str, text: str, config: DataConfig = DataConfig()) ->
         targets = [_default_target(candidates, columns, decimal, notes)]
     values = np.stack([parse_numbers(columns[t], t, lines, name, decimal, forced=bool(config.decimal))
                        for t in targets], axis=1)
-    if not config.decimal and not proven:
-        notes.extend(n for n in (decimal_note(columns[t], t) for t in targets) if n)
+    ambiguous = [] if config.decimal or proven else [n for n in (decimal_note(columns[t], t) for t in targets) if n]
+    notes.extend(ambiguous)
     ids = np.array([str(v).strip() for v in columns[id_col]], dtype=object) if id_col else None
     if ids is not None and (ids == "").any():
         i = int(np.argmax(ids == ""))
@@ -330,7 +332,8 @@ def series_from_text(name: str, text: str, config: DataConfig = DataConfig()) ->
         if missing_lines:
             notes.append(f"filled {len(missing_lines)} missing values ({config.fill})")
     return SeriesSet(name, ",".join(time_cols) or None, targets, id_col, freq, series, notes,
-                     decimal=decimal, dayfirst=dayfirst, date_format=config.date_format)
+                     decimal=config.decimal or proven or ("." if ambiguous else None), dayfirst=dayfirst,
+                     date_format=config.date_format, fill=config.fill, freq_given=config.freq is not None)
 
 
 def _id_column(config: DataConfig, header: list[str], columns: dict, name: str, notes: list[str]) -> str | None:

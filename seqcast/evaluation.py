@@ -27,6 +27,10 @@ from .training import EpochReport, ModelConfig, TrainConfig, fit
 from .windows import Split, build_windows, explicit_split, scaled_arrays, split_targets
 
 METRICS = ("mse", "mae", "rmse", "mape", "smape", "mase")
+
+
+class _NoWindows(InputError):
+    """No window of the data can be scored (as opposed to data that does not fit the request)."""
 BASELINES = ("naive", "seasonal_naive")
 
 
@@ -90,7 +94,7 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
         windows = build_windows(series, arrays, lookback, horizon, targets, stride=stride, last=config.windows,
                                 calendar=calendar)
     if len(windows) == 0:
-        raise InputError(f"{series.source}: no test windows: each series needs more than lookback {lookback} + "
+        raise _NoWindows(f"{series.source}: no test windows: each series needs more than lookback {lookback} + "
                          f"horizon {horizon} rows")
     x, y, marks = (t.numpy() if t is not None else None for t in windows.batch(slice(None)))
     started = time.perf_counter()
@@ -180,19 +184,20 @@ def backtest(ckpt: Forecaster, series: SeriesSet, config: EvalConfig = EvalConfi
         warnings.append("--in-sample: scoring windows the model was trained or validated on; "
                         "their scores flatter it")
     elif seen is None:
-        warnings.append(f"{ckpt.label} does not record the rows it was trained on (checkpoint format "
-                        f"{ckpt.stored.format}): the scores may include windows it was trained or validated "
-                        "on; refit it to get held-out scores")
+        why = (f"checkpoint format {ckpt.stored.format} did not record it" if ckpt.stored and ckpt.stored.format < 2
+               else "its training data had no time column, and row numbers restart in every file")
+        warnings.append(f"{ckpt.label} cannot tell which rows of this file it was trained on ({why}): the scores "
+                        "may include windows it was trained or validated on")
     first_rows = None if config.in_sample or seen is None else unseen_rows(series, seen)
     try:
         report, elapsed = score(ckpt, series, config, first_rows)
-    except InputError:
+    except _NoWindows:
         if first_rows is None or not any(first_rows.values()):
             raise
-        last = next(iter(seen.items()))
+        known = [s.id for s in series.series if s.id in seen]
         raise InputError(
             f"{series.source}: no windows to score after the data {ckpt.label} was trained and validated on "
-            f"(series {last[0]!r} up to {last[1]}{' and others' if len(seen) > 1 else ''}); evaluate on newer "
+            f"(series {known[0]!r} up to {seen[known[0]]}{' and others' if len(known) > 1 else ''}); evaluate on newer "
             "data, fit on fewer rows, or pass --in-sample to score those windows anyway (in-sample scores "
             "flatter the model); `seqcast compare` holds its test windows out of training by itself"
         ) from None

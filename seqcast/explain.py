@@ -3,11 +3,14 @@
 For each series, the window ending ``window`` steps before its last row (0 = the last window, the one
 ``predict`` forecasts from) is scaled and window-normalised exactly as for a forecast, then:
 
-- attention models (any inner model with ``attention_maps``): each map's weights, query step x input
+The model says what it shows (its ``explain`` capability) and computes it (its ``explain`` method,
+the model contract in ``models/__init__.py``); this module only shapes the result:
+
+- attention models (``explain="attention"``): each map's weights, query step x input
   step, averaged over heads by the model; rows sum to 1 over the L input steps. By default maps of
   the same kind (encoder self-attention, decoder cross-attention) are averaged over layers; with
   ``per_layer`` every layer is reported.
-- gated recurrent models (``Recurrent`` with an lstm or gru cell): the mean gate activation over
+- gated recurrent models (``explain="gates"``: lstm, gru and their presets): the mean gate activation over
   hidden units at each input step (LSTM forget, input, output; GRU update, reset), averaged over
   layers and directions by default, or per layer and direction with ``per_layer``.
 
@@ -29,7 +32,6 @@ Long-format columns (``COLUMNS``):
 from __future__ import annotations
 
 import io
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,10 +43,11 @@ from .forecaster import Forecaster
 from .data import SeriesSet
 from .errors import UsageError
 from .forecasting import window_inputs
-from .models.recurrent import GATES, Recurrent
+from .registry import get_spec, list_models
 
 COLUMNS = ["series", "model", "layer", "kind", "query_axis", "query_step", "input_step", "input_timestamp", "weight"]
-_ATTENTION_KINDS = {"layer": "self_attention", "decoder_cross": "cross_attention"}
+# what each kind of attention map queries with: the input steps themselves, or the horizon steps
+_QUERY_AXIS = {"self_attention": "input", "cross_attention": "horizon", "attention": "horizon"}
 
 
 @dataclass
@@ -59,26 +62,9 @@ class Map:
     weights: np.ndarray
 
 
-def explainable(model: torch.nn.Module) -> str | None:
-    """"attention", "gates", or None for a model with nothing to show."""
-    if hasattr(model, "attention_maps"):
-        return "attention"
-    if isinstance(model, Recurrent) and model.cell in GATES:
-        return "gates"
-    return None
-
-
 def explainable_models() -> list[str]:
-    """Registered models with attention maps or gates (read from the class and preset, nothing built)."""
-    from .registry import get_spec, list_models
-
-    names = []
-    for name in list_models():
-        spec = get_spec(name)
-        if hasattr(spec.cls, "attention_maps") or (
-                issubclass(spec.cls, Recurrent) and {**spec.defaults(), **spec.preset}.get("cell") in GATES):
-            names.append(name)
-    return names
+    """Registered models that declare something to explain (nothing built)."""
+    return [name for name in list_models() if get_spec(name).capabilities.explain]
 
 
 def require_matplotlib() -> None:
@@ -90,54 +76,34 @@ def require_matplotlib() -> None:
 
 
 def _check(ckpt: Forecaster) -> str:
-    name, inner = ckpt.name, ckpt.model.model
-    how = explainable(inner)
-    if how is not None:
-        return how
-    if isinstance(inner, Recurrent):
-        raise UsageError(f"{name}: the vanilla RNN has no gates or attention to show; explain works for "
+    how = get_spec(ckpt.name).capabilities.explain
+    if how is None:
+        raise UsageError(f"{ckpt.name} has no attention or gates to explain; explain works for "
                          f"{', '.join(explainable_models())}")
-    raise UsageError(f"{name} has no attention or gates to explain; explain works for "
-                     f"{', '.join(explainable_models())}")
+    return how
 
 
-def _query_axis(model_name: str, prefix: str, queries: int, lookback: int, horizon: int) -> str:
-    if queries != lookback:
-        return "horizon"
-    if queries != horizon:
-        return "input"
-    # L == H: decide by what the map is (decoder cross-attention and lstm_attention query the horizon)
-    return "horizon" if prefix == "decoder_cross" or model_name == "lstm_attention" else "input"
-
-
-def _attention(ckpt: Forecaster, x: torch.Tensor, marks: torch.Tensor | None, ids: list[str],
-               pasts: list[pd.Index], per_layer: bool) -> list[Map]:
-    name = ckpt.name
-    raw = ckpt.model.model.attention_maps(x, time_features=marks)  # {"layer0": (B, Q, L), ...}
-    groups: dict[str, list[tuple[str, torch.Tensor]]] = {}
+def _attention(raw: dict[str, torch.Tensor], ids: list[str], pasts: list[pd.Index], per_layer: bool) -> list[Map]:
+    groups: dict[str, list[tuple[str, torch.Tensor]]] = {}  # kind -> [(layer, (B, Q, L))]
     for key, weights in raw.items():
-        prefix, index = re.fullmatch(r"(.*?)(\d*)", key).groups()
-        groups.setdefault(prefix, []).append((index or "0", weights))
+        layer, kind = key.split(".")
+        groups.setdefault(kind, []).append((layer, weights))
     maps = []
-    for prefix, layers in groups.items():
-        queries = layers[0][1].shape[1]
-        axis = _query_axis(name, prefix, queries, ckpt.lookback, ckpt.horizon)
-        kind = _ATTENTION_KINDS.get(prefix, prefix) if axis == "input" or prefix != "layer" else "attention"
+    for kind, layers in groups.items():
         if not per_layer:  # average only maps with the same query count
             shapes = {w.shape for _, w in layers}
             layers = [("mean", torch.stack([w for _, w in layers]).mean(0))] if len(shapes) == 1 else layers
         for layer, weights in layers:
             for b, sid in enumerate(ids):
-                maps.append(Map(sid, layer, [kind], axis, pasts[b], weights[b].double().numpy()))
+                maps.append(Map(sid, layer, [kind], _QUERY_AXIS[kind], pasts[b], weights[b].double().numpy()))
     return maps
 
 
-def _gates(ckpt: Forecaster, x: torch.Tensor, ids: list[str], pasts: list[pd.Index], per_layer: bool) -> list[Map]:
-    activations = ckpt.model.model.gate_activations(x)  # {"layer0.forget": (B, L), ...}
-    by_layer: dict[str, dict[str, torch.Tensor]] = {}
-    for key, values in activations.items():
+def _gates(raw: dict[str, torch.Tensor], ids: list[str], pasts: list[pd.Index], per_layer: bool) -> list[Map]:
+    by_layer: dict[str, dict[str, torch.Tensor]] = {}  # layer -> gate -> (B, L)
+    for key, values in raw.items():
         layer, gate = key.split(".")
-        by_layer.setdefault(layer.removeprefix("layer"), {})[gate] = values
+        by_layer.setdefault(layer, {})[gate] = values
     if not per_layer:
         gates = next(iter(by_layer.values())).keys()
         by_layer = {"mean": {g: torch.stack([v[g] for v in by_layer.values()]).mean(0) for g in gates}}
@@ -160,9 +126,8 @@ def explain(ckpt: Forecaster, series: SeriesSet, window: int = 0, per_layer: boo
     ids = [s.id for s in series.series]
     ckpt.model.eval()
     with torch.no_grad():
-        if how == "attention":
-            return _attention(ckpt, x, marks_t, ids, pasts, per_layer)
-        return _gates(ckpt, x, ids, pasts, per_layer)
+        raw = ckpt.model.model.explain(x, time_features=marks_t)  # {"0.self_attention": (B, Q, L), ...}
+    return (_attention if how == "attention" else _gates)(raw, ids, pasts, per_layer)
 
 
 def to_frame(maps: list[Map], model: str) -> pd.DataFrame:

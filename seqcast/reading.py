@@ -213,7 +213,8 @@ def parse_numbers(raw: np.ndarray, column: str, lines: np.ndarray, name: str, de
         i = int(np.argmax(bad))
         where = f"{name}: line {lines[i]}, column {column!r}: {raw[i]!r}"
         if contradicts[codes[i]]:
-            said = f"--decimal {decimal} was given" if forced else \
+            said = f"the decimal separator is {decimal!r} (given with --decimal, or as the checkpoint recorded it)" \
+                if forced else \
                 f"the file's numbers are read with {decimal!r} as the decimal separator"
             raise InputError(f"{where} reads only with {kind}, but {said}; say which the file uses with --decimal . "
                              "or --decimal ,")

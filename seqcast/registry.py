@@ -1,19 +1,38 @@
-"""The model registry: one name per architecture or preset, hyperparameters checked against signatures.
+"""The model registry: one name per architecture or preset, hyperparameters checked against signatures,
+capabilities declared where a model registers.
 
-A model class registers itself with ``@register_model("name", **preset)``; stacked decorators
-publish presets of one class. The constructor's keyword-only arguments are the hyperparameter
-schema: ``--param key=value`` is validated and converted against them.
+A model class registers itself with ``@register_model("name", preset={...}, **capabilities)``;
+stacked decorators publish presets of one class, and a preset's values are fixed for its name. The
+constructor's keyword-only arguments are the hyperparameter schema: ``--param key=value`` is
+validated and converted against them. ``Capabilities`` is what the pipeline needs to know about a
+model without building it (learning rate, window normalisation, calendar inputs, explain, season);
+the declaration is checked when the model's module is imported, so a typo fails there, by name.
 """
 
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 
 from .errors import UsageError
 
+DEFAULT_LR = 3e-3  # the training loop's peak learning rate, for models that declare no other
+EXPLAIN_KINDS = ("attention", "gates")
+
 _MODELS: dict[str, "ModelSpec"] = {}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a model declares about itself: each field is a keyword argument of ``register_model``."""
+
+    lr: float = DEFAULT_LR  # peak learning rate of the training loop, in (0, 1]
+    window_norm: str = "last"  # per-window normalisation under --window-norm auto (window_norm.WINDOW_NORMS)
+    calendar: bool = False  # reads calendar features (B, L + H, F) when built with its `calendar` switch on
+    explain: str | None = None  # what its explain(x, time_features) returns: "attention" maps or "gates"
+    season: bool = False  # its `season` hyperparameter, when not given, is the data frequency's season
+    starts_at_level: bool = True  # untrained, it forecasts the window's reference level (a zero head)
 
 
 @dataclass(frozen=True)
@@ -21,6 +40,7 @@ class ModelSpec:
     name: str
     cls: type
     preset: dict[str, Any] = field(default_factory=dict)
+    capabilities: Capabilities = Capabilities()
 
     @property
     def summary(self) -> str:
@@ -33,22 +53,63 @@ class ModelSpec:
 
     def defaults(self) -> dict[str, Any]:
         """Every hyperparameter with its default, the preset applied."""
-        params = {
-            p.name: p.default
-            for p in inspect.signature(self.cls.__init__).parameters.values()
-            if p.kind is p.KEYWORD_ONLY
-        }
-        params.update(self.preset)
-        return params
+        return {**_keywords(self.cls), **self.preset}
+
+    def uses_calendar(self, params: dict[str, Any]) -> bool:
+        """Whether the model built with the resolved ``params`` reads calendar features."""
+        return self.capabilities.calendar and bool(params["calendar"])
 
 
-def register_model(name: str, **preset: Any) -> Callable[[type], type]:
-    """Class decorator: publish ``cls`` under ``name`` with the preset keyword arguments."""
+def _keywords(cls: type) -> dict[str, Any]:
+    """The constructor's keyword-only arguments with their defaults: the hyperparameter schema."""
+    return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY}
+
+
+def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, Any]) -> Capabilities:
+    """The checked capabilities of ``cls`` registered as ``name``; ValueError naming the model if wrong."""
+    from .window_norm import WINDOW_NORMS  # torch is loaded anyway: registering happens on importing a model
+
+    def wrong(problem: str) -> ValueError:
+        return ValueError(f"model {name!r} ({cls.__module__}.{cls.__qualname__}): {problem}")
+
+    keywords = _keywords(cls)
+    known = [f.name for f in fields(Capabilities)]
+    for key in declared:
+        if key not in known:
+            hint = f"; to fix the hyperparameter, pass preset={{{key!r}: ...}}" if key in keywords else ""
+            raise wrong(f"unknown capability {key!r}; declare only {', '.join(known)}{hint}")
+    unknown = [key for key in preset if key not in keywords]
+    if unknown:
+        accepted = ", ".join(keywords) or "(none)"
+        raise wrong(f"preset {', '.join(unknown)} not a keyword of __init__; accepted: {accepted}")
+    caps = Capabilities(**declared)
+    if isinstance(caps.lr, bool) or not isinstance(caps.lr, (int, float)) or not 0 < caps.lr <= 1:
+        raise wrong(f"lr={caps.lr!r}: a learning rate must be a number in (0, 1]")
+    if caps.window_norm not in WINDOW_NORMS:
+        raise wrong(f"window_norm={caps.window_norm!r}: choose one of {', '.join(WINDOW_NORMS)}")
+    if caps.explain not in (None, *EXPLAIN_KINDS):
+        raise wrong(f"explain={caps.explain!r}: choose one of {', '.join(EXPLAIN_KINDS)} (or leave it out)")
+    if caps.explain and not callable(getattr(cls, "explain", None)):
+        raise wrong(f"declares explain={caps.explain!r} but defines no explain(x, time_features=None) method")
+    for flag in ("calendar", "season", "starts_at_level"):
+        if not isinstance(getattr(caps, flag), bool):
+            raise wrong(f"{flag}={getattr(caps, flag)!r}: declare True or False")
+    if caps.season and "season" not in keywords:
+        raise wrong("declares season=True but has no `season` keyword in __init__ to fill")
+    if caps.calendar and not isinstance(keywords.get("calendar"), bool):
+        raise wrong("declares calendar=True but has no `calendar` switch (a bool keyword of __init__)")
+    return caps
+
+
+def register_model(name: str, *, preset: dict[str, Any] | None = None, **capabilities: Any) -> Callable[[type], type]:
+    """Class decorator: publish ``cls`` under ``name``, with ``preset`` hyperparameters fixed and the
+    declared ``capabilities`` (keywords of ``Capabilities``), both checked now."""
 
     def decorate(cls: type) -> type:
         if name in _MODELS:
             raise ValueError(f"model name {name!r} is registered twice")
-        _MODELS[name] = ModelSpec(name, cls, dict(preset))
+        fixed = dict(preset or {})
+        _MODELS[name] = ModelSpec(name, cls, fixed, _declare(name, cls, fixed, capabilities))
         return cls
 
     return decorate
@@ -102,15 +163,42 @@ def _convert(raw: Any, default: Any, key: str, model: str) -> Any:
     return text
 
 
+def _typed(value: Any) -> str:
+    """``value`` as a user types it after ``--param key=``."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def _fixed_by_preset(spec: ModelSpec, key: str, value: Any) -> UsageError:
+    """The error for changing a preset's fixed hyperparameter, naming the preset to pick instead."""
+    wanted = {**spec.defaults(), key: value}
+    message = f"--param {key}={_typed(value)}: {spec.name} fixes {key}={_typed(spec.preset[key])}"
+    # another preset of the same class that agrees with what was asked, plus what it must still be told
+    for other in sorted(_MODELS.values(), key=lambda s: (len(s.preset), s.name)):
+        if other.cls is spec.cls and other is not spec and all(wanted[k] == v for k, v in other.preset.items()):
+            rest = " ".join(f"--param {k}={_typed(wanted[k])}" for k in spec.preset
+                            if k not in other.preset and other.defaults()[k] != wanted[k])
+            return UsageError(f"{message}; use --model {other.name}{' ' + rest if rest else ''} instead")
+    return UsageError(f"{message}; choose another --model")
+
+
 def resolve_params(name: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The full, typed hyperparameters for ``name``: defaults, then preset, then ``params``."""
+    """The full, typed hyperparameters for ``name``: defaults, then preset, then ``params``.
+
+    A preset's values are its identity: ``params`` may repeat them (a checkpoint stores them) but
+    not change them, so that a model named gru is always a GRU.
+    """
     spec = get_spec(name)
     resolved = spec.defaults()
     for key, raw in (params or {}).items():
         if key not in resolved:
             accepted = ", ".join(sorted(resolved)) or "(none)"
             raise UsageError(f"--param {key}: {name} has no such parameter; accepted: {accepted}")
-        resolved[key] = _convert(raw, resolved[key], key, name)
+        value = _convert(raw, resolved[key], key, name)
+        if key in spec.preset and value != spec.preset[key]:
+            raise _fixed_by_preset(spec, key, value)
+        resolved[key] = value
     return resolved
 
 
@@ -118,6 +206,8 @@ def create_model(name: str, lookback: int, horizon: int, n_features: int, params
     """Build the registered model ``name`` for windows of ``lookback`` -> ``horizon`` steps."""
     spec = get_spec(name)
     kwargs = resolve_params(name, params)
+    if min(lookback, horizon, n_features) < 1:  # checked once here, so models check only their own settings
+        raise UsageError(f"{name}: lookback, horizon and n_features must be at least 1")
     try:
         return spec.cls(lookback, horizon, n_features, **kwargs)
     except (ValueError, AssertionError) as exc:

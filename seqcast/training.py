@@ -19,13 +19,30 @@ import torch
 from torch import nn
 
 from . import __version__
-from .data import DataConfig, SeriesSet, season_length
+from .data import SeriesSet, season_length
 from .errors import TrainingError, UsageError
+from .forecasting import check_schema
 from .forecaster import DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
-from .models import WINDOW_NORMS, WindowNorm, default_window_norm
 from .registry import create_model, get_spec, resolve_params
+from .window_norm import WINDOW_NORMS, WindowNorm
 from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_lookback, default_split,
                       explicit_split, scaled_arrays, split_targets)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The training loop's rules of thumb, in one place, recorded in every checkpoint."""
+
+    warmup_divisor: int = 20  # the learning rate warms up linearly over the first 1/20 of the steps,
+    lr_floor: float = 0.55  # then decays on a cosine from the peak to 55 % of it
+    min_epochs: int = 4  # the automatic budget: at least 4 epochs ...
+    min_steps: int = 200  # ... and at least about 200 optimisation steps (small data needs more passes)
+    batch_divisor: int = 50  # the automatic batch: 1/50 of the training windows (about 50 steps an epoch),
+    min_batch: int = 32  # but at least 32 ...
+    max_batch: int = 256  # ... and at most 256 windows
+    improvement: float = 1e-7  # validation loss must fall by more than this to count as better
+    patience_share: float = 0.1  # early stopping's patience spans at least this share of the steps
+    warm_start_divisor: int = 4  # a warm start (--init-from) takes 1/4 of a fresh fit's automatic steps
 
 
 @dataclass(frozen=True)
@@ -35,12 +52,24 @@ class TrainConfig:
     epochs: int = 0  # 0 = auto_epochs(steps per epoch)
     max_steps: int = 0  # 0 = no cap beyond epochs
     batch_size: int = 0  # 0 = auto_batch_size(number of training windows)
-    lr: float = 0.0  # 0 = the model class's ``default_lr``, else DEFAULT_LR
-    weight_decay: float = 1e-4
+    lr: float = 0.0  # 0 = the model's declared learning rate
+    weight_decay: float = 1e-4  # on weight matrices only, never on biases or norms
     patience: int = 2
     clip: float = 1.0
     seed: int = 0
     device: str = "auto"
+    schedule: Schedule = Schedule()
+
+    def __post_init__(self) -> None:
+        # Each rule is written as "inside the range", so NaN, which compares false, fails as well.
+        rules = {"epochs": self.epochs >= 0, "max_steps": self.max_steps >= 0, "batch_size": self.batch_size >= 0,
+                 "patience": self.patience >= 1, "lr": 0 <= self.lr <= 1, "weight_decay": 0 <= self.weight_decay < 1,
+                 "clip": self.clip > 0}
+        bad = [name for name, ok in rules.items() if not ok]
+        if bad:
+            raise UsageError(f"--{bad[0].replace('_', '-')} {getattr(self, bad[0])}: --patience must be at least 1, "
+                             "--lr in [0, 1] (0 = the model's default), --epochs and --batch-size (0 = auto) and "
+                             "--max-steps >= 0")
 
 
 @dataclass(frozen=True)
@@ -65,31 +94,33 @@ class TrainResult:
     best_epoch: int = 0  # the epoch whose weights were kept; 0 = the starting weights
 
 
-DEFAULT_LR = 3e-3
 
-
-def auto_batch_size(n_windows: int) -> int:
+def auto_batch_size(n_windows: int, schedule: Schedule = Schedule()) -> int:
     """About 50 steps per epoch: batches of 1/50 of the windows, between 32 and 256.
 
     Small data keeps small batches (enough steps to learn); large data gets large batches, which
     cost little more per step on a CPU than small ones, so an epoch takes a bounded number of steps.
     """
-    return int(min(256, max(32, n_windows // 50)))
+    return int(min(schedule.max_batch, max(schedule.min_batch, n_windows // schedule.batch_divisor)))
 
 
-def auto_epochs(steps_per_epoch: int) -> int:
+def auto_epochs(steps_per_epoch: int, schedule: Schedule = Schedule()) -> int:
     """At least 4 epochs and at least about 200 optimisation steps (small data needs more passes)."""
-    return max(4, math.ceil(200 / max(steps_per_epoch, 1)))
+    return max(schedule.min_epochs, math.ceil(schedule.min_steps / max(steps_per_epoch, 1)))
 
 
-WARM_START_SHARE = 4  # a warm start (--init-from) takes 1/4 of a fresh fit's default steps
-PATIENCE_SHARE = 0.1  # early stopping's patience spans at least this share of the step budget
-
-
-def patience_epochs(patience: int, steps_per_epoch: int, total_steps: int) -> int:
+def patience_epochs(patience: int, steps_per_epoch: int, total_steps: int, schedule: Schedule = Schedule()) -> int:
     """Epochs without improvement before stopping: ``patience``, but never less than a tenth of the
     budget. On short series an epoch is a few steps, and two of them are no test of a model."""
-    return max(patience, math.ceil(PATIENCE_SHARE * total_steps / max(steps_per_epoch, 1)))
+    return max(patience, math.ceil(schedule.patience_share * total_steps / max(steps_per_epoch, 1)))
+
+
+def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on weight matrices (2-D and up) only: decaying biases, norm gains or scalars
+    towards zero regularises nothing and pulls a norm layer's scale off one."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return [{"params": [p for p in params if p.ndim >= 2], "weight_decay": weight_decay},
+            {"params": [p for p in params if p.ndim < 2], "weight_decay": 0.0}]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -134,8 +165,9 @@ def evaluate_loss(model: nn.Module, windows: WindowSet, batch_size: int = 1024) 
 
 def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: TrainConfig,
           on_epoch: Callable[[EpochReport], None] | None = None,
-          on_step: Callable[[int, int], None] | None = None) -> TrainResult:
-    """Optimise ``model`` on ``train_set``; keep the weights with the lowest validation loss."""
+          on_step: Callable[[int, int], None] | None = None, warm_start: bool = False) -> TrainResult:
+    """Optimise ``model`` on ``train_set``; keep the weights with the lowest validation loss. A warm
+    start (weights already trained) takes ``1 / schedule.warm_start_divisor`` of the automatic budget."""
     device = resolve_device(config.device)
     model.to(device)
     train_set, val_set = train_set.to(device), val_set.to(device)
@@ -146,18 +178,25 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
         return TrainResult(loss, 0, 0, time.perf_counter() - started)
 
     generator = torch.Generator().manual_seed(config.seed)
-    batch_size = config.batch_size or auto_batch_size(len(train_set))
+    rules = config.schedule
+    batch_size = config.batch_size or auto_batch_size(len(train_set), rules)
     per_epoch = math.ceil(len(train_set) / batch_size)
-    epochs = config.epochs or auto_epochs(per_epoch)
+    epochs = config.epochs or auto_epochs(per_epoch, rules)
     total = per_epoch * epochs
+    if warm_start and not config.epochs and not config.max_steps:  # a fraction of the automatic budget
+        total = max(1, total // rules.warm_start_divisor)
+        epochs = math.ceil(total / per_epoch)
     if config.max_steps:
         total = min(total, config.max_steps)
-    warmup = max(1, total // 20)
-    patience = patience_epochs(config.patience, per_epoch, total)
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min(1.0, (s + 1) / warmup) * (0.55 + 0.45 * math.cos(math.pi * min(s, total) / total))
-    )
+    warmup = max(1, total // rules.warmup_divisor)
+    patience = patience_epochs(config.patience, per_epoch, total, rules)
+    optimizer = torch.optim.AdamW(_parameter_groups(model, config.weight_decay), lr=config.lr)
+    floor = rules.lr_floor
+
+    def lr_factor(s: int) -> float:  # warm-up, then cosine from 1 down to the floor at the last step
+        return min(1.0, (s + 1) / warmup) * (floor + (1 - floor) * math.cos(math.pi * min(s, total) / total))
+
+    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     # Training starts from the untrained weights' validation loss (for zero-head models under window
     # normalisation that is repeating the window's level), so the weights kept are never worse on validation.
     best_loss = evaluate_loss(model, val_set) if len(val_set) else math.inf
@@ -191,7 +230,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
                 "Try a lower --lr, or check the data for extreme values"
             )
         val_loss = evaluate_loss(model, val_set) if len(val_set) else train_loss
-        improved = val_loss < best_loss - 1e-7
+        improved = val_loss < best_loss - rules.improvement
         if improved:
             best_loss, stale, best_epoch = val_loss, 0, epoch
             best_state = _snapshot(model)
@@ -221,7 +260,7 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
     lookback: int = 0  # 0 = from the frequency
     horizon: int = 0  # 0 = from the frequency
-    window_norm: str = "auto"  # auto = the model class's ``default_window_norm``, else "last"
+    window_norm: str = "auto"  # auto = the model's declared window_norm (registry.Capabilities)
 
 
 def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
@@ -275,11 +314,12 @@ def _constant_targets(series: SeriesSet, splits: dict[str, Split]) -> list[str]:
 def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(), split: Split | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
         on_step: Callable[[int, int], None] | None = None,
-        reading: DataConfig = DataConfig(), init: Forecaster | None = None) -> Forecaster:
+        init: Forecaster | None = None) -> Forecaster:
     """Train ``spec`` on ``series``: split chronologically, scale on training rows, train, describe.
 
-    ``reading`` is how ``series`` was read (recorded so later commands read new data alike); ``init``
-    a checkpoint of the same model to continue from (a warm start: its weights, a shorter budget).
+    ``init`` is a checkpoint of the same model to continue from (a warm start: its weights, a shorter
+    automatic budget); the data must fit its schema. How ``series`` was read is recorded, so that
+    later commands read new data alike.
     """
     if spec.window_norm not in ("auto", *WINDOW_NORMS):
         raise UsageError(f"--window-norm {spec.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
@@ -287,32 +327,27 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     lookback, horizon = resolve_windows(series, spec, split, notes)
     splits = explicit_split(series, split, lookback, horizon) if split else default_split(series, lookback, horizon)
     params = dict(spec.params)
-    if "season" in get_spec(spec.name).defaults() and "season" not in params:
+    if get_spec(spec.name).capabilities.season and "season" not in params:
         params["season"] = season_length(series.freq)
     resolved = resolve_params(spec.name, params)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     inner = create_model(spec.name, lookback, horizon, len(series.targets), params)
-    window_norm = default_window_norm(inner) if spec.window_norm == "auto" else spec.window_norm
+    window_norm = get_spec(spec.name).capabilities.window_norm if spec.window_norm == "auto" else spec.window_norm
     model = WindowNorm(inner, window_norm)
     if init is not None:
-        if len(init.schema.targets) != len(series.targets):
-            raise UsageError(f"--init-from {init.label}: the checkpoint forecasts {list(init.schema.targets)}, "
-                             f"this data has targets {series.targets}")
+        check_schema(init, series)
         model.load_state_dict(init.model.state_dict())
     scaler = Scaler.fit(series, {sid: sp.train for sid, sp in splits.items()})
     arrays = scaled_arrays(series, scaler)
-    calendar = bool(getattr(model.model, "uses_time_features", False))
+    calendar = get_spec(spec.name).uses_calendar(resolved)
     train_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "train"), calendar=calendar)
     val_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "val"), calendar=calendar)
     if len(train_set) == 0:
         raise UsageError(f"no training windows: lookback {lookback} + horizon {horizon} exceed the training rows")
-    # Attention models train better at a lower peak learning rate; a class may say so (default_lr).
-    config = replace(config, lr=config.lr or getattr(model.model, "default_lr", DEFAULT_LR))
-    if init is not None and not config.epochs and not config.max_steps:
-        per_epoch = math.ceil(len(train_set) / (config.batch_size or auto_batch_size(len(train_set))))
-        config = replace(config, max_steps=max(1, per_epoch * auto_epochs(per_epoch) // WARM_START_SHARE))
-    result = train(model, train_set, val_set, config, on_epoch, on_step)
+    # Attention models train better at a lower peak learning rate; a model declares its own (lr).
+    config = replace(config, lr=config.lr or get_spec(spec.name).capabilities.lr)
+    result = train(model, train_set, val_set, config, on_epoch, on_step, warm_start=init is not None)
     model.to("cpu")
     warnings = _constant_targets(series, splits)
     trainable = any(p.requires_grad for p in model.parameters())
@@ -327,15 +362,15 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         epochs_run=result.epochs, steps=result.steps, best_epoch=result.best_epoch if trainable else None,
         init_from=InitFrom(init.stored.path, init.stored.sha256) if init is not None else None,
         split={sid: asdict(sp) for sid, sp in splits.items()} if split is None else asdict(split),
-        seen_until=_seen_until(series, {sid: sp.train + sp.val for sid, sp in splits.items()}),
+        seen_until=_seen_until(series, {sid: sp.train + sp.val for sid, sp in splits.items()})
+        if series.time_col else None,  # row numbers restart in every file: they cannot say what is new
         val_mse_scaled=result.val_loss, warnings=tuple(warnings))
     return Forecaster(
         model=model,
         spec=ModelInfo(spec.name, resolved, window_norm, sum(p.numel() for p in model.parameters())),
         schema=DataSchema(series.source, series.time_col, tuple(series.targets), series.id_col, series.freq,
                           series.integer_time, lookback, horizon, tuple(s.id for s in series.series), calendar),
-        policy=ReadingPolicy(reading.freq is not None, reading.fill, series.decimal, series.dayfirst,
-                             series.date_format),
+        policy=ReadingPolicy(series.freq_given, series.fill, series.decimal, series.dayfirst, series.date_format),
         scaler=scaler, training=record,
         versions=Versions(__version__, torch.__version__.split("+")[0], platform.python_version()),
         notes=tuple(notes))

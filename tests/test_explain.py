@@ -15,18 +15,16 @@ import torch
 from seqcast import checkpoint
 from seqcast.data import DataConfig, load_series
 from seqcast.explain import COLUMNS, explain
-from seqcast.models import WindowNorm
+from seqcast.registry import get_spec, list_models, resolve_params
+from seqcast.window_norm import WindowNorm
 
 from conftest import randomised
 
-ATTENTION = {
-    "lstm_attention": {"hidden_size": 8},
-    "transformer": {"d_model": 8, "nhead": 2, "dim_feedforward": 16},
-    "informer": {"d_model": 8, "nhead": 2, "dim_feedforward": 16},
-    "transformer_xl": {"d_model": 8, "nhead": 2, "dim_feedforward": 16},
-    "patchtst": {"d_model": 8, "nhead": 2, "dim_feedforward": 16},
-}
-GATED = ["lstm", "gru", "bilstm", "stacked_lstm"]
+SMALL = {"hidden_size": 8, "d_model": 8, "nhead": 2, "dim_feedforward": 16}  # whichever a model has: fast
+# every model that declares what it explains, small
+ATTENTION = {name: {k: v for k, v in SMALL.items() if k in get_spec(name).defaults()}
+             for name in list_models() if get_spec(name).capabilities.explain == "attention"}
+GATED = [name for name in list_models() if get_spec(name).capabilities.explain == "gates"]
 LOOKBACK, HORIZON = 24, 6  # the tiny checkpoint's
 
 
@@ -43,7 +41,7 @@ def make_ckpt(tiny_ckpt, tmp_path_factory):
         checkpoint.save(path, replace(
             base, model=WindowNorm(model, base.spec.window_norm),
             spec=replace(base.spec, name=name, params=params),
-            schema=replace(base.schema, calendar=bool(getattr(model, "uses_time_features", False)))))
+            schema=replace(base.schema, calendar=get_spec(name).uses_calendar(resolve_params(name, params)))))
         return path
 
     return make
@@ -82,7 +80,7 @@ def test_recomputed_gates_reproduce_torch_hidden_states(name):
     with torch.no_grad():
         expected = model.encoder(x)[0]  # (B, L, hidden * dirs) of the last layer
     assert torch.allclose(outputs, expected, atol=1e-5)
-    activations = model.gate_activations(x)
+    activations = model.explain(x)
     shown = {"forget", "input", "output"} if model.cell == "lstm" else {"update", "reset"}
     assert {k.split(".")[1] for k in activations} == shown
     assert len(activations) == len(shown) * model.encoder.num_layers * model.directions
@@ -99,7 +97,7 @@ def test_explain_feeds_the_window_normalised_input(make_ckpt, hourly):
     scaled = torch.tensor((s.values[-5 - LOOKBACK : -5] - ckpt.scaler.mean["main"])
                           / ckpt.scaler.std["main"], dtype=torch.float32)[None]
     level = {"last": scaled[:, -1:], "mean": scaled.mean(dim=1, keepdim=True)}[ckpt.spec.window_norm]
-    expected = ckpt.model.model.gate_activations(scaled - level)
+    expected = ckpt.model.model.explain(scaled - level)
     assert m.kinds == ["forget_gate", "input_gate", "output_gate"]
     assert torch.allclose(torch.from_numpy(m.weights).float(), torch.stack(list(expected.values()), 1)[0], atol=1e-6)
 
@@ -132,8 +130,8 @@ def test_cli_attention_per_layer_json_and_output_file(invoke, make_ckpt, hourly_
     assert sums.sub(1).abs().max() < 1e-5
 
 
-@pytest.mark.parametrize(("name", "message"), [("rnn", "vanilla RNN has no gates or attention"),
-                                               ("naive", "no attention or gates to explain")])
+@pytest.mark.parametrize(("name", "message"), [("rnn", "rnn has no attention or gates to explain"),
+                                               ("naive", "naive has no attention or gates to explain")])
 def test_models_with_nothing_to_explain_exit_2(name, message, invoke, make_ckpt, hourly_csv):
     code, out, err = invoke("explain", make_ckpt(name, {"hidden_size": 4} if name == "rnn" else {}), hourly_csv)
     assert code == 2 and out == ""

@@ -6,8 +6,7 @@ from pathlib import Path
 import pytest
 
 from seqcast.data import ENTITY_NAMES, ID_NAMES
-from seqcast.registry import create_model, list_models
-from seqcast.training import DEFAULT_LR
+from seqcast.registry import DEFAULT_LR, get_spec, list_models
 from seqcast.windows import default_horizon_lookback
 
 README = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
@@ -28,7 +27,7 @@ def help_of(invoke, *command) -> str:
 
 def test_learning_rate_defaults_per_family_agree_with_the_models(invoke):
     lower = sorted(name for name in list_models()
-                   if getattr(create_model(name, 96, 24, 1), "default_lr", DEFAULT_LR) != DEFAULT_LR)
+                   if get_spec(name).capabilities.lr != DEFAULT_LR)
     assert lower, "some models declare a lower learning rate"
     names = ", ".join(lower[:-1]) + " and " + lower[-1]
     assert f"1e-3 for {names}, 3e-3 for the others" in help_of(invoke, "fit")

@@ -1,22 +1,34 @@
 """The model contract, checked for every registered model (DESIGN.md rules 1-3 and 12).
 
-A new architecture file is covered here without editing this file.
+A new architecture file is covered here without editing this file: every test runs over
+``list_models()``, and where a model is exempt the reason comes from what it declares when it
+registers (``registry.Capabilities``) or from what it is (no parameters), never from a list of names.
 """
 
+import importlib.util
+import warnings
 from dataclasses import replace
 
 import pytest
 import torch
+from torch import nn
 
-from conftest import randomised
+from conftest import TINY_FIT, randomised
+from seqcast import registry
 from seqcast.checkpoint import load, save
-from seqcast.forecaster import ModelInfo
-from seqcast.models import N_TIME_FEATURES, WindowNorm
-from seqcast.registry import create_model, get_spec, list_models, resolve_params
 from seqcast.errors import UsageError
+from seqcast.forecaster import ModelInfo
+from seqcast.models._layers import N_TIME_FEATURES
+from seqcast.registry import create_model, get_spec, list_models, register_model, resolve_params
+from seqcast.window_norm import WindowNorm
 
 MODELS = list_models()
-SHAPES = [(32, 6, 1), (20, 3, 3)]  # (lookback, horizon, channels)
+SHAPES = [(32, 6, 1), (20, 3, 3), (2, 1, 1)]  # (lookback, horizon, channels); L=2, H=1 is the smallest window
+# every model at its defaults, plus the calendar path of each model that declares one
+VARIANTS = [(name, {}) for name in MODELS] + [
+    (name, {"calendar": True}) for name in MODELS if get_spec(name).capabilities.calendar]
+CALENDAR = [name for name in MODELS if get_spec(name).capabilities.calendar]
+EXPLAINABLE = [name for name in MODELS if get_spec(name).capabilities.explain]
 
 
 def _inputs(batch, lookback, horizon, channels, seed=0):
@@ -26,50 +38,103 @@ def _inputs(batch, lookback, horizon, channels, seed=0):
     return x, marks
 
 
+def _variant_id(variant):
+    name, params = variant
+    return name + "".join(f"-{k}" for k in params)
+
+
+def typed(value) -> str:
+    """A default as a user types it after ``--param key=``."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(str(v) for v in value)
+    return repr(value) if isinstance(value, float) else str(value)
+
+
 def test_registry_holds_the_recurrent_family_and_baselines():
     for name in ("rnn", "lstm", "gru", "bilstm", "stacked_lstm", "naive", "seasonal_naive"):
         assert name in MODELS
 
 
+# --- what every model does -------------------------------------------------------------------------
+
+
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("lookback,horizon,channels", SHAPES)
-def test_shape_and_finite_output(name, lookback, horizon, channels):
+def test_shape_finite_output_and_no_warnings_at_defaults(name, lookback, horizon, channels):
     torch.manual_seed(0)
-    model = create_model(name, lookback, horizon, channels).eval()
     x, marks = _inputs(4, lookback, horizon, channels)
-    with torch.no_grad():
-        y = model(x, time_features=marks)
-        y_no_calendar = model(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # default settings must not warn, at any window size
+        model = create_model(name, lookback, horizon, channels).eval()
+        with torch.no_grad():
+            y = model(x, time_features=marks)
+            y_no_calendar = model(x)
     assert y.shape == (4, horizon, channels)
-    assert y_no_calendar.shape == (4, horizon, channels)
     assert torch.isfinite(y).all()
+    # at its defaults no model reads the calendar (those that can keep it opt-in)
+    assert not get_spec(name).uses_calendar(resolve_params(name))
+    assert torch.equal(y, y_no_calendar)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_variant_id)
+@pytest.mark.parametrize("lookback,horizon,channels", [(32, 6, 2), (2, 1, 1)])
+def test_every_parameter_receives_gradient(variant, lookback, horizon, channels):
+    name, params = variant
+    # randomised: zero-initialised heads would block gradient to everything before them
+    model = randomised(name, lookback, horizon, channels, **params).train()
+    named = dict(model.named_parameters())
+    if not named:
+        pytest.skip(f"{name} has no parameters: nothing to learn")
+    x, marks = _inputs(8, lookback, horizon, channels)
+    model(x, time_features=marks).pow(2).mean().backward()
+    silent = [n for n, p in named.items() if p.grad is None or not torch.any(p.grad != 0)]
+    assert not silent, f"{name}: no gradient reaches {silent}"
 
 
 @pytest.mark.parametrize("name", MODELS)
-def test_every_parameter_receives_gradient(name):
-    lookback, horizon, channels = 32, 6, 2
-    torch.manual_seed(0)
-    model = create_model(name, lookback, horizon, channels).train()
-    params = dict(model.named_parameters())
-    if not params:
-        pytest.skip(f"{name} has no parameters")
-    with torch.no_grad():  # zero-initialised heads would block gradient to everything before them
-        for p in params.values():
-            p.add_(0.1 * torch.randn_like(p))
-    x, marks = _inputs(8, lookback, horizon, channels)
-    model(x, time_features=marks).pow(2).mean().backward()
-    silent = [n for n, p in params.items() if p.grad is None or not torch.any(p.grad != 0)]
-    assert not silent, f"{name}: no gradient reaches {silent}"
+@pytest.mark.parametrize("mode", ["last", "mean", "revin"])
+@pytest.mark.parametrize("lookback,horizon,channels", [(16, 4, 2), (2, 1, 1)])
+def test_an_untrained_model_forecasts_the_window_level(name, mode, lookback, horizon, channels):
+    """A zero-initialised head: under window normalisation, training starts from the baseline."""
+    model = create_model(name, lookback, horizon, channels)
+    if not any(p.numel() for p in model.parameters()):
+        pytest.skip(f"{name} has no parameters to initialise: its forecast is its rule")
+    if not get_spec(name).capabilities.starts_at_level:
+        pytest.skip(f"{name} declares starts_at_level=False (see its registration)")
+    wrapped = WindowNorm(model, mode).eval()
+    x = torch.randn(5, lookback, channels)
+    with torch.no_grad():
+        assert torch.allclose(wrapped(x), wrapped.level(x).expand(-1, horizon, -1), atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=_variant_id)
+def test_forecast_does_not_depend_on_the_rest_of_the_batch(variant):
+    name, params = variant
+    model = randomised(name, 40, 6, 3, **params).eval()
+    x, marks = _inputs(5, 40, 6, 3)
+    with torch.no_grad():
+        together = model(x, marks)
+        for i in range(5):
+            assert torch.allclose(model(x[i : i + 1], marks[i : i + 1])[0], together[i], atol=1e-5), (name, i)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_window_norm_revin_makes_the_forecast_follow_shifts_and_scalings_of_the_window(name):
+    model = WindowNorm(randomised(name, 16, 4, 2), "revin").eval()
+    x = torch.randn(5, 16, 2)
+    with torch.no_grad():
+        typical = model(x)
+        torch.testing.assert_close(model(3.0 * x + 7.0), 3.0 * typical + 7.0, rtol=1e-4, atol=1e-4)
+        flat = model(torch.full((1, 16, 2), 5.0))  # no division by zero: the level, give or take sqrt(eps)
+        assert torch.isfinite(flat).all() and (flat - 5.0).abs().max() < 1e-2 * typical.abs().max()
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_save_load_gives_identical_forecast(name, tmp_path, tiny_ckpt):
     lookback, horizon, channels = 32, 6, 1
-    torch.manual_seed(0)
-    model = WindowNorm(create_model(name, lookback, horizon, channels), "last").eval()
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    model = WindowNorm(randomised(name, lookback, horizon, channels, scale=0.05), "last").eval()
     base = load(tiny_ckpt)  # a real forecaster's record, around this model
     save(tmp_path / "m.ckpt", replace(base, model=model, spec=ModelInfo(name, resolve_params(name), "last", 0),
                                       schema=replace(base.schema, lookback=lookback, horizon=horizon)))
@@ -79,11 +144,57 @@ def test_save_load_gives_identical_forecast(name, tmp_path, tiny_ckpt):
         assert torch.equal(model(x, time_features=marks), loaded.model(x, time_features=marks))
 
 
+def test_window_sizes_below_one_are_refused_once_for_every_model():
+    for name in MODELS:
+        for sizes in ((0, 1, 1), (2, 0, 1), (2, 1, 0)):
+            with pytest.raises(UsageError, match=f"^{name}: lookback, horizon and n_features must be at least 1$"):
+                create_model(name, *sizes)
+
+
+# --- what a model declares -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CALENDAR)
+def test_declared_calendar_inputs_are_opt_in_and_used_when_on(name):
+    assert get_spec(name).uses_calendar(resolve_params(name, {"calendar": "true"}))  # what fit records
+    off, on = randomised(name, 24, 6, 2).eval(), randomised(name, 24, 6, 2, calendar=True).eval()
+    x = torch.randn(3, 24, 2)
+    first, second = (torch.rand(3, 30, N_TIME_FEATURES) - 0.5 for _ in range(2))
+    with torch.no_grad():
+        assert torch.equal(off(x, first), off(x, second)) and torch.equal(off(x, first), off(x))
+        assert not torch.allclose(on(x, first), on(x, second))
+        assert torch.isfinite(on(x)).all()  # integer-step data has no calendar
+
+
+@pytest.mark.parametrize("name", EXPLAINABLE)
+@pytest.mark.parametrize("lookback,horizon,channels", [(30, 7, 3), (12, 12, 1), (2, 1, 1)])
+def test_explain_returns_the_declared_maps(name, lookback, horizon, channels):
+    kind = get_spec(name).capabilities.explain
+    model = randomised(name, lookback, horizon, channels).train()
+    x, marks = _inputs(2, lookback, horizon, channels)
+    maps = model.explain(x, time_features=marks)
+    assert maps and model.training  # the mode is restored
+    for key, values in maps.items():
+        layer, what = key.split(".")
+        assert layer and not values.requires_grad, key
+        if kind == "gates":
+            assert values.shape == (2, lookback) and ((values > 0) & (values < 1)).all(), key
+            continue
+        assert what in ("self_attention", "cross_attention", "attention"), key
+        queries = lookback if what == "self_attention" else horizon  # input steps, or horizon steps
+        assert values.shape == (2, queries, lookback) and (values >= 0).all(), key
+        assert torch.allclose(values.sum(-1), torch.ones(2, queries), atol=1e-5), key
+
+
 @pytest.mark.parametrize("name", MODELS)
-def test_hyperparameters_are_the_constructor_signature(name):
+def test_every_default_round_trips_through_param_strings(name):
     spec = get_spec(name)
-    defaults = resolve_params(name)
-    assert defaults == spec.defaults()
+    defaults = spec.defaults()
+    as_typed = {key: typed(value) for key, value in defaults.items()}
+    resolved = resolve_params(name, as_typed)
+    for key, value in defaults.items():
+        assert type(resolved[key]) is type(value) and resolved[key] == value, (
+            f"{name}: --param {key}={as_typed[key]} gives {resolved[key]!r}, not the default {value!r}")
     assert spec.summary, f"{name}: the class needs a one-line docstring summary"
     with pytest.raises(UsageError, match="accepted"):
         resolve_params(name, {"no_such_parameter": "1"})
@@ -100,30 +211,71 @@ def test_param_values_are_converted_and_checked():
         resolve_params("gru", {"hidden_size": "big"})
 
 
-def test_window_norm_last_with_zero_head_starts_as_repeat_last_value():
-    model = WindowNorm(create_model("gru", 16, 4, 2), "last").eval()
-    x = torch.randn(5, 16, 2)
-    with torch.no_grad():
-        assert torch.allclose(model(x), x[:, -1:, :].expand(-1, 4, -1))
-
-
-def test_window_norm_mean_with_zero_head_starts_as_repeat_the_mean():
-    model = WindowNorm(create_model("gru", 16, 4, 2), "mean").eval()
-    x = torch.randn(5, 16, 2)
-    with torch.no_grad():
-        assert torch.allclose(model(x), x.mean(dim=1, keepdim=True).expand(-1, 4, -1), atol=1e-6)
-
-
-@pytest.mark.parametrize("name", ["gru", "cnn", "dlinear"])
-def test_window_norm_revin_makes_the_forecast_follow_shifts_and_scalings_of_the_window(name):
-    model = WindowNorm(randomised(name, 16, 4, 2), "revin").eval()
-    x = torch.randn(5, 16, 2)
-    with torch.no_grad():
-        assert torch.allclose(model(3.0 * x + 7.0), 3.0 * model(x) + 7.0, atol=1e-4)
-        assert model(torch.zeros(1, 16, 2)).abs().max() < 1e-2  # a flat window: no division by zero
+def test_a_preset_is_fixed_and_the_error_names_the_model_to_pick(invoke, hourly_csv, tmp_path):
+    path = tmp_path / "m.ckpt"
+    code, out, err = invoke("fit", hourly_csv, *TINY_FIT, "--param", "cell=lstm", "--output", path)
+    assert code == 2 and out == "" and not path.exists()
+    assert "--param cell=lstm: gru fixes cell=gru; use --model lstm instead" in err
+    assert resolve_params("gru", {"cell": "gru"})["cell"] == "gru"  # repeating it is fine: checkpoints do
+    with pytest.raises(UsageError, match="stacked_lstm fixes num_layers=3; use --model lstm --param num_layers=2"):
+        resolve_params("stacked_lstm", {"num_layers": "2"})
 
 
 def test_seasonal_naive_repeats_the_last_season():
     model = create_model("seasonal_naive", 10, 5, 1, {"season": 3})
     x = torch.arange(10.0).view(1, 10, 1)
     assert model(x).flatten().tolist() == [7.0, 8.0, 9.0, 7.0, 8.0]
+
+
+# --- declarations checked at registration, on throwaway models ---------------------------------------
+
+
+class Tiny(nn.Module):
+    """A throwaway model for registration tests."""
+
+    def __init__(self, lookback, horizon, n_features, *, width: int = 4, sizes: tuple = (16, 8),
+                 rate: float = 1e-4, tied: bool = True):
+        super().__init__()
+
+
+@pytest.fixture
+def scratch_registry(monkeypatch):
+    """Registrations in this test go to a copy of the registry, thrown away afterwards."""
+    monkeypatch.setattr(registry, "_MODELS", dict(registry._MODELS))
+
+
+def test_tuple_float_and_bool_defaults_round_trip(scratch_registry):
+    register_model("throwaway")(Tiny)
+    defaults = get_spec("throwaway").defaults()
+    resolved = resolve_params("throwaway", {key: typed(value) for key, value in defaults.items()})
+    assert [(type(v), v) for v in resolved.values()] == [(type(v), v) for v in defaults.values()]
+
+
+@pytest.mark.parametrize(("declared", "problem"), [
+    ({"lrr": 1e-3}, "unknown capability 'lrr'"),
+    ({"width": 8}, "to fix the hyperparameter, pass preset={'width': ...}"),
+    ({"lr": 0.0}, "lr=0.0: a learning rate must be a number in (0, 1]"),
+    ({"lr": 3}, "lr=3"),
+    ({"window_norm": "median"}, "window_norm='median': choose one of none, last, mean, revin"),
+    ({"explain": "saliency"}, "explain='saliency'"),
+    ({"explain": "attention"}, "declares explain='attention' but defines no explain"),
+    ({"season": True}, "declares season=True but has no `season` keyword"),
+    ({"calendar": True}, "declares calendar=True but has no `calendar` switch"),
+    ({"calendar": "yes"}, "calendar='yes': declare True or False"),
+    ({"preset": {"widht": 8}}, "preset widht not a keyword of __init__"),
+])
+def test_a_wrong_declaration_fails_naming_the_model(declared, problem, scratch_registry):
+    with pytest.raises(ValueError) as error:
+        register_model("throwaway", **declared)(Tiny)
+    assert str(error.value).startswith("model 'throwaway' (") and problem in str(error.value)
+    assert "throwaway" not in registry._MODELS
+
+
+def test_a_wrong_declaration_fails_when_its_module_is_imported(tmp_path, scratch_registry):
+    source = tmp_path / "throwaway_model.py"
+    source.write_text("from torch import nn\nfrom seqcast.registry import register_model\n\n\n"
+                      "@register_model('throwaway', window_norm='lats')\nclass Throwaway(nn.Module):\n"
+                      "    def __init__(self, lookback, horizon, n_features):\n        super().__init__()\n")
+    module = importlib.util.spec_from_file_location("throwaway_model", source)
+    with pytest.raises(ValueError, match=r"model 'throwaway' \(throwaway_model.Throwaway\): window_norm='lats'"):
+        module.loader.exec_module(importlib.util.module_from_spec(module))

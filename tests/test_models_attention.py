@@ -1,5 +1,6 @@
-"""Mechanism tests for the attention family: ProbSparse, distilling, Informer's one-pass decoder,
-Transformer-XL's memory, batch independence and the attention maps behind ``seqcast explain``."""
+"""Mechanism tests for the attention family: ProbSparse, distilling, Informer's one-pass decoder and
+Transformer-XL's memory. What every model must do (batch independence, gradients, calendar inputs,
+the maps behind ``seqcast explain``) is in test_model_contract.py."""
 
 from __future__ import annotations
 
@@ -10,24 +11,10 @@ import time
 import pytest
 import torch
 
-from seqcast.models import N_TIME_FEATURES
 from seqcast.models._layers import full_attention, n_top, prob_sparse_attention
 from seqcast.registry import create_model
 
 from conftest import randomised
-
-ATTENTION_MODELS = ["lstm_attention", "transformer", "informer", "transformer_xl", "patchtst"]
-# every model at its defaults, plus the calendar-feature path that transformer and informer keep opt-in
-VARIANTS = [(name, {}) for name in ATTENTION_MODELS] + [("transformer", {"calendar": True}), ("informer", {"calendar": True})]
-
-
-def inputs(model, batch: int, lookback: int, horizon: int, n_features: int):
-    x = torch.randn(batch, lookback, n_features)
-    calendar = None
-    if getattr(model, "uses_time_features", False):
-        calendar = torch.rand(batch, lookback + horizon, N_TIME_FEATURES) - 0.5
-    return x, calendar
-
 
 # --- ProbSparse -------------------------------------------------------------------------------
 
@@ -95,7 +82,7 @@ def test_informer_decodes_the_whole_horizon_in_one_pass():
 def test_informer_clamps_label_len_to_the_lookback():
     model = randomised("informer", 8, 5, 2, label_len=48)
     assert model.label_len == 8
-    model(*inputs(model, 2, 8, 5, 2)).square().mean().backward()
+    model(torch.randn(2, 8, 2)).square().mean().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
@@ -141,65 +128,7 @@ def test_transformer_xl_long_lookback_runs_in_linear_memory():
     assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak_before < 256 * 1024
 
 
-# --- every attention model --------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(("name", "params"), VARIANTS)
-def test_forecast_does_not_depend_on_batch_composition(name, params):
-    model = randomised(name, 40, 6, 3, **params).eval()
-    x, calendar = inputs(model, 5, 40, 6, 3)
-    with torch.no_grad():
-        together = model(x, calendar)
-        for i in range(5):
-            alone = model(x[i : i + 1], None if calendar is None else calendar[i : i + 1])
-            assert torch.allclose(alone[0], together[i], atol=1e-5)
-
-
-@pytest.mark.parametrize("name", ATTENTION_MODELS)
-@pytest.mark.parametrize(("lookback", "horizon", "n_features"), [(96, 24, 1), (30, 7, 7), (2, 1, 1)])
-def test_attention_maps_rows_sum_to_one_over_input_steps(name, lookback, horizon, n_features):
-    model = randomised(name, lookback, horizon, n_features).train()
-    x, calendar = inputs(model, 2, lookback, horizon, n_features)
-    maps = model.attention_maps(x, calendar)
-    assert maps and model.training  # the mode is restored
-    for key, weights in maps.items():
-        assert weights.shape[0] == 2 and weights.shape[2] == lookback, key
-        assert weights.shape[1] in (lookback, horizon), key
-        assert not weights.requires_grad and (weights >= 0).all(), key
-        assert torch.allclose(weights.sum(-1), torch.ones(2, weights.shape[1]), atol=1e-5), key
-    horizon_keys = {"lstm_attention": "layer0", "transformer": "decoder_cross0", "informer": "decoder_cross0"}
-    if name in horizon_keys:  # Q = H where the queries are horizon steps
-        assert maps[horizon_keys[name]].shape[1] == horizon
-
-
-@pytest.mark.parametrize(("name", "params"), VARIANTS)
-@pytest.mark.parametrize(("lookback", "horizon", "n_features"), [(96, 24, 1), (5, 3, 7), (2, 1, 1)])
-def test_every_parameter_gets_gradient(name, params, lookback, horizon, n_features):
-    model = randomised(name, lookback, horizon, n_features, **params).train()
-    x, calendar = inputs(model, 4, lookback, horizon, n_features)
-    y = model(x, calendar)
-    assert y.shape == (4, horizon, n_features) and torch.isfinite(y).all()
-    y.square().mean().backward()
-    silent = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
-    assert not silent
-
-
-@pytest.mark.parametrize("name", ["transformer", "informer"])
-def test_calendar_features_are_opt_in_and_used_when_on(name):
-    off, on = randomised(name, 24, 6, 2).eval(), randomised(name, 24, 6, 2, calendar=True).eval()
-    assert not off.uses_time_features and on.uses_time_features  # what training and predict look at
-    x = torch.randn(3, 24, 2)
-    first, second = (torch.rand(3, 30, N_TIME_FEATURES) - 0.5 for _ in range(2))
-    with torch.no_grad():
-        assert torch.equal(off(x, first), off(x, second)) and torch.equal(off(x, first), off(x))
-        assert not torch.allclose(on(x, first), on(x, second))
-
-
-@pytest.mark.parametrize("name", ATTENTION_MODELS)
-def test_zero_head_and_no_time_features_still_work(name):
-    model = create_model(name, 20, 4, 2)
-    y = model(torch.randn(3, 20, 2))
-    assert y.shape == (3, 4, 2) and torch.isfinite(y).all()
+# --- hyperparameter checks ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

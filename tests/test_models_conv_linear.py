@@ -7,14 +7,12 @@ import warnings
 import pytest
 import torch
 
-from seqcast.models import WindowNorm
 from seqcast.models.cnn import CNN
 from seqcast.models.hybrid import CNNLSTMTransformer
 from seqcast.models.linear import DLinear, NLinear, SeriesDecomposition, series_decomposition
 from seqcast.models.nbeats import NBeats, NBeatsInterpretable
 from seqcast.models.tcn import TCN, levels_for, receptive_field
-
-FAMILY = [CNN, TCN, CNNLSTMTransformer, DLinear, NLinear, NBeats, NBeatsInterpretable]
+from seqcast.window_norm import WindowNorm
 
 
 def randomise(model: torch.nn.Module, scale: float = 0.3) -> torch.nn.Module:
@@ -198,24 +196,7 @@ def test_hybrid_rejects_bad_heads():
         CNNLSTMTransformer(96, 24, 1, d_model=30, nhead=4)
 
 
-# ---- the whole family ------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("cls", FAMILY, ids=lambda c: c.__name__)
-@pytest.mark.parametrize("lookback, horizon, n_features", [(2, 1, 1), (30, 7, 3)])
-def test_family_edges_finite_and_every_parameter_learns(cls, lookback, horizon, n_features):
-    torch.manual_seed(9)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # default settings must not warn
-        model = cls(lookback, horizon, n_features)
-    with torch.no_grad():
-        assert model(torch.randn(2, lookback, n_features)).abs().max() < 1e-6 or cls in (DLinear, NLinear)
-    randomise(model, 0.1).train()
-    y = model(torch.randn(4, lookback, n_features))
-    assert y.shape == (4, horizon, n_features) and torch.isfinite(y).all()
-    y.pow(2).mean().backward()
-    silent = [n for n, p in model.named_parameters() if p.grad is None or p.grad.abs().sum() == 0]
-    assert not silent, f"no gradient for {silent}"
+# ---- hyperparameter checks (edges, gradients, the zero head and warnings: test_model_contract.py) -----
 
 
 @pytest.mark.parametrize(

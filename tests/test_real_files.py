@@ -83,10 +83,10 @@ def test_columns_that_disagree_on_the_decimal_separator_are_an_error_naming_both
 def test_a_value_that_contradicts_the_given_decimal_is_an_error_naming_line_column_value():
     text = "date,value\n2024-01-01,1.5\n2024-01-02,\"2,5\"\n2024-01-03,3.5\n"
     with pytest.raises(InputError, match=r"t.csv: line 3, column 'value': '2,5' reads only with a decimal comma.*"
-                                         r"--decimal \. was given"):
+                                         r"the decimal separator is '\.' \(given with --decimal, or as the checkpoint recorded it\)"):
         series_from_text("t.csv", text, DataConfig(decimal="."))
     with pytest.raises(InputError, match=r"line 2, column 'value': '1.5' reads only with a decimal point.*"
-                                         r"--decimal , was given"):
+                                         r"the decimal separator is ',' \(given with --decimal"):
         series_from_text("t.csv", text, DataConfig(decimal=","))
 
 

@@ -44,6 +44,13 @@ def test_model_default_window_norm_is_used_and_recorded():
     assert (explicit.model.mode, explicit.spec.window_norm) == ("revin", "revin")
 
 
+def test_a_declared_season_is_filled_from_the_frequency_unless_given():
+    series = _series()  # hourly: a daily season of 24 steps
+    filled = fit(series, ModelConfig("seasonal_naive", {}, 48, 6), TrainConfig(epochs=1))
+    given = fit(series, ModelConfig("seasonal_naive", {"season": "12"}, 48, 6), TrainConfig(epochs=1))
+    assert (filled.spec.params["season"], given.spec.params["season"]) == (24, 12)
+
+
 def test_weights_never_worse_than_the_start_on_validation():
     """Pure noise: a zero-head model starts as the window's level; training cannot make validation worse."""
     rng = np.random.default_rng(1)

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from seqcast import checkpoint as ckpt_module
 from seqcast.forecasting import data_config
@@ -166,13 +167,81 @@ def test_warm_start_continues_from_a_checkpoint_at_a_fraction_of_the_budget(invo
     assert (warm.training.init_from.path, warm.training.init_from.sha256) == (str(first), fresh.stored.sha256)
     # The default budget of a warm start is a quarter of a fresh fit's on the same data.
     per_epoch = -(-(warm.training.split["main"]["train"] - 48 - 12 + 1) // warm.training.settings.batch_size)
-    assert warm.training.settings.max_steps == per_epoch * auto_epochs(per_epoch) // 4
-    assert warm.training.steps <= warm.training.settings.max_steps
+    assert warm.training.steps <= per_epoch * auto_epochs(per_epoch) // 4 < fresh.training.steps
     summary = json.loads(out)
     assert summary["model"] == "lstm" and summary["init_from"]["path"] == str(first)
     assert summary["steps"] == warm.training.steps and summary["checkpoint"] == str(second)
     code, out, _ = invoke("info", second)
     assert f"continued from {first}" in out
+
+
+def test_warm_start_starts_from_the_checkpoints_weights(invoke, tmp_path):
+    first = tmp_path / "first.ckpt"
+    fit_ok(invoke, head(SAMPLES / "nino12_monthly.csv", 700, tmp_path), "--max-steps", "30", *QUICK, "-o", first)
+    second = tmp_path / "second.ckpt"  # one step at a vanishing learning rate: the weights barely move
+    fit_ok(invoke, SAMPLES / "nino12_monthly.csv", "--init-from", first, "--max-steps", "1", "--lr", "1e-12",
+           "-o", second)
+    before, after = ckpt_module.load(first).model.state_dict(), ckpt_module.load(second).model.state_dict()
+    assert all(torch.allclose(before[k], after[k], atol=1e-6) for k in before)
+
+
+def test_warm_start_reads_as_the_checkpoint_says_unless_told_and_refuses_another_frequency(invoke, tmp_path):
+    ckpt = tmp_path / "co2.ckpt"
+    fit_ok(invoke, head(SAMPLES / "co2_weekly.csv", 2000, tmp_path), "--fill", "interpolate", "--max-steps", "5",
+           *QUICK, "-o", ckpt)
+    fit_ok(invoke, SAMPLES / "co2_weekly.csv", "--init-from", ckpt, "--max-steps", "2", "-o", tmp_path / "a.ckpt")
+    code, _, err = invoke("fit", SAMPLES / "co2_weekly.csv", "--init-from", ckpt, "--fill", "none",
+                          "-o", tmp_path / "b.ckpt")
+    assert code == 2 and "missing values" in err  # --fill none given now wins over the record
+    monthly = tmp_path / "monthly.csv"  # the same columns, monthly
+    monthly.write_text("date,co2\n" + "".join(f"{1960 + i // 12}-{i % 12 + 1:02d}-01,{300 + i / 10}\n"
+                                              for i in range(240)), encoding="utf-8")
+    code, _, err = invoke("fit", monthly, "--init-from", ckpt, "-o", tmp_path / "c.ckpt")
+    assert code == 2 and "frequency differs from training" in err and not (tmp_path / "c.ckpt").exists()
+    code, _, err = invoke("fit", SAMPLES / "co2_weekly.csv", "--init-from", ckpt, "--param", "individual=true",
+                          "-o", tmp_path / "d.ckpt")
+    assert code == 2 and "--param (the hyperparameters come from the checkpoint)" in err
+
+
+def test_compare_save_dir_checkpoints_remember_how_the_data_was_read(invoke, tmp_path):
+    code, _, err = invoke("compare", SAMPLES / "co2_weekly.csv", "--models", "nlinear", "--fill", "interpolate",
+                          "--max-steps", "5", "--windows", "2", "--save-dir", tmp_path)
+    assert code == 0, err
+    saved = ckpt_module.load(tmp_path / "nlinear.ckpt")
+    assert saved.policy.fill == "interpolate"
+    code, _, err = invoke("predict", tmp_path / "nlinear.ckpt", SAMPLES / "co2_weekly.csv")
+    assert code == 0, err
+
+
+def test_no_time_column_cannot_tell_what_is_new_and_says_so(invoke, tmp_path):
+    rows = [line.split(",")[1] for line in (FILES / "nile.csv").read_text().splitlines()[1:]]
+    plain = tmp_path / "flow.csv"
+    plain.write_text("flow\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    ckpt = tmp_path / "flow.ckpt"
+    fit_ok(invoke, plain, "--max-steps", "5", *QUICK, "-o", ckpt)
+    assert ckpt_module.load(ckpt).training.seen_until is None
+    code, _, err = invoke("evaluate", ckpt, plain, "--windows", "2")
+    assert code == 0, err
+    assert "cannot tell which rows of this file it was trained on (its training data had no time column" in err
+
+
+def test_evaluate_names_a_split_that_does_not_fit_instead_of_blaming_training(invoke, tmp_path):
+    ckpt = tmp_path / "m.ckpt"
+    fit_ok(invoke, SAMPLES / "nino12_monthly.csv", "--max-steps", "5", *QUICK, "-o", ckpt)
+    code, _, err = invoke("evaluate", ckpt, SAMPLES / "nino12_monthly.csv", "--split", "1000,100,100")
+    assert code == 2 and "--split needs 1200" in err and "no windows to score after" not in err
+
+
+def test_a_decimal_separator_no_number_decided_is_not_imposed_later(invoke, tmp_path):
+    ckpt = tmp_path / "nile.ckpt"
+    fit_ok(invoke, FILES / "nile.csv", "--max-steps", "5", *QUICK, "-o", ckpt)  # whole numbers only
+    assert ckpt_module.load(ckpt).policy.decimal is None
+    later = tmp_path / "later.csv"
+    later.write_text("year;flow\n" + "".join(f"{1871 + i};{v},5\n" for i, v in
+                                               enumerate(range(800, 900))), encoding="utf-8")
+    code, out, err = invoke("predict", ckpt, later)
+    assert code == 0, err
+    assert pd.read_csv(io.StringIO(out))["timestamp"].iloc[0] == "1971-01-01"
 
 
 def test_warm_start_refuses_another_model_or_shape(invoke, tiny_ckpt, hourly_csv, tmp_path):

@@ -1,11 +1,13 @@
-"""Shared attention blocks for seqcast's attention family (private: not itself a model family).
+"""Shared blocks for seqcast's model families (private: not itself a model family).
 
 What lives here, and why it is shared:
 
+- ``N_TIME_FEATURES``, the width F of the calendar input (B, L + H, F) of the model contract, and
+  ``zero_head``, the forecast-head initialisation most families use;
 - ``full_attention`` and ``prob_sparse_attention`` (Zhou et al. 2021, Informer) as pure functions on
   (B, heads, T, d) tensors, so the mechanisms can be tested on their own;
 - ``MultiHeadAttention``, which can record its head-averaged weights (the ``record`` flag) so each
-  model's ``attention_maps`` runs the very code of ``forward`` instead of a reimplementation;
+  model's ``explain`` runs the very code of ``forward`` instead of a reimplementation;
 - post-norm ``EncoderLayer`` / ``DecoderLayer`` after Vaswani et al. (2017), used by the transformer,
   Informer and PatchTST (GELU in the feed-forward block, as Informer and PatchTST use);
 - ``sinusoidal_encoding`` (also used for Transformer-XL's relative distances);
@@ -22,6 +24,16 @@ from typing import Iterator
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+N_TIME_FEATURES = 5  # hour of day, day of week, day of month, day of year, month; each in [-0.5, 0.5]
+
+
+def zero_head(layer: nn.Linear) -> nn.Linear:
+    """Zero a forecast head so that, under window normalisation, training starts from the baseline."""
+    nn.init.zeros_(layer.weight)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+    return layer
 
 
 def check_attention_args(d_model: int, nhead: int, dim_feedforward: int, dropout: float, **layers: int) -> None:

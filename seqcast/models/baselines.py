@@ -24,7 +24,7 @@ class Naive(nn.Module):
         return x[:, -1:, :].expand(-1, self.horizon, -1).contiguous()  # (B, 1, C) -> (B, H, C)
 
 
-@register_model("seasonal_naive")
+@register_model("seasonal_naive", season=True)  # season 0 = from the data frequency
 class SeasonalNaive(nn.Module):
     """Seasonal naive: each horizon step repeats the value one season earlier (season 0 = from the frequency)."""
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from . import zero_head
+from ._layers import zero_head
 
 
 class TemporalHead(nn.Module):
@@ -51,8 +51,6 @@ class CNN(nn.Module):
         dropout: float = 0.1,
     ):
         super().__init__()
-        if lookback < 1 or horizon < 1 or n_features < 1:
-            raise ValueError("lookback, horizon and n_features must be at least 1")
         if out_channels < 1 or num_layers < 1:
             raise ValueError("out_channels and num_layers must be at least 1")
         if kernel_size < 1:

@@ -36,9 +36,9 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from . import N_TIME_FEATURES, zero_head
 from ._layers import (
-    DecoderLayer, EncoderLayer, check_attention_args, interval_cover, recording, sinusoidal_encoding, to_steps,
+    N_TIME_FEATURES, DecoderLayer, EncoderLayer, check_attention_args, interval_cover, recording, sinusoidal_encoding,
+    to_steps, zero_head,
 )
 
 
@@ -57,11 +57,10 @@ class Distilling(nn.Module):
         return self.pool(self.activation(self.norm(y))).transpose(1, 2)
 
 
-@register_model("informer")
+# attention trains unstably at the training loop's usual 3e-3
+@register_model("informer", lr=1e-3, calendar=True, explain="attention")
 class Informer(nn.Module):
     """Informer: ProbSparse attention, distilling encoder, one-pass generative decoder."""
-
-    default_lr = 1e-3  # peak learning rate of seqcast's training loop; attention trains unstably at 3e-3
 
     def __init__(
         self,
@@ -89,7 +88,6 @@ class Informer(nn.Module):
             raise ValueError(f"label_len must be at least 0, not {label_len}")
         self.lookback, self.horizon, self.n_features = lookback, horizon, n_features
         self.label_len = min(label_len, lookback)  # start tokens cannot reach before the window
-        self.uses_time_features = calendar  # training and predict build calendar features only when True
         self.value_embedding = nn.Linear(n_features, d_model)
         self.time_embedding = nn.Linear(N_TIME_FEATURES, d_model, bias=False) if calendar else None
         self.register_buffer(
@@ -147,13 +145,13 @@ class Informer(nn.Module):
             h = layer(h, memory)
         return self.head(self.decoder_norm(h[:, -self.horizon :]))  # (B, H, C)
 
-    def attention_maps(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def explain(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Head-averaged attention over the L input steps, recorded during one eval ``forward``.
 
-        "layer{i}": encoder self-attention (ProbSparse; lazy queries show their uniform rows),
+        "{i}.self_attention": encoder layer i (ProbSparse; lazy queries show their uniform rows),
         (B, L, L) (Q = L): layer i works on a distilled sequence of about L / 2^i positions, each
         spread evenly over the input steps it stands for, for keys and for queries.
-        "decoder_cross{i}": cross-attention of the H placeholder positions, (B, H, L) (Q = H).
+        "{i}.cross_attention": decoder layer i, cross-attention of the H placeholder positions, (B, H, L) (Q = H).
         """
         with recording(self):
             self(x, time_features)
@@ -161,8 +159,8 @@ class Informer(nn.Module):
             for i, layer in enumerate(self.encoder):
                 weights = layer.attention.last_weights  # (B, T_i, T_i)
                 cover = interval_cover(weights.shape[-1], self.lookback)
-                maps[f"layer{i}"] = to_steps(weights, cover, cover)
+                maps[f"{i}.self_attention"] = to_steps(weights, cover, cover)
             for i, layer in enumerate(self.decoder):
                 weights = layer.cross_attention.last_weights[:, -self.horizon :]  # (B, H, L_e)
-                maps[f"decoder_cross{i}"] = to_steps(weights, interval_cover(weights.shape[-1], self.lookback))
+                maps[f"{i}.cross_attention"] = to_steps(weights, interval_cover(weights.shape[-1], self.lookback))
         return maps

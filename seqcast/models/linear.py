@@ -76,12 +76,8 @@ class TimeLinear(nn.Module):
         return out + self.bias.transpose(0, 1)  # bias (channels, H) -> (H, channels), broadcast over B
 
 
-def _check_sizes(lookback: int, horizon: int, n_features: int) -> None:
-    if lookback < 1 or horizon < 1 or n_features < 1:
-        raise ValueError("lookback, horizon and n_features must be at least 1")
-
-
-@register_model("dlinear")
+# the paper's initialisation, not a zero head: an untrained model does not start at the level
+@register_model("dlinear", starts_at_level=False)
 class DLinear(nn.Module):
     """DLinear: moving-average trend + remainder, one linear map over time for each, summed."""
 
@@ -95,7 +91,6 @@ class DLinear(nn.Module):
         individual: bool = False,
     ):
         super().__init__()
-        _check_sizes(lookback, horizon, n_features)
         self.decomposition = SeriesDecomposition(kernel_size)
         self.trend = TimeLinear(lookback, horizon, n_features, individual)
         self.remainder = TimeLinear(lookback, horizon, n_features, individual)
@@ -105,13 +100,12 @@ class DLinear(nn.Module):
         return self.trend(trend) + self.remainder(remainder)  # (B, H, C)
 
 
-@register_model("nlinear")
+@register_model("nlinear", starts_at_level=False)  # as dlinear
 class NLinear(nn.Module):
     """NLinear: subtract the window's last value, one linear map over time, add it back."""
 
     def __init__(self, lookback: int, horizon: int, n_features: int, *, individual: bool = False):
         super().__init__()
-        _check_sizes(lookback, horizon, n_features)
         self.linear = TimeLinear(lookback, horizon, n_features, individual)
 
     def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:

@@ -26,10 +26,10 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from . import zero_head
+from ._layers import zero_head
 
 
-@register_model("lstm_attention")
+@register_model("lstm_attention", explain="attention")
 class LSTMAttention(nn.Module):
     """LSTM encoder with Luong attention from a learned query per horizon step (LSTMa)."""
 
@@ -71,8 +71,8 @@ class LSTMAttention(nn.Module):
         attended = torch.tanh(self.combine(torch.cat([context, query], dim=-1)))  # (B, H, hidden)
         return self.head(self.drop(attended))  # (B, H, C)
 
-    def attention_maps(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """{"layer0": (B, H, L)}: row h is horizon step h's attention over the L input steps.
+    def explain(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{"0.attention": (B, H, L)}: row h is horizon step h's attention over the L input steps.
 
         Q = H (the queries are horizon steps). Runs ``forward`` in eval mode, without gradient,
         recording the weights it computes.
@@ -83,7 +83,7 @@ class LSTMAttention(nn.Module):
         try:
             with torch.no_grad():
                 self(x, time_features)
-            return {"layer0": self._weights}
+            return {"0.attention": self._weights}
         finally:
             self.record, self._weights = False, None
             self.train(was_training)

@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from . import zero_head
+from ._layers import zero_head
 
 
 def trend_basis(degree: int, steps: int) -> torch.Tensor:
@@ -94,9 +94,7 @@ class Block(nn.Module):
         return backcast, forecast
 
 
-def _check(lookback: int, horizon: int, n_features: int, hidden_size: int, num_layers: int, num_blocks: int):
-    if lookback < 1 or horizon < 1 or n_features < 1:
-        raise ValueError("lookback, horizon and n_features must be at least 1")
+def _check(hidden_size: int, num_layers: int, num_blocks: int):
     for key, value in (("hidden_size", hidden_size), ("num_layers", num_layers), ("num_blocks", num_blocks)):
         if value < 1:
             raise ValueError(f"{key} must be at least 1, not {value}")
@@ -125,7 +123,7 @@ class NBeats(nn.Module):
         hidden_size: int = 256,
     ):
         super().__init__()
-        _check(lookback, horizon, n_features, hidden_size, num_layers, num_blocks)
+        _check(hidden_size, num_layers, num_blocks)
         self.n_features = n_features
         self.blocks = nn.ModuleList(
             Block(lookback, hidden_size, num_layers, lookback if i < num_blocks - 1 else None, horizon)
@@ -159,7 +157,7 @@ class NBeatsInterpretable(nn.Module):
         num_harmonics: int = 0,
     ):
         super().__init__()
-        _check(lookback, horizon, n_features, hidden_size, num_layers, num_blocks)
+        _check(hidden_size, num_layers, num_blocks)
         if degree < 0:
             raise ValueError(f"degree must be 0 or more, not {degree}")
         if num_harmonics < 0:

@@ -15,7 +15,7 @@ depend on the other windows in its batch, and save -> load -> forecast must be e
 layers with GELU; defaults sized for a CPU (d_model 64, 4 heads, 2 layers; the paper: 128, 16, 3).
 For a lookback shorter than ``patch_len`` the patch shrinks to the lookback (and the stride to the
 patch), so any L >= 2 works. The head is zero-initialised, so an untrained model forecasts each
-window's mean (RevIN), or under seqcast's "last" window normalisation, the last value.
+window's mean (RevIN) whatever seqcast's window normalisation; with ``revin=False``, the window's level.
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from . import zero_head
-from ._layers import EncoderLayer, check_attention_args, patch_cover, recording, to_steps
+from ._layers import EncoderLayer, check_attention_args, patch_cover, recording, to_steps, zero_head
 
 
-@register_model("patchtst")
+# with its own RevIN (the default) an untrained model forecasts the window's mean, whatever the window norm
+@register_model("patchtst", explain="attention", starts_at_level=False)
 class PatchTST(nn.Module):
     """PatchTST: channel-independent Transformer over patches, with instance normalisation."""
 
@@ -87,8 +87,8 @@ class PatchTST(nn.Module):
             y = (y - self.revin_bias) / (self.revin_weight + 1e-10) * std + mean
         return y
 
-    def attention_maps(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """{"layer{i}": (B, L, L)}: Q = L. Patch-over-patch attention, averaged over heads and over
+    def explain(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{"{i}.self_attention": (B, L, L)}: Q = L. Patch-over-patch attention, averaged over heads and over
         channels, with each patch's weight spread evenly over the steps it covers (end padding counts
         toward the last step); a step's row averages the rows of the patches covering it, weighted by
         overlap. Recorded during one eval ``forward`` without gradient."""
@@ -99,5 +99,5 @@ class PatchTST(nn.Module):
             for i, layer in enumerate(self.encoder):
                 weights = layer.attention.last_weights  # (B * C, N, N)
                 weights = weights.view(x.shape[0], self.n_features, self.n_patches, self.n_patches).mean(1)
-                maps[f"layer{i}"] = to_steps(weights, cover, cover)
+                maps[f"{i}.self_attention"] = to_steps(weights, cover, cover)
         return maps

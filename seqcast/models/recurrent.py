@@ -11,7 +11,7 @@ geometrically; LSTM and GRU carry an additively updated cell state behind gates,
 product close to one for as long as the forget gate stays open.
 
 Window normalisation: these models subtract the window's mean, not its last value
-(``default_window_norm = "mean"``). Under "last" every input is an offset from the final step, so the
+(declared ``window_norm="mean"``). Under "last" every input is an offset from the final step, so the
 oldest steps, the ones a recurrent state carries furthest, are also the largest inputs, and the last
 input is always zero. Centred on the mean, validation MSE was lower for rnn, lstm, gru and
 stacked_lstm in most ETT cells tried (docs/benchmarks.md, "Defaults that win"); the vanilla RNN gained
@@ -22,9 +22,10 @@ normalisation an untrained model forecasts exactly the window's level (its mean,
 `bidirectional` concatenates the last layer's final forward state with its final backward state
 (the one that has read the whole window), not the output at the last step.
 
-``gate_activations`` (behind ``seqcast explain``) re-runs the cell equations from the encoder's own
-weights, step by step, and returns the mean gate values; ``recompute`` also returns the hidden
-states, which the tests check against torch's LSTM/GRU output, so the gates shown are the real ones.
+``explain`` (behind ``seqcast explain``; declared for the gated cells, not the vanilla RNN) re-runs
+the cell equations from the encoder's own weights, step by step, and returns the mean gate values;
+``recompute`` also returns the hidden states, which the tests check against torch's LSTM/GRU
+output, so the gates shown are the real ones.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from . import zero_head
+from ._layers import zero_head
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 # torch's row order of the stacked gate weights (weight_ih_l0 is (len(gates) * hidden, input))
@@ -41,15 +42,14 @@ GATES = {"lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update
 SHOWN_GATES = {"lstm": ("forget", "input", "output"), "gru": ("update", "reset")}
 
 
-@register_model("rnn", cell="rnn")
-@register_model("lstm", cell="lstm")
-@register_model("gru", cell="gru")
-@register_model("bilstm", cell="lstm", bidirectional=True)
-@register_model("stacked_lstm", cell="lstm", num_layers=3)
+# window_norm="mean": see the module docstring; the vanilla RNN has no gates to explain
+@register_model("rnn", preset={"cell": "rnn"}, window_norm="mean")
+@register_model("lstm", preset={"cell": "lstm"}, window_norm="mean", explain="gates")
+@register_model("gru", preset={"cell": "gru"}, window_norm="mean", explain="gates")
+@register_model("bilstm", preset={"cell": "lstm", "bidirectional": True}, window_norm="mean", explain="gates")
+@register_model("stacked_lstm", preset={"cell": "lstm", "num_layers": 3}, window_norm="mean", explain="gates")
 class Recurrent(nn.Module):
     """Recurrent encoder (RNN, LSTM or GRU) with a direct multi-horizon linear head."""
-
-    default_window_norm = "mean"  # see the module docstring
 
     def __init__(
         self,
@@ -90,7 +90,7 @@ class Recurrent(nn.Module):
     def recompute(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
         """Re-run the encoder's cell equations on x (B, L, C), in eval mode (no dropout between layers).
 
-        Returns ({"layer{i}[_reverse].{gate}": (B, L, hidden)} sigmoid gate values, each aligned with
+        Returns ({"{i}[_reverse].{gate}": (B, L, hidden)} sigmoid gate values, each aligned with
         the input step it was computed at; last layer's output (B, L, hidden * dirs), which equals
         ``self.encoder(x)[0]``). Only for the gated cells (lstm, gru).
         """
@@ -128,14 +128,14 @@ class Recurrent(nn.Module):
                     for name in names:
                         values[name][t] = step[name]
                 outputs.append(torch.stack(states, dim=1))  # (B, L, hidden)
-                label = f"layer{layer}" + ("_reverse" if direction else "")
+                label = f"{layer}" + ("_reverse" if direction else "")
                 for name in SHOWN_GATES[self.cell]:
                     gates[f"{label}.{name}"] = torch.stack(values[name], dim=1)
             layer_input = torch.cat(outputs, dim=-1)  # (B, L, hidden * dirs): the next layer's input
         return gates, layer_input
 
-    def gate_activations(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """{"layer{i}[_reverse].{gate}": (B, L)}: each gate's mean over hidden units at every input step.
+    def explain(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{"{i}[_reverse].{gate}": (B, L)}: each gate's mean over hidden units at every input step.
 
         LSTM: forget, input, output; GRU: update (z, the share of the old state kept), reset.
         """

@@ -33,7 +33,7 @@ from torch.nn import functional as F
 from torch.nn.utils.parametrizations import weight_norm
 
 from ..registry import register_model
-from . import zero_head
+from ._layers import zero_head
 
 
 def receptive_field(kernel_size: int, num_levels: int) -> int:
@@ -98,8 +98,6 @@ class TCN(nn.Module):
         dropout: float = 0.1,
     ):
         super().__init__()
-        if lookback < 1 or horizon < 1 or n_features < 1:
-            raise ValueError("lookback, horizon and n_features must be at least 1")
         if out_channels < 1:
             raise ValueError(f"out_channels must be at least 1, not {out_channels}")
         if kernel_size < 2:

@@ -31,15 +31,15 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from . import N_TIME_FEATURES, zero_head
-from ._layers import DecoderLayer, EncoderLayer, check_attention_args, recording, sinusoidal_encoding
+from ._layers import (
+    N_TIME_FEATURES, DecoderLayer, EncoderLayer, check_attention_args, recording, sinusoidal_encoding, zero_head,
+)
 
 
-@register_model("transformer")
+# attention trains unstably at the training loop's usual 3e-3
+@register_model("transformer", lr=1e-3, calendar=True, explain="attention")
 class Transformer(nn.Module):
     """Transformer encoder-decoder with one query token per horizon step (direct, one pass)."""
-
-    default_lr = 1e-3  # peak learning rate of seqcast's training loop; attention trains unstably at 3e-3
 
     def __init__(
         self,
@@ -61,7 +61,6 @@ class Transformer(nn.Module):
             num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
         )
         self.lookback, self.horizon = lookback, horizon
-        self.uses_time_features = calendar  # training and predict build calendar features only when True
         self.value_embedding = nn.Linear(n_features, d_model)
         self.time_embedding = nn.Linear(N_TIME_FEATURES, d_model, bias=False) if calendar else None
         self.step_queries = nn.Parameter(torch.randn(horizon, d_model) * 0.02)  # (H, d_model)
@@ -95,16 +94,16 @@ class Transformer(nn.Module):
             out = layer(out, memory)
         return self.head(out)  # (B, H, C)
 
-    def attention_maps(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def explain(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Head-averaged attention over the L input steps, recorded during one eval ``forward``.
 
-        "layer{i}": encoder self-attention, (B, L, L) (Q = L, query i is input step i);
-        "decoder_cross{i}": decoder cross-attention, (B, H, L) (Q = H, query h is horizon step h).
+        "{i}.self_attention": encoder layer i, (B, L, L) (Q = L, query i is input step i);
+        "{i}.cross_attention": decoder layer i, (B, H, L) (Q = H, query h is horizon step h).
         Decoder self-attention (horizon over horizon) is not included: it never touches the input.
         """
         with recording(self):  # encoder tokens are the input steps themselves: no mapping needed
             self(x, time_features)
-            maps = {f"layer{i}": layer.attention.last_weights for i, layer in enumerate(self.encoder)}
+            maps = {f"{i}.self_attention": layer.attention.last_weights for i, layer in enumerate(self.encoder)}
             for i, layer in enumerate(self.decoder):
-                maps[f"decoder_cross{i}"] = layer.cross_attention.last_weights
+                maps[f"{i}.cross_attention"] = layer.cross_attention.last_weights
         return maps

@@ -20,7 +20,7 @@ the paper's relative-shift trick; ``mem_len`` counts segments, not tokens; the m
 one forward call (no state between calls: each window is one independent sequence); post-norm layers
 with GELU. LayerNorm only (no BatchNorm), so a forecast never depends on the rest of its batch.
 
-Window normalisation: each window is centred on its mean (``default_window_norm = "mean"``), so an
+Window normalisation: each window is centred on its mean (declared ``window_norm="mean"``), so an
 untrained model forecasts the window's mean. On the ETT validation split, mean was lower than last in
 4 of 6 cells (it lost at H=24 on both datasets) and in summed validation MSE (docs/benchmarks.md,
 "Defaults that win").
@@ -34,8 +34,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
-from . import zero_head
-from ._layers import check_attention_args, feed_forward, sinusoidal_encoding
+from ._layers import check_attention_args, feed_forward, sinusoidal_encoding, zero_head
 
 
 class RelativeAttention(nn.Module):
@@ -82,12 +81,10 @@ class XLLayer(nn.Module):
         return self.norm2(h + self.drop(self.feed_forward(h))), weights
 
 
-@register_model("transformer_xl")
+# attention trains unstably at the training loop's usual 3e-3; "mean": see the module docstring
+@register_model("transformer_xl", lr=1e-3, window_norm="mean", explain="attention")
 class TransformerXL(nn.Module):
     """Transformer-XL: segment recurrence with detached memory and relative positions."""
-
-    default_lr = 1e-3  # peak learning rate of seqcast's training loop; attention trains unstably at 3e-3
-    default_window_norm = "mean"  # see the module docstring
 
     def __init__(
         self,
@@ -157,8 +154,8 @@ class TransformerXL(nn.Module):
         h = self.encode(x)  # (B, S, d)
         return self.head(h.flatten(1)).view(-1, self.horizon, self.n_features)  # (B, H, C)
 
-    def attention_maps(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """{"layer{n}": (B, L, L)}: Q = L, row t is step t's attention over its own segment and its
+    def explain(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{"{n}.self_attention": (B, L, L)}: Q = L, row t is step t's attention over its own segment and its
         memory (zero elsewhere; each row sums to 1), averaged over heads. Runs the forward pass's
         ``encode`` in eval mode without gradient. Memory O(L^2) for the maps themselves."""
         was_training = self.training
@@ -169,4 +166,4 @@ class TransformerXL(nn.Module):
                 self.encode(x, maps)
         finally:
             self.train(was_training)
-        return {f"layer{n}": m for n, m in enumerate(maps)}
+        return {f"{n}.self_attention": m for n, m in enumerate(maps)}

@@ -1,0 +1,56 @@
+"""Per-window normalisation: pipeline policy wrapped around any registered model, not part of a model.
+
+Training chooses the mode (the user's ``--window-norm``, else the model's declared ``window_norm``
+capability), the checkpoint records it, and predict, evaluate and explain run the same wrapper.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+WINDOW_NORMS = ("none", "last", "mean", "revin")
+
+
+class WindowNorm(nn.Module):
+    """Wraps any model with per-window normalisation (NLinear's last value, the mean, or RevIN).
+
+    The window's reference level is subtracted from the input and added back to the forecast, so the
+    model learns the change from the window's level; with a zero-initialised head a model starts out
+    as repeat-last-value ("last") or repeat-the-mean ("mean" and "revin"). "revin" also divides the
+    input by the window's standard deviation and multiplies the forecast by it.
+    """
+
+    def __init__(self, model: nn.Module, mode: str = "none"):
+        super().__init__()
+        if mode not in WINDOW_NORMS:
+            raise ValueError(f"window_norm must be one of {', '.join(WINDOW_NORMS)}, not {mode!r}")
+        self.model = model
+        self.mode = mode
+
+    def level(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) -> (B, 1, C): the window's reference level, one per window and channel."""
+        if self.mode == "none":
+            return x.new_zeros(x.shape[0], 1, x.shape[2])
+        level = x[:, -1:, :] if self.mode == "last" else x.mean(dim=1, keepdim=True)
+        return level.detach()
+
+    def spread(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) -> (B, 1, C): the window's standard deviation, the scale "revin" divides by."""
+        return (x.var(dim=1, keepdim=True, unbiased=False) + 1e-5).sqrt().detach()
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, C) -> (B, L, C): the input the inner model sees (for ``seqcast explain``)."""
+        if self.mode == "none":
+            return x
+        centred = x - self.level(x)
+        return centred / self.spread(x) if self.mode == "revin" else centred
+
+    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+        if self.mode == "none":
+            return self.model(x, time_features=time_features)
+        level = self.level(x)  # broadcast over time
+        if self.mode != "revin":
+            return self.model(x - level, time_features=time_features) + level
+        spread = self.spread(x)
+        return self.model((x - level) / spread, time_features=time_features) * spread + level

@@ -1,0 +1,44 @@
+"""The training loop's rules: validated settings, weight decay on weight matrices only, and the
+schedule recorded in every checkpoint."""
+
+import math
+
+import pytest
+import torch
+
+from seqcast import checkpoint
+from seqcast.errors import UsageError
+from seqcast.registry import create_model
+from seqcast.training import Schedule, TrainConfig, _parameter_groups
+
+
+@pytest.mark.parametrize("bad", [{"lr": math.nan}, {"lr": 2.0}, {"patience": 0}, {"epochs": -1},
+                                 {"weight_decay": math.nan}, {"clip": 0.0}, {"max_steps": -3}])
+def test_a_python_caller_cannot_build_impossible_settings(bad):
+    with pytest.raises(UsageError, match=f"--{next(iter(bad)).replace('_', '-')}"):
+        TrainConfig(**bad)
+
+
+def test_weight_decay_reaches_weight_matrices_only():
+    model = create_model("transformer", 24, 6, 1, {"d_model": 8, "nhead": 2, "dim_feedforward": 8})
+    decayed, kept = _parameter_groups(model, 1e-4)
+    assert decayed["weight_decay"] == 1e-4 and kept["weight_decay"] == 0.0
+    assert decayed["params"] and all(p.ndim >= 2 for p in decayed["params"])
+    assert kept["params"] and all(p.ndim < 2 for p in kept["params"])  # biases and layer-norm gains
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert any("norm" in names[id(p)] for p in kept["params"])
+    assert sum(p.numel() for g in (decayed, kept) for p in g["params"]) == sum(p.numel() for p in model.parameters())
+
+
+def test_schedule_is_recorded_and_read_back(tiny_ckpt):
+    loaded = checkpoint.load(tiny_ckpt)
+    assert loaded.training.settings.schedule == Schedule()
+    assert checkpoint.to_meta(loaded)["training"]["schedule"]["warmup_divisor"] == 20
+
+
+def test_format_1_records_the_rules_0_1_0_trained_with(tiny_ckpt):
+    from pathlib import Path
+
+    old = checkpoint.load(Path(__file__).parent / "fixtures" / "format1" / "gru.ckpt")
+    assert old.training.settings.schedule == Schedule(patience_share=0.0)
+    assert isinstance(old.model, torch.nn.Module)
