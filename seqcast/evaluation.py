@@ -19,7 +19,7 @@ import numpy as np
 
 from .checkpoint import save
 from .data import Series, SeriesSet, season_length
-from .errors import InputError
+from .errors import InputError, UsageError
 from .forecaster import Forecaster
 from .forecasting import check_schema, run_model
 from .registry import create_model
@@ -27,6 +27,20 @@ from .training import EpochReport, ModelConfig, TrainConfig, fit
 from .windows import Split, build_windows, explicit_split, scaled_arrays, split_targets
 
 METRICS = ("mse", "mae", "rmse", "mape", "smape", "mase")
+
+
+def leaderboard_metric(metric: str, split: Split | None) -> str:
+    """The metric ``compare`` ranks by: the one asked for, else MSE on an explicit split (the published
+    tables' metric) and MASE otherwise (scale-free across series)."""
+    metric = metric or ("mse" if split else "mase")
+    if metric not in METRICS:
+        raise UsageError(f"--metric {metric!r}: choose one of {', '.join(METRICS)}")
+    return metric
+
+
+def rank(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
+    """Leaderboard rows best first by ``metric``; rows whose metric is not finite last."""
+    return sorted(rows, key=lambda r: (not np.isfinite(r[metric]), r[metric]))
 
 
 class _NoWindows(InputError):

@@ -223,3 +223,32 @@ def parse_param_options(options: list[str] | None) -> dict[str, str]:
             raise UsageError(f"--param {item!r}: write it as key=value, e.g. --param hidden_size=64")
         out[key.strip()] = value.strip()
     return out
+
+
+def model_names(text: str | None) -> list[str]:
+    """``"rnn, gru"`` -> ``["rnn", "gru"]``, each a registered model; every model when ``text`` is empty."""
+    known = list_models()
+    names = [m.strip() for m in text.split(",") if m.strip()] if text else known
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UsageError(f"unknown model {unknown[0]!r}; choose from: {', '.join(known)}")
+    return names
+
+
+def route_params(names: list[str], options: dict[str, str]) -> dict[str, dict[str, str]]:
+    """``--param`` options of a run over several models, per model: ``MODEL.key=value`` goes to that
+    model, ``key=value`` to every model that has the key. A key no model has is an error, as for one model."""
+    routed: dict[str, dict[str, str]] = {}
+    for key, value in options.items():
+        owner, dot, param = key.rpartition(".")
+        if dot and owner not in names:
+            raise UsageError(f"--param {key}: {owner!r} is not among the models compared ({', '.join(names)})")
+        takers = [owner] if dot else [name for name in names if param in get_spec(name).defaults()]
+        if not takers:
+            raise UsageError(f"--param {key}: none of {', '.join(names)} has a parameter {param!r}; "
+                             f"`seqcast models` lists each model's parameters")
+        for name in takers:
+            routed.setdefault(name, {})[param] = value
+    for name, params in routed.items():
+        resolve_params(name, params)
+    return routed

@@ -724,7 +724,8 @@ def test_item24_cron_environment_reads_and_writes_utf8(long_csv, tmp_path):
     home.mkdir()
     data = tmp_path / f"daten-{NON_ASCII_ID}.csv"
     data.write_bytes(long_csv.read_bytes())
-    cron = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", sys.executable, "-m", "seqcast"]
+    # One torch thread, as every subprocess test runs (fast and core-count independent); nothing else.
+    cron = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={home}", "OMP_NUM_THREADS=1", sys.executable, "-m", "seqcast"]
     ckpt, forecast = tmp_path / "modell.ckpt", tmp_path / f"prognose-{NON_ASCII_ID}.csv"
     fit = subprocess.run([*cron, "fit", str(data), *TINY_FIT, "--output", str(ckpt), "-q"], cwd=tmp_path,
                          capture_output=True, timeout=180)
@@ -758,11 +759,11 @@ def test_item25_sigint_during_fit_exits_130_and_leaves_nothing(background, hourl
 def test_item25_an_interrupt_swallowed_by_python_still_stops_training(monkeypatch):
     """item 25: an interrupt that Python discarded (raised inside a finaliser) is re-raised at the next
     training step or epoch, so a Ctrl-C is never lost in a long fit."""
-    from seqcast import cli
+    from seqcast.cli.output import Output, Signals
 
-    progress = cli._Progress("gru")
+    progress = Output().progress("gru")
     progress.step(1, 10)  # no interrupt: nothing happens
-    monkeypatch.setattr(cli.State, "interrupted", True)
+    monkeypatch.setattr(Signals, "interrupted", True)
     with pytest.raises(KeyboardInterrupt):
         progress.step(2, 10)
     with pytest.raises(KeyboardInterrupt):

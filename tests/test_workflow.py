@@ -299,3 +299,17 @@ def test_several_targets_are_scored_per_target_and_pooled_on_scaled_values(invok
         float(np.mean((gdp["forecast"] - gdp["actual"]) ** 2)), rel=1e-9)
     code, out, _ = invoke("evaluate", ckpt, FILES / "macro_wide.csv")
     assert "per target" in out and "pooled on scaled values" in out
+
+
+# issue 12: compare routes --param like fit checks it
+
+def test_compare_refuses_a_parameter_no_model_has_and_routes_model_dot_key(invoke, hourly_csv):
+    code, out, err = invoke("compare", hourly_csv, "--models", "gru,nlinear", "-p", "hiden_size=8")
+    assert code == 2 and out == ""
+    assert "--param hiden_size: none of gru, nlinear has a parameter 'hiden_size'" in err
+    code, _, err = invoke("compare", hourly_csv, "--models", "gru", "-p", "lstm.hidden_size=8")
+    assert code == 2 and "'lstm' is not among the models compared" in err
+    from seqcast.registry import route_params
+
+    assert route_params(["gru", "nlinear"], {"gru.hidden_size": "8", "dropout": "0.1"}) == \
+        {"gru": {"hidden_size": "8", "dropout": "0.1"}}

@@ -1,0 +1,118 @@
+"""The seqcast command line: parse -> build configs -> one library call -> render.
+
+``options`` holds the option types shared by the commands, ``output`` what the CLI writes, and
+``commands`` the commands themselves. Data goes to stdout (or --output); progress, notes and errors go
+to stderr. torch and pandas are imported inside commands, so `seqcast --help` starts fast.
+"""
+
+import functools
+import os
+import signal
+import sys
+import traceback
+import warnings
+from typing import Annotated, Callable
+
+import typer
+
+from .. import __version__
+from ..errors import SeqcastError
+from .output import Output, Signals
+
+app = typer.Typer(
+    name="seqcast",
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+)
+
+GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug", "--no-color")
+
+
+def command(**settings):
+    """Register a command (its first parameter is the Typer context) whose failures become one line
+    on stderr and the documented exit code."""
+
+    def decorate(fn: Callable) -> Callable:
+        @functools.wraps(fn)
+        def wrapper(ctx: typer.Context, *args, **kwargs):
+            out: Output = ctx.obj
+            try:
+                with warnings.catch_warnings():
+                    warnings.showwarning = lambda message, *_, **__: out.say(f"warning: {message}")
+                    warnings.simplefilter("ignore")
+                    warnings.filterwarnings("default", category=UserWarning, module=r"seqcast\.")
+                    return fn(ctx, *args, **kwargs)
+            except SeqcastError as exc:
+                if out.debug:
+                    traceback.print_exc()
+                out.error(str(exc))
+                raise typer.Exit(exc.exit_code) from None
+            except KeyboardInterrupt:
+                out.error("interrupted; nothing was written")
+                raise typer.Exit(130) from None
+            except BrokenPipeError:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                raise typer.Exit(0) from None
+            except (typer.Exit, typer.Abort):
+                raise
+            except Exception as exc:  # the one place that turns an unexpected failure into exit 1
+                if out.debug:
+                    traceback.print_exc()
+                    raise typer.Exit(1) from None
+                out.error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug to see the traceback)")
+                raise typer.Exit(1) from None
+
+        return app.command(**settings)(wrapper)
+
+    return decorate
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"seqcast {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    ctx: typer.Context,
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Write nothing to stderr on success.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Write more detail to stderr.")] = False,
+    debug: Annotated[bool, typer.Option("--debug", help="Show the traceback of an unexpected error.")] = False,
+    no_color: Annotated[bool, typer.Option("--no-color", help="No colour or terminal effects.")] = False,
+) -> None:
+    """Forecast time series with the lineage of sequence models, from the vanilla RNN to Informer.
+
+    Exit codes: 0 success, 1 unexpected error, 2 bad usage or input, 75 output locked by another
+    run, 130 interrupted.
+    """
+    ctx.obj = Output(quiet=quiet, verbose=verbose, debug=debug, no_color=no_color)
+
+
+def _interrupt(signum, frame) -> None:
+    """Ctrl-C and SIGTERM: raise KeyboardInterrupt now, and remember it, so that an interrupt raised
+    where Python discards exceptions (a finaliser) still ends training at the next step."""
+    Signals.interrupted = True
+    raise KeyboardInterrupt
+
+
+def main() -> None:
+    """Console entry point: SIGINT and SIGTERM end a run alike (no partial files), then run the app.
+
+    The global flags are accepted anywhere before ``--`` (``seqcast fit data.csv -q``), as cron
+    users write them, by moving them in front of the command.
+    """
+    signal.signal(signal.SIGINT, _interrupt)
+    signal.signal(signal.SIGTERM, _interrupt)
+    args = sys.argv[1:]
+    end = args.index("--") if "--" in args else len(args)
+    flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
+    rest = [a for a in args[:end] if a not in GLOBAL_FLAGS]
+    app(args=flags + rest + args[end:], prog_name="seqcast")
+
+
+from . import commands  # noqa: E402,F401  (registers the commands on ``app``)

@@ -1,0 +1,434 @@
+"""The commands: each parses its options, makes one library call and renders the result."""
+
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from ..errors import UsageError
+from . import command, options
+from .options import (LR, Batch, Ckpt, Data, DateFormat, DayFirst, Decimal, Device, Epochs, Fill, FillAgain,
+                      Forecasts, Freq, FreqAgain, Horizon, IdCol, Json, Lookback, MaxSteps, Param, Patience, Seed,
+                      SplitOpt, Stride, Target, TimeCol, WindowNormOpt, Windows)
+from .output import Output, fmt, to_json
+
+def _load(out: Output, path: str, config) -> Any:
+    from ..data import load_series
+
+    series = load_series(path, config)
+    for note in series.notes:
+        out.say(f"note: {note}")
+    return series
+
+
+def _describe(series) -> str:
+    count = len(series.series)
+    rows = sum(len(s.times) for s in series.series)
+    what = f"{count} series" if count > 1 else "1 series"
+    return (f"{series.source}: {what}, {rows} rows; time column {series.time_col or '(row number)'}, "
+            f"target {', '.join(series.targets)}, frequency {series.freq}")
+
+
+@command()
+def fit(
+    ctx: typer.Context,
+    data: Data,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered model name (`seqcast models`). Default: gru, or the --init-from checkpoint's model.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint path. Default: MODEL.ckpt here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for another run writing the same checkpoint instead of exiting 75.")] = False,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Continue training from this checkpoint's weights: same model, windows and way of reading the data; a shorter default budget.")] = None,
+    lookback: Lookback = 0,
+    horizon: Horizon = 0,
+    target: Target = None,
+    time_col: TimeCol = None,
+    id_col: IdCol = None,
+    freq: Freq = None,
+    fill: FillAgain = None,
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
+    param: Param = None,
+    window_norm: WindowNormOpt = "auto",
+    split: SplitOpt = None,
+    epochs: Epochs = 0,
+    max_steps: MaxSteps = 0,
+    batch_size: Batch = 0,
+    lr: LR = 0.0,
+    patience: Patience = 2,
+    seed: Seed = 0,
+    device: Device = "auto",
+    json_out: Json = False,
+) -> None:
+    """Train a model on a CSV and save a checkpoint."""
+    out: Output = ctx.obj
+    from ..registry import parse_param_options, resolve_params
+    from ..training import ModelConfig, warm_start_config
+
+    spec = ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm)
+    train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device)
+    init = None
+    if init_from:
+        from ..checkpoint import load
+
+        init = load(init_from)
+        spec = warm_start_config(init, spec)
+        if any((target, time_col, id_col)):
+            raise UsageError("--init-from: the targets, time and id columns come from the checkpoint; "
+                             "drop --target, --time-col and --id-col")
+        reading = options.reading_again(init, fill, freq, decimal, dayfirst, date_format)
+    else:
+        spec = replace(spec, name=model or "gru")
+        resolve_params(spec.name, spec.params)
+        reading = options.reading(time_col, target, id_col, freq, fill or "none", decimal, dayfirst, date_format)
+    output = output or Path(f"{spec.name}.ckpt")
+    from ..files import output_lock
+
+    with output_lock(output, wait=wait):
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists; pass --force to overwrite it (or choose another --output)")
+        from .. import checkpoint
+        from ..training import fit as fit_model
+        from ..windows import Split
+
+        series = _load(out, data, reading)
+        out.say(_describe(series))
+        explicit = Split.parse(split) if split else None
+        started = time.perf_counter()
+        with out.progress(spec.name) as progress:
+            fitted = fit_model(series, spec, train_config, split=explicit, on_epoch=progress.epoch,
+                               on_step=progress.step, init=init)
+        seconds = time.perf_counter() - started
+        for note in fitted.notes:
+            out.say(f"note: {note}")
+        for warning in fitted.training.warnings:
+            out.say(f"warning: {warning}")
+        fitted = checkpoint.save(output, fitted)
+    out.say(f"{spec.name}: lookback {fitted.lookback}, horizon {fitted.horizon}, {fitted.spec.n_parameters} parameters, "
+        f"{fitted.training.epochs_run} epochs in {seconds:.1f}s, "
+        f"validation MSE {fitted.training.val_mse_scaled:.5f} (scaled)")
+    out.say(f"checkpoint: {output}")
+    if json_out:
+        out.emit(to_json({**fitted.summary(), "seconds": seconds}), "-")
+
+
+@command()
+def predict(
+    ctx: typer.Context,
+    checkpoint_path: Ckpt,
+    data: Data,
+    output: Annotated[str, typer.Option("--output", "-o", help="Forecast CSV path, or - for stdout.")] = "-",
+    horizon: Annotated[int, typer.Option("--horizon", "-H", help="Forecast only the first N steps (at most the trained horizon; 0 = all).")] = 0,
+    fill: FillAgain = None,
+    freq: FreqAgain = None,
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout (with the forecast rows unless --output names a file).")] = False,
+) -> None:
+    """Forecast the next horizon steps after each series' last timestamp (CSV on stdout).
+
+    Columns: series, timestamp, step, model, target, forecast (original units).
+    """
+    out: Output = ctx.obj
+    from ..checkpoint import load
+    from ..data import write_csv
+    from ..forecasting import predict as forecast
+    from ..forecasting import summary
+
+    ckpt = load(checkpoint_path)
+    series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format))
+    frame = forecast(ckpt, series, horizon)
+    if json_out:
+        if output != "-":
+            out.emit(write_csv(frame), output)
+        out.emit(to_json(summary(ckpt, series, frame, None if output == "-" else output)), "-")
+    else:
+        out.emit(write_csv(frame), output)
+    out.detail(f"{len(frame)} forecast rows for {len(series.series)} series")
+
+
+@command()
+def evaluate(
+    ctx: typer.Context,
+    checkpoint_path: Ckpt,
+    data: Data,
+    windows: Windows = 20,
+    stride: Stride = 0,
+    split: SplitOpt = None,
+    in_sample: Annotated[bool, typer.Option("--in-sample", help="Also score windows the model was trained or validated on (their scores flatter it).")] = False,
+    fill: FillAgain = None,
+    freq: FreqAgain = None,
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
+    forecasts: Forecasts = None,
+    json_out: Json = False,
+) -> None:
+    """Backtest a checkpoint on the last rolling-origin windows of a CSV, beside naive baselines.
+
+    Only windows after the data the checkpoint was trained and validated on are scored, unless
+    --in-sample is given.
+    """
+    out: Output = ctx.obj
+    from ..checkpoint import load
+    from ..evaluation import EvalConfig, backtest
+    from ..windows import Split
+
+    ckpt = load(checkpoint_path)
+    series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format))
+    report = backtest(ckpt, series, EvalConfig(windows, stride, Split.parse(split) if split else None, in_sample))
+    for warning in report["warnings"]:
+        out.say(f"warning: {warning}")
+    frame = report.pop("forecasts")
+    if forecasts:
+        from ..data import write_csv
+
+        out.emit(write_csv(frame), forecasts)
+        if forecasts == "-":
+            return
+    if json_out:
+        out.emit(to_json(report), "-")
+        return
+    _report_tables(out, report)
+
+
+def _report_tables(out: Output, report: dict) -> None:
+    from ..evaluation import METRICS
+
+    units = "scaled values" if report["scaled"] else "original units"
+    pooled = " (MSE, MAE, RMSE pooled on scaled values)" if report["pooled_scaled"] else ""
+    rows = [[name, *[values[m] for m in METRICS]] for name, values in report["overall"].items()]
+    out.table(f"{report['model']}: {_windows_scored(report)}, stride {report['stride']}, {units}{pooled}",
+           ["model", *METRICS], rows)
+    if len(report["targets"]) > 1:
+        rows = [[target, name, *[values[m] for m in METRICS]]
+                for target, by_model in report["targets"].items() for name, values in by_model.items()]
+        out.table(f"per target ({units})", ["target", "model", *METRICS], rows)
+    if len(report["series"]) > 1:
+        rows = [[sid, values["windows"], *[values[report["model"]][m] for m in METRICS]]
+                for sid, values in report["series"].items()]
+        out.table("per series", ["series", "windows", *METRICS], rows)
+
+
+def _windows_scored(report: dict) -> str:
+    asked = report.get("windows_requested")
+    if asked and report["windows"] < asked:
+        return f"{report['windows']} windows scored ({asked} asked for)"
+    return f"{report['windows']} windows"
+
+
+@command()
+def compare(
+    ctx: typer.Context,
+    data: Data,
+    models: Annotated[Optional[str], typer.Option("--models", help="Comma-separated model names. Default: every registered model.")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="Sort the leaderboard by this metric: mse, mae, rmse, mape, smape or mase. Default: mase (mse with --split).")] = "",
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the table: .csv or .json.")] = None,
+    save_dir: Annotated[Optional[Path], typer.Option("--save-dir", help="Keep each model's checkpoint in this folder.")] = None,
+    windows: Windows = 20,
+    stride: Stride = 0,
+    split: SplitOpt = None,
+    lookback: Lookback = 0,
+    horizon: Horizon = 0,
+    target: Target = None,
+    time_col: TimeCol = None,
+    id_col: IdCol = None,
+    freq: Freq = None,
+    fill: Fill = "none",
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="MODEL.key=value for one model, or key=value for all that accept it.")] = None,
+    window_norm: WindowNormOpt = "auto",
+    epochs: Epochs = 0,
+    max_steps: MaxSteps = 0,
+    batch_size: Batch = 0,
+    lr: LR = 0.0,
+    patience: Patience = 2,
+    seed: Seed = 0,
+    device: Device = "auto",
+    forecasts: Forecasts = None,
+    json_out: Json = False,
+) -> None:
+    """Train several models identically and rank them on the same test windows."""
+    out: Output = ctx.obj
+    from ..data import write_csv
+    from ..evaluation import METRICS, EvalConfig, leaderboard_metric, rank
+    from ..evaluation import compare as run_compare
+    from ..registry import model_names, parse_param_options, route_params
+    from ..training import ModelConfig
+    from ..windows import Split
+
+    names = model_names(models)
+    metric = leaderboard_metric(metric, split)
+    per_model = route_params(names, parse_param_options(param))
+    if output and not output.endswith((".csv", ".json")):
+        raise UsageError(f"--output {output}: name a .csv or .json file")
+    if save_dir and not save_dir.is_dir():
+        raise UsageError(f"--save-dir {save_dir}: no such folder")
+    train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device)
+    series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format))
+    out.say(_describe(series))
+    eval_config = EvalConfig(windows, stride, Split.parse(split) if split else None)
+    progress: dict = {}
+
+    def on_model(name: str, row: Optional[dict]) -> None:
+        if row is None:
+            progress[name] = out.progress(name)
+            progress[name].__enter__()
+        else:
+            progress.pop(name).__exit__(None, None, None)
+            out.say(f"{name}: {metric} {fmt(row[metric])}, {row['train_s']:.1f}s training")
+
+    rows = run_compare(series, names, ModelConfig(params={}, lookback=lookback, horizon=horizon,
+                                                  window_norm=window_norm),
+                       train_config, eval_config, per_model, str(save_dir) if save_dir else None,
+                       on_model=on_model, on_epoch=lambda r: progress[next(iter(progress))].epoch(r),
+                       on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts)) if forecasts else None)
+    rows = rank(rows, metric)
+    columns = ["model", "parameters", "train_s", "seconds_per_epoch", "epochs", "predict_ms", *METRICS, "windows"]
+    if output:
+        if output.endswith(".json"):
+            out.emit(to_json(rows), output)
+        else:
+            import pandas as pd
+
+            out.emit(write_csv(pd.DataFrame(rows)), output)
+    if json_out:
+        out.emit(to_json(rows), "-")
+        return
+    if forecasts == "-":
+        return
+    units = "scaled values" if split else "original units"
+    if rows[0].get("pooled_scaled"):
+        units += "; MSE, MAE, RMSE pooled on scaled values"
+    out.table(f"leaderboard by {metric} ({_windows_scored(rows[0])}, {units})", columns,
+           [[r[c] for c in columns] for r in rows])
+
+
+@command()
+def explain(
+    ctx: typer.Context,
+    checkpoint_path: Ckpt,
+    data: Data,
+    window: Annotated[int, typer.Option("--window", help="Explain the window ending N steps before each series' end (0 = the last).")] = 0,
+    per_layer: Annotated[bool, typer.Option("--per-layer", help="One map per layer (and direction) instead of the mean over layers.")] = False,
+    series_id: Annotated[Optional[str], typer.Option("--series", help="Only this series id.")] = None,
+    output: Annotated[str, typer.Option("--output", "-o", help="CSV (or --json) path, or - for stdout.")] = "-",
+    plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the first series' maps as a PNG heatmap (needs seqcast[plot]).")] = None,
+    fill: FillAgain = None,
+    freq: FreqAgain = None,
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
+    json_out: Json = False,
+) -> None:
+    """Show what a model looks at: attention weights (query step x input step) or recurrent gate
+    activations per input step, for the last window of each series (CSV on stdout).
+
+    Columns: series, model, layer, kind, query_axis, query_step, input_step, input_timestamp, weight.
+    """
+    out: Output = ctx.obj
+    from .. import explain as explaining
+    from ..checkpoint import load
+    from ..data import write_csv
+
+    if plot:
+        explaining.require_matplotlib()
+    ckpt = load(checkpoint_path)
+    series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format))
+    if series_id is not None:
+        series.series = [s for s in series.series if s.id == series_id]
+        if not series.series:
+            raise UsageError(f"--series {series_id!r}: no such series in {series.source}")
+    maps = explaining.explain(ckpt, series, window, per_layer)
+    name = ckpt.name
+    if plot:
+        explaining.plot(maps, name, str(plot))
+        out.say(f"plot: {plot}")
+    if json_out:
+        out.emit(to_json(explaining.to_document(maps, ckpt, window)), output)
+    else:
+        out.emit(write_csv(explaining.to_frame(maps, name)), output)
+
+
+@command(name="models")
+def models_command(ctx: typer.Context, json_out: Json = False) -> None:
+    """List the registered models, one line each, with their hyperparameters."""
+    out: Output = ctx.obj
+    from ..registry import create_model, get_spec, list_models
+
+    entries = []
+    for name in list_models():
+        spec = get_spec(name)
+        model = create_model(name, 96, 24, 1)
+        entries.append({"model": name, "family": spec.family, "parameters": sum(p.numel() for p in model.parameters()),
+                        "summary": spec.summary, "defaults": spec.defaults(),
+                        "window_norm": spec.capabilities.window_norm})
+    if json_out:
+        out.emit(to_json(entries), "-")
+        return
+    lines = [f"{e['model']:<22} {e['family']:<16} {e['parameters']:>9,} params  {e['summary']}\n"
+             f"{'':<22} {' '.join(f'{k}={v}' for k, v in e['defaults'].items()) or '(no hyperparameters)'}"
+             f"  [window norm {e['window_norm']}]"
+             for e in entries]
+    typer.echo("\n".join(lines))
+    out.say("parameters counted at lookback 96, horizon 24, one channel")
+
+
+@command()
+def info(ctx: typer.Context, checkpoint_path: Ckpt, json_out: Json = False) -> None:
+    """Show what a checkpoint holds: model, hyperparameters, data schema, scaling, training, versions."""
+    out: Output = ctx.obj
+    from ..checkpoint import FORMAT_VERSION, load, to_meta
+
+    ckpt = load(checkpoint_path)
+    if json_out:
+        out.emit(to_json({**to_meta(ckpt), "format": {"stored": ckpt.stored.format, "read_as": FORMAT_VERSION}}), "-")
+        return
+    m, d, p, t = ckpt.spec, ckpt.schema, ckpt.policy, ckpt.training
+    reading = [f"frequency {d.freq} ({'given' if p.freq_given else 'inferred'})", f"fill {p.fill}",
+               f"decimal {p.decimal or '(inferred)'}"]
+    if p.dayfirst is not None:
+        reading.append("day first" if p.dayfirst else "month first")
+    if p.date_format:
+        reading.append(f"date format {p.date_format}")
+    settings = t.settings
+    lines = [
+        f"model       {m.name} ({m.n_parameters:,} parameters, window norm {m.window_norm})",
+        f"params      {' '.join(f'{k}={v}' for k, v in m.params.items()) or '-'}",
+        f"data        {d.source}: time {d.time_col or '(row number)'}, targets {', '.join(d.targets)}, "
+        f"id {d.id_col or '-'}, {len(d.series)} series",
+        f"reading     {', '.join(reading)}",
+        f"windows     lookback {d.lookback}, horizon {d.horizon}",
+        f"trained on  {_seen_text(t.seen_until)}",
+        f"training    {t.epochs_run} epochs, {t.steps} steps, batch {settings.batch_size}, lr {settings.lr}, "
+        f"seed {settings.seed}{_best_epoch_text(t.best_epoch)}"
+        + (f", continued from {t.init_from.path}" if t.init_from else ""),
+        f"validation  MSE {t.val_mse_scaled:.6g} (scaled)",
+        f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
+    ]
+    lines += [f"warning     {w}" for w in t.warnings]
+    if ckpt.stored.format != FORMAT_VERSION:
+        lines.append(f"format      {ckpt.stored.format}, upgraded to {FORMAT_VERSION} on reading "
+                     "(refit to store the newer format)")
+    typer.echo("\n".join(lines))
+
+
+def _seen_text(seen) -> str:
+    if seen is None:
+        return "(not recorded by this checkpoint's format)"
+    last = sorted(set(map(str, seen.values())))
+    span = last[0] if len(last) == 1 else f"{last[0]} .. {last[-1]}"
+    return f"rows up to {span}" + (f" ({len(seen)} series)" if len(seen) > 1 else "")
+
+
+def _best_epoch_text(best) -> str:
+    if best is None:
+        return ""
+    if best == 0:
+        return "; kept the starting weights (no epoch beat them on validation)"
+    return f"; kept epoch {best}"

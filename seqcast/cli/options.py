@@ -1,0 +1,62 @@
+"""Option types shared by the commands, and the run settings they build."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+# Options shared by several commands, defined once.
+Data = Annotated[str, typer.Argument(metavar="DATA", help="CSV file with the history, or - for stdin.")]
+Ckpt = Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Checkpoint written by `seqcast fit`.")]
+Target = Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Column(s) to forecast (repeat for several). Default: y/value/target, else the last numeric column.")]
+TimeCol = Annotated[Optional[str], typer.Option("--time-col", help="Time column. Default: detected (ds, date, timestamp, ...).")]
+IdCol = Annotated[Optional[str], typer.Option("--id-col", help="Series id column for many series in long format. Default: a column named unique_id, series_id, series or id; else a text column whose values repeat named symbol, ticker, store, store_id, item, item_id, sku, product, firm, company, country, region, city, station, site, sensor or location.")]
+Freq = Annotated[Optional[str], typer.Option("--freq", help="Frequency as a pandas alias (h, D, W, MS) or integer step. Default: inferred.")]
+Fill = Annotated[str, typer.Option("--fill", help="Missing values and gaps: none (error), ffill, interpolate, zero.")]
+Decimal = Annotated[Optional[str], typer.Option("--decimal", help="Decimal separator of the numbers, . or , (default: decided from the values; a note says when they were ambiguous).")]
+DayFirst = Annotated[Optional[bool], typer.Option("--dayfirst/--monthfirst", help="Dates like 01.02.1949: day first (1 February) or month first (January 2). Default: inferred from the whole column.", show_default=False)]
+DateFormat = Annotated[Optional[str], typer.Option("--date-format", help="strftime format of the time column, e.g. '%d.%m.%Y'.")]
+# predict, evaluate and explain read new history the way fit read the training data (as the
+# checkpoint records it); these options override that record.
+FillAgain = Annotated[Optional[str], typer.Option("--fill", help="Missing values and gaps: none (error), ffill, interpolate, zero. Default: none; for a checkpoint's data, what fit used.")]
+FreqAgain = Annotated[Optional[str], typer.Option("--freq", help="Frequency (pandas alias or integer step). Default: the checkpoint's.")]
+Param = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Model hyperparameter key=value (repeatable); `seqcast models` lists them.")]
+Lookback = Annotated[int, typer.Option("--lookback", "-L", help="Input steps per window. 0 = by frequency: minutes 240, hourly 96, daily 56, business days 60, weekly 104, monthly 48, quarterly 32, yearly 20, integer steps 40; shortened to fit short series.")]
+Horizon = Annotated[int, typer.Option("--horizon", "-H", help="Steps to forecast. 0 = by frequency: minutes 60, hourly 24, daily 14, business days 10, weekly 13, monthly 12, quarterly 8, yearly 5, integer steps 10.")]
+WindowNormOpt = Annotated[str, typer.Option("--window-norm", help="Per-window normalisation: last (subtract the last value), mean, revin (subtract the mean, divide by the std), none. auto = the model's default (see `seqcast models`).")]
+Epochs = Annotated[int, typer.Option("--epochs", help="Most epochs; early stopping may end sooner (0 = auto: at least 4 and about 200 steps; with --init-from a quarter of those steps).")]
+MaxSteps = Annotated[int, typer.Option("--max-steps", help="Most optimisation steps in all (0 = no cap).")]
+Batch = Annotated[int, typer.Option("--batch-size", help="Windows per optimisation step (0 = auto: 1/50 of the training windows, 32 to 256).")]
+LR = Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW; warm-up then cosine decay). 0 = the model's default: 1e-3 for cnn_lstm_transformer, informer, transformer and transformer_xl, 3e-3 for the others.")]
+Patience = Annotated[int, typer.Option("--patience", help="Epochs without validation improvement before stopping; never during warm-up, and at least a tenth of the step budget.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical results on CPU.")]
+Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (bf16 mixed precision on CUDA).")]
+SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Explicit split by rows TRAIN,VAL[,TEST] (e.g. 8640,2880,2880 for ETT): stride-1 test windows, metrics on scaled values.")]
+Windows = Annotated[int, typer.Option("--windows", help="Rolling-origin test windows per series (the last N).")]
+Stride = Annotated[int, typer.Option("--stride", help="Steps between test origins (0 = the horizon).")]
+Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+Forecasts = Annotated[Optional[str], typer.Option("--forecasts", help="Also write every test window's forecasts as CSV (model, series, origin, step, target, actual, forecast); - for stdout.")]
+
+
+def reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format):
+    """How to read a CSV for a fresh fit or compare: the options given, the rest inferred."""
+    from ..data import DataConfig
+
+    return DataConfig(time_col=time_col, target=tuple(target or ()), id_col=id_col, freq=freq, fill=fill,
+                      decimal=decimal, dayfirst=dayfirst, date_format=date_format)
+
+
+def reading_again(ckpt, fill, freq, decimal, dayfirst, date_format):
+    """How to read new history for ``ckpt``: as fit read its data, with the options given here on top."""
+    from ..forecasting import data_config
+
+    return data_config(ckpt, fill=fill, freq=freq, decimal=decimal, dayfirst=dayfirst,
+                       date_format=date_format)
+
+
+def train_config(epochs, max_steps, batch_size, lr, patience, seed, device):
+    """The run's training settings (TrainConfig checks them)."""
+    from ..training import TrainConfig
+
+    return TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, patience=patience,
+                       seed=seed, device=device)

@@ -1,0 +1,156 @@
+"""What the CLI writes: data to stdout or a file, notes, warnings and progress to stderr.
+
+One ``Output`` per invocation, built from the global flags and kept on the Typer context
+(``ctx.obj``). No colour or animation when a stream is not a terminal, with ``NO_COLOR``, with
+``TERM=dumb`` or with ``--no-color``; with ``-q`` nothing but errors reaches stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+from typing import Any
+
+
+class Signals:
+    """Set by the SIGINT/SIGTERM handler (signals are process-wide, so this is too): training progress
+    re-raises the interrupt at the next step even if the first KeyboardInterrupt was swallowed."""
+
+    interrupted = False
+
+
+@dataclass(frozen=True)
+class Output:
+    quiet: bool = False
+    verbose: bool = False
+    debug: bool = False
+    no_color: bool = False
+
+    @property
+    def color_off(self) -> bool:
+        return self.no_color or "NO_COLOR" in os.environ or os.environ.get("TERM") == "dumb"
+
+    def console(self, stderr: bool = True):
+        from rich.console import Console
+
+        stream = sys.stderr if stderr else sys.stdout
+        terminal = stream.isatty() and os.environ.get("TERM") != "dumb"
+        return Console(file=stream, stderr=stderr, color_system=None if self.color_off else "auto",
+                       force_terminal=terminal, highlight=False, emoji=False, soft_wrap=True,
+                       width=None if terminal else 200)
+
+    def say(self, message: str) -> None:
+        """A note for the user on stderr (silent with -q)."""
+        if not self.quiet:
+            self.console().print(message, markup=False)
+
+    def detail(self, message: str) -> None:
+        """More detail on stderr, with -v only."""
+        if self.verbose and not self.quiet:
+            self.console().print(message, markup=False)
+
+    def notes(self, notes, warnings=()) -> None:
+        for note in notes:
+            self.say(f"note: {note}")
+        for warning in warnings:
+            self.say(f"warning: {warning}")
+
+    @staticmethod
+    def error(message: str) -> None:
+        sys.stderr.write(f"seqcast: error: {message}\n")
+        sys.stderr.flush()
+
+    @staticmethod
+    def emit(data: bytes, output: str) -> None:
+        """Data to stdout (``-``) or written atomically to ``output``."""
+        from ..files import atomic_write
+
+        if output == "-":
+            sys.stdout.buffer.write(data)
+            sys.stdout.buffer.flush()
+        else:
+            atomic_write(output, data)
+
+    def table(self, title: str, columns: list[str], rows: list[list[Any]]) -> None:
+        """A table on stdout (rich; plain text when stdout is not a terminal)."""
+        from rich.table import Table
+
+        table = Table(title=title, title_justify="left")
+        for i, column in enumerate(columns):
+            table.add_column(column, justify="left" if i == 0 else "right")
+        for row in rows:
+            table.add_row(*[fmt(v) for v in row])
+        self.console(stderr=False).print(table)
+
+    def progress(self, label: str) -> "Progress":
+        return Progress(self, label)
+
+
+class Progress:
+    """Training progress on stderr: a rich bar on a terminal, one plain line per epoch otherwise."""
+
+    def __init__(self, out: Output, label: str):
+        self.out, self.label, self.bar, self.task = out, label, None, None
+        console = out.console()
+        if not out.quiet and console.is_terminal and not out.color_off:
+            from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
+            from rich.progress import Progress as Bar
+
+            self.bar = Bar(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[status]}"),
+                           TimeElapsedColumn(), console=console, transient=True)
+
+    def __enter__(self):
+        if self.bar:
+            self.bar.start()
+            self.task = self.bar.add_task(self.label, total=None, status="")
+        return self
+
+    def __exit__(self, *exc):
+        if self.bar:
+            self.bar.stop()
+
+    def step(self, step: int, total: int) -> None:
+        if Signals.interrupted:  # the signal's KeyboardInterrupt was swallowed somewhere (e.g. in a finaliser)
+            raise KeyboardInterrupt
+        if self.bar and (step % 10 == 0 or step == total):
+            self.bar.update(self.task, completed=step, total=total)
+
+    def epoch(self, report) -> None:
+        if Signals.interrupted:
+            raise KeyboardInterrupt
+        line = (f"{self.label} epoch {report.epoch}/{report.epochs}: train {report.train_loss:.5f}  "
+                f"val {report.val_loss:.5f}{' *' if report.best else ''}  {report.seconds:.1f}s")
+        if self.bar:
+            self.bar.update(self.task, status=f"epoch {report.epoch} val {report.val_loss:.4f}")
+            if self.out.verbose:
+                self.bar.console.print(line, markup=False)
+        else:
+            self.out.say(line)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if hasattr(value, "item"):
+        return _jsonable(value.item())
+    return value
+
+
+def to_json(document: Any) -> bytes:
+    """One JSON document (NaN and infinities as null), UTF-8, ending in a newline."""
+    return (json.dumps(_jsonable(document), indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def fmt(value: Any) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.4e}"
+    return str(value)
