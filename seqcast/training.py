@@ -293,6 +293,16 @@ def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
     return ModelConfig(init.spec.name, dict(init.spec.params), init.lookback, init.horizon, init.spec.window_norm)
 
 
+def requested_model(asked: ModelConfig, init: Forecaster | None = None) -> ModelConfig:
+    """The model fit trains: the one asked for (gru when none is named), or for a warm start the
+    checkpoint's, which the options given must not contradict."""
+    if init is not None:
+        return warm_start_config(init, asked)
+    spec = replace(asked, name=asked.name or "gru")
+    resolve_params(spec.name, spec.params)
+    return spec
+
+
 def _seen_until(series: SeriesSet, rows: dict[str, int]) -> dict[str, Any]:
     """Per series, the last timestamp training or validation used (ISO text, or the integer step)."""
     return {s.id: (str(s.times[rows[s.id] - 1]) if not series.integer_time else int(s.times[rows[s.id] - 1]))

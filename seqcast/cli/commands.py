@@ -1,7 +1,6 @@
 """The commands: each parses its options, makes one library call and renders the result."""
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -14,12 +13,14 @@ from .options import (LR, Batch, Ckpt, Data, DateFormat, DayFirst, Decimal, Devi
                       SplitOpt, Stride, Target, TimeCol, WindowNormOpt, Windows)
 from .output import Output, fmt, to_json
 
-def _load(out: Output, path: str, config) -> Any:
+def _load(out: Output, path: str, config, describe: bool = False) -> Any:
+    """Read the CSV; its notes (and with ``describe`` what was found) on stderr."""
     from ..data import load_series
 
     series = load_series(path, config)
-    for note in series.notes:
-        out.say(f"note: {note}")
+    out.notes(series.notes)
+    if describe:
+        out.say(_describe(series))
     return series
 
 
@@ -64,51 +65,32 @@ def fit(
 ) -> None:
     """Train a model on a CSV and save a checkpoint."""
     out: Output = ctx.obj
-    from ..registry import parse_param_options, resolve_params
-    from ..training import ModelConfig, warm_start_config
-
-    spec = ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm)
-    train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device)
-    init = None
-    if init_from:
-        from ..checkpoint import load
-
-        init = load(init_from)
-        spec = warm_start_config(init, spec)
-        if any((target, time_col, id_col)):
-            raise UsageError("--init-from: the targets, time and id columns come from the checkpoint; "
-                             "drop --target, --time-col and --id-col")
-        reading = options.reading_again(init, fill, freq, decimal, dayfirst, date_format)
-    else:
-        spec = replace(spec, name=model or "gru")
-        resolve_params(spec.name, spec.params)
-        reading = options.reading(time_col, target, id_col, freq, fill or "none", decimal, dayfirst, date_format)
-    output = output or Path(f"{spec.name}.ckpt")
+    from .. import checkpoint
     from ..files import output_lock
+    from ..registry import parse_param_options
+    from ..training import ModelConfig, requested_model
+    from ..training import fit as fit_model
+    from ..windows import Split
 
+    init = checkpoint.load(init_from) if init_from else None
+    spec = requested_model(ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm), init)
+    reading = options.fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format)
+    train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device)
+    output = output or Path(f"{spec.name}.ckpt")
     with output_lock(output, wait=wait):
         if output.exists() and not force:
             raise UsageError(f"{output} exists; pass --force to overwrite it (or choose another --output)")
-        from .. import checkpoint
-        from ..training import fit as fit_model
-        from ..windows import Split
-
-        series = _load(out, data, reading)
-        out.say(_describe(series))
-        explicit = Split.parse(split) if split else None
+        series = _load(out, data, reading, describe=True)
         started = time.perf_counter()
         with out.progress(spec.name) as progress:
-            fitted = fit_model(series, spec, train_config, split=explicit, on_epoch=progress.epoch,
-                               on_step=progress.step, init=init)
+            fitted = fit_model(series, spec, train_config, split=Split.parse(split) if split else None,
+                               on_epoch=progress.epoch, on_step=progress.step, init=init)
         seconds = time.perf_counter() - started
-        for note in fitted.notes:
-            out.say(f"note: {note}")
-        for warning in fitted.training.warnings:
-            out.say(f"warning: {warning}")
+        out.notes(fitted.notes, fitted.training.warnings)
         fitted = checkpoint.save(output, fitted)
-    out.say(f"{spec.name}: lookback {fitted.lookback}, horizon {fitted.horizon}, {fitted.spec.n_parameters} parameters, "
-        f"{fitted.training.epochs_run} epochs in {seconds:.1f}s, "
-        f"validation MSE {fitted.training.val_mse_scaled:.5f} (scaled)")
+    out.say(f"{spec.name}: lookback {fitted.lookback}, horizon {fitted.horizon}, {fitted.spec.n_parameters} "
+            f"parameters, {fitted.training.epochs_run} epochs in {seconds:.1f}s, "
+            f"validation MSE {fitted.training.val_mse_scaled:.5f} (scaled)")
     out.say(f"checkpoint: {output}")
     if json_out:
         out.emit(to_json({**fitted.summary(), "seconds": seconds}), "-")
@@ -256,7 +238,7 @@ def compare(
     """Train several models identically and rank them on the same test windows."""
     out: Output = ctx.obj
     from ..data import write_csv
-    from ..evaluation import METRICS, EvalConfig, leaderboard_metric, rank
+    from ..evaluation import EvalConfig, leaderboard_metric, rank
     from ..evaluation import compare as run_compare
     from ..registry import model_names, parse_param_options, route_params
     from ..training import ModelConfig
@@ -270,43 +252,53 @@ def compare(
     if save_dir and not save_dir.is_dir():
         raise UsageError(f"--save-dir {save_dir}: no such folder")
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device)
-    series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format))
-    out.say(_describe(series))
+    series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format),
+                   describe=True)
     eval_config = EvalConfig(windows, stride, Split.parse(split) if split else None)
+    on_model, on_epoch = _model_progress(out, metric)
+    rows = rank(run_compare(series, names, ModelConfig(params={}, lookback=lookback, horizon=horizon,
+                                                       window_norm=window_norm),
+                            train_config, eval_config, per_model, str(save_dir) if save_dir else None,
+                            on_model=on_model, on_epoch=on_epoch,
+                            on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts)) if forecasts else None),
+                metric)
+    if output:
+        out.emit(to_json(rows) if output.endswith(".json") else write_csv(_frame(rows)), output)
+    if json_out:
+        out.emit(to_json(rows), "-")
+    elif forecasts != "-":
+        _leaderboard(out, rows, metric, split)
+
+
+def _model_progress(out: Output, metric: str):
+    """compare's callbacks: a progress bar or epoch lines per model, and its score when done."""
     progress: dict = {}
 
     def on_model(name: str, row: Optional[dict]) -> None:
         if row is None:
-            progress[name] = out.progress(name)
-            progress[name].__enter__()
+            progress[name] = out.progress(name).__enter__()
         else:
             progress.pop(name).__exit__(None, None, None)
             out.say(f"{name}: {metric} {fmt(row[metric])}, {row['train_s']:.1f}s training")
 
-    rows = run_compare(series, names, ModelConfig(params={}, lookback=lookback, horizon=horizon,
-                                                  window_norm=window_norm),
-                       train_config, eval_config, per_model, str(save_dir) if save_dir else None,
-                       on_model=on_model, on_epoch=lambda r: progress[next(iter(progress))].epoch(r),
-                       on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts)) if forecasts else None)
-    rows = rank(rows, metric)
-    columns = ["model", "parameters", "train_s", "seconds_per_epoch", "epochs", "predict_ms", *METRICS, "windows"]
-    if output:
-        if output.endswith(".json"):
-            out.emit(to_json(rows), output)
-        else:
-            import pandas as pd
+    return on_model, lambda report: next(iter(progress.values())).epoch(report)
 
-            out.emit(write_csv(pd.DataFrame(rows)), output)
-    if json_out:
-        out.emit(to_json(rows), "-")
-        return
-    if forecasts == "-":
-        return
+
+def _frame(rows: list[dict]):
+    import pandas as pd
+
+    return pd.DataFrame(rows)
+
+
+def _leaderboard(out: Output, rows: list[dict], metric: str, split: Optional[str]) -> None:
+    from ..evaluation import METRICS
+
+    columns = ["model", "parameters", "train_s", "seconds_per_epoch", "epochs", "predict_ms", *METRICS, "windows"]
     units = "scaled values" if split else "original units"
     if rows[0].get("pooled_scaled"):
         units += "; MSE, MAE, RMSE pooled on scaled values"
     out.table(f"leaderboard by {metric} ({_windows_scored(rows[0])}, {units})", columns,
-           [[r[c] for c in columns] for r in rows])
+              [[r[c] for c in columns] for r in rows])
 
 
 @command()
@@ -389,6 +381,10 @@ def info(ctx: typer.Context, checkpoint_path: Ckpt, json_out: Json = False) -> N
     if json_out:
         out.emit(to_json({**to_meta(ckpt), "format": {"stored": ckpt.stored.format, "read_as": FORMAT_VERSION}}), "-")
         return
+    typer.echo("\n".join(_info_lines(ckpt, FORMAT_VERSION)))
+
+
+def _info_lines(ckpt, current_format: int) -> list[str]:
     m, d, p, t = ckpt.spec, ckpt.schema, ckpt.policy, ckpt.training
     reading = [f"frequency {d.freq} ({'given' if p.freq_given else 'inferred'})", f"fill {p.fill}",
                f"decimal {p.decimal or '(inferred)'}"]
@@ -412,10 +408,10 @@ def info(ctx: typer.Context, checkpoint_path: Ckpt, json_out: Json = False) -> N
         f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]
     lines += [f"warning     {w}" for w in t.warnings]
-    if ckpt.stored.format != FORMAT_VERSION:
-        lines.append(f"format      {ckpt.stored.format}, upgraded to {FORMAT_VERSION} on reading "
+    if ckpt.stored.format != current_format:
+        lines.append(f"format      {ckpt.stored.format}, upgraded to {current_format} on reading "
                      "(refit to store the newer format)")
-    typer.echo("\n".join(lines))
+    return lines
 
 
 def _seen_text(seen) -> str:

@@ -5,6 +5,8 @@ from typing import Annotated, Optional
 
 import typer
 
+from ..errors import UsageError
+
 # Options shared by several commands, defined once.
 Data = Annotated[str, typer.Argument(metavar="DATA", help="CSV file with the history, or - for stdin.")]
 Ckpt = Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Checkpoint written by `seqcast fit`.")]
@@ -52,6 +54,17 @@ def reading_again(ckpt, fill, freq, decimal, dayfirst, date_format):
 
     return data_config(ckpt, fill=fill, freq=freq, decimal=decimal, dayfirst=dayfirst,
                        date_format=date_format)
+
+
+def fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format):
+    """How fit reads its CSV: fresh, from the options; for a warm start, as the checkpoint says, with
+    the options given on top (the columns come from the checkpoint)."""
+    if init is None:
+        return reading(time_col, target, id_col, freq, fill or "none", decimal, dayfirst, date_format)
+    if any((target, time_col, id_col)):
+        raise UsageError("--init-from: the targets, time and id columns come from the checkpoint; "
+                         "drop --target, --time-col and --id-col")
+    return reading_again(init, fill, freq, decimal, dayfirst, date_format)
 
 
 def train_config(epochs, max_steps, batch_size, lr, patience, seed, device):
