@@ -111,20 +111,26 @@ def _tensors(model: WindowNorm) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
 
 
-def to_bytes(forecaster: Forecaster) -> bytes:
+def _encode(forecaster: Forecaster) -> tuple[bytes, str]:
+    """The checkpoint's bytes and the digest they carry."""
     from safetensors.torch import save
 
     meta, tensors = to_meta(forecaster), _tensors(forecaster.model)
-    document = {"format": FORMAT_VERSION, "meta": meta, "sha256": _digest(_canonical(meta), tensors)}
-    return save(tensors, metadata={"seqcast": _canonical(document)})
+    digest = _digest(_canonical(meta), tensors)
+    document = {"format": FORMAT_VERSION, "meta": meta, "sha256": digest}
+    return save(tensors, metadata={"seqcast": _canonical(document)}), digest
+
+
+def to_bytes(forecaster: Forecaster) -> bytes:
+    return _encode(forecaster)[0]
 
 
 def save(path: str | Path, forecaster: Forecaster) -> Forecaster:
     """Write the checkpoint atomically (temporary file in the same folder, then rename); returns the
     forecaster as stored there."""
-    data = to_bytes(forecaster)
+    data, digest = _encode(forecaster)
     atomic_write(path, data)
-    return replace(forecaster, stored=Stored(str(path), FORMAT_VERSION, read_header(str(path), data)[1]["sha256"]))
+    return replace(forecaster, stored=Stored(str(path), FORMAT_VERSION, digest))
 
 
 def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:

@@ -145,10 +145,9 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     forecast = {k: np.concatenate(v) for k, v in forecast_all.items()}
     forecasts = _forecast_frame(series, windows, actual[name], forecast[name], name)
     overall = {key: metrics(actual[key], forecast[key], scales) for key in predictions}
-    if pooled_scaled:
-        order = np.argsort(windows.series_index, kind="stable")  # the order the series were concatenated in
+    if pooled_scaled:  # windows come grouped by series, in the order ``scales`` was concatenated in
         for key, pred in predictions.items():
-            pooled = metrics(y[order].astype(np.float64), pred[order].astype(np.float64), scales)
+            pooled = metrics(y.astype(np.float64), pred.astype(np.float64), scales)
             overall[key].update({m: pooled[m] for m in ("mse", "mae", "rmse")})
     by_target = {target: {key: metrics(actual[key][..., c : c + 1], forecast[key][..., c : c + 1],
                                        scales[:, c : c + 1]) for key in predictions}
