@@ -1,4 +1,4 @@
-"""Reading CSV text: bytes and encodings, the table, numbers and timestamps.
+"""Reading the values of CSV columns: numbers and timestamps.
 
 Numbers: the decimal separator is decided once per file from what the numbers look like, never from
 the delimiter. Timestamps: ISO 8601 first; dates like 01.02.1949 are read day first or month first
@@ -9,12 +9,8 @@ a column and raises ``InputError`` naming the file, line, column and value.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
-import sys
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -43,88 +39,6 @@ _NUMBERISH = rf"{_SIGN}[\d.,]*\d[\d.,]*{_EXP}"
 # Dates whose first two fields are day and month in an order only the column can tell: 01.02.1949,
 # 1/2/49 13:00. The separator must repeat (\2); the year is 4 or 2 digits.
 _DAY_MONTH = r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})((?:[ T].*)?)$"
-
-
-def read_bytes(path: str) -> tuple[str, bytes]:
-    """The raw bytes of ``path``, or of stdin for ``-``, with the name errors should use."""
-    if path == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            raise InputError("reading data from stdin ('-'), but stdin is a terminal; pipe a CSV in, e.g. `cat data.csv | seqcast ... -`")
-        return "<stdin>", sys.stdin.buffer.read()
-    try:
-        return path, Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a CSV file") from None
-    except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
-
-
-def decode(name: str, data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise InputError(f"{name}: looks like UTF-16 but cannot be decoded; save it as UTF-8") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"{name}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8"
-        ) from None
-    if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise InputError(f"{name}: line {line}: contains a NUL byte; this is not a text CSV file")
-    return text
-
-
-def _delimiter(header: str) -> str:
-    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
-    best = max(counts, key=counts.get)
-    return best if counts[best] else ","
-
-
-def parse_table(name: str, text: str) -> tuple[list[str], dict[str, np.ndarray], np.ndarray, str]:
-    """Split CSV text into header, string columns and the source line of each row.
-
-    Returns ``(header, columns, lines, delimiter)``. Every row must have as many fields as the header.
-    """
-    stripped = text.lstrip("\r\n")
-    if not stripped.strip():
-        raise InputError(f"{name}: no data rows (the input is empty)")
-    skipped = text[: len(text) - len(stripped)].count("\n")
-    delimiter = _delimiter(stripped.splitlines()[0])
-    reader = csv.reader(io.StringIO(stripped, newline=""), delimiter=delimiter)
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    try:
-        header = [h.strip() for h in next(reader)]
-        width = len(header)
-        start = reader.line_num + 1  # a quoted field may span lines: name the line where the row starts
-        for row in reader:
-            line, start = start + skipped, reader.line_num + 1
-            if not row or (len(row) == 1 and not row[0].strip()):
-                continue
-            if len(row) != width:
-                spans = f" (a quoted field runs on to line {reader.line_num + skipped}; is a quote unclosed?)" \
-                    if reader.line_num + skipped > line else ""
-                raise InputError(f"{name}: line {line}: expected {width} fields, saw {len(row)}{spans}")
-            rows.append(row)
-            lines.append(line)
-    except csv.Error as exc:
-        raise InputError(f"{name}: line {reader.line_num + skipped}: {exc}") from None
-    for i, column in enumerate(header):
-        if not column:
-            raise InputError(f"{name}: line {1 + skipped}: column {i + 1} has no name; every column needs a header")
-        if column in header[:i]:
-            raise InputError(f"{name}: line {1 + skipped}: column name {column!r} appears twice")
-    if not rows:
-        raise InputError(f"{name}: no data rows (only a header: {', '.join(header)})")
-    table = np.array(rows, dtype=object).reshape(len(rows), width)
-    columns = {column: table[:, i] for i, column in enumerate(header)}
-    return header, columns, np.asarray(lines), delimiter
 
 
 def _strip(raw: np.ndarray) -> pd.Series:

@@ -907,7 +907,10 @@ def test_item28_an_older_format_is_upgraded_from_a_stored_fixture(entry, invoke)
     assert ckpt.training.seen_until is None and ckpt.training.best_epoch is None
     code, out, err = invoke("predict", path, data, *entry["predict_args"])
     assert code == 0, err
-    assert out == (FORMAT_1 / entry["forecast"]).read_text(encoding="utf-8")
+    # The same rows; the numbers to float32 precision (torch's kernels may round differently on other CPUs).
+    now, then = pd.read_csv(io.StringIO(out)), pd.read_csv(FORMAT_1 / entry["forecast"])
+    pd.testing.assert_frame_equal(now.drop(columns="forecast"), then.drop(columns="forecast"))
+    assert now["forecast"].to_numpy() == pytest.approx(then["forecast"].to_numpy(), rel=1e-6)
     code, out, err = invoke("info", path)
     assert code == 0, err
     assert "format      1, upgraded to 2 on reading" in out
@@ -918,7 +921,7 @@ def test_item28_an_older_format_is_upgraded_from_a_stored_fixture(entry, invoke)
         then, now = json.loads((FORMAT_1 / entry["evaluate"]).read_text(encoding="utf-8")), json.loads(out)
         assert now["windows"] == then["windows"]
         for name, values in then["overall"].items():
-            assert now["overall"][name] == pytest.approx(values, rel=1e-12)
+            assert now["overall"][name] == pytest.approx(values, rel=1e-6)
 
 
 def test_item29_nan_or_inf_weights_are_refused(invoke, tiny_ckpt, hourly_csv, tmp_path):

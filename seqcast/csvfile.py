@@ -1,0 +1,345 @@
+"""Reading a CSV file into columns: pandas' C reader on the fast path, an exact reader for the rest.
+
+The fast path vouches for a file only when a byte scan proves the C reader sees it as written:
+UTF-8 without NUL bytes, no quote characters, every line one row with the header's number of
+delimiters and no blank lines between rows, so that row ``i`` is line ``first_line + i``. Numbers
+then come out of the C reader as float64 or int64, timestamps in ISO 8601 or integer steps as
+datetime64 or int64, and any other text as object arrays whose equal values share one string, read
+in chunks so that a load holds little more than the typed columns. Whatever the scan cannot vouch
+for (quoted fields, blank lines, ragged rows, other encodings) goes through ``reading.parse_table``,
+which reads row by row and names the line of every problem. Either way the columns are what the
+rest of ``seqcast.data`` works from; a column that must be seen as text after all (a decimal comma,
+a value that is not a number) is read again as text, so that its errors quote the file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import sys
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .reading import INTEGER, MISSING, _TZ_SUFFIX
+
+def read_bytes(path: str) -> tuple[str, bytes]:
+    """The raw bytes of ``path``, or of stdin for ``-``, with the name errors should use."""
+    if path == "-":
+        if sys.stdin is None or sys.stdin.isatty():
+            raise InputError("reading data from stdin ('-'), but stdin is a terminal; pipe a CSV in, e.g. `cat data.csv | seqcast ... -`")
+        return "<stdin>", sys.stdin.buffer.read()
+    try:
+        return path, Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path}: is a folder, not a CSV file") from None
+    except PermissionError:
+        raise InputError(f"{path}: permission denied") from None
+
+
+def decode(name: str, data: bytes) -> str:
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            raise InputError(f"{name}: looks like UTF-16 but cannot be decoded; save it as UTF-8") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise InputError(
+            f"{name}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8"
+        ) from None
+    if "\x00" in text:
+        line = text[: text.index("\x00")].count("\n") + 1
+        raise InputError(f"{name}: line {line}: contains a NUL byte; this is not a text CSV file")
+    return text
+
+
+def delimiter_of(header: str) -> str:
+    counts = {d: header.count(d) for d in (",", ";", "\t", "|")}
+    best = max(counts, key=counts.get)
+    return best if counts[best] else ","
+
+
+def parse_table(name: str, text: str) -> tuple[list[str], dict[str, np.ndarray], np.ndarray, str]:
+    """Split CSV text into header, string columns and the source line of each row.
+
+    Returns ``(header, columns, lines, delimiter)``. Every row must have as many fields as the header.
+    """
+    stripped = text.lstrip("\r\n")
+    if not stripped.strip():
+        raise InputError(f"{name}: no data rows (the input is empty)")
+    skipped = text[: len(text) - len(stripped)].count("\n")
+    delimiter = delimiter_of(stripped.splitlines()[0])
+    reader = csv.reader(io.StringIO(stripped, newline=""), delimiter=delimiter)
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    try:
+        header = [h.strip() for h in next(reader)]
+        width = len(header)
+        start = reader.line_num + 1  # a quoted field may span lines: name the line where the row starts
+        for row in reader:
+            line, start = start + skipped, reader.line_num + 1
+            if not row or (len(row) == 1 and not row[0].strip()):
+                continue
+            if len(row) != width:
+                spans = f" (a quoted field runs on to line {reader.line_num + skipped}; is a quote unclosed?)" \
+                    if reader.line_num + skipped > line else ""
+                raise InputError(f"{name}: line {line}: expected {width} fields, saw {len(row)}{spans}")
+            rows.append(row)
+            lines.append(line)
+    except csv.Error as exc:
+        raise InputError(f"{name}: line {reader.line_num + skipped}: {exc}") from None
+    for i, column in enumerate(header):
+        if not column:
+            raise InputError(f"{name}: line {1 + skipped}: column {i + 1} has no name; every column needs a header")
+        if column in header[:i]:
+            raise InputError(f"{name}: line {1 + skipped}: column name {column!r} appears twice")
+    if not rows:
+        raise InputError(f"{name}: no data rows (only a header: {', '.join(header)})")
+    table = np.array(rows, dtype=object).reshape(len(rows), width)
+    columns = {column: table[:, i] for i, column in enumerate(header)}
+    return header, columns, np.asarray(lines), delimiter
+
+
+CHUNK_ROWS = 1 << 16  # rows per chunk of the C reader: a chunk's strings are the most text held at once
+_BLOCK = 1 << 22  # bytes per block of the scan
+# The missing-value markers as the C reader must be told them: it matches case-sensitively.
+NA_TOKENS = sorted({form for m in MISSING for form in (m, m.upper(), m.title(), m.capitalize())})
+
+
+@dataclass
+class Table:
+    """A CSV's columns (object text, float64/int64 numbers, datetime64 timestamps or int64 steps) and
+    the source line of every row."""
+
+    name: str
+    header: list[str]
+    columns: dict[str, np.ndarray | pd.Index]
+    lines: np.ndarray
+    delimiter: str
+    _source: str | bytes | None = field(default=None, repr=False)  # to read columns again as text
+    _first_line: int = 2
+
+    def text(self, column: str) -> np.ndarray:
+        """The column exactly as written (object strings), read again from the file if it was typed."""
+        values = self.columns[column]
+        if isinstance(values, np.ndarray) and values.dtype == object:
+            return values
+        self.columns.update(self._read_text([column]))
+        return self.columns[column]
+
+    def as_text(self, columns) -> None:
+        """Read ``columns`` again as text, all in one pass over the file."""
+        typed = [c for c in columns if not (isinstance(self.columns[c], np.ndarray) and self.columns[c].dtype == object)]
+        if typed:
+            self.columns.update(self._read_text(typed))
+
+    def _read_text(self, columns: list[str]) -> dict[str, np.ndarray]:
+        text: dict[str, list] = {c: [] for c in columns}
+        shared: dict[str, str] = {}
+        for chunk in _chunks(self._source, self.delimiter, {c: str for c in columns}, {}, usecols=columns):
+            for c in columns:
+                text[c].append(_shared_strings(chunk[c], shared))
+        return {c: np.concatenate(parts) if parts else np.empty(0, dtype=object) for c, parts in text.items()}
+
+
+def read_table(path: str, text_columns, time_columns) -> Table:
+    """The table in ``path`` (``-`` for stdin). ``text_columns(header)`` names the columns that must
+    stay text (series ids), ``time_columns(header)`` those to read as timestamps when they are ISO
+    8601 or integer steps (None: read none so, as with --date-format)."""
+    if path == "-":
+        name, data = read_bytes(path)
+        return table_from_bytes(name, data, text_columns, time_columns)
+    try:
+        with open(path, "rb") as handle:
+            scan = _scan(handle)
+    except OSError:
+        scan = None  # read_bytes below names what is wrong with the path
+    table = _fast(path, path, scan, text_columns, time_columns) if scan is not None else None
+    return table or _exact(*read_bytes(path))
+
+
+def table_from_bytes(name: str, data: bytes, text_columns, time_columns) -> Table:
+    scan = _scan(io.BytesIO(data))
+    table = _fast(name, data, scan, text_columns, time_columns) if scan is not None else None
+    return table or _exact(name, data)
+
+
+def _exact(name: str, data: bytes) -> Table:
+    header, columns, lines, delimiter = parse_table(name, decode(name, data))
+    return Table(name, header, columns, lines, delimiter)
+
+
+@dataclass
+class _Scan:
+    header_line: str
+    skipped: int  # blank lines before the header
+    newlines: int  # newlines before the trailing blank lines
+    delimiters: dict[str, int]  # each candidate delimiter's count before the trailing blank lines
+
+
+def _scan(handle) -> _Scan | None:
+    """One pass over the bytes: None unless the file is UTF-8 (a BOM allowed) without NUL bytes or
+    quotes, with a header line, in which case the counts that prove each line one row."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    counts = {d: 0 for d in (",", ";", "\t", "|")}
+    newlines, first, tail = 0, b"", b""
+    while True:
+        block = handle.read(_BLOCK)
+        if not block:
+            break
+        if not first:
+            first = block
+        if b"\x00" in block or b'"' in block:
+            return None
+        try:
+            decoder.decode(block)
+        except UnicodeDecodeError:
+            return None
+        newlines += block.count(b"\n")
+        for d in counts:
+            counts[d] += block.count(d.encode())
+        tail = (tail + block)[-4096:]
+    try:
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return None
+    if first.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None
+    # Trailing blank lines (and spaces) are not rows: take their newlines off the count.
+    trailing = tail[len(tail.rstrip(b"\r\n ")):]
+    if len(trailing) == len(tail):
+        return None  # blank for its last 4 KiB: not worth proving
+    newlines -= trailing.count(b"\n")
+    start = first[3:] if first.startswith(codecs.BOM_UTF8) else first
+    body = start.lstrip(b"\r\n")
+    skipped = start[: len(start) - len(body)].count(b"\n")
+    end = body.find(b"\n")
+    if end < 0 and len(first) == _BLOCK:
+        return None  # a header longer than a block
+    header_line = body[: end if end >= 0 else len(body)].decode("utf-8", errors="replace").rstrip("\r")
+    if not header_line.strip():
+        return None
+    return _Scan(header_line, skipped, newlines, counts)
+
+
+def _fast(name: str, source: str | bytes, scan: _Scan, text_columns, time_columns) -> Table | None:
+    """The table through the C reader, or None when the file is not what the scan needs it to be."""
+    delimiter = delimiter_of(scan.header_line)
+    header = [h.strip() for h in scan.header_line.split(delimiter)]
+    if any(not h for h in header) or len(set(header)) < len(header) or len(header) < 1:
+        return None  # the exact reader names the column
+    raw_header = scan.header_line.split(delimiter)
+    if raw_header != header:
+        return None  # names with spaces around them: the exact reader strips them alike
+    text = set(text_columns(header)) & set(header)
+    times = set(time_columns(header) or ()) & set(header) - text
+    dtypes = {c: str for c in text | times}
+    na = {c: NA_TOKENS for c in header if c not in text | times}
+    parts: dict[str, list] = {c: [] for c in header}
+    kinds: dict[str, set] = {c: set() for c in header}
+    shared: dict[str, str] = {}
+    rows = 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", pd.errors.ParserWarning)  # rows that do not fit the header
+            for chunk in _chunks(source, delimiter, dtypes, na):
+                if list(chunk.columns) != header:
+                    return None
+                rows += len(chunk)
+                for c in header:
+                    kind, values = _compact(chunk[c], c in times, c in text, shared)
+                    kinds[c].add(kind)
+                    parts[c].append(values)
+    except (pd.errors.ParserError, pd.errors.ParserWarning, pd.errors.EmptyDataError, UnicodeDecodeError,
+            ValueError):
+        return None
+    width = len(header)
+    if rows == 0 or scan.newlines != scan.skipped + rows or scan.delimiters[delimiter] != (rows + 1) * (width - 1):
+        return None  # a blank line, a ragged row: the exact reader says which line
+    columns: dict[str, np.ndarray | pd.Index] = {}
+    again = []
+    for c in header:
+        kind = kinds[c]
+        if kind <= {"float", "int"}:
+            columns[c] = np.concatenate(parts[c]) if len(parts[c]) > 1 else parts[c][0]
+        elif len(kind) == 1 and kind <= {"text", "steps"}:
+            columns[c] = np.concatenate(parts[c]) if len(parts[c]) > 1 else parts[c][0]
+        elif len(kind) == 1 and kind <= {"naive", "utc"}:
+            columns[c] = parts[c][0].append(parts[c][1:]) if len(parts[c]) > 1 else parts[c][0]
+        else:
+            again.append(c)  # not one kind throughout: read it as text
+    table = Table(name, header, columns, np.arange(rows, dtype=np.int64) + scan.skipped + 2, delimiter, source,
+                  scan.skipped + 2)
+    for c in again:
+        columns[c] = None
+    if again:
+        columns.update(table._read_text(again))
+    longest = max((len(v) for c in header if not isinstance(columns[c], pd.Index) and columns[c].dtype == object
+                   for v in set(columns[c])), default=0)
+    return table if longest <= csv.field_size_limit() else None  # the exact reader refuses such a field
+
+
+def _chunks(source, delimiter: str, dtypes: dict, na: dict, usecols=None):
+    handle = io.BytesIO(source) if isinstance(source, bytes) else source
+    return pd.read_csv(handle, sep=delimiter, dtype=dtypes, keep_default_na=False, na_values=na,
+                       na_filter=bool(na), index_col=False, encoding="utf-8-sig", engine="c", usecols=usecols,
+                       chunksize=CHUNK_ROWS, skip_blank_lines=True)
+
+
+def _shared_strings(values: pd.Series, shared: dict[str, str]) -> np.ndarray:
+    """The strings as an object array in which equal values are one object (a key repeated on a
+    million rows costs a million pointers, not a million strings)."""
+    codes, uniques = pd.factorize(values.to_numpy(dtype=object))
+    canonical = np.array([shared.setdefault(u, u) for u in uniques], dtype=object)
+    return canonical[codes] if len(codes) else np.empty(0, dtype=object)
+
+
+def _compact(values: pd.Series, as_time: bool, as_text: bool, shared: dict[str, str]) -> tuple[str, object]:
+    """One chunk of one column in its smallest faithful form, and what kind that is."""
+    if not as_text and not as_time:
+        kind = values.dtype.kind
+        if kind == "f":
+            return "float", values.to_numpy(dtype=np.float64)
+        if kind in "iu":
+            return "int", values.to_numpy(dtype=np.float64) if kind == "u" else values.to_numpy()
+        return "other", None
+    if as_time and len(values):
+        timed = _timestamps(values)
+        if timed is not None:
+            return timed
+    return "text", _shared_strings(values, shared)
+
+
+def _timestamps(values: pd.Series) -> tuple[str, object] | None:
+    """A chunk of a time column as integer steps or ISO 8601 timestamps (UTC when they carry offsets,
+    as ``reading.parse_times`` reads them); None when it is neither, or mixes offsets with none."""
+    text = pd.Series(values.to_numpy(dtype=object), dtype=object)
+    if INTEGER.match(text.iloc[0]):  # a cheap look first: the full check only where it can pass
+        if text.str.fullmatch(INTEGER.pattern).all():
+            return "steps", text.astype(np.int64).to_numpy()
+        return None
+    try:
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    except ValueError:  # different offsets: read in UTC if every value has one
+        if not text.str.contains(_TZ_SUFFIX.pattern, regex=True).all():
+            return None
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    except (TypeError, OverflowError):
+        return None
+    if not parsed.notna().all():
+        return None
+    index = pd.DatetimeIndex(parsed)
+    return ("naive", index) if index.tz is None else ("utc", index.tz_convert("UTC"))
+
+
+__all__ = ["Table", "read_table", "table_from_bytes", "NA_TOKENS", "CHUNK_ROWS"]

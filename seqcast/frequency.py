@@ -1,0 +1,261 @@
+"""Frequencies and the regular grid: inferring a series' frequency, checking every series lies on it
+without gaps (vectorised over all series at once), the timestamps after a series, calendar features
+and the natural season of a frequency.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .reading import INTEGER
+
+DEFAULT_ID = "main"
+
+
+@dataclass
+class Series:
+    id: str
+    times: pd.Index  # DatetimeIndex, or an int64 Index for integer steps
+    values: np.ndarray  # (T, C) float64 in original units
+
+
+def infer_frequency(times: pd.Index) -> str | None:
+    """The pandas offset alias (or integer step) that puts every timestamp on one regular grid.
+
+    Business days ("B") when every timestamp is a weekday at one time of day, the usual step is a
+    day and the data spans a weekend; holidays are then gaps on that grid.
+    """
+    if len(times) < 2:
+        return None
+    if not isinstance(times, pd.DatetimeIndex):
+        diffs = np.diff(times.to_numpy())
+        step = int(np.gcd.reduce(diffs)) if len(diffs) else 1
+        return str(step) if step > 0 else None
+    if len(times) >= 3:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # pandas 3 announces infer_freq's future return type
+            freq = pd.infer_freq(times)
+        if freq:
+            return pd.tseries.frequencies.to_offset(freq).freqstr
+    diffs = np.diff(times.to_numpy())  # timedelta64 in the index's own resolution
+    values, counts = np.unique(diffs, return_counts=True)
+    mode = pd.Timedelta(values[np.argmax(counts)])
+    days = mode / pd.Timedelta(days=1)
+    first_month = times[0].strftime("%b").upper()
+    if _business_days(times, diffs, mode):
+        candidates = ["B"]
+    elif 27 <= days <= 32:
+        candidates = ["MS", "ME", "BMS", "BME"]
+    elif 88 <= days <= 93:
+        candidates = [f"QS-{m}" for m in ("JAN", "FEB", "MAR")] + [f"QE-{m}" for m in ("DEC", "JAN", "FEB")]
+    elif 364 <= days <= 367:
+        candidates = ["YS-JAN", "YE-DEC", f"YS-{first_month}", f"YE-{first_month}"]
+    elif days == 7:
+        candidates = [f"W-{times[0].day_name()[:3].upper()}"]
+    else:
+        candidates = [_step_alias(mode)]
+    for candidate in candidates:
+        try:
+            on_grid = times.difference(grid(times[0], times[-1], candidate, len(times))).empty
+        except InputError:
+            continue
+        if on_grid:
+            return pd.tseries.frequencies.to_offset(candidate).freqstr
+    return None
+
+
+def _business_days(times: pd.DatetimeIndex, diffs: np.ndarray, mode: pd.Timedelta) -> bool:
+    if mode != pd.Timedelta(days=1) or (times.day_of_week >= 5).any():
+        return False
+    clock = times - times.normalize()
+    weekday = times.day_of_week.to_numpy()
+    spans_weekend = (np.diff(weekday) <= 0) | (diffs >= np.timedelta64(7, "D"))
+    return bool((clock == clock[0]).all() and spans_weekend.any())
+
+
+def _step_alias(step: pd.Timedelta) -> str:
+    """A step as an alias: whole days as "D"/"2D" (pandas would say "24h"), else pandas' own."""
+    if step > pd.Timedelta(0) and step % pd.Timedelta(days=1) == pd.Timedelta(0):
+        n = step // pd.Timedelta(days=1)
+        return "D" if n == 1 else f"{n}D"
+    return pd.tseries.frequencies.to_offset(step).freqstr
+
+
+def grid(start, end, freq: str, n_hint: int) -> pd.Index:
+    """The regular grid from ``start`` to ``end``; refuses absurd sizes (a wrong --freq, or integer
+    steps with one huge jump), counted before anything is allocated."""
+    if isinstance(start, (int, np.integer)):
+        step = int(freq)
+        _check_size((int(end) - int(start)) // step + 1, n_hint, freq)
+        return pd.Index(np.arange(start, end + 1, step, dtype=np.int64))
+    offset = pd.tseries.frequencies.to_offset(freq)
+    if isinstance(offset, pd.offsets.Tick):  # count without building the grid: "1us" over a year is 3e13 rows
+        periods = int((end - start) / pd.Timedelta(offset)) + 1
+    else:
+        periods = len(pd.date_range(start, end, freq=freq)) if n_hint < 1_000_000 else 0
+    _check_size(periods, n_hint, freq)
+    return pd.date_range(start, end, freq=freq)
+
+
+def _check_size(periods: int, n_hint: int, freq: str) -> None:
+    if periods > 100 * n_hint + 10_000:
+        raise InputError(f"frequency {freq!r} would need {periods} rows to cover {n_hint} timestamps; check --freq"
+                         + (" and the time column (a jump between integer steps?)" if freq.isdigit() else ""))
+
+
+def regular_series(times: pd.Index, bounds: np.ndarray, freq: str) -> np.ndarray:
+    """Per series, rows ``bounds[i]:bounds[i + 1]`` of ``times`` (sorted, no repeats): whether it lies
+    on the ``freq`` grid that starts at its first timestamp without a gap, for all series at once.
+
+    A False needs a closer look (``regularise`` says what is wrong, or fills), not always an error.
+    Fixed steps (integer steps, hours, days) are checked by arithmetic on the timestamps; calendar
+    frequencies (months, weeks, business days) against one grid spanning all series.
+    """
+    if len(bounds) < 2:
+        return np.zeros(0, dtype=bool)
+    integer = not isinstance(times, pd.DatetimeIndex)
+    offset = None if integer else pd.tseries.frequencies.to_offset(freq)
+    if integer or isinstance(offset, pd.offsets.Tick):
+        try:
+            t = np.asarray(times, dtype=np.int64) if integer else times.as_unit("ns").asi8
+        except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
+            return np.zeros(len(bounds) - 1, dtype=bool)
+        steps = np.diff(t)
+        step = int(freq) if integer else pd.Timedelta(offset).value
+    else:
+        days = (times.max() - times.min()) / pd.Timedelta(days=1)
+        if offset.n != 1 or days > 100 * len(times) + 10_000:
+            return np.zeros(len(bounds) - 1, dtype=bool)  # each series on its own grid, as regularise builds it
+        full = pd.date_range(times.min(), times.max(), freq=freq)
+        position = np.minimum(full.searchsorted(times), len(full) - 1)
+        if not np.asarray(full[position] == times).all():
+            return np.zeros(len(bounds) - 1, dtype=bool)  # off the common grid somewhere: look at each
+        steps, step = np.diff(position), 1
+    wrong = steps != step  # a series is regular when every step within it is one step of the grid
+    wrong[bounds[1:-1] - 1] = False  # from one series to the next
+    count = np.concatenate([[0], np.cumsum(wrong)])
+    return count[bounds[1:] - 1] - count[bounds[:-1]] == 0
+
+
+def future_times(last, freq: str, horizon: int) -> pd.Index:
+    """The ``horizon`` timestamps after ``last`` on the series' grid."""
+    if isinstance(last, (int, np.integer)):
+        return pd.Index(last + int(freq) * np.arange(1, horizon + 1), dtype=np.int64)
+    return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]
+
+
+def time_features(times: pd.Index) -> np.ndarray | None:
+    """Calendar features (T, F) in [-0.5, 0.5]; None for integer steps (see models._layers.N_TIME_FEATURES)."""
+    if not isinstance(times, pd.DatetimeIndex):
+        return None
+    return np.stack(
+        [
+            times.hour / 23.0 - 0.5,
+            times.day_of_week / 6.0 - 0.5,
+            (times.day - 1) / 30.0 - 0.5,
+            (times.day_of_year - 1) / 365.0 - 0.5,
+            (times.month - 1) / 11.0 - 0.5,
+        ],
+        axis=1,
+    ).astype(np.float32)
+
+
+_CHECK_READING = ("check --freq, and how the dates are read: --dayfirst or --monthfirst for dates like 01.02.2024, "
+                  "or --date-format")
+
+
+def regularise(series: Series, freq: str, policy: str, name: str, notes: list[str]) -> Series:
+    """Check ``series`` lies on the ``freq`` grid without gaps; fill gaps when a policy allows.
+
+    Filling is refused when the grid has more missing timestamps than observed ones: the frequency
+    or the reading of the dates is then wrong, and filling would invent most of the series.
+    """
+    times = series.times
+    full = grid(times[0], times[-1], freq, len(times))
+    off_grid = times.difference(full)
+    label = f"series {series.id!r}: " if series.id != DEFAULT_ID else ""
+    if not off_grid.empty:
+        raise InputError(
+            f"{name}: {label}timestamp {off_grid[0]} is off the {freq!r} grid that starts at {times[0]}; "
+            "the spacing is irregular: set the frequency with --freq or resample the data"
+        )
+    if len(full) == len(times):
+        return series
+    position = int(np.argmax(np.asarray(full[: len(times)]) != np.asarray(times)))
+    missing, observed = len(full) - len(times), len(times)
+    business = freq == "B"
+    what = ("business day" if business else "timestamp") + ("s" if missing != 1 else "")
+    gap = (f"gap after {times[position - 1]}: next timestamp is {times[position]}, expected {full[position]} "
+           f"(frequency {freq!r}{', business days Monday to Friday' if business else ''})")
+    if missing > observed:
+        wrong = (f"{missing} {what} missing for {observed} observed, so the frequency {freq!r} looks wrong "
+                 f"(dates misread, e.g. day and month swapped, or a wrong --freq); {_CHECK_READING}")
+        if policy == "none":
+            raise InputError(f"{name}: {label}{gap}; {wrong}")
+        raise InputError(f"{name}: {label}refusing --fill {policy}: it would invent more rows than were read; "
+                         f"{gap}; {wrong}")
+    if policy == "none":
+        raise InputError(
+            f"{name}: {label}{gap}; {missing} {what} missing in all{' (holidays?)' if business else ''}. "
+            "Fill them with --fill ffill|interpolate|zero, or set another --freq"
+        )
+    notes.append(f"{label}filled {missing} missing {what} ({policy})")
+    frame = pd.DataFrame(series.values, index=times).reindex(full)
+    return Series(series.id, full, frame.to_numpy(dtype=np.float64))
+
+
+def check_freq(freq: str, times: pd.Index) -> str:
+    """The user's --freq as a canonical alias, or an error: a positive step for integer times, else an offset."""
+    if not isinstance(times, pd.DatetimeIndex):
+        if not INTEGER.match(freq.strip()) or int(freq) < 1:
+            raise InputError(f"--freq {freq!r}: the time column holds integer steps; give the step as a whole "
+                             "number, e.g. --freq 1")
+        return str(int(freq))
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+    except ValueError:
+        offset = None
+    if offset is None or offset.n < 1:
+        raise InputError(f"--freq {freq!r} is not a frequency for timestamps; use a pandas alias such as "
+                         "h, D, B, W, MS or 15min")
+    return offset.freqstr
+
+
+def common_frequency(series: list[Series], name: str) -> str:
+    longest = max(series, key=lambda s: len(s.times))
+    freq = infer_frequency(longest.times)
+    if freq is None:
+        if len(longest.times) < 2:
+            raise InputError(f"{name}: only one row; a forecast needs a history of many rows")
+        steps = np.diff(np.asarray(longest.times))
+        values, counts = np.unique(steps, return_counts=True)
+        usual = values[np.argmax(counts)]
+        i = int(np.argmax(steps != usual))  # the first place the spacing breaks from the usual step
+        usual = _step_alias(pd.Timedelta(usual))
+        raise InputError(
+            f"{name}: cannot infer a regular frequency from the timestamps of series {longest.id!r}: "
+            f"the usual step is {usual!r}, but {longest.times[i]} is followed by {longest.times[i + 1]}; "
+            "set it with --freq (e.g. h, D, B, W, MS) and --fill, or resample the data"
+        )
+    return freq
+
+
+def season_length(freq: str) -> int:
+    """The natural season of a frequency: a day for hourly and minute data (24, 96 for 15min), 7 for
+    daily, 52 weekly, 12 monthly, 4 quarterly; 1 (no season) otherwise."""
+    if freq.isdigit():
+        return 1
+    base = pd.tseries.frequencies.to_offset(freq)
+    name = base.rule_code.split("-")[0].upper()
+    n = getattr(base, "n", 1) or 1
+    table = {"H": 24, "h": 24, "T": 1440, "MIN": 1440, "D": 7, "B": 5, "W": 52, "MS": 12, "ME": 12, "M": 12,
+             "BMS": 12, "BME": 12, "QS": 4, "QE": 4, "Q": 4, "YS": 1, "YE": 1, "Y": 1, "S": 60}
+    season = table.get(name, table.get(name.lower(), 1))
+    return max(1, season // n) if season > 1 else 1
+
+

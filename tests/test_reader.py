@@ -1,0 +1,132 @@
+"""The CSV reader at size: the C-reader fast path reads every file exactly as the row-by-row reader
+does (same series, values, notes and errors), panels split with one sort, and the frequency and gap
+checks run over all series at once while naming the first series that breaks them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqcast import csvfile
+from seqcast.data import DataConfig, load_series, series_from_text
+from seqcast.errors import InputError
+
+HERE = Path(__file__).parent
+FILES = sorted([*(HERE / "bad_inputs").glob("*.csv"), *(HERE / "real_files").glob("*.*sv"),
+                *(HERE.parent / "sample_data").glob("*.csv")])
+
+
+def _load(path: Path, exact: bool, monkeypatch, config: DataConfig = DataConfig()):
+    """``load_series`` through the fast path, or with the scan refusing every file (the exact reader)."""
+    with monkeypatch.context() as patch:
+        if exact:
+            patch.setattr(csvfile, "_scan", lambda handle: None)
+        try:
+            return load_series(str(path), config)
+        except InputError as error:
+            return str(error)
+
+
+def _same(fast, exact) -> None:
+    if isinstance(exact, str):
+        assert fast == exact
+        return
+    assert not isinstance(fast, str), fast
+    for field in ("time_col", "targets", "id_col", "freq", "notes", "decimal", "dayfirst", "fill", "freq_given"):
+        assert getattr(fast, field) == getattr(exact, field), field
+    assert [s.id for s in fast.series] == [s.id for s in exact.series]
+    for a, b in zip(fast.series, exact.series):
+        assert a.times.equals(b.times) and a.times.dtype == b.times.dtype, a.id
+        np.testing.assert_array_equal(a.values, b.values)
+
+
+@pytest.mark.parametrize("path", FILES, ids=[p.name for p in FILES])
+def test_the_fast_path_reads_every_file_as_the_exact_reader_does(path, monkeypatch):
+    _same(_load(path, False, monkeypatch), _load(path, True, monkeypatch))
+
+
+def test_the_fast_path_serves_plain_files_and_leaves_the_rest_to_the_exact_reader(tmp_path, monkeypatch):
+    plain = tmp_path / "plain.csv"
+    plain.write_text("ds,y\n2024-01-01,1.5\n2024-01-02,2.25\n2024-01-03,3.125\n")
+    quoted = tmp_path / "quoted.csv"
+    quoted.write_text('ds,y\n2024-01-01,"1.5"\n2024-01-02,2.25\n2024-01-03,3.125\n')
+    blank = tmp_path / "blank.csv"
+    blank.write_text("ds,y\n2024-01-01,1.5\n\n2024-01-02,2.25\n2024-01-03,x\n")
+    used = []
+    exact = csvfile._exact
+    monkeypatch.setattr(csvfile, "_exact", lambda name, data: used.append(name) or exact(name, data))
+    table = csvfile.read_table(str(plain), lambda header: set(), lambda header: {"ds"})
+    assert not used and isinstance(table.columns["ds"], pd.DatetimeIndex) and table.columns["y"].dtype == np.float64
+    assert load_series(str(quoted)).series[0].values[0, 0] == 1.5 and used == [str(quoted)]
+    with pytest.raises(InputError, match=r"line 5, column 'y': 'x' is not a number"):  # the blank line counts
+        load_series(str(blank))
+
+
+def _panel(n_series: int, length: int, shuffle: bool = False, seed: int = 0) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    ds = pd.date_range("2024-01-01", periods=length, freq="h")
+    frame = pd.DataFrame({"unique_id": np.repeat([f"s{i:04d}" for i in range(n_series)], length),
+                          "ds": np.tile(ds.strftime("%Y-%m-%d %H:%M:%S"), n_series),
+                          "y": np.round(rng.normal(size=n_series * length), 4)})
+    return frame.sample(frac=1, random_state=seed) if shuffle else frame
+
+
+def test_a_shuffled_panel_of_thousands_of_series_comes_back_in_order(tmp_path, monkeypatch):
+    frame = _panel(3000, 12, shuffle=True)
+    path = tmp_path / "panel.csv"
+    frame.to_csv(path, index=False)
+    loaded = load_series(str(path))
+    assert len(loaded.series) == 3000 and loaded.freq == "h"
+    assert [s.id for s in loaded.series] == list(dict.fromkeys(frame["unique_id"]))  # order of first appearance
+    one = loaded.series[7]
+    expected = frame[frame["unique_id"] == one.id].sort_values("ds")
+    np.testing.assert_array_equal(one.values[:, 0], expected["y"].to_numpy())
+    assert len([n for n in loaded.notes if "not in time order" in n]) == 4  # three named, then a count
+    assert any(n.startswith("rows of 2997 more series") for n in loaded.notes)
+    _same(loaded, _load(path, True, monkeypatch))
+
+
+def test_panel_errors_name_the_first_series_in_file_order(tmp_path):
+    frame = _panel(50, 10)
+    gap = frame.drop(index=frame.index[(frame["unique_id"] == "s0031") & (frame["ds"] == "2024-01-01 05:00:00")])
+    gap = gap.drop(index=gap.index[(gap["unique_id"] == "s0040") & (gap["ds"] == "2024-01-01 03:00:00")])
+    path = tmp_path / "gap.csv"
+    gap.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"series 's0031': gap after 2024-01-01 04:00:00"):
+        load_series(str(path))
+    filled = load_series(str(path), DataConfig(fill="ffill"))
+    assert [len(s.times) for s in filled.series] == [10] * 50
+    assert [n for n in filled.notes if "filled" in n] == ["series 's0031': filled 1 missing timestamp (ffill)",
+                                                         "series 's0040': filled 1 missing timestamp (ffill)"]
+    twice = pd.concat([frame, frame.iloc[[455, 205]]])  # s0045 and s0020 repeat a row at the end
+    twice.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"series 's0020': timestamp 2024-01-01 05:00:00 appears twice "
+                                         r"\(lines 207 and 503\)"):
+        load_series(str(path))
+
+
+def test_integer_steps_with_one_huge_jump_are_refused_before_allocating(tmp_path):
+    steps = list(range(1, 100)) + [300_000_000]
+    text = "step,y\n" + "".join(f"{s},{i % 7}.5\n" for i, s in enumerate(steps))
+    assert len(text) < 1500
+    for fill in ("none", "ffill"):
+        with pytest.raises(InputError, match=r"frequency '1' would need 300000000 rows to cover 100 timestamps"):
+            series_from_text("steps.csv", text, DataConfig(fill=fill))
+
+
+def test_calendar_frequencies_are_checked_for_all_series_at_once(tmp_path):
+    months = pd.date_range("2020-01-01", periods=24, freq="MS").strftime("%Y-%m-%d")
+    frame = pd.DataFrame({"unique_id": np.repeat(["a", "b", "c"], 24), "ds": np.tile(months, 3),
+                          "y": np.arange(72, dtype=float) + 0.5})
+    frame = frame.drop(index=[24 + 10])  # b misses a month
+    path = tmp_path / "monthly.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(InputError, match=r"series 'b': gap after 2020-10-01 00:00:00: next timestamp is 2020-12-01"):
+        load_series(str(path))
+    loaded = load_series(str(path), DataConfig(fill="interpolate"))
+    assert loaded.freq == "MS" and [len(s.times) for s in loaded.series] == [24, 24, 24]
+    assert loaded.series[1].values[10, 0] == pytest.approx((loaded.series[1].values[9, 0] +
+                                                            loaded.series[1].values[11, 0]) / 2)
