@@ -216,10 +216,14 @@ def _decide_decimal(table: Table, candidates: list[str]) -> str | None:
 
 
 def _proves_point(values: np.ndarray) -> bool:
-    v = values[np.isfinite(values)]
-    thousandths = v * 1000
-    fraction = np.abs(thousandths - np.round(thousandths)) > 1e-9 * np.maximum(1.0, np.abs(thousandths))
-    return bool((fraction | ((np.abs(v) >= 1000) & (v != np.round(v)))).any())
+    for start in range(0, len(values), 1 << 16):  # a proof is usually in the first rows: look in blocks
+        v = values[start : start + (1 << 16)]
+        v = v[np.isfinite(v)]
+        thousandths = v * 1000
+        fraction = np.abs(thousandths - np.round(thousandths)) > 1e-9 * np.maximum(1.0, np.abs(thousandths))
+        if (fraction | ((np.abs(v) >= 1000) & (v != np.round(v)))).any():
+            return True
+    return False
 
 
 def _target_values(table: Table, column: str, decimal: str, forced: bool) -> np.ndarray:
@@ -236,9 +240,11 @@ def _target_values(table: Table, column: str, decimal: str, forced: bool) -> np.
 def _series_ids(raw: np.ndarray, id_col: str, lines: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
     """Each row's series as a code into the ids, in order of first appearance (ids stripped)."""
     codes, uniques = pd.factorize(np.asarray(raw, dtype=object))
-    stripped, merged = pd.factorize(np.array([str(u).strip() for u in uniques], dtype=object))
-    codes = stripped[codes]
-    ids = [str(i) for i in merged]
+    names = [str(u).strip() for u in uniques]
+    if len(set(names)) < len(names):  # " a" and "a" are one series
+        stripped, merged = pd.factorize(np.array(names, dtype=object))
+        codes, names = stripped[codes], list(merged)
+    ids = [str(i) for i in names]
     if "" in ids:
         i = int(np.argmax(codes == ids.index("")))
         raise InputError(f"{name}: line {lines[i]}, column {id_col!r}: empty series id")

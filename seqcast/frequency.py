@@ -121,12 +121,11 @@ def regular_series(times: pd.Index, bounds: np.ndarray, freq: str) -> np.ndarray
     integer = not isinstance(times, pd.DatetimeIndex)
     offset = None if integer else pd.tseries.frequencies.to_offset(freq)
     if integer or isinstance(offset, pd.offsets.Tick):
-        try:
-            t = np.asarray(times, dtype=np.int64) if integer else times.as_unit("ns").asi8
-        except (OverflowError, ValueError, pd.errors.OutOfBoundsDatetime):
-            return np.zeros(len(bounds) - 1, dtype=bool)
-        steps = np.diff(t)
-        step = int(freq) if integer else pd.Timedelta(offset).value
+        t = np.asarray(times, dtype=np.int64) if integer else times.asi8  # in the index's own unit
+        step = int(freq) if integer else pd.Timedelta(offset).value / pd.Timedelta(1, unit=times.unit).value
+        if step != int(step):
+            return np.zeros(len(bounds) - 1, dtype=bool)  # a step finer than the timestamps' unit
+        steps, step = np.diff(t), int(step)
     else:
         days = (times.max() - times.min()) / pd.Timedelta(days=1)
         if offset.n != 1 or days > 100 * len(times) + 10_000:
@@ -138,7 +137,7 @@ def regular_series(times: pd.Index, bounds: np.ndarray, freq: str) -> np.ndarray
         steps, step = np.diff(position), 1
     wrong = steps != step  # a series is regular when every step within it is one step of the grid
     wrong[bounds[1:-1] - 1] = False  # from one series to the next
-    count = np.concatenate([[0], np.cumsum(wrong)])
+    count = np.concatenate([[0], np.cumsum(wrong, dtype=np.int32 if len(wrong) < 2**31 else np.int64)])
     return count[bounds[1:] - 1] - count[bounds[:-1]] == 0
 
 
