@@ -127,7 +127,7 @@ class Table:
     lines: np.ndarray
     delimiter: str
     _source: str | bytes | None = field(default=None, repr=False)  # to read columns again as text
-    _first_line: int = 2
+    partial: bool = False  # only the file's last rows were read (read_table's ``last``)
 
     def text(self, column: str) -> np.ndarray:
         """The column exactly as written (object strings), read again from the file if it was typed."""
@@ -152,20 +152,50 @@ class Table:
         return {c: np.concatenate(parts) if parts else np.empty(0, dtype=object) for c, parts in text.items()}
 
 
-def read_table(path: str, text_columns, time_columns) -> Table:
+def read_table(path: str, text_columns, time_columns, last: int | None = None) -> Table:
     """The table in ``path`` (``-`` for stdin). ``text_columns(header)`` names the columns that must
     stay text (series ids), ``time_columns(header)`` those to read as timestamps when they are ISO
-    8601 or integer steps (None: read none so, as with --date-format)."""
+    8601 or integer steps (None: read none so, as with --date-format).
+
+    With ``last``, a plain file of many more rows is read from its last ``last`` rows only (seeking
+    from the end; ``Table.partial`` says so, and lines are still the file's); others are read whole.
+    """
     if path == "-":
         name, data = read_bytes(path)
         return table_from_bytes(name, data, text_columns, time_columns)
     try:
         with open(path, "rb") as handle:
             scan = _scan(handle)
+            rows = scan.newlines - scan.skipped if scan is not None else 0
+            if scan is not None and last and rows > 2 * last:
+                data = scan.header_line.encode("utf-8") + b"\n" + _last_lines(handle, last)
+                table = table_from_bytes(path, data, text_columns, time_columns)
+                table.lines = table.lines + scan.skipped + rows - last
+                table.partial = True
+                return table
     except OSError:
         scan = None  # read_bytes below names what is wrong with the path
     table = _fast(path, path, scan, text_columns, time_columns) if scan is not None else None
     return table or _exact(*read_bytes(path))
+
+
+def _last_lines(handle, n: int) -> bytes:
+    """The last ``n`` lines of the file, without its trailing blank lines."""
+    end = handle.seek(0, io.SEEK_END)
+    tail = b""
+    while end > 0:
+        start = max(0, end - _BLOCK)
+        handle.seek(start)
+        tail = handle.read(end - start) + tail
+        end = start
+        body = tail.rstrip(b"\r\n ")
+        if body.count(b"\n") >= n:
+            break
+    body = tail.rstrip(b"\r\n ")
+    cut = len(body)
+    for _ in range(n):
+        cut = body.rindex(b"\n", 0, cut)
+    return body[cut + 1 :] + b"\n"
 
 
 def table_from_bytes(name: str, data: bytes, text_columns, time_columns) -> Table:
@@ -278,8 +308,7 @@ def _fast(name: str, source: str | bytes, scan: _Scan, text_columns, time_column
             columns[c] = parts[c][0].append(parts[c][1:]) if len(parts[c]) > 1 else parts[c][0]
         else:
             again.append(c)  # not one kind throughout: read it as text
-    table = Table(name, header, columns, np.arange(rows, dtype=np.int64) + scan.skipped + 2, delimiter, source,
-                  scan.skipped + 2)
+    table = Table(name, header, columns, np.arange(rows, dtype=np.int64) + scan.skipped + 2, delimiter, source)
     for c in again:
         columns[c] = None
     if again:

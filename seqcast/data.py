@@ -19,7 +19,7 @@ from .csvfile import Table, decode, read_bytes, read_table, table_from_bytes
 from .errors import InputError
 from .frequency import (DEFAULT_ID, Series, check_freq, common_frequency, future_times, grid, infer_frequency,
                         regular_series, regularise, season_length, time_features)
-from .reading import (INTEGER, choose_decimal, day_month_format, decimal_note, is_period_column, looks_numeric,
+from .reading import (INTEGER, MISSING, choose_decimal, day_month_format, decimal_note, is_period_column, looks_numeric,
                       parse_numbers, parse_times, year_period_times, years_as_dates)
 
 __all__ = ["DataConfig", "Series", "SeriesSet", "load_series", "series_from_text", "future_times", "time_features",
@@ -106,10 +106,31 @@ def _fill(values: np.ndarray, policy: str) -> np.ndarray:
     return frame.to_numpy(dtype=np.float64)
 
 
-def load_series(path: str, config: DataConfig = DataConfig()) -> SeriesSet:
-    """Read, validate and regularise the series in ``path`` (``-`` for stdin)."""
+def load_series(path: str, config: DataConfig = DataConfig(), last: int | None = None) -> SeriesSet:
+    """Read, validate and regularise the series in ``path`` (``-`` for stdin).
+
+    ``last``: only the last ``last`` rows are needed (a forecast's lookback, with room for gaps). A
+    plain file holding one series with a time column is then read from its end; its first row read
+    must have every target value, so that filling starts as it would from the whole file. Anything
+    else is read whole. Problems in the rows not read are not looked for.
+    """
     _check_config(config)
-    return _series(read_table(path, *_typing(config)), config)
+    table = read_table(path, *_typing(config), last=last)
+    if table.partial:
+        try:
+            series = _series(table, config)
+        except InputError:
+            series = None  # the whole file says what is wrong, or that nothing is
+        if series is not None and series.id_col is None and series.time_col \
+                and not any(_missing_first(table, t) for t in series.targets):
+            return series
+        table = read_table(path, *_typing(config))
+    return _series(table, config)
+
+
+def _missing_first(table: Table, column: str) -> bool:
+    first = table.columns[column][0]
+    return bool(np.isnan(first)) if _typed(table.columns[column]) else str(first).strip().lower() in MISSING
 
 
 def series_from_text(name: str, text: str, config: DataConfig = DataConfig()) -> SeriesSet:

@@ -130,3 +130,25 @@ def test_calendar_frequencies_are_checked_for_all_series_at_once(tmp_path):
     assert loaded.freq == "MS" and [len(s.times) for s in loaded.series] == [24, 24, 24]
     assert loaded.series[1].values[10, 0] == pytest.approx((loaded.series[1].values[9, 0] +
                                                             loaded.series[1].values[11, 0]) / 2)
+
+
+def test_a_forecast_of_a_long_series_reads_only_the_end_of_the_file(tmp_path, monkeypatch):
+    """``last``: a plain one-series file is read from its end, with the file's line numbers; the series is
+    the end of the whole file's, and anything else (a panel, a missing first value) is read whole."""
+    times = pd.date_range("2024-01-01", periods=5000, freq="h").strftime("%Y-%m-%d %H:%M:%S")
+    values = np.round(np.sin(np.arange(5000) / 5), 5)
+    path = tmp_path / "long.csv"
+    path.write_text("ds,y\n" + "".join(f"{t},{v}\n" for t, v in zip(times, values)) + "\n\n")
+    whole, end = load_series(str(path)), load_series(str(path), last=300)
+    assert len(end.series[0].times) == 300
+    assert end.series[0].times.equals(whole.series[0].times[-300:])
+    np.testing.assert_array_equal(end.series[0].values, whole.series[0].values[-300:])
+    lines = path.read_text().splitlines()
+    lines[4990] = lines[4990].split(",")[0] + ",oops"  # line 4991 of the file
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(InputError, match=r"line 4991, column 'y': 'oops' is not a number"):
+        load_series(str(path), last=300)
+    lines[4990] = lines[4990].split(",")[0] + ","  # a missing value at the first row read: read it all
+    lines[4701] = lines[4701].split(",")[0] + ","  # line 4702, the first of the last 300 rows
+    path.write_text("\n".join(lines) + "\n")
+    assert len(load_series(str(path), DataConfig(fill="ffill"), last=300).series[0].times) == 5000
