@@ -1,15 +1,14 @@
-"""Series from CSV: which column holds what, one series per id, the frequency, gaps and missing values.
+"""Series from CSV: one series per id, on the frequency's grid, gaps and missing values dealt with.
 
-``csvfile.py`` reads the file into columns, ``reading.py`` turns text into numbers and timestamps,
-``frequency.py`` knows grids and frequencies; this module gives the columns their roles, splits the
-rows into series (one sort, however many series), checks what pandas would let slide (repeated or
+``csvfile.py`` reads the file into columns, ``roles.py`` says which column holds what,
+``reading.py`` turns text into numbers and timestamps, ``frequency.py`` knows grids and
+frequencies; this module decides the decimal separator and day/month order, splits the rows into series (one sort, however many series), checks what pandas would let slide (repeated or
 missing timestamps, gaps, a frequency that cannot be right) and raises ``InputError`` naming the
 file, line, column, series and value. Splits, scaling and windows live in ``windows.py``.
 """
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -19,23 +18,15 @@ from .csvfile import Table, decode, read_bytes, read_table, table_from_bytes
 from .errors import InputError
 from .frequency import (DEFAULT_ID, Series, check_freq, common_frequency, future_times, grid, infer_frequency,
                         regular_series, regularise, season_length, time_features)
-from .reading import (INTEGER, MISSING, choose_decimal, day_month_format, decimal_note, is_period_column, looks_numeric,
-                      parse_numbers, parse_times, year_period_times, years_as_dates)
+from .reading import (INTEGER, MISSING, choose_decimal, day_month_format, decimal_note, parse_numbers, parse_times,
+                      year_period_times, years_as_dates)
+from .roles import (ENTITY_NAMES, ID_NAMES, MONTH_NAMES, QUARTER_NAMES, TIME_NAMES, YEAR_NAMES, default_target,
+                    id_column, require, time_columns, typed, unique_key_hint)
 
 __all__ = ["DataConfig", "Series", "SeriesSet", "load_series", "series_from_text", "future_times", "time_features",
            "season_length", "grid", "write_csv", "infer_frequency", "DEFAULT_ID", "FILL_POLICIES", "read_bytes",
            "decode"]
 
-TIME_NAMES = ("ds", "date", "datetime", "timestamp", "time", "period", "month", "week", "day", "year", "step")
-ID_NAMES = ("unique_id", "series_id", "series", "id")
-# Usual names of a panel's key; taken as the id column only when the values are not numbers, so a
-# numeric target is never taken for an id.
-ENTITY_NAMES = ("symbol", "ticker", "store", "store_id", "item", "item_id", "sku", "product", "firm", "company",
-                "country", "region", "city", "station", "site", "sensor", "location")
-TARGET_NAMES = ("y", "value", "target")
-YEAR_NAMES = ("year", "yr")
-QUARTER_NAMES = ("quarter", "qtr", "q")
-MONTH_NAMES = ("month", "mon")
 FILL_POLICIES = ("none", "ffill", "interpolate", "zero")
 
 
@@ -79,22 +70,6 @@ class SeriesSet:
         return not isinstance(self.series[0].times, pd.DatetimeIndex)
 
 
-def _pick(header: list[str], names: tuple[str, ...], exclude: set[str]) -> str | None:
-    lowered = {h.lower(): h for h in header if h not in exclude}
-    return next((lowered[n] for n in names if n in lowered), None)
-
-
-def _require(column: str, header: list[str], name: str, role: str) -> str:
-    if column not in header:
-        raise InputError(f"{name}: no column {column!r} (the {role}); the columns are: {', '.join(header)}")
-    return column
-
-
-def _is_key(raw: np.ndarray) -> bool:
-    """Values that can name series: not (all) numbers, and repeated, as a panel's key is."""
-    return not looks_numeric(raw).all() and len(set(raw)) < len(raw)
-
-
 def _fill(values: np.ndarray, policy: str) -> np.ndarray:
     frame = pd.DataFrame(values)
     if policy == "zero":
@@ -130,7 +105,7 @@ def load_series(path: str, config: DataConfig = DataConfig(), last: int | None =
 
 def _missing_first(table: Table, column: str) -> bool:
     first = table.columns[column][0]
-    return bool(np.isnan(first)) if _typed(table.columns[column]) else str(first).strip().lower() in MISSING
+    return bool(np.isnan(first)) if typed(table.columns[column]) else str(first).strip().lower() in MISSING
 
 
 def series_from_text(name: str, text: str, config: DataConfig = DataConfig()) -> SeriesSet:
@@ -164,12 +139,12 @@ def _typing(config: DataConfig):
 def _series(table: Table, config: DataConfig) -> SeriesSet:
     name, header, columns, lines = table.name, table.header, table.columns, table.lines
     notes: list[str] = []
-    id_col = _id_column(config, header, columns, name, notes)
+    id_col = id_column(config.id_col, header, columns, name, notes)
     used = {id_col} - {None}
-    time_cols = _time_columns(config, header, columns, used, name)
+    time_cols = time_columns(config.time_col, header, columns, used, name)
     used |= set(time_cols)
     candidates = [h for h in header if h not in used]
-    targets = [_require(t, header, name, "target") for t in config.target]
+    targets = [require(t, header, name, "target") for t in config.target]
     overlap = set(targets) & used
     if overlap:
         raise InputError(f"{name}: column {overlap.pop()!r} cannot be both the target and the time or id column")
@@ -180,16 +155,16 @@ def _series(table: Table, config: DataConfig) -> SeriesSet:
     if not targets:
         if not candidates:
             raise InputError(f"{name}: no column left to forecast; columns are: {', '.join(header)}")
-        targets = [_default_target(candidates, columns, decimal, notes)]
+        targets = [default_target(candidates, columns, decimal, notes)]
     values = np.stack([_target_values(table, t, decimal, bool(config.decimal)) for t in targets], axis=1)
     ambiguous = [] if config.decimal or proven else [  # typed numbers are integers here: nothing to note
-        n for n in (None if _typed(columns[t]) else decimal_note(columns[t], t) for t in targets) if n]
+        n for n in (None if typed(columns[t]) else decimal_note(columns[t], t) for t in targets) if n]
     notes.extend(ambiguous)
     codes, ids = _series_ids(columns[id_col], id_col, lines, name) if id_col else (None, [DEFAULT_ID])
     if len(time_cols) == 2:
         table.as_text(time_cols)  # a year and a period column: errors quote them as written
     times, dayfirst = _read_times(config, time_cols, columns, lines, codes, name, notes)
-    times, values, lines, bounds = _split(name, times, values, lines, codes, ids, notes, lambda: _unique_key_hint(
+    times, values, lines, bounds = _split(name, times, values, lines, codes, ids, notes, lambda: unique_key_hint(
         header, columns, times, codes, id_col, time_cols, set(used) | set(targets)))
     missing_lines = lines[np.isnan(values).any(axis=1)].tolist()
     series = [Series(sid, times[a:b], values[a:b]) for sid, a, b in zip(ids, bounds[:-1], bounds[1:])]
@@ -215,25 +190,21 @@ def _series(table: Table, config: DataConfig) -> SeriesSet:
                      date_format=config.date_format, fill=config.fill, freq_given=config.freq is not None)
 
 
-def _typed(values) -> bool:
-    return not (isinstance(values, np.ndarray) and values.dtype == object)
-
-
 def _decide_decimal(table: Table, candidates: list[str]) -> str | None:
     """The decimal separator the numbers prove (see ``reading.choose_decimal``). Numbers the C reader
     typed were written with a decimal point (a comma would have left them text); a value with more
     than three decimals, or of 1000 and more with a fraction, proves it. A typed column that proves
     nothing, or a file where some column proves a comma, is judged from its text."""
     columns = table.columns
-    typed = [c for c in candidates if _typed(columns[c]) and np.asarray(columns[c]).dtype.kind == "f"]
-    unproven = [c for c in typed if not _proves_point(columns[c])]
+    floats = [c for c in candidates if typed(columns[c]) and np.asarray(columns[c]).dtype.kind == "f"]
+    unproven = [c for c in floats if not _proves_point(columns[c])]
     table.as_text(unproven)
-    text = [c for c in candidates if not _typed(columns[c])]
+    text = [c for c in candidates if not typed(columns[c])]
     found = choose_decimal(table.name, {c: columns[c] for c in text}, table.lines)
     if found == ",":
         table.as_text(candidates)
         return choose_decimal(table.name, {c: columns[c] for c in candidates}, table.lines)
-    return found or ("." if len(unproven) < len(typed) else None)
+    return found or ("." if len(unproven) < len(floats) else None)
 
 
 def _proves_point(values: np.ndarray) -> bool:
@@ -251,7 +222,7 @@ def _target_values(table: Table, column: str, decimal: str, forced: bool) -> np.
     """A target column as float64 (NaN where missing); a typed column that holds an infinity is read
     again as text so that the error quotes it."""
     values = table.columns[column]
-    if _typed(values) and np.asarray(values).dtype.kind in "fiu" and decimal == ".":
+    if typed(values) and np.asarray(values).dtype.kind in "fiu" and decimal == ".":
         numbers = np.asarray(values, dtype=np.float64)
         if not np.isinf(numbers).any():
             return numbers
@@ -305,53 +276,6 @@ def _split(name: str, times: pd.Index, values: np.ndarray, lines: np.ndarray, co
     if order is None:
         return times, values, lines, bounds
     return times[order], values[order], lines[order], bounds
-
-
-def _id_column(config: DataConfig, header: list[str], columns: dict, name: str, notes: list[str]) -> str | None:
-    if config.id_col:
-        return _require(config.id_col, header, name, "series id column")
-    named = _pick(header, ID_NAMES, set())
-    if named:
-        return named
-    lowered = {h.lower(): h for h in header}
-    entity = next((lowered[n] for n in ENTITY_NAMES if n in lowered and _is_key(columns[lowered[n]])), None)
-    if entity:
-        count = len(set(pd.Series(columns[entity], dtype=object).astype(str).str.strip()))
-        notes.append(f"series id column: {entity} ({count} series; choose another with --id-col)")
-    return entity
-
-
-def _time_columns(config: DataConfig, header: list[str], columns: dict, used: set[str], name: str) -> list[str]:
-    """The time column, or a year column and a quarter or month column to combine; [] for none."""
-    if config.time_col:
-        if config.time_col in header or "," not in config.time_col:
-            return [_require(config.time_col, header, name, "time column")]
-        parts = [p.strip() for p in config.time_col.split(",")]
-        if len(parts) != 2:
-            raise InputError(f"--time-col {config.time_col!r}: give one column, or a year and a quarter or month "
-                             "column, e.g. --time-col year,quarter")
-        return [_require(p, header, name, "time column") for p in parts]
-    lowered = {h.lower(): h for h in header if h not in used}
-    year = _pick(header, YEAR_NAMES, used)
-    if year and not any(n in lowered for n in TIME_NAMES if n not in ("year", "month")) \
-            and pd.Series(columns[year], dtype=object).astype(str).str.strip().str.fullmatch(r"\d{4}").all():
-        for names, quarterly in ((QUARTER_NAMES, True), (MONTH_NAMES, False)):
-            period = _pick(header, names, used | {year})
-            if period and is_period_column(columns[period], quarterly):
-                return [year, period]
-    time_col = _pick(header, TIME_NAMES, used)
-    first = next((h for h in header if h not in used), None)
-    if time_col is None and first is not None and len(header) > 1:
-        sample = columns[first][:20]
-        if isinstance(sample, pd.DatetimeIndex):
-            time_col = first  # read as ISO timestamps already
-        elif not all(INTEGER.match(str(v).strip()) for v in sample):
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", UserWarning)
-                text = pd.Series(sample, dtype=object).astype(str).str.strip()
-                if pd.to_datetime(text, format="mixed", errors="coerce").notna().all():
-                    time_col = first
-    return [time_col] if time_col else []
 
 
 def _read_times(config: DataConfig, time_cols: list[str], columns: dict, lines: np.ndarray, codes: np.ndarray | None,
@@ -431,66 +355,6 @@ def _regular_reading(times: pd.DatetimeIndex, codes: np.ndarray | None, freq: st
     except InputError:
         return False
     return t.difference(full).empty and len(full) - len(t) <= len(t)
-
-
-def _unique_key_hint(header: list[str], columns: dict, times: pd.Index, codes: np.ndarray | None, id_col: str | None,
-                     time_cols: list[str], exclude: set[str]) -> str:
-    """The column whose values would make the repeated timestamps unique, as advice; '' when none does.
-
-    Only columns whose values repeat and are not fractional numbers qualify; text columns, then
-    those with fewest distinct values, come first."""
-    base = pd.DataFrame({"t": np.asarray(times), "id": codes if codes is not None else 0})
-    found = []
-    for column in header:
-        if column in exclude:
-            continue
-        text = pd.Series(columns[column], dtype=object).astype(str).str.strip()
-        integers = bool(text.str.fullmatch(INTEGER.pattern).all())
-        if text.nunique() >= len(text) or (looks_numeric(columns[column]).all() and not integers):
-            continue
-        if not base.assign(key=text.to_numpy()).duplicated().any():
-            found.append((integers, text.nunique(), column))
-    if not found:
-        return ""
-    column = min(found)[2]
-    if len(time_cols) == 1 and time_cols[0].lower() in YEAR_NAMES \
-            and column.lower() in QUARTER_NAMES + MONTH_NAMES:
-        return f"; column {column!r} holds the period within the year: pass --time-col {time_cols[0]},{column}"
-    if codes is None:
-        return f"; column {column!r} would make the timestamps unique: pass --id-col {column}"
-    return (f"; column {column!r} would make them unique within each {id_col!r} series: combine the two into one "
-            "id column")
-
-
-def _default_target(candidates: list[str], columns: dict, decimal: str, notes: list[str]) -> str:
-    """A column named like a target, else the last numeric column whose values vary (a gauge stuck at
-    0 is no target), else the last numeric column, else the last column (whose error then says why)."""
-    named = _pick(candidates, TARGET_NAMES, set())
-    if named:
-        return named
-    numbers = {c: _numbers(columns[c], decimal) for c in candidates}
-    numeric = [c for c, v in numbers.items() if v is not None]
-    if not numeric:
-        return candidates[-1]
-    varying = [c for c in numeric if np.unique(numbers[c][~np.isnan(numbers[c])]).size > 1]
-    target = (varying or numeric)[-1]
-    passed = numeric[numeric.index(target) + 1:]
-    if passed:
-        notes.append(f"target: {target} (the last numeric column that varies: {', '.join(passed)} "
-                     f"{'is' if len(passed) == 1 else 'are'} constant; choose others with --target)")
-    elif len(numeric) > 1:
-        notes.append(f"target: {target} (the last numeric column; choose others with --target)")
-    return target
-
-
-def _numbers(raw: np.ndarray, decimal: str) -> np.ndarray | None:
-    if _typed(raw):  # numbers as the fast reader typed them (decimal point), or timestamps
-        kind = np.asarray(raw).dtype.kind
-        return np.asarray(raw, dtype=np.float64) if kind in "fiu" and decimal == "." else None
-    try:
-        return parse_numbers(raw, "", np.zeros(len(raw), dtype=int), "", decimal)
-    except InputError:
-        return None
 
 
 def write_csv(frame: pd.DataFrame) -> bytes:
