@@ -1,4 +1,17 @@
-"""Writing files safely: atomic replacement and a per-output lock that a killed run never leaves stuck."""
+"""Writing files safely: atomic replacement, outputs that never destroy what they should not, and a
+per-output lock that a killed run never leaves stuck.
+
+What an output path may be, and what seqcast does with it:
+  * a regular file, or a name that does not exist yet: replaced atomically (a temporary beside it,
+    fsynced, renamed into place); an existing file keeps its mode, a new one gets the umask's;
+  * a symbolic link: followed, and the file it points to is replaced atomically in its own folder,
+    so the link keeps pointing at the fresh output;
+  * a character device or a FIFO (``/dev/null``, ``/dev/stdout``, a named pipe): written to as a
+    stream, never replaced;
+  * a folder, a socket, or one of the command's own inputs: refused (exit 2) before any work.
+Failures of the file system (a read-only folder, a full disk, no permission) are exit 2 naming the
+user's path; the old file stays intact and no temporary is left.
+"""
 
 from __future__ import annotations
 
@@ -6,41 +19,154 @@ import contextlib
 import errno
 import fcntl
 import os
+import re
+import stat
 import tempfile
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
-from .errors import InputError, LockedError
+from .errors import InputError, LockedError, UsageError
+
+_TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
+
+
+def check_outputs(outputs: Iterable[str | Path | None], inputs: Iterable[str | Path | None]) -> None:
+    """Refuse, before any work, an output that is a folder or a socket, that would replace one of the
+    command's inputs, or that is named twice. ``-`` (stdout / stdin) and None are skipped."""
+    seen: dict[str, str] = {}
+    sources = {_identity(p): str(p) for p in inputs if p not in (None, "-") and os.path.exists(p)}
+    for output in outputs:
+        if output in (None, "-"):
+            continue
+        kind = _kind(output)
+        if kind == "folder":
+            raise UsageError(f"{output}: is a folder; give a file name for the output")
+        if kind == "other":
+            raise UsageError(f"{output}: is not a regular file, a device or a pipe; choose another output")
+        key = _identity(output) if os.path.exists(output) else os.path.realpath(output)
+        if key in sources:
+            raise UsageError(f"{output}: is the input {sources[key]}; writing it would destroy the data read. "
+                             "Choose another output")
+        if key in seen:
+            raise UsageError(f"{output}: named as two outputs ({seen[key]} and {output}); give each its own file")
+        seen[key] = str(output)
+
+
+def _identity(path: str | Path) -> str:
+    info = os.stat(path)
+    return f"{info.st_dev}:{info.st_ino}"
+
+
+def _kind(path: str | Path) -> str:
+    """'new', 'file', 'stream' (character device, FIFO), 'folder' or 'other' (following links)."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return "new"
+    except OSError:
+        return "new"  # an unreadable path: the write says what is wrong
+    if stat.S_ISREG(mode):
+        return "file"
+    if stat.S_ISCHR(mode) or stat.S_ISFIFO(mode):
+        return "stream"
+    return "folder" if stat.S_ISDIR(mode) else "other"
 
 
 def atomic_write(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and move it into place.
+    """Write ``data`` to ``path`` so that a reader sees the old file or the new one, never half of either.
 
-    A reader sees the old file or the new one, never half of either; a run killed mid-write leaves
-    at most a hidden temporary file, never a truncated ``path``.
+    A temporary file beside the target (the link's target for a symbolic link) is written, fsynced
+    and renamed into place; a run killed mid-write leaves at most a hidden temporary, which the
+    next write beside it removes. Devices and FIFOs are written as streams.
     """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
+    shown = Path(path)
+    kind = _kind(shown)
+    if kind == "stream":
+        return _stream_write(shown, data)
+    if kind == "folder":
+        raise InputError(f"{shown}: is a folder; give a file name for the output")
+    if kind == "other":
+        raise InputError(f"{shown}: is not a regular file; choose another output")
+    target = Path(os.path.realpath(shown))
+    folder = target.parent
     if not folder.is_dir():
-        raise InputError(f"{path}: folder {folder} does not exist; create it or choose another --output")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        raise InputError(f"{shown}: folder {shown.parent if str(shown.parent) else '.'} does not exist; "
+                         "create it or choose another output")
+    _remove_stale_temporaries(folder, target.name)
+    mode = _mode_for(target)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.{os.getpid()}.", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise _write_error(shown, exc) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
+        os.chmod(tmp, mode)
+        os.replace(tmp, target)
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise _write_error(shown, exc) from None
         raise
 
 
+def _stream_write(path: Path, data: bytes) -> None:
+    try:
+        with open(path, "wb", buffering=0) as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise _write_error(path, exc) from None
+
+
+def _mode_for(target: Path) -> int:
+    """An existing file's permission bits; for a new file those the umask leaves of 0666."""
+    try:
+        return stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
+def _write_error(path: Path, exc: OSError) -> InputError:
+    reasons = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+               errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+               errno.EPERM: "permission denied", errno.EISDIR: "it is a folder",
+               errno.ENOTDIR: "a part of the path is not a folder", errno.ENAMETOOLONG: "the name is too long",
+               errno.EFBIG: "it would exceed the file-size limit (ulimit -f)"}
+    reason = reasons.get(exc.errno, exc.strerror or str(exc))
+    return InputError(f"{path}: cannot write it: {reason}; the previous file, if any, is unchanged")
+
+
+def _remove_stale_temporaries(folder: Path, name: str) -> None:
+    """Temporaries of ``name`` whose writer is no longer running (killed mid-write) are removed."""
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            match = _TEMPORARY.match(entry.name)
+            if match and match["name"] == name and not _running(int(match["pid"])):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def lock_path(path: str | Path) -> Path:
-    path = Path(path)
-    return path.with_name(f".{path.name}.lock")
+    """The lock of an output: beside the file it really is (a link's target), so every name that
+    reaches one file shares one lock."""
+    real = Path(os.path.realpath(path))
+    return real.with_name(f".{real.name}.lock")
 
 
 @contextlib.contextmanager
@@ -48,15 +174,21 @@ def output_lock(path: str | Path, wait: bool = False) -> Iterator[Path]:
     """Hold an exclusive lock on ``path`` for the duration of a run that writes it.
 
     The lock is an flock on a hidden file beside the output: the kernel releases it when the holder
-    dies, so a SIGKILLed run never leaves it stuck. The file is removed on release; a waiter that
-    locked a file removed meanwhile notices (inode changed) and locks the new one.
+    dies, so a SIGKILLed run never leaves it stuck (a later run takes the file over). The file is
+    removed on release; a waiter that locked a file removed meanwhile notices (inode changed) and
+    locks the new one. Outputs that are devices or pipes take no lock.
     """
+    if _kind(path) == "stream":
+        yield Path(os.devnull)
+        return
     target = lock_path(path)
     while True:
         try:
             fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
         except FileNotFoundError:
-            raise InputError(f"{path}: folder {target.parent} does not exist") from None
+            raise InputError(f"{path}: folder {Path(path).parent} does not exist") from None
+        except OSError as exc:
+            raise _write_error(Path(path), exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except OSError as exc:

@@ -1,0 +1,134 @@
+"""Outputs never destroy what they should not (seqcast.files): links are written through, devices and
+pipes are streamed to, folders and inputs are refused, modes are kept, file-system failures are
+exit 2 with the old file intact and no temporary left, and killed runs leave nothing behind."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from seqcast.errors import InputError, UsageError
+from seqcast.files import atomic_write, check_outputs, lock_path, output_lock
+
+
+def _temporaries(folder: Path) -> list[str]:
+    return [p.name for p in folder.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_a_link_is_written_through_to_its_target(tmp_path):
+    (tmp_path / "runs").mkdir()
+    target = tmp_path / "runs" / "2026-12-01.csv"
+    target.write_bytes(b"yesterday\n")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+    atomic_write(link, b"today\n")
+    assert link.is_symlink() and target.read_bytes() == b"today\n"
+    assert lock_path(link) == lock_path(target)  # one lock, whichever name reaches the file
+    assert not _temporaries(tmp_path) and not _temporaries(tmp_path / "runs")
+
+
+def test_devices_and_pipes_are_streamed_to_never_replaced(tmp_path):
+    atomic_write(os.devnull, b"discarded\n")
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
+    with output_lock(os.devnull):
+        pass
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()))
+    reader.start()
+    atomic_write(fifo, b"through the pipe\n")
+    reader.join(timeout=10)
+    assert received == [b"through the pipe\n"] and stat.S_ISFIFO(os.stat(fifo).st_mode)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full on this system")
+def test_a_full_device_is_exit_2_naming_the_path():
+    with pytest.raises(InputError, match=r"/dev/full: cannot write it: the disk is full") as info:
+        atomic_write("/dev/full", b"x" * 10)
+    assert info.value.exit_code == 2
+
+
+def test_folders_sockets_inputs_and_twice_named_outputs_are_refused_before_any_work(tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_text("ds,y\n")
+    alias = tmp_path / "alias.csv"
+    alias.symlink_to(data)
+    for outputs, inputs, message in (([tmp_path], [], "is a folder"),
+                                     ([data], [data], "is the input"),
+                                     ([alias], [data], "is the input"),
+                                     ([tmp_path / "new.csv", tmp_path / "new.csv"], [], "named as two outputs")):
+        with pytest.raises(UsageError, match=message) as info:
+            check_outputs(outputs, inputs)
+        assert info.value.exit_code == 2
+    check_outputs([tmp_path / "other.csv", "-", None], [data, "-"])
+    with pytest.raises(InputError, match="is a folder"):
+        atomic_write(tmp_path, b"x")
+    assert data.read_text() == "ds,y\n"
+
+
+def test_an_existing_file_keeps_its_mode_and_a_new_one_gets_the_umask(tmp_path):
+    private = tmp_path / "private.csv"
+    private.write_bytes(b"old\n")
+    private.chmod(0o600)
+    atomic_write(private, b"new\n")
+    assert stat.S_IMODE(private.stat().st_mode) == 0o600 and private.read_bytes() == b"new\n"
+    old = os.umask(0o027)
+    try:
+        atomic_write(tmp_path / "fresh.csv", b"x\n")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "fresh.csv").stat().st_mode) == 0o640
+
+
+def test_temporaries_of_a_killed_run_are_removed_by_the_next_write(tmp_path):
+    out = tmp_path / "forecast.csv"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    stale = tmp_path / f".forecast.csv.{int(dead.stdout)}.k1ll3d.tmp"
+    stale.write_bytes(b"half a forecast")
+    alive = tmp_path / f".forecast.csv.{os.getpid()}.running.tmp"  # a write still in progress
+    alive.write_bytes(b"being written")
+    other = tmp_path / f".other.csv.{int(dead.stdout)}.x.tmp"
+    other.write_bytes(b"not ours")
+    atomic_write(out, b"complete\n")
+    assert out.read_bytes() == b"complete\n"
+    assert not stale.exists() and alive.exists() and other.exists()
+
+
+def test_a_write_past_the_file_size_limit_is_exit_2_with_the_old_file_intact(tmp_path):
+    """A full disk as ``ulimit -f`` makes it: the write fails, the message names the user's path."""
+    out = tmp_path / "forecast.csv"
+    out.write_bytes(b"good forecast\n")
+    script = ("import resource, signal, sys\n"
+              "from seqcast.files import atomic_write\n"
+              "from seqcast.errors import SeqcastError\n"
+              "signal.signal(signal.SIGXFSZ, signal.SIG_IGN)\n"
+              "resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))\n"
+              "try:\n"
+              f"    atomic_write({str(out)!r}, b'x' * 100_000)\n"
+              "except SeqcastError as e:\n"
+              "    print(e); sys.exit(e.exit_code)\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2, result.stderr
+    assert result.stdout.startswith(f"{out}: cannot write it:") and ".tmp" not in result.stdout
+    assert out.read_bytes() == b"good forecast\n" and not _temporaries(tmp_path)
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders; permissions cannot be tested")
+def test_a_read_only_folder_is_exit_2_naming_the_path(tmp_path):
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    (folder / "f.csv").write_bytes(b"old\n")
+    folder.chmod(0o555)
+    try:
+        with pytest.raises(InputError, match=r"f.csv: cannot write it: permission denied"):
+            atomic_write(folder / "f.csv", b"new\n")
+    finally:
+        folder.chmod(0o755)
+    assert (folder / "f.csv").read_bytes() == b"old\n" and not _temporaries(folder)
