@@ -28,20 +28,31 @@ import pandas as pd
 from .errors import InputError
 from .reading import INTEGER, MISSING, _TZ_SUFFIX
 
+def display_name(path: str) -> str:
+    """A path as text that can be printed and stored: bytes that are not UTF-8 (a file name from a
+    system in another encoding) become backslash escapes such as ``\\xff``."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
 def read_bytes(path: str) -> tuple[str, bytes]:
     """The raw bytes of ``path``, or of stdin for ``-``, with the name errors should use."""
     if path == "-":
-        if sys.stdin is None or sys.stdin.isatty():
-            raise InputError("reading data from stdin ('-'), but stdin is a terminal; pipe a CSV in, e.g. `cat data.csv | seqcast ... -`")
+        if sys.stdin is None or sys.stdin.closed:
+            raise InputError("reading data from stdin ('-'), but stdin is closed; pipe a CSV in, e.g. "
+                             "`cat data.csv | seqcast ... -`, or give the file's path")
+        if sys.stdin.isatty():
+            raise InputError("reading data from stdin ('-'), but stdin is a terminal; pipe a CSV in, e.g. "
+                             "`cat data.csv | seqcast ... -`")
         return "<stdin>", sys.stdin.buffer.read()
+    name = display_name(path)
     try:
-        return path, Path(path).read_bytes()
+        return name, Path(path).read_bytes()
     except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
+        raise InputError(f"{name}: no such file") from None
     except IsADirectoryError:
-        raise InputError(f"{path}: is a folder, not a CSV file") from None
+        raise InputError(f"{name}: is a folder, not a CSV file") from None
     except PermissionError:
-        raise InputError(f"{path}: permission denied") from None
+        raise InputError(f"{name}: permission denied") from None
 
 
 def decode(name: str, data: bytes) -> str:
@@ -169,13 +180,13 @@ def read_table(path: str, text_columns, time_columns, last: int | None = None) -
             rows = scan.newlines - scan.skipped if scan is not None else 0
             if scan is not None and last and rows > 2 * last:
                 data = scan.header_line.encode("utf-8") + b"\n" + _last_lines(handle, last)
-                table = table_from_bytes(path, data, text_columns, time_columns)
+                table = table_from_bytes(display_name(path), data, text_columns, time_columns)
                 table.lines = table.lines + scan.skipped + rows - last
                 table.partial = True
                 return table
     except OSError:
         scan = None  # read_bytes below names what is wrong with the path
-    table = _fast(path, path, scan, text_columns, time_columns) if scan is not None else None
+    table = _fast(display_name(path), path, scan, text_columns, time_columns) if scan is not None else None
     return table or _exact(*read_bytes(path))
 
 

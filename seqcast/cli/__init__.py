@@ -5,19 +5,49 @@
 to stderr. torch and pandas are imported inside commands, so `seqcast --help` starts fast.
 """
 
-import functools
+import fcntl
 import os
-import signal
 import sys
-import traceback
-import warnings
-from typing import Annotated, Callable
 
-import typer
+
+def _closed_streams() -> set[str]:
+    """Streams as cron and ssh may leave them. With ``2>&-`` Python starts with ``sys.stderr`` None,
+    or (when a launcher script took the free descriptor) with a stderr on a file it cannot write.
+    Each such stream becomes /dev/null, so no write fails for want of a stream; stdin stays None, so
+    that reading ``-`` says it is closed. Runs on import, before anything else opens a file."""
+    closed = set()
+    for fd, name in ((0, "stdin"), (1, "stdout"), (2, "stderr")):
+        wanted = os.O_RDONLY if fd == 0 else os.O_WRONLY
+        try:
+            access = fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_ACCMODE
+        except OSError:
+            access = None
+        if getattr(sys, name) is not None and access in (wanted, os.O_RDWR):
+            continue
+        closed.add(name)
+        null = os.open(os.devnull, wanted)
+        if null != fd:
+            os.dup2(null, fd)
+            os.close(null)
+        setattr(sys, name, None if fd == 0 else open(fd, "w", encoding="utf-8", closefd=False))
+    return closed
+
+
+_CLOSED = _closed_streams()
+
+import functools  # noqa: E402
+import signal  # noqa: E402
+import traceback  # noqa: E402
+import warnings  # noqa: E402
+from typing import Annotated, Callable  # noqa: E402
+
+import typer  # noqa: E402
 
 from .. import __version__
 from ..errors import SeqcastError
-from .output import Output, Signals
+from .output import Output, Signals  # noqa: E402
+
+Signals.closed |= _CLOSED
 
 app = typer.Typer(
     name="seqcast",
@@ -94,20 +124,25 @@ def _main(
 
 
 def _interrupt(signum, frame) -> None:
-    """Ctrl-C and SIGTERM: raise KeyboardInterrupt now, and remember it, so that an interrupt raised
+    """Ctrl-C, SIGTERM and SIGHUP: raise KeyboardInterrupt now, and remember it, so that an interrupt raised
     where Python discards exceptions (a finaliser) still ends training at the next step."""
     Signals.interrupted = True
     raise KeyboardInterrupt
 
 
 def main() -> None:
-    """Console entry point: SIGINT and SIGTERM end a run alike (no partial files), then run the app.
+    """Console entry point: SIGINT, SIGTERM and SIGHUP (an ssh session dropping) end a run alike (no
+    partial files), then run the app.
 
     The global flags are accepted anywhere before ``--`` (``seqcast fit data.csv -q``), as cron
     users write them, by moving them in front of the command.
     """
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
+    for stream in (sys.stdout, sys.stderr):  # names that are not UTF-8 are escaped, not a failure
+        if hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors="backslashreplace")
+    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), _interrupt)
     args = sys.argv[1:]
     end = args.index("--") if "--" in args else len(args)
     flags = [a for a in args[:end] if a in GLOBAL_FLAGS]

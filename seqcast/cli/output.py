@@ -14,12 +14,16 @@ import sys
 from dataclasses import dataclass
 from typing import Any
 
+from ..errors import UsageError
+
 
 class Signals:
-    """Set by the SIGINT/SIGTERM handler (signals are process-wide, so this is too): training progress
-    re-raises the interrupt at the next step even if the first KeyboardInterrupt was swallowed."""
+    """Process-wide state the entry point sets: ``interrupted`` by the SIGINT/SIGTERM/SIGHUP handler
+    (training progress re-raises the interrupt at the next step even if the first KeyboardInterrupt
+    was swallowed), ``closed`` the standard streams that were closed at start (now /dev/null)."""
 
     interrupted = False
+    closed: set[str] = set()
 
 
 @dataclass(frozen=True)
@@ -69,6 +73,8 @@ class Output:
         from ..files import atomic_write
 
         if output == "-":
+            if "stdout" in Signals.closed:
+                raise UsageError("stdout is closed, so the output would be lost; pass --output FILE")
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
         else:

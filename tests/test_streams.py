@@ -1,0 +1,91 @@
+"""Streams, signals and names the way cron and ssh deliver them, through real subprocesses: closed
+standard streams, a launcher that left stderr on a file it cannot write, SIGHUP, and file names that
+are not UTF-8."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from conftest import TINY_FIT, cli_command, subprocess_env
+
+ENDLESS_FIT = [*TINY_FIT[:2], "--epochs", "100000", "--patience", "100000", *TINY_FIT[4:]]
+
+
+def _run(args, preexec=None, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=180):
+    return subprocess.run(cli_command(*args), stdin=subprocess.DEVNULL, stdout=stdout, stderr=stderr,
+                          env=subprocess_env(), preexec_fn=preexec, timeout=timeout)
+
+
+def _close(*fds):
+    return lambda: [os.close(fd) for fd in fds]
+
+
+def _read_only_on(fd: int, path: Path):
+    def setup():
+        handle = os.open(path, os.O_RDONLY)
+        os.dup2(handle, fd)
+        os.close(handle)
+    return setup
+
+
+def test_fit_with_stderr_closed_works(hourly_csv, tmp_path):
+    before = hourly_csv.read_bytes()
+    for name, setup in (("closed", _close(2)), ("read_only", _read_only_on(2, hourly_csv))):
+        ckpt = tmp_path / f"{name}.ckpt"
+        result = _run(["fit", hourly_csv, *TINY_FIT, "--output", ckpt], preexec=setup, stderr=None)
+        assert result.returncode == 0 and ckpt.exists(), name
+    assert hourly_csv.read_bytes() == before, "the file a read-only stderr was left on is untouched"
+
+
+def test_a_closed_stdout_is_refused_when_data_would_go_there_and_fine_otherwise(tiny_ckpt, hourly_csv, tmp_path):
+    result = _run(["predict", tiny_ckpt, hourly_csv], preexec=_close(1), stdout=None)
+    assert result.returncode == 2
+    assert "stdout is closed, so the output would be lost; pass --output FILE" in result.stderr.decode()
+    out = tmp_path / "f.csv"
+    result = _run(["predict", tiny_ckpt, hourly_csv, "--output", out], preexec=_close(1), stdout=None)
+    assert result.returncode == 0 and out.read_text().startswith("series,timestamp")
+
+
+def test_reading_a_closed_stdin_says_it_is_closed(tiny_ckpt):
+    proc = subprocess.run(cli_command("predict", tiny_ckpt, "-"), capture_output=True, env=subprocess_env(),
+                          preexec_fn=_close(0), timeout=120)
+    assert proc.returncode == 2
+    assert "stdin is closed" in proc.stderr.decode() and "terminal" not in proc.stderr.decode()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGTERM])
+def test_sighup_and_sigterm_stop_a_fit_like_ctrl_c(signum, hourly_csv, tmp_path):
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    proc = subprocess.Popen(cli_command("fit", hourly_csv, *ENDLESS_FIT, "--output", out_dir / "m.ckpt"),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=subprocess_env())
+    deadline = time.monotonic() + 90
+    while not list(out_dir.iterdir()) and time.monotonic() < deadline:  # the output's lock: training has begun
+        time.sleep(0.05)
+    time.sleep(1.0)
+    proc.send_signal(signum)
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 130, err.decode()
+    assert "seqcast: error: interrupted; nothing was written" in err.decode()
+    assert list(out_dir.iterdir()) == [], "no checkpoint, temporary or lock is left"
+
+
+def test_a_file_name_that_is_not_utf8_is_read_stored_and_shown_escaped(tmp_path, hourly_csv):
+    folder = os.fsencode(tmp_path)
+    data = os.path.join(folder, b"sales-\xff.csv")
+    with open(data, "wb") as handle:
+        handle.write(hourly_csv.read_bytes())
+    ckpt = os.path.join(folder, b"model-\xff.ckpt")
+    result = _run(["fit", os.fsdecode(data), *TINY_FIT, "--output", os.fsdecode(ckpt)])
+    assert result.returncode == 0, result.stderr.decode("utf-8", "replace")
+    assert "sales-\\xff.csv" in result.stderr.decode()
+    info = _run(["info", os.fsdecode(ckpt)])
+    assert info.returncode == 0 and "sales-\\xff.csv" in info.stdout.decode()
+    predict = _run(["predict", os.fsdecode(ckpt), os.fsdecode(data)])
+    assert predict.returncode == 0 and predict.stdout.decode().startswith("series,timestamp")
