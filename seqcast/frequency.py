@@ -175,9 +175,12 @@ def regularise(series: Series, freq: str, policy: str, name: str, notes: list[st
     or the reading of the dates is then wrong, and filling would invent most of the series.
     """
     times = series.times
-    full = grid(times[0], times[-1], freq, len(times))
-    off_grid = times.difference(full)
     label = f"series {series.id!r}: " if series.id != DEFAULT_ID else ""
+    try:
+        full = grid(times[0], times[-1], freq, len(times))
+    except InputError as error:
+        raise InputError(f"{name}: {label}{error}") from None
+    off_grid = times.difference(full)
     if not off_grid.empty:
         raise InputError(
             f"{name}: {label}timestamp {off_grid[0]} is off the {freq!r} grid that starts at {times[0]}; "
