@@ -131,6 +131,8 @@ def regular_series(times: pd.Index, bounds: np.ndarray, freq: str) -> np.ndarray
         if offset.n != 1 or days > 100 * len(times) + 10_000:
             return np.zeros(len(bounds) - 1, dtype=bool)  # each series on its own grid, as regularise builds it
         full = pd.date_range(times.min(), times.max(), freq=freq)
+        if not len(full):
+            return np.zeros(len(bounds) - 1, dtype=bool)  # not one timestamp on the grid
         position = np.minimum(full.searchsorted(times), len(full) - 1)
         if not np.asarray(full[position] == times).all():
             return np.zeros(len(bounds) - 1, dtype=bool)  # off the common grid somewhere: look at each

@@ -152,3 +152,8 @@ def test_a_forecast_of_a_long_series_reads_only_the_end_of_the_file(tmp_path, mo
     lines[4701] = lines[4701].split(",")[0] + ","  # line 4702, the first of the last 300 rows
     path.write_text("\n".join(lines) + "\n")
     assert len(load_series(str(path), DataConfig(fill="ffill"), last=300).series[0].times) == 5000
+
+
+def test_a_calendar_grid_no_timestamp_lies_on_is_an_error_not_a_crash():
+    with pytest.raises(InputError, match=r"off the 'W-SUN' grid"):
+        series_from_text("t.csv", "ds,y\n2024-01-08,1\n2024-01-15,2\n", DataConfig(freq="W"))
