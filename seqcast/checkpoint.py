@@ -29,7 +29,7 @@ from .registry import create_model
 from .window_norm import WindowNorm
 from .windows import Scaler
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3
 _MAX_HEADER = 100 * 1024 * 1024
 
 # What format 2 added, and what a format-1 file is taken to have meant:
@@ -45,8 +45,23 @@ FORMAT_1_POLICY = {"freq_given": False, "fill": "none", "decimal": None, "dayfir
 FORMAT_1_SCHEDULE = {"warmup_divisor": 20, "lr_floor": 0.55, "min_epochs": 4, "min_steps": 200, "batch_divisor": 50,
                      "min_batch": 32, "max_batch": 256, "improvement": 1e-7, "patience_share": 0.0,
                      "warm_start_divisor": 4}
+
+# What format 3 added, and what a format-2 (or older) file is taken to have meant. A format-2 reader
+# builds TrainConfig from every stored setting, so these new keys needed a new format: an older
+# seqcast now says "format 3 is newer; upgrade seqcast" instead of calling the file incomplete.
+#   training.time_budget         --time-budget seconds, 0 = none (older files had no time budget).
+#   training.threads             the torch intra-op threads training ran with; 0 = not recorded.
+#   training.schedule.max_auto_steps   the automatic budget's cap; 0 = no cap (as older code trained).
+#   training.steps_per_epoch, training.round_steps   steps of an epoch and between validations
+#                                (None: not recorded; the rounds were epochs).
+#   training.stopped             why training ended (a key of training.STOPPED); None: not recorded.
+#   training.window_flops        FLOPs of one window's forward, for choosing forecast threads without
+#                                counting again; None: not recorded (counted when needed).
+FORMAT_2_TRAINING = {"time_budget": 0.0, "threads": 0, "steps_per_epoch": None, "round_steps": None,
+                     "stopped": None, "window_flops": None}
 # Keys of the stored "training" section that are not TrainConfig settings.
-_RECORD_KEYS = ("epochs_run", "steps", "best_epoch", "init_from", "warnings")
+_RECORD_KEYS = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
+                "stopped", "window_flops")
 
 
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
@@ -74,7 +89,9 @@ def to_meta(forecaster: Forecaster) -> dict[str, Any]:
         "training": {**asdict(record.settings), "epochs_run": record.epochs_run, "steps": record.steps,
                      "best_epoch": record.best_epoch,
                      "init_from": asdict(record.init_from) if record.init_from else None,
-                     "warnings": list(record.warnings)},
+                     "warnings": list(record.warnings), "steps_per_epoch": record.steps_per_epoch,
+                     "round_steps": record.round_steps, "stopped": record.stopped,
+                     "window_flops": record.window_flops},
         "metrics": {"val_mse_scaled": record.val_mse_scaled},
         "versions": asdict(f.versions),
         "notes": list(f.notes),
@@ -100,7 +117,9 @@ def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = N
                                 steps=training["steps"], best_epoch=training["best_epoch"],
                                 init_from=InitFrom(**init_from) if init_from else None, split=meta["split"],
                                 seen_until=seen_until, val_mse_scaled=meta["metrics"]["val_mse_scaled"],
-                                warnings=tuple(training["warnings"])),
+                                warnings=tuple(training["warnings"]), steps_per_epoch=training["steps_per_epoch"],
+                                round_steps=training["round_steps"], stopped=training["stopped"],
+                                window_flops=training["window_flops"]),
         versions=Versions(**meta["versions"]),
         notes=tuple(meta["notes"]),
         stored=stored,
@@ -141,6 +160,10 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
                          "policy": {**FORMAT_1_POLICY, "freq_given": bool(meta["data"]["integer_time"])}},
                 "training": {**meta["training"], "best_epoch": None, "init_from": None, "warnings": [],
                              "schedule": FORMAT_1_SCHEDULE}}
+    if format_version < 3:
+        training = meta["training"]
+        meta = {**meta, "training": {**training, **FORMAT_2_TRAINING,
+                                     "schedule": {**training["schedule"], "max_auto_steps": 0}}}
     return meta
 
 

@@ -66,15 +66,24 @@ class InitFrom:
 class TrainingRecord:
     """How the model was trained, and what training found."""
 
-    settings: "TrainConfig"  # as run: the batch size and learning rate resolved
-    epochs_run: int
+    settings: "TrainConfig"  # as run: the batch size, learning rate and threads resolved (threads 0: not recorded)
+    epochs_run: int  # validation rounds run: epochs, unless round_steps < steps_per_epoch
     steps: int
-    best_epoch: int | None  # the epoch whose weights were kept; 0 = the starting weights; None: not recorded
+    best_epoch: int | None  # the round whose weights were kept; 0 = the starting weights; None: not recorded
     init_from: InitFrom | None
     split: dict[str, Any]  # per series {train, val, test} row counts, or one explicit split for all
     seen_until: dict[str, Any] | None  # per series the last timestamp fit used; None: not recorded
     val_mse_scaled: float
     warnings: tuple[str, ...] = ()
+    steps_per_epoch: int | None = None  # None: not recorded (checkpoints before format 3)
+    round_steps: int | None = None  # steps between validations; None: not recorded (one epoch)
+    stopped: str | None = None  # why training ended, a key of training.STOPPED; None: not recorded
+    window_flops: float | None = None  # FLOPs of the model's forward on one window; None: not recorded
+
+    @property
+    def rounds_are_epochs(self) -> bool:
+        """Whether each validation round was an epoch (else a round of ``round_steps`` steps)."""
+        return self.round_steps is None or self.round_steps == self.steps_per_epoch
 
 
 @dataclass(frozen=True)
@@ -132,6 +141,8 @@ class Forecaster:
                 "freq": self.schema.freq, "lookback": self.lookback, "horizon": self.horizon,
                 "parameters": self.spec.n_parameters, "window_norm": self.spec.window_norm,
                 "epochs": record.epochs_run, "steps": record.steps, "best_epoch": record.best_epoch,
+                "round_steps": record.round_steps, "stopped": record.stopped,
+                "threads": record.settings.threads or None,
                 "val_mse_scaled": record.val_mse_scaled,
                 "init_from": {"path": record.init_from.path, "sha256": record.init_from.sha256}
                 if record.init_from else None,

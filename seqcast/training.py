@@ -2,7 +2,10 @@
 
 AdamW, MSE on scaled values, gradient clipping, warm-up then cosine learning-rate decay, early
 stopping on the validation windows (the best weights are kept), seeding, CPU or CUDA (bf16 autocast
-on CUDA). Library code never prints: progress goes to the callbacks the caller passes.
+on CUDA). How many steps, and when validation comes, is ``budget.py``'s; an optional time budget
+ends training early (the best weights are still kept). ``fit`` runs the loop on the torch intra-op
+threads ``threads.py`` chooses for the work (or the user's count), restoring the setting after.
+Library code never prints: progress goes to the callbacks the caller passes.
 """
 
 from __future__ import annotations
@@ -19,38 +22,25 @@ import torch
 from torch import nn
 
 from . import __version__
+from .budget import Schedule, auto_batch_size, auto_epochs, plan_budget  # noqa: F401 (auto_epochs: kept importable here)
 from .data import SeriesSet, season_length
 from .errors import TrainingError, UsageError
 from .forecasting import check_schema
 from .forecaster import DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
 from .registry import create_model, get_spec, resolve_params
+from .threads import TRAINING_STEP, forward_flops, pick_threads, using_threads
 from .window_norm import WINDOW_NORMS, WindowNorm
 from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_lookback, default_split,
                       explicit_split, scaled_arrays, split_targets)
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """The training loop's rules of thumb, in one place, recorded in every checkpoint."""
-
-    warmup_divisor: int = 20  # the learning rate warms up linearly over the first 1/20 of the steps,
-    lr_floor: float = 0.55  # then decays on a cosine from the peak to 55 % of it
-    min_epochs: int = 4  # the automatic budget: at least 4 epochs ...
-    min_steps: int = 200  # ... and at least about 200 optimisation steps (small data needs more passes)
-    batch_divisor: int = 50  # the automatic batch: 1/50 of the training windows (about 50 steps an epoch),
-    min_batch: int = 32  # but at least 32 ...
-    max_batch: int = 256  # ... and at most 256 windows
-    improvement: float = 1e-7  # validation loss must fall by more than this to count as better
-    patience_share: float = 0.1  # early stopping's patience spans at least this share of the steps
-    warm_start_divisor: int = 4  # a warm start (--init-from) takes 1/4 of a fresh fit's automatic steps
-
-
-@dataclass(frozen=True)
 class TrainConfig:
-    """How to optimise: budget, batch, learning rate, early stopping, seed, device."""
+    """How to optimise: budget, batch, learning rate, early stopping, seed, device and threads."""
 
-    epochs: int = 0  # 0 = auto_epochs(steps per epoch)
+    epochs: int = 0  # 0 = the automatic budget (auto_budget): about 200 steps, at least 4 epochs, at most 2,000 steps
     max_steps: int = 0  # 0 = no cap beyond epochs
+    time_budget: float = 0.0  # seconds of training; when spent, validate once more and stop (0 = none)
     batch_size: int = 0  # 0 = auto_batch_size(number of training windows)
     lr: float = 0.0  # 0 = the model's declared learning rate
     weight_decay: float = 1e-4  # on weight matrices only, never on biases or norms
@@ -58,22 +48,33 @@ class TrainConfig:
     clip: float = 1.0
     seed: int = 0
     device: str = "auto"
+    threads: int = 0  # torch intra-op threads; 0 = chosen by threads.pick_threads (as run: the count used)
     schedule: Schedule = Schedule()
 
     def __post_init__(self) -> None:
         # Each rule is written as "inside the range", so NaN, which compares false, fails as well.
-        rules = {"epochs": self.epochs >= 0, "max_steps": self.max_steps >= 0, "batch_size": self.batch_size >= 0,
-                 "patience": self.patience >= 1, "lr": 0 <= self.lr <= 1, "weight_decay": 0 <= self.weight_decay < 1,
-                 "clip": self.clip > 0}
-        bad = [name for name, ok in rules.items() if not ok]
+        rules = {"epochs": (self.epochs >= 0, "at least 0 (0 = the automatic budget)"),
+                 "max_steps": (self.max_steps >= 0, "at least 0 (0 = no cap)"),
+                 "batch_size": (self.batch_size >= 0, "at least 0 (0 = auto)"),
+                 "patience": (self.patience >= 1, "at least 1"),
+                 "lr": (0 <= self.lr <= 1, "in [0, 1] (0 = the model's default)"),
+                 "weight_decay": (0 <= self.weight_decay < 1, "in [0, 1)"),
+                 "clip": (self.clip > 0, "above 0"),
+                 "time_budget": (0 <= self.time_budget < math.inf, "a number of seconds above 0, or 0 for none"),
+                 "threads": (self.threads >= 0, "a number of threads, or 0 to choose them for the work")}
+        bad = [(name, need) for name, (ok, need) in rules.items() if not ok]
         if bad:
-            raise UsageError(f"--{bad[0].replace('_', '-')} {getattr(self, bad[0])}: --patience must be at least 1, "
-                             "--lr in [0, 1] (0 = the model's default), --epochs and --batch-size (0 = auto) and "
-                             "--max-steps >= 0")
+            name, need = bad[0]
+            value = getattr(self, name)
+            shown = f"{value:g}" if isinstance(value, float) else value  # as typed: -1, not -1.0
+            raise UsageError(f"--{name.replace('_', '-')} {shown}: must be {need}")
 
 
 @dataclass(frozen=True)
 class EpochReport:
+    """One validation round: an epoch, or ``round_steps`` steps when an epoch is longer than the
+    automatic budget's round (``unit`` says which)."""
+
     epoch: int
     epochs: int
     steps: int
@@ -81,38 +82,26 @@ class EpochReport:
     val_loss: float
     best: bool
     seconds: float
+    unit: str = "epoch"  # "epoch", or "round" when validation comes every round_steps steps within epochs
+
+
+# Why training ended (TrainResult.stopped, recorded in the checkpoint).
+STOPPED = {"budget": "step budget spent", "early_stopping": "early stopping (no validation improvement)",
+           "time_budget": "time budget spent", "nothing_to_train": "nothing to train"}
 
 
 @dataclass
 class TrainResult:
     val_loss: float
-    epochs: int
+    epochs: int  # validation rounds run (epochs unless round_steps < steps_per_epoch)
     steps: int
     seconds: float
     batch_size: int = 0
     history: list[EpochReport] = field(default_factory=list)
-    best_epoch: int = 0  # the epoch whose weights were kept; 0 = the starting weights
-
-
-
-def auto_batch_size(n_windows: int, schedule: Schedule = Schedule()) -> int:
-    """About 50 steps per epoch: batches of 1/50 of the windows, between 32 and 256.
-
-    Small data keeps small batches (enough steps to learn); large data gets large batches, which
-    cost little more per step on a CPU than small ones, so an epoch takes a bounded number of steps.
-    """
-    return int(min(schedule.max_batch, max(schedule.min_batch, n_windows // schedule.batch_divisor)))
-
-
-def auto_epochs(steps_per_epoch: int, schedule: Schedule = Schedule()) -> int:
-    """At least 4 epochs and at least about 200 optimisation steps (small data needs more passes)."""
-    return max(schedule.min_epochs, math.ceil(schedule.min_steps / max(steps_per_epoch, 1)))
-
-
-def patience_epochs(patience: int, steps_per_epoch: int, total_steps: int, schedule: Schedule = Schedule()) -> int:
-    """Epochs without improvement before stopping: ``patience``, but never less than a tenth of the
-    budget. On short series an epoch is a few steps, and two of them are no test of a model."""
-    return max(patience, math.ceil(schedule.patience_share * total_steps / max(steps_per_epoch, 1)))
+    best_epoch: int = 0  # the round whose weights were kept; 0 = the starting weights
+    steps_per_epoch: int = 0
+    round_steps: int = 0  # steps between validations
+    stopped: str = "nothing_to_train"  # a key of STOPPED
 
 
 def _parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
@@ -166,8 +155,14 @@ def evaluate_loss(model: nn.Module, windows: WindowSet, batch_size: int = 1024) 
 def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: TrainConfig,
           on_epoch: Callable[[EpochReport], None] | None = None,
           on_step: Callable[[int, int], None] | None = None, warm_start: bool = False) -> TrainResult:
-    """Optimise ``model`` on ``train_set``; keep the weights with the lowest validation loss. A warm
-    start (weights already trained) takes ``1 / schedule.warm_start_divisor`` of the automatic budget."""
+    """Optimise ``model`` on ``train_set``; keep the weights with the lowest validation loss.
+
+    The budget: ``config.epochs`` passes, or the automatic budget (``auto_budget``), cut to
+    ``config.max_steps``; a warm start (weights already trained) takes ``1 / schedule.warm_start_divisor``
+    of the automatic budget. Validation comes after every epoch, or every round of steps when the
+    automatic budget is shorter than its epochs would be; early stopping counts those rounds. With
+    ``config.time_budget``, training validates once more and stops when that many seconds have passed.
+    """
     device = resolve_device(config.device)
     model.to(device)
     train_set, val_set = train_set.to(device), val_set.to(device)
@@ -179,17 +174,10 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
 
     generator = torch.Generator().manual_seed(config.seed)
     rules = config.schedule
-    batch_size = config.batch_size or auto_batch_size(len(train_set), rules)
-    per_epoch = math.ceil(len(train_set) / batch_size)
-    epochs = config.epochs or auto_epochs(per_epoch, rules)
-    total = per_epoch * epochs
-    if warm_start and not config.epochs and not config.max_steps:  # a fraction of the automatic budget
-        total = max(1, total // rules.warm_start_divisor)
-        epochs = math.ceil(total / per_epoch)
-    if config.max_steps:
-        total = min(total, config.max_steps)
-    warmup = max(1, total // rules.warmup_divisor)
-    patience = patience_epochs(config.patience, per_epoch, total, rules)
+    budget = plan_budget(len(train_set), rules, epochs=config.epochs, max_steps=config.max_steps,
+                         batch_size=config.batch_size, patience=config.patience, warm_start=warm_start)
+    batch_size, per_epoch, total, round_steps = budget.batch_size, budget.steps_per_epoch, budget.total, budget.round_steps
+    rounds, unit, warmup, patience = budget.rounds, budget.unit, budget.warmup, budget.patience
     optimizer = torch.optim.AdamW(_parameter_groups(model, config.weight_decay), lr=config.lr)
     floor = rules.lr_floor
 
@@ -201,12 +189,12 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     # normalisation that is repeating the window's level), so the weights kept are never worse on validation.
     best_loss = evaluate_loss(model, val_set) if len(val_set) else math.inf
     best_state = _snapshot(model) if len(val_set) else None
-    stale, step, result = 0, 0, TrainResult(math.nan, 0, 0, 0.0)
-    best_epoch = 0
-    for epoch in range(1, epochs + 1):
-        model.train()
+    result = TrainResult(math.nan, 0, 0, 0.0, batch_size, steps_per_epoch=per_epoch, round_steps=round_steps)
+    stale, step, done, stopped = 0, 0, 0, None
+    running, batches = torch.zeros((), device=device), 0
+    model.train()
+    while stopped is None:  # one pass over a fresh permutation of all training windows per epoch
         order = torch.randperm(len(train_set), generator=generator).to(device)
-        running, batches = torch.zeros((), device=device), 0
         for start in range(0, len(order), batch_size):
             with _autocast(device):
                 pred, y = _forward(model, train_set, order[start : start + batch_size])
@@ -221,33 +209,41 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
             step += 1
             if on_step:
                 on_step(step, total)
-            if step >= total:
+            late = bool(config.time_budget) and time.perf_counter() - started >= config.time_budget
+            if step % round_steps and step < total and not late:
+                continue
+            done += 1  # a validation round ends here
+            train_loss = float(running) / max(batches, 1)
+            if not math.isfinite(train_loss):
+                raise TrainingError(
+                    f"training loss became {train_loss} in {unit} {done}; no checkpoint written. "
+                    "Try a lower --lr, or check the data for extreme values"
+                )
+            val_loss = evaluate_loss(model, val_set) if len(val_set) else train_loss
+            improved = val_loss < best_loss - rules.improvement
+            if improved:
+                best_loss, stale, result.best_epoch = val_loss, 0, done
+                best_state = _snapshot(model)
+            else:
+                stale += 1
+            report = EpochReport(done, rounds, step, train_loss, val_loss, improved, time.perf_counter() - started, unit)
+            result.history.append(report)
+            if on_epoch:
+                on_epoch(report)
+            if late:
+                stopped = "time_budget"
+            elif step >= total:
+                stopped = "budget"
+            elif stale >= patience and step >= warmup:  # never stop while still warming up
+                stopped = "early_stopping"
+            if stopped:
                 break
-        train_loss = float(running) / max(batches, 1)
-        if not math.isfinite(train_loss):
-            raise TrainingError(
-                f"training loss became {train_loss} in epoch {epoch}; no checkpoint written. "
-                "Try a lower --lr, or check the data for extreme values"
-            )
-        val_loss = evaluate_loss(model, val_set) if len(val_set) else train_loss
-        improved = val_loss < best_loss - rules.improvement
-        if improved:
-            best_loss, stale, best_epoch = val_loss, 0, epoch
-            best_state = _snapshot(model)
-        else:
-            stale += 1
-        report = EpochReport(epoch, epochs, step, train_loss, val_loss, improved,
-                             time.perf_counter() - started)
-        result.history.append(report)
-        if on_epoch:
-            on_epoch(report)
-        if (stale >= patience and step >= warmup) or step >= total:  # never stop while still warming up
-            break
+            running, batches = torch.zeros((), device=device), 0
+            model.train()
     if best_state is not None:
         model.load_state_dict(best_state)
     model.eval()
-    result.val_loss, result.epochs, result.steps = best_loss, len(result.history), step
-    result.batch_size, result.best_epoch = batch_size, best_epoch
+    result.val_loss, result.epochs, result.steps, result.stopped = best_loss, done, step, stopped
     result.seconds = time.perf_counter() - started
     return result
 
@@ -321,6 +317,33 @@ def _constant_targets(series: SeriesSet, splits: dict[str, Split]) -> list[str]:
     return warnings
 
 
+def _window_flops(model: nn.Module, train_set: WindowSet) -> float:
+    """FLOPs of ``model``'s forward on one training window (recorded, so forecasts need not count)."""
+    x, _, marks = train_set.batch(slice(0, 1))
+    return forward_flops(model, x, marks)
+
+
+def _auto_threads(window_flops: float, train_set: WindowSet, config: TrainConfig) -> int:
+    """The intra-op threads for training steps at the batch size train() will use."""
+    batch = config.batch_size or auto_batch_size(len(train_set), config.schedule)
+    return pick_threads(window_flops * batch * TRAINING_STEP)
+
+
+def _budget_notes(result: TrainResult, config: TrainConfig) -> list[str]:
+    """What the user should know about how the budget ran: a capped automatic budget, a time budget."""
+    notes = []
+    if result.round_steps and result.round_steps < result.steps_per_epoch:
+        notes.append(f"automatic budget: {result.steps} steps of batch {result.batch_size} (about "
+                     f"{result.steps / result.steps_per_epoch:.2g} epochs of {result.steps_per_epoch} steps), "
+                     f"validated every {result.round_steps} steps; --epochs N trains N full passes")
+    if result.stopped == "time_budget":
+        kept = (f"{result.history[-1].unit} {result.best_epoch}" if result.best_epoch
+                else "the starting weights")
+        notes.append(f"training stopped at the --time-budget of {config.time_budget:g} s after {result.steps} steps; "
+                     f"the checkpoint keeps the best weights on validation ({kept})")
+    return notes
+
+
 def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(), split: Split | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
         on_step: Callable[[int, int], None] | None = None,
@@ -355,21 +378,27 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     val_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "val"), calendar=calendar)
     if len(train_set) == 0:
         raise UsageError(f"no training windows: lookback {lookback} + horizon {horizon} exceed the training rows")
+    window_flops = _window_flops(model, train_set)
     # Attention models train better at a lower peak learning rate; a model declares its own (lr).
-    config = replace(config, lr=config.lr or get_spec(spec.name).capabilities.lr)
-    result = train(model, train_set, val_set, config, on_epoch, on_step, warm_start=init is not None)
+    config = replace(config, lr=config.lr or get_spec(spec.name).capabilities.lr,
+                     threads=config.threads or _auto_threads(window_flops, train_set, config))
+    with using_threads(config.threads):
+        result = train(model, train_set, val_set, config, on_epoch, on_step, warm_start=init is not None)
     model.to("cpu")
+    notes += _budget_notes(result, config)
     warnings = _constant_targets(series, splits)
     trainable = any(p.requires_grad for p in model.parameters())
     if trainable and result.best_epoch == 0 and len(val_set):
         warnings.append(
-            f"no epoch beat the {'--init-from' if init is not None else 'starting'} weights on validation, "
-            "so the checkpoint keeps them"
+            f"no {result.history[-1].unit if result.history else 'epoch'} beat the "
+            f"{'--init-from' if init is not None else 'starting'} weights on validation, so the checkpoint keeps them"
             + ("" if init is not None else " (an untrained model)")
             + "; try more --epochs or --max-steps, another --lr, or a longer history")
     record = TrainingRecord(
         settings=replace(config, batch_size=result.batch_size or config.batch_size),
         epochs_run=result.epochs, steps=result.steps, best_epoch=result.best_epoch if trainable else None,
+        steps_per_epoch=result.steps_per_epoch, round_steps=result.round_steps, stopped=result.stopped,
+        window_flops=window_flops,
         init_from=InitFrom(init.stored.path, init.stored.sha256) if init is not None else None,
         split={sid: asdict(sp) for sid, sp in splits.items()} if split is None else asdict(split),
         seen_until=_seen_until(series, {sid: sp.train + sp.val for sid, sp in splits.items()})

@@ -1,0 +1,119 @@
+"""How long training runs: the batch size, the step budget, the validation rounds and patience.
+
+The automatic budget is about 200 optimisation steps and at least 4 epochs (small data needs more
+passes), capped at ``Schedule.max_auto_steps`` steps so that its cost does not grow with the data.
+When the cap binds, an epoch is longer than the budget allows, and validation comes every round of
+``max_auto_steps // min_epochs`` steps instead of after every epoch; early stopping counts rounds.
+Below the cap the budget is what it was before the cap, step for step.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """The training loop's rules of thumb, in one place, recorded in every checkpoint."""
+
+    warmup_divisor: int = 20  # the learning rate warms up linearly over the first 1/20 of the steps,
+    lr_floor: float = 0.55  # then decays on a cosine from the peak to 55 % of it
+    min_epochs: int = 4  # the automatic budget: at least 4 epochs ...
+    min_steps: int = 200  # ... and at least about 200 optimisation steps (small data needs more passes),
+    # ... but at most 2,000 steps, validated every 2000 / 4 = 500 steps when epochs are longer than that.
+    # It binds only above 128,000 training windows (more than 500 steps of 256 an epoch); every ETT run
+    # of docs/benchmarks.md takes 204 steps (51 an epoch) and trains exactly as before. Measured on a
+    # 400-series hourly panel (300k windows; docs/benchmarks.md, "A bounded default budget"), a default
+    # gru fit at 1,000 / 2,000 / 4,028 steps (the last is the uncapped 4 epochs) took 55 / 87 / 181 s
+    # with test MASE 0.91 / 0.78 / 0.71: 2,000 keeps most of the accuracy at half the 3-minute target;
+    # 1,000 (neuralforecast's default max_steps) cost 28 % in MASE. 0 = no cap (checkpoints before it).
+    max_auto_steps: int = 2000
+    batch_divisor: int = 50  # the automatic batch: 1/50 of the training windows (about 50 steps an epoch),
+    min_batch: int = 32  # but at least 32 ...
+    max_batch: int = 256  # ... and at most 256 windows
+    improvement: float = 1e-7  # validation loss must fall by more than this to count as better
+    patience_share: float = 0.1  # early stopping's patience spans at least this share of the steps
+    warm_start_divisor: int = 4  # a warm start (--init-from) takes 1/4 of a fresh fit's automatic steps
+
+
+def auto_batch_size(n_windows: int, schedule: Schedule = Schedule()) -> int:
+    """About 50 steps per epoch: batches of 1/50 of the windows, between 32 and 256.
+
+    Small data keeps small batches (enough steps to learn); large data gets large batches, which
+    cost little more per step on a CPU than small ones, so an epoch takes a bounded number of steps.
+    """
+    return int(min(schedule.max_batch, max(schedule.min_batch, n_windows // schedule.batch_divisor)))
+
+
+def auto_epochs(steps_per_epoch: int, schedule: Schedule = Schedule()) -> int:
+    """At least 4 epochs and at least about 200 optimisation steps (small data needs more passes)."""
+    return max(schedule.min_epochs, math.ceil(schedule.min_steps / max(steps_per_epoch, 1)))
+
+
+def auto_budget(steps_per_epoch: int, schedule: Schedule = Schedule()) -> tuple[int, int]:
+    """The automatic budget: (steps in all, steps between validations).
+
+    ``auto_epochs`` epochs, validated after each, while that is at most ``max_auto_steps`` steps;
+    beyond, ``max_auto_steps`` steps validated every ``max_auto_steps // min_epochs`` of them, so that
+    early stopping still has as many rounds to judge. The windows of every step are drawn from one
+    random permutation of all training windows per epoch, so a budget shorter than an epoch still
+    samples every series.
+    """
+    total = steps_per_epoch * auto_epochs(steps_per_epoch, schedule)
+    cap = schedule.max_auto_steps
+    if not cap or total <= cap:
+        return total, steps_per_epoch
+    return cap, max(1, min(steps_per_epoch, cap // schedule.min_epochs))
+
+
+@dataclass(frozen=True)
+class Budget:
+    """What ``train`` will run: batch, steps, validation rounds, patience and warm-up."""
+
+    batch_size: int
+    steps_per_epoch: int
+    total: int  # optimisation steps in all, unless early stopping or the time budget ends sooner
+    round_steps: int  # steps between validations: an epoch, or a round of the capped automatic budget
+    patience: int  # validation rounds without improvement before early stopping
+    warmup: int  # learning-rate warm-up steps (early stopping never fires during them)
+
+    @property
+    def rounds(self) -> int:
+        return math.ceil(self.total / self.round_steps)
+
+    @property
+    def unit(self) -> str:
+        return "epoch" if self.round_steps == self.steps_per_epoch else "round"
+
+    def validation_steps(self) -> list[int]:
+        """The steps after which validation comes, if nothing stops training early."""
+        return [min(k * self.round_steps, self.total) for k in range(1, self.rounds + 1)]
+
+
+def plan_budget(n_windows: int, rules: Schedule = Schedule(), *, epochs: int = 0, max_steps: int = 0,
+                batch_size: int = 0, patience: int = 2, warm_start: bool = False) -> Budget:
+    """The budget ``train`` runs on ``n_windows`` training windows (the arguments are TrainConfig's,
+    0 = automatic): ``epochs`` whole epochs (the automatic epochs when only ``max_steps`` is given)
+    cut to ``max_steps``, or else the automatic budget (``auto_budget``), of which a warm start
+    takes ``1 / warm_start_divisor``."""
+    batch_size = batch_size or auto_batch_size(n_windows, rules)
+    per_epoch = math.ceil(n_windows / batch_size)
+    if epochs or max_steps:  # the user's budget, as before the automatic cap
+        total, round_steps = per_epoch * (epochs or auto_epochs(per_epoch, rules)), per_epoch
+    else:
+        total, round_steps = auto_budget(per_epoch, rules)
+        if warm_start:
+            total = max(1, total // rules.warm_start_divisor)
+    if max_steps:
+        total = min(total, max_steps)
+    return Budget(batch_size, per_epoch, total, round_steps,
+                  patience=patience_epochs(patience, round_steps, total, rules),
+                  warmup=max(1, total // rules.warmup_divisor))
+
+
+def patience_epochs(patience: int, steps_per_epoch: int, total_steps: int, schedule: Schedule = Schedule()) -> int:
+    """Validation rounds without improvement before stopping: ``patience``, but never less than a
+    tenth of the budget. On short series an epoch is a few steps, and two of them are no test of a
+    model. ``steps_per_epoch`` is the steps of a round (an epoch, or a round of the capped budget)."""
+    return max(patience, math.ceil(schedule.patience_share * total_steps / max(steps_per_epoch, 1)))
