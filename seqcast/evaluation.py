@@ -24,7 +24,8 @@ from .forecaster import Forecaster
 from .forecasting import check_schema, run_model
 from .registry import create_model
 from .training import EpochReport, ModelConfig, TrainConfig, fit
-from .windows import Split, build_windows, explicit_split, scaled_arrays, split_targets
+from .windows import (Split, bounds, build_windows, by_length, explicit_split, scaled_arrays, split_targets,
+                      stacked_times, stacked_values)
 
 METRICS = ("mse", "mae", "rmse", "mape", "smape", "mase")
 
@@ -71,13 +72,44 @@ def metrics(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray) -> dict
             "smape": float(np.mean(smape_terms)) * 100, "mase": mase}
 
 
+def metrics_by_group(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray, first: np.ndarray
+                     ) -> dict[str, list[float]]:
+    """``metrics`` of each group of consecutive windows, all groups at once: group g holds windows
+    ``first[g]`` up to the next group's first (the windows of one series come together).
+
+    Sums per window, then per group (``np.add.reduceat``); the values equal ``metrics`` of each group
+    alone up to the rounding of the sums. Returns each metric's list of values, one per group.
+    """
+    n = len(actual)
+    error = forecast - actual
+    absolute = np.abs(error)
+    nonzero = np.abs(actual) > 1e-12
+    denominator = np.abs(actual) + np.abs(forecast)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(nonzero, absolute / np.where(nonzero, np.abs(actual), 1.0), 0.0)
+        smape_terms = np.where(denominator > 0, 2 * absolute / np.where(denominator > 0, denominator, 1), 0.0)
+        scaled_absolute = absolute / scale[:, None, :]
+
+    def total(values: np.ndarray) -> np.ndarray:  # (n, H, C) -> one sum per group
+        return np.add.reduceat(values.reshape(n, -1).sum(axis=1), first)
+
+    size = np.diff(np.append(first, n)) * actual[0].size
+    counted = total(nonzero.astype(np.float64))
+    mse = total(error**2) / size
+    with np.errstate(divide="ignore", invalid="ignore"):
+        mape = np.where(counted > 0, total(ratio) / counted * 100, np.nan)
+    values = {"mse": mse, "mae": total(absolute) / size, "rmse": mse**0.5, "mape": mape,
+              "smape": total(smape_terms) / size * 100, "mase": total(scaled_absolute) / size}
+    return {metric: values[metric].tolist() for metric in METRICS}
+
+
 def _seasonal_scale(history: np.ndarray, season: int) -> np.ndarray:
-    """Per channel (C,): the mean absolute error of the in-sample seasonal naive forecast, where it can
-    be measured and is not zero; else that of repeat-last; else 1."""
-    scale = np.ones(history.shape[1])
+    """Per series and channel (S, C) of histories (S, T, C): the mean absolute error of the in-sample
+    seasonal naive forecast, where it can be measured and is not zero; else that of repeat-last; else 1."""
+    scale = np.ones((history.shape[0], history.shape[2]))
     for lag in (1, season):  # the seasonal lag, applied last, wins where it is usable
-        if len(history) > lag:
-            value = np.mean(np.abs(history[lag:] - history[:-lag]), axis=0)
+        if history.shape[1] > lag:
+            value = np.mean(np.abs(history[:, lag:] - history[:, :-lag]), axis=1)
             scale = np.where(value > 0, value, scale)
     return scale
 
@@ -121,31 +153,33 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
 
     scaled_metrics = config.split is not None
     pooled_scaled = not scaled_metrics and len(series.targets) > 1
-    actual_all, forecast_all = {k: [] for k in predictions}, {k: [] for k in predictions}
-    scales_all, per_series = [], {}
-    for i, s in enumerate(series.series):
-        rows = windows.series_index == i
-        if not rows.any():
-            continue
-        first_origin = int(windows.origins[rows].min())
-        history = arrays[i][:first_origin] if scaled_metrics else s.values[:first_origin]
-        scale = np.tile(_seasonal_scale(history, season), (int(rows.sum()), 1))
-        scales_all.append(scale)
-        per_series[s.id] = {"windows": int(rows.sum())}
-        for key, pred in predictions.items():
-            truth, guess = y[rows].astype(np.float64), pred[rows].astype(np.float64)
-            if not scaled_metrics:  # actuals straight from the data, not round-tripped through float32
-                truth = np.stack([s.values[o : o + horizon] for o in windows.origins[rows]])
-                guess = scaler.inverse(s.id, guess, reference=s.values)
-            actual_all[key].append(truth)
-            forecast_all[key].append(guess)
-            per_series[s.id][key] = metrics(truth, guess, scale)
-    scales = np.concatenate(scales_all)
-    actual = {k: np.concatenate(v) for k, v in actual_all.items()}
-    forecast = {k: np.concatenate(v) for k, v in forecast_all.items()}
+    # Windows come grouped by series, in series order: group g starts at window first[g].
+    series_index, origins = windows.series_index, windows.origins
+    first = np.flatnonzero(np.r_[True, series_index[1:] != series_index[:-1]])
+    present = series_index[first]  # the series that have windows
+    counts = np.diff(np.append(first, len(windows)))
+    history = [arrays[i][: origins[g]] if scaled_metrics else series.series[i].values[: origins[g]]
+               for g, i in zip(first, present)]  # what each series showed before its first test window
+    scale = by_length(history, lambda stack: _seasonal_scale(stack, season))  # (series with windows, C)
+    scales = np.repeat(scale, counts, axis=0)  # (windows, C)
+    if scaled_metrics:
+        actual = {key: y.astype(np.float64) for key in predictions}
+        forecast = {key: pred.astype(np.float64) for key, pred in predictions.items()}
+    else:  # actuals straight from the data, not round-tripped through float32
+        edges = bounds(series)
+        truth = stacked_values(series)[(edges[series_index] + origins)[:, None] + np.arange(horizon)]
+        mean, std = scaler.arrays(series)
+        mean, std = mean[series_index][:, None, :], std[series_index][:, None, :]
+        actual = {key: truth for key in predictions}
+        forecast = {key: pred.astype(np.float64) * std + mean for key, pred in predictions.items()}
+    by_series = {key: metrics_by_group(actual[key], forecast[key], scales, first) for key in predictions}
+    per_series = {}
+    for g, i in enumerate(present):
+        per_series[series.series[i].id] = {"windows": int(counts[g]), **{
+            key: {metric: values[g] for metric, values in table.items()} for key, table in by_series.items()}}
     forecasts = _forecast_frame(series, windows, actual[name], forecast[name], name)
     overall = {key: metrics(actual[key], forecast[key], scales) for key in predictions}
-    if pooled_scaled:  # windows come grouped by series, in the order ``scales`` was concatenated in
+    if pooled_scaled:  # the windows' own order, as ``scales`` follows it
         for key, pred in predictions.items():
             pooled = metrics(y.astype(np.float64), pred.astype(np.float64), scales)
             overall[key].update({m: pooled[m] for m in ("mse", "mae", "rmse")})
@@ -168,13 +202,11 @@ def _forecast_frame(series: SeriesSet, windows, actual: np.ndarray, forecast: np
     """One row per window, step and target: what ``--forecasts`` writes (scaled or original units)."""
     import pandas as pd
 
-    # Windows are grouped by series in order, as ``actual``/``forecast`` were concatenated.
-    order = np.argsort(windows.series_index, kind="stable")
-    series_index, origins = windows.series_index[order], windows.origins[order]
+    # Windows come grouped by series in series order, as ``actual`` and ``forecast`` hold them.
+    series_index, origins = windows.series_index, windows.origins
     n, horizon, channels = actual.shape
     ids = np.array([s.id for s in series.series], dtype=object)[series_index]
-    origin_times = np.concatenate([np.asarray(series.series[i].times[origins[series_index == i]])
-                                   for i in np.unique(series_index)])
+    origin_times = np.asarray(stacked_times(series)[bounds(series)[series_index] + origins])
     repeat = horizon * channels
     return pd.DataFrame({
         "model": name,
@@ -221,18 +253,31 @@ def unseen_rows(series: SeriesSet, seen_until: dict[str, Any]) -> dict[str, int]
     """Per series, the first row after the last timestamp fit used (0 for a series it never saw)."""
     import pandas as pd
 
-    first = {}
-    for s in series.series:
-        last = seen_until.get(s.id)
-        if last is None:
-            first[s.id] = 0
-            continue
+    known = [i for i, s in enumerate(series.series) if seen_until.get(s.id) is not None]
+    if not known:
+        return {s.id: 0 for s in series.series}
+    times, edges = stacked_times(series), bounds(series)
+    lasts = [seen_until[series.series[i].id] for i in known]
+    if series.integer_time:
+        last, times = np.array(lasts, dtype=np.int64), times.to_numpy()
+        never = np.iinfo(np.int64).min  # no timestamp is at or before it
+    else:
         try:
-            first[s.id] = int(s.times.searchsorted(last if series.integer_time else pd.Timestamp(last), side="right"))
-        except TypeError:
-            raise InputError(f"{series.source}: series {s.id!r}: timestamps differ in time zone from the "
-                             f"training data (it ended at {last})") from None
-    return first
+            last = pd.DatetimeIndex(pd.to_datetime(lasts, format="ISO8601"))
+        except (ValueError, TypeError):  # offsets that differ between series: one at a time
+            last = pd.DatetimeIndex([pd.Timestamp(t) for t in lasts])
+        if (last.tz is None) != (times.tz is None):
+            raise InputError(f"{series.source}: series {series.series[known[0]].id!r}: timestamps differ in time "
+                             f"zone from the training data (it ended at {lasts[0]})")
+        # As UTC instants in numpy, which compares timestamps of different units correctly.
+        last, times = (t.tz_convert(None).to_numpy() if t.tz is not None else t.to_numpy() for t in (last, times))
+        never = np.datetime64("NaT")  # compares false with every timestamp
+    until = np.full(len(series.series), never, dtype=last.dtype)
+    until[known] = last
+    # Timestamps increase within a series, so the rows at or before its last seen one lead it.
+    seen = times <= np.repeat(until, np.diff(edges))
+    counts = np.add.reduceat(seen.astype(np.int64), edges[:-1])
+    return {s.id: count for s, count in zip(series.series, counts.tolist())}
 
 
 def truncate(series: SeriesSet, rows: dict[str, int]) -> SeriesSet:
@@ -245,54 +290,85 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
             save_dir: str | None = None,
             on_model: Callable[[str, dict[str, Any] | None], None] | None = None,
             on_epoch: Callable[[EpochReport], None] | None = None,
-            on_forecasts: Callable[[Any], None] | None = None) -> list[dict[str, Any]]:
+            on_forecasts: Callable[[Any], None] | None = None, jobs: int = 1) -> list[dict[str, Any]]:
     """Train every model in ``names`` identically and score all on the same test windows.
 
     Returns leaderboard rows (model, parameters, training seconds, prediction ms, metrics), with the
-    baselines' rows computed on the same windows. Rows are unsorted; the caller orders them.
-    ``on_forecasts`` receives every test window's forecasts of every trained model, as one frame.
+    baselines' rows computed on the same windows. Rows are unsorted (in ``names`` order); the caller
+    orders them. ``on_forecasts`` receives every test window's forecasts of every trained model, as one frame.
+
+    Every model trains and forecasts on ``train_config.threads`` torch threads, 1 when it is 0 (the
+    automatic choice depends on the load of the machine, and results on CPU on the thread count).
+    With ``jobs`` > 1, up to ``jobs`` models train at once, each in its own worker process; every
+    model still trains alone from the same seed on the same threads, so rows, checkpoints and
+    forecasts are those of ``jobs=1`` (timings aside). Workers report nothing while they train:
+    ``on_model(name, row)`` comes as each model finishes, without ``on_model(name, None)`` or
+    ``on_epoch``. An error in one model stops the others and is raised here, as with ``jobs=1``.
     """
-    rows: list[dict[str, Any]] = []
-    forecasts: list[Any] = []
-    for name in names:
-        spec = replace(base, name=name, params={**base.params, **(params or {}).get(name, {})})
-        if on_model:
-            on_model(name, None)
-        if eval_config.split:
-            train_series, split = series, Split(eval_config.split.train, eval_config.split.val)
-        else:
-            train_series, split = _before_test(series, spec, eval_config), None
+    config = replace(train_config, threads=train_config.threads or 1)
+    specs = [replace(base, name=name, params={**base.params, **(params or {}).get(name, {})}) for name in names]
+    results: dict[str, tuple[dict[str, Any], Any, dict[str, Any]]] = {}
+    if jobs > 1 and len(specs) > 1:
+        from .workers import in_processes
+
+        def finished(name: str, result: tuple) -> None:
+            results[name] = result
+            if on_model:
+                on_model(name, result[0])
+
+        in_processes(series, specs, config, eval_config, save_dir, min(jobs, len(specs)), finished)
+    else:
+        for spec in specs:
+            if on_model:
+                on_model(spec.name, None)
+            results[spec.name] = _train_and_score(series, spec, config, eval_config, save_dir, on_epoch)
+            if on_model:
+                on_model(spec.name, results[spec.name][0])
+    rows = [results[name][0] for name in names]
+    last = results[names[-1]][2] if names else None  # the baselines, scored on the windows of every model
+    for b in BASELINES:
+        if b not in names and rows:
+            rows.append({"model": b, "parameters": 0, "train_s": 0.0, "epochs": 0, "seconds_per_epoch": 0.0,
+                         "predict_ms": None, "val_mse": None, "lookback": last["lookback"],
+                         "horizon": last["horizon"], "windows": last["windows"],
+                         "windows_requested": last["windows_requested"],
+                         "pooled_scaled": last["pooled_scaled"], **last["overall"][b]})
+    if on_forecasts and rows:
+        import pandas as pd
+
+        on_forecasts(pd.concat([results[name][1] for name in names], ignore_index=True))
+    return rows
+
+
+def _train_and_score(series: SeriesSet, spec: ModelConfig, config: TrainConfig, eval_config: EvalConfig,
+                     save_dir: str | None, on_epoch: Callable[[EpochReport], None] | None = None
+                     ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
+    """One model of ``compare``: fit before the test windows, save, score. Returns its leaderboard row,
+    its forecasts frame and what the baselines' rows need (the windows and the baselines' metrics)."""
+    from .threads import using_threads
+
+    name = spec.name
+    if eval_config.split:
+        train_series, split = series, Split(eval_config.split.train, eval_config.split.val)
+    else:
+        train_series, split = _before_test(series, spec, eval_config), None
+    with using_threads(config.threads):  # forecasting on the threads it trained on, in every mode
         started = time.perf_counter()
-        fitted = fit(train_series, spec, train_config, split=split, on_epoch=on_epoch)
+        fitted = fit(train_series, spec, config, split=split, on_epoch=on_epoch)
         train_s = time.perf_counter() - started
         if save_dir:
             save(Path(save_dir) / f"{name}.ckpt", fitted)
         report, elapsed = score(fitted, series, eval_config)
-        forecasts.append(report.pop("forecasts"))
-        epochs = fitted.training.epochs_run
-        row = {"model": name, "parameters": fitted.spec.n_parameters,
-               "train_s": round(train_s, 3), "epochs": epochs,
-               "seconds_per_epoch": round(train_s / max(epochs, 1), 3),
-               "predict_ms": round(elapsed, 2), "val_mse": fitted.training.val_mse_scaled,
-               "lookback": fitted.lookback, "horizon": fitted.horizon, "windows": report["windows"],
-               "windows_requested": report["windows_requested"], "pooled_scaled": report["pooled_scaled"],
-               **report["overall"][name]}
-        rows.append(row)
-        if on_model:
-            on_model(name, row)
-        last_report = report
-    for b in BASELINES:
-        if b not in names and rows:
-            rows.append({"model": b, "parameters": 0, "train_s": 0.0, "epochs": 0, "seconds_per_epoch": 0.0,
-                         "predict_ms": None, "val_mse": None, "lookback": last_report["lookback"],
-                         "horizon": last_report["horizon"], "windows": last_report["windows"],
-                         "windows_requested": last_report["windows_requested"],
-                         "pooled_scaled": last_report["pooled_scaled"], **last_report["overall"][b]})
-    if on_forecasts and forecasts:
-        import pandas as pd
-
-        on_forecasts(pd.concat(forecasts, ignore_index=True))
-    return rows
+    epochs = fitted.training.epochs_run
+    row = {"model": name, "parameters": fitted.spec.n_parameters,
+           "train_s": round(train_s, 3), "epochs": epochs,
+           "seconds_per_epoch": round(train_s / max(epochs, 1), 3),
+           "predict_ms": round(elapsed, 2), "val_mse": fitted.training.val_mse_scaled,
+           "lookback": fitted.lookback, "horizon": fitted.horizon, "windows": report["windows"],
+           "windows_requested": report["windows_requested"], "pooled_scaled": report["pooled_scaled"],
+           **report["overall"][name]}
+    windows = {key: report[key] for key in ("lookback", "horizon", "windows", "windows_requested", "pooled_scaled")}
+    return row, report["forecasts"], {**windows, "overall": {b: report["overall"][b] for b in BASELINES}}
 
 
 def _before_test(series: SeriesSet, spec: ModelConfig, config: EvalConfig) -> SeriesSet:

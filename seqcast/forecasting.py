@@ -11,6 +11,9 @@ Output columns (one row per series, step and target):
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 import torch
@@ -18,6 +21,7 @@ import torch
 from .forecaster import Forecaster
 from .data import DataConfig, SeriesSet, future_times, time_features
 from .errors import InputError, UsageError
+from .windows import bounds, stacked_times, stacked_values
 
 COLUMNS = ["series", "timestamp", "step", "model", "target", "forecast"]
 
@@ -62,13 +66,41 @@ def run_model(model: torch.nn.Module, x: np.ndarray, marks: np.ndarray | None, b
     return np.concatenate(outputs) if outputs else np.zeros((0,) + x.shape[1:])
 
 
-def window_inputs(ckpt: Forecaster, series: SeriesSet, offset: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray | None, list[pd.Index], list[pd.Index]]:
-    """The model inputs of each series' window ending ``offset`` steps before its last row.
+def future_grid(lasts: pd.Index, freq: str, horizon: int) -> pd.Index:
+    """The ``horizon`` timestamps after each timestamp of ``lasts`` on the ``freq`` grid, one series after
+    another (N * H values): ``future_times`` of each, in a few vectorised operations.
 
-    Returns scaled inputs (N, L, C), calendar features (N, L + H, F) or None, and per series the
-    L input timestamps and the H timestamps that follow them.
+    All series share the frequency, and many share their last timestamp, so each distinct last
+    timestamp is stepped once, by k offsets for k = 1..H (what ``pd.date_range`` does from an
+    on-grid start, calendar offsets such as month starts included).
     """
+    steps = np.arange(1, horizon + 1)
+    if not isinstance(lasts, pd.DatetimeIndex):
+        return pd.Index((lasts.to_numpy()[:, None] + int(freq) * steps).reshape(-1), dtype=np.int64)
+    _, first, inverse = np.unique(lasts.asi8, return_index=True, return_inverse=True)
+    starts, offset = lasts[first], pd.tseries.frequencies.to_offset(freq)
+    with warnings.catch_warnings():  # offsets pandas cannot vectorise (custom business days) it steps one by one
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        ahead = np.stack([(starts + k * offset).asi8 for k in steps], axis=1)  # (distinct lasts, H), UTC epoch
+    flat = pd.DatetimeIndex(ahead[inverse.reshape(-1)].reshape(-1).view(f"M8[{lasts.unit}]"))
+    flat = flat.tz_localize("UTC").tz_convert(lasts.tz) if lasts.tz is not None else flat
+    return flat.as_unit(future_times(lasts[0], freq, 1).unit)  # the unit date_range gives (business days: us)
+
+
+@dataclass(frozen=True)
+class LastWindows:
+    """One window per series (all series at once), ending ``offset`` rows before the series' end."""
+
+    inputs: np.ndarray  # (N, L, C) scaled
+    marks: np.ndarray | None  # (N, L + H, F) calendar features, or None
+    rows: np.ndarray  # (N, L) the input rows in the concatenation of all series (``windows.bounds``)
+    future: pd.Index  # (N * H) the H timestamps after each window, one series after another
+    mean: np.ndarray  # (N, C) the scaler's statistics of each series
+    std: np.ndarray  # (N, C)
+
+
+def last_windows(ckpt: Forecaster, series: SeriesSet, offset: int = 0) -> LastWindows:
+    """The model inputs of every series' window ending ``offset`` rows before its last row."""
     check_schema(ckpt, series)
     lookback, horizon, freq = ckpt.lookback, ckpt.horizon, ckpt.schema.freq
     short = [f"{s.id!r} has {len(s.times)}" for s in series.series if len(s.times) - offset < lookback]
@@ -76,37 +108,53 @@ def window_inputs(ckpt: Forecaster, series: SeriesSet, offset: int = 0
         back = f" ending {offset} steps before the end" if offset else ""
         raise InputError(f"{series.source}: history too short: the model reads the last {lookback} rows "
                          f"(its lookback){back}; series {', '.join(short[:5])}")
-    scaler = ckpt.scaler
-    inputs, marks, pasts, futures = [], [], [], []
-    for s in series.series:
-        end = len(s.times) - offset
-        inputs.append(scaler.transform(s.id, s.values[end - lookback : end], reference=s.values))
-        past = s.times[end - lookback : end]
-        future = future_times(past[-1], freq, horizon)
-        pasts.append(past)
-        futures.append(future)
-        if ckpt.schema.calendar:
-            marks.append(time_features(past.append(future)))
-    return np.stack(inputs), np.stack(marks) if marks else None, pasts, futures
+    rows = (bounds(series)[1:] - offset)[:, None] + np.arange(-lookback, 0)  # (N, L)
+    mean, std = ckpt.scaler.arrays(series)
+    inputs = (stacked_values(series)[rows] - mean[:, None, :]) / std[:, None, :]
+    times = stacked_times(series)
+    future = future_grid(times[rows[:, -1]], freq, horizon)
+    marks = None
+    if ckpt.schema.calendar:
+        past = time_features(times[rows.reshape(-1)]).reshape(len(rows), lookback, -1)
+        marks = np.concatenate([past, time_features(future).reshape(len(rows), horizon, -1)], axis=1)
+    return LastWindows(inputs, marks, rows, future, mean, std)
+
+
+def window_inputs(ckpt: Forecaster, series: SeriesSet, offset: int = 0
+                  ) -> tuple[np.ndarray, np.ndarray | None, list[pd.Index], list[pd.Index]]:
+    """The model inputs of each series' window ending ``offset`` steps before its last row.
+
+    Returns scaled inputs (N, L, C), calendar features (N, L + H, F) or None, and per series the
+    L input timestamps and the H timestamps that follow them.
+    """
+    windows = last_windows(ckpt, series, offset)
+    times, horizon = stacked_times(series), ckpt.horizon
+    pasts = [times[r[0] : r[-1] + 1] for r in windows.rows]
+    futures = [windows.future[i * horizon : (i + 1) * horizon] for i in range(len(windows.rows))]
+    return windows.inputs, windows.marks, pasts, futures
 
 
 def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0) -> pd.DataFrame:
     """Forecast the next ``horizon`` steps (default and at most the trained H) of every series in
-    ``series``; a frame with ``COLUMNS``."""
+    ``series``; a frame with ``COLUMNS``, one series after another, each target's steps in order."""
     if not 0 <= horizon <= ckpt.horizon:
         raise UsageError(f"--horizon {horizon}: the model was trained to forecast {ckpt.horizon} steps; "
                          f"give 1 to {ckpt.horizon}, or fit a model with a longer --horizon")
-    horizon, scaler = horizon or ckpt.horizon, ckpt.scaler
-    inputs, marks, _, futures = window_inputs(ckpt, series)
-    scaled = run_model(ckpt.model, inputs, marks)[:, :horizon]
-    frames = []
-    name, targets = ckpt.name, ckpt.schema.targets
-    for s, future, out in zip(series.series, [f[:horizon] for f in futures], scaled):
-        values = scaler.inverse(s.id, out.astype(np.float64), reference=s.values)  # (H, C)
-        for c, target in enumerate(targets):
-            frames.append(pd.DataFrame({"series": s.id, "timestamp": future, "step": np.arange(1, horizon + 1),
-                                        "model": name, "target": target, "forecast": values[:, c]}))
-    return pd.concat(frames, ignore_index=True)[COLUMNS]
+    horizon = horizon or ckpt.horizon
+    windows = last_windows(ckpt, series)
+    scaled = run_model(ckpt.model, windows.inputs, windows.marks)[:, :horizon].astype(np.float64)  # (N, H, C)
+    values = scaled * windows.std[:, None, :] + windows.mean[:, None, :]
+    n, channels = len(series.series), len(ckpt.schema.targets)
+    kept = np.arange(n * ckpt.horizon).reshape(n, ckpt.horizon)[:, None, :horizon]  # the first steps of each
+    timestamps = windows.future[np.repeat(kept, channels, axis=1).reshape(-1)]  # (N, C, H): again per target
+    return pd.DataFrame({
+        "series": np.repeat(np.array([s.id for s in series.series], dtype=object), channels * horizon),
+        "timestamp": timestamps,
+        "step": np.tile(np.arange(1, horizon + 1), n * channels),
+        "model": ckpt.name,
+        "target": np.tile(np.repeat(np.array(ckpt.schema.targets, dtype=object), horizon), n),
+        "forecast": values.transpose(0, 2, 1).reshape(-1),  # (N, H, C) -> (N, C, H)
+    })[COLUMNS]
 
 
 def summary(ckpt: Forecaster, series: SeriesSet, frame: pd.DataFrame, output: str | None) -> dict:

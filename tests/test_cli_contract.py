@@ -913,7 +913,7 @@ def test_item28_an_older_format_is_upgraded_from_a_stored_fixture(entry, invoke)
     assert now["forecast"].to_numpy() == pytest.approx(then["forecast"].to_numpy(), rel=1e-6)
     code, out, err = invoke("info", path)
     assert code == 0, err
-    assert "format      1, upgraded to 2 on reading" in out
+    assert f"format      1, upgraded to {ckpt_module.FORMAT_VERSION} on reading" in out
     if "evaluate" in entry:
         code, out, err = invoke("evaluate", path, data, *entry["evaluate_args"])
         assert code == 0, err

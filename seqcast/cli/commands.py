@@ -8,20 +8,30 @@ import typer
 
 from ..errors import UsageError
 from . import command, options
-from .options import (LR, Batch, Ckpt, Data, DateFormat, DayFirst, Decimal, Device, Epochs, Fill, FillAgain,
-                      Forecasts, Freq, FreqAgain, Horizon, IdCol, Json, Lookback, MaxSteps, Param, Patience, Seed,
-                      SplitOpt, Stride, Target, TimeCol, WindowNormOpt, Windows)
+from .options import (LR, Batch, Ckpt, CompareThreads, Data, DateFormat, DayFirst, Decimal, Device, Epochs, Fill,
+                      FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, Lookback, MaxSteps, Param,
+                      Patience, Seed, SplitOpt, Stride, Target, Threads, TimeBudget, TimeCol, WindowNormOpt, Windows)
 from .output import Output, fmt, to_json
 
-def _load(out: Output, path: str, config, describe: bool = False) -> Any:
-    """Read the CSV; its notes (and with ``describe`` what was found) on stderr."""
+def _load(out: Output, path: str, config, describe: bool = False, last: Optional[int] = None) -> Any:
+    """Read the CSV (only its last ``last`` rows where that is enough); its notes (and with
+    ``describe`` what was found) on stderr."""
     from ..data import load_series
 
-    series = load_series(path, config)
+    series = load_series(path, config, last=last)
     out.notes(series.notes)
     if describe:
         out.say(_describe(series))
     return series
+
+
+def _rows_needed(ckpt) -> Optional[int]:
+    """How many of a file's last rows a forecast reads: the lookback, with room for gaps a fill
+    closes; None (the whole file) unless the single series of a file is one the model was scaled on
+    (a series it has not seen is scaled by its whole history)."""
+    from ..data import DEFAULT_ID
+
+    return 2 * ckpt.lookback + 64 if DEFAULT_ID in ckpt.scaler.mean else None
 
 
 def _describe(series) -> str:
@@ -61,6 +71,8 @@ def fit(
     patience: Patience = 2,
     seed: Seed = 0,
     device: Device = "auto",
+    time_budget: TimeBudget = 0.0,
+    threads: Threads = 0,
     json_out: Json = False,
 ) -> None:
     """Train a model on a CSV and save a checkpoint."""
@@ -75,7 +87,8 @@ def fit(
     init = checkpoint.load(init_from) if init_from else None
     spec = requested_model(ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm), init)
     reading = options.fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format)
-    train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device)
+    train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
+                                        threads)
     output = output or Path(f"{spec.name}.ckpt")
     with output_lock(output, wait=wait):
         if output.exists() and not force:
@@ -89,7 +102,7 @@ def fit(
         out.notes(fitted.notes, fitted.training.warnings)
         fitted = checkpoint.save(output, fitted)
     out.say(f"{spec.name}: lookback {fitted.lookback}, horizon {fitted.horizon}, {fitted.spec.n_parameters} "
-            f"parameters, {fitted.training.epochs_run} epochs in {seconds:.1f}s, "
+            f"parameters, {_rounds_text(fitted.training)} in {seconds:.1f}s on {_threads_text(fitted.training)}, "
             f"validation MSE {fitted.training.val_mse_scaled:.5f} (scaled)")
     out.say(f"checkpoint: {output}")
     if json_out:
@@ -108,6 +121,7 @@ def predict(
     decimal: Decimal = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
+    threads: Threads = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout (with the forecast rows unless --output names a file).")] = False,
 ) -> None:
     """Forecast the next horizon steps after each series' last timestamp (CSV on stdout).
@@ -121,8 +135,12 @@ def predict(
     from ..forecasting import summary
 
     ckpt = load(checkpoint_path)
-    series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format))
-    frame = forecast(ckpt, series, horizon)
+    series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format),
+                   last=_rows_needed(ckpt))
+    from ..threads import forecast_threads, using_threads
+
+    with using_threads(forecast_threads(threads, ckpt, len(series.series))):
+        frame = forecast(ckpt, series, horizon)
     if json_out:
         if output != "-":
             out.emit(write_csv(frame), output)
@@ -147,6 +165,7 @@ def evaluate(
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
     forecasts: Forecasts = None,
+    threads: Threads = 0,
     json_out: Json = False,
 ) -> None:
     """Backtest a checkpoint on the last rolling-origin windows of a CSV, beside naive baselines.
@@ -161,7 +180,10 @@ def evaluate(
 
     ckpt = load(checkpoint_path)
     series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format))
-    report = backtest(ckpt, series, EvalConfig(windows, stride, Split.parse(split) if split else None, in_sample))
+    from ..threads import forecast_threads, using_threads
+
+    with using_threads(forecast_threads(threads, ckpt, windows * len(series.series))):
+        report = backtest(ckpt, series, EvalConfig(windows, stride, Split.parse(split) if split else None, in_sample))
     for warning in report["warnings"]:
         out.say(f"warning: {warning}")
     frame = report.pop("forecasts")
@@ -232,6 +254,9 @@ def compare(
     patience: Patience = 2,
     seed: Seed = 0,
     device: Device = "auto",
+    time_budget: TimeBudget = 0.0,
+    threads: CompareThreads = 0,
+    jobs: Jobs = 1,
     forecasts: Forecasts = None,
     json_out: Json = False,
 ) -> None:
@@ -251,15 +276,20 @@ def compare(
         raise UsageError(f"--output {output}: name a .csv or .json file")
     if save_dir and not save_dir.is_dir():
         raise UsageError(f"--save-dir {save_dir}: no such folder")
-    train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device)
+    train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
+                                        threads)
+    jobs = min(options.compare_jobs(jobs, threads), len(names))
     series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format),
                    describe=True)
     eval_config = EvalConfig(windows, stride, Split.parse(split) if split else None)
     on_model, on_epoch = _model_progress(out, metric)
+    if jobs > 1:
+        out.say(f"training {len(names)} models, {jobs} at a time in worker processes, {threads or 1} "
+                f"thread{'s' if threads > 1 else ''} each; each is reported when it finishes")
     rows = rank(run_compare(series, names, ModelConfig(params={}, lookback=lookback, horizon=horizon,
                                                        window_norm=window_norm),
                             train_config, eval_config, per_model, str(save_dir) if save_dir else None,
-                            on_model=on_model, on_epoch=on_epoch,
+                            on_model=on_model, on_epoch=on_epoch, jobs=jobs,
                             on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts)) if forecasts else None),
                 metric)
     if output:
@@ -271,14 +301,16 @@ def compare(
 
 
 def _model_progress(out: Output, metric: str):
-    """compare's callbacks: a progress bar or epoch lines per model, and its score when done."""
+    """compare's callbacks: a progress bar or epoch lines per model, and its score when done (models
+    trained in worker processes report only that)."""
     progress: dict = {}
 
     def on_model(name: str, row: Optional[dict]) -> None:
         if row is None:
             progress[name] = out.progress(name).__enter__()
         else:
-            progress.pop(name).__exit__(None, None, None)
+            if name in progress:
+                progress.pop(name).__exit__(None, None, None)
             out.say(f"{name}: {metric} {fmt(row[metric])}, {row['train_s']:.1f}s training")
 
     return on_model, lambda report: next(iter(progress.values())).epoch(report)
@@ -316,6 +348,7 @@ def explain(
     decimal: Decimal = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
+    threads: Threads = 0,
     json_out: Json = False,
 ) -> None:
     """Show what a model looks at: attention weights (query step x input step) or recurrent gate
@@ -336,7 +369,10 @@ def explain(
         series.series = [s for s in series.series if s.id == series_id]
         if not series.series:
             raise UsageError(f"--series {series_id!r}: no such series in {series.source}")
-    maps = explaining.explain(ckpt, series, window, per_layer)
+    from ..threads import forecast_threads, using_threads
+
+    with using_threads(forecast_threads(threads, ckpt, len(series.series))):
+        maps = explaining.explain(ckpt, series, window, per_layer)
     name = ckpt.name
     if plot:
         explaining.plot(maps, name, str(plot))
@@ -401,9 +437,11 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         f"reading     {', '.join(reading)}",
         f"windows     lookback {d.lookback}, horizon {d.horizon}",
         f"trained on  {_seen_text(t.seen_until)}",
-        f"training    {t.epochs_run} epochs, {t.steps} steps, batch {settings.batch_size}, lr {settings.lr}, "
-        f"seed {settings.seed}{_best_epoch_text(t.best_epoch)}"
+        f"training    {_rounds_text(t)}, {t.steps} steps, batch {settings.batch_size}, lr {settings.lr}, "
+        f"seed {settings.seed}{_best_epoch_text(t.best_epoch, 'epoch' if t.rounds_are_epochs else 'round')}"
         + (f", continued from {t.init_from.path}" if t.init_from else ""),
+        f"stopped     {_stopped_text(t)}",
+        f"threads     {_threads_text(t)}",
         f"validation  MSE {t.val_mse_scaled:.6g} (scaled)",
         f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]
@@ -422,9 +460,32 @@ def _seen_text(seen) -> str:
     return f"rows up to {span}" + (f" ({len(seen)} series)" if len(seen) > 1 else "")
 
 
-def _best_epoch_text(best) -> str:
+def _best_epoch_text(best, unit: str = "epoch") -> str:
     if best is None:
         return ""
     if best == 0:
-        return "; kept the starting weights (no epoch beat them on validation)"
-    return f"; kept epoch {best}"
+        return f"; kept the starting weights (no {unit} beat them on validation)"
+    return f"; kept {unit} {best}"
+
+
+def _rounds_text(t) -> str:
+    """Validation rounds: "4 epochs", or "4 rounds of 250 steps" when an epoch was longer than a round."""
+    if t.rounds_are_epochs:
+        return f"{t.epochs_run} epochs"
+    return f"{t.epochs_run} rounds of {t.round_steps} steps (epochs of {t.steps_per_epoch})"
+
+
+def _stopped_text(t) -> str:
+    from ..training import STOPPED
+
+    if t.stopped is None:
+        return "(not recorded by this checkpoint's format)"
+    text = STOPPED.get(t.stopped, t.stopped)
+    return f"{text} (--time-budget {t.settings.time_budget:g} s)" if t.stopped == "time_budget" else text
+
+
+def _threads_text(t) -> str:
+    threads = t.settings.threads
+    if not threads:
+        return "(not recorded by this checkpoint's format)"
+    return f"{threads} thread{'s' if threads > 1 else ''}"

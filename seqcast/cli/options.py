@@ -26,7 +26,9 @@ Param = Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Model
 Lookback = Annotated[int, typer.Option("--lookback", "-L", help="Input steps per window. 0 = by frequency: minutes 240, hourly 96, daily 56, business days 60, weekly 104, monthly 48, quarterly 32, yearly 20, integer steps 40; shortened to fit short series.")]
 Horizon = Annotated[int, typer.Option("--horizon", "-H", help="Steps to forecast. 0 = by frequency: minutes 60, hourly 24, daily 14, business days 10, weekly 13, monthly 12, quarterly 8, yearly 5, integer steps 10.")]
 WindowNormOpt = Annotated[str, typer.Option("--window-norm", help="Per-window normalisation: last (subtract the last value), mean, revin (subtract the mean, divide by the std), none. auto = the model's default (see `seqcast models`).")]
-Epochs = Annotated[int, typer.Option("--epochs", help="Most epochs; early stopping may end sooner (0 = auto: at least 4 and about 200 steps; with --init-from a quarter of those steps).")]
+Epochs = Annotated[int, typer.Option("--epochs", help="Full passes over the training windows; early stopping may end sooner. 0 = the automatic budget: about 200 steps and at least 4 epochs, but at most 2,000 steps (validated every 500 when epochs are longer); with --init-from a quarter of it.")]
+TimeBudget = Annotated[float, typer.Option("--time-budget", metavar="SECONDS", help="Most seconds of training (per model); when spent, training validates once more, keeps the best weights and the checkpoint records that it stopped on the time budget. 0 = none.")]
+Threads = Annotated[int, typer.Option("--threads", help="torch intra-op threads. 0 = chosen for the work: one, unless a step has billions of FLOPs and cores are free (load average), and never more than OMP_NUM_THREADS or torch.set_num_threads already allow. Convolutional and attention models differ in the last bits between thread counts: pass --threads for byte-identical reruns (`seqcast info` shows the count used).")]
 MaxSteps = Annotated[int, typer.Option("--max-steps", help="Most optimisation steps in all (0 = no cap).")]
 Batch = Annotated[int, typer.Option("--batch-size", help="Windows per optimisation step (0 = auto: 1/50 of the training windows, 32 to 256).")]
 LR = Annotated[float, typer.Option("--lr", help="Peak learning rate (AdamW; warm-up then cosine decay). 0 = the model's default: 1e-3 for cnn_lstm_transformer, informer, transformer and transformer_xl, 3e-3 for the others.")]
@@ -37,6 +39,9 @@ SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Explicit split
 Windows = Annotated[int, typer.Option("--windows", help="Rolling-origin test windows per series (the last N).")]
 Stride = Annotated[int, typer.Option("--stride", help="Steps between test origins (0 = the horizon).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
+# compare: models in parallel processes, each on a fixed number of threads, so that --jobs never changes a result.
+Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Models trained at once, each in its own process (1 = one after another; 0 = as many as the cores available to seqcast allow, divided by --threads). The leaderboard, --json, --forecasts and --save-dir checkpoints are those of --jobs 1 (timings aside): every model trains alone from the same seed on the same threads. With more than one job, each model is reported when it finishes, without epoch lines.")]
+CompareThreads = Annotated[int, typer.Option("--threads", help="torch intra-op threads of every model. 0 = one thread each, chosen neither by the load of the machine nor by --jobs, so that results do not depend on them. --threads x --jobs may not exceed the cores available.")]
 Forecasts = Annotated[Optional[str], typer.Option("--forecasts", help="Also write every test window's forecasts as CSV (model, series, origin, step, target, actual, forecast); - for stdout.")]
 
 
@@ -67,9 +72,30 @@ def fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, d
     return reading_again(init, fill, freq, decimal, dayfirst, date_format)
 
 
-def train_config(epochs, max_steps, batch_size, lr, patience, seed, device):
+def train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget=0.0, threads=0):
     """The run's training settings (TrainConfig checks them)."""
     from ..training import TrainConfig
 
     return TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, patience=patience,
-                       seed=seed, device=device)
+                       seed=seed, device=device, time_budget=time_budget, threads=threads)
+
+
+def compare_jobs(jobs: int, threads: int) -> int:
+    """compare's --jobs: the processes to train in (0 = the cores available over the threads per model),
+    checked so that the threads of all jobs fit the cores available to this process."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    per_model = threads or 1
+    if jobs < 0:
+        raise UsageError(f"--jobs {jobs}: give the number of models to train at once (1 or more), or 0 for as "
+                         "many as the cores allow")
+    if jobs == 0:
+        return max(1, cores // per_model)
+    if jobs > 1 and jobs * per_model > cores:
+        raise UsageError(f"--jobs {jobs} with {per_model} thread{'s' if per_model > 1 else ''} per model needs "
+                         f"{jobs * per_model} cores; {cores} are available: lower --jobs or --threads")
+    return jobs

@@ -127,10 +127,10 @@ class Progress:
     def epoch(self, report) -> None:
         if Signals.interrupted:
             raise KeyboardInterrupt
-        line = (f"{self.label} epoch {report.epoch}/{report.epochs}: train {report.train_loss:.5f}  "
+        line = (f"{self.label} {report.unit} {report.epoch}/{report.epochs}: train {report.train_loss:.5f}  "
                 f"val {report.val_loss:.5f}{' *' if report.best else ''}  {report.seconds:.1f}s")
         if self.bar:
-            self.bar.update(self.task, status=f"epoch {report.epoch} val {report.val_loss:.4f}")
+            self.bar.update(self.task, status=f"{report.unit} {report.epoch} val {report.val_loss:.4f}")
             if self.out.verbose:
                 self.bar.console.print(line, markup=False)
         else:

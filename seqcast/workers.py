@@ -1,0 +1,94 @@
+"""compare's worker processes: models trained at once, one per process, for ``compare(jobs=N)``.
+
+Each worker is a fresh interpreter (spawned: forking a process whose torch has started threads is
+unsafe), receives the series once, and trains and scores the models it is handed exactly as
+``evaluation.compare`` does in-process, on the threads the parent chose. The parent owns
+interrupts: the workers start with Ctrl-C ignored, and the parent ends them with SIGTERM, on which a
+worker unwinds the model it is training (so that no half-written checkpoint is left) and exits.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from .data import SeriesSet
+    from .evaluation import EvalConfig
+    from .training import ModelConfig, TrainConfig
+
+
+def in_processes(series: "SeriesSet", specs: list["ModelConfig"], config: "TrainConfig", eval_config: "EvalConfig",
+                 save_dir: str | None, jobs: int, finished: Callable[[str, tuple], None]) -> None:
+    """``evaluation._train_and_score`` of every spec in ``jobs`` worker processes; ``finished(name,
+    result)`` as each model is done. On an error in a model or an interrupt (KeyboardInterrupt:
+    Ctrl-C, SIGTERM) the workers are ended at once and the exception is raised here."""
+    import multiprocessing
+    import signal
+    import threading
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    executor = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_start, initargs=(series, config.threads))
+    try:
+        # The workers start (in submit) with Ctrl-C ignored, inherited from here: an interrupt while
+        # they import is not theirs to report either.
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            futures = {executor.submit(_task, spec, config, eval_config, save_dir): spec.name for spec in specs}
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, previous)
+        for future in as_completed(futures):
+            finished(futures[future], future.result())
+    except BaseException:
+        _end_workers(executor)
+        raise
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _end_workers(executor) -> None:
+    """End the workers now, models in training included (ProcessPoolExecutor ends them only after
+    their current task, unless it has ``terminate_workers``: Python 3.14 and later)."""
+    if hasattr(executor, "terminate_workers"):
+        executor.terminate_workers()
+        return
+    for process in list((getattr(executor, "_processes", None) or {}).values()):
+        process.terminate()
+
+
+_WORKER: dict[str, Any] = {}  # in a worker process: the series, and whether a model is in training
+
+
+def _start(series: "SeriesSet", threads: int) -> None:
+    """A worker: keep the series, use ``threads`` torch threads, leave interrupts to the parent."""
+    import signal
+
+    import torch
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already ignored from the start (see in_processes)
+    signal.signal(signal.SIGTERM, _stop)
+    torch.set_num_threads(threads)
+    _WORKER.update(series=series, busy=False)
+
+
+def _stop(signum, frame) -> None:
+    """SIGTERM from the parent: unwind a model in training (files being written are removed on the
+    way), or end an idle worker at once."""
+    if _WORKER.get("busy"):
+        raise KeyboardInterrupt
+    os._exit(130)
+
+
+def _task(spec: "ModelConfig", config: "TrainConfig", eval_config: "EvalConfig", save_dir: str | None) -> tuple:
+    from .evaluation import _train_and_score
+
+    _WORKER["busy"] = True
+    try:
+        return _train_and_score(_WORKER["series"], spec, config, eval_config, save_dir)
+    except KeyboardInterrupt:  # ended by the parent, after unwinding
+        os._exit(130)
+    finally:
+        _WORKER["busy"] = False
