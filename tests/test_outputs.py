@@ -132,3 +132,43 @@ def test_a_read_only_folder_is_exit_2_naming_the_path(tmp_path):
     finally:
         folder.chmod(0o755)
     assert (folder / "f.csv").read_bytes() == b"old\n" and not _temporaries(folder)
+
+
+def test_commands_refuse_to_write_over_their_inputs_before_any_work(invoke, tiny_ckpt, hourly_csv, tmp_path):
+    data = tmp_path / "data.csv"
+    data.write_bytes(hourly_csv.read_bytes())
+    ckpt = tmp_path / "model.ckpt"
+    ckpt.write_bytes(tiny_ckpt.read_bytes())
+    before = (data.read_bytes(), ckpt.read_bytes())
+    for args in (["predict", ckpt, data, "--output", data],
+                 ["evaluate", ckpt, data, "--forecasts", ckpt],
+                 ["explain", ckpt, data, "--output", ckpt],
+                 ["compare", data, "--models", "nlinear", "--output", data],
+                 ["fit", data, "--model", "nlinear", "--output", data, "--force"]):
+        code, out, err = invoke(*args)
+        assert code == 2 and "is the input" in err, (args, err)
+        assert "epoch" not in err and "round" not in err, "refused before training"
+    assert (data.read_bytes(), ckpt.read_bytes()) == before
+
+
+def test_compare_keeps_saved_checkpoints_unless_forced(invoke, hourly_csv, tmp_path):
+    saved = tmp_path / "models"
+    saved.mkdir()
+    (saved / "nlinear.ckpt").write_bytes(b"yesterday's model")
+    args = ["compare", hourly_csv, "--models", "nlinear", "--max-steps", "2", "--save-dir", saved, "--windows", "2"]
+    code, _, err = invoke(*args)
+    assert code == 2 and "nlinear.ckpt exist; pass --force" in err
+    assert (saved / "nlinear.ckpt").read_bytes() == b"yesterday's model"
+    code, _, err = invoke(*args, "--force")
+    assert code == 0, err
+    assert (saved / "nlinear.ckpt").read_bytes()[:8] != b"yesterda" and not list(saved.glob(".*"))
+
+
+def test_predict_through_a_link_updates_the_file_it_points_to(invoke, tiny_ckpt, hourly_csv, tmp_path):
+    target = tmp_path / "forecast-today.csv"
+    target.write_text("old\n")
+    link = tmp_path / "latest.csv"
+    link.symlink_to(target)
+    code, _, err = invoke("predict", tiny_ckpt, hourly_csv, "--output", link)
+    assert code == 0, err
+    assert link.is_symlink() and target.read_text().startswith("series,timestamp")

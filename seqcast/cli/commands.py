@@ -1,5 +1,6 @@
 """The commands: each parses its options, makes one library call and renders the result."""
 
+import contextlib
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
@@ -23,6 +24,18 @@ def _load(out: Output, path: str, config, describe: bool = False, last: Optional
     if describe:
         out.say(_describe(series))
     return series
+
+
+def _check_outputs(outputs, inputs) -> None:
+    """Before any work: no output may be a folder, one of the inputs, or named twice, and data meant
+    for stdout needs an open stdout."""
+    from ..files import check_outputs
+    from .output import Signals
+
+    outputs = [o for o in outputs if o is not None]
+    if "-" in [str(o) for o in outputs] and "stdout" in Signals.closed:
+        raise UsageError("stdout is closed, so the output would be lost; pass --output FILE")
+    check_outputs(outputs, inputs)
 
 
 def _rows_needed(ckpt) -> Optional[int]:
@@ -90,6 +103,7 @@ def fit(
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
                                         threads)
     output = output or Path(f"{spec.name}.ckpt")
+    _check_outputs([output], [data, init_from])
     with output_lock(output, wait=wait):
         if output.exists() and not force:
             raise UsageError(f"{output} exists; pass --force to overwrite it (or choose another --output)")
@@ -134,6 +148,7 @@ def predict(
     from ..forecasting import predict as forecast
     from ..forecasting import summary
 
+    _check_outputs([output], [data, checkpoint_path])
     ckpt = load(checkpoint_path)
     series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format),
                    last=_rows_needed(ckpt))
@@ -178,6 +193,7 @@ def evaluate(
     from ..evaluation import EvalConfig, backtest
     from ..windows import Split
 
+    _check_outputs([forecasts], [data, checkpoint_path])
     ckpt = load(checkpoint_path)
     series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format))
     from ..threads import forecast_threads, using_threads
@@ -231,7 +247,8 @@ def compare(
     models: Annotated[Optional[str], typer.Option("--models", help="Comma-separated model names. Default: every registered model.")] = None,
     metric: Annotated[str, typer.Option("--metric", help="Sort the leaderboard by this metric: mse, mae, rmse, mape, smape or mase. Default: mase (mse with --split).")] = "",
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the table: .csv or .json.")] = None,
-    save_dir: Annotated[Optional[Path], typer.Option("--save-dir", help="Keep each model's checkpoint in this folder.")] = None,
+    save_dir: Annotated[Optional[Path], typer.Option("--save-dir", help="Keep each model's checkpoint in this folder (as MODEL.ckpt).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite checkpoints already in --save-dir.")] = False,
     windows: Windows = 20,
     stride: Stride = 0,
     split: SplitOpt = None,
@@ -265,6 +282,7 @@ def compare(
     from ..data import write_csv
     from ..evaluation import EvalConfig, leaderboard_metric, rank
     from ..evaluation import compare as run_compare
+    from ..files import output_lock
     from ..registry import model_names, parse_param_options, route_params
     from ..training import ModelConfig
     from ..windows import Split
@@ -276,6 +294,12 @@ def compare(
         raise UsageError(f"--output {output}: name a .csv or .json file")
     if save_dir and not save_dir.is_dir():
         raise UsageError(f"--save-dir {save_dir}: no such folder")
+    saved = [save_dir / f"{name}.ckpt" for name in names] if save_dir else []
+    _check_outputs([output, forecasts, *saved], [data])
+    existing = [str(p) for p in saved if p.exists()]
+    if existing and not force:
+        raise UsageError(f"--save-dir {save_dir}: {', '.join(existing)} exist; pass --force to overwrite them "
+                         "(or choose another folder)")
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
                                         threads)
     jobs = min(options.compare_jobs(jobs, threads), len(names))
@@ -286,12 +310,16 @@ def compare(
     if jobs > 1:
         out.say(f"training {len(names)} models, {jobs} at a time in worker processes, {threads or 1} "
                 f"thread{'s' if threads > 1 else ''} each; each is reported when it finishes")
-    rows = rank(run_compare(series, names, ModelConfig(params={}, lookback=lookback, horizon=horizon,
-                                                       window_norm=window_norm),
-                            train_config, eval_config, per_model, str(save_dir) if save_dir else None,
-                            on_model=on_model, on_epoch=on_epoch, jobs=jobs,
-                            on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts)) if forecasts else None),
-                metric)
+    with contextlib.ExitStack() as locks:  # a second compare into the same --save-dir waits for none: exit 75
+        for path in saved:
+            locks.enter_context(output_lock(path))
+        rows = rank(run_compare(series, names, ModelConfig(params={}, lookback=lookback, horizon=horizon,
+                                                           window_norm=window_norm),
+                                train_config, eval_config, per_model, str(save_dir) if save_dir else None,
+                                on_model=on_model, on_epoch=on_epoch, jobs=jobs,
+                                on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts))
+                                if forecasts else None),
+                    metric)
     if output:
         out.emit(to_json(rows) if output.endswith(".json") else write_csv(_frame(rows)), output)
     if json_out:
@@ -363,6 +391,7 @@ def explain(
 
     if plot:
         explaining.require_matplotlib()
+    _check_outputs([output, plot], [data, checkpoint_path])
     ckpt = load(checkpoint_path)
     series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format))
     if series_id is not None:
