@@ -144,6 +144,7 @@ def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0) -> pd.DataFra
     windows = last_windows(ckpt, series)
     scaled = run_model(ckpt.model, windows.inputs, windows.marks)[:, :horizon].astype(np.float64)  # (N, H, C)
     values = scaled * windows.std[:, None, :] + windows.mean[:, None, :]
+    _check_finite(values, windows.inputs, series, ckpt)
     n, channels = len(series.series), len(ckpt.schema.targets)
     kept = np.arange(n * ckpt.horizon).reshape(n, ckpt.horizon)[:, None, :horizon]  # the first steps of each
     timestamps = windows.future[np.repeat(kept, channels, axis=1).reshape(-1)]  # (N, C, H): again per target
@@ -155,6 +156,22 @@ def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0) -> pd.DataFra
         "target": np.tile(np.repeat(np.array(ckpt.schema.targets, dtype=object), horizon), n),
         "forecast": values.transpose(0, 2, 1).reshape(-1),  # (N, H, C) -> (N, C, H)
     })[COLUMNS]
+
+
+def _check_finite(values: np.ndarray, inputs: np.ndarray, series: SeriesSet, ckpt: Forecaster) -> None:
+    """A forecast is finite or it is an error naming the series (nothing is written): a blank
+    forecast that replaces a good one is worse than none."""
+    bad = ~np.isfinite(values).all(axis=(1, 2))
+    if not bad.any():
+        return
+    i = int(np.argmax(bad))
+    sid = series.series[i].id
+    why = ("its last window holds values too large for the model once scaled (check it for a glitch, "
+           "e.g. a value of 1e39 in a series of hundreds)" if not np.isfinite(inputs[i]).all()
+           or np.abs(inputs[i]).max() > 1e6 else
+           f"the model {ckpt.label} gives non-finite values on it (refit, or check the checkpoint)")
+    raise InputError(f"{series.source}: series {sid!r}: the forecast is not finite ({int(bad.sum())} of "
+                     f"{len(bad)} series affected): {why}; nothing was written")
 
 
 def summary(ckpt: Forecaster, series: SeriesSet, frame: pd.DataFrame, output: str | None) -> dict:

@@ -172,3 +172,18 @@ def test_predict_through_a_link_updates_the_file_it_points_to(invoke, tiny_ckpt,
     code, _, err = invoke("predict", tiny_ckpt, hourly_csv, "--output", link)
     assert code == 0, err
     assert link.is_symlink() and target.read_text().startswith("series,timestamp")
+
+
+def test_a_forecast_that_is_not_finite_is_exit_2_and_leaves_the_last_good_one(invoke, tiny_ckpt, hourly_csv,
+                                                                               tmp_path):
+    out = tmp_path / "forecast.csv"
+    code, _, err = invoke("predict", tiny_ckpt, hourly_csv, "--output", out)
+    assert code == 0, err
+    good = out.read_bytes()
+    lines = hourly_csv.read_text(encoding="utf-8").splitlines()
+    lines[-3] = lines[-3].split(",")[0] + ",1e39"  # one finite glitch in the last window
+    glitch = tmp_path / "glitch.csv"
+    glitch.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    code, _, err = invoke("predict", tiny_ckpt, glitch, "--output", out)
+    assert code == 2 and "series 'main': the forecast is not finite" in err and "1e39" in err
+    assert out.read_bytes() == good
