@@ -56,6 +56,12 @@ class EvalConfig:
     split: Split | None = None
     in_sample: bool = False  # also score windows whose targets fit trained or validated on
 
+    def __post_init__(self) -> None:
+        if not self.windows >= 1:
+            raise UsageError(f"--windows {self.windows}: must be at least 1 (test windows per series)")
+        if not self.stride >= 0:
+            raise UsageError(f"--stride {self.stride}: must be at least 0 (0 = the horizon)")
+
 
 def metrics(actual: np.ndarray, forecast: np.ndarray, scale: np.ndarray) -> dict[str, float]:
     """Errors over all windows (N), steps (H) and channels (C); ``scale`` (N, C) is MASE's denominator."""

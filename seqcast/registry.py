@@ -212,6 +212,12 @@ def create_model(name: str, lookback: int, horizon: int, n_features: int, params
         return spec.cls(lookback, horizon, n_features, **kwargs)
     except (ValueError, AssertionError) as exc:
         raise UsageError(f"{name}: {exc}") from None
+    except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
+        if isinstance(exc, RuntimeError) and not any(w in str(exc) for w in ("allocate", "size calculation")):
+            raise
+        given = ", ".join(f"{k}={v}" for k, v in sorted((params or {}).items())) or "its defaults"
+        raise UsageError(f"{name} with {given}: not enough memory to build it; choose smaller --param values") \
+            from None
 
 
 def parse_param_options(options: list[str] | None) -> dict[str, str]:

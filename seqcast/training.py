@@ -61,7 +61,8 @@ class TrainConfig:
                  "weight_decay": (0 <= self.weight_decay < 1, "in [0, 1)"),
                  "clip": (self.clip > 0, "above 0"),
                  "time_budget": (0 <= self.time_budget < math.inf, "a number of seconds above 0, or 0 for none"),
-                 "threads": (self.threads >= 0, "a number of threads, or 0 to choose them for the work")}
+                 "threads": (self.threads >= 0, "a number of threads, or 0 to choose them for the work"),
+                 "seed": (0 <= self.seed < 2**32, "a whole number from 0 to 4294967295")}
         bad = [(name, need) for name, (ok, need) in rules.items() if not ok]
         if bad:
             name, need = bad[0]
