@@ -222,7 +222,7 @@ def load(path: str | Path) -> Forecaster:
                          info["params"]),
             info["window_norm"],
         )
-    except (KeyError, TypeError, UsageError) as exc:
+    except (KeyError, TypeError, ValueError, UsageError) as exc:  # ValueError: an unknown window_norm, say
         raise CheckpointError(f"{name}: checkpoint describes a model this seqcast cannot build ({exc})") from None
     expected = model.state_dict()
     if set(expected) != set(tensors):
@@ -233,6 +233,10 @@ def load(path: str | Path) -> Forecaster:
         if tuple(tensor.shape) != tuple(expected[key].shape):
             raise CheckpointError(f"{name}: weight {key} has shape {tuple(tensor.shape)}, the recorded "
                                   f"{info['name']} config needs {tuple(expected[key].shape)}")
+        if tensor.dtype != expected[key].dtype:  # never cast silently: float16 weights are another model
+            raise CheckpointError(f"{name}: weight {key} is {str(tensor.dtype).removeprefix('torch.')}, the "
+                                  f"{info['name']} model needs {str(expected[key].dtype).removeprefix('torch.')}; "
+                                  "refit the model")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values; refit the model")
     model.load_state_dict(tensors)
