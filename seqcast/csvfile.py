@@ -17,6 +17,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
+import stat
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -171,7 +173,7 @@ def read_table(path: str, text_columns, time_columns, last: int | None = None) -
     With ``last``, a plain file of many more rows is read from its last ``last`` rows only (seeking
     from the end; ``Table.partial`` says so, and lines are still the file's); others are read whole.
     """
-    if path == "-":
+    if path == "-" or not _regular(path):  # stdin, a pipe (bash's <(...)): read once, from memory
         name, data = read_bytes(path)
         return table_from_bytes(name, data, text_columns, time_columns)
     try:
@@ -188,6 +190,14 @@ def read_table(path: str, text_columns, time_columns, last: int | None = None) -
         scan = None  # read_bytes below names what is wrong with the path
     table = _fast(display_name(path), path, scan, text_columns, time_columns) if scan is not None else None
     return table or _exact(*read_bytes(path))
+
+
+def _regular(path: str) -> bool:
+    """A regular file (which can be read twice and seeked in); False for pipes, devices and errors."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return True  # read_bytes names what is wrong with the path
 
 
 def _last_lines(handle, n: int) -> bytes:

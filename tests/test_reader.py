@@ -157,3 +157,18 @@ def test_a_forecast_of_a_long_series_reads_only_the_end_of_the_file(tmp_path, mo
 def test_a_calendar_grid_no_timestamp_lies_on_is_an_error_not_a_crash():
     with pytest.raises(InputError, match=r"off the 'W-SUN' grid"):
         series_from_text("t.csv", "ds,y\n2024-01-08,1\n2024-01-15,2\n", DataConfig(freq="W"))
+
+
+def test_a_pipe_is_read_once(tmp_path):
+    """bash's ``<(...)`` and named pipes can be read only once: the reader takes their bytes in one go."""
+    import os
+    import threading
+
+    fifo = tmp_path / "data.fifo"
+    os.mkfifo(fifo)
+    text = "ds,y\n" + "".join(f"2024-01-{d:02d},{d}.5\n" for d in range(1, 29))
+    writer = threading.Thread(target=lambda: fifo.write_text(text))
+    writer.start()
+    loaded = load_series(str(fifo), last=5)
+    writer.join(timeout=10)
+    assert len(loaded.series[0].times) == 28 and loaded.series[0].values[-1, 0] == 28.5
