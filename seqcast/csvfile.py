@@ -129,6 +129,11 @@ _BLOCK = 1 << 22  # bytes per block of the scan
 NA_TOKENS = sorted({form for m in MISSING for form in (m, m.upper(), m.title(), m.capitalize())})
 
 
+def is_text(values) -> bool:
+    """Whether a column holds the file's text (object strings) rather than typed values."""
+    return isinstance(values, np.ndarray) and values.dtype == object
+
+
 @dataclass
 class Table:
     """A CSV's columns (object text, float64/int64 numbers, datetime64 timestamps or int64 steps) and
@@ -144,15 +149,12 @@ class Table:
 
     def text(self, column: str) -> np.ndarray:
         """The column exactly as written (object strings), read again from the file if it was typed."""
-        values = self.columns[column]
-        if isinstance(values, np.ndarray) and values.dtype == object:
-            return values
-        self.columns.update(self._read_text([column]))
+        self.as_text([column])
         return self.columns[column]
 
     def as_text(self, columns) -> None:
         """Read ``columns`` again as text, all in one pass over the file."""
-        typed = [c for c in columns if not (isinstance(self.columns[c], np.ndarray) and self.columns[c].dtype == object)]
+        typed = [c for c in columns if not is_text(self.columns[c])]
         if typed:
             self.columns.update(self._read_text(typed))
 
@@ -334,8 +336,7 @@ def _fast(name: str, source: str | bytes, scan: _Scan, text_columns, time_column
         columns[c] = None
     if again:
         columns.update(table._read_text(again))
-    longest = max((len(v) for c in header if not isinstance(columns[c], pd.Index) and columns[c].dtype == object
-                   for v in set(columns[c])), default=0)
+    longest = max((len(v) for c in header if is_text(columns[c]) for v in set(columns[c])), default=0)
     return table if longest <= csv.field_size_limit() else None  # the exact reader refuses such a field
 
 

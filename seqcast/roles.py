@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from .csvfile import is_text
 from .errors import InputError
 from .reading import INTEGER, is_period_column, looks_numeric, parse_numbers
 
@@ -42,7 +43,8 @@ def is_key(raw: np.ndarray) -> bool:
 
 
 def typed(values) -> bool:
-    return not (isinstance(values, np.ndarray) and values.dtype == object)
+    """Numbers or timestamps as the fast reader typed them, not the file's text."""
+    return not is_text(values)
 
 
 def id_column(given: str | None, header: list[str], columns: dict, name: str, notes: list[str]) -> str | None:
