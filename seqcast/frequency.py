@@ -150,6 +150,27 @@ def future_times(last, freq: str, horizon: int) -> pd.Index:
     return pd.date_range(last, periods=horizon + 1, freq=freq)[1:]
 
 
+def future_grid(lasts: pd.Index, freq: str, horizon: int) -> pd.Index:
+    """The ``horizon`` timestamps after each timestamp of ``lasts`` on the ``freq`` grid, one series after
+    another (N * H values): ``future_times`` of each, in a few vectorised operations.
+
+    All series share the frequency, and many share their last timestamp, so each distinct last
+    timestamp is stepped once, by k offsets for k = 1..H (what ``pd.date_range`` does from an
+    on-grid start, calendar offsets such as month starts included).
+    """
+    steps = np.arange(1, horizon + 1)
+    if not isinstance(lasts, pd.DatetimeIndex):
+        return pd.Index((lasts.to_numpy()[:, None] + int(freq) * steps).reshape(-1), dtype=np.int64)
+    _, first, inverse = np.unique(lasts.asi8, return_index=True, return_inverse=True)
+    starts, offset = lasts[first], pd.tseries.frequencies.to_offset(freq)
+    with warnings.catch_warnings():  # offsets pandas cannot vectorise (custom business days) it steps one by one
+        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+        ahead = np.stack([(starts + k * offset).asi8 for k in steps], axis=1)  # (distinct lasts, H), UTC epoch
+    flat = pd.DatetimeIndex(ahead[inverse.reshape(-1)].reshape(-1).view(f"M8[{lasts.unit}]"))
+    flat = flat.tz_localize("UTC").tz_convert(lasts.tz) if lasts.tz is not None else flat
+    return flat.as_unit(future_times(lasts[0], freq, 1).unit)  # the unit date_range gives (business days: us)
+
+
 def time_features(times: pd.Index) -> np.ndarray | None:
     """Calendar features (T, F) in [-0.5, 0.5]; None for integer steps (see models._layers.N_TIME_FEATURES)."""
     if not isinstance(times, pd.DatetimeIndex):
