@@ -33,8 +33,8 @@ def _check_outputs(outputs, inputs) -> None:
     from .output import Signals
 
     outputs = [o for o in outputs if o is not None]
-    if "-" in [str(o) for o in outputs] and "stdout" in Signals.closed:
-        raise UsageError("stdout is closed, so the output would be lost; pass --output FILE")
+    if "-" in [str(o) for o in outputs]:
+        Signals.require_stdout()
     check_outputs(outputs, inputs)
 
 

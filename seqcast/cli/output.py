@@ -25,6 +25,12 @@ class Signals:
     interrupted = False
     closed: set[str] = set()
 
+    @classmethod
+    def require_stdout(cls) -> None:
+        """Data is about to go to stdout: refuse if it was closed at start (it would be lost)."""
+        if "stdout" in cls.closed:
+            raise UsageError("stdout is closed, so the output would be lost; pass --output FILE")
+
 
 @dataclass(frozen=True)
 class Output:
@@ -73,8 +79,7 @@ class Output:
         from ..files import atomic_write
 
         if output == "-":
-            if "stdout" in Signals.closed:
-                raise UsageError("stdout is closed, so the output would be lost; pass --output FILE")
+            Signals.require_stdout()
             sys.stdout.buffer.write(data)
             sys.stdout.buffer.flush()
         else:
