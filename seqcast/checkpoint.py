@@ -14,13 +14,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
+import os
+import stat
 import struct
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
+from . import meta_schema
 from .errors import CheckpointError, UsageError
 from .files import atomic_write
 from .forecaster import (DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, Stored, TrainingRecord,
@@ -167,18 +171,54 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
     return meta
 
 
-def read_header(name: str, data: bytes) -> tuple[int, dict[str, Any]]:
-    """Parse and check the safetensors header and seqcast's document; returns (format, document)."""
+# What a model described by a checkpoint may allocate while it is built: parameters up to twice the
+# bytes the file's tensors hold (an honest file holds exactly its model's; the margin lets a wrong
+# shape be reported as one), buffers up to those bytes plus what buffers that are not stored
+# (positional encodings, masks) take, a few MB for seqcast's models at the largest MAX_WINDOW.
+_PARAMETER_SLACK = 64 * 1024
+_BUFFER_SLACK = 64 * 1024 * 1024
+_DTYPE_BYTES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1}
+_DTYPE_NAMES = {"F64": "float64", "F32": "float32", "F16": "float16", "BF16": "bfloat16", "I64": "int64",
+                "I32": "int32", "I16": "int16", "I8": "int8", "U8": "uint8", "BOOL": "bool"}
+
+
+def _entries(name: str, header: dict[str, Any]) -> dict[str, tuple[str, tuple[int, ...], int, int]]:
+    """Each tensor the header lists: (dtype, shape, start, end), its offsets consistent with its size."""
+    damaged = CheckpointError(f"{name}: damaged checkpoint header; refit or restore it")
+    entries = {}
+    for key, entry in header.items():
+        if key == "__metadata__":
+            continue
+        try:
+            dtype, shape, (begin, end) = entry["dtype"], tuple(entry["shape"]), entry["data_offsets"]
+            size = _DTYPE_BYTES[dtype] * math.prod(shape)
+        except (KeyError, TypeError, ValueError):
+            raise damaged from None
+        if not all(isinstance(n, int) and n >= 0 for n in (*shape, begin, end)) or end - begin != size:
+            raise damaged
+        entries[key] = (dtype, shape, begin, end)
+    return entries
+
+
+def read_header(name: str, stream: BinaryIO, size_on_disk: int | None) -> tuple[int, dict[str, Any], dict, bytes]:
+    """Read and check the safetensors header and seqcast's document from ``stream``, never more than the
+    header says it holds; returns (format, document, tensor entries, the header's bytes)."""
     not_ours = f"{name}: not a seqcast checkpoint (expected a .ckpt file written by `seqcast fit`)"
-    if len(data) < 8:
+    head = stream.read(8)
+    if len(head) < 8:
         raise CheckpointError(not_ours)
-    (size,) = struct.unpack("<Q", data[:8])
-    if size > _MAX_HEADER or size < 2 or data[8:9] != b"{":
+    (size,) = struct.unpack("<Q", head)
+    if size > _MAX_HEADER or size < 2:
         raise CheckpointError(not_ours)
-    if 8 + size > len(data):
-        raise CheckpointError(f"{name}: checkpoint is truncated ({len(data)} bytes, header alone needs {8 + size})")
+    if size_on_disk is not None and 8 + size > size_on_disk:
+        raise CheckpointError(f"{name}: checkpoint is truncated ({size_on_disk} bytes, header alone needs {8 + size})")
+    raw = stream.read(size)
+    if raw[:1] != b"{":
+        raise CheckpointError(not_ours)
+    if len(raw) < size:
+        raise CheckpointError(f"{name}: checkpoint is truncated ({8 + len(raw)} bytes, header alone needs {8 + size})")
     try:
-        header = json.loads(data[8 : 8 + size].decode("utf-8"))
+        header = json.loads(raw.decode("utf-8"))
         document = json.loads(header["__metadata__"]["seqcast"])
         version = int(document["format"])
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
@@ -187,61 +227,108 @@ def read_header(name: str, data: bytes) -> tuple[int, dict[str, Any]]:
         raise CheckpointError(
             f"{name}: checkpoint format {version} is newer than this seqcast supports ({FORMAT_VERSION}); upgrade seqcast"
         )
-    end = max((t["data_offsets"][1] for k, t in header.items() if k != "__metadata__"), default=0)
-    if 8 + size + end != len(data):
+    entries = _entries(name, header)
+    end = max((e[3] for e in entries.values()), default=0)
+    if size_on_disk is not None and 8 + size + end != size_on_disk:
         raise CheckpointError(f"{name}: checkpoint is truncated or has extra bytes "
-                              f"({len(data)} bytes, expected {8 + size + end}); refit or restore it")
-    return version, document
+                              f"({size_on_disk} bytes, expected {8 + size + end}); refit or restore it")
+    return version, document, entries, head + raw
+
+
+def _build(name: str, meta: dict[str, Any], entries: dict) -> WindowNorm:
+    """The model ``meta`` describes, built only after the metadata passed the schema, and within the
+    bytes the file's tensors hold: a crafted ``hidden_size`` fails in a millisecond, not after gigabytes."""
+    info, data_info = meta["model"], meta["data"]
+    stored_bytes = sum(e[3] - e[2] for e in entries.values())
+    try:
+        meta_schema.check(meta)
+        return WindowNorm(
+            create_model(info["name"], data_info["lookback"], data_info["horizon"], len(data_info["targets"]),
+                         info["params"],
+                         max_bytes=(2 * stored_bytes + _PARAMETER_SLACK, stored_bytes + _BUFFER_SLACK)),
+            info["window_norm"],
+        )
+    except (meta_schema.SchemaError, UsageError) as exc:
+        raise CheckpointError(f"{name}: checkpoint describes a model this seqcast cannot build ({exc})") from None
+
+
+def _match(name: str, model_name: str, expected: dict[str, torch.Tensor], entries: dict) -> None:
+    """The header's tensors are exactly the model's: names, shapes and dtypes (never cast silently:
+    float16 weights are another model)."""
+    if set(expected) != set(entries):
+        missing, extra = sorted(set(expected) - set(entries)), sorted(set(entries) - set(expected))
+        raise CheckpointError(f"{name}: weights do not match the recorded {model_name} model "
+                              f"(missing {missing[:3]}, unexpected {extra[:3]})")
+    for key, (dtype, shape, _, _) in entries.items():
+        if shape != tuple(expected[key].shape):
+            raise CheckpointError(f"{name}: weight {key} has shape {shape}, the recorded "
+                                  f"{model_name} config needs {tuple(expected[key].shape)}")
+        needed = str(expected[key].dtype).removeprefix("torch.")
+        if _DTYPE_NAMES[dtype] != needed:
+            raise CheckpointError(f"{name}: weight {key} is {_DTYPE_NAMES[dtype]}, the {model_name} model needs "
+                                  f"{needed}; refit the model")
+
+
+def _open(name: str, path: str | Path) -> tuple[BinaryIO, int | None]:
+    """The checkpoint opened for reading, with its size when it is a regular file (None for a pipe)."""
+    try:
+        stream = open(path, "rb")  # noqa: SIM115  (closed by load)
+    except FileNotFoundError:
+        raise CheckpointError(f"{name}: no such checkpoint") from None
+    except OSError as exc:
+        raise CheckpointError(f"{name}: cannot read ({exc.strerror})") from None
+    info = os.fstat(stream.fileno())
+    if stat.S_ISDIR(info.st_mode):
+        stream.close()
+        raise CheckpointError(f"{name}: cannot read (Is a directory)")
+    return stream, info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 def load(path: str | Path) -> Forecaster:
-    """Load and verify a checkpoint; raises ``CheckpointError`` (exit 2) for anything not intact."""
+    """Load and verify a checkpoint; raises ``CheckpointError`` (exit 2) for anything not intact.
+
+    Reading is bounded by what the file says it holds, and what it says is checked before it is
+    trusted: the header (at most 100 MB) first; then the metadata against the schema and the model it
+    describes, built within the bytes of the tensors listed, against those tensors' names, shapes and
+    dtypes; only then the tensor bytes, exactly as many as listed (a pipe that goes on is refused).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
 
     name = str(path)
+    stream, size_on_disk = _open(name, path)
+    with stream:
+        try:
+            version, document, entries, head = read_header(name, stream, size_on_disk)
+            meta = document.get("meta")
+            if not isinstance(meta, dict):
+                raise CheckpointError(f"{name}: damaged checkpoint header; refit or restore it")
+            try:
+                current = upgrade(version, meta)
+            except (KeyError, TypeError, AttributeError):
+                raise CheckpointError(f"{name}: checkpoint metadata is incomplete; refit the model") from None
+            model = _build(name, current, entries)
+            expected = model.state_dict()
+            _match(name, current["model"]["name"], expected, entries)
+            length = max((e[3] for e in entries.values()), default=0)
+            body = stream.read(length)
+            if len(body) < length or (size_on_disk is None and stream.read(1)):
+                raise CheckpointError(f"{name}: checkpoint is truncated or has extra bytes "
+                                      f"(expected {len(head) + length}); refit or restore it")
+        except OSError as exc:
+            raise CheckpointError(f"{name}: cannot read ({exc.strerror})") from None
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{name}: no such checkpoint") from None
-    except (IsADirectoryError, PermissionError) as exc:
-        raise CheckpointError(f"{name}: cannot read ({exc.strerror})") from None
-    version, document = read_header(name, data)
-    try:
-        tensors = load_tensors(data)
+        tensors = load_tensors(head + body)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{name}: damaged checkpoint ({exc})") from None
-    meta = document.get("meta")
-    if not isinstance(meta, dict) or _digest(_canonical(meta), tensors) != document.get("sha256"):
+    if _digest(_canonical(meta), tensors) != document.get("sha256"):
         raise CheckpointError(f"{name}: checkpoint is damaged (its digest does not match); refit or restore it")
-    try:
-        meta = upgrade(version, meta)
-        info, data_info = meta["model"], meta["data"]
-        model = WindowNorm(
-            create_model(info["name"], data_info["lookback"], data_info["horizon"], len(data_info["targets"]),
-                         info["params"]),
-            info["window_norm"],
-        )
-    except (KeyError, TypeError, ValueError, UsageError) as exc:  # ValueError: an unknown window_norm, say
-        raise CheckpointError(f"{name}: checkpoint describes a model this seqcast cannot build ({exc})") from None
-    expected = model.state_dict()
-    if set(expected) != set(tensors):
-        missing, extra = sorted(set(expected) - set(tensors)), sorted(set(tensors) - set(expected))
-        raise CheckpointError(f"{name}: weights do not match the recorded {info['name']} model "
-                              f"(missing {missing[:3]}, unexpected {extra[:3]})")
     for key, tensor in tensors.items():
-        if tuple(tensor.shape) != tuple(expected[key].shape):
-            raise CheckpointError(f"{name}: weight {key} has shape {tuple(tensor.shape)}, the recorded "
-                                  f"{info['name']} config needs {tuple(expected[key].shape)}")
-        if tensor.dtype != expected[key].dtype:  # never cast silently: float16 weights are another model
-            raise CheckpointError(f"{name}: weight {key} is {str(tensor.dtype).removeprefix('torch.')}, the "
-                                  f"{info['name']} model needs {str(expected[key].dtype).removeprefix('torch.')}; "
-                                  "refit the model")
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values; refit the model")
     model.load_state_dict(tensors)
     model.eval()
     try:
-        return from_meta(meta, model, Stored(name, version, document["sha256"]))
+        return from_meta(current, model, Stored(name, version, document["sha256"]))
     except (KeyError, TypeError) as exc:
         raise CheckpointError(f"{name}: checkpoint metadata is incomplete ({exc}); refit the model") from None

@@ -12,8 +12,9 @@ the declaration is checked when the model's module is imported, so a typo fails 
 from __future__ import annotations
 
 import inspect
+from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from .errors import UsageError
 
@@ -202,20 +203,62 @@ def resolve_params(name: str, params: dict[str, Any] | None = None) -> dict[str,
     return resolved
 
 
-def create_model(name: str, lookback: int, horizon: int, n_features: int, params: dict | None = None):
-    """Build the registered model ``name`` for windows of ``lookback`` -> ``horizon`` steps."""
+class _TooLarge(Exception):
+    pass
+
+
+@contextmanager
+def _bounded(max_bytes: tuple[int, int] | None) -> Iterator[None]:
+    """Stop a model's construction the moment its parameters pass ``max_bytes[0]`` bytes, or its
+    buffers ``max_bytes[1]``.
+
+    Torch's global registration hooks see every tensor a module registers as it is created, before
+    an initialiser touches its memory, so an oversized request costs address space, not time or RAM.
+    """
+    if max_bytes is None:
+        yield
+        return
+    from torch.nn.modules.module import (register_module_buffer_registration_hook,
+                                         register_module_parameter_registration_hook)
+
+    totals = [0, 0]
+
+    def counter(kind: int) -> Callable[[Any, str, Any], None]:
+        def count(module: Any, name: str, tensor: Any) -> None:
+            if tensor is not None:
+                totals[kind] += tensor.nelement() * tensor.element_size()
+                if totals[kind] > max_bytes[kind]:
+                    raise _TooLarge
+        return count
+    handles = [register_module_parameter_registration_hook(counter(0)),
+               register_module_buffer_registration_hook(counter(1))]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def create_model(name: str, lookback: int, horizon: int, n_features: int, params: dict | None = None,
+                 max_bytes: tuple[int, int] | None = None):
+    """Build the registered model ``name`` for windows of ``lookback`` -> ``horizon`` steps; with
+    ``max_bytes`` (parameters, buffers), refuse (UsageError) as soon as its tensors would pass them."""
     spec = get_spec(name)
     kwargs = resolve_params(name, params)
     if min(lookback, horizon, n_features) < 1:  # checked once here, so models check only their own settings
         raise UsageError(f"{name}: lookback, horizon and n_features must be at least 1")
+    given = ", ".join(f"{k}={v}" for k, v in sorted((params or {}).items())) or "its defaults"
     try:
-        return spec.cls(lookback, horizon, n_features, **kwargs)
+        with _bounded(max_bytes):
+            return spec.cls(lookback, horizon, n_features, **kwargs)
+    except _TooLarge:
+        raise UsageError(f"{name} with {given}: its tensors would pass {max_bytes[0]:,} bytes of parameters "
+                         f"or {max_bytes[1]:,} of buffers") from None
     except (ValueError, AssertionError) as exc:
         raise UsageError(f"{name}: {exc}") from None
     except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
         if isinstance(exc, RuntimeError) and not any(w in str(exc) for w in ("allocate", "size calculation")):
             raise
-        given = ", ".join(f"{k}={v}" for k, v in sorted((params or {}).items())) or "its defaults"
         raise UsageError(f"{name} with {given}: not enough memory to build it; choose smaller --param values") \
             from None
 

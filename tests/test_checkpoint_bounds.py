@@ -1,11 +1,22 @@
 """Checkpoints that are intact (their digest matches) but describe what this seqcast must not build or
-use are refused with exit 2: an unknown window normalisation, weights of another dtype."""
+use are refused with exit 2: an unknown window normalisation, weights of another dtype, metadata that
+breaks the schema or asks for a model larger than its weights; and reading stays bounded by what the
+file says it holds (a header that promises more, a pipe that never ends, a fuzzed file)."""
 
 from __future__ import annotations
 
 import copy
+import os
+import struct
+import subprocess
+import sys
+import textwrap
+
+import pytest
 
 from seqcast import checkpoint as ckpt_module
+from seqcast.errors import CheckpointError
+from seqcast.registry import get_spec, list_models
 
 
 def _refused(invoke, path, data, *messages):
@@ -30,3 +41,245 @@ def test_weights_of_another_dtype_are_refused_not_cast(invoke, tiny_ckpt, hourly
     path = tmp_path / "half.ckpt"
     path.write_bytes(ckpt_module.to_bytes(ckpt_module.from_meta(ckpt_module.to_meta(ckpt), half)))
     _refused(invoke, path, hourly_csv, "is float16, the gru model needs float32")
+
+
+# ---------------------------------------------------------------------------------------------------
+# Crafted metadata (the digest recomputed, as anyone can): a strict schema, and a model built only
+# within the bytes the file's tensors hold.
+
+
+def _crafted(tiny_ckpt, tmp_path, change, name="crafted.ckpt"):
+    """``tiny_ckpt`` with its metadata changed by ``change(meta)`` and a correct digest."""
+    from safetensors.torch import load_file, save
+
+    meta = ckpt_module.to_meta(ckpt_module.load(tiny_ckpt))
+    change(meta)
+    tensors = load_file(tiny_ckpt)
+    canonical = ckpt_module._canonical(meta)
+    document = {"format": ckpt_module.FORMAT_VERSION, "meta": meta,
+                "sha256": ckpt_module._digest(canonical, tensors)}
+    path = tmp_path / name
+    path.write_bytes(save(tensors, metadata={"seqcast": ckpt_module._canonical(document)}))
+    return path
+
+
+def _set(section, key, value):
+    def change(meta):
+        target = meta
+        for part in section.split("."):
+            target = target[part] if part else target
+        target[key] = value
+    return change
+
+
+BOUNDED = textwrap.dedent('''
+    import resource, sys, time
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+    from seqcast import checkpoint
+    from seqcast.errors import CheckpointError
+    started = time.monotonic()
+    try:
+        checkpoint.load(sys.argv[1])
+        print("loaded")
+    except CheckpointError as error:
+        print("refused", round(time.monotonic() - started, 2), error)
+''')
+
+
+@pytest.mark.parametrize("param, value", [("num_layers", 20000), ("hidden_size", 20000), ("hidden_size", 10**9)])
+def test_a_crafted_model_size_is_refused_at_once_within_memory(tiny_ckpt, tmp_path, param, value):
+    """A 3 KB file whose metadata asks for a model of gigabytes (or of 20,000 layers) is refused in a
+    moment, inside a 6 GiB address space, instead of building for minutes or taking 5 GB."""
+    path = _crafted(tiny_ckpt, tmp_path, _set("model.params", param, value))
+    assert path.stat().st_size < 10_000
+    result = subprocess.run([sys.executable, "-c", BOUNDED, str(path)], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    verdict, seconds, message = result.stdout.split(" ", 2)
+    assert verdict == "refused" and float(seconds) < 10, result.stdout
+    assert "cannot build" in message and f"{param}={value}" in message, message
+
+
+@pytest.mark.parametrize("change, named", [
+    (_set("data", "lookback", "96"), "data.lookback"),
+    (_set("data", "lookback", True), "data.lookback"),
+    (_set("data", "horizon", 10**9), "data.horizon"),
+    (_set("data", "lookback", 0), "data.lookback"),
+    (_set("data", "targets", []), "data.targets"),
+    (_set("data", "wormhole", 1), "unknown wormhole"),
+    (_set("model.params", "hidden_size", -8), "model.params.hidden_size"),
+    (_set("model.params", "hidden_size", {"a": 1}), "model.params.hidden_size"),
+    (_set("model", "n_parameters", "many"), "model.n_parameters"),
+    (_set("training", "seed", -1), "--seed -1"),
+    (_set("training", "steps", -3), "training.steps"),
+    (_set("training.schedule", "min_batch", -1), "training.schedule.min_batch"),
+    (_set("data.policy", "fill", 3), "data.policy.fill"),
+    (lambda meta: meta["scaler"]["std"].update({k: [0.0] for k in meta["scaler"]["std"]}), "scaler.std"),
+    (lambda meta: meta["scaler"]["mean"].clear(), "scaler.mean"),
+    (lambda meta: meta["training"].pop("patience"), "missing patience"),
+    (lambda meta: meta.pop("versions"), "expected the sections"),
+])
+def test_metadata_that_breaks_the_schema_is_exit_2_naming_the_key(invoke, tiny_ckpt, hourly_csv, tmp_path,
+                                                                  change, named):
+    path = _crafted(tiny_ckpt, tmp_path, change)
+    _refused(invoke, path, hourly_csv, "cannot build", named)
+
+
+def test_the_schema_accepts_every_checkpoint_seqcast_writes(tiny_ckpt):
+    """The schema is not stricter than seqcast itself: every model's metadata passes (fit writes them
+    in test_model_contract; here the stored tiny one, and every registered model's defaults)."""
+    from seqcast import meta_schema
+
+    meta = ckpt_module.to_meta(ckpt_module.load(tiny_ckpt))
+    meta_schema.check(meta)
+    for name in list_models():
+        meta_schema.check({**meta, "model": {**meta["model"], "name": name, "params": get_spec(name).defaults()}})
+
+
+def test_a_header_that_promises_more_than_the_file_holds_is_refused_unread(tiny_ckpt, tmp_path, monkeypatch):
+    """A regular file is sized before it is read: a header listing more tensor bytes than the file has
+    is refused from the header alone (never a multi-GB read to reject it)."""
+    data = tiny_ckpt.read_bytes()
+    path = tmp_path / "big.ckpt"
+    path.write_bytes(data + b"\0" * 1000)
+    reads = []
+    real_open = open
+
+    def counting_open(*args, **kwargs):
+        stream = real_open(*args, **kwargs)
+        original = stream.read
+
+        def read(n=-1):
+            chunk = original(n)
+            reads.append(len(chunk))
+            return chunk
+        stream.read = read
+        return stream
+    monkeypatch.setattr(ckpt_module, "open", counting_open, raising=False)
+    with pytest.raises(CheckpointError, match="truncated or has extra bytes"):
+        ckpt_module.load(path)
+    (header_size,) = struct.unpack("<Q", data[:8])
+    assert sum(reads) == 8 + header_size < len(data), reads  # the header, not the weights
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+@pytest.mark.parametrize("endless", [False, True])
+def test_a_checkpoint_from_a_pipe_loads_and_an_endless_one_is_refused(invoke, tiny_ckpt, hourly_csv, tmp_path,
+                                                                      endless):
+    """A checkpoint read from a pipe (`--checkpoint <(...)`) loads; one that goes on after its listed
+    bytes is refused once they are read, not read until memory runs out."""
+    fifo = tmp_path / "model.fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen([sys.executable, "-c", textwrap.dedent('''
+        import sys
+        data = open(sys.argv[1], "rb").read()
+        try:
+            with open(sys.argv[2], "wb") as out:
+                out.write(data)
+                while sys.argv[3] == "1":
+                    out.write(b"\\0" * 65536)
+        except BrokenPipeError:
+            pass
+    '''), str(tiny_ckpt), str(fifo), "1" if endless else "0"])
+    try:
+        code, out, err = invoke("predict", fifo, hourly_csv)
+    finally:
+        writer.kill()
+        writer.wait()
+    if endless:
+        assert code == 2 and "has extra bytes" in err, err
+    else:
+        assert code == 0 and out.startswith("series,timestamp"), err
+
+
+@pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
+def test_an_endless_device_is_refused(invoke, hourly_csv, device):
+    if not os.path.exists(device):
+        pytest.skip(f"{device} is not on this system")
+    code, out, err = invoke("predict", device, hourly_csv)
+    assert code == 2 and "not a seqcast checkpoint" in err, err
+
+
+FUZZ = textwrap.dedent('''
+    import math, random, resource, struct, sys, time
+    resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
+    import torch
+    from safetensors.torch import load_file, save
+    from seqcast import checkpoint
+    from seqcast.errors import CheckpointError
+
+    rng = random.Random(20261202)
+    source = sys.argv[1]
+    base_meta = checkpoint.to_meta(checkpoint.load(source))
+    base_tensors = load_file(source)
+    pool = [0, -1, 1, 2**31, 2**63, 10**12, 20000, 1.5, -0.5, float("nan"), float("inf"), "", "x", None, True,
+            False, [], {}, [1, 2], {"a": 1}, "gru", "none", "revin"]
+
+    def leaves(node, path=()):
+        if isinstance(node, dict):
+            for k, v in node.items():
+                yield from leaves(v, path + (k,))
+        elif isinstance(node, list) and node:
+            yield from leaves(node[0], path + (0,))
+        yield path
+
+    def craft(meta, tensors):
+        canonical = checkpoint._canonical(meta)
+        document = {"format": checkpoint.FORMAT_VERSION, "meta": meta,
+                    "sha256": checkpoint._digest(canonical, tensors)}
+        return save(tensors, metadata={"seqcast": checkpoint._canonical(document)})
+
+    outcomes, slowest = {"loaded": 0, "refused": 0}, 0.0
+    base = open(source, "rb").read()
+    for case in range(400):
+        meta, tensors = checkpoint.json.loads(checkpoint.json.dumps(base_meta)), dict(base_tensors)
+        kind = rng.choice(["value", "value", "value", "tensor", "bytes"])
+        if kind == "value":
+            for _ in range(rng.randint(1, 3)):
+                path = rng.choice(list(leaves(meta)))
+                if not path:
+                    continue
+                node = meta
+                for part in path[:-1]:
+                    node = node[part]
+                node[path[-1]] = rng.choice(pool)
+            data = craft(meta, tensors)
+        elif kind == "tensor":
+            key = rng.choice(sorted(tensors))
+            shape = [rng.choice([0, 1, 3, 64, 20000]) for _ in range(rng.randint(0, 3))]
+            dtype = rng.choice([torch.float32, torch.float16, torch.float64, torch.int64])
+            if math.prod(shape) * 8 < (1 << 28):
+                tensors[key] = torch.zeros(shape, dtype=dtype)
+            data = craft(meta, tensors)
+        else:
+            data = bytearray(base)
+            for _ in range(rng.randint(1, 4)):
+                at = rng.randrange(len(data))
+                data[at] = rng.randrange(256)
+            if rng.random() < 0.3:
+                data = data[: rng.randrange(len(data))]
+            data = bytes(data)
+        with open("fuzz.ckpt", "wb") as out:
+            out.write(data)
+        started = time.monotonic()
+        try:
+            checkpoint.load("fuzz.ckpt")
+            outcomes["loaded"] += 1
+        except CheckpointError as error:
+            assert error.exit_code == 2 and str(error).startswith("fuzz.ckpt"), str(error)
+            outcomes["refused"] += 1
+        slowest = max(slowest, time.monotonic() - started)
+    print(outcomes, round(slowest, 2))
+''')
+
+
+def test_fuzzed_checkpoints_load_or_exit_2_within_bounds(tiny_ckpt, tmp_path):
+    """400 checkpoints with metadata values, tensors or bytes changed (the digest recomputed where the
+    metadata or tensors change) each load or raise CheckpointError (exit 2), in a 6 GiB address space,
+    none taking more than a few seconds."""
+    result = subprocess.run([sys.executable, "-c", FUZZ, str(tiny_ckpt)], capture_output=True, text=True,
+                            timeout=300, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    outcomes, slowest = result.stdout.rsplit(" ", 1)
+    outcomes = eval(outcomes)
+    assert outcomes["refused"] > 100 and outcomes["loaded"] > 5, outcomes
+    assert float(slowest) < 5, slowest

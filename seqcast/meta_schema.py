@@ -1,0 +1,166 @@
+"""What a checkpoint's metadata may hold: every key, its type and its range, checked before anything is built.
+
+The digest of a checkpoint detects damage, not a crafted file: anyone can write metadata that says
+``num_layers=20000`` and recompute the digest. So the metadata (upgraded to the current format) is
+checked here against the dataclasses it becomes, key by key: no key missing, none unknown, each value
+of the annotated type (an ``int`` is not a ``bool``, a ``float`` is finite unless the field allows
+otherwise) and inside the range seqcast itself could have written. What the model's hyperparameters
+cost is bounded separately, when the model is built (``registry.create_model``'s ``max_bytes``).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from dataclasses import fields
+from typing import Any
+
+from .errors import UsageError
+from .forecaster import DataSchema, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
+
+# The longest window a checkpoint may describe (lookback + horizon steps), and the most targets. Far
+# above anything seqcast trains on one machine, low enough that buffers sized by them stay small.
+MAX_WINDOW = 100_000
+MAX_TARGETS = 10_000
+
+
+class SchemaError(ValueError):
+    """The metadata breaks the schema; the message starts with the key's path, e.g. ``data.lookback``."""
+
+
+def _conforms(value: Any, hint: Any) -> bool:
+    """Whether the JSON value ``value`` is of the annotated type ``hint``."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_conforms(value, option) for option in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:  # JSON writes 2.0 as 2.0, but an integer-valued float may come back as an int
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if hint is dict:
+        return isinstance(value, dict)
+    if origin is tuple:  # stored as a JSON list
+        (item, _) = typing.get_args(hint)
+        return isinstance(value, list) and all(_conforms(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(hint)
+        return isinstance(value, dict) and all(_conforms(k, key) and _conforms(v, item) for k, v in value.items())
+    raise TypeError(f"meta_schema cannot check {hint!r}")  # a new annotation needs a rule here
+
+
+def _section(where: str, values: Any, cls: type, skip: tuple[str, ...] = (), hints: dict | None = None) -> dict:
+    """Check ``values`` holds exactly the fields of dataclass ``cls`` (less ``skip``), each of its type."""
+    if not isinstance(values, dict):
+        raise SchemaError(f"{where}: expected an object, found {type(values).__name__}")
+    hints = hints or typing.get_type_hints(cls)
+    names = [f.name for f in fields(cls) if f.name not in skip]
+    missing, unknown = [n for n in names if n not in values], [k for k in values if k not in names and k not in skip]
+    if missing or unknown:
+        raise SchemaError(f"{where}: " + "; ".join(
+            part for part in (f"missing {', '.join(missing)}" if missing else "",
+                              f"unknown {', '.join(map(str, unknown))}" if unknown else "") if part))
+    for name in names:
+        if not _conforms(values[name], hints[name]):
+            raise SchemaError(f"{where}.{name}: {values[name]!r} is not {_shown(hints[name])}")
+    return values
+
+
+def _shown(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+
+
+def _within(where: str, value: float, low: float, high: float) -> None:
+    if not low <= value <= high:  # NaN fails too
+        raise SchemaError(f"{where}: {value!r} is outside {low:g}..{high:g}")
+
+
+def _finite_numbers(where: str, table: Any, ids: set[str], width: int, positive: bool) -> None:
+    if not isinstance(table, dict) or set(table) != ids:
+        raise SchemaError(f"{where}: expected one entry per recorded series")
+    for sid, row in table.items():
+        if (not isinstance(row, list) or len(row) != width
+                or not all(_conforms(v, float) and math.isfinite(v) and (v > 0 or not positive) for v in row)):
+            need = "positive" if positive else "finite"
+            raise SchemaError(f"{where}[{sid!r}]: expected {width} {need} numbers, one per target")
+
+
+def check(meta: Any) -> None:
+    """Raise ``SchemaError`` naming the first key of ``meta`` (current format) that breaks the schema."""
+    from .budget import Schedule
+    from .training import TrainConfig
+    from .window_norm import WINDOW_NORMS
+
+    if not isinstance(meta, dict):
+        raise SchemaError("meta: expected an object")
+    expected = {"model", "data", "scaler", "split", "training", "metrics", "versions", "notes"}
+    if set(meta) != expected:
+        raise SchemaError(f"meta: expected the sections {', '.join(sorted(expected))}, found {', '.join(sorted(meta))}")
+
+    model = _section("model", meta["model"], ModelInfo)
+    if model["window_norm"] not in WINDOW_NORMS:
+        raise SchemaError(f"model.window_norm: {model['window_norm']!r} is not one of {', '.join(WINDOW_NORMS)}")
+    _within("model.n_parameters", model["n_parameters"], 0, math.inf)
+    for key, value in model["params"].items():
+        if not isinstance(value, (bool, int, float, str, list, type(None))):
+            raise SchemaError(f"model.params.{key}: {value!r} is not a hyperparameter value")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            _within(f"model.params.{key}", value, 0, math.inf)
+
+    data = _section("data", meta["data"], DataSchema, skip=("policy", "seen_until"))
+    _section("data.policy", data.get("policy"), ReadingPolicy)
+    _within("data.lookback", data["lookback"], 1, MAX_WINDOW)
+    _within("data.horizon", data["horizon"], 1, MAX_WINDOW - data["lookback"])
+    _within("data.targets", len(data["targets"]), 1, MAX_TARGETS)
+    series = set(data["series"])
+    if not series or len(series) != len(data["series"]):
+        raise SchemaError("data.series: expected one or more distinct series names")
+    seen = data.get("seen_until")
+    if seen is not None and not (isinstance(seen, dict) and set(seen) <= series):
+        raise SchemaError("data.seen_until: expected null or an entry per recorded series")
+
+    scaler = meta["scaler"]
+    if not isinstance(scaler, dict) or set(scaler) != {"mean", "std"}:
+        raise SchemaError("scaler: expected mean and std")
+    _finite_numbers("scaler.mean", scaler["mean"], series, len(data["targets"]), positive=False)
+    _finite_numbers("scaler.std", scaler["std"], series, len(data["targets"]), positive=True)
+
+    record_hints = typing.get_type_hints(TrainingRecord, localns={"TrainConfig": TrainConfig})
+    record_keys = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
+                   "stopped", "window_flops")
+    training = meta["training"]
+    settings = {k: v for k, v in training.items() if k not in record_keys} if isinstance(training, dict) else training
+    _section("training", settings, TrainConfig, hints={**typing.get_type_hints(TrainConfig), "schedule": dict})
+    schedule = _section("training.schedule", settings["schedule"], Schedule)
+    for key, value in schedule.items():
+        _within(f"training.schedule.{key}", value, 0, math.inf)
+    try:  # TrainConfig checks its own ranges, as it does for fit's options
+        TrainConfig(**{**settings, "schedule": Schedule(**schedule)})
+    except UsageError as exc:
+        raise SchemaError(f"training: {exc}") from None
+    record = {k: training[k] for k in record_keys if k in training}
+    _section("training", record, TrainingRecord, hints={**record_hints, "init_from": dict | None},
+             skip=("settings", "split", "seen_until", "val_mse_scaled"))
+    if record["init_from"] is not None:
+        _section("training.init_from", record["init_from"], InitFrom)
+    for key in ("epochs_run", "steps", "best_epoch", "steps_per_epoch", "round_steps", "window_flops"):
+        if record[key] is not None:
+            _within(f"training.{key}", record[key], 0, math.inf)
+
+    if not isinstance(meta["split"], dict):
+        raise SchemaError("split: expected an object")
+    metrics = meta["metrics"]
+    if not isinstance(metrics, dict) or set(metrics) != {"val_mse_scaled"} or not _conforms(
+            metrics["val_mse_scaled"], float):
+        raise SchemaError("metrics: expected val_mse_scaled, a number")
+    _section("versions", meta["versions"], Versions)
+    if not _conforms(meta["notes"], tuple[str, ...]):
+        raise SchemaError("notes: expected a list of strings")
