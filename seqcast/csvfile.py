@@ -36,6 +36,34 @@ def display_name(path: str) -> str:
     return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def _memory_limit() -> int:
+    """The most bytes of CSV seqcast reads: a quarter of this machine's memory (parsing takes a few
+    times the file's size), so that an endless pipe or device is refused instead of read until it runs out."""
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def _read_bounded(name: str, stream, size: int | None) -> bytes:
+    """All of ``stream`` (``size`` bytes when known), refusing input larger than ``_memory_limit``
+    and, from its first block, binary input (NUL bytes with no UTF-16 mark): ``/dev/zero``, say."""
+    limit = _memory_limit()
+    too_big = InputError(f"{name}: more than {limit / 2**30:.1f} GiB of input (a quarter of this machine's "
+                         "memory, what seqcast reads a CSV into); split the file, or run on a larger machine")
+    if size is not None and size > limit:
+        raise too_big
+    blocks, total = [], 0
+    while block := stream.read(1 << 20):
+        if not blocks and b"\x00" in block and not block.startswith((b"\xff\xfe", b"\xfe\xff")):
+            decode(name, block[: block.index(b"\x00") + 1])  # raises for its first problem: a byte, or the NUL
+        blocks.append(block)
+        total += len(block)
+        if total > limit:
+            raise too_big
+    return b"".join(blocks)
+
+
 def read_bytes(path: str) -> tuple[str, bytes]:
     """The raw bytes of ``path``, or of stdin for ``-``, with the name errors should use."""
     if path == "-":
@@ -45,10 +73,14 @@ def read_bytes(path: str) -> tuple[str, bytes]:
         if sys.stdin.isatty():
             raise InputError("reading data from stdin ('-'), but stdin is a terminal; pipe a CSV in, e.g. "
                              "`cat data.csv | seqcast ... -`")
-        return "<stdin>", sys.stdin.buffer.read()
+        return "<stdin>", _read_bounded("<stdin>", sys.stdin.buffer, None)
     name = display_name(path)
     try:
-        return name, Path(path).read_bytes()
+        with open(path, "rb") as stream:
+            info = os.fstat(stream.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError
+            return name, _read_bounded(name, stream, info.st_size if stat.S_ISREG(info.st_mode) else None)
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
     except IsADirectoryError:

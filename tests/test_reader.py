@@ -4,6 +4,7 @@ checks run over all series at once while naming the first series that breaks the
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -172,3 +173,28 @@ def test_a_pipe_is_read_once(tmp_path):
     loaded = load_series(str(fifo), last=5)
     writer.join(timeout=10)
     assert len(loaded.series[0].times) == 28 and loaded.series[0].values[-1, 0] == 28.5
+
+
+def test_an_endless_pipe_or_device_is_refused_not_read_until_memory_runs_out(monkeypatch, invoke, tmp_path):
+    """Input is read in blocks up to a quarter of the machine's memory (here shrunk to 8 MiB), and binary
+    input is refused from its first block."""
+    import subprocess
+
+    from seqcast import csvfile
+
+    monkeypatch.setattr(csvfile, "_memory_limit", lambda: 8 << 20)
+    endless = subprocess.Popen(["yes", "2024-01-01,1"], stdout=subprocess.PIPE)
+    try:
+        with pytest.raises(InputError, match=r"more than 0\.0 GiB of input .* split the file"):
+            csvfile.read_bytes(f"/dev/fd/{endless.stdout.fileno()}")
+    finally:
+        endless.kill()
+        endless.wait()
+    big = tmp_path / "big.csv"
+    big.write_bytes(b"t,y\n" + b"1,2\n" * (3 << 20))  # 12 MiB: refused by its size, before reading
+    with pytest.raises(InputError, match="big.csv: more than"):
+        csvfile.read_bytes(str(big))
+    for device in ("/dev/zero", "/dev/urandom"):
+        if os.path.exists(device):
+            code, out, err = invoke("fit", device, "--output", tmp_path / "m.ckpt")
+            assert code == 2 and "contains a NUL byte; this is not a text CSV file" in err, err
