@@ -197,4 +197,5 @@ def test_an_endless_pipe_or_device_is_refused_not_read_until_memory_runs_out(mon
     for device in ("/dev/zero", "/dev/urandom"):
         if os.path.exists(device):
             code, out, err = invoke("fit", device, "--output", tmp_path / "m.ckpt")
-            assert code == 2 and "contains a NUL byte; this is not a text CSV file" in err, err
+            assert code == 2 and ("contains a NUL byte; this is not a text CSV file" in err
+                                  or "is not UTF-8; save the file as UTF-8" in err), err
