@@ -27,13 +27,13 @@ import torch
 from . import meta_schema
 from .errors import CheckpointError, UsageError
 from .files import atomic_write
-from .forecaster import (DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, Stored, TrainingRecord,
-                         Versions)
+from .forecaster import (Calibration, DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, Stored,
+                         TrainingRecord, Versions)
 from .registry import create_model
 from .window_norm import WindowNorm
 from .windows import Scaler
 
-FORMAT_VERSION = 3
+FORMAT_VERSION = 4
 _MAX_HEADER = 100 * 1024 * 1024
 
 # What format 2 added, and what a format-1 file is taken to have meant:
@@ -63,6 +63,9 @@ FORMAT_1_SCHEDULE = {"warmup_divisor": 20, "lr_floor": 0.55, "min_epochs": 4, "m
 #                                counting again; None: not recorded (counted when needed).
 FORMAT_2_TRAINING = {"time_budget": 0.0, "threads": 0, "steps_per_epoch": None, "round_steps": None,
                      "stopped": None, "window_flops": None}
+# What format 4 added, and what a format-3 (or older) file is taken to have meant:
+#   model.quantiles   the quantiles a quantile head was trained on; [] = a point model (all before it).
+#   calibration       conformal intervals (fit --level); null = none.
 # Keys of the stored "training" section that are not TrainConfig settings.
 _RECORD_KEYS = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
                 "stopped", "window_flops")
@@ -85,7 +88,7 @@ def to_meta(forecaster: Forecaster) -> dict[str, Any]:
     """The stored metadata of ``forecaster``: the one place that names its keys (with ``from_meta``)."""
     f, record = forecaster, forecaster.training
     return {
-        "model": asdict(f.spec),
+        "model": {**asdict(f.spec), "quantiles": list(f.spec.quantiles)},
         "data": {**asdict(f.schema), "targets": list(f.schema.targets), "series": list(f.schema.series),
                  "policy": asdict(f.policy), "seen_until": record.seen_until},
         "scaler": {"mean": f.scaler.mean, "std": f.scaler.std},
@@ -99,6 +102,7 @@ def to_meta(forecaster: Forecaster) -> dict[str, Any]:
         "metrics": {"val_mse_scaled": record.val_mse_scaled},
         "versions": asdict(f.versions),
         "notes": list(f.notes),
+        "calibration": asdict(f.calibration) if f.calibration else None,
     }
 
 
@@ -110,10 +114,10 @@ def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = N
     policy, seen_until = data.pop("policy"), data.pop("seen_until")
     settings = {k: v for k, v in training.items() if k not in _RECORD_KEYS}
     settings["schedule"] = Schedule(**settings["schedule"])
-    init_from = training["init_from"]
+    init_from, calibration = training["init_from"], meta["calibration"]
     return Forecaster(
         model=model,
-        spec=ModelInfo(**meta["model"]),
+        spec=ModelInfo(**{**meta["model"], "quantiles": tuple(meta["model"]["quantiles"])}),
         schema=DataSchema(**{**data, "targets": tuple(data["targets"]), "series": tuple(data["series"])}),
         policy=ReadingPolicy(**policy),
         scaler=Scaler(meta["scaler"]["mean"], meta["scaler"]["std"]),
@@ -126,6 +130,9 @@ def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = N
                                 window_flops=training["window_flops"]),
         versions=Versions(**meta["versions"]),
         notes=tuple(meta["notes"]),
+        calibration=Calibration(levels=tuple(calibration["levels"]), methods=tuple(calibration["methods"]),
+                                radius=tuple(tuple(tuple(row) for row in r) for r in calibration["radius"]),
+                                windows=calibration["windows"]) if calibration else None,
         stored=stored,
     )
 
@@ -168,6 +175,8 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         training = meta["training"]
         meta = {**meta, "training": {**training, **FORMAT_2_TRAINING,
                                      "schedule": {**training["schedule"], "max_auto_steps": 0}}}
+    if format_version < 4:
+        meta = {**meta, "model": {**meta["model"], "quantiles": []}, "calibration": None}
     return meta
 
 
@@ -244,7 +253,7 @@ def _build(name: str, meta: dict[str, Any], entries: dict) -> WindowNorm:
         meta_schema.check(meta)
         return WindowNorm(
             create_model(info["name"], data_info["lookback"], data_info["horizon"], len(data_info["targets"]),
-                         info["params"],
+                         info["params"], quantiles=tuple(info["quantiles"]),
                          max_bytes=(2 * stored_bytes + _PARAMETER_SLACK, stored_bytes + _BUFFER_SLACK)),
             info["window_norm"],
         )

@@ -17,6 +17,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from . import intervals
 from .checkpoint import save
 from .data import Series, SeriesSet, season_length
 from .errors import InputError, UsageError
@@ -55,6 +56,7 @@ class EvalConfig:
     stride: int = 0  # 0 = the horizon (windows do not overlap)
     split: Split | None = None
     in_sample: bool = False  # also score windows whose targets fit trained or validated on
+    levels: tuple[float, ...] = ()  # interval levels to score, among those calibrated (default: all of them)
 
     def __post_init__(self) -> None:
         if not self.windows >= 1:
@@ -150,8 +152,10 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
                          f"horizon {horizon} rows")
     x, y, marks = (t.numpy() if t is not None else None for t in windows.batch(slice(None)))
     started = time.perf_counter()
-    predictions = {name: run_model(forecaster.model, x, marks)}
+    raw = run_model(forecaster.model, x, marks)  # (N, H, C), or (N, H, C, Q) with quantiles
     elapsed_ms = (time.perf_counter() - started) * 1000
+    quantiles = forecaster.spec.quantiles
+    predictions = {name: intervals.point(raw, quantiles)}
     season = season_length(series.freq)
     for baseline in BASELINES:
         kwargs = {"season": season} if baseline == "seasonal_naive" else {}
@@ -169,22 +173,45 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     scale = by_length(history, lambda stack: _seasonal_scale(stack, season))  # (series with windows, C)
     scales = np.repeat(scale, counts, axis=0)  # (windows, C)
     if scaled_metrics:
-        actual = {key: y.astype(np.float64) for key in predictions}
-        forecast = {key: pred.astype(np.float64) for key, pred in predictions.items()}
+        truth = y.astype(np.float64)
+
+        def units(values: np.ndarray) -> np.ndarray:
+            return values.astype(np.float64)
     else:  # actuals straight from the data, not round-tripped through float32
         edges = bounds(series)
         truth = stacked_values(series)[(edges[series_index] + origins)[:, None] + np.arange(horizon)]
         mean, std = scaler.arrays(series)
         mean, std = mean[series_index][:, None, :], std[series_index][:, None, :]
-        actual = {key: truth for key in predictions}
-        forecast = {key: pred.astype(np.float64) * std + mean for key, pred in predictions.items()}
+
+        def units(values: np.ndarray) -> np.ndarray:
+            return values.astype(np.float64) * std + mean
+    actual = {key: truth for key in predictions}
+    forecast = {key: units(pred) for key, pred in predictions.items()}
     by_series = {key: metrics_by_group(actual[key], forecast[key], scales, first) for key in predictions}
+    levels = config.levels or (forecaster.calibration.levels if forecaster.calibration else ())
+    bands = {level: (units(lo), units(hi)) for level, (lo, hi) in
+             intervals.bands(forecaster.calibration, raw, quantiles, levels).items()} if levels else {}
+    probabilistic = {}  # per level coverage, width and MSIS, and the quantile loss: per series, then overall
+    for level, (lo, hi) in bands.items():
+        probabilistic.update(intervals.interval_scores(truth, lo, hi, level, scales, first))
+        probabilistic.update({f"{k}@all": v for k, v in intervals.interval_scores(
+            truth, lo, hi, level, scales, np.array([0])).items()})
+    if quantiles:
+        quantile_values = np.stack([units(raw[..., i]) for i in range(len(quantiles))], axis=-1)
+        probabilistic["wql"] = intervals.quantile_loss(truth, quantile_values, quantiles, first)
+        probabilistic["wql@all"] = intervals.quantile_loss(truth, quantile_values, quantiles, np.array([0]))
     per_series = {}
     for g, i in enumerate(present):
         per_series[series.series[i].id] = {"windows": int(counts[g]), **{
             key: {metric: values[g] for metric, values in table.items()} for key, table in by_series.items()}}
-    forecasts = _forecast_frame(series, windows, actual[name], forecast[name], name)
+        per_series[series.series[i].id][name].update(
+            {k: float(v[g]) for k, v in probabilistic.items() if not k.endswith("@all")})
+    extra = {}
+    for level, (lo, hi) in bands.items():
+        extra[f"lo_{intervals.label(level)}"], extra[f"hi_{intervals.label(level)}"] = lo, hi
+    forecasts = _forecast_frame(series, windows, actual[name], forecast[name], name, extra)
     overall = {key: metrics(actual[key], forecast[key], scales) for key in predictions}
+    overall[name].update({k.removesuffix("@all"): float(v[0]) for k, v in probabilistic.items() if k.endswith("@all")})
     if pooled_scaled:  # the windows' own order, as ``scales`` follows it
         for key, pred in predictions.items():
             pooled = metrics(y.astype(np.float64), pred.astype(np.float64), scales)
@@ -204,8 +231,10 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
 FORECAST_COLUMNS = ["model", "series", "origin", "step", "target", "actual", "forecast"]
 
 
-def _forecast_frame(series: SeriesSet, windows, actual: np.ndarray, forecast: np.ndarray, name: str):
-    """One row per window, step and target: what ``--forecasts`` writes (scaled or original units)."""
+def _forecast_frame(series: SeriesSet, windows, actual: np.ndarray, forecast: np.ndarray, name: str,
+                    extra: dict[str, np.ndarray] | None = None):
+    """One row per window, step and target: what ``--forecasts`` writes (scaled or original units),
+    with the interval bounds in ``extra`` (lo_80, hi_80, ...: (N, H, C) each) after the forecast."""
     import pandas as pd
 
     # Windows come grouped by series in series order, as ``actual`` and ``forecast`` hold them.
@@ -222,13 +251,15 @@ def _forecast_frame(series: SeriesSet, windows, actual: np.ndarray, forecast: np
         "target": np.tile(np.array(series.targets, dtype=object), n * horizon),
         "actual": actual.reshape(-1),
         "forecast": forecast.reshape(-1),
-    })[FORECAST_COLUMNS]
+        **{key: values.reshape(-1) for key, values in (extra or {}).items()},
+    })[FORECAST_COLUMNS + list(extra or {})]
 
 
 def backtest(ckpt: Forecaster, series: SeriesSet, config: EvalConfig = EvalConfig()) -> dict[str, Any]:
     """Score a checkpoint on test windows of ``series`` without refitting: by default only windows
     after the data the checkpoint was trained and validated on (``config.in_sample`` scores all)."""
     check_schema(ckpt, series)
+    intervals.check_levels(config.levels, ckpt.calibration, ckpt.label)
     name, seen = ckpt.name, ckpt.training.seen_until
     warnings = []
     if config.in_sample:
@@ -338,7 +369,9 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
                          "predict_ms": None, "val_mse": None, "lookback": last["lookback"],
                          "horizon": last["horizon"], "windows": last["windows"],
                          "windows_requested": last["windows_requested"],
-                         "pooled_scaled": last["pooled_scaled"], **last["overall"][b]})
+                         "pooled_scaled": last["pooled_scaled"], **last["overall"][b],
+                         "series": {sid: {"windows": scores["windows"], b: scores[b]}
+                                    for sid, scores in last["series"].items()}})
     if on_forecasts and rows:
         import pandas as pd
 
@@ -372,9 +405,10 @@ def _train_and_score(series: SeriesSet, spec: ModelConfig, config: TrainConfig, 
            "predict_ms": round(elapsed, 2), "val_mse": fitted.training.val_mse_scaled,
            "lookback": fitted.lookback, "horizon": fitted.horizon, "windows": report["windows"],
            "windows_requested": report["windows_requested"], "pooled_scaled": report["pooled_scaled"],
-           **report["overall"][name]}
+           **report["overall"][name], "series": report["series"]}
     windows = {key: report[key] for key in ("lookback", "horizon", "windows", "windows_requested", "pooled_scaled")}
-    return row, report["forecasts"], {**windows, "overall": {b: report["overall"][b] for b in BASELINES}}
+    return row, report["forecasts"], {**windows, "overall": {b: report["overall"][b] for b in BASELINES},
+                                      "series": report["series"]}
 
 
 def _before_test(series: SeriesSet, spec: ModelConfig, config: EvalConfig) -> SeriesSet:

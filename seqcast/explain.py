@@ -31,7 +31,6 @@ Long-format columns (``COLUMNS``):
 
 from __future__ import annotations
 
-import io
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +42,7 @@ from .forecaster import Forecaster
 from .data import SeriesSet
 from .errors import UsageError
 from .forecasting import window_inputs
+from .plots import _save, require_matplotlib
 from .registry import get_spec, list_models
 
 COLUMNS = ["series", "model", "layer", "kind", "query_axis", "query_step", "input_step", "input_timestamp", "weight"]
@@ -65,14 +65,6 @@ class Map:
 def explainable_models() -> list[str]:
     """Registered models that declare something to explain (nothing built)."""
     return [name for name in list_models() if get_spec(name).capabilities.explain]
-
-
-def require_matplotlib() -> None:
-    """Fail early, before any work, when the optional plotting extra is not installed."""
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError:
-        raise UsageError("--plot needs matplotlib: pip install 'seqcast[plot]'") from None
 
 
 def _check(ckpt: Forecaster) -> str:
@@ -126,7 +118,7 @@ def explain(ckpt: Forecaster, series: SeriesSet, window: int = 0, per_layer: boo
     ids = [s.id for s in series.series]
     ckpt.model.eval()
     with torch.no_grad():
-        raw = ckpt.model.model.explain(x, time_features=marks_t)  # {"0.self_attention": (B, Q, L), ...}
+        raw = ckpt.model.network.explain(x, time_features=marks_t)  # {"0.self_attention": (B, Q, L), ...}
     return (_attention if how == "attention" else _gates)(raw, ids, pasts, per_layer)
 
 
@@ -169,8 +161,6 @@ def plot(maps: list[Map], model: str, path: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from .files import atomic_write
-
     sid = maps[0].series
     shown = [m for m in maps if m.series == sid]
     fig, axes = plt.subplots(len(shown), 1, figsize=(9, 2.0 + 2.6 * len(shown)), squeeze=False)
@@ -190,7 +180,4 @@ def plot(maps: list[Map], model: str, path: str) -> None:
             ax.set_ylabel(f"query: {m.query_axis} step")
         fig.colorbar(image, ax=ax, label="activation" if gate else "attention weight")
     fig.tight_layout()
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100)
-    plt.close(fig)
-    atomic_write(path, buffer.getvalue())
+    _save(fig, path)

@@ -25,6 +25,7 @@ class ModelInfo:
     params: dict[str, Any]
     window_norm: str
     n_parameters: int
+    quantiles: tuple[float, ...] = ()  # trained on these (the median among them) under a quantile head; () = point
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,16 @@ class TrainingRecord:
 
 
 @dataclass(frozen=True)
+class Calibration:
+    """Split-conformal intervals (``intervals.calibrate``), from the windows of the validation rows."""
+
+    levels: tuple[float, ...]  # coverage levels in percent, ascending
+    methods: tuple[str, ...]  # per level: "residual" (around the point forecast) or "cqr" (around its quantiles)
+    radius: tuple[tuple[tuple[float, ...], ...], ...]  # per level, (H, C) in scaled units
+    windows: int  # validation windows the radii come from, all series together
+
+
+@dataclass(frozen=True)
 class Versions:
     seqcast: str
     torch: str
@@ -114,6 +125,7 @@ class Forecaster:
     training: TrainingRecord
     versions: Versions
     notes: tuple[str, ...] = ()
+    calibration: Calibration | None = None  # conformal intervals (fit --level); None: point forecasts only
     stored: Stored | None = field(default=None, compare=False)  # None until saved or loaded
 
     @property
@@ -146,4 +158,7 @@ class Forecaster:
                 "val_mse_scaled": record.val_mse_scaled,
                 "init_from": {"path": record.init_from.path, "sha256": record.init_from.sha256}
                 if record.init_from else None,
+                "quantiles": list(self.spec.quantiles),
+                "levels": list(self.calibration.levels) if self.calibration else [],
+                "calibration_windows": self.calibration.windows if self.calibration else None,
                 "notes": list(self.notes), "warnings": list(record.warnings)}

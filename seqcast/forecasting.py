@@ -6,7 +6,10 @@ Output columns (one row per series, step and target):
     step       1..H, steps after the last observed timestamp
     model      the registered model name
     target     the target column forecast
-    forecast   the value, in the target's original units
+    forecast   the value, in the target's original units (the median of a quantile-trained model)
+    lo_80, hi_80, ...  the bounds of each conformal interval level the checkpoint has (fit --level), or
+               those asked for with --level, in original units; a wider level's band holds a narrower one's
+    q10, q90, ...      each quantile a quantile-trained model forecasts besides the median (fit --quantiles)
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from . import intervals
 from .forecaster import Forecaster
 from .data import DataConfig, SeriesSet, time_features
 from .errors import InputError, UsageError
@@ -113,34 +117,50 @@ def window_inputs(ckpt: Forecaster, series: SeriesSet, offset: int = 0
     return windows.inputs, windows.marks, pasts, futures
 
 
-def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0) -> pd.DataFrame:
+def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0, levels: tuple[float, ...] = ()) -> pd.DataFrame:
     """Forecast the next ``horizon`` steps (default and at most the trained H) of every series in
-    ``series``; a frame with ``COLUMNS``, one series after another, each target's steps in order."""
+    ``series``; a frame with ``COLUMNS``, one series after another, each target's steps in order, then
+    the interval bounds of ``levels`` (default: every level the checkpoint has) and any quantiles."""
     if not 0 <= horizon <= ckpt.horizon:
         raise UsageError(f"--horizon {horizon}: the model was trained to forecast {ckpt.horizon} steps; "
                          f"give 1 to {ckpt.horizon}, or fit a model with a longer --horizon")
+    levels = intervals.check_levels(levels, ckpt.calibration, ckpt.label)
     horizon = horizon or ckpt.horizon
     windows = last_windows(ckpt, series)
-    scaled = run_model(ckpt.model, windows.inputs, windows.marks)[:, :horizon].astype(np.float64)  # (N, H, C)
-    values = scaled * windows.std[:, None, :] + windows.mean[:, None, :]
-    _check_finite(values, windows.inputs, series, ckpt)
+    scaled = run_model(ckpt.model, windows.inputs, windows.marks)[:, :horizon].astype(np.float64)  # (N, H, C[, Q])
+    quantiles = ckpt.spec.quantiles
+
+    def original(values: np.ndarray) -> np.ndarray:  # (N, H, C) scaled -> original units
+        return values * windows.std[:, None, :] + windows.mean[:, None, :]
+    values = original(intervals.point(scaled, quantiles))
+    extra = {}
+    for level, (lo, hi) in intervals.bands(ckpt.calibration, scaled, quantiles, levels).items() if levels else ():
+        extra[f"lo_{intervals.label(level)}"], extra[f"hi_{intervals.label(level)}"] = original(lo), original(hi)
+    for i, q in enumerate(quantiles):
+        if q != 0.5:
+            extra[intervals.quantile_label(q)] = original(scaled[..., i])
+    _check_finite(np.stack([values, *extra.values()], axis=-1) if extra else values, windows.inputs, series, ckpt)
     n, channels = len(series.series), len(ckpt.schema.targets)
     kept = np.arange(n * ckpt.horizon).reshape(n, ckpt.horizon)[:, None, :horizon]  # the first steps of each
     timestamps = windows.future[np.repeat(kept, channels, axis=1).reshape(-1)]  # (N, C, H): again per target
+
+    def column(values: np.ndarray) -> np.ndarray:  # (N, H, C) -> (N, C, H), one row per series, target, step
+        return values.transpose(0, 2, 1).reshape(-1)
     return pd.DataFrame({
         "series": np.repeat(np.array([s.id for s in series.series], dtype=object), channels * horizon),
         "timestamp": timestamps,
         "step": np.tile(np.arange(1, horizon + 1), n * channels),
         "model": ckpt.name,
         "target": np.tile(np.repeat(np.array(ckpt.schema.targets, dtype=object), horizon), n),
-        "forecast": values.transpose(0, 2, 1).reshape(-1),  # (N, H, C) -> (N, C, H)
-    })[COLUMNS]
+        "forecast": column(values),
+        **{name: column(v) for name, v in extra.items()},
+    })[COLUMNS + list(extra)]
 
 
 def _check_finite(values: np.ndarray, inputs: np.ndarray, series: SeriesSet, ckpt: Forecaster) -> None:
     """A forecast is finite or it is an error naming the series (nothing is written): a blank
     forecast that replaces a good one is worse than none."""
-    bad = ~np.isfinite(values).all(axis=(1, 2))
+    bad = ~np.isfinite(values).reshape(len(values), -1).all(axis=1)
     if not bad.any():
         return
     i = int(np.argmax(bad))

@@ -17,12 +17,13 @@ from dataclasses import fields
 from typing import Any
 
 from .errors import UsageError
-from .forecaster import DataSchema, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
+from .forecaster import Calibration, DataSchema, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
 
 # The longest window a checkpoint may describe (lookback + horizon steps), and the most targets. Far
 # above anything seqcast trains on one machine, low enough that buffers sized by them stay small.
 MAX_WINDOW = 100_000
 MAX_TARGETS = 10_000
+MAX_QUANTILES = 99
 
 
 class SchemaError(ValueError):
@@ -101,7 +102,7 @@ def check(meta: Any) -> None:
 
     if not isinstance(meta, dict):
         raise SchemaError("meta: expected an object")
-    expected = {"model", "data", "scaler", "split", "training", "metrics", "versions", "notes"}
+    expected = {"model", "data", "scaler", "split", "training", "metrics", "versions", "notes", "calibration"}
     if set(meta) != expected:
         raise SchemaError(f"meta: expected the sections {', '.join(sorted(expected))}, found {', '.join(sorted(meta))}")
 
@@ -109,6 +110,10 @@ def check(meta: Any) -> None:
     if model["window_norm"] not in WINDOW_NORMS:
         raise SchemaError(f"model.window_norm: {model['window_norm']!r} is not one of {', '.join(WINDOW_NORMS)}")
     _within("model.n_parameters", model["n_parameters"], 0, math.inf)
+    quantiles = model["quantiles"]
+    if len(quantiles) > MAX_QUANTILES or not all(0 < q < 1 for q in quantiles) or list(quantiles) != sorted(
+            set(quantiles)) or (quantiles and 0.5 not in quantiles):
+        raise SchemaError(f"model.quantiles: {quantiles!r} is not an ascending list of quantiles in (0, 1) with 0.5")
     for key, value in model["params"].items():
         if not isinstance(value, (bool, int, float, str, list, type(None))):
             raise SchemaError(f"model.params.{key}: {value!r} is not a hyperparameter value")
@@ -162,5 +167,21 @@ def check(meta: Any) -> None:
             metrics["val_mse_scaled"], float):
         raise SchemaError("metrics: expected val_mse_scaled, a number")
     _section("versions", meta["versions"], Versions)
+    if meta["calibration"] is not None:
+        _check_calibration(meta["calibration"], data["horizon"], len(data["targets"]))
     if not _conforms(meta["notes"], tuple[str, ...]):
         raise SchemaError("notes: expected a list of strings")
+
+
+def _check_calibration(values: Any, horizon: int, targets: int) -> None:
+    calibration = _section("calibration", values, Calibration)
+    levels = calibration["levels"]
+    if not levels or not all(0 < v < 100 for v in levels) or list(levels) != sorted(set(levels)):
+        raise SchemaError(f"calibration.levels: {levels!r} is not an ascending list of levels in (0, 100)")
+    if len(calibration["methods"]) != len(levels) or not set(calibration["methods"]) <= {"residual", "cqr"}:
+        raise SchemaError("calibration.methods: expected residual or cqr for each level")
+    radius = calibration["radius"]
+    if len(radius) != len(levels) or any(len(r) != horizon or any(
+            len(row) != targets or not all(math.isfinite(v) for v in row) for row in r) for r in radius):
+        raise SchemaError(f"calibration.radius: expected per level {horizon} x {targets} finite numbers")
+    _within("calibration.windows", calibration["windows"], 1, math.inf)

@@ -240,9 +240,10 @@ def _bounded(max_bytes: tuple[int, int] | None) -> Iterator[None]:
 
 
 def create_model(name: str, lookback: int, horizon: int, n_features: int, params: dict | None = None,
-                 max_bytes: tuple[int, int] | None = None):
-    """Build the registered model ``name`` for windows of ``lookback`` -> ``horizon`` steps; with
-    ``max_bytes`` (parameters, buffers), refuse (UsageError) as soon as its tensors would pass them."""
+                 max_bytes: tuple[int, int] | None = None, quantiles: tuple[float, ...] = ()):
+    """Build the registered model ``name`` for windows of ``lookback`` -> ``horizon`` steps, under the
+    shared quantile head when ``quantiles`` are given; with ``max_bytes`` (parameters, buffers),
+    refuse (UsageError) as soon as its tensors would pass them."""
     spec = get_spec(name)
     kwargs = resolve_params(name, params)
     if min(lookback, horizon, n_features) < 1:  # checked once here, so models check only their own settings
@@ -250,7 +251,12 @@ def create_model(name: str, lookback: int, horizon: int, n_features: int, params
     given = ", ".join(f"{k}={v}" for k, v in sorted((params or {}).items())) or "its defaults"
     try:
         with _bounded(max_bytes):
-            return spec.cls(lookback, horizon, n_features, **kwargs)
+            model = spec.cls(lookback, horizon, n_features, **kwargs)
+            if not quantiles:
+                return model
+            from .quantile_head import QuantileHead
+
+            return QuantileHead(model, lookback, horizon, quantiles)
     except _TooLarge:
         raise UsageError(f"{name} with {given}: its tensors would pass {max_bytes[0]:,} bytes of parameters "
                          f"or {max_bytes[1]:,} of buffers") from None

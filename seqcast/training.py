@@ -1,6 +1,6 @@
 """The one training loop every model uses, and ``fit``: from loaded series to a trained, described model.
 
-AdamW, MSE on scaled values, gradient clipping, warm-up then cosine learning-rate decay, early
+AdamW, MSE on scaled values (the pinball loss under a quantile head), gradient clipping, warm-up then cosine learning-rate decay, early
 stopping on the validation windows (the best weights are kept), seeding, CPU or CUDA (bf16 autocast
 on CUDA). How many steps, and when validation comes, is ``budget.py``'s; an optional time budget
 ends training early (the best weights are still kept). ``fit`` runs the loop on the torch intra-op
@@ -21,11 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__
+from . import __version__, intervals, quantile_head
 from .budget import Schedule, auto_batch_size, auto_epochs, plan_budget  # noqa: F401 (auto_epochs: kept importable here)
 from .data import SeriesSet, season_length
 from .errors import TrainingError, UsageError
-from .forecasting import check_schema
+from .forecasting import check_schema, run_model
 from .forecaster import DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
 from .registry import create_model, get_spec, resolve_params
 from .threads import TRAINING_STEP, forward_flops, pick_threads, using_threads
@@ -138,8 +138,10 @@ def _forward(model: nn.Module, windows: WindowSet, index) -> tuple[torch.Tensor,
 
 
 @torch.no_grad()
-def evaluate_loss(model: nn.Module, windows: WindowSet, batch_size: int = 1024) -> float:
-    """Mean squared error over all windows (mean over windows x steps x channels)."""
+def evaluate_loss(model: nn.Module, windows: WindowSet, batch_size: int = 1024,
+                  loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> float:
+    """The training objective over all windows: mean squared error (mean over windows x steps x
+    channels), or the mean of ``loss`` (the pinball loss of a quantile head)."""
     if len(windows) == 0:
         return float("nan")
     model.eval()
@@ -148,14 +150,15 @@ def evaluate_loss(model: nn.Module, windows: WindowSet, batch_size: int = 1024) 
     for start in range(0, len(windows), batch_size):
         with _autocast(device):
             pred, y = _forward(model, windows, slice(start, start + batch_size))
-        total += float(((pred.float() - y) ** 2).sum())
+        total += float(((pred.float() - y) ** 2).sum()) if loss is None else float(loss(pred.float(), y)) * y.numel()
         count += y.numel()
     return total / count
 
 
 def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: TrainConfig,
           on_epoch: Callable[[EpochReport], None] | None = None,
-          on_step: Callable[[int, int], None] | None = None, warm_start: bool = False) -> TrainResult:
+          on_step: Callable[[int, int], None] | None = None, warm_start: bool = False,
+          loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> TrainResult:
     """Optimise ``model`` on ``train_set``; keep the weights with the lowest validation loss.
 
     The budget: ``config.epochs`` passes, or the automatic budget (``auto_budget``), cut to
@@ -163,15 +166,16 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     of the automatic budget. Validation comes after every epoch, or every round of steps when the
     automatic budget is shorter than its epochs would be; early stopping counts those rounds. With
     ``config.time_budget``, training validates once more and stops when that many seconds have passed.
+    ``loss`` replaces the mean squared error (``quantile_head.pinball`` for a quantile head).
     """
+    objective = loss or quantile_head.mse
     device = resolve_device(config.device)
     model.to(device)
     train_set, val_set = train_set.to(device), val_set.to(device)
     started = time.perf_counter()
     params = [p for p in model.parameters() if p.requires_grad]
     if not params or len(train_set) == 0:
-        loss = evaluate_loss(model, val_set)
-        return TrainResult(loss, 0, 0, time.perf_counter() - started)
+        return TrainResult(evaluate_loss(model, val_set, loss=loss), 0, 0, time.perf_counter() - started)
 
     generator = torch.Generator().manual_seed(config.seed)
     rules = config.schedule
@@ -188,7 +192,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     # Training starts from the untrained weights' validation loss (for zero-head models under window
     # normalisation that is repeating the window's level), so the weights kept are never worse on validation.
-    best_loss = evaluate_loss(model, val_set) if len(val_set) else math.inf
+    best_loss = evaluate_loss(model, val_set, loss=loss) if len(val_set) else math.inf
     best_state = _snapshot(model) if len(val_set) else None
     result = TrainResult(math.nan, 0, 0, 0.0, batch_size, steps_per_epoch=per_epoch, round_steps=round_steps)
     stale, step, done, stopped = 0, 0, 0, None
@@ -199,13 +203,13 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
         for start in range(0, len(order), batch_size):
             with _autocast(device):
                 pred, y = _forward(model, train_set, order[start : start + batch_size])
-                loss = nn.functional.mse_loss(pred.float(), y)
+                step_loss = objective(pred.float(), y)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            step_loss.backward()
             nn.utils.clip_grad_norm_(params, config.clip)
             optimizer.step()
             schedule.step()
-            running += loss.detach()
+            running += step_loss.detach()
             batches += 1
             step += 1
             if on_step:
@@ -220,7 +224,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
                     f"training loss became {train_loss} in {unit} {done}; no checkpoint written. "
                     "Try a lower --lr, or check the data for extreme values"
                 )
-            val_loss = evaluate_loss(model, val_set) if len(val_set) else train_loss
+            val_loss = evaluate_loss(model, val_set, loss=loss) if len(val_set) else train_loss
             improved = val_loss < best_loss - rules.improvement
             if improved:
                 best_loss, stale, result.best_epoch = val_loss, 0, done
@@ -258,6 +262,8 @@ class ModelConfig:
     lookback: int = 0  # 0 = from the frequency
     horizon: int = 0  # 0 = from the frequency
     window_norm: str = "auto"  # auto = the model's declared window_norm (registry.Capabilities)
+    quantiles: tuple[float, ...] = ()  # train a quantile head on these (and the median) with the pinball loss
+    levels: tuple[float, ...] = ()  # conformal intervals to calibrate on the validation windows, in percent
 
 
 def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
@@ -284,10 +290,14 @@ def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
                if mine not in (None, 0, "auto", theirs)]
     if asked.params:
         clashes.append("--param (the hyperparameters come from the checkpoint)")
+    if asked.quantiles and tuple(asked.quantiles) != tuple(q for q in init.spec.quantiles if q in asked.quantiles):
+        clashes.append(f"--quantiles (the checkpoint has {list(init.spec.quantiles) or 'none'})")
     if clashes:
         raise UsageError(f"--init-from {init.label}: continues the same model; drop {'; '.join(clashes)}, "
                          "or fit a fresh model without --init-from")
-    return ModelConfig(init.spec.name, dict(init.spec.params), init.lookback, init.horizon, init.spec.window_norm)
+    levels = asked.levels or (init.calibration.levels if init.calibration else ())
+    return ModelConfig(init.spec.name, dict(init.spec.params), init.lookback, init.horizon, init.spec.window_norm,
+                       init.spec.quantiles, levels)
 
 
 def requested_model(asked: ModelConfig, init: Forecaster | None = None) -> ModelConfig:
@@ -345,6 +355,25 @@ def _budget_notes(result: TrainResult, config: TrainConfig) -> list[str]:
     return notes
 
 
+def _calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], quantiles: tuple[float, ...],
+               val_loss: float) -> tuple[Any, float]:
+    """The conformal calibration of ``levels`` on the validation windows (None without levels), and the
+    point forecast's validation MSE (the training loss itself, unless a quantile head trained on pinball)."""
+    if not levels and not quantiles:
+        return None, val_loss
+    if len(val_set) == 0:
+        if levels:
+            raise UsageError("--level: intervals are calibrated on the validation windows, and this split has "
+                             "none; give --split with a validation part")
+        return None, val_loss
+    x, y, marks = (t.numpy() if t is not None else None for t in val_set.batch(slice(None)))
+    pred = run_model(model, x, marks).astype(np.float64)
+    actual = y.astype(np.float64)
+    point = intervals.point(pred, quantiles)
+    calibration = intervals.calibrate(pred, actual, levels, quantiles) if levels else None
+    return calibration, float(np.mean((point - actual) ** 2))
+
+
 def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(), split: Split | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
         on_step: Callable[[int, int], None] | None = None,
@@ -366,7 +395,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     resolved = resolve_params(spec.name, params)
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
-    inner = create_model(spec.name, lookback, horizon, len(series.targets), params)
+    quantiles = quantile_head.with_median(spec.quantiles) if spec.quantiles else ()
+    inner = create_model(spec.name, lookback, horizon, len(series.targets), params, quantiles=quantiles)
     window_norm = get_spec(spec.name).capabilities.window_norm if spec.window_norm == "auto" else spec.window_norm
     model = WindowNorm(inner, window_norm)
     if init is not None:
@@ -384,8 +414,10 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     config = replace(config, lr=config.lr or get_spec(spec.name).capabilities.lr,
                      threads=config.threads or _auto_threads(window_flops, train_set, config))
     with using_threads(config.threads):
-        result = train(model, train_set, val_set, config, on_epoch, on_step, warm_start=init is not None)
-    model.to("cpu")
+        result = train(model, train_set, val_set, config, on_epoch, on_step, warm_start=init is not None,
+                       loss=quantile_head.pinball(quantiles) if quantiles else None)
+        model.to("cpu")
+        calibration, val_mse = _calibrate(model, val_set, spec.levels, quantiles, result.val_loss)
     notes += _budget_notes(result, config)
     warnings = _constant_targets(series, splits)
     trainable = any(p.requires_grad for p in model.parameters())
@@ -404,14 +436,14 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         split={sid: asdict(sp) for sid, sp in splits.items()} if split is None else asdict(split),
         seen_until=_seen_until(series, {sid: sp.train + sp.val for sid, sp in splits.items()})
         if series.time_col else None,  # row numbers restart in every file: they cannot say what is new
-        val_mse_scaled=result.val_loss, warnings=tuple(warnings))
+        val_mse_scaled=val_mse, warnings=tuple(warnings))
     return Forecaster(
         model=model,
-        spec=ModelInfo(spec.name, resolved, window_norm, sum(p.numel() for p in model.parameters())),
+        spec=ModelInfo(spec.name, resolved, window_norm, sum(p.numel() for p in model.parameters()), quantiles),
         schema=DataSchema(series.source, series.time_col, tuple(series.targets), series.id_col, series.freq,
                           series.integer_time, lookback, horizon, tuple(s.id for s in series.series), calendar),
         policy=ReadingPolicy(series.freq_given, series.fill, series.decimal, series.dayfirst, series.date_format),
         scaler=scaler, training=record,
         versions=Versions(__version__, torch.__version__.split("+")[0], platform.python_version()),
-        notes=tuple(notes))
+        notes=tuple(notes), calibration=calibration)
 

@@ -46,11 +46,23 @@ class WindowNorm(nn.Module):
         centred = x - self.level(x)
         return centred / self.spread(x) if self.mode == "revin" else centred
 
+    @property
+    def network(self) -> nn.Module:
+        """The registered model inside (under a quantile head, when there is one)."""
+        from .quantile_head import QuantileHead
+
+        return self.model.model if isinstance(self.model, QuantileHead) else self.model
+
     def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+        """(B, L, C) -> (B, H, C), or (B, H, C, Q) under a quantile head: each quantile shifted alike."""
         if self.mode == "none":
             return self.model(x, time_features=time_features)
         level = self.level(x)  # broadcast over time
         if self.mode != "revin":
-            return self.model(x - level, time_features=time_features) + level
+            out = self.model(x - level, time_features=time_features)
+            return out + (level.unsqueeze(-1) if out.ndim == 4 else level)
         spread = self.spread(x)
-        return self.model((x - level) / spread, time_features=time_features) * spread + level
+        out = self.model((x - level) / spread, time_features=time_features)
+        if out.ndim == 4:
+            spread, level = spread.unsqueeze(-1), level.unsqueeze(-1)
+        return out * spread + level

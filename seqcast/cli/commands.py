@@ -10,8 +10,9 @@ import typer
 from ..errors import UsageError
 from . import command, options
 from .options import (LR, Batch, Ckpt, CompareThreads, Data, DateFormat, DayFirst, Decimal, Device, Epochs, Fill,
-                      FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, Lookback, MaxSteps, Param,
-                      Patience, Seed, SplitOpt, Stride, Target, Threads, TimeBudget, TimeCol, WindowNormOpt, Windows)
+                      FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, Levels, LevelsAgain, Lookback,
+                      MaxSteps, Param, Patience, Plot, PlotSeries, Quantiles, Seed, SplitOpt, Stride, Target, Threads, TimeBudget, TimeCol,
+                      WindowNormOpt, Windows)
 from .output import Output, fmt, to_json
 
 def _load(out: Output, path: str, config, describe: bool = False, last: Optional[int] = None) -> Any:
@@ -86,6 +87,8 @@ def fit(
     device: Device = "auto",
     time_budget: TimeBudget = 0.0,
     threads: Threads = 0,
+    quantiles: Quantiles = None,
+    level: Levels = None,
     json_out: Json = False,
 ) -> None:
     """Train a model on a CSV and save a checkpoint."""
@@ -97,8 +100,11 @@ def fit(
     from ..training import fit as fit_model
     from ..windows import Split
 
+    from ..intervals import parse_levels, parse_quantiles
+
     init = checkpoint.load(init_from) if init_from else None
-    spec = requested_model(ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm), init)
+    spec = requested_model(ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm,
+                                       parse_quantiles(quantiles), parse_levels(level)), init)
     reading = options.fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format)
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
                                         threads)
@@ -118,6 +124,11 @@ def fit(
     out.say(f"{spec.name}: lookback {fitted.lookback}, horizon {fitted.horizon}, {fitted.spec.n_parameters} "
             f"parameters, {_rounds_text(fitted.training)} in {seconds:.1f}s on {_threads_text(fitted.training)}, "
             f"validation MSE {fitted.training.val_mse_scaled:.5f} (scaled)")
+    if fitted.calibration:
+        calibration = fitted.calibration
+        how = ", ".join(sorted(set(calibration.methods)))
+        out.say(f"intervals {', '.join(f'{v:g}' for v in calibration.levels)} %: calibrated on "
+                f"{calibration.windows} validation windows ({'conformalised quantiles' if how == 'cqr' else how})")
     out.say(f"checkpoint: {output}")
     if json_out:
         out.emit(to_json({**fitted.summary(), "seconds": seconds}), "-")
@@ -136,11 +147,16 @@ def predict(
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
     threads: Threads = 0,
+    level: LevelsAgain = None,
+    plot: Plot = None,
+    plot_series: PlotSeries = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout (with the forecast rows unless --output names a file).")] = False,
 ) -> None:
     """Forecast the next horizon steps after each series' last timestamp (CSV on stdout).
 
-    Columns: series, timestamp, step, model, target, forecast (original units).
+    Columns: series, timestamp, step, model, target, forecast (original units); then lo_80, hi_80, ...
+    for each interval level the checkpoint has (fit --level), and q10, q90, ... for a model trained on
+    quantiles (fit --quantiles).
     """
     out: Output = ctx.obj
     from ..checkpoint import load
@@ -148,14 +164,23 @@ def predict(
     from ..forecasting import predict as forecast
     from ..forecasting import summary
 
-    _check_outputs([output], [data, checkpoint_path])
+    from ..intervals import check_levels, parse_levels
+    from ..plots import forecast_plot, require_matplotlib
+
+    if plot:
+        require_matplotlib()
+    _check_outputs([output, plot], [data, checkpoint_path])
     ckpt = load(checkpoint_path)
+    levels = check_levels(parse_levels(level), ckpt.calibration, str(checkpoint_path))
     series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format),
-                   last=_rows_needed(ckpt))
+                   last=None if plot else _rows_needed(ckpt))
     from ..threads import forecast_threads, using_threads
 
     with using_threads(forecast_threads(threads, ckpt, len(series.series))):
-        frame = forecast(ckpt, series, horizon)
+        frame = forecast(ckpt, series, horizon, levels)
+    if plot:
+        forecast_plot(series, frame, plot, plot_series)
+        out.say(f"plot: {plot}")
     if json_out:
         if output != "-":
             out.emit(write_csv(frame), output)
@@ -181,6 +206,9 @@ def evaluate(
     date_format: DateFormat = None,
     forecasts: Forecasts = None,
     threads: Threads = 0,
+    level: LevelsAgain = None,
+    plot: Plot = None,
+    plot_series: PlotSeries = None,
     json_out: Json = False,
 ) -> None:
     """Backtest a checkpoint on the last rolling-origin windows of a CSV, beside naive baselines.
@@ -191,18 +219,27 @@ def evaluate(
     out: Output = ctx.obj
     from ..checkpoint import load
     from ..evaluation import EvalConfig, backtest
+    from ..intervals import check_levels, parse_levels
+    from ..plots import backtest_plot, require_matplotlib
     from ..windows import Split
 
-    _check_outputs([forecasts], [data, checkpoint_path])
+    if plot:
+        require_matplotlib()
+    _check_outputs([forecasts, plot], [data, checkpoint_path])
     ckpt = load(checkpoint_path)
+    levels = check_levels(parse_levels(level), ckpt.calibration, str(checkpoint_path))
     series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format))
     from ..threads import forecast_threads, using_threads
 
     with using_threads(forecast_threads(threads, ckpt, windows * len(series.series))):
-        report = backtest(ckpt, series, EvalConfig(windows, stride, Split.parse(split) if split else None, in_sample))
+        report = backtest(ckpt, series, EvalConfig(windows, stride, Split.parse(split) if split else None, in_sample,
+                                                   levels))
     for warning in report["warnings"]:
         out.say(f"warning: {warning}")
     frame = report.pop("forecasts")
+    if plot:
+        backtest_plot(frame, ckpt.schema.freq, ckpt.schema.integer_time, plot, plot_series)
+        out.say(f"plot: {plot}")
     if forecasts:
         from ..data import write_csv
 
@@ -231,6 +268,15 @@ def _report_tables(out: Output, report: dict) -> None:
         rows = [[sid, values["windows"], *[values[report["model"]][m] for m in METRICS]]
                 for sid, values in report["series"].items()]
         out.table("per series", ["series", "windows", *METRICS], rows)
+    scores = _interval_columns(report["overall"][report["model"]])
+    if scores:
+        out.table(f"{report['model']}: intervals (coverage: share of actuals inside; width in {units}; "
+                  "MSIS scaled like MASE)", scores, [[report["overall"][report["model"]][k] for k in scores]])
+
+
+def _interval_columns(values: dict) -> list[str]:
+    """The interval and quantile scores among a model's metrics, level by level."""
+    return [k for k in values if k.startswith(("coverage_", "width_", "msis_")) or k == "wql"]
 
 
 def _windows_scored(report: dict) -> str:
@@ -275,6 +321,8 @@ def compare(
     threads: CompareThreads = 0,
     jobs: Jobs = 1,
     forecasts: Forecasts = None,
+    quantiles: Quantiles = None,
+    level: Levels = None,
     json_out: Json = False,
 ) -> None:
     """Train several models identically and rank them on the same test windows."""
@@ -283,11 +331,13 @@ def compare(
     from ..evaluation import EvalConfig, leaderboard_metric, rank
     from ..evaluation import compare as run_compare
     from ..files import output_lock
+    from ..intervals import parse_levels, parse_quantiles
     from ..registry import model_names, parse_param_options, route_params
     from ..training import ModelConfig
     from ..windows import Split
 
     names = model_names(models)
+    quantile_levels, interval_levels = parse_quantiles(quantiles), parse_levels(level)
     metric = leaderboard_metric(metric, split)
     per_model = route_params(names, parse_param_options(param))
     if output and not output.endswith((".csv", ".json")):
@@ -314,14 +364,16 @@ def compare(
         for path in saved:
             locks.enter_context(output_lock(path))
         rows = rank(run_compare(series, names, ModelConfig(params={}, lookback=lookback, horizon=horizon,
-                                                           window_norm=window_norm),
+                                                           window_norm=window_norm, quantiles=quantile_levels,
+                                                           levels=interval_levels),
                                 train_config, eval_config, per_model, str(save_dir) if save_dir else None,
                                 on_model=on_model, on_epoch=on_epoch, jobs=jobs,
                                 on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts))
                                 if forecasts else None),
                     metric)
     if output:
-        out.emit(to_json(rows) if output.endswith(".json") else write_csv(_frame(rows)), output)
+        out.emit(to_json(rows) if output.endswith(".json") else write_csv(_frame(rows).drop(columns="series")),
+                 output)
     if json_out:
         out.emit(to_json(rows), "-")
     elif forecasts != "-":
@@ -353,12 +405,13 @@ def _frame(rows: list[dict]):
 def _leaderboard(out: Output, rows: list[dict], metric: str, split: Optional[str]) -> None:
     from ..evaluation import METRICS
 
-    columns = ["model", "parameters", "train_s", "seconds_per_epoch", "epochs", "predict_ms", *METRICS, "windows"]
+    columns = ["model", "parameters", "train_s", "seconds_per_epoch", "epochs", "predict_ms", *METRICS,
+               *_interval_columns(next((r for r in rows if _interval_columns(r)), {})), "windows"]
     units = "scaled values" if split else "original units"
     if rows[0].get("pooled_scaled"):
         units += "; MSE, MAE, RMSE pooled on scaled values"
     out.table(f"leaderboard by {metric} ({_windows_scored(rows[0])}, {units})", columns,
-              [[r[c] for c in columns] for r in rows])
+              [[r.get(c) for c in columns] for r in rows])
 
 
 @command()

@@ -42,6 +42,13 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on s
 # compare: models in parallel processes, each on a fixed number of threads, so that --jobs never changes a result.
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Models trained at once, each in its own process (1 = one after another; 0 = as many as the cores available to seqcast allow, divided by --threads). The leaderboard, --json, --forecasts and --save-dir checkpoints are those of --jobs 1 (timings aside): every model trains alone from the same seed on the same threads. With more than one job, each model is reported when it finishes, without epoch lines.")]
 CompareThreads = Annotated[int, typer.Option("--threads", help="torch intra-op threads of every model. 0 = one thread each, chosen neither by the load of the machine nor by --jobs, so that results do not depend on them. --threads x --jobs may not exceed the cores available.")]
+# Probabilistic forecasts: quantile training and conformal intervals (seqcast/intervals.py).
+Quantiles = Annotated[Optional[str], typer.Option("--quantiles", metavar="Q,Q,...", help="Also train quantiles, e.g. 0.1,0.9 (each in (0, 1), ascending), with the pinball loss through one head shared by every model; the median (0.5, always added) is the forecast, and quantiles never cross. predict writes them as q10, q90, ...")]
+Levels = Annotated[Optional[str], typer.Option("--level", metavar="PCT,PCT,...", help="Conformal prediction intervals, e.g. 80,95 (percent, each in (0, 100)): calibrated on every validation window (split conformal, finite-sample rank, each series in its own scale; around the quantile pair (a/2, 1-a/2) when trained on it), stored in the checkpoint; predict then writes lo_80, hi_80, lo_95, hi_95 beside forecast.")]
+LevelsAgain = Annotated[Optional[str], typer.Option("--level", metavar="PCT,PCT,...", help="Interval levels to report, among those the checkpoint was calibrated for (fit --level). Default: all of them.")]
+# Pictures (matplotlib, the optional extra seqcast[plot]).
+Plot = Annotated[Optional[Path], typer.Option("--plot", metavar="FILE.png", help="Also draw the forecasts with their intervals as a PNG: the first 4 series, or those named by --series (needs seqcast[plot]).")]
+PlotSeries = Annotated[Optional[list[str]], typer.Option("--series", help="Series to draw with --plot (repeat for several). Default: the first 4.")]
 Forecasts = Annotated[Optional[str], typer.Option("--forecasts", help="Also write every test window's forecasts as CSV (model, series, origin, step, target, actual, forecast); - for stdout.")]
 
 

@@ -1,0 +1,169 @@
+"""Prediction intervals: split-conformal calibration at fit, bands at predict, and their scores.
+
+Calibration (``calibrate``) scores every stride-1 window of the validation rows, pooled over series,
+in scaled units (each series z-scored by its own training statistics, so one volatile series does not
+widen everyone's band). For each level, horizon step and target, the radius is the finite-sample
+conformal quantile of the scores: the ceil((n + 1) (1 - a))-th smallest of n. The score is the
+absolute error of the point forecast, or, when the model was trained on the quantile pair
+(a / 2, 1 - a / 2), the conformalised quantile regression score max(lo - y, y - hi), so the band is
+the model's own quantiles widened (or narrowed) until they cover on validation.
+
+Scores of a band (``interval_scores``): coverage, mean width (data units) and MSIS, M4's mean scaled
+interval score, scaled like MASE by the in-sample seasonal naive error; ``quantile_loss`` gives the
+weighted quantile loss (the mean over quantiles of 2 * sum(pinball) / sum(|y|)), the usual discrete
+approximation of the scaled CRPS.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import UsageError
+from .forecaster import Calibration
+
+
+def parse_levels(text: str | None) -> tuple[float, ...]:
+    """``"80,95"`` -> ``(80.0, 95.0)``: coverage levels in percent, each inside (0, 100)."""
+    levels = []
+    for part in (text or "").replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        try:
+            level = float(part)
+        except ValueError:
+            raise UsageError(f"--level {text}: {part.strip()!r} is not a number; give percentages such as 80,95") \
+                from None
+        if not 0 < level < 100:
+            raise UsageError(f"--level {text}: {part.strip()} is outside (0, 100); give percentages such as 80,95")
+        levels.append(level)
+    return tuple(sorted(set(levels)))
+
+
+def parse_quantiles(text: str | None) -> tuple[float, ...]:
+    """``"0.1,0.5,0.9"`` -> ``(0.1, 0.5, 0.9)``: quantiles inside (0, 1), given in ascending order."""
+    values = []
+    for part in (text or "").replace(";", ",").split(","):
+        if not part.strip():
+            continue
+        try:
+            q = float(part)
+        except ValueError:
+            raise UsageError(f"--quantiles {text}: {part.strip()!r} is not a number; give e.g. 0.1,0.5,0.9") from None
+        if not 0 < q < 1:
+            raise UsageError(f"--quantiles {text}: {part.strip()} is outside (0, 1); give e.g. 0.1,0.5,0.9")
+        values.append(q)
+    if any(b <= a for a, b in zip(values, values[1:])):
+        raise UsageError(f"--quantiles {text}: give each quantile once, in ascending order (e.g. 0.1,0.5,0.9)")
+    return tuple(values)
+
+
+def label(level: float) -> str:
+    """How a level names its columns and keys: 80 -> "80", 97.5 -> "97.5"."""
+    return f"{level:g}"
+
+
+def quantile_label(q: float) -> str:
+    """The column of a quantile: 0.1 -> "q10", 0.025 -> "q2.5"."""
+    return f"q{q * 100:.10g}"
+
+
+def _pair(level: float, quantiles: tuple[float, ...]) -> tuple[int, int] | None:
+    """The indices of the quantiles (a / 2, 1 - a / 2) of ``level``, when the model has both."""
+    alpha = 1 - level / 100
+    index = {round(q, 9): i for i, q in enumerate(quantiles)}
+    lo, hi = index.get(round(alpha / 2, 9)), index.get(round(1 - alpha / 2, 9))
+    return (lo, hi) if lo is not None and hi is not None else None
+
+
+def point(pred: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
+    """(N, H, C) point forecasts of a model's output: itself, or its median under a quantile head."""
+    return pred if pred.ndim == 3 else pred[..., quantiles.index(0.5)]
+
+
+def calibrate(pred: np.ndarray, actual: np.ndarray, levels: tuple[float, ...], quantiles: tuple[float, ...]
+              ) -> Calibration:
+    """The conformal radii of ``levels`` from validation forecasts ``pred`` (N, H, C) or (N, H, C, Q) and
+    ``actual`` (N, H, C), all scaled. UsageError when there are too few windows for a level."""
+    n = len(actual)
+    methods, radii = [], []
+    for level in levels:
+        alpha = 1 - level / 100
+        rank = math.ceil((n + 1) * (1 - alpha))
+        if rank > n:
+            need = math.ceil(level / (100 - level))
+            raise UsageError(f"--level {label(level)}: a {label(level)} % interval needs at least {need} validation "
+                             f"windows, the validation rows give {n}; use a lower --level, a longer history, or a "
+                             "shorter --horizon")
+        pair = _pair(level, quantiles) if pred.ndim == 4 else None
+        if pair:
+            scores = np.maximum(pred[..., pair[0]] - actual, actual - pred[..., pair[1]])
+        else:
+            scores = np.abs(actual - point(pred, quantiles))
+        radii.append(np.sort(scores, axis=0)[rank - 1])  # (H, C)
+        methods.append("cqr" if pair else "residual")
+    return Calibration(levels=tuple(levels), methods=tuple(methods),
+                       radius=tuple(tuple(tuple(float(v) for v in row) for row in r) for r in radii), windows=n)
+
+
+def bands(calibration: Calibration, pred: np.ndarray, quantiles: tuple[float, ...], levels: tuple[float, ...]
+          ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Per level, (lo, hi) of shape (N, H, C) in scaled units around ``pred`` (N, H', C[, Q]), H' <= H.
+
+    Each band holds the point forecast, and a wider level's band holds a narrower one's."""
+    centre = point(pred, quantiles)
+    horizon = centre.shape[1]
+    out, inner = {}, (centre, centre)
+    for level in sorted(levels):
+        i = calibration.levels.index(level)
+        radius = np.asarray(calibration.radius[i])[None, :horizon, :]
+        pair = _pair(level, quantiles) if pred.ndim == 4 and calibration.methods[i] == "cqr" else None
+        lo, hi = (pred[..., pair[0]], pred[..., pair[1]]) if pair else (centre, centre)
+        lo, hi = np.minimum(lo - radius, inner[0]), np.maximum(hi + radius, inner[1])
+        out[level] = inner = (lo, hi)
+    return out
+
+
+def check_levels(asked: tuple[float, ...], calibration: Calibration | None, label_: str) -> tuple[float, ...]:
+    """The levels a command reports: those asked for (each calibrated at fit), else all calibrated."""
+    have = calibration.levels if calibration else ()
+    missing = [level for level in asked if level not in have]
+    if missing:
+        has = (f"has intervals for {', '.join(map(label, have))} %" if have else "has no intervals")
+        raise UsageError(f"--level {','.join(map(label, asked))}: {label_} {has}; refit it with "
+                         f"`seqcast fit ... --level {','.join(map(label, sorted({*asked, *have})))}`")
+    return asked or have
+
+
+def _grouped(values: np.ndarray, first: np.ndarray) -> np.ndarray:
+    """(N, ...) -> per group of consecutive windows starting at ``first``, the mean over its entries."""
+    n = len(values)
+    sums = np.add.reduceat(values.reshape(n, -1).sum(axis=1), first)
+    return sums / (np.diff(np.append(first, n)) * values[0].size)
+
+
+def interval_scores(actual: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float, scale: np.ndarray,
+                    first: np.ndarray) -> dict[str, np.ndarray]:
+    """Coverage, mean width and MSIS of one level's band, per group of windows (``first``, as in
+    ``evaluation.metrics_by_group``); ``scale`` (N, C) is MASE's denominator for each window."""
+    alpha = 1 - level / 100
+    key = label(level)
+    inside = ((actual >= lo) & (actual <= hi)).astype(np.float64)
+    width = hi - lo
+    penalty = width + 2 / alpha * (np.maximum(lo - actual, 0) + np.maximum(actual - hi, 0))
+    return {f"coverage_{key}": _grouped(inside, first), f"width_{key}": _grouped(width, first),
+            f"msis_{key}": _grouped(penalty / scale[:, None, :], first)}
+
+
+def quantile_loss(actual: np.ndarray, pred: np.ndarray, quantiles: tuple[float, ...], first: np.ndarray
+                  ) -> np.ndarray:
+    """The weighted quantile loss per group of windows: mean over quantiles of 2 * sum(pinball) / sum(|y|)."""
+    q = np.asarray(quantiles)
+    error = actual[..., None] - pred
+    loss = np.maximum(q * error, (q - 1) * error).mean(axis=-1)  # (N, H, C), mean over quantiles
+    n = len(actual)
+    totals = np.add.reduceat(loss.reshape(n, -1).sum(axis=1), first)
+    scale = np.add.reduceat(np.abs(actual).reshape(n, -1).sum(axis=1), first)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(scale > 0, 2 * totals / scale, np.nan)

@@ -1,0 +1,66 @@
+"""One head adapter that turns any registered model's point forecast into quantiles, and the pinball loss.
+
+``QuantileHead(model, lookback, horizon, quantiles)`` keeps the model's own forecast as the median
+(quantile 0.5, always among the quantiles) and adds a small network that reads the window and that
+forecast and gives, per step and channel, the distance from each quantile to the next one out from
+the median. Distances pass through softplus, so quantiles never cross; they are measured in units
+of the window's own scale (the mean absolute step-to-step change), so one head serves calm and
+volatile windows alike. The median is trained only by its own pinball term (the distances do not
+move it), so quantile training leaves the point forecast what a pinball-0.5 (MAE) fit makes it.
+
+Shapes: x (B, L, C) -> (B, H, C, Q), quantiles ascending.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+MEDIAN = 0.5
+
+
+def with_median(quantiles: tuple[float, ...]) -> tuple[float, ...]:
+    """The quantiles a head is built for: those asked for, plus the median, ascending."""
+    return tuple(sorted({*quantiles, MEDIAN}))
+
+
+class QuantileHead(nn.Module):
+    """Quantile outputs for any model: its forecast is the median, a shared head gives the spread."""
+
+    def __init__(self, model: nn.Module, lookback: int, horizon: int, quantiles: tuple[float, ...], hidden: int = 64):
+        super().__init__()
+        self.model = model
+        self.quantiles = with_median(quantiles)
+        self.median = self.quantiles.index(MEDIAN)
+        self.horizon = horizon
+        steps = len(self.quantiles) - 1  # the gaps between neighbouring quantiles
+        # Per channel: the window (L) and the forecast (H), in window-scale units -> H x gaps distances.
+        self.spread = nn.Sequential(nn.Linear(lookback + horizon, hidden), nn.ReLU(), nn.Linear(hidden, horizon * steps))
+
+    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+        point = self.model(x, time_features=time_features)  # (B, H, C)
+        batch, horizon, channels = point.shape
+        change = (x[:, 1:] - x[:, :-1]).abs().mean(dim=1, keepdim=True) if x.shape[1] > 1 else x.abs()
+        scale = change.detach() + 1e-3  # (B, 1, C)
+        centre = point.detach()
+        features = (torch.cat([x, centre], dim=1) - x[:, -1:]) / scale  # (B, L + H, C), level-free
+        gaps = nn.functional.softplus(self.spread(features.transpose(1, 2)))  # (B, C, H * gaps)
+        gaps = gaps.view(batch, channels, horizon, -1).transpose(1, 2) * scale.unsqueeze(-1)  # (B, H, C, gaps)
+        below = centre.unsqueeze(-1) - gaps[..., : self.median].flip(-1).cumsum(-1).flip(-1)
+        above = centre.unsqueeze(-1) + gaps[..., self.median :].cumsum(-1)
+        return torch.cat([below, point.unsqueeze(-1), above], dim=-1)  # (B, H, C, Q)
+
+
+def pinball(quantiles: tuple[float, ...]):
+    """The mean pinball (quantile) loss of (B, H, C, Q) forecasts against (B, H, C) actuals."""
+    levels = torch.tensor(quantiles, dtype=torch.float32)
+
+    def loss(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+        error = actual.unsqueeze(-1) - pred  # positive where the quantile is below the actual
+        q = levels.to(pred.device)
+        return torch.maximum(q * error, (q - 1) * error).mean()
+    return loss
+
+
+def mse(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+    return nn.functional.mse_loss(pred, actual)
