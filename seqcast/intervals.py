@@ -82,20 +82,30 @@ def point(pred: np.ndarray, quantiles: tuple[float, ...]) -> np.ndarray:
     return pred if pred.ndim == 3 else pred[..., quantiles.index(0.5)]
 
 
+def _rank(level: float, n: int) -> int:
+    """The finite-sample conformal rank of ``level`` among ``n`` scores: ceil((n + 1) (1 - a))."""
+    return math.ceil(round((n + 1) * level / 100, 9))
+
+
+def require_windows(levels: tuple[float, ...], n: int) -> None:
+    """UsageError unless ``n`` calibration windows give every level a finite radius (checked before training)."""
+    for level in levels:
+        if _rank(level, n) > n:
+            need = next(m for m in range(n + 1, 10**7) if _rank(level, m) <= m)
+            raise UsageError(f"--level {label(level)}: a {label(level)} % interval needs at least {need} validation "
+                             f"windows, the validation rows give {n}; use a lower --level, a longer history, or a "
+                             "shorter --horizon")
+
+
 def calibrate(pred: np.ndarray, actual: np.ndarray, levels: tuple[float, ...], quantiles: tuple[float, ...]
               ) -> Calibration:
     """The conformal radii of ``levels`` from validation forecasts ``pred`` (N, H, C) or (N, H, C, Q) and
     ``actual`` (N, H, C), all scaled. UsageError when there are too few windows for a level."""
     n = len(actual)
+    require_windows(levels, n)
     methods, radii = [], []
     for level in levels:
-        alpha = 1 - level / 100
-        rank = math.ceil((n + 1) * (1 - alpha))
-        if rank > n:
-            need = math.ceil(level / (100 - level))
-            raise UsageError(f"--level {label(level)}: a {label(level)} % interval needs at least {need} validation "
-                             f"windows, the validation rows give {n}; use a lower --level, a longer history, or a "
-                             "shorter --horizon")
+        rank = _rank(level, n)
         pair = _pair(level, quantiles) if pred.ndim == 4 else None
         if pair:
             scores = np.maximum(pred[..., pair[0]] - actual, actual - pred[..., pair[1]])

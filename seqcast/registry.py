@@ -5,7 +5,8 @@ A model class registers itself with ``@register_model("name", preset={...}, **ca
 stacked decorators publish presets of one class, and a preset's values are fixed for its name. The
 constructor's keyword-only arguments are the hyperparameter schema: ``--param key=value`` is
 validated and converted against them. ``Capabilities`` is what the pipeline needs to know about a
-model without building it (learning rate, window normalisation, calendar inputs, explain, season);
+model without building it (learning rate, window normalisation, calendar inputs, explain, season,
+quantiles);
 the declaration is checked when the model's module is imported, so a typo fails there, by name.
 """
 
@@ -34,6 +35,7 @@ class Capabilities:
     explain: str | None = None  # what its explain(x, time_features) returns: "attention" maps or "gates"
     season: bool = False  # its `season` hyperparameter, when not given, is the data frequency's season
     starts_at_level: bool = True  # untrained, it forecasts the window's reference level (a zero head)
+    quantiles: bool = True  # fit --quantiles may put the shared quantile head (quantile_head.py) on it
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, A
         raise wrong(f"explain={caps.explain!r}: choose one of {', '.join(EXPLAIN_KINDS)} (or leave it out)")
     if caps.explain and not callable(getattr(cls, "explain", None)):
         raise wrong(f"declares explain={caps.explain!r} but defines no explain(x, time_features=None) method")
-    for flag in ("calendar", "season", "starts_at_level"):
+    for flag in ("calendar", "season", "starts_at_level", "quantiles"):
         if not isinstance(getattr(caps, flag), bool):
             raise wrong(f"{flag}={getattr(caps, flag)!r}: declare True or False")
     if caps.season and "season" not in keywords:
@@ -254,6 +256,9 @@ def create_model(name: str, lookback: int, horizon: int, n_features: int, params
             model = spec.cls(lookback, horizon, n_features, **kwargs)
             if not quantiles:
                 return model
+            if not spec.capabilities.quantiles:
+                raise UsageError(f"--quantiles: {name} does not declare quantile outputs; fit it without "
+                                 "--quantiles (fit --level still gives it conformal intervals)")
             from .quantile_head import QuantileHead
 
             return QuantileHead(model, lookback, horizon, quantiles)

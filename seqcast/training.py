@@ -361,10 +361,7 @@ def _calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], 
     point forecast's validation MSE (the training loss itself, unless a quantile head trained on pinball)."""
     if not levels and not quantiles:
         return None, val_loss
-    if len(val_set) == 0:
-        if levels:
-            raise UsageError("--level: intervals are calibrated on the validation windows, and this split has "
-                             "none; give --split with a validation part")
+    if len(val_set) == 0:  # (fit has refused --level without validation windows)
         return None, val_loss
     x, y, marks = (t.numpy() if t is not None else None for t in val_set.batch(slice(None)))
     pred = run_model(model, x, marks).astype(np.float64)
@@ -409,6 +406,11 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     val_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "val"), calendar=calendar)
     if len(train_set) == 0:
         raise UsageError(f"no training windows: lookback {lookback} + horizon {horizon} exceed the training rows")
+    if spec.levels:
+        if len(val_set) == 0:
+            raise UsageError("--level: intervals are calibrated on the validation windows, and this split has "
+                             "none; give --split with a validation part")
+        intervals.require_windows(spec.levels, len(val_set))
     window_flops = _window_flops(model, train_set)
     # Attention models train better at a lower peak learning rate; a model declares its own (lr).
     config = replace(config, lr=config.lr or get_spec(spec.name).capabilities.lr,

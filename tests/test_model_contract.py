@@ -279,3 +279,79 @@ def test_a_wrong_declaration_fails_when_its_module_is_imported(tmp_path, scratch
     module = importlib.util.spec_from_file_location("throwaway_model", source)
     with pytest.raises(ValueError, match=r"model 'throwaway' \(throwaway_model.Throwaway\): window_norm='lats'"):
         module.loader.exec_module(importlib.util.module_from_spec(module))
+
+
+# --- quantiles: one head adapter for every model that declares them ---------------------------------
+
+QUANTILE_MODELS = [name for name in MODELS if get_spec(name).capabilities.quantiles]
+
+
+@pytest.mark.parametrize("name", QUANTILE_MODELS)
+def test_quantile_outputs_never_cross_and_the_median_is_the_point_forecast(name):
+    """(B, H, C, Q) under every window normalisation, ascending along Q even for wild inputs, and the
+    median is exactly the model's own forecast."""
+    from seqcast.quantile_head import QuantileHead
+
+    quantiles = (0.05, 0.25, 0.5, 0.75, 0.95)
+    for mode in ("none", "last", "revin"):
+        head = create_model(name, 24, 6, 2, quantiles=quantiles)
+        assert isinstance(head, QuantileHead) and head.quantiles == quantiles
+        model = WindowNorm(head, mode).eval()
+        x, marks = _inputs(8, 24, 6, 2)
+        x = x * torch.logspace(-3, 3, 8).view(8, 1, 1)  # calm to violent windows
+        with torch.no_grad():
+            y = model(x, time_features=marks)
+            point = WindowNorm(head.model, mode).eval()(x, time_features=marks)
+        assert y.shape == (8, 6, 2, 5) and torch.isfinite(y).all()
+        assert (y.diff(dim=-1) >= 0).all(), name
+        assert torch.allclose(y[..., 2], point, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", QUANTILE_MODELS)
+def test_pinball_loss_reaches_every_parameter_of_model_and_head(name):
+    from seqcast.quantile_head import pinball
+
+    torch.manual_seed(0)
+    quantiles = (0.1, 0.5, 0.9)
+    model = WindowNorm(create_model(name, 24, 6, 1, quantiles=quantiles), "last")
+    with torch.no_grad():
+        for p in model.parameters():  # like a trained model: zero-initialised heads pass gradients on
+            p.add_(torch.randn_like(p) * 0.05)
+    x, marks = _inputs(4, 24, 6, 1)
+    pinball(quantiles)(model(x, time_features=marks), torch.randn(4, 6, 1)).backward()
+    missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
+    assert not missing, missing
+
+
+@pytest.mark.parametrize("name", QUANTILE_MODELS)
+def test_a_quantile_model_saves_and_loads_to_identical_quantiles(name, tmp_path, tiny_ckpt):
+    lookback, horizon, quantiles = 32, 6, (0.1, 0.5, 0.9)
+    model = WindowNorm(create_model(name, lookback, horizon, 1, quantiles=quantiles), "last").eval()
+    base = load(tiny_ckpt)
+    spec = ModelInfo(name, resolve_params(name), "last", 0, quantiles)
+    save(tmp_path / "q.ckpt", replace(base, model=model, spec=spec,
+                                      schema=replace(base.schema, lookback=lookback, horizon=horizon)))
+    loaded = load(tmp_path / "q.ckpt")
+    assert loaded.spec.quantiles == quantiles
+    x, marks = _inputs(3, lookback, horizon, 1)
+    with torch.no_grad():
+        assert torch.equal(model(x, time_features=marks), loaded.model(x, time_features=marks))
+
+
+def test_a_model_that_declares_no_quantiles_is_refused_them():
+    class Plain(nn.Module):
+        """A model that cannot take the quantile head."""
+
+        def __init__(self, lookback, horizon, n_features):
+            super().__init__()
+            self.horizon = horizon
+
+        def forward(self, x, time_features=None):
+            return x[:, -1:].repeat(1, self.horizon, 1)
+
+    register_model("plain_for_test", quantiles=False)(Plain)
+    try:
+        with pytest.raises(UsageError, match="plain_for_test does not declare quantile outputs"):
+            create_model("plain_for_test", 4, 2, 1, quantiles=(0.1, 0.5, 0.9))
+    finally:
+        registry._MODELS.pop("plain_for_test")
