@@ -89,7 +89,9 @@ def time_columns(given: str | None, header: list[str], columns: dict, used: set[
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
                 text = pd.Series(sample, dtype=object).astype(str).str.strip()
-                if pd.to_datetime(text, format="mixed", errors="coerce").notna().all():
+                # utc=True: a column mixing zones (or naive and zoned stamps) is still a time column
+                # here; reading its timestamps says what is wrong with it
+                if pd.to_datetime(text, format="mixed", errors="coerce", utc=True).notna().all():
                     time_col = first
     return [time_col] if time_col else []
 

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pandas as pd
-from hypothesis import HealthCheck, given, settings
+from hypothesis import example, HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from seqcast.data import DataConfig, decode, series_from_text, write_csv
@@ -81,6 +81,7 @@ def csv_text(draw):
 
 @settings(max_examples=TEXT_EXAMPLES, **QUICK)
 @given(csv_text())
+@example(text="\n0.0,1.0\n-1,0.0\n2024-01-01T00:00Z,0.0")  # naive and zoned stamps while guessing the time column
 def test_csv_shaped_text_loads_or_raises_seqcast_error(text):
     load_or_refuse(text)
 
