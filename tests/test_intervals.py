@@ -206,3 +206,29 @@ def test_long_panel_series_are_scaled_on_their_own(tmp_path, invoke):
     frame = _frame(out)
     width = (frame["hi_80"] - frame["lo_80"]).groupby(frame["series"]).mean()
     assert width["calm"] < 5 and width["wild"] > 100 * width["calm"], width
+
+
+# --- pictures ---------------------------------------------------------------------------------------
+
+
+def test_predict_and_evaluate_draw_their_bands(invoke, calibrated, hourly_csv, tmp_path):
+    pytest.importorskip("matplotlib")
+    code, out, err = invoke("predict", calibrated["quantile"], hourly_csv, "--plot", tmp_path / "p.png",
+                            "--series", "main", "--output", tmp_path / "f.csv")
+    assert code == 0 and f"plot: {tmp_path / 'p.png'}" in err, err
+    assert (tmp_path / "p.png").read_bytes().startswith(b"\x89PNG") and (tmp_path / "f.csv").exists()
+    code, out, err = invoke("evaluate", calibrated["point"], hourly_csv, "--windows", "3", "--plot",
+                            tmp_path / "e.png")
+    assert code == 0 and (tmp_path / "e.png").read_bytes().startswith(b"\x89PNG"), err
+    code, out, err = invoke("predict", calibrated["point"], hourly_csv, "--plot", tmp_path / "x.png",
+                            "--series", "elsewhere")
+    assert code == 2 and "'elsewhere'" in err and not (tmp_path / "x.png").exists(), err
+
+
+def test_plot_without_matplotlib_is_exit_2_before_any_work(invoke, calibrated, hourly_csv, tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the extra were not installed
+    code, out, err = invoke("predict", calibrated["point"], hourly_csv, "--plot", tmp_path / "p.png")
+    assert code == 2 and out == "" and "pip install 'seqcast[plot]'" in err, err
+    assert not (tmp_path / "p.png").exists()
