@@ -1,12 +1,14 @@
 """One head adapter that turns any registered model's point forecast into quantiles, and the pinball loss.
 
-``QuantileHead(model, lookback, horizon, quantiles)`` keeps the model's own forecast as the median
-(quantile 0.5, always among the quantiles) and adds a small network that reads the window and that
+``QuantileHead(model, lookback, horizon, quantiles)`` keeps the model's own forecast as the 0.5
+column (always among the quantiles) and adds a small network that reads the recent window and that
 forecast and gives, per step and channel, the distance from each quantile to the next one out from
-the median. Distances pass through softplus, so quantiles never cross; they are measured in units
-of the window's own scale (the mean absolute step-to-step change), so one head serves calm and
-volatile windows alike. The median is trained only by its own pinball term (the distances do not
-move it), so quantile training leaves the point forecast what a pinball-0.5 (MAE) fit makes it.
+it. Distances pass through softplus, so quantiles never cross; they are measured in units of the
+window's own scale (the mean absolute step-to-step change), so one head serves calm and volatile
+windows alike. The loss (``quantile_loss``) is the point model's MSE on the 0.5 column plus the
+pinball loss of the others, and the distances never move the forecast: the model trains exactly as
+without quantiles (its point accuracy is kept; pinball-0.5 training cost 2-3 % MSE on ETTh1), and
+the head learns the quantiles around its forecast.
 
 Shapes: x (B, L, C) -> (B, H, C, Q), quantiles ascending.
 """
@@ -73,6 +75,19 @@ def pinball(quantiles: tuple[float, ...]):
         error = actual.unsqueeze(-1) - pred  # positive where the quantile is below the actual
         # max(q e, (q - 1) e) written as q e + relu(-e): the same value, a cheaper backward
         return (levels.to(pred.device) * error + torch.relu(-error)).mean()
+    return loss
+
+
+def quantile_loss(quantiles: tuple[float, ...]):
+    """What a quantile head trains on: the MSE of the 0.5 column (the model's forecast, as a point model
+    trains) plus the pinball loss of the other quantiles (the head's distances)."""
+    median = quantiles.index(MEDIAN)
+    others = tuple(q for q in quantiles if q != MEDIAN)
+    keep = [i for i in range(len(quantiles)) if i != median]
+    spread = pinball(others)
+
+    def loss(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+        return mse(pred[..., median], actual) + spread(pred[..., keep], actual)
     return loss
 
 

@@ -1,6 +1,6 @@
 """The one training loop every model uses, and ``fit``: from loaded series to a trained, described model.
 
-AdamW, MSE on scaled values (the pinball loss under a quantile head), gradient clipping, warm-up then cosine learning-rate decay, early
+AdamW, MSE on scaled values (plus the pinball loss of a quantile head's other quantiles), gradient clipping, warm-up then cosine learning-rate decay, early
 stopping on the validation windows (the best weights are kept), seeding, CPU or CUDA (bf16 autocast
 on CUDA). How many steps, and when validation comes, is ``budget.py``'s; an optional time budget
 ends training early (the best weights are still kept). ``fit`` runs the loop on the torch intra-op
@@ -166,7 +166,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     of the automatic budget. Validation comes after every epoch, or every round of steps when the
     automatic budget is shorter than its epochs would be; early stopping counts those rounds. With
     ``config.time_budget``, training validates once more and stops when that many seconds have passed.
-    ``loss`` replaces the mean squared error (``quantile_head.pinball`` for a quantile head).
+    ``loss`` replaces the mean squared error (``quantile_head.quantile_loss`` for a quantile head).
     """
     objective = loss or quantile_head.mse
     device = resolve_device(config.device)
@@ -358,7 +358,7 @@ def _budget_notes(result: TrainResult, config: TrainConfig) -> list[str]:
 def _calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], quantiles: tuple[float, ...],
                val_loss: float) -> tuple[Any, float]:
     """The conformal calibration of ``levels`` on the validation windows (None without levels), and the
-    point forecast's validation MSE (the training loss itself, unless a quantile head trained on pinball)."""
+    point forecast's validation MSE (the training loss itself, unless a quantile head added its pinball)."""
     if not levels and not quantiles:
         return None, val_loss
     if len(val_set) == 0:  # (fit has refused --level without validation windows)
@@ -417,7 +417,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                      threads=config.threads or _auto_threads(window_flops, train_set, config))
     with using_threads(config.threads):
         result = train(model, train_set, val_set, config, on_epoch, on_step, warm_start=init is not None,
-                       loss=quantile_head.pinball(quantiles) if quantiles else None)
+                       loss=quantile_head.quantile_loss(quantiles) if quantiles else None)
         model.to("cpu")
         calibration, val_mse = _calibrate(model, val_set, spec.levels, quantiles, result.val_loss)
     notes += _budget_notes(result, config)

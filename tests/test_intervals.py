@@ -232,3 +232,13 @@ def test_plot_without_matplotlib_is_exit_2_before_any_work(invoke, calibrated, h
     code, out, err = invoke("predict", calibrated["point"], hourly_csv, "--plot", tmp_path / "p.png")
     assert code == 2 and out == "" and "pip install 'seqcast[plot]'" in err, err
     assert not (tmp_path / "p.png").exists()
+
+
+def test_info_says_what_a_checkpoint_forecasts_besides_the_point(invoke, calibrated, tiny_ckpt):
+    code, out, err = invoke("info", calibrated["quantile"])
+    assert code == 0, err
+    assert "quantiles   0.025, 0.1, 0.5, 0.9, 0.975 (pinball loss; 0.5 is the forecast)" in out
+    assert ("intervals   80 % (conformalised quantiles), 95 % (conformalised quantiles); calibrated on 29 "
+            "validation windows") in out
+    code, out, err = invoke("info", tiny_ckpt)
+    assert "quantiles   -" in out and "intervals   - (fit --level 80,95 adds them)" in out

@@ -524,7 +524,9 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         + (f", continued from {t.init_from.path}" if t.init_from else ""),
         f"stopped     {_stopped_text(t)}",
         f"threads     {_threads_text(t)}",
-        f"validation  MSE {t.val_mse_scaled:.6g} (scaled)",
+        f"validation  MSE {t.val_mse_scaled:.6g} (scaled{', of the median' if m.quantiles else ''})",
+        f"quantiles   {', '.join(f'{q:g}' for q in m.quantiles) + ' (pinball loss; 0.5 is the forecast)' if m.quantiles else '-'}",
+        f"intervals   {_intervals_text(ckpt.calibration)}",
         f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]
     lines += [f"warning     {w}" for w in t.warnings]
@@ -532,6 +534,14 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         lines.append(f"format      {ckpt.stored.format}, upgraded to {current_format} on reading "
                      "(refit to store the newer format)")
     return lines
+
+
+def _intervals_text(calibration) -> str:
+    if calibration is None:
+        return "- (fit --level 80,95 adds them)"
+    kinds = {"residual": "around the forecast", "cqr": "conformalised quantiles"}
+    levels = ", ".join(f"{v:g} % ({kinds[how]})" for v, how in zip(calibration.levels, calibration.methods))
+    return f"{levels}; calibrated on {calibration.windows} validation windows"
 
 
 def _seen_text(seen) -> str:
