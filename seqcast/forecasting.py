@@ -134,7 +134,8 @@ def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0, levels: tuple
         return values * windows.std[:, None, :] + windows.mean[:, None, :]
     values = original(intervals.point(scaled, quantiles))
     extra = {}
-    for level, (lo, hi) in intervals.bands(ckpt.calibration, scaled, quantiles, levels).items() if levels else ():
+    scale = intervals.window_scale(windows.inputs) if levels else None
+    for level, (lo, hi) in intervals.bands(ckpt.calibration, scaled, quantiles, levels, scale).items() if levels else ():
         extra[f"lo_{intervals.label(level)}"], extra[f"hi_{intervals.label(level)}"] = original(lo), original(hi)
     for i, q in enumerate(quantiles):
         if q != 0.5:

@@ -1,12 +1,19 @@
 """Prediction intervals: split-conformal calibration at fit, bands at predict, and their scores.
 
-Calibration (``calibrate``) scores every stride-1 window of the validation rows, pooled over series,
-in scaled units (each series z-scored by its own training statistics, so one volatile series does not
-widen everyone's band). For each level, horizon step and target, the radius is the finite-sample
+Calibration (``calibrate``) scores every stride-1 window of the validation rows, pooled over series.
+Each score is measured in units of its window's own scale (``window_scale``: the mean absolute
+step-to-step change over the window's last 96 steps), so a band is as wide as the recent past is
+volatile: one volatile series does not widen everyone's band, and a calm week gets a narrow one
+(normalised, or locally weighted, split conformal; the scale depends only on the input, so the
+guarantee stands). For each level, horizon step and target, the radius is the finite-sample
 conformal quantile of the scores: the ceil((n + 1) (1 - a))-th smallest of n. The score is the
 absolute error of the point forecast, or, when the model was trained on the quantile pair
 (a / 2, 1 - a / 2), the conformalised quantile regression score max(lo - y, y - hi), so the band is
 the model's own quantiles widened (or narrowed) until they cover on validation.
+
+Measured against scaling by each series' training standard deviation (docs/benchmarks.md,
+"Intervals"): on M4 Weekly, 95 % coverage 0.947 and MSIS 23.8 for the naive forecast instead of
+0.893 and 47.4; on ETTh1, 0.77 / 0.95 at 80 / 95 % instead of 0.90 / 0.99.
 
 Scores of a band (``interval_scores``): coverage, mean width (data units) and MSIS, M4's mean scaled
 interval score, scaled like MASE by the in-sample seasonal naive error; ``quantile_loss`` gives the
@@ -22,6 +29,9 @@ import numpy as np
 
 from .errors import UsageError
 from .forecaster import Calibration
+
+CONTEXT = 96  # the recent steps a window's scale (and the quantile head) reads
+SCALE_FLOOR = 0.01  # in z-scored units: a flat window still gets a band
 
 
 def parse_levels(text: str | None) -> tuple[float, ...]:
@@ -97,10 +107,20 @@ def require_windows(levels: tuple[float, ...], n: int) -> None:
                              "shorter --horizon")
 
 
-def calibrate(pred: np.ndarray, actual: np.ndarray, levels: tuple[float, ...], quantiles: tuple[float, ...]
-              ) -> Calibration:
+def window_scale(inputs: np.ndarray) -> np.ndarray:
+    """(N, L, C) scaled windows -> (N, 1, C): the mean absolute step-to-step change of the last
+    ``CONTEXT`` steps, at least ``SCALE_FLOOR``: the unit every interval score and radius is in."""
+    recent = np.asarray(inputs, dtype=np.float64)[:, -CONTEXT:]
+    change = np.abs(np.diff(recent, axis=1)).mean(axis=1, keepdims=True) if recent.shape[1] > 1 else \
+        np.zeros_like(recent[:, :1])
+    return np.maximum(np.nan_to_num(change, nan=SCALE_FLOOR), SCALE_FLOOR)
+
+
+def calibrate(pred: np.ndarray, actual: np.ndarray, levels: tuple[float, ...], quantiles: tuple[float, ...],
+              scale: np.ndarray) -> Calibration:
     """The conformal radii of ``levels`` from validation forecasts ``pred`` (N, H, C) or (N, H, C, Q) and
-    ``actual`` (N, H, C), all scaled. UsageError when there are too few windows for a level."""
+    ``actual`` (N, H, C), all scaled, in units of each window's ``scale`` (N, 1, C). UsageError when
+    there are too few windows for a level."""
     n = len(actual)
     require_windows(levels, n)
     methods, radii = [], []
@@ -111,15 +131,16 @@ def calibrate(pred: np.ndarray, actual: np.ndarray, levels: tuple[float, ...], q
             scores = np.maximum(pred[..., pair[0]] - actual, actual - pred[..., pair[1]])
         else:
             scores = np.abs(actual - point(pred, quantiles))
-        radii.append(np.sort(scores, axis=0)[rank - 1])  # (H, C)
+        radii.append(np.sort(scores / scale, axis=0)[rank - 1])  # (H, C), in window-scale units
         methods.append("cqr" if pair else "residual")
     return Calibration(levels=tuple(levels), methods=tuple(methods),
                        radius=tuple(tuple(tuple(float(v) for v in row) for row in r) for r in radii), windows=n)
 
 
-def bands(calibration: Calibration, pred: np.ndarray, quantiles: tuple[float, ...], levels: tuple[float, ...]
-          ) -> dict[float, tuple[np.ndarray, np.ndarray]]:
-    """Per level, (lo, hi) of shape (N, H, C) in scaled units around ``pred`` (N, H', C[, Q]), H' <= H.
+def bands(calibration: Calibration, pred: np.ndarray, quantiles: tuple[float, ...], levels: tuple[float, ...],
+          scale: np.ndarray) -> dict[float, tuple[np.ndarray, np.ndarray]]:
+    """Per level, (lo, hi) of shape (N, H, C) in scaled units around ``pred`` (N, H', C[, Q]), H' <= H, for
+    windows of ``scale`` (N, 1, C) (``window_scale`` of their inputs).
 
     Each band holds the point forecast, and a wider level's band holds a narrower one's."""
     centre = point(pred, quantiles)
@@ -127,7 +148,7 @@ def bands(calibration: Calibration, pred: np.ndarray, quantiles: tuple[float, ..
     out, inner = {}, (centre, centre)
     for level in sorted(levels):
         i = calibration.levels.index(level)
-        radius = np.asarray(calibration.radius[i])[None, :horizon, :]
+        radius = np.asarray(calibration.radius[i])[None, :horizon, :] * scale
         pair = _pair(level, quantiles) if pred.ndim == 4 and calibration.methods[i] == "cqr" else None
         lo, hi = (pred[..., pair[0]], pred[..., pair[1]]) if pair else (centre, centre)
         lo, hi = np.minimum(lo - radius, inner[0]), np.maximum(hi + radius, inner[1])

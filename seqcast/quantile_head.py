@@ -18,8 +18,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .intervals import CONTEXT  # the head reads at most the window's last 96 steps, as interval scales do
+
 MEDIAN = 0.5
-CONTEXT = 96  # the head reads at most the window's last 96 steps: the recent past sets the spread
 
 
 def with_median(quantiles: tuple[float, ...]) -> tuple[float, ...]:

@@ -367,7 +367,7 @@ def _calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], 
     pred = run_model(model, x, marks).astype(np.float64)
     actual = y.astype(np.float64)
     point = intervals.point(pred, quantiles)
-    calibration = intervals.calibrate(pred, actual, levels, quantiles) if levels else None
+    calibration = intervals.calibrate(pred, actual, levels, quantiles, intervals.window_scale(x)) if levels else None
     return calibration, float(np.mean((point - actual) ** 2))
 
 

@@ -159,10 +159,10 @@ def test_the_radius_is_the_finite_sample_conformal_rank():
     """n = 19 scores 1..19: the 80 % radius is the ceil(20 * 0.8) = 16th smallest, 95 % the 19th."""
     actual = np.zeros((19, 1, 1))
     pred = np.arange(1, 20, dtype=float).reshape(19, 1, 1)[np.random.default_rng(0).permutation(19)]
-    calibration = intervals.calibrate(pred, actual, (80.0, 95.0), ())
+    calibration = intervals.calibrate(pred, actual, (80.0, 95.0), (), np.ones((19, 1, 1)))
     assert calibration.radius == (((16.0,),), ((19.0,),)) and calibration.windows == 19
     with pytest.raises(UsageError, match="needs at least 39 validation windows, the validation rows give 19"):
-        intervals.calibrate(pred, actual, (97.5,), ())
+        intervals.calibrate(pred, actual, (97.5,), (), np.ones((19, 1, 1)))
 
 
 def test_split_conformal_covers_at_least_its_level_on_exchangeable_data():
@@ -171,8 +171,10 @@ def test_split_conformal_covers_at_least_its_level_on_exchangeable_data():
     hits = []
     for _ in range(400):
         errors = rng.standard_t(3, size=(41, 2, 1))  # heavy tails: no normal assumption
-        calibration = intervals.calibrate(errors[:40], np.zeros((40, 2, 1)), (90.0,), ())
-        (lo, hi), = intervals.bands(calibration, np.zeros((1, 2, 1)), (), (90.0,)).values()
+        scale = rng.uniform(0.5, 2, size=(41, 1, 1))  # each window's own scale, errors in proportion
+        errors *= scale
+        calibration = intervals.calibrate(errors[:40], np.zeros((40, 2, 1)), (90.0,), (), scale[:40])
+        (lo, hi), = intervals.bands(calibration, np.zeros((1, 2, 1)), (), (90.0,), scale[40:]).values()
         hits.append(((-errors[40:] >= lo) & (-errors[40:] <= hi)).mean())
     assert 0.895 <= np.mean(hits) <= 0.95
 

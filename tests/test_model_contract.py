@@ -308,8 +308,8 @@ def test_quantile_outputs_never_cross_and_the_median_is_the_point_forecast(name)
 
 
 @pytest.mark.parametrize("name", QUANTILE_MODELS)
-def test_pinball_loss_reaches_every_parameter_of_model_and_head(name):
-    from seqcast.quantile_head import pinball
+def test_the_quantile_loss_reaches_every_parameter_of_model_and_head(name):
+    from seqcast.quantile_head import quantile_loss
 
     torch.manual_seed(0)
     quantiles = (0.1, 0.5, 0.9)
@@ -318,7 +318,7 @@ def test_pinball_loss_reaches_every_parameter_of_model_and_head(name):
         for p in model.parameters():  # like a trained model: zero-initialised heads pass gradients on
             p.add_(torch.randn_like(p) * 0.05)
     x, marks = _inputs(4, 24, 6, 1)
-    pinball(quantiles)(model(x, time_features=marks), torch.randn(4, 6, 1)).backward()
+    quantile_loss(quantiles)(model(x, time_features=marks), torch.randn(4, 6, 1)).backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
     assert not missing, missing
 
