@@ -6,9 +6,10 @@ forecast and gives, per step and channel, the distance from each quantile to the
 it. Distances pass through softplus, so quantiles never cross; they are measured in units of the
 window's own scale (the mean absolute step-to-step change), so one head serves calm and volatile
 windows alike. The loss (``quantile_loss``) is the point model's MSE on the 0.5 column plus the
-pinball loss of the others, and the distances never move the forecast: the model trains exactly as
-without quantiles (its point accuracy is kept; pinball-0.5 training cost 2-3 % MSE on ETTh1), and
-the head learns the quantiles around its forecast.
+pinball loss of the others, and the distances never move the forecast: the model trains on the same
+loss as without quantiles (its point accuracy is kept; pinball-0.5 training cost 2-3 % MSE on
+ETTh1), and the head learns the quantiles around its forecast. Early stopping keeps the round with
+the best combined validation loss, so the round kept can differ from the point model's.
 
 Shapes: x (B, L, C) -> (B, H, C, Q), quantiles ascending.
 """

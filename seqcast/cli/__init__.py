@@ -123,10 +123,17 @@ def _main(
     ctx.obj = Output(quiet=quiet, verbose=verbose, debug=debug, no_color=no_color)
 
 
+SIGNALS = [name for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)]
+
+
 def _interrupt(signum, frame) -> None:
     """Ctrl-C, SIGTERM and SIGHUP: raise KeyboardInterrupt now, and remember it, so that an interrupt raised
-    where Python discards exceptions (a finaliser) still ends training at the next step."""
+    where Python discards exceptions (a finaliser) still ends training at the next step. Once the run
+    is stopping, later signals are ignored: the cleanup (temporaries, locks) finishes and the exit
+    code stays 130, instead of a second signal killing the process on its way out."""
     Signals.interrupted = True
+    for name in SIGNALS:
+        signal.signal(getattr(signal, name), signal.SIG_IGN)
     raise KeyboardInterrupt
 
 
@@ -140,9 +147,8 @@ def main() -> None:
     for stream in (sys.stdout, sys.stderr):  # names that are not UTF-8 are escaped, not a failure
         if hasattr(stream, "reconfigure"):
             stream.reconfigure(errors="backslashreplace")
-    for name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, name):
-            signal.signal(getattr(signal, name), _interrupt)
+    for name in SIGNALS:
+        signal.signal(getattr(signal, name), _interrupt)
     args = sys.argv[1:]
     end = args.index("--") if "--" in args else len(args)
     flags = [a for a in args[:end] if a in GLOBAL_FLAGS]
