@@ -141,12 +141,13 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
         splits = explicit_split(series, config.split, lookback, horizon)
         targets = {sid: (max(first, first_rows.get(sid, 0)), end)
                    for sid, (first, end) in split_targets(splits, "test").items()}
-        windows = build_windows(series, arrays, lookback, horizon, targets, calendar=calendar)
+        windows = build_windows(series, arrays, lookback, horizon, targets, calendar=calendar,
+                                pad_short=forecaster.schema.pad_short)
     else:
         stride = config.stride or horizon
         targets = {s.id: (first_rows.get(s.id, 0), len(s.times)) for s in series.series}
         windows = build_windows(series, arrays, lookback, horizon, targets, stride=stride, last=config.windows,
-                                calendar=calendar)
+                                calendar=calendar, pad_short=forecaster.schema.pad_short)
     if len(windows) == 0:
         raise _NoWindows(f"{series.source}: no test windows: each series needs more than lookback {lookback} + "
                          f"horizon {horizon} rows")

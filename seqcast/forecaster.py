@@ -42,6 +42,7 @@ class DataSchema:
     horizon: int
     series: tuple[str, ...]
     calendar: bool  # the model reads calendar features of the past and future steps
+    pad_short: bool = False  # windows may start before a series' first row, repeating its first value
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,7 @@ from .forecaster import Forecaster
 from .data import DataConfig, SeriesSet, time_features
 from .errors import InputError, UsageError
 from .frequency import future_grid
-from .windows import bounds, stacked_times, stacked_values
+from .windows import bounds, real_inputs, stacked_times, stacked_values
 
 COLUMNS = ["series", "timestamp", "step", "model", "target", "forecast"]
 
@@ -86,12 +86,18 @@ def last_windows(ckpt: Forecaster, series: SeriesSet, offset: int = 0) -> LastWi
     """The model inputs of every series' window ending ``offset`` rows before its last row."""
     check_schema(ckpt, series)
     lookback, horizon, freq = ckpt.lookback, ckpt.horizon, ckpt.schema.freq
-    short = [f"{s.id!r} has {len(s.times)}" for s in series.series if len(s.times) - offset < lookback]
+    # A model trained with padded windows reads a short history padded the same way.
+    need = real_inputs(lookback, horizon) if ckpt.schema.pad_short else lookback
+    short = [f"{s.id!r} has {len(s.times)}" for s in series.series if len(s.times) - offset < need]
     if short:
         back = f" ending {offset} steps before the end" if offset else ""
-        raise InputError(f"{series.source}: history too short: the model reads the last {lookback} rows "
-                         f"(its lookback){back}; series {', '.join(short[:5])}")
-    rows = (bounds(series)[1:] - offset)[:, None] + np.arange(-lookback, 0)  # (N, L)
+        what = (f"at least {need} rows (its lookback {lookback}, shorter histories padded)" if ckpt.schema.pad_short
+                else f"the last {lookback} rows (its lookback)")
+        raise InputError(f"{series.source}: history too short: the model reads {what}{back}; "
+                         f"series {', '.join(short[:5])}")
+    edges = bounds(series)
+    rows = (edges[1:] - offset)[:, None] + np.arange(-lookback, 0)  # (N, L)
+    rows = np.maximum(rows, edges[:-1, None])  # padding: rows before a series' first repeat that row
     mean, std = ckpt.scaler.arrays(series)
     inputs = (stacked_values(series)[rows] - mean[:, None, :]) / std[:, None, :]
     times = stacked_times(series)

@@ -31,7 +31,7 @@ from .registry import create_model, get_spec, resolve_params
 from .threads import TRAINING_STEP, forward_flops, pick_threads, using_threads
 from .window_norm import WINDOW_NORMS, WindowNorm
 from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_lookback, default_split,
-                      explicit_split, scaled_arrays, split_targets)
+                      explicit_split, needs_padding, real_inputs, scaled_arrays, short_series, split_targets)
 
 
 @dataclass(frozen=True)
@@ -267,16 +267,22 @@ class ModelConfig:
 
 
 def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
-    """Lookback and horizon: the user's, or defaults by frequency, shrunk to fit the shortest series."""
+    """Lookback and horizon: the user's, or defaults by frequency, shrunk to fit a typical series.
+
+    The default lookback is cut to what the median series can hold (half its training rows), so a
+    panel with a few short series keeps the frequency's lookback, and those series are padded
+    (``windows.needs_padding``); with one series (or an explicit split) the median is that length.
+    """
     horizon_default, lookback_default = default_horizon_lookback(series.freq)
     horizon = spec.horizon or horizon_default
     lookback = spec.lookback
     if not lookback:
-        shortest = min(len(s.times) for s in series.series)
-        usable = (split.train if split else int(shortest * 0.9)) - horizon
+        typical = int(np.median([len(s.times) for s in series.series]))
+        usable = (split.train if split else int(typical * 0.9)) - horizon
         lookback = max(2, min(lookback_default, usable // 2))
         if lookback < lookback_default:
-            notes.append(f"lookback {lookback} (shortened from {lookback_default} to fit the shortest series)")
+            notes.append(f"lookback {lookback} (shortened from {lookback_default} to fit the "
+                         f"{'series' if len(series.series) == 1 else 'median series'})")
     return lookback, horizon
 
 
@@ -385,7 +391,15 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         raise UsageError(f"--window-norm {spec.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
     notes: list[str] = []
     lookback, horizon = resolve_windows(series, spec, split, notes)
-    splits = explicit_split(series, split, lookback, horizon) if split else default_split(series, lookback, horizon)
+    pad_short = split is None and (init.schema.pad_short if init is not None else
+                                   needs_padding(series, lookback, horizon))
+    splits = explicit_split(series, split, lookback, horizon) if split else \
+        default_split(series, lookback, horizon, pad_short=pad_short)
+    if pad_short and init is None:
+        notes.append(f"{short_series(series, lookback, horizon)} of {len(series.series)} series are too short for "
+                     f"lookback {lookback}: windows reach up to {lookback - real_inputs(lookback, horizon)} rows "
+                     "before the first row of each series, repeating its first value, so that they keep their "
+                     "windows; losses and scores use real rows only")
     params = dict(spec.params)
     if get_spec(spec.name).capabilities.season and "season" not in params:
         params["season"] = season_length(series.freq)
@@ -402,8 +416,10 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     scaler = Scaler.fit(series, {sid: sp.train for sid, sp in splits.items()})
     arrays = scaled_arrays(series, scaler)
     calendar = get_spec(spec.name).uses_calendar(resolved)
-    train_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "train"), calendar=calendar)
-    val_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "val"), calendar=calendar)
+    train_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "train"), calendar=calendar,
+                              pad_short=pad_short)
+    val_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "val"), calendar=calendar,
+                            pad_short=pad_short)
     if len(train_set) == 0:
         raise UsageError(f"no training windows: lookback {lookback} + horizon {horizon} exceed the training rows")
     if spec.levels:
@@ -443,7 +459,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         model=model,
         spec=ModelInfo(spec.name, resolved, window_norm, sum(p.numel() for p in model.parameters()), quantiles),
         schema=DataSchema(series.source, series.time_col, tuple(series.targets), series.id_col, series.freq,
-                          series.integer_time, lookback, horizon, tuple(s.id for s in series.series), calendar),
+                          series.integer_time, lookback, horizon, tuple(s.id for s in series.series), calendar,
+                          pad_short),
         policy=ReadingPolicy(series.freq_given, series.fill, series.decimal, series.dayfirst, series.date_format),
         scaler=scaler, training=record,
         versions=Versions(__version__, torch.__version__.split("+")[0], platform.python_version()),

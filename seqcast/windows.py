@@ -57,15 +57,42 @@ def default_horizon_lookback(freq: str) -> tuple[int, int]:
     return _DEFAULTS.get(base, _DEFAULTS.get(base.lower(), (10, 40)))
 
 
-def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: float = 0.1) -> dict[str, Split]:
-    """Per series: validation is the last max(H, 10 %) rows, the rest trains; too short is an error."""
+def real_inputs(lookback: int, horizon: int) -> int:
+    """The fewest real rows a padded window's input holds (the rest repeat the series' first value)."""
+    return min(lookback, horizon)
+
+
+def short_series(series: SeriesSet, lookback: int, horizon: int, val_fraction: float = 0.1) -> int:
+    """How many series are too short for ``lookback`` plus a training window and their validation rows."""
+    return sum(len(s.times) < lookback + horizon + _validation_rows(len(s.times), horizon, val_fraction)
+               for s in series.series)
+
+
+def needs_padding(series: SeriesSet, lookback: int, horizon: int) -> bool:
+    """Whether windows should start before a series' first row (``build_windows(pad_short=True)``):
+    when some series are too short for the lookback but fewer than half of them (the lookback suits
+    the panel, a few short series should not lose their windows); when most are, the lookback does
+    not suit the data, and fit says so instead."""
+    return 0 < 2 * short_series(series, lookback, horizon) < len(series.series)
+
+
+def _validation_rows(total: int, horizon: int, val_fraction: float) -> int:
+    return max(horizon, int(round(val_fraction * total)))
+
+
+def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: float = 0.1,
+                  pad_short: bool = False) -> dict[str, Split]:
+    """Per series: validation is the last max(H, 10 %) rows, the rest trains; too short is an error.
+    With ``pad_short`` a series needs real rows for one padded training window, not a whole lookback."""
     splits, short = {}, []
+    context = real_inputs(lookback, horizon) if pad_short else lookback
     for s in series.series:
         total = len(s.times)
-        val = max(horizon, int(round(val_fraction * total)))
-        if total < lookback + horizon + val:
-            short.append(f"{s.id!r} has {total} rows, needs {lookback + horizon + val} "
-                         f"(lookback {lookback} + horizon {horizon} + validation {val})")
+        val = _validation_rows(total, horizon, val_fraction)
+        if total < context + horizon + val:
+            what = f"{context} real input rows of a padded window" if pad_short else f"lookback {lookback}"
+            short.append(f"{s.id!r} has {total} rows, needs {context + horizon + val} "
+                         f"({what} + horizon {horizon} + validation {val})")
         splits[s.id] = Split(total - val, val, 0)
     if short:
         raise InputError(f"{series.source}: series too short: {'; '.join(short[:5])}"
@@ -219,17 +246,26 @@ def scaled_arrays(series: SeriesSet, scaler: Scaler) -> list[np.ndarray]:
 
 def build_windows(series: SeriesSet, scaled: list[np.ndarray], lookback: int, horizon: int,
                   targets: dict[str, tuple[int, int]], stride: int = 1, last: int | None = None,
-                  calendar: bool = False) -> WindowSet:
+                  calendar: bool = False, pad_short: bool = False) -> WindowSet:
     """Windows whose targets lie in rows ``targets[id] = [first, end)`` of each series.
 
     Origins (first target row) run from ``first`` to ``end - H`` in steps of ``stride``; with ``last``
     only the last ``last`` origins counted back from ``end - H`` (rolling-origin evaluation).
-    Inputs may reach back before ``first`` (the lookback overlap), never before row 0.
+    Inputs may reach back before ``first`` (the lookback overlap), never before row 0 unless
+    ``pad_short``: then an input may start up to ``L - real_inputs`` rows before the series' first row,
+    those rows repeating its first value (and calendar features), so short series keep their windows.
+    Targets are always real rows: losses and scores never see a padded value.
     """
     lengths = np.array([len(v) for v in scaled], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     span = np.array([targets.get(s.id, (0, 0)) for s in series.series], dtype=np.int64).reshape(-1, 2)
-    low = np.maximum(span[:, 0], lookback)  # the first origin allowed
+    first_input = real_inputs(lookback, horizon) if pad_short else lookback
+    low = np.maximum(span[:, 0], first_input)  # the first origin allowed
+    pads = np.maximum(lookback - low, 0) if pad_short else np.zeros_like(low)  # rows put before each series
+    if pads.any():
+        scaled = [np.concatenate([np.repeat(v[:1], p, axis=0), v]) for v, p in zip(scaled, pads)]
+        span, low = span + pads[:, None], low + pads  # row numbers of the padded series
+    lengths = lengths + pads
+    offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
     top = np.minimum(span[:, 1], lengths) - horizon  # the last origin allowed
     counts = np.where(top >= low, (top - low) // stride + 1, 0)
     if last is not None:  # the last ``last`` origins, counted back from the top
@@ -237,13 +273,19 @@ def build_windows(series: SeriesSet, scaled: list[np.ndarray], lookback: int, ho
         low = top - stride * (counts - 1)
     series_index = np.repeat(np.arange(len(lengths)), counts)
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)  # 0, 1, .. per series
-    origins = low[series_index] + stride * within
+    origins = low[series_index] + stride * within  # in padded rows
     values = torch.from_numpy(np.concatenate(scaled)) if scaled else torch.zeros(0, 1)
     marks = None
     if calendar and not series.integer_time:
-        marks = torch.from_numpy(time_features(stacked_times(series)))
+        features = time_features(stacked_times(series))
+        if pads.any():  # each padded row takes its series' first row's features
+            real = bounds(series)[:-1]
+            features = np.concatenate([np.concatenate([np.repeat(features[r : r + 1], p, axis=0),
+                                                       features[r : r + n]])
+                                       for r, p, n in zip(real, pads, lengths - pads)])
+        marks = torch.from_numpy(features)
     return WindowSet(values, marks, (offsets[series_index] + origins - lookback).astype(np.int64), series_index,
-                     origins, lookback, horizon)
+                     origins - pads[series_index], lookback, horizon)
 
 
 def split_targets(splits: dict[str, "Split"], part: str) -> dict[str, tuple[int, int]]:
