@@ -215,7 +215,7 @@ def run_model(model: str, train_csv: Path, work: Path, fit_args: list[str], seed
         return row | {"status": failed(model, "fit", done, command)}
     try:
         summary = json.loads(done.stdout)
-        row |= {k: summary.get(k) for k in ("lookback", "parameters", "steps", "epochs", "stopped", "freq")}
+        row |= {k: summary.get(k) for k in ("lookback", "parameters", "steps", "epochs", "stopped", "freq", "val_mse_scaled")}
         row["train_s"] = summary.get("seconds")
     except json.JSONDecodeError:
         print(f"note: {model}: fit --json printed no JSON document; fit details left empty", flush=True)
