@@ -67,6 +67,7 @@ FORMAT_2_TRAINING = {"time_budget": 0.0, "threads": 0, "steps_per_epoch": None, 
 #   model.quantiles   the quantiles a quantile head was trained on; [] = a point model (all before it).
 #   calibration       conformal intervals (fit --level); null = none.
 #   data.pad_short    windows of short series start before their first row (padded); false before it.
+#   training.loss     the point loss (mse or mae); mse before it.
 # Keys of the stored "training" section that are not TrainConfig settings.
 _RECORD_KEYS = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
                 "stopped", "window_flops")
@@ -178,7 +179,7 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
                                      "schedule": {**training["schedule"], "max_auto_steps": 0}}}
     if format_version < 4:
         meta = {**meta, "model": {**meta["model"], "quantiles": []}, "calibration": None,
-                "data": {**meta["data"], "pad_short": False}}
+                "data": {**meta["data"], "pad_short": False}, "training": {**meta["training"], "loss": "mse"}}
     return meta
 
 

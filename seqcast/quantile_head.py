@@ -80,18 +80,26 @@ def pinball(quantiles: tuple[float, ...]):
     return loss
 
 
-def quantile_loss(quantiles: tuple[float, ...]):
-    """What a quantile head trains on: the MSE of the 0.5 column (the model's forecast, as a point model
-    trains) plus the pinball loss of the other quantiles (the head's distances)."""
+def quantile_loss(quantiles: tuple[float, ...], point_loss=None):
+    """What a quantile head trains on: the point loss (MSE unless given) of the 0.5 column (the model's
+    forecast, as a point model trains) plus the pinball loss of the other quantiles (the head's distances)."""
+    point_loss = point_loss or mse
     median = quantiles.index(MEDIAN)
     others = tuple(q for q in quantiles if q != MEDIAN)
     keep = [i for i in range(len(quantiles)) if i != median]
     spread = pinball(others)
 
     def loss(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
-        return mse(pred[..., median], actual) + spread(pred[..., keep], actual)
+        return point_loss(pred[..., median], actual) + spread(pred[..., keep], actual)
     return loss
 
 
 def mse(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
     return nn.functional.mse_loss(pred, actual)
+
+
+def mae(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+    return nn.functional.l1_loss(pred, actual)
+
+
+POINT_LOSSES = {"mse": mse, "mae": mae}  # fit --loss: on values scaled per series, so both are scale-free

@@ -49,6 +49,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     threads: int = 0  # torch intra-op threads; 0 = chosen by threads.pick_threads (as run: the count used)
+    loss: str = "mse"  # the point loss on scaled values: mse, or mae (scale-free like MASE and sMAPE)
     schedule: Schedule = Schedule()
 
     def __post_init__(self) -> None:
@@ -69,6 +70,8 @@ class TrainConfig:
             value = getattr(self, name)
             shown = f"{value:g}" if isinstance(value, float) else value  # as typed: -1, not -1.0
             raise UsageError(f"--{name.replace('_', '-')} {shown}: must be {need}")
+        if self.loss not in quantile_head.POINT_LOSSES:
+            raise UsageError(f"--loss {self.loss}: choose one of {', '.join(quantile_head.POINT_LOSSES)}")
 
 
 @dataclass(frozen=True)
@@ -362,10 +365,10 @@ def _budget_notes(result: TrainResult, config: TrainConfig) -> list[str]:
 
 
 def _calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], quantiles: tuple[float, ...],
-               val_loss: float) -> tuple[Any, float]:
+               val_loss: float, exact: bool) -> tuple[Any, float]:
     """The conformal calibration of ``levels`` on the validation windows (None without levels), and the
-    point forecast's validation MSE (the training loss itself, unless a quantile head added its pinball)."""
-    if not levels and not quantiles:
+    point forecast's validation MSE (``val_loss`` itself when ``exact``: the model trained on the MSE alone)."""
+    if not levels and exact:
         return None, val_loss
     if len(val_set) == 0:  # (fit has refused --level without validation windows)
         return None, val_loss
@@ -432,10 +435,13 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     config = replace(config, lr=config.lr or get_spec(spec.name).capabilities.lr,
                      threads=config.threads or _auto_threads(window_flops, train_set, config))
     with using_threads(config.threads):
-        result = train(model, train_set, val_set, config, on_epoch, on_step, warm_start=init is not None,
-                       loss=quantile_head.quantile_loss(quantiles) if quantiles else None)
+        point_loss = quantile_head.POINT_LOSSES[config.loss]
+        loss = quantile_head.quantile_loss(quantiles, point_loss) if quantiles else (
+            None if config.loss == "mse" else point_loss)
+        result = train(model, train_set, val_set, config, on_epoch, on_step, warm_start=init is not None, loss=loss)
         model.to("cpu")
-        calibration, val_mse = _calibrate(model, val_set, spec.levels, quantiles, result.val_loss)
+        calibration, val_mse = _calibrate(model, val_set, spec.levels, quantiles, result.val_loss,
+                                          exact=loss is None)
     notes += _budget_notes(result, config)
     warnings = _constant_targets(series, splits)
     trainable = any(p.requires_grad for p in model.parameters())

@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+from conftest import TINY_FIT
 from seqcast import checkpoint
 from seqcast.errors import UsageError
 from seqcast.registry import create_model
@@ -42,3 +43,14 @@ def test_format_1_records_the_rules_0_1_0_trained_with(tiny_ckpt):
     old = checkpoint.load(Path(__file__).parent / "fixtures" / "format1" / "gru.ckpt")
     assert old.training.settings.schedule == Schedule(patience_share=0.0, max_auto_steps=0)
     assert isinstance(old.model, torch.nn.Module)
+
+
+def test_the_mae_loss_trains_is_recorded_and_a_wrong_loss_is_exit_2(invoke, hourly_csv, tmp_path):
+    code, _, err = invoke("fit", hourly_csv, *TINY_FIT, "--loss", "mae", "--output", tmp_path / "m.ckpt")
+    assert code == 0, err
+    loaded = checkpoint.load(tmp_path / "m.ckpt")
+    assert loaded.training.settings.loss == "mae" and loaded.training.val_mse_scaled > 0
+    code, out, _ = invoke("info", tmp_path / "m.ckpt")
+    assert "loss mae" in out
+    code, _, err = invoke("fit", hourly_csv, *TINY_FIT, "--loss", "huber", "--output", tmp_path / "x.ckpt")
+    assert code == 2 and "--loss huber: choose one of mse, mae" in err, err

@@ -11,8 +11,8 @@ from ..errors import UsageError
 from . import command, options
 from .options import (LR, Batch, Ckpt, CompareThreads, Data, DateFormat, DayFirst, Decimal, Device, Epochs, Fill,
                       FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, Levels, LevelsAgain, Lookback,
-                      MaxSteps, Param, Patience, Plot, PlotSeries, Quantiles, Seed, SplitOpt, Stride, Target, Threads, TimeBudget, TimeCol,
-                      WindowNormOpt, Windows)
+                      Loss, MaxSteps, Param, Patience, Plot, PlotSeries, Quantiles, Seed, SplitOpt, Stride, Target,
+                      Threads, TimeBudget, TimeCol, WindowNormOpt, Windows)
 from .output import Output, fmt, to_json
 
 def _load(out: Output, path: str, config, describe: bool = False, last: Optional[int] = None) -> Any:
@@ -87,6 +87,7 @@ def fit(
     device: Device = "auto",
     time_budget: TimeBudget = 0.0,
     threads: Threads = 0,
+    loss: Loss = "mse",
     quantiles: Quantiles = None,
     level: Levels = None,
     json_out: Json = False,
@@ -107,7 +108,7 @@ def fit(
                                        parse_quantiles(quantiles), parse_levels(level)), init)
     reading = options.fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format)
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
-                                        threads)
+                                        threads, loss)
     output = output or Path(f"{spec.name}.ckpt")
     _check_outputs([output], [data, init_from])
     with output_lock(output, wait=wait):
@@ -319,6 +320,7 @@ def compare(
     device: Device = "auto",
     time_budget: TimeBudget = 0.0,
     threads: CompareThreads = 0,
+    loss: Loss = "mse",
     jobs: Jobs = 1,
     forecasts: Forecasts = None,
     quantiles: Quantiles = None,
@@ -351,7 +353,7 @@ def compare(
         raise UsageError(f"--save-dir {save_dir}: {', '.join(existing)} exist; pass --force to overwrite them "
                          "(or choose another folder)")
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
-                                        threads)
+                                        threads, loss)
     jobs = min(options.compare_jobs(jobs, threads), len(names))
     series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format),
                    describe=True)
@@ -520,7 +522,7 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         f"windows     lookback {d.lookback}, horizon {d.horizon}",
         f"trained on  {_seen_text(t.seen_until)}",
         f"training    {_rounds_text(t)}, {t.steps} steps, batch {settings.batch_size}, lr {settings.lr}, "
-        f"seed {settings.seed}{_best_epoch_text(t.best_epoch, 'epoch' if t.rounds_are_epochs else 'round')}"
+        f"loss {settings.loss}, seed {settings.seed}{_best_epoch_text(t.best_epoch, 'epoch' if t.rounds_are_epochs else 'round')}"
         + (f", continued from {t.init_from.path}" if t.init_from else ""),
         f"stopped     {_stopped_text(t)}",
         f"threads     {_threads_text(t)}",
