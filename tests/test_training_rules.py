@@ -53,4 +53,13 @@ def test_the_mae_loss_trains_is_recorded_and_a_wrong_loss_is_exit_2(invoke, hour
     code, out, _ = invoke("info", tmp_path / "m.ckpt")
     assert "loss mae" in out
     code, _, err = invoke("fit", hourly_csv, *TINY_FIT, "--loss", "huber", "--output", tmp_path / "x.ckpt")
-    assert code == 2 and "--loss huber: choose one of mse, mae" in err, err
+    assert code == 2 and "--loss huber: choose auto or one of mse, mae" in err, err
+
+
+def test_the_automatic_loss_is_mae_for_a_panel_and_mse_for_one_series(invoke, hourly_csv, long_csv, tmp_path):
+    from seqcast import checkpoint
+
+    for data, loss in ((hourly_csv, "mse"), (long_csv, "mae")):
+        code, _, err = invoke("fit", data, *TINY_FIT, "--output", tmp_path / f"{loss}.ckpt")
+        assert code == 0, err
+        assert checkpoint.load(tmp_path / f"{loss}.ckpt").training.settings.loss == loss

@@ -42,7 +42,7 @@ Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on s
 # compare: models in parallel processes, each on a fixed number of threads, so that --jobs never changes a result.
 Jobs = Annotated[int, typer.Option("--jobs", "-j", help="Models trained at once, each in its own process (1 = one after another; 0 = as many as the cores available to seqcast allow, divided by --threads). The leaderboard, --json, --forecasts and --save-dir checkpoints are those of --jobs 1 (timings aside): every model trains alone from the same seed on the same threads. With more than one job, each model is reported when it finishes, without epoch lines.")]
 CompareThreads = Annotated[int, typer.Option("--threads", help="torch intra-op threads of every model. 0 = one thread each, chosen neither by the load of the machine nor by --jobs, so that results do not depend on them. --threads x --jobs may not exceed the cores available.")]
-Loss = Annotated[str, typer.Option("--loss", help="Point loss on the values scaled per series: mse, or mae (closer to what MASE and sMAPE score). Validation and early stopping use the same loss.")]
+Loss = Annotated[str, typer.Option("--loss", help="Point loss on the values scaled per series: mse, mae (closer to what MASE and sMAPE score), or auto: mae for a panel of several series, mse for one (chosen on M4 Weekly's validation holdout). Validation and early stopping use the same loss.")]
 # Probabilistic forecasts: quantile training and conformal intervals (seqcast/intervals.py).
 Quantiles = Annotated[Optional[str], typer.Option("--quantiles", metavar="Q,Q,...", help="Also train quantiles, e.g. 0.1,0.9 (each in (0, 1), ascending), with the pinball loss, through one head shared by every model that places them around the model's forecast (the 0.5 column, always added; the model itself trains as without quantiles); quantiles never cross. predict writes them as q10, q90, ...")]
 Levels = Annotated[Optional[str], typer.Option("--level", metavar="PCT,PCT,...", help="Conformal prediction intervals, e.g. 80,95 (percent, each in (0, 100)): calibrated on every validation window (split conformal, finite-sample rank, each series in its own scale; around the quantile pair (a/2, 1-a/2) when trained on it), stored in the checkpoint; predict then writes lo_80, hi_80, lo_95, hi_95 beside forecast.")]
@@ -80,7 +80,7 @@ def fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, d
     return reading_again(init, fill, freq, decimal, dayfirst, date_format)
 
 
-def train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget=0.0, threads=0, loss="mse"):
+def train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget=0.0, threads=0, loss="auto"):
     """The run's training settings (TrainConfig checks them)."""
     from ..training import TrainConfig
 
