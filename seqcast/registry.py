@@ -6,7 +6,7 @@ stacked decorators publish presets of one class, and a preset's values are fixed
 constructor's keyword-only arguments are the hyperparameter schema: ``--param key=value`` is
 validated and converted against them. ``Capabilities`` is what the pipeline needs to know about a
 model without building it (learning rate, window normalisation, calendar inputs, explain, season,
-quantiles);
+quantiles, the loss it trains a panel on);
 the declaration is checked when the model's module is imported, so a typo fails there, by name.
 """
 
@@ -36,6 +36,7 @@ class Capabilities:
     season: bool = False  # its `season` hyperparameter, when not given, is the data frequency's season
     starts_at_level: bool = True  # untrained, it forecasts the window's reference level (a zero head)
     quantiles: bool = True  # fit --quantiles may put the shared quantile head (quantile_head.py) on it
+    panel_loss: str = "mse"  # its point loss under --loss auto on a panel (one series: always mse), as validated
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,10 @@ def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, A
     caps = Capabilities(**declared)
     if isinstance(caps.lr, bool) or not isinstance(caps.lr, (int, float)) or not 0 < caps.lr <= 1:
         raise wrong(f"lr={caps.lr!r}: a learning rate must be a number in (0, 1]")
+    from .quantile_head import POINT_LOSSES
+
+    if caps.panel_loss not in POINT_LOSSES:
+        raise wrong(f"panel_loss={caps.panel_loss!r}: choose one of {', '.join(POINT_LOSSES)}")
     if caps.window_norm not in WINDOW_NORMS:
         raise wrong(f"window_norm={caps.window_norm!r}: choose one of {', '.join(WINDOW_NORMS)}")
     if caps.explain not in (None, *EXPLAIN_KINDS):

@@ -56,10 +56,14 @@ def test_the_mae_loss_trains_is_recorded_and_a_wrong_loss_is_exit_2(invoke, hour
     assert code == 2 and "--loss huber: choose auto or one of mse, mae" in err, err
 
 
-def test_the_automatic_loss_is_mae_for_a_panel_and_mse_for_one_series(invoke, hourly_csv, long_csv, tmp_path):
-    from seqcast import checkpoint
+def test_the_automatic_loss_is_the_declared_panel_loss_and_mse_for_one_series(invoke, hourly_csv, long_csv, tmp_path):
+    from seqcast.registry import get_spec, list_models
 
-    for data, loss in ((hourly_csv, "mse"), (long_csv, "mae")):
-        code, _, err = invoke("fit", data, *TINY_FIT, "--output", tmp_path / f"{loss}.ckpt")
+    assert get_spec("nlinear").capabilities.panel_loss == "mae" and get_spec("gru").capabilities.panel_loss == "mse"
+    assert {get_spec(n).capabilities.panel_loss for n in list_models()} <= {"mse", "mae"}
+    fast = ["--epochs", "1", "--lookback", "24", "--horizon", "6"]
+    for data, model, loss in ((hourly_csv, "nlinear", "mse"), (long_csv, "nlinear", "mae"), (long_csv, "gru", "mse")):
+        path = tmp_path / f"{model}-{loss}.ckpt"
+        code, _, err = invoke("fit", data, "--model", model, *fast, "--output", path)
         assert code == 0, err
-        assert checkpoint.load(tmp_path / f"{loss}.ckpt").training.settings.loss == loss
+        assert checkpoint.load(path).training.settings.loss == loss, (data, model)

@@ -479,13 +479,13 @@ def models_command(ctx: typer.Context, json_out: Json = False) -> None:
         model = create_model(name, 96, 24, 1)
         entries.append({"model": name, "family": spec.family, "parameters": sum(p.numel() for p in model.parameters()),
                         "summary": spec.summary, "defaults": spec.defaults(),
-                        "window_norm": spec.capabilities.window_norm})
+                        "window_norm": spec.capabilities.window_norm, "panel_loss": spec.capabilities.panel_loss})
     if json_out:
         out.emit(to_json(entries), "-")
         return
     lines = [f"{e['model']:<22} {e['family']:<16} {e['parameters']:>9,} params  {e['summary']}\n"
              f"{'':<22} {' '.join(f'{k}={v}' for k, v in e['defaults'].items()) or '(no hyperparameters)'}"
-             f"  [window norm {e['window_norm']}]"
+             f"  [window norm {e['window_norm']}, panel loss {e['panel_loss']}]"
              for e in entries]
     typer.echo("\n".join(lines))
     out.say("parameters counted at lookback 96, horizon 24, one channel")

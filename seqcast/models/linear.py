@@ -100,7 +100,8 @@ class DLinear(nn.Module):
         return self.trend(trend) + self.remainder(remainder)  # (B, H, C)
 
 
-@register_model("nlinear", starts_at_level=False)  # as dlinear
+@register_model("nlinear", starts_at_level=False, panel_loss="mae")  # as dlinear; MAE: M4 Weekly validation
+# OWA 0.856 against 0.906 with MSE
 class NLinear(nn.Module):
     """NLinear: subtract the window's last value, one linear map over time, add it back."""
 

@@ -108,7 +108,7 @@ def _unfold(y: torch.Tensor, n_features: int) -> torch.Tensor:
     return y.view(-1, n_features, y.shape[-1]).transpose(1, 2)  # (B * C, H) -> (B, C, H) -> (B, H, C)
 
 
-@register_model("nbeats")
+@register_model("nbeats", panel_loss="mae")  # M4 Weekly validation: OWA 0.751 with MAE, 0.845 with MSE
 class NBeats(nn.Module):
     """N-BEATS generic: doubly residual fully connected blocks with learned bases."""
 
