@@ -77,7 +77,8 @@ class TimeLinear(nn.Module):
 
 
 # the paper's initialisation, not a zero head: an untrained model does not start at the level
-@register_model("dlinear", starts_at_level=False)
+@register_model("dlinear", starts_at_level=False, panel_loss="mae")  # M4 Weekly validation: OWA 0.858 with
+# MAE, 0.898 with MSE
 class DLinear(nn.Module):
     """DLinear: moving-average trend + remainder, one linear map over time for each, summed."""
 

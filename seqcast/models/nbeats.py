@@ -140,7 +140,8 @@ class NBeats(nn.Module):
         return _unfold(forecast, self.n_features)
 
 
-@register_model("nbeats_interpretable")
+@register_model("nbeats_interpretable", panel_loss="mae")  # M4 Weekly validation: OWA 0.775 with MAE, 0.884
+# with MSE
 class NBeatsInterpretable(nn.Module):
     """N-BEATS interpretable: a polynomial trend stack then a Fourier seasonality stack."""
 
