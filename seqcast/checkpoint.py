@@ -27,8 +27,8 @@ import torch
 from . import meta_schema
 from .errors import CheckpointError, UsageError
 from .files import atomic_write
-from .forecaster import (Calibration, DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, Stored,
-                         TrainingRecord, Versions)
+from .forecaster import (RECORD_KEYS, Calibration, DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy,
+                         Stored, TrainingRecord, Versions)
 from .registry import create_model
 from .window_norm import WindowNorm
 from .windows import Scaler
@@ -68,11 +68,6 @@ FORMAT_2_TRAINING = {"time_budget": 0.0, "threads": 0, "steps_per_epoch": None, 
 #   calibration       conformal intervals (fit --level); null = none.
 #   data.pad_short    windows of short series start before their first row (padded); false before it.
 #   training.loss     the point loss (mse or mae); mse before it.
-# Keys of the stored "training" section that are not TrainConfig settings.
-_RECORD_KEYS = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
-                "stopped", "window_flops")
-
-
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     sha = hashlib.sha256(meta_json.encode("utf-8"))
     for name in sorted(tensors):
@@ -114,7 +109,7 @@ def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = N
 
     data, training = dict(meta["data"]), meta["training"]
     policy, seen_until = data.pop("policy"), data.pop("seen_until")
-    settings = {k: v for k, v in training.items() if k not in _RECORD_KEYS}
+    settings = {k: v for k, v in training.items() if k not in RECORD_KEYS}
     settings["schedule"] = Schedule(**settings["schedule"])
     init_from, calibration = training["init_from"], meta["calibration"]
     return Forecaster(
@@ -260,7 +255,7 @@ def _build(name: str, meta: dict[str, Any], entries: dict) -> WindowNorm:
                          max_bytes=(2 * stored_bytes + _PARAMETER_SLACK, stored_bytes + _BUFFER_SLACK)),
             info["window_norm"],
         )
-    except (meta_schema.SchemaError, UsageError) as exc:
+    except (meta_schema.SchemaError, UsageError, OverflowError) as exc:  # Overflow: a 400-digit number, say
         raise CheckpointError(f"{name}: checkpoint describes a model this seqcast cannot build ({exc})") from None
 
 

@@ -191,8 +191,8 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     by_series = {key: metrics_by_group(actual[key], forecast[key], scales, first) for key in predictions}
     levels = config.levels or (forecaster.calibration.levels if forecaster.calibration else ())
     bands = {level: (units(lo), units(hi)) for level, (lo, hi) in
-             intervals.bands(forecaster.calibration, raw, quantiles, levels, intervals.window_scale(x)).items()} \
-        if levels else {}
+             intervals.bands(forecaster.calibration, raw, quantiles, levels,
+                             intervals.window_scale(x, origins)).items()} if levels else {}
     probabilistic = {}  # per level coverage, width and MSIS, and the quantile loss: per series, then overall
     for level, (lo, hi) in bands.items():
         probabilistic.update(intervals.interval_scores(truth, lo, hi, level, scales, first))

@@ -64,6 +64,11 @@ class InitFrom:
     sha256: str
 
 
+# Keys of the stored "training" section that are the record, not TrainConfig settings.
+RECORD_KEYS = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
+               "stopped", "window_flops")
+
+
 @dataclass(frozen=True)
 class TrainingRecord:
     """How the model was trained, and what training found."""
@@ -94,7 +99,8 @@ class Calibration:
 
     levels: tuple[float, ...]  # coverage levels in percent, ascending
     methods: tuple[str, ...]  # per level: "residual" (around the point forecast) or "cqr" (around its quantiles)
-    radius: tuple[tuple[tuple[float, ...], ...], ...]  # per level, (H, C) in scaled units
+    radius: tuple[tuple[tuple[float, ...], ...], ...]  # per level, (H, C) in units of each window's scale
+    # (intervals.window_scale of its inputs): a band's half-width is radius x that scale
     windows: int  # validation windows the radii come from, all series together
 
 

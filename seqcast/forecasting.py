@@ -114,11 +114,11 @@ def window_inputs(ckpt: Forecaster, series: SeriesSet, offset: int = 0
     """The model inputs of each series' window ending ``offset`` steps before its last row.
 
     Returns scaled inputs (N, L, C), calendar features (N, L + H, F) or None, and per series the
-    L input timestamps and the H timestamps that follow them.
+    L input timestamps (padded steps repeat the first) and the H timestamps that follow them.
     """
     windows = last_windows(ckpt, series, offset)
     times, horizon = stacked_times(series), ckpt.horizon
-    pasts = [times[r[0] : r[-1] + 1] for r in windows.rows]
+    pasts = [times[r] for r in windows.rows]  # a padded step shows its series' first timestamp
     futures = [windows.future[i * horizon : (i + 1) * horizon] for i in range(len(windows.rows))]
     return windows.inputs, windows.marks, pasts, futures
 
@@ -140,7 +140,7 @@ def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0, levels: tuple
         return values * windows.std[:, None, :] + windows.mean[:, None, :]
     values = original(intervals.point(scaled, quantiles))
     extra = {}
-    scale = intervals.window_scale(windows.inputs) if levels else None
+    scale = intervals.window_scale(windows.inputs, np.diff(bounds(series))) if levels else None
     for level, (lo, hi) in intervals.bands(ckpt.calibration, scaled, quantiles, levels, scale).items() if levels else ():
         extra[f"lo_{intervals.label(level)}"], extra[f"hi_{intervals.label(level)}"] = original(lo), original(hi)
     for i, q in enumerate(quantiles):

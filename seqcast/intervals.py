@@ -48,6 +48,9 @@ def parse_levels(text: str | None) -> tuple[float, ...]:
         if not 0 < level < 100:
             raise UsageError(f"--level {text}: {part.strip()} is outside (0, 100); give percentages such as 80,95")
         levels.append(level)
+    if len({label(v) for v in levels}) != len(set(levels)):
+        raise UsageError(f"--level {text}: levels closer than 10 significant digits name the same columns; "
+                         "give distinct levels such as 80,95")
     return tuple(sorted(set(levels)))
 
 
@@ -66,12 +69,15 @@ def parse_quantiles(text: str | None) -> tuple[float, ...]:
         values.append(q)
     if any(b <= a for a, b in zip(values, values[1:])):
         raise UsageError(f"--quantiles {text}: give each quantile once, in ascending order (e.g. 0.1,0.5,0.9)")
+    if values and all(q == 0.5 for q in values):
+        raise UsageError(f"--quantiles {text}: 0.5 is the forecast itself; give the others, e.g. 0.1,0.9")
     return tuple(values)
 
 
 def label(level: float) -> str:
-    """How a level names its columns and keys: 80 -> "80", 97.5 -> "97.5"."""
-    return f"{level:g}"
+    """How a level names its columns and keys: 80 -> "80", 97.5 -> "97.5" (10 significant digits, so
+    two levels never share a column)."""
+    return f"{level:.10g}"
 
 
 def quantile_label(q: float) -> str:
@@ -101,18 +107,30 @@ def require_windows(levels: tuple[float, ...], n: int) -> None:
     """UsageError unless ``n`` calibration windows give every level a finite radius (checked before training)."""
     for level in levels:
         if _rank(level, n) > n:
-            need = next(m for m in range(n + 1, 10**7) if _rank(level, m) <= m)
+            need = max(n + 1, math.floor(level / (100 - level)) - 1)  # (m + 1)(1 - a) <= m near a closed form
+            while _rank(level, need) > need:
+                need += 1
             raise UsageError(f"--level {label(level)}: a {label(level)} % interval needs at least {need} validation "
                              f"windows, the validation rows give {n}; use a lower --level, a longer history, or a "
                              "shorter --horizon")
 
 
-def window_scale(inputs: np.ndarray) -> np.ndarray:
+def window_scale(inputs: np.ndarray, real: np.ndarray | None = None) -> np.ndarray:
     """(N, L, C) scaled windows -> (N, 1, C): the mean absolute step-to-step change of the last
-    ``CONTEXT`` steps, at least ``SCALE_FLOOR``: the unit every interval score and radius is in."""
+    ``CONTEXT`` steps, at least ``SCALE_FLOOR``: the unit every interval score and radius is in.
+
+    ``real`` (N,) counts the real rows each window holds (the rest pad it with the first value, whose
+    changes are zero): only the changes between real rows are averaged, so a padded short series gets
+    the scale of its own data, not a fraction of it."""
     recent = np.asarray(inputs, dtype=np.float64)[:, -CONTEXT:]
-    change = np.abs(np.diff(recent, axis=1)).mean(axis=1, keepdims=True) if recent.shape[1] > 1 else \
-        np.zeros_like(recent[:, :1])
+    steps = recent.shape[1] - 1
+    if steps < 1:
+        return np.full((len(recent), 1, recent.shape[2]), SCALE_FLOOR)
+    changes = np.abs(np.diff(recent, axis=1))  # (N, steps, C)
+    counted = np.full(len(recent), steps) if real is None else np.clip(np.asarray(real) - 1, 0, steps)
+    kept = np.arange(steps)[None, :] >= (steps - counted)[:, None]  # the last ``counted`` changes
+    total = (changes * kept[:, :, None]).sum(axis=1, keepdims=True)
+    change = total / np.maximum(counted, 1)[:, None, None]
     return np.maximum(np.nan_to_num(change, nan=SCALE_FLOOR), SCALE_FLOOR)
 
 
@@ -146,14 +164,14 @@ def bands(calibration: Calibration, pred: np.ndarray, quantiles: tuple[float, ..
     centre = point(pred, quantiles)
     horizon = centre.shape[1]
     out, inner = {}, (centre, centre)
-    for level in sorted(levels):
+    for level in calibration.levels:  # nested over every calibrated level, whichever are reported
         i = calibration.levels.index(level)
         radius = np.asarray(calibration.radius[i])[None, :horizon, :] * scale
         pair = _pair(level, quantiles) if pred.ndim == 4 and calibration.methods[i] == "cqr" else None
         lo, hi = (pred[..., pair[0]], pred[..., pair[1]]) if pair else (centre, centre)
         lo, hi = np.minimum(lo - radius, inner[0]), np.maximum(hi + radius, inner[1])
         out[level] = inner = (lo, hi)
-    return out
+    return {level: out[level] for level in sorted(levels)}
 
 
 def check_levels(asked: tuple[float, ...], calibration: Calibration | None, label_: str) -> tuple[float, ...]:

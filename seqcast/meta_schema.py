@@ -17,7 +17,8 @@ from dataclasses import fields
 from typing import Any
 
 from .errors import UsageError
-from .forecaster import Calibration, DataSchema, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
+from .forecaster import (RECORD_KEYS, Calibration, DataSchema, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord,
+                         Versions)
 
 # The longest window a checkpoint may describe (lookback + horizon steps), and the most targets. Far
 # above anything seqcast trains on one machine, low enough that buffers sized by them stay small.
@@ -44,7 +45,9 @@ def _conforms(value: Any, hint: Any) -> bool:
     if hint is int:
         return isinstance(value, int) and not isinstance(value, bool)
     if hint is float:  # JSON writes 2.0 as 2.0, but an integer-valued float may come back as an int
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return abs(value) <= 1e308  # a 400-digit integer is no float
+        return isinstance(value, float)
     if hint is str:
         return isinstance(value, str)
     if hint is dict:
@@ -112,8 +115,8 @@ def check(meta: Any) -> None:
     _within("model.n_parameters", model["n_parameters"], 0, math.inf)
     quantiles = model["quantiles"]
     if len(quantiles) > MAX_QUANTILES or not all(0 < q < 1 for q in quantiles) or list(quantiles) != sorted(
-            set(quantiles)) or (quantiles and 0.5 not in quantiles):
-        raise SchemaError(f"model.quantiles: {quantiles!r} is not an ascending list of quantiles in (0, 1) with 0.5")
+            set(quantiles)) or (quantiles and (0.5 not in quantiles or len(quantiles) < 2)):
+        raise SchemaError(f"model.quantiles: {quantiles!r} is not an ascending list of quantiles in (0, 1) with 0.5 and others")
     for key, value in model["params"].items():
         if not isinstance(value, (bool, int, float, str, list, type(None))):
             raise SchemaError(f"model.params.{key}: {value!r} is not a hyperparameter value")
@@ -139,10 +142,8 @@ def check(meta: Any) -> None:
     _finite_numbers("scaler.std", scaler["std"], series, len(data["targets"]), positive=True)
 
     record_hints = typing.get_type_hints(TrainingRecord, localns={"TrainConfig": TrainConfig})
-    record_keys = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
-                   "stopped", "window_flops")
     training = meta["training"]
-    settings = {k: v for k, v in training.items() if k not in record_keys} if isinstance(training, dict) else training
+    settings = {k: v for k, v in training.items() if k not in RECORD_KEYS} if isinstance(training, dict) else training
     _section("training", settings, TrainConfig, hints={**typing.get_type_hints(TrainConfig), "schedule": dict})
     schedule = _section("training.schedule", settings["schedule"], Schedule)
     for key, value in schedule.items():
@@ -151,7 +152,7 @@ def check(meta: Any) -> None:
         TrainConfig(**{**settings, "schedule": Schedule(**schedule)})
     except UsageError as exc:
         raise SchemaError(f"training: {exc}") from None
-    record = {k: training[k] for k in record_keys if k in training}
+    record = {k: training[k] for k in RECORD_KEYS if k in training}
     _section("training", record, TrainingRecord, hints={**record_hints, "init_from": dict | None},
              skip=("settings", "split", "seen_until", "val_mse_scaled"))
     if record["init_from"] is not None:

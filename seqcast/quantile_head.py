@@ -3,7 +3,7 @@
 ``QuantileHead(model, lookback, horizon, quantiles)`` keeps the model's own forecast as the 0.5
 column (always among the quantiles) and adds a small network that reads the recent window and that
 forecast and gives, per step and channel, the distance from each quantile to the next one out from
-it. Distances pass through softplus, so quantiles never cross; they are measured in units of the
+it (the model's own point loss, MSE or MAE, trains the forecast). Distances pass through softplus, so quantiles never cross; they are measured in units of the
 window's own scale (the mean absolute step-to-step change), so one head serves calm and volatile
 windows alike. The loss (``quantile_loss``) is the point model's MSE on the 0.5 column plus the
 pinball loss of the others, and the distances never move the forecast: the model trains on the same

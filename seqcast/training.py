@@ -1,6 +1,7 @@
 """The one training loop every model uses, and ``fit``: from loaded series to a trained, described model.
 
-AdamW, MSE on scaled values (plus the pinball loss of a quantile head's other quantiles), gradient clipping, warm-up then cosine learning-rate decay, early
+AdamW, MSE or MAE on scaled values (``--loss``; plus the pinball loss of a quantile head's other
+quantiles), gradient clipping, warm-up then cosine learning-rate decay, early
 stopping on the validation windows (the best weights are kept), seeding, CPU or CUDA (bf16 autocast
 on CUDA). How many steps, and when validation comes, is ``budget.py``'s; an optional time budget
 ends training early (the best weights are still kept). ``fit`` runs the loop on the torch intra-op
@@ -144,7 +145,7 @@ def _forward(model: nn.Module, windows: WindowSet, index) -> tuple[torch.Tensor,
 def evaluate_loss(model: nn.Module, windows: WindowSet, batch_size: int = 1024,
                   loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> float:
     """The training objective over all windows: mean squared error (mean over windows x steps x
-    channels), or the mean of ``loss`` (the pinball loss of a quantile head)."""
+    channels), or the mean of ``loss`` (the MAE, or a quantile head's loss)."""
     if len(windows) == 0:
         return float("nan")
     model.eval()
@@ -272,15 +273,16 @@ class ModelConfig:
 def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
     """Lookback and horizon: the user's, or defaults by frequency, shrunk to fit a typical series.
 
-    The default lookback is cut to what the median series can hold (half its training rows), so a
-    panel with a few short series keeps the frequency's lookback, and those series are padded
+    The default lookback is cut to what the (lower) median series can hold (half its training rows),
+    so a panel with a few short series keeps the frequency's lookback, and those series are padded
     (``windows.needs_padding``); with one series (or an explicit split) the median is that length.
     """
     horizon_default, lookback_default = default_horizon_lookback(series.freq)
     horizon = spec.horizon or horizon_default
     lookback = spec.lookback
     if not lookback:
-        typical = int(np.median([len(s.times) for s in series.series]))
+        lengths = sorted(len(s.times) for s in series.series)
+        typical = lengths[(len(lengths) - 1) // 2]  # the lower median: fewer than half are shorter, and padded
         usable = (split.train if split else int(typical * 0.9)) - horizon
         lookback = max(2, min(lookback_default, usable // 2))
         if lookback < lookback_default:
@@ -382,12 +384,13 @@ def _calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], 
     if not levels and exact:
         return None, val_loss
     if len(val_set) == 0:  # (fit has refused --level without validation windows)
-        return None, val_loss
+        return None, val_loss if exact else float("nan")  # no validation MSE to report
     x, y, marks = (t.numpy() if t is not None else None for t in val_set.batch(slice(None)))
     pred = run_model(model, x, marks).astype(np.float64)
     actual = y.astype(np.float64)
     point = intervals.point(pred, quantiles)
-    calibration = intervals.calibrate(pred, actual, levels, quantiles, intervals.window_scale(x)) if levels else None
+    scale = intervals.window_scale(x, val_set.origins)  # origins: the real rows before each window's targets
+    calibration = intervals.calibrate(pred, actual, levels, quantiles, scale) if levels else None
     return calibration, float(np.mean((point - actual) ** 2))
 
 

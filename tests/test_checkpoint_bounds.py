@@ -283,3 +283,10 @@ def test_fuzzed_checkpoints_load_or_exit_2_within_bounds(tiny_ckpt, tmp_path):
     outcomes = eval(outcomes)
     assert outcomes["refused"] > 100 and outcomes["loaded"] > 5, outcomes
     assert float(slowest) < 5, slowest
+
+
+def test_a_number_too_large_for_a_float_is_exit_2_naming_the_key(invoke, tiny_ckpt, hourly_csv, tmp_path):
+    def change(meta):
+        sid = next(iter(meta["scaler"]["mean"]))
+        meta["scaler"]["mean"][sid] = [10**400]
+    _refused(invoke, _crafted(tiny_ckpt, tmp_path, change), hourly_csv, "cannot build", "scaler.mean")

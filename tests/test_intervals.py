@@ -244,3 +244,35 @@ def test_info_says_what_a_checkpoint_forecasts_besides_the_point(invoke, calibra
             "validation windows") in out
     code, out, err = invoke("info", tiny_ckpt)
     assert "quantiles   -" in out and "intervals   - (fit --level 80,95 adds them)" in out
+
+
+# --- found in review ---------------------------------------------------------------------------------
+
+
+def test_a_band_does_not_depend_on_which_other_levels_are_reported():
+    calibration = intervals.calibrate(np.zeros((40, 1, 1, 3)) + np.array([-0.5, 0, 3]), np.zeros((40, 1, 1)),
+                                      (80.0, 95.0), (0.1, 0.5, 0.9), np.ones((40, 1, 1)))
+    pred = np.array([-0.5, 0, 3]).reshape(1, 1, 1, 3)
+    both = intervals.bands(calibration, pred, (0.1, 0.5, 0.9), (80.0, 95.0), np.ones((1, 1, 1)))
+    alone = intervals.bands(calibration, pred, (0.1, 0.5, 0.9), (95.0,), np.ones((1, 1, 1)))
+    assert list(alone) == [95.0] and np.array_equal(both[95.0][0], alone[95.0][0])
+    assert np.array_equal(both[95.0][1], alone[95.0][1])
+
+
+def test_the_scale_of_a_padded_window_counts_its_real_changes_only():
+    real = np.array([[0.0], [1.0], [0.0], [1.0]])  # |change| 1 at every step
+    padded = np.concatenate([np.zeros((20, 1)), real])[None]  # 20 rows repeating the first value
+    assert intervals.window_scale(padded, np.array([4]))[0, 0, 0] == pytest.approx(1.0)
+    assert intervals.window_scale(padded)[0, 0, 0] == pytest.approx(3 / 23)  # unpadded reading: diluted
+
+
+@pytest.mark.parametrize("text, message", [("0.5", "0.5 is the forecast itself"),
+                                           ("80,80.0000000001", "name the same columns")])
+def test_quantiles_of_the_forecast_alone_and_levels_that_share_columns_are_refused(text, message):
+    with pytest.raises(UsageError, match=message):
+        (intervals.parse_quantiles if text == "0.5" else intervals.parse_levels)(text)
+
+
+def test_a_level_needing_millions_of_windows_says_how_many():
+    with pytest.raises(UsageError, match="needs at least 99999999 validation windows"):
+        intervals.require_windows((99.999999,), 100)

@@ -82,3 +82,29 @@ def test_a_padded_model_still_refuses_a_history_shorter_than_its_real_inputs(inv
     few.write_text("\n".join(data.read_text(encoding="utf-8").splitlines()[:rows + 1]) + "\n", encoding="utf-8")
     code, out, err = invoke("predict", tmp_path / "m.ckpt", few)
     assert code == 2 and "history too short: the model reads at least 6 rows" in err, err
+
+
+def test_two_series_of_unlike_length_fit_as_they_did(invoke, tmp_path):
+    """With an even count the lower median sizes the lookback, so exactly half never end up short and
+    refused (a 50- and a 1000-week series fit, as before padding)."""
+    import pandas as pd
+
+    times = pd.date_range("2000-01-02", periods=1000, freq="W-SUN")
+    rows = ["unique_id,ds,y"] + [f"a,{t:%Y-%m-%d},{i % 7}" for i, t in enumerate(times[:50])] + \
+        [f"b,{t:%Y-%m-%d},{i % 5}" for i, t in enumerate(times)]
+    data = tmp_path / "two.csv"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    code, _, err = invoke("fit", data, "--model", "nlinear", "--epochs", "1", "--output", tmp_path / "m.ckpt")
+    assert code == 0, err
+
+
+def test_explain_on_a_padded_checkpoint_gives_every_step_a_timestamp(invoke, tmp_path):
+    data = tmp_path / "panel.csv"
+    data.write_text(_panel(short=30), encoding="utf-8")
+    code, _, err = invoke("fit", data, "--epochs", "1", "--lookback", "48", "--horizon", "6",
+                          "--param", "hidden_size=8", "--output", tmp_path / "m.ckpt")
+    assert code == 0, err
+    code, out, err = invoke("explain", tmp_path / "m.ckpt", data, "--series", "tiny")
+    assert code == 0, err
+    frame = pd.read_csv(io.StringIO(out))
+    assert frame["input_timestamp"].notna().all() and frame["input_step"].max() == 48
