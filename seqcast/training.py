@@ -421,6 +421,10 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     if get_spec(spec.name).capabilities.season and "season" not in params:
         params["season"] = season_length(series.freq)
     resolved = resolve_params(spec.name, params)
+    if get_spec(spec.name).capabilities.season and int(resolved["season"] or 1) > lookback:
+        notes.append(f"{spec.name}: its season of {resolved['season']} steps is longer than the lookback {lookback}, "
+                     f"so it repeats the last {lookback} steps instead; give --lookback {resolved['season']} or more "
+                     "for a seasonal naive forecast")
     torch.manual_seed(config.seed)
     np.random.seed(config.seed)
     quantiles = quantile_head.with_median(spec.quantiles) if spec.quantiles else ()

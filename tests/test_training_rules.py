@@ -67,3 +67,11 @@ def test_the_automatic_loss_is_the_declared_panel_loss_and_mse_for_one_series(in
         code, _, err = invoke("fit", data, "--model", model, *fast, "--output", path)
         assert code == 0, err
         assert checkpoint.load(path).training.settings.loss == loss, (data, model)
+
+
+def test_a_season_longer_than_the_lookback_is_said_not_silently_cut(invoke, hourly_csv, tmp_path):
+    code, _, err = invoke("fit", hourly_csv, "--model", "seasonal_naive", "--lookback", "12", "--horizon", "6",
+                          "--output", tmp_path / "s.ckpt")
+    assert code == 0, err
+    assert "seasonal_naive: its season of 24 steps is longer than the lookback 12" in err
+    assert "give --lookback 24 or more" in err
