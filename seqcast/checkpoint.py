@@ -25,6 +25,7 @@ from typing import Any, BinaryIO
 import torch
 
 from . import meta_schema
+from .ensemble import Ensemble
 from .errors import CheckpointError, UsageError
 from .files import atomic_write
 from .forecaster import (RECORD_KEYS, Calibration, DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy,
@@ -68,6 +69,7 @@ FORMAT_2_TRAINING = {"time_budget": 0.0, "threads": 0, "steps_per_epoch": None, 
 #   calibration       conformal intervals (fit --level); null = none.
 #   data.pad_short    windows of short series start before their first row (padded); false before it.
 #   training.loss     the point loss (mse or mae); mse before it.
+#   model.ensemble    members trained from consecutive seeds, median forecast; 1 before it.
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     sha = hashlib.sha256(meta_json.encode("utf-8"))
     for name in sorted(tensors):
@@ -173,7 +175,7 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         meta = {**meta, "training": {**training, **FORMAT_2_TRAINING,
                                      "schedule": {**training["schedule"], "max_auto_steps": 0}}}
     if format_version < 4:
-        meta = {**meta, "model": {**meta["model"], "quantiles": []}, "calibration": None,
+        meta = {**meta, "model": {**meta["model"], "quantiles": [], "ensemble": 1}, "calibration": None,
                 "data": {**meta["data"], "pad_short": False}, "training": {**meta["training"], "loss": "mse"}}
     return meta
 
@@ -242,19 +244,20 @@ def read_header(name: str, stream: BinaryIO, size_on_disk: int | None) -> tuple[
     return version, document, entries, head + raw
 
 
-def _build(name: str, meta: dict[str, Any], entries: dict) -> WindowNorm:
+def _build(name: str, meta: dict[str, Any], entries: dict) -> torch.nn.Module:
     """The model ``meta`` describes, built only after the metadata passed the schema, and within the
     bytes the file's tensors hold: a crafted ``hidden_size`` fails in a millisecond, not after gigabytes."""
     info, data_info = meta["model"], meta["data"]
     stored_bytes = sum(e[3] - e[2] for e in entries.values())
     try:
         meta_schema.check(meta)
-        return WindowNorm(
-            create_model(info["name"], data_info["lookback"], data_info["horizon"], len(data_info["targets"]),
-                         info["params"], quantiles=tuple(info["quantiles"]),
-                         max_bytes=(2 * stored_bytes + _PARAMETER_SLACK, stored_bytes + _BUFFER_SLACK)),
-            info["window_norm"],
-        )
+        members = [WindowNorm(create_model(info["name"], data_info["lookback"], data_info["horizon"],
+                                           len(data_info["targets"]), info["params"],
+                                           quantiles=tuple(info["quantiles"]),
+                                           max_bytes=(2 * stored_bytes + _PARAMETER_SLACK,
+                                                      stored_bytes + _BUFFER_SLACK)),
+                              info["window_norm"]) for _ in range(info["ensemble"])]
+        return members[0] if len(members) == 1 else Ensemble(members)
     except (meta_schema.SchemaError, UsageError, OverflowError) as exc:  # Overflow: a 400-digit number, say
         raise CheckpointError(f"{name}: checkpoint describes a model this seqcast cannot build ({exc})") from None
 

@@ -26,6 +26,7 @@ class ModelInfo:
     window_norm: str
     n_parameters: int
     quantiles: tuple[float, ...] = ()  # trained on these (the median among them) under a quantile head; () = point
+    ensemble: int = 1  # members trained from seeds seed .. seed + N - 1; the forecast is their median
 
 
 @dataclass(frozen=True)

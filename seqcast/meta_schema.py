@@ -25,6 +25,7 @@ from .forecaster import (RECORD_KEYS, Calibration, DataSchema, InitFrom, ModelIn
 MAX_WINDOW = 100_000
 MAX_TARGETS = 10_000
 MAX_QUANTILES = 99
+MAX_ENSEMBLE = 64
 
 
 class SchemaError(ValueError):
@@ -113,6 +114,7 @@ def check(meta: Any) -> None:
     if model["window_norm"] not in WINDOW_NORMS:
         raise SchemaError(f"model.window_norm: {model['window_norm']!r} is not one of {', '.join(WINDOW_NORMS)}")
     _within("model.n_parameters", model["n_parameters"], 0, math.inf)
+    _within("model.ensemble", model["ensemble"], 1, MAX_ENSEMBLE)
     quantiles = model["quantiles"]
     if len(quantiles) > MAX_QUANTILES or not all(0 < q < 1 for q in quantiles) or list(quantiles) != sorted(
             set(quantiles)) or (quantiles and (0.5 not in quantiles or len(quantiles) < 2)):

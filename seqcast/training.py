@@ -30,6 +30,7 @@ from .forecasting import check_schema, run_model
 from .forecaster import DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
 from .registry import create_model, get_spec, resolve_params
 from .threads import TRAINING_STEP, forward_flops, pick_threads, using_threads
+from .ensemble import Ensemble
 from .window_norm import WINDOW_NORMS, WindowNorm
 from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_lookback, default_split,
                       explicit_split, needs_padding, real_inputs, scaled_arrays, short_series, split_targets)
@@ -268,6 +269,7 @@ class ModelConfig:
     window_norm: str = "auto"  # auto = the model's declared window_norm (registry.Capabilities)
     quantiles: tuple[float, ...] = ()  # train a quantile head on these (and the median) with the pinball loss
     levels: tuple[float, ...] = ()  # conformal intervals to calibrate on the validation windows, in percent
+    ensemble: int = 1  # members trained from consecutive seeds; the forecast is their median
 
 
 def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
@@ -301,6 +303,8 @@ def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
                if mine not in (None, 0, "auto", theirs)]
     if asked.params:
         clashes.append("--param (the hyperparameters come from the checkpoint)")
+    if asked.ensemble not in (1, init.spec.ensemble):
+        clashes.append(f"--ensemble {asked.ensemble} (the checkpoint has {init.spec.ensemble})")
     if asked.quantiles and tuple(asked.quantiles) != tuple(q for q in init.spec.quantiles if q in asked.quantiles):
         clashes.append(f"--quantiles (the checkpoint has {list(init.spec.quantiles) or 'none'})")
     if clashes:
@@ -308,7 +312,7 @@ def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
                          "or fit a fresh model without --init-from")
     levels = asked.levels or (init.calibration.levels if init.calibration else ())
     return ModelConfig(init.spec.name, dict(init.spec.params), init.lookback, init.horizon, init.spec.window_norm,
-                       init.spec.quantiles, levels)
+                       init.spec.quantiles, levels, init.spec.ensemble)
 
 
 def requested_model(asked: ModelConfig, init: Forecaster | None = None) -> ModelConfig:
@@ -404,6 +408,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     automatic budget); the data must fit its schema. How ``series`` was read is recorded, so that
     later commands read new data alike.
     """
+    if not 1 <= spec.ensemble <= 64:
+        raise UsageError(f"--ensemble {spec.ensemble}: give 1 (no ensemble) to 64 members")
     if spec.window_norm not in ("auto", *WINDOW_NORMS):
         raise UsageError(f"--window-norm {spec.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
     notes: list[str] = []
@@ -425,12 +431,15 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         notes.append(f"{spec.name}: its season of {resolved['season']} steps is longer than the lookback {lookback}, "
                      f"so it repeats the last {lookback} steps instead; give --lookback {resolved['season']} or more "
                      "for a seasonal naive forecast")
-    torch.manual_seed(config.seed)
-    np.random.seed(config.seed)
     quantiles = quantile_head.with_median(spec.quantiles) if spec.quantiles else ()
-    inner = create_model(spec.name, lookback, horizon, len(series.targets), params, quantiles=quantiles)
     window_norm = get_spec(spec.name).capabilities.window_norm if spec.window_norm == "auto" else spec.window_norm
-    model = WindowNorm(inner, window_norm)
+    members = []
+    for i in range(spec.ensemble):  # member i starts from seed + i
+        torch.manual_seed(config.seed + i)
+        np.random.seed((config.seed + i) % 2**32)
+        members.append(WindowNorm(create_model(spec.name, lookback, horizon, len(series.targets), params,
+                                               quantiles=quantiles), window_norm))
+    model = members[0] if len(members) == 1 else Ensemble(members)
     if init is not None:
         check_schema(init, series)
         model.load_state_dict(init.model.state_dict())
@@ -457,10 +466,15 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         point_loss = quantile_head.POINT_LOSSES[config.loss]
         loss = quantile_head.quantile_loss(quantiles, point_loss) if quantiles else (
             None if config.loss == "mse" else point_loss)
-        result = train(model, train_set, val_set, config, on_epoch, on_step, warm_start=init is not None, loss=loss)
+        results = [train(member, train_set, val_set, replace(config, seed=(config.seed + i) % 2**32), on_epoch,
+                         on_step, warm_start=init is not None, loss=loss) for i, member in enumerate(members)]
+        result = results[0]  # the record describes the first member; the notes say what the others did
         model.to("cpu")
         calibration, val_mse = _calibrate(model, val_set, spec.levels, quantiles, result.val_loss,
-                                          exact=loss is None)
+                                          exact=loss is None and len(members) == 1)
+    if len(members) > 1:
+        notes.append(f"ensemble of {len(members)} members (seeds {config.seed}..{config.seed + len(members) - 1}), "
+                     f"median forecast; steps per member {', '.join(str(r.steps) for r in results)}")
     notes += _budget_notes(result, config)
     warnings = _constant_targets(series, splits)
     trainable = any(p.requires_grad for p in model.parameters())
@@ -482,7 +496,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         val_mse_scaled=val_mse, warnings=tuple(warnings))
     return Forecaster(
         model=model,
-        spec=ModelInfo(spec.name, resolved, window_norm, sum(p.numel() for p in model.parameters()), quantiles),
+        spec=ModelInfo(spec.name, resolved, window_norm, sum(p.numel() for p in model.parameters()), quantiles,
+                       spec.ensemble),
         schema=DataSchema(series.source, series.time_col, tuple(series.targets), series.id_col, series.freq,
                           series.integer_time, lookback, horizon, tuple(s.id for s in series.series), calendar,
                           pad_short),

@@ -276,3 +276,28 @@ def test_quantiles_of_the_forecast_alone_and_levels_that_share_columns_are_refus
 def test_a_level_needing_millions_of_windows_says_how_many():
     with pytest.raises(UsageError, match="needs at least 99999999 validation windows"):
         intervals.require_windows((99.999999,), 100)
+
+
+# --- ensembles ----------------------------------------------------------------------------------------
+
+
+def test_an_ensemble_forecasts_the_median_of_its_members_and_loads_identically(invoke, hourly_csv, tmp_path):
+    import torch
+
+    code, _, err = invoke("fit", hourly_csv, *TINY_FIT, "--ensemble", "3", "--quantiles", "0.1,0.9",
+                          "--output", tmp_path / "e.ckpt")
+    assert code == 0 and "ensemble of 3 members (seeds 0..2), median forecast" in err, err
+    loaded = checkpoint.load(tmp_path / "e.ckpt")
+    assert loaded.spec.ensemble == 3 and len(loaded.model.members) == 3
+    x = torch.randn(5, 24, 1)
+    with torch.no_grad():
+        members = torch.stack([m(x) for m in loaded.model.members])
+        out = loaded.model(x)
+    assert torch.equal(out, members.median(dim=0).values) and (out.diff(dim=-1) >= 0).all()
+    assert not torch.equal(members[0], members[1])  # members start from different seeds
+    code, out, err = invoke("info", tmp_path / "e.ckpt")
+    assert "ensemble    3 members (seeds 0..2), median forecast" in out
+    code, out, err = invoke("explain", tmp_path / "e.ckpt", hourly_csv)  # the first member's gates
+    assert code == 0, err
+    code, _, err = invoke("fit", hourly_csv, *TINY_FIT, "--ensemble", "0", "--output", tmp_path / "x.ckpt")
+    assert code == 2 and "--ensemble 0: give 1 (no ensemble) to 64 members" in err, err

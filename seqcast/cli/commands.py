@@ -9,10 +9,10 @@ import typer
 
 from ..errors import UsageError
 from . import command, options
-from .options import (LR, Batch, Ckpt, CompareThreads, Data, DateFormat, DayFirst, Decimal, Device, Epochs, Fill,
-                      FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, Levels, LevelsAgain, Lookback,
-                      Loss, MaxSteps, Param, Patience, Plot, PlotSeries, Quantiles, Seed, SplitOpt, Stride, Target,
-                      Threads, TimeBudget, TimeCol, WindowNormOpt, Windows)
+from .options import (LR, Batch, Ckpt, CompareThreads, Data, DateFormat, DayFirst, Decimal, Device, EnsembleOpt,
+                      Epochs, Fill, FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, Levels,
+                      LevelsAgain, Lookback, Loss, MaxSteps, Param, Patience, Plot, PlotSeries, Quantiles, Seed,
+                      SplitOpt, Stride, Target, Threads, TimeBudget, TimeCol, WindowNormOpt, Windows)
 from .output import Output, fmt, to_json
 
 def _load(out: Output, path: str, config, describe: bool = False, last: Optional[int] = None) -> Any:
@@ -88,6 +88,7 @@ def fit(
     time_budget: TimeBudget = 0.0,
     threads: Threads = 0,
     loss: Loss = "auto",
+    ensemble: EnsembleOpt = 1,
     quantiles: Quantiles = None,
     level: Levels = None,
     json_out: Json = False,
@@ -105,7 +106,7 @@ def fit(
 
     init = checkpoint.load(init_from) if init_from else None
     spec = requested_model(ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm,
-                                       parse_quantiles(quantiles), parse_levels(level)), init)
+                                       parse_quantiles(quantiles), parse_levels(level), ensemble), init)
     reading = options.fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format)
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
                                         threads, loss)
@@ -321,6 +322,7 @@ def compare(
     time_budget: TimeBudget = 0.0,
     threads: CompareThreads = 0,
     loss: Loss = "auto",
+    ensemble: EnsembleOpt = 1,
     jobs: Jobs = 1,
     forecasts: Forecasts = None,
     quantiles: Quantiles = None,
@@ -367,7 +369,7 @@ def compare(
             locks.enter_context(output_lock(path))
         rows = rank(run_compare(series, names, ModelConfig(params={}, lookback=lookback, horizon=horizon,
                                                            window_norm=window_norm, quantiles=quantile_levels,
-                                                           levels=interval_levels),
+                                                           levels=interval_levels, ensemble=ensemble),
                                 train_config, eval_config, per_model, str(save_dir) if save_dir else None,
                                 on_model=on_model, on_epoch=on_epoch, jobs=jobs,
                                 on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts))
@@ -528,6 +530,7 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         f"threads     {_threads_text(t)}",
         f"validation  MSE {t.val_mse_scaled:.6g} (scaled{', of the median' if m.quantiles else ''})",
         f"quantiles   {', '.join(f'{q:g}' for q in m.quantiles) + ' (pinball loss; 0.5 is the forecast)' if m.quantiles else '-'}",
+        f"ensemble    {f'{m.ensemble} members (seeds {settings.seed}..{settings.seed + m.ensemble - 1}), median forecast' if m.ensemble > 1 else '-'}",
         f"intervals   {_intervals_text(ckpt.calibration)}",
         f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]

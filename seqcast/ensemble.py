@@ -1,0 +1,32 @@
+"""An ensemble of one model trained from several seeds: the median of their forecasts (fit --ensemble N).
+
+N-BEATS forecasts with the median of many members; seqcast trains ``N`` members of the same model,
+windows and normalisation from seeds ``seed .. seed + N - 1`` and forecasts their element-wise median
+(for quantile outputs quantile by quantile, which keeps them ascending: the median of ascending
+vectors is ascending). ``explain`` looks at the first member.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class Ensemble(nn.Module):
+    """Members (WindowNorm-wrapped models of one architecture) -> the median of their forecasts."""
+
+    def __init__(self, members: list[nn.Module]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+
+    @property
+    def network(self) -> nn.Module:
+        """The registered model of the first member (what ``explain`` reads)."""
+        return self.members[0].network
+
+    def normalise(self, x: torch.Tensor) -> torch.Tensor:
+        return self.members[0].normalise(x)
+
+    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+        outputs = torch.stack([member(x, time_features=time_features) for member in self.members])
+        return outputs.median(dim=0).values  # the lower of the two middle members when N is even
