@@ -34,20 +34,25 @@ CONTEXT = 96  # the recent steps a window's scale (and the quantile head) reads
 SCALE_FLOOR = 0.01  # in z-scored units: a flat window still gets a band
 
 
-def parse_levels(text: str | None) -> tuple[float, ...]:
-    """``"80,95"`` -> ``(80.0, 95.0)``: coverage levels in percent, each inside (0, 100)."""
-    levels = []
+def _numbers(text: str | None, option: str, high: float, example: str) -> list[float]:
+    """The comma-separated numbers of ``option``, each inside (0, ``high``); UsageError naming the bad one."""
+    values = []
     for part in (text or "").replace(";", ",").split(","):
         if not part.strip():
             continue
         try:
-            level = float(part)
+            value = float(part)
         except ValueError:
-            raise UsageError(f"--level {text}: {part.strip()!r} is not a number; give percentages such as 80,95") \
-                from None
-        if not 0 < level < 100:
-            raise UsageError(f"--level {text}: {part.strip()} is outside (0, 100); give percentages such as 80,95")
-        levels.append(level)
+            raise UsageError(f"{option} {text}: {part.strip()!r} is not a number; give e.g. {example}") from None
+        if not 0 < value < high:
+            raise UsageError(f"{option} {text}: {part.strip()} is outside (0, {high:g}); give e.g. {example}")
+        values.append(value)
+    return values
+
+
+def parse_levels(text: str | None) -> tuple[float, ...]:
+    """``"80,95"`` -> ``(80.0, 95.0)``: coverage levels in percent, each inside (0, 100)."""
+    levels = _numbers(text, "--level", 100, "80,95 (percent)")
     if len({label(v) for v in levels}) != len(set(levels)):
         raise UsageError(f"--level {text}: levels closer than 10 significant digits name the same columns; "
                          "give distinct levels such as 80,95")
@@ -56,17 +61,7 @@ def parse_levels(text: str | None) -> tuple[float, ...]:
 
 def parse_quantiles(text: str | None) -> tuple[float, ...]:
     """``"0.1,0.5,0.9"`` -> ``(0.1, 0.5, 0.9)``: quantiles inside (0, 1), given in ascending order."""
-    values = []
-    for part in (text or "").replace(";", ",").split(","):
-        if not part.strip():
-            continue
-        try:
-            q = float(part)
-        except ValueError:
-            raise UsageError(f"--quantiles {text}: {part.strip()!r} is not a number; give e.g. 0.1,0.5,0.9") from None
-        if not 0 < q < 1:
-            raise UsageError(f"--quantiles {text}: {part.strip()} is outside (0, 1); give e.g. 0.1,0.5,0.9")
-        values.append(q)
+    values = _numbers(text, "--quantiles", 1, "0.1,0.5,0.9")
     if any(b <= a for a, b in zip(values, values[1:])):
         raise UsageError(f"--quantiles {text}: give each quantile once, in ascending order (e.g. 0.1,0.5,0.9)")
     if values and all(q == 0.5 for q in values):

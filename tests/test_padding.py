@@ -46,19 +46,29 @@ def test_padded_windows_repeat_the_first_value_and_keep_targets_real():
         assert set(plain.origins[plain.series_index == sid]) <= set(padded.origins[padded.series_index == sid])
 
 
-def test_a_panel_with_a_short_series_fits_forecasts_and_scores_it(invoke, tmp_path):
-    data = tmp_path / "panel.csv"
+@pytest.fixture(scope="module")
+def padded(tmp_path_factory):
+    """A GRU fit on a panel of three 200-row series and one of 30: (data, checkpoint, fit's stderr)."""
+    from conftest import cli_invoke
+
+    folder = tmp_path_factory.mktemp("padded")
+    data, ckpt = folder / "panel.csv", folder / "m.ckpt"
     data.write_text(_panel(short=30), encoding="utf-8")
-    code, _, err = invoke("fit", data, "--epochs", "1", "--lookback", "48", "--horizon", "6",
-                          "--param", "hidden_size=8", "--output", tmp_path / "m.ckpt")
+    code, _, err = cli_invoke("fit", data, "--epochs", "1", "--lookback", "48", "--horizon", "6",
+                              "--param", "hidden_size=8", "--output", ckpt)
     assert code == 0, err
+    return data, ckpt, err
+
+
+def test_a_panel_with_a_short_series_fits_forecasts_and_scores_it(invoke, padded):
+    data, ckpt, err = padded
     assert "1 of 4 series are too short for lookback 48: windows reach up to 42 rows before" in err
-    assert checkpoint.load(tmp_path / "m.ckpt").schema.pad_short
-    code, out, err = invoke("predict", tmp_path / "m.ckpt", data)
+    assert checkpoint.load(ckpt).schema.pad_short
+    code, out, err = invoke("predict", ckpt, data)
     assert code == 0, err
     frame = pd.read_csv(io.StringIO(out))
     assert set(frame["series"]) == {"s0", "s1", "s2", "tiny"} and frame["forecast"].notna().all()
-    code, out, err = invoke("evaluate", tmp_path / "m.ckpt", data, "--in-sample", "--windows", "2", "--json")
+    code, out, err = invoke("evaluate", ckpt, data, "--in-sample", "--windows", "2", "--json")
     assert code == 0 and '"tiny"' in out, err
 
 
@@ -72,15 +82,11 @@ def test_most_series_too_short_is_still_an_error_naming_them(invoke, tmp_path):
 
 
 @pytest.mark.parametrize("rows", [3])
-def test_a_padded_model_still_refuses_a_history_shorter_than_its_real_inputs(invoke, tmp_path, rows):
-    data = tmp_path / "panel.csv"
-    data.write_text(_panel(short=30), encoding="utf-8")
-    code, _, err = invoke("fit", data, "--epochs", "1", "--lookback", "48", "--horizon", "6",
-                          "--param", "hidden_size=8", "--output", tmp_path / "m.ckpt")
-    assert code == 0, err
+def test_a_padded_model_still_refuses_a_history_shorter_than_its_real_inputs(invoke, padded, tmp_path, rows):
+    data, ckpt, _ = padded
     few = tmp_path / "few.csv"
     few.write_text("\n".join(data.read_text(encoding="utf-8").splitlines()[:rows + 1]) + "\n", encoding="utf-8")
-    code, out, err = invoke("predict", tmp_path / "m.ckpt", few)
+    code, out, err = invoke("predict", ckpt, few)
     assert code == 2 and "history too short: the model reads at least 6 rows" in err, err
 
 
@@ -98,13 +104,9 @@ def test_two_series_of_unlike_length_fit_as_they_did(invoke, tmp_path):
     assert code == 0, err
 
 
-def test_explain_on_a_padded_checkpoint_gives_every_step_a_timestamp(invoke, tmp_path):
-    data = tmp_path / "panel.csv"
-    data.write_text(_panel(short=30), encoding="utf-8")
-    code, _, err = invoke("fit", data, "--epochs", "1", "--lookback", "48", "--horizon", "6",
-                          "--param", "hidden_size=8", "--output", tmp_path / "m.ckpt")
-    assert code == 0, err
-    code, out, err = invoke("explain", tmp_path / "m.ckpt", data, "--series", "tiny")
+def test_explain_on_a_padded_checkpoint_gives_every_step_a_timestamp(invoke, padded):
+    data, ckpt, _ = padded
+    code, out, err = invoke("explain", ckpt, data, "--series", "tiny")
     assert code == 0, err
     frame = pd.read_csv(io.StringIO(out))
     assert frame["input_timestamp"].notna().all() and frame["input_step"].max() == 48
