@@ -376,8 +376,8 @@ def auto_loss(series: SeriesSet, name: str) -> str:
 
     Declared from M4 Weekly's validation holdout (each series' last 13 training values; docs/benchmarks.md,
     "M4 Weekly"): MAE for nbeats (OWA 0.751 against 0.845 with MSE), nbeats_interpretable (0.775 against
-    0.884), nlinear (0.856 against 0.906) and dlinear (0.858 against 0.898); MSE for gru (0.882 against
-    0.899) and every model not yet validated."""
+    0.884), patchtst (0.760 against 0.830), nlinear (0.856 against 0.906) and dlinear (0.858 against
+    0.898); MSE for gru (0.882 against 0.899) and every model not yet validated."""
     return get_spec(name).capabilities.panel_loss if len(series.series) > 1 else "mse"
 
 

@@ -28,7 +28,8 @@ from ._layers import EncoderLayer, check_attention_args, patch_cover, recording,
 
 
 # with its own RevIN (the default) an untrained model forecasts the window's mean, whatever the window norm
-@register_model("patchtst", explain="attention", starts_at_level=False)
+# panel_loss: M4 Weekly's validation holdout gave OWA 0.760 with MAE, 0.830 with MSE
+@register_model("patchtst", explain="attention", starts_at_level=False, panel_loss="mae")
 class PatchTST(nn.Module):
     """PatchTST: channel-independent Transformer over patches, with instance normalisation."""
 
