@@ -11,7 +11,7 @@ M4 rows beside ours. The first step is the self-check: repeat-last-value, built 
 training values without seqcast, must give sMAPE 9.161 / MASE 2.777 to 3 decimals, or the run stops;
 seqcast's `naive` is then checked against it when it is among the models.
 
-    python benchmarks/m4.py --quick                  # naive,seasonal_naive,nlinear,dlinear,gru,nbeats
+    python benchmarks/m4.py --quick                  # naive,seasonal_naive,nlinear,dlinear,gru,nbeats,patchtst
     python benchmarks/m4.py                          # every registered model (`seqcast models --json`)
     python benchmarks/m4.py --models naive,seasonal_naive
     python benchmarks/m4.py --models gru --fit-args "--level 80,95"
@@ -54,7 +54,7 @@ START = "1950-01-01"  # a Sunday: the first date of every series (W-SUN)
 HORIZON = 13
 NAIVE2 = {"smape": 9.161, "mase": 2.777}  # README: repeat-last-value = Naive2 for Weekly
 VALIDATION = [False]  # set by --validation: OWA is then relative to repeat-last on the holdout
-QUICK_MODELS = "naive,seasonal_naive,nlinear,dlinear,gru,nbeats"
+QUICK_MODELS = "naive,seasonal_naive,nlinear,dlinear,gru,nbeats,patchtst"
 
 PUBLISHED = [  # README, M4 "Evaluation and Ranks.xlsx", Weekly: (method, sMAPE, MASE, OWA)
     ("Naive / sNaive / Naive2", 9.161, 2.777, 1.000),
