@@ -189,7 +189,7 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     actual = {key: truth for key in predictions}
     forecast = {key: units(pred) for key, pred in predictions.items()}
     by_series = {key: metrics_by_group(actual[key], forecast[key], scales, first) for key in predictions}
-    levels = config.levels or (forecaster.calibration.levels if forecaster.calibration else ())
+    levels = intervals.check_levels(config.levels, forecaster.calibration, forecaster.label)
     bands = {level: (units(lo), units(hi)) for level, (lo, hi) in
              intervals.bands(forecaster.calibration, raw, quantiles, levels,
                              intervals.window_scale(x, origins)).items()} if levels else {}
@@ -261,7 +261,6 @@ def backtest(ckpt: Forecaster, series: SeriesSet, config: EvalConfig = EvalConfi
     """Score a checkpoint on test windows of ``series`` without refitting: by default only windows
     after the data the checkpoint was trained and validated on (``config.in_sample`` scores all)."""
     check_schema(ckpt, series)
-    intervals.check_levels(config.levels, ckpt.calibration, ckpt.label)
     name, seen = ckpt.name, ckpt.training.seen_until
     warnings = []
     if config.in_sample:

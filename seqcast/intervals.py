@@ -206,8 +206,6 @@ def quantile_loss(actual: np.ndarray, pred: np.ndarray, quantiles: tuple[float, 
     q = np.asarray(quantiles)
     error = actual[..., None] - pred
     loss = np.maximum(q * error, (q - 1) * error).mean(axis=-1)  # (N, H, C), mean over quantiles
-    n = len(actual)
-    totals = np.add.reduceat(loss.reshape(n, -1).sum(axis=1), first)
-    scale = np.add.reduceat(np.abs(actual).reshape(n, -1).sum(axis=1), first)
+    totals, scale = _grouped(loss, first), _grouped(np.abs(actual), first)  # means over one count: as sums
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(scale > 0, 2 * totals / scale, np.nan)
