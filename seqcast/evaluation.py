@@ -19,6 +19,7 @@ import numpy as np
 
 from . import intervals
 from .checkpoint import save
+from .naive2 import naive2, owa
 from .data import Series, SeriesSet, season_length
 from .errors import InputError, UsageError
 from .forecaster import Forecaster
@@ -31,12 +32,15 @@ from .windows import (Split, bounds, build_windows, by_length, explicit_split, s
 METRICS = ("mse", "mae", "rmse", "mape", "smape", "mase")
 
 
-def leaderboard_metric(metric: str, split: Split | None) -> str:
+def leaderboard_metric(metric: str, split: Split | None, windows: int = 20) -> str:
     """The metric ``compare`` ranks by: the one asked for, else MSE on an explicit split (the published
-    tables' metric) and MASE otherwise (scale-free across series)."""
+    tables' metric) and MASE otherwise (scale-free across series). OWA needs one window per series."""
     metric = metric or ("mse" if split else "mase")
-    if metric not in METRICS:
-        raise UsageError(f"--metric {metric!r}: choose one of {', '.join(METRICS)}")
+    if metric not in (*METRICS, "owa"):
+        raise UsageError(f"--metric {metric!r}: choose one of {', '.join(METRICS)} or owa")
+    if metric == "owa" and (split or windows != 1):
+        raise UsageError("--metric owa: OWA scores one horizon per series against Naive2, as M4 did; "
+                         "pass --windows 1 (and no --split)")
     return metric
 
 
@@ -48,6 +52,7 @@ def rank(rows: list[dict[str, Any]], metric: str) -> list[dict[str, Any]]:
 class _NoWindows(InputError):
     """No window of the data can be scored (as opposed to data that does not fit the request)."""
 BASELINES = ("naive", "seasonal_naive")
+NAIVE2 = "naive2"  # scored beside the baselines when every series has one test window (the M4 protocol)
 
 
 @dataclass(frozen=True)
@@ -186,6 +191,10 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
 
         def units(values: np.ndarray) -> np.ndarray:
             return values.astype(np.float64) * std + mean
+    if not scaled_metrics and np.all(counts == 1):  # one horizon per series: M4's Naive2, and OWA against it
+        centre, spread = scaler.arrays(series)  # in the models' scaled units, as the other predictions
+        predictions[NAIVE2] = np.stack([(naive2(past, horizon, season) - centre[i]) / spread[i]
+                                        for past, i in zip(history, present)])
     actual = {key: truth for key in predictions}
     forecast = {key: units(pred) for key, pred in predictions.items()}
     by_series = {key: metrics_by_group(actual[key], forecast[key], scales, first) for key in predictions}
@@ -213,6 +222,10 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
         extra[f"lo_{intervals.label(level)}"], extra[f"hi_{intervals.label(level)}"] = lo, hi
     forecasts = _forecast_frame(series, windows, actual[name], forecast[name], name, extra)
     overall = {key: metrics(actual[key], forecast[key], scales) for key in predictions}
+    if NAIVE2 in overall:
+        reference = overall[NAIVE2]
+        for scores in overall.values():
+            scores["owa"] = owa(scores["smape"], scores["mase"], reference["smape"], reference["mase"])
     overall[name].update({k.removesuffix("@all"): float(v[0]) for k, v in probabilistic.items() if k.endswith("@all")})
     if pooled_scaled:  # the windows' own order, as ``scales`` follows it
         for key, pred in predictions.items():
@@ -364,8 +377,8 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
                 on_model(spec.name, results[spec.name][0])
     rows = [results[name][0] for name in names]
     last = results[names[-1]][2] if names else None  # the baselines, scored on the windows of every model
-    for b in BASELINES:
-        if b not in names and rows:
+    for b in (*BASELINES, NAIVE2) if rows else ():
+        if b not in names and b in last["overall"]:
             rows.append({"model": b, "parameters": 0, "train_s": 0.0, "epochs": 0, "seconds_per_epoch": 0.0,
                          "predict_ms": None, "val_mse": None, "lookback": last["lookback"],
                          "horizon": last["horizon"], "windows": last["windows"],
@@ -408,7 +421,8 @@ def _train_and_score(series: SeriesSet, spec: ModelConfig, config: TrainConfig, 
            "windows_requested": report["windows_requested"], "pooled_scaled": report["pooled_scaled"],
            **report["overall"][name], "series": report["series"]}
     windows = {key: report[key] for key in ("lookback", "horizon", "windows", "windows_requested", "pooled_scaled")}
-    return row, report["forecasts"], {**windows, "overall": {b: report["overall"][b] for b in BASELINES},
+    baselines = [b for b in (*BASELINES, NAIVE2) if b in report["overall"]]
+    return row, report["forecasts"], {**windows, "overall": {b: report["overall"][b] for b in baselines},
                                       "series": report["series"]}
 
 

@@ -259,9 +259,10 @@ def _report_tables(out: Output, report: dict) -> None:
 
     units = "scaled values" if report["scaled"] else "original units"
     pooled = " (MSE, MAE, RMSE pooled on scaled values)" if report["pooled_scaled"] else ""
-    rows = [[name, *[values[m] for m in METRICS]] for name, values in report["overall"].items()]
-    out.table(f"{report['model']}: {_windows_scored(report)}, stride {report['stride']}, {units}{pooled}",
-           ["model", *METRICS], rows)
+    overall = [*METRICS, *(["owa"] if "owa" in report["overall"][report["model"]] else [])]
+    rows = [[name, *[values[m] for m in overall]] for name, values in report["overall"].items()]
+    out.table(f"{report['model']}: {_windows_scored(report)}, stride {report['stride']}, {units}{pooled}"
+              f"{_owa_note(report['overall'])}", ["model", *overall], rows)
     if len(report["targets"]) > 1:
         rows = [[target, name, *[values[m] for m in METRICS]]
                 for target, by_model in report["targets"].items() for name, values in by_model.items()]
@@ -274,6 +275,11 @@ def _report_tables(out: Output, report: dict) -> None:
     if scores:
         out.table(f"{report['model']}: intervals (coverage: share of actuals inside; width in {units}; "
                   "MSIS scaled like MASE)", scores, [[report["overall"][report["model"]][k] for k in scores]])
+
+
+def _owa_note(overall: dict) -> str:
+    """What the OWA column is relative to, when scores have one (one test window per series)."""
+    return "; OWA relative to Naive2 (M4's seasonally adjusted repeat-last)" if "naive2" in overall else ""
 
 
 def _interval_columns(values: dict) -> list[str]:
@@ -293,7 +299,7 @@ def compare(
     ctx: typer.Context,
     data: Data,
     models: Annotated[Optional[str], typer.Option("--models", help="Comma-separated model names. Default: every registered model.")] = None,
-    metric: Annotated[str, typer.Option("--metric", help="Sort the leaderboard by this metric: mse, mae, rmse, mape, smape or mase. Default: mase (mse with --split).")] = "",
+    metric: Annotated[str, typer.Option("--metric", help="Sort the leaderboard by this metric: mse, mae, rmse, mape, smape, mase, or owa (with --windows 1). Default: mase (mse with --split).")] = "",
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the table: .csv or .json.")] = None,
     save_dir: Annotated[Optional[Path], typer.Option("--save-dir", help="Keep each model's checkpoint in this folder (as MODEL.ckpt).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite checkpoints already in --save-dir.")] = False,
@@ -342,7 +348,7 @@ def compare(
 
     names = model_names(models)
     quantile_levels, interval_levels = parse_quantiles(quantiles), parse_levels(level)
-    metric = leaderboard_metric(metric, split)
+    metric = leaderboard_metric(metric, split, windows)
     per_model = route_params(names, parse_param_options(param))
     if output and not output.endswith((".csv", ".json")):
         raise UsageError(f"--output {output}: name a .csv or .json file")
@@ -409,11 +415,13 @@ def _frame(rows: list[dict]):
 def _leaderboard(out: Output, rows: list[dict], metric: str, split: Optional[str]) -> None:
     from ..evaluation import METRICS
 
-    columns = ["model", "parameters", "train_s", "seconds_per_epoch", "epochs", "predict_ms", *METRICS,
+    owa = ["owa"] if "owa" in rows[0] else []
+    columns = ["model", "parameters", "train_s", "seconds_per_epoch", "epochs", "predict_ms", *METRICS, *owa,
                *_interval_columns(next((r for r in rows if _interval_columns(r)), {})), "windows"]
     units = "scaled values" if split else "original units"
     if rows[0].get("pooled_scaled"):
         units += "; MSE, MAE, RMSE pooled on scaled values"
+    units += _owa_note({r["model"]: r for r in rows})
     out.table(f"leaderboard by {metric} ({_windows_scored(rows[0])}, {units})", columns,
               [[r.get(c) for c in columns] for r in rows])
 

@@ -36,7 +36,7 @@ Patience = Annotated[int, typer.Option("--patience", help="Epochs without valida
 Seed = Annotated[int, typer.Option("--seed", help="Random seed; the same seed gives identical results on CPU.")]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (bf16 mixed precision on CUDA).")]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="Explicit split by rows TRAIN,VAL[,TEST] (e.g. 8640,2880,2880 for ETT): stride-1 test windows, metrics on scaled values.")]
-Windows = Annotated[int, typer.Option("--windows", help="Rolling-origin test windows per series (the last N).")]
+Windows = Annotated[int, typer.Option("--windows", help="Rolling-origin test windows per series (the last N). With 1, sMAPE and MASE are also scored for Naive2, and OWA against it (the M4 protocol).")]
 Stride = Annotated[int, typer.Option("--stride", help="Steps between test origins (0 = the horizon).")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout.")]
 # compare: models in parallel processes, each on a fixed number of threads, so that --jobs never changes a result.
