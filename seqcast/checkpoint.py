@@ -30,6 +30,7 @@ from .errors import CheckpointError, UsageError
 from .files import atomic_write
 from .forecaster import (RECORD_KEYS, Calibration, DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy,
                          Stored, TrainingRecord, Versions)
+from .frequency import season_length
 from .registry import create_model
 from .window_norm import WindowNorm
 from .windows import Scaler
@@ -251,14 +252,15 @@ def _build(name: str, meta: dict[str, Any], entries: dict) -> torch.nn.Module:
     stored_bytes = sum(e[3] - e[2] for e in entries.values())
     try:
         meta_schema.check(meta)
+        season = season_length(data_info["freq"]) if info["window_norm"] == "season" else 1
         members = [WindowNorm(create_model(info["name"], data_info["lookback"], data_info["horizon"],
                                            len(data_info["targets"]), info["params"],
                                            quantiles=tuple(info["quantiles"]),
                                            max_bytes=(2 * stored_bytes + _PARAMETER_SLACK,
                                                       stored_bytes + _BUFFER_SLACK)),
-                              info["window_norm"]) for _ in range(info["ensemble"])]
+                              info["window_norm"], season) for _ in range(info["ensemble"])]
         return members[0] if len(members) == 1 else Ensemble(members)
-    except (meta_schema.SchemaError, UsageError, OverflowError) as exc:  # Overflow: a 400-digit number, say
+    except (meta_schema.SchemaError, UsageError, OverflowError, ValueError) as exc:  # a 400-digit number; a freq pandas cannot read
         raise CheckpointError(f"{name}: checkpoint describes a model this seqcast cannot build ({exc})") from None
 
 

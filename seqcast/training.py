@@ -438,7 +438,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         torch.manual_seed(config.seed + i)
         np.random.seed((config.seed + i) % 2**32)
         members.append(WindowNorm(create_model(spec.name, lookback, horizon, len(series.targets), params,
-                                               quantiles=quantiles), window_norm))
+                                               quantiles=quantiles), window_norm, season_length(series.freq)))
     model = members[0] if len(members) == 1 else Ensemble(members)
     if init is not None:
         check_schema(init, series)

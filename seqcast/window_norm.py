@@ -9,31 +9,42 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-WINDOW_NORMS = ("none", "last", "mean", "revin")
+WINDOW_NORMS = ("none", "last", "mean", "revin", "season")
 
 
 class WindowNorm(nn.Module):
-    """Wraps any model with per-window normalisation (NLinear's last value, the mean, or RevIN).
+    """Wraps any model with per-window normalisation (NLinear's last value, the mean, RevIN, or the last season).
 
     The window's reference level is subtracted from the input and added back to the forecast, so the
     model learns the change from the window's level; with a zero-initialised head a model starts out
     as repeat-last-value ("last") or repeat-the-mean ("mean" and "revin"). "revin" also divides the
-    input by the window's standard deviation and multiplies the forecast by it.
+    input by the window's standard deviation and multiplies the forecast by it. "season" centres the
+    input on its last value like "last", but adds back the window's last ``season`` steps repeated
+    (the seasonal naive forecast): the model learns the change from seasonal naive, and with a zero
+    head starts out as seasonal naive. ``season`` is the data frequency's (``frequency.season_length``),
+    capped by the lookback; the checkpoint's frequency gives it again on loading.
     """
 
-    def __init__(self, model: nn.Module, mode: str = "none"):
+    def __init__(self, model: nn.Module, mode: str = "none", season: int = 1):
         super().__init__()
         if mode not in WINDOW_NORMS:
             raise ValueError(f"window_norm must be one of {', '.join(WINDOW_NORMS)}, not {mode!r}")
         self.model = model
         self.mode = mode
+        self.season = max(1, int(season))
 
     def level(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, 1, C): the window's reference level, one per window and channel."""
         if self.mode == "none":
             return x.new_zeros(x.shape[0], 1, x.shape[2])
-        level = x[:, -1:, :] if self.mode == "last" else x.mean(dim=1, keepdim=True)
+        level = x[:, -1:, :] if self.mode in ("last", "season") else x.mean(dim=1, keepdim=True)
         return level.detach()
+
+    def seasonal_naive(self, x: torch.Tensor, horizon: int) -> torch.Tensor:
+        """(B, L, C) -> (B, H, C): each step repeats the value one season (at most the lookback) earlier."""
+        season = min(self.season, x.shape[1])
+        steps = x.shape[1] - season + torch.arange(horizon, device=x.device) % season
+        return x[:, steps, :].detach()
 
     def spread(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, 1, C): the window's standard deviation, the scale "revin" divides by."""
@@ -58,6 +69,10 @@ class WindowNorm(nn.Module):
         if self.mode == "none":
             return self.model(x, time_features=time_features)
         level = self.level(x)  # broadcast over time
+        if self.mode == "season":
+            out = self.model(x - level, time_features=time_features)
+            reference = self.seasonal_naive(x, out.shape[1])
+            return out + (reference.unsqueeze(-1) if out.ndim == 4 else reference)
         if self.mode != "revin":
             out = self.model(x - level, time_features=time_features)
             return out + (level.unsqueeze(-1) if out.ndim == 4 else level)

@@ -4,6 +4,7 @@ import io
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 from typer.testing import CliRunner
 
@@ -122,6 +123,24 @@ def test_window_norm_revin_round_trips_through_fit_info_predict(tmp_path, hourly
     assert len(pd.read_csv(io.StringIO(out))) == 6
     code, _, err = run("fit", hourly_csv, "--window-norm", "std", *FAST, "-o", tmp_path / "x.ckpt")
     assert code == 2 and "--window-norm 'std'" in err and "revin" in err
+
+
+def test_window_norm_season_round_trips_and_starts_at_seasonal_naive(tmp_path, hourly_csv):
+    """fit --window-norm season with no training steps forecasts the last day again (hourly: season 24);
+    the checkpoint gives the season back from its frequency on loading."""
+    ckpt = tmp_path / "gru.ckpt"  # gru starts at its reference (a zero head); nlinear does not
+    code, _, err = run("fit", hourly_csv, "--model", "gru", "-p", "hidden_size=8", "--window-norm", "season",
+                       "--max-steps", "1",
+                       "--lr", "1e-9", "-L", "48", "-H", "30", "-o", ckpt)
+    assert code == 0, err
+    code, out, _ = run("info", ckpt)
+    assert code == 0 and "window norm season" in out
+    code, out, err = run("predict", ckpt, hourly_csv)
+    assert code == 0, err
+    forecast = pd.read_csv(io.StringIO(out))["forecast"].to_numpy()
+    history = pd.read_csv(hourly_csv)["value"].to_numpy()
+    expected = history[-24:][np.arange(30) % 24]
+    np.testing.assert_allclose(forecast, expected, atol=1e-3)
 
 
 def test_models_shows_each_default_window_norm():

@@ -121,6 +121,25 @@ def test_forecast_does_not_depend_on_the_rest_of_the_batch(variant):
 
 
 @pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("lookback,horizon,season", [(16, 6, 4), (8, 12, 5), (6, 3, 24)])
+def test_window_norm_season_starts_at_seasonal_naive(name, lookback, horizon, season):
+    """A zero-initialised head under "season": the forecast repeats the window's last season (all of
+    the window when the season is longer than the lookback), step by step."""
+    model = create_model(name, lookback, horizon, 2)
+    if any(p.numel() for p in model.parameters()) and not get_spec(name).capabilities.starts_at_level:
+        pytest.skip(f"{name} declares starts_at_level=False (see its registration)")
+    x = torch.randn(3, lookback, 2)
+    period = min(season, lookback)
+    expected = x[:, lookback - period + torch.arange(horizon) % period, :]
+    with torch.no_grad():
+        if any(p.numel() for p in model.parameters()):
+            torch.testing.assert_close(WindowNorm(model, "season", season).eval()(x), expected, atol=1e-5, rtol=0)
+        # Whatever the head, the forecast moves with a shift of the window as seasonal naive does.
+        trained = WindowNorm(randomised(name, lookback, horizon, 2), "season", season).eval()
+        torch.testing.assert_close(trained(x + 4.0), trained(x) + 4.0, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_window_norm_revin_makes_the_forecast_follow_shifts_and_scalings_of_the_window(name):
     model = WindowNorm(randomised(name, 16, 4, 2), "revin").eval()
     x = torch.randn(5, 16, 2)
@@ -256,7 +275,7 @@ def test_tuple_float_and_bool_defaults_round_trip(scratch_registry):
     ({"width": 8}, "to fix the hyperparameter, pass preset={'width': ...}"),
     ({"lr": 0.0}, "lr=0.0: a learning rate must be a number in (0, 1]"),
     ({"lr": 3}, "lr=3"),
-    ({"window_norm": "median"}, "window_norm='median': choose one of none, last, mean, revin"),
+    ({"window_norm": "median"}, "window_norm='median': choose one of none, last, mean, revin, season"),
     ({"explain": "saliency"}, "explain='saliency'"),
     ({"explain": "attention"}, "declares explain='attention' but defines no explain"),
     ({"season": True}, "declares season=True but has no `season` keyword"),
