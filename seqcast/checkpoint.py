@@ -20,22 +20,23 @@ import stat
 import struct
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any, BinaryIO
-
-import torch
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import meta_schema
-from .ensemble import Ensemble
 from .errors import CheckpointError, UsageError
 from .files import atomic_write
 from .forecaster import (RECORD_KEYS, Calibration, DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy,
-                         Stored, TrainingRecord, Versions)
+                         Stored, TrainingRecord, Tuning, Versions)
 from .frequency import season_length
 from .registry import create_model
-from .window_norm import WindowNorm
 from .windows import Scaler
 
-FORMAT_VERSION = 4
+if TYPE_CHECKING:  # torch loads with the weights: from_meta serves the torch-free ONNX predict too (edge.py)
+    import torch
+
+    from .window_norm import WindowNorm
+
+FORMAT_VERSION = 5
 _MAX_HEADER = 100 * 1024 * 1024
 
 # What format 2 added, and what a format-1 file is taken to have meant:
@@ -71,7 +72,12 @@ FORMAT_2_TRAINING = {"time_budget": 0.0, "threads": 0, "steps_per_epoch": None, 
 #   data.pad_short    windows of short series start before their first row (padded); false before it.
 #   training.loss     the point loss (mse or mae); mse before it.
 #   model.ensemble    members trained from consecutive seeds, median forecast; 1 before it.
+# What format 5 added, and what a format-4 (or older) file is taken to have meant:
+#   tuning            the Optuna study a tuned model came from (seqcast tune); null = not tuned.
+#   training.world_size   processes that trained the model together (torchrun); 1 before it.
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
+    import torch
+
     sha = hashlib.sha256(meta_json.encode("utf-8"))
     for name in sorted(tensors):
         tensor = tensors[name].contiguous()
@@ -98,23 +104,28 @@ def to_meta(forecaster: Forecaster) -> dict[str, Any]:
                      "init_from": asdict(record.init_from) if record.init_from else None,
                      "warnings": list(record.warnings), "steps_per_epoch": record.steps_per_epoch,
                      "round_steps": record.round_steps, "stopped": record.stopped,
-                     "window_flops": record.window_flops},
+                     "window_flops": record.window_flops, "world_size": record.world_size},
         "metrics": {"val_mse_scaled": record.val_mse_scaled},
         "versions": asdict(f.versions),
         "notes": list(f.notes),
         "calibration": asdict(f.calibration) if f.calibration else None,
+        "tuning": asdict(f.tuning) if f.tuning else None,
     }
 
 
-def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = None) -> Forecaster:
-    """The forecaster that ``meta`` (of the current format) describes, around ``model``."""
-    from .training import Schedule, TrainConfig
-
+def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = None,
+              record: bool = True) -> Forecaster:
+    """The forecaster that ``meta`` (of the current format) describes, around ``model``; with ``record``
+    False without its training record (``training`` None), which needs neither torch nor training.py:
+    what forecasting with an exported model needs (edge.py)."""
     data, training = dict(meta["data"]), meta["training"]
     policy, seen_until = data.pop("policy"), data.pop("seen_until")
-    settings = {k: v for k, v in training.items() if k not in RECORD_KEYS}
-    settings["schedule"] = Schedule(**settings["schedule"])
     init_from, calibration = training["init_from"], meta["calibration"]
+    if record:
+        from .training import Schedule, TrainConfig
+
+        settings = {k: v for k, v in training.items() if k not in RECORD_KEYS}
+        settings["schedule"] = Schedule(**settings["schedule"])
     return Forecaster(
         model=model,
         spec=ModelInfo(**{**meta["model"], "quantiles": tuple(meta["model"]["quantiles"])}),
@@ -127,12 +138,14 @@ def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = N
                                 seen_until=seen_until, val_mse_scaled=meta["metrics"]["val_mse_scaled"],
                                 warnings=tuple(training["warnings"]), steps_per_epoch=training["steps_per_epoch"],
                                 round_steps=training["round_steps"], stopped=training["stopped"],
-                                window_flops=training["window_flops"]),
+                                window_flops=training["window_flops"], world_size=training["world_size"])
+        if record else None,
         versions=Versions(**meta["versions"]),
         notes=tuple(meta["notes"]),
         calibration=Calibration(levels=tuple(calibration["levels"]), methods=tuple(calibration["methods"]),
                                 radius=tuple(tuple(tuple(row) for row in r) for r in calibration["radius"]),
                                 windows=calibration["windows"]) if calibration else None,
+        tuning=Tuning(**meta["tuning"]) if meta["tuning"] else None,
         stored=stored,
     )
 
@@ -178,6 +191,8 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
     if format_version < 4:
         meta = {**meta, "model": {**meta["model"], "quantiles": [], "ensemble": 1}, "calibration": None,
                 "data": {**meta["data"], "pad_short": False}, "training": {**meta["training"], "loss": "mse"}}
+    if format_version < 5:
+        meta = {**meta, "tuning": None, "training": {**meta["training"], "world_size": 1}}
     return meta
 
 
@@ -248,6 +263,9 @@ def read_header(name: str, stream: BinaryIO, size_on_disk: int | None) -> tuple[
 def _build(name: str, meta: dict[str, Any], entries: dict) -> torch.nn.Module:
     """The model ``meta`` describes, built only after the metadata passed the schema, and within the
     bytes the file's tensors hold: a crafted ``hidden_size`` fails in a millisecond, not after gigabytes."""
+    from .ensemble import Ensemble
+    from .window_norm import WindowNorm
+
     info, data_info = meta["model"], meta["data"]
     stored_bytes = sum(e[3] - e[2] for e in entries.values())
     try:
@@ -304,6 +322,7 @@ def load(path: str | Path) -> Forecaster:
     describes, built within the bytes of the tensors listed, against those tensors' names, shapes and
     dtypes; only then the tensor bytes, exactly as many as listed (a pipe that goes on is refused).
     """
+    import torch
     from safetensors import SafetensorError
     from safetensors.torch import load as load_tensors
 

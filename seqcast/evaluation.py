@@ -341,7 +341,8 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
             save_dir: str | None = None,
             on_model: Callable[[str, dict[str, Any] | None], None] | None = None,
             on_epoch: Callable[[EpochReport], None] | None = None,
-            on_forecasts: Callable[[Any], None] | None = None, jobs: int = 1) -> list[dict[str, Any]]:
+            on_forecasts: Callable[[Any], None] | None = None, jobs: int = 1,
+            study: Any = None) -> list[dict[str, Any]]:
     """Train every model in ``names`` identically and score all on the same test windows.
 
     Returns leaderboard rows (model, parameters, training seconds, prediction ms, metrics), with the
@@ -355,11 +356,19 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
     forecasts are those of ``jobs=1`` (timings aside). Workers report nothing while they train:
     ``on_model(name, row)`` comes as each model finishes, without ``on_model(name, None)`` or
     ``on_epoch``. An error in one model stops the others and is raised here, as with ``jobs=1``.
+
+    With ``study`` (a ``tuning.TuneConfig`` naming a storage) the models are the trials of one Optuna
+    study: processes on any host running the same compare on the same storage share the models,
+    and each returns the whole leaderboard once all are done (``tuning.compare_trials``).
     """
     config = replace(train_config, threads=train_config.threads or 1)
     specs = [replace(base, name=name, params={**base.params, **(params or {}).get(name, {})}) for name in names]
     results: dict[str, tuple[dict[str, Any], Any, dict[str, Any]]] = {}
-    if jobs > 1 and len(specs) > 1:
+    if study is not None:
+        from .tuning import compare_trials
+
+        results = compare_trials(series, specs, config, eval_config, save_dir, replace(study, jobs=jobs), on_model)
+    elif jobs > 1 and len(specs) > 1:
         from .workers import in_processes
 
         def finished(name: str, result: tuple) -> None:

@@ -67,7 +67,7 @@ class InitFrom:
 
 # Keys of the stored "training" section that are the record, not TrainConfig settings.
 RECORD_KEYS = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
-               "stopped", "window_flops")
+               "stopped", "window_flops", "world_size")
 
 
 @dataclass(frozen=True)
@@ -87,6 +87,7 @@ class TrainingRecord:
     round_steps: int | None = None  # steps between validations; None: not recorded (one epoch)
     stopped: str | None = None  # why training ended, a key of training.STOPPED; None: not recorded
     window_flops: float | None = None  # FLOPs of the model's forward on one window; None: not recorded
+    world_size: int = 1  # processes that trained it together (torchrun: data parallel); 1 = one
 
     @property
     def rounds_are_epochs(self) -> bool:
@@ -103,6 +104,24 @@ class Calibration:
     radius: tuple[tuple[tuple[float, ...], ...], ...]  # per level, (H, C) in units of each window's scale
     # (intervals.window_scale of its inputs): a band's half-width is radius x that scale
     windows: int  # validation windows the radii come from, all series together
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """The Optuna study a tuned model's configuration was chosen from (``seqcast tune``)."""
+
+    study: str
+    storage: str | None  # the journal file or database URL (its password hidden); None = in memory
+    trials: int  # every trial of the study: complete, pruned, failed or running
+    complete: int
+    pruned: int
+    failed: int
+    best_trial: int  # the trial whose values this model was fit with
+    best_val_mse_scaled: float  # its validation MSE (scaled values), what the search minimised
+    default_val_mse_scaled: float | None  # trial 0's, the model's defaults; None: not run by this study
+    best_params: dict[str, Any]
+    space: dict[str, str]  # each dimension as searched, e.g. "hidden_size": "16..128 (log)"
+    search_seconds: float
 
 
 @dataclass(frozen=True)
@@ -125,15 +144,17 @@ class Stored:
 class Forecaster:
     """A trained model and everything it needs to forecast new history."""
 
-    model: "nn.Module"  # a WindowNorm around the registered model, in eval mode on the CPU
+    model: "nn.Module"  # a WindowNorm around the registered model, in eval mode on the CPU; for an exported
+    # model (seqcast export) an edge.OnnxModel, which forecasts numpy arrays through onnxruntime
     spec: ModelInfo
     schema: DataSchema
     policy: ReadingPolicy
     scaler: "Scaler"
-    training: TrainingRecord
+    training: TrainingRecord | None  # None: an exported model read for forecasting only (edge.load), without torch
     versions: Versions
     notes: tuple[str, ...] = ()
     calibration: Calibration | None = None  # conformal intervals (fit --level); None: point forecasts only
+    tuning: Tuning | None = None  # the study the configuration came from (seqcast tune); None: not tuned
     stored: Stored | None = field(default=None, compare=False)  # None until saved or loaded
 
     @property

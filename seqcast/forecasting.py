@@ -18,7 +18,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-import torch
 
 from . import intervals
 from .forecaster import Forecaster
@@ -59,14 +58,24 @@ def check_schema(ckpt: Forecaster, series: SeriesSet) -> None:
                          f"got {series.freq!r}")
 
 
-@torch.no_grad()
-def run_model(model: torch.nn.Module, x: np.ndarray, marks: np.ndarray | None, batch_size: int = 2048) -> np.ndarray:
-    """Scaled inputs (N, L, C) -> scaled forecasts (N, H, C), in batches, on the CPU."""
+def run_model(model, x: np.ndarray, marks: np.ndarray | None, batch_size: int = 2048) -> np.ndarray:
+    """Scaled inputs (N, L, C) -> scaled forecasts (N, H, C), in batches, on the CPU.
+
+    ``model`` is a torch module, or a model that forecasts numpy arrays itself (``forward_numpy``, as
+    ``edge.OnnxModel`` does through onnxruntime): then torch is never imported.
+    """
+    forward = getattr(model, "forward_numpy", None)
+    if forward is None:
+        import torch
+
+        def forward(xb: np.ndarray, mb: np.ndarray | None) -> np.ndarray:
+            with torch.no_grad():
+                return model(torch.from_numpy(xb), time_features=None if mb is None else torch.from_numpy(mb)).numpy()
     outputs = []
     for start in range(0, len(x), batch_size):
-        xb = torch.from_numpy(np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32))
-        mb = torch.from_numpy(marks[start : start + batch_size]) if marks is not None else None
-        outputs.append(model(xb, time_features=mb).numpy())
+        xb = np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32)
+        mb = marks[start : start + batch_size] if marks is not None else None
+        outputs.append(forward(xb, mb))
     return np.concatenate(outputs) if outputs else np.zeros((0,) + x.shape[1:])
 
 

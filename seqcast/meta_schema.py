@@ -18,7 +18,7 @@ from typing import Any
 
 from .errors import UsageError
 from .forecaster import (RECORD_KEYS, Calibration, DataSchema, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord,
-                         Versions)
+                         Tuning, Versions)
 
 # The longest window a checkpoint may describe (lookback + horizon steps), and the most targets. Far
 # above anything seqcast trains on one machine, low enough that buffers sized by them stay small.
@@ -106,7 +106,8 @@ def check(meta: Any) -> None:
 
     if not isinstance(meta, dict):
         raise SchemaError("meta: expected an object")
-    expected = {"model", "data", "scaler", "split", "training", "metrics", "versions", "notes", "calibration"}
+    expected = {"model", "data", "scaler", "split", "training", "metrics", "versions", "notes", "calibration",
+                "tuning"}
     if set(meta) != expected:
         raise SchemaError(f"meta: expected the sections {', '.join(sorted(expected))}, found {', '.join(sorted(meta))}")
 
@@ -162,6 +163,7 @@ def check(meta: Any) -> None:
     for key in ("epochs_run", "steps", "best_epoch", "steps_per_epoch", "round_steps", "window_flops"):
         if record[key] is not None:
             _within(f"training.{key}", record[key], 0, math.inf)
+    _within("training.world_size", record["world_size"], 1, math.inf)
 
     if not isinstance(meta["split"], dict):
         raise SchemaError("split: expected an object")
@@ -174,6 +176,13 @@ def check(meta: Any) -> None:
         _check_calibration(meta["calibration"], data["horizon"], len(data["targets"]))
     if not _conforms(meta["notes"], tuple[str, ...]):
         raise SchemaError("notes: expected a list of strings")
+    if meta["tuning"] is not None:
+        tuning = _section("tuning", meta["tuning"], Tuning)
+        for key in ("trials", "complete", "pruned", "failed", "best_trial", "search_seconds"):
+            _within(f"tuning.{key}", tuning[key], 0, math.inf)
+        for key, value in tuning["best_params"].items():
+            if not isinstance(value, (bool, int, float, str, type(None))):
+                raise SchemaError(f"tuning.best_params.{key}: {value!r} is not a hyperparameter value")
 
 
 def _check_calibration(values: Any, horizon: int, targets: int) -> None:

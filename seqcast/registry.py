@@ -6,7 +6,7 @@ stacked decorators publish presets of one class, and a preset's values are fixed
 constructor's keyword-only arguments are the hyperparameter schema: ``--param key=value`` is
 validated and converted against them. ``Capabilities`` is what the pipeline needs to know about a
 model without building it (learning rate, window normalisation, calendar inputs, explain, season,
-quantiles, the loss it trains a panel on);
+quantiles, the loss it trains a panel on, what `tune` may vary);
 the declaration is checked when the model's module is imported, so a typo fails there, by name.
 """
 
@@ -21,6 +21,7 @@ from .errors import UsageError
 
 DEFAULT_LR = 3e-3  # the training loop's peak learning rate, for models that declare no other
 EXPLAIN_KINDS = ("attention", "gates")
+ONNX_EXPORTERS = ("dynamo", "torchscript")
 
 _MODELS: dict[str, "ModelSpec"] = {}
 
@@ -37,6 +38,13 @@ class Capabilities:
     starts_at_level: bool = True  # untrained, it forecasts the window's reference level (a zero head)
     quantiles: bool = True  # fit --quantiles may put the shared quantile head (quantile_head.py) on it
     panel_loss: str = "mse"  # its point loss under --loss auto on a panel (one series: always mse), as validated
+    panel_window_norm: str | None = None  # its window normalisation under --window-norm auto on a panel, when it
+    # differs from window_norm (validated on a panel, where window_norm was validated on one long series)
+    search: dict[str, Any] = field(default_factory=dict)  # what `seqcast tune` varies (search.py dimensions)
+    # how `seqcast export` traces it to ONNX: "dynamo" (torch.export) or "torchscript" (the legacy tracer), as
+    # measured (docs/benchmarks.md, "Edge"): dynamo takes 2-10 s on torch's recurrent layers and unrolls the
+    # vanilla RNN over time, and its LSTM graphs lose onnxruntime's quantized LSTM
+    onnx_exporter: str = "dynamo"
 
 
 @dataclass(frozen=True)
@@ -93,15 +101,28 @@ def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, A
 
     if caps.panel_loss not in POINT_LOSSES:
         raise wrong(f"panel_loss={caps.panel_loss!r}: choose one of {', '.join(POINT_LOSSES)}")
-    if caps.window_norm not in WINDOW_NORMS:
-        raise wrong(f"window_norm={caps.window_norm!r}: choose one of {', '.join(WINDOW_NORMS)}")
+    for key in ("window_norm", "panel_window_norm"):
+        value = getattr(caps, key)
+        if value not in WINDOW_NORMS and (key == "window_norm" or value is not None):
+            raise wrong(f"{key}={value!r}: choose one of {', '.join(WINDOW_NORMS)}")
     if caps.explain not in (None, *EXPLAIN_KINDS):
         raise wrong(f"explain={caps.explain!r}: choose one of {', '.join(EXPLAIN_KINDS)} (or leave it out)")
     if caps.explain and not callable(getattr(cls, "explain", None)):
         raise wrong(f"declares explain={caps.explain!r} but defines no explain(x, time_features=None) method")
+    if caps.onnx_exporter not in ONNX_EXPORTERS:
+        raise wrong(f"onnx_exporter={caps.onnx_exporter!r}: choose one of {', '.join(ONNX_EXPORTERS)}")
     for flag in ("calendar", "season", "starts_at_level", "quantiles"):
         if not isinstance(getattr(caps, flag), bool):
             raise wrong(f"{flag}={getattr(caps, flag)!r}: declare True or False")
+    from .search import check_dimension
+
+    for key, dimension in caps.search.items():
+        if key not in keywords or key in preset:
+            raise wrong(f"search {key!r}: not a hyperparameter this model may vary (its keywords: "
+                        f"{', '.join(k for k in keywords if k not in preset) or 'none'})")
+        problem = check_dimension(key, dimension)
+        if problem:
+            raise wrong(problem)
     if caps.season and "season" not in keywords:
         raise wrong("declares season=True but has no `season` keyword in __init__ to fill")
     if caps.calendar and not isinstance(keywords.get("calendar"), bool):

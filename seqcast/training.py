@@ -25,6 +25,7 @@ from torch import nn
 from . import __version__, intervals, quantile_head
 from .budget import Schedule, auto_batch_size, auto_epochs, plan_budget  # noqa: F401 (auto_epochs: kept importable here)
 from .data import SeriesSet, season_length
+from .distributed import Distributed
 from .errors import TrainingError, UsageError
 from .forecasting import check_schema, run_model
 from .forecaster import DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
@@ -144,26 +145,32 @@ def _forward(model: nn.Module, windows: WindowSet, index) -> tuple[torch.Tensor,
 
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, windows: WindowSet, batch_size: int = 1024,
-                  loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> float:
+                  loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+                  dist: Distributed | None = None) -> float:
     """The training objective over all windows: mean squared error (mean over windows x steps x
-    channels), or the mean of ``loss`` (the MAE, or a quantile head's loss)."""
+    channels), or the mean of ``loss`` (the MAE, or a quantile head's loss). With ``dist`` each rank
+    scores its shard and the sums are added over the ranks: every rank gets the same number."""
     if len(windows) == 0:
         return float("nan")
     model.eval()
     device = windows.values.device
+    first, end = dist.shard(len(windows)) if dist else (0, len(windows))
     total, count = 0.0, 0
-    for start in range(0, len(windows), batch_size):
+    for start in range(first, end, batch_size):
         with _autocast(device):
-            pred, y = _forward(model, windows, slice(start, start + batch_size))
+            pred, y = _forward(model, windows, slice(start, min(start + batch_size, end)))
         total += float(((pred.float() - y) ** 2).sum()) if loss is None else float(loss(pred.float(), y)) * y.numel()
         count += y.numel()
+    if dist:
+        total, count = dist.all_sum([total, count], device)
     return total / count
 
 
 def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: TrainConfig,
           on_epoch: Callable[[EpochReport], None] | None = None,
           on_step: Callable[[int, int], None] | None = None, warm_start: bool = False,
-          loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None) -> TrainResult:
+          loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+          dist: Distributed | None = None) -> TrainResult:
     """Optimise ``model`` on ``train_set``; keep the weights with the lowest validation loss.
 
     The budget: ``config.epochs`` passes, or the automatic budget (``auto_budget``), cut to
@@ -172,6 +179,11 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     automatic budget is shorter than its epochs would be; early stopping counts those rounds. With
     ``config.time_budget``, training validates once more and stops when that many seconds have passed.
     ``loss`` replaces the mean squared error (``quantile_head.quantile_loss`` for a quantile head).
+
+    With ``dist`` (torchrun) the model trains as DistributedDataParallel: the budget and the batch
+    are the whole run's, each rank takes its 1/world_size of every batch from the same permutation
+    (so the steps, and the windows seen, are those of one process), and validation is summed over
+    the ranks' shards, so that every rank makes the same decisions.
     """
     objective = loss or quantile_head.mse
     device = resolve_device(config.device)
@@ -187,6 +199,18 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     budget = plan_budget(len(train_set), rules, epochs=config.epochs, max_steps=config.max_steps,
                          batch_size=config.batch_size, patience=config.patience, warm_start=warm_start)
     batch_size, per_epoch, total, round_steps = budget.batch_size, budget.steps_per_epoch, budget.total, budget.round_steps
+    world = dist.world_size if dist else 1
+    if world > min(len(train_set), batch_size):
+        raise UsageError(f"{world} processes share each batch of {min(len(train_set), batch_size)} windows "
+                         f"({len(train_set)} training windows), and each needs one at least: start at most "
+                         f"{min(len(train_set), batch_size)} processes, or give a larger --batch-size")
+    local_batch = batch_size // world  # each rank's share of a batch
+    if dist:
+        from torch.nn.parallel import DistributedDataParallel
+
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    else:
+        net = model
     rounds, unit, warmup, patience = budget.rounds, budget.unit, budget.warmup, budget.patience
     optimizer = torch.optim.AdamW(_parameter_groups(model, config.weight_decay), lr=config.lr)
     floor = rules.lr_floor
@@ -197,17 +221,20 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     # Training starts from the untrained weights' validation loss (for zero-head models under window
     # normalisation that is repeating the window's level), so the weights kept are never worse on validation.
-    best_loss = evaluate_loss(model, val_set, loss=loss) if len(val_set) else math.inf
+    best_loss = evaluate_loss(model, val_set, loss=loss, dist=dist) if len(val_set) else math.inf
     best_state = _snapshot(model) if len(val_set) else None
     result = TrainResult(math.nan, 0, 0, 0.0, batch_size, steps_per_epoch=per_epoch, round_steps=round_steps)
     stale, step, done, stopped = 0, 0, 0, None
     running, batches = torch.zeros((), device=device), 0
     model.train()
     while stopped is None:  # one pass over a fresh permutation of all training windows per epoch
-        order = torch.randperm(len(train_set), generator=generator).to(device)
-        for start in range(0, len(order), batch_size):
+        order = torch.randperm(len(train_set), generator=generator)
+        if dist:  # rank r takes positions r, r + world, ... of the permutation (an equal share on every rank)
+            order = order[: len(order) - len(order) % world][dist.rank :: world]
+        order = order.to(device)
+        for start in range(0, len(order), local_batch):
             with _autocast(device):
-                pred, y = _forward(model, train_set, order[start : start + batch_size])
+                pred, y = _forward(net, train_set, order[start : start + local_batch])
                 step_loss = objective(pred.float(), y)
             optimizer.zero_grad(set_to_none=True)
             step_loss.backward()
@@ -220,16 +247,20 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
             if on_step:
                 on_step(step, total)
             late = bool(config.time_budget) and time.perf_counter() - started >= config.time_budget
+            if dist and config.time_budget:  # every rank stops at the same step
+                late = not dist.all_agree(not late)
             if step % round_steps and step < total and not late:
                 continue
             done += 1  # a validation round ends here
             train_loss = float(running) / max(batches, 1)
+            if dist:
+                train_loss = dist.all_sum([train_loss], device)[0] / world
             if not math.isfinite(train_loss):
                 raise TrainingError(
                     f"training loss became {train_loss} in {unit} {done}; no checkpoint written. "
                     "Try a lower --lr, or check the data for extreme values"
                 )
-            val_loss = evaluate_loss(model, val_set, loss=loss) if len(val_set) else train_loss
+            val_loss = evaluate_loss(model, val_set, loss=loss, dist=dist) if len(val_set) else train_loss
             improved = val_loss < best_loss - rules.improvement
             if improved:
                 best_loss, stale, result.best_epoch = val_loss, 0, done
@@ -376,9 +407,20 @@ def auto_loss(series: SeriesSet, name: str) -> str:
 
     Declared from M4 Weekly's validation holdout (each series' last 13 training values; docs/benchmarks.md,
     "M4 Weekly"): MAE for nbeats (OWA 0.751 against 0.845 with MSE), nbeats_interpretable (0.775 against
-    0.884), patchtst (0.760 against 0.830), nlinear (0.856 against 0.906) and dlinear (0.858 against
-    0.898); MSE for gru (0.882 against 0.899) and every model not yet validated."""
+    0.884), patchtst (0.760 against 0.830), nlinear (0.856 against 0.906), dlinear (0.858 against
+    0.898), tcn (0.796 against 0.867), cnn (0.817 against 0.865), lstm_attention (0.829 against
+    0.940), bilstm (0.839 against 0.863) and stacked_lstm (0.900 against 0.907); MSE for lstm (0.841
+    against 0.884), gru (0.882 against 0.899), rnn (with its panel window norm last: 0.870) and every
+    model not yet validated (transformer, informer, transformer_xl, cnn_lstm_transformer)."""
     return get_spec(name).capabilities.panel_loss if len(series.series) > 1 else "mse"
+
+
+def auto_window_norm(series: SeriesSet, name: str) -> str:
+    """``--window-norm auto``: the model's declared window normalisation (validated on ETT, one long
+    series), or on a panel its ``panel_window_norm`` where it declares one (validated on M4 Weekly's
+    holdout: rnn with last, OWA 0.870 against 1.034 with mean; docs/benchmarks.md, "M4 Weekly")."""
+    caps = get_spec(name).capabilities
+    return caps.panel_window_norm if len(series.series) > 1 and caps.panel_window_norm else caps.window_norm
 
 
 def _calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], quantiles: tuple[float, ...],
@@ -401,12 +443,12 @@ def _calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], 
 def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(), split: Split | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
         on_step: Callable[[int, int], None] | None = None,
-        init: Forecaster | None = None) -> Forecaster:
+        init: Forecaster | None = None, dist: Distributed | None = None) -> Forecaster:
     """Train ``spec`` on ``series``: split chronologically, scale on training rows, train, describe.
 
     ``init`` is a checkpoint of the same model to continue from (a warm start: its weights, a shorter
     automatic budget); the data must fit its schema. How ``series`` was read is recorded, so that
-    later commands read new data alike.
+    later commands read new data alike. ``dist``: this process's rank in a torchrun run (``train``).
     """
     if not 1 <= spec.ensemble <= 64:
         raise UsageError(f"--ensemble {spec.ensemble}: give 1 (no ensemble) to 64 members")
@@ -432,7 +474,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                      f"so it repeats the last {lookback} steps instead; give --lookback {resolved['season']} or more "
                      "for a seasonal naive forecast")
     quantiles = quantile_head.with_median(spec.quantiles) if spec.quantiles else ()
-    window_norm = get_spec(spec.name).capabilities.window_norm if spec.window_norm == "auto" else spec.window_norm
+    window_norm = auto_window_norm(series, spec.name) if spec.window_norm == "auto" else spec.window_norm
     members = []
     for i in range(spec.ensemble):  # member i starts from seed + i
         torch.manual_seed(config.seed + i)
@@ -467,7 +509,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         loss = quantile_head.quantile_loss(quantiles, point_loss) if quantiles else (
             None if config.loss == "mse" else point_loss)
         results = [train(member, train_set, val_set, replace(config, seed=(config.seed + i) % 2**32), on_epoch,
-                         on_step, warm_start=init is not None, loss=loss) for i, member in enumerate(members)]
+                         on_step, warm_start=init is not None, loss=loss, dist=dist)
+                   for i, member in enumerate(members)]
         result = results[0]  # the record describes the first member; the notes say what the others did
         model.to("cpu")
         calibration, val_mse = _calibrate(model, val_set, spec.levels, quantiles, result.val_loss,
@@ -493,7 +536,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         split={sid: asdict(sp) for sid, sp in splits.items()} if split is None else asdict(split),
         seen_until=_seen_until(series, {sid: sp.train + sp.val for sid, sp in splits.items()})
         if series.time_col else None,  # row numbers restart in every file: they cannot say what is new
-        val_mse_scaled=val_mse, warnings=tuple(warnings))
+        val_mse_scaled=val_mse, warnings=tuple(warnings), world_size=dist.world_size if dist else 1)
     return Forecaster(
         model=model,
         spec=ModelInfo(spec.name, resolved, window_norm, sum(p.numel() for p in model.parameters()), quantiles,

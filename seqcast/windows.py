@@ -13,14 +13,16 @@ it would each series alone, so the numbers do not depend on how many series shar
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
-import torch
 
 from .data import SeriesSet, season_length, time_features
 from .errors import InputError
+
+if TYPE_CHECKING:  # torch loads only where windows become tensors: predicting with an ONNX model needs none
+    import torch
 
 # Default (horizon, lookback) by the base unit of the frequency; lookback shrinks for short series.
 _DEFAULTS = {"h": (24, 96), "min": (60, 240), "D": (14, 56), "B": (10, 60), "W": (13, 104),
@@ -210,6 +212,8 @@ class WindowSet:
 
     def __init__(self, values: torch.Tensor, marks: torch.Tensor | None, starts: np.ndarray,
                  series_index: np.ndarray, origins: np.ndarray, lookback: int, horizon: int):
+        import torch
+
         self.lookback, self.horizon = lookback, horizon
         span = lookback + horizon
         self.values, self.marks = values, marks
@@ -256,6 +260,8 @@ def build_windows(series: SeriesSet, scaled: list[np.ndarray], lookback: int, ho
     those rows repeating its first value (and calendar features), so short series keep their windows.
     Targets are always real rows: losses and scores never see a padded value.
     """
+    import torch
+
     lengths = np.array([len(v) for v in scaled], dtype=np.int64)
     span = np.array([targets.get(s.id, (0, 0)) for s in series.series], dtype=np.int64).reshape(-1, 2)
     first_input = real_inputs(lookback, horizon) if pad_short else lookback

@@ -1,4 +1,4 @@
-"""compare's worker processes: models trained at once, one per process, for ``compare(jobs=N)``.
+"""Worker processes: compare's models trained at once (``compare(jobs=N)``), and tune's workers.
 
 Each worker is a fresh interpreter (spawned: forking a process whose torch has started threads is
 unsafe), receives the series once, and trains and scores the models it is handed exactly as
@@ -23,25 +23,38 @@ def in_processes(series: "SeriesSet", specs: list["ModelConfig"], config: "Train
     """``evaluation._train_and_score`` of every spec in ``jobs`` worker processes; ``finished(name,
     result)`` as each model is done. On an error in a model or an interrupt (KeyboardInterrupt:
     Ctrl-C, SIGTERM) the workers are ended at once and the exception is raised here."""
+    from .evaluation import _train_and_score
+
+    run_tasks(series, config.threads, jobs, _train_and_score,
+              {spec.name: (spec, config, eval_config, save_dir) for spec in specs}, finished)
+
+
+def run_tasks(series: "SeriesSet", threads: int, jobs: int, task: Callable[..., Any], calls: dict[str, tuple],
+              finished: Callable[[str, Any], None] | None = None) -> None:
+    """``task(series, *calls[key])`` for every key, in ``jobs`` worker processes on ``threads`` torch
+    threads each (``task`` a module-level function); ``finished(key, result)`` as each is done. The
+    series goes to each worker once. Errors and interrupts end the workers, as ``in_processes`` says."""
     import multiprocessing
     import signal
     import threading
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     executor = ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn"),
-                                   initializer=_start, initargs=(series, config.threads))
+                                   initializer=_start, initargs=(series, threads))
     try:
         # The workers start (in submit) with Ctrl-C ignored, inherited from here: an interrupt while
         # they import is not theirs to report either.
         main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
         try:
-            futures = {executor.submit(_task, spec, config, eval_config, save_dir): spec.name for spec in specs}
+            futures = {executor.submit(_call, task, *arguments): key for key, arguments in calls.items()}
         finally:
             if main:
                 signal.signal(signal.SIGINT, previous)
         for future in as_completed(futures):
-            finished(futures[future], future.result())
+            result = future.result()
+            if finished:
+                finished(futures[future], result)
     except BaseException:
         _end_workers(executor)
         raise
@@ -82,12 +95,10 @@ def _stop(signum, frame) -> None:
     os._exit(130)
 
 
-def _task(spec: "ModelConfig", config: "TrainConfig", eval_config: "EvalConfig", save_dir: str | None) -> tuple:
-    from .evaluation import _train_and_score
-
+def _call(task: Callable[..., Any], *arguments: Any) -> Any:
     _WORKER["busy"] = True
     try:
-        return _train_and_score(_WORKER["series"], spec, config, eval_config, save_dir)
+        return task(_WORKER["series"], *arguments)
     except KeyboardInterrupt:  # ended by the parent, after unwinding
         os._exit(130)
     finally:

@@ -35,7 +35,7 @@ from seqcast.cli import app
 from seqcast.errors import CheckpointError
 
 ESC = "\x1b"
-COMMANDS = ["fit", "predict", "evaluate", "compare", "models", "info", "explain"]
+COMMANDS = ["fit", "predict", "evaluate", "compare", "tune", "models", "info", "explain", "export"]
 # A fit that runs until it is stopped: a signal or a lock test interrupts it mid-training.
 ENDLESS_FIT = [*TINY_FIT[:2], "--epochs", "100000", "--patience", "100000", *TINY_FIT[4:]]
 
@@ -797,7 +797,9 @@ def no_model_built(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("the checkpoint was used before it was verified")
 
-    monkeypatch.setattr(ckpt_module.WindowNorm, "load_state_dict", refuse)
+    from seqcast.window_norm import WindowNorm
+
+    monkeypatch.setattr(WindowNorm, "load_state_dict", refuse)
 
 
 def assert_refused(invoke, path: Path, hourly_csv: Path, *fragments: str) -> None:

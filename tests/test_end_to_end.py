@@ -151,6 +151,7 @@ def test_models_shows_each_default_window_norm():
     def defaults_line(model: str) -> str:  # each model's second line lists its defaults
         return lines[lines.index(next(l for l in lines if l.startswith(model + " "))) + 1]
 
-    assert "[window norm mean, panel loss mse]" in defaults_line("rnn")
+    assert "[window norm mean (on a panel last), panel loss mse]" in defaults_line("rnn")
+    assert "[window norm mean, panel loss mae]" in defaults_line("bilstm")
     assert "[window norm mean, panel loss mse]" in defaults_line("transformer_xl")
     assert "[window norm last, panel loss mae]" in defaults_line("nlinear")

@@ -69,6 +69,19 @@ def test_the_automatic_loss_is_the_declared_panel_loss_and_mse_for_one_series(in
         assert checkpoint.load(path).training.settings.loss == loss, (data, model)
 
 
+def test_the_automatic_window_norm_is_the_declared_panel_one_on_a_panel(invoke, hourly_csv, long_csv, tmp_path):
+    """rnn declares window norm mean (chosen on ETT) and last on a panel (chosen on M4 Weekly); an
+    explicit --window-norm wins on both."""
+    fast = ["--model", "rnn", "--epochs", "1", "--lookback", "24", "--horizon", "6"]
+    for data, extra, norm in ((hourly_csv, [], "mean"), (long_csv, [], "last"), (long_csv, ["--window-norm", "revin"],
+                                                                                   "revin")):
+        path = tmp_path / f"rnn-{norm}.ckpt"
+        code, _, err = invoke("fit", data, *fast, *extra, "--output", path)
+        assert code == 0, err
+        loaded = checkpoint.load(path)
+        assert (loaded.spec.window_norm, loaded.model.mode) == (norm, norm), (data, extra)
+
+
 def test_a_season_longer_than_the_lookback_is_said_not_silently_cut(invoke, hourly_csv, tmp_path):
     code, _, err = invoke("fit", hourly_csv, "--model", "seasonal_naive", "--lookback", "12", "--horizon", "6",
                           "--output", tmp_path / "s.ckpt")

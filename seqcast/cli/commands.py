@@ -1,13 +1,14 @@
 """The commands: each parses its options, makes one library call and renders the result."""
 
 import contextlib
+import dataclasses
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from ..errors import UsageError
+from ..errors import SeqcastError, UsageError
 from . import command, options
 from .options import (LR, Batch, Ckpt, CompareThreads, Data, DateFormat, DayFirst, Decimal, Device, EnsembleOpt,
                       Epochs, Fill, FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, Levels,
@@ -93,9 +94,14 @@ def fit(
     level: Levels = None,
     json_out: Json = False,
 ) -> None:
-    """Train a model on a CSV and save a checkpoint."""
+    """Train a model on a CSV and save a checkpoint.
+
+    Under torchrun (`torchrun --nproc-per-node N -m seqcast fit ...`) the N processes train one model
+    data-parallel; rank 0 reports and writes the checkpoint.
+    """
     out: Output = ctx.obj
     from .. import checkpoint
+    from ..distributed import close, from_environment
     from ..files import output_lock
     from ..registry import parse_param_options
     from ..training import ModelConfig, requested_model
@@ -112,17 +118,39 @@ def fit(
                                         threads, loss)
     output = output or Path(f"{spec.name}.ckpt")
     _check_outputs([output], [data, init_from])
-    with output_lock(output, wait=wait):
-        if output.exists() and not force:
-            raise UsageError(f"{output} exists; pass --force to overwrite it (or choose another --output)")
-        series = _load(out, data, reading, describe=True)
-        started = time.perf_counter()
-        with out.progress(spec.name) as progress:
-            fitted = fit_model(series, spec, train_config, split=Split.parse(split) if split else None,
-                               on_epoch=progress.epoch, on_step=progress.step, init=init)
-        seconds = time.perf_counter() - started
-        out.notes(fitted.notes, fitted.training.warnings)
-        fitted = checkpoint.save(output, fitted)
+    dist = from_environment(device)
+    writer = dist is None or dist.rank == 0  # under torchrun, rank 0 reports and writes
+    if not writer:
+        out = ctx.obj = dataclasses.replace(out, quiet=True)
+    if dist and not threads:
+        train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
+                                            dist.threads(), loss)
+    try:
+        with contextlib.ExitStack() as stack:
+            refused = None
+            if writer:
+                try:
+                    stack.enter_context(output_lock(output, wait=wait))
+                    if output.exists() and not force:
+                        raise UsageError(f"{output} exists; pass --force to overwrite it (or choose another --output)")
+                except SeqcastError as exc:
+                    refused = exc
+            if dist and not dist.all_agree(refused is None):  # every rank stops before training
+                raise refused or UsageError(f"rank 0 cannot write {output} (its message says why); nothing was trained")
+            if refused:
+                raise refused
+            series = _load(out, data, reading, describe=True)
+            started = time.perf_counter()
+            with out.progress(spec.name) as progress:
+                fitted = fit_model(series, spec, train_config, split=Split.parse(split) if split else None,
+                                   on_epoch=progress.epoch, on_step=progress.step, init=init, dist=dist)
+            seconds = time.perf_counter() - started
+            out.notes(fitted.notes, fitted.training.warnings)
+            if not writer:
+                return
+            fitted = checkpoint.save(output, fitted)
+    finally:
+        close(dist)
     out.say(f"{spec.name}: lookback {fitted.lookback}, horizon {fitted.horizon}, {fitted.spec.n_parameters} "
             f"parameters, {_rounds_text(fitted.training)} in {seconds:.1f}s on {_threads_text(fitted.training)}, "
             f"validation MSE {fitted.training.val_mse_scaled:.5f} (scaled)")
@@ -139,7 +167,7 @@ def fit(
 @command()
 def predict(
     ctx: typer.Context,
-    checkpoint_path: Ckpt,
+    checkpoint_path: options.CkptOrOnnx,
     data: Data,
     output: Annotated[str, typer.Option("--output", "-o", help="Forecast CSV path, or - for stdout.")] = "-",
     horizon: Annotated[int, typer.Option("--horizon", "-H", help="Forecast only the first N steps (at most the trained horizon; 0 = all).")] = 0,
@@ -158,10 +186,10 @@ def predict(
 
     Columns: series, timestamp, step, model, target, forecast (original units); then lo_80, hi_80, ...
     for each interval level the checkpoint has (fit --level), and q10, q90, ... for a model trained on
-    quantiles (fit --quantiles).
+    quantiles (fit --quantiles). A .onnx model (seqcast export) gives the same forecast through
+    onnxruntime and numpy, without importing torch.
     """
     out: Output = ctx.obj
-    from ..checkpoint import load
     from ..data import write_csv
     from ..forecasting import predict as forecast
     from ..forecasting import summary
@@ -172,13 +200,11 @@ def predict(
     if plot:
         require_matplotlib()
     _check_outputs([output, plot], [data, checkpoint_path])
-    ckpt = load(checkpoint_path)
+    ckpt = _forecaster(checkpoint_path, threads)
     levels = check_levels(parse_levels(level), ckpt.calibration, str(checkpoint_path))
     series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format),
                    last=None if plot else _rows_needed(ckpt))
-    from ..threads import forecast_threads, using_threads
-
-    with using_threads(forecast_threads(threads, ckpt, len(series.series))):
+    with _forecast_threads(ckpt, threads, len(series.series)):
         frame = forecast(ckpt, series, horizon, levels)
     if plot:
         forecast_plot(series, frame, plot, plot_series)
@@ -190,6 +216,77 @@ def predict(
     else:
         out.emit(write_csv(frame), output)
     out.detail(f"{len(frame)} forecast rows for {len(series.series)} series")
+
+
+def _forecaster(path: Path, threads: int) -> Any:
+    """A checkpoint, or an exported .onnx model (read without torch, run on ``threads`` onnxruntime threads)."""
+    from .. import edge
+
+    if edge.is_onnx(path):
+        if threads < 0:  # as threads.check_threads says it (that module loads torch)
+            raise UsageError(f"--threads {threads}: must be a number of threads, or 0 to choose them for the work")
+        return edge.load(path, threads=threads)
+    from ..checkpoint import load
+
+    return load(path)
+
+
+def _forecast_threads(ckpt, threads: int, windows: int):
+    """torch's intra-op threads around a checkpoint's forecast; an ONNX model's session has its own."""
+    from ..edge import OnnxModel
+
+    if isinstance(ckpt.model, OnnxModel):
+        return contextlib.nullcontext()
+    from ..threads import forecast_threads, using_threads
+
+    return using_threads(forecast_threads(threads, ckpt, windows))
+
+
+@command(name="export")
+def export_command(
+    ctx: typer.Context,
+    checkpoint_path: Ckpt,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write. Default: the checkpoint's name with .onnx (.int8.onnx with --int8), beside it.")] = None,
+    int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 quantization (onnxruntime): linear, attention, convolution and LSTM weights in int8; GRU and vanilla RNN layers stay fp32 (no integer kernel). Checked against torch like the fp32 graph, with a looser limit.")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for another run writing the same file instead of exiting 75.")] = False,
+    json_out: Json = False,
+) -> None:
+    """Export a checkpoint as one ONNX file that `seqcast predict` runs through onnxruntime, without torch.
+
+    The file holds the graph (model, window normalisation, quantile head) and the checkpoint's
+    metadata (schema, frequency, scaler, lookback, horizon, intervals, the checkpoint's digest).
+    Before it is written, onnxruntime's forecasts are compared with torch's at two batch sizes; an
+    export that does not match is refused. Needs seqcast[onnx].
+    """
+    out: Output = ctx.obj
+    from .. import export as exporting
+    from ..checkpoint import load
+    from ..files import output_lock
+
+    exporting.require_exporter()
+    output = output or checkpoint_path.with_suffix(".int8.onnx" if int8 else ".onnx")
+    if str(output) == "-":
+        raise UsageError("--output -: an ONNX model is a binary file; name a .onnx file")
+    _check_outputs([output], [checkpoint_path])
+    ckpt = load(checkpoint_path)
+    with output_lock(output, wait=wait):
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists; pass --force to overwrite it (or choose another --output)")
+        exported = exporting.export(ckpt, int8=int8)
+        out.emit(exported.data, str(output))
+    out.notes(exported.notes)
+    size = len(exported.data)
+    what = (f"int8 ({', '.join(exported.quantized)} quantized), {size / 1000:.1f} kB, {size / exported.fp32_bytes:.0%} "
+            f"of the fp32 graph's {exported.fp32_bytes / 1000:.1f} kB" if exported.int8 else f"fp32, {size / 1000:.1f} kB")
+    out.say(f"{ckpt.name}: exported with the {exported.exporter} exporter in {exported.seconds:.1f}s; onnxruntime "
+            f"matches torch at batches {' and '.join(map(str, exporting.PARITY_BATCHES))} within "
+            f"{exported.max_difference:.2g} (limit {exported.tolerance:g}); {what}")
+    out.say(f"onnx model: {output}")
+    if json_out:
+        out.emit(to_json({"onnx": str(output), "checkpoint": str(checkpoint_path), "model": ckpt.name,
+                          "bytes": size, "fp32_bytes": exported.fp32_bytes, "seconds": exported.seconds,
+                          **{k: exported.document[k] for k in ("graph", "parity", "versions", "sha256")}}), "-")
 
 
 @command()
@@ -333,6 +430,8 @@ def compare(
     forecasts: Forecasts = None,
     quantiles: Quantiles = None,
     level: Levels = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Share the models among processes and hosts through an Optuna storage (a journal file on a shared filesystem, or a database URL; pip install 'seqcast[tune]'): every compare started with the same options and --storage trains the models not yet taken, and each prints the whole leaderboard when all are done.")] = None,
+    study: Annotated[Optional[str], typer.Option("--study", help="The study's name in --storage. Default: compare-MODELS.")] = None,
     json_out: Json = False,
 ) -> None:
     """Train several models identically and rank them on the same test windows."""
@@ -347,6 +446,17 @@ def compare(
     from ..windows import Split
 
     names = model_names(models)
+    shared = None
+    if storage:
+        from ..tuning import TuneConfig, require_optuna
+
+        require_optuna()
+        if forecasts:
+            raise UsageError("--forecasts with --storage: each model's forecasts stay with the process that trained "
+                             "it; keep the checkpoints with --save-dir and run `seqcast evaluate --forecasts` on them")
+        shared = TuneConfig(trials=len(names), storage=storage, study=study)
+    elif study:
+        raise UsageError("--study names a study in --storage; give --storage too")
     quantile_levels, interval_levels = parse_quantiles(quantiles), parse_levels(level)
     metric = leaderboard_metric(metric, split, windows)
     per_model = route_params(names, parse_param_options(param))
@@ -379,7 +489,7 @@ def compare(
                                 train_config, eval_config, per_model, str(save_dir) if save_dir else None,
                                 on_model=on_model, on_epoch=on_epoch, jobs=jobs,
                                 on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts))
-                                if forecasts else None),
+                                if forecasts else None, study=shared),
                     metric)
     if output:
         out.emit(to_json(rows) if output.endswith(".json") else write_csv(_frame(rows).drop(columns="series")),
@@ -388,6 +498,91 @@ def compare(
         out.emit(to_json(rows), "-")
     elif forecasts != "-":
         _leaderboard(out, rows, metric, split)
+
+
+@command()
+def tune(
+    ctx: typer.Context,
+    data: Data,
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model to tune (`seqcast models`).")] = "gru",
+    trials: Annotated[int, typer.Option("--trials", help="Finished trials the study should hold (complete or pruned; a resumed study runs only those missing). 0 = run none: fit the study's best again.")] = 20,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes on this machine, sharing the study through --storage (each on --threads threads, 1 by default).")] = 1,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Where the study lives: a journal file (processes and hosts sharing the filesystem can work on one study, and a killed search resumes) or a database URL Optuna supports. Default: in memory.")] = None,
+    study: Annotated[Optional[str], typer.Option("--study", help="The study's name in --storage. Default: MODEL-hHORIZON.")] = None,
+    search_budget: Annotated[float, typer.Option("--time-budget", metavar="SECONDS", help="Most seconds of trials for this search (each worker); the refit of the best comes after. 0 = none.")] = 0.0,
+    no_prune: Annotated[bool, typer.Option("--no-prune", help="Run every trial to its end (default: stop trials worse than the median at the same round).")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint of the best configuration. Default: MODEL.tuned.ckpt here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
+    lookback: Annotated[int, typer.Option("--lookback", "-L", help="Fix the lookback (default: searched among multiples of the horizon).")] = 0,
+    horizon: Horizon = 0,
+    target: Target = None,
+    time_col: TimeCol = None,
+    id_col: IdCol = None,
+    freq: Freq = None,
+    fill: Fill = "none",
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Fix a hyperparameter key=value (it is then not searched).")] = None,
+    window_norm: Annotated[str, typer.Option("--window-norm", help="Fix the window normalisation (default auto: searched among last, mean, revin).")] = "auto",
+    split: SplitOpt = None,
+    epochs: Epochs = 0,
+    max_steps: MaxSteps = 0,
+    batch_size: Batch = 0,
+    patience: Patience = 2,
+    seed: Seed = 0,
+    device: Device = "auto",
+    threads: Threads = 0,
+    loss: Loss = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the trials table and the best trial as one JSON document on stdout.")] = False,
+) -> None:
+    """Search a model's hyperparameters with Optuna on the validation split, then fit the best.
+
+    Each trial fits the model with values from its search space (`seqcast models --json` lists
+    it) and is scored by validation MSE alone; the first trial of a study is the defaults. The
+    best configuration is fit again and saved as an ordinary checkpoint, with the study's summary.
+    """
+    out: Output = ctx.obj
+    from .. import checkpoint
+    from ..files import output_lock
+    from ..registry import parse_param_options
+    from ..training import ModelConfig, requested_model
+    from ..tuning import TuneConfig, require_optuna
+    from ..tuning import tune as run_tune
+    from ..windows import Split
+
+    require_optuna()
+    config = TuneConfig(trials, jobs, storage, study, search_budget, not no_prune)
+    options.compare_jobs(jobs, threads)  # the workers' threads must fit the cores
+    spec = requested_model(ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm))
+    train_config = options.train_config(epochs, max_steps, batch_size, 0.0, patience, seed, device, 0.0, threads, loss)
+    output = output or Path(f"{spec.name}.tuned.ckpt")
+    _check_outputs([output], [data] + ([storage] if storage and "://" not in storage else []))
+    with output_lock(output):
+        if output.exists() and not force:
+            raise UsageError(f"{output} exists; pass --force to overwrite it (or choose another --output)")
+        series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format),
+                       describe=True)
+
+        def on_trial(row) -> None:
+            score = f"validation MSE {row.value:.5f}" if row.value is not None else row.state
+            why = f" ({row.error})" if row.error else ""
+            values = " ".join(f"{k}={fmt(v) if isinstance(v, float) else v}" for k, v in row.params.items())
+            out.say(f"trial {row.number}: {score}{why}  {values}")
+        fitted, rows = run_tune(series, spec, train_config, config, Split.parse(split) if split else None,
+                                on_trial=on_trial)
+        out.notes(fitted.notes, fitted.training.warnings)
+        fitted = checkpoint.save(output, fitted)
+    t = fitted.tuning
+    default = f" (defaults: {t.default_val_mse_scaled:.5f})" if t.default_val_mse_scaled is not None else ""
+    out.say(f"study {t.study}: {t.complete} complete, {t.pruned} pruned, {t.failed} failed; best trial "
+            f"{t.best_trial}, validation MSE {t.best_val_mse_scaled:.5f}{default}")
+    out.say(f"checkpoint: {output} (validation MSE {fitted.training.val_mse_scaled:.5f} on the refit)")
+    if json_out:
+        out.emit(to_json({"checkpoint": str(output), "study": t.study, "best_trial": t.best_trial,
+                          "best_params": t.best_params, "best_val_mse_scaled": t.best_val_mse_scaled,
+                          "default_val_mse_scaled": t.default_val_mse_scaled, "space": t.space,
+                          "trials": [r.to_dict() for r in rows]}), "-")
 
 
 def _model_progress(out: Output, metric: str):
@@ -489,29 +684,70 @@ def models_command(ctx: typer.Context, json_out: Json = False) -> None:
         model = create_model(name, 96, 24, 1)
         entries.append({"model": name, "family": spec.family, "parameters": sum(p.numel() for p in model.parameters()),
                         "summary": spec.summary, "defaults": spec.defaults(),
-                        "window_norm": spec.capabilities.window_norm, "panel_loss": spec.capabilities.panel_loss})
+                        "window_norm": spec.capabilities.window_norm,
+                        "panel_window_norm": spec.capabilities.panel_window_norm or spec.capabilities.window_norm,
+                        "panel_loss": spec.capabilities.panel_loss,
+                        "search": {k: d.describe() for k, d in spec.capabilities.search.items()}})
     if json_out:
         out.emit(to_json(entries), "-")
         return
     lines = [f"{e['model']:<22} {e['family']:<16} {e['parameters']:>9,} params  {e['summary']}\n"
              f"{'':<22} {' '.join(f'{k}={v}' for k, v in e['defaults'].items()) or '(no hyperparameters)'}"
-             f"  [window norm {e['window_norm']}, panel loss {e['panel_loss']}]"
+             f"  [window norm {e['window_norm']}"
+             f"{'' if e['panel_window_norm'] == e['window_norm'] else ' (on a panel ' + e['panel_window_norm'] + ')'}"
+             f", panel loss {e['panel_loss']}]"
              for e in entries]
     typer.echo("\n".join(lines))
     out.say("parameters counted at lookback 96, horizon 24, one channel")
 
 
 @command()
-def info(ctx: typer.Context, checkpoint_path: Ckpt, json_out: Json = False) -> None:
-    """Show what a checkpoint holds: model, hyperparameters, data schema, scaling, training, versions."""
+def info(ctx: typer.Context, checkpoint_path: options.CkptOrOnnx, json_out: Json = False) -> None:
+    """Show what a checkpoint holds: model, hyperparameters, data schema, scaling, training, versions
+    (and, for a .onnx model, how it was exported)."""
     out: Output = ctx.obj
+    from .. import edge
     from ..checkpoint import FORMAT_VERSION, load, to_meta
 
+    if edge.is_onnx(checkpoint_path):
+        _edge_info(out, checkpoint_path, json_out)
+        return
     ckpt = load(checkpoint_path)
     if json_out:
         out.emit(to_json({**to_meta(ckpt), "format": {"stored": ckpt.stored.format, "read_as": FORMAT_VERSION}}), "-")
         return
     typer.echo("\n".join(_info_lines(ckpt, FORMAT_VERSION)))
+
+
+def _edge_info(out: Output, path: Path, json_out: bool) -> None:
+    """info for an exported model: the checkpoint's lines, then the export's."""
+    from dataclasses import replace
+
+    from .. import edge
+    from ..checkpoint import FORMAT_VERSION
+
+    opened = edge.open_model(path)
+    ckpt = edge.forecaster(opened, str(path), record=True)
+    document = opened.document
+    if json_out:
+        out.emit(to_json({**opened.meta, "format": {"stored": document["meta_format"], "read_as": FORMAT_VERSION},
+                          "export": {k: document[k] for k in ("format", "checkpoint", "graph", "parity", "versions",
+                                                              "sha256")}}), "-")
+        return
+    graph, parity, source = document["graph"], document["parity"], document["checkpoint"]
+    precision = (f"int8 ({', '.join(graph['quantized'])} quantized" + (f"; {', '.join(graph['fp32'])} fp32)"
+                 if graph["fp32"] else ")")) if graph["int8"] else "fp32"
+    lines = _info_lines(replace(ckpt, stored=replace(ckpt.stored, format=document["meta_format"])), FORMAT_VERSION)
+    lines += [
+        f"exported    {graph['exporter']} exporter, {precision}; inputs {', '.join(graph['inputs'])}"
+        + (f"; {graph['members']} members, median taken in numpy" if graph["members"] > 1 else ""),
+        f"parity      within {parity['max_difference']:.2g} of torch at batches "
+        f"{' and '.join(map(str, parity['batches']))} (limit {parity['tolerance']:g})",
+        f"source      {source['path']} (sha256 {str(source['sha256'])[:16]}...)",
+        f"onnx        torch {document['versions']['torch']}, onnx {document['versions']['onnx']}, onnxruntime "
+        f"{document['versions']['onnxruntime']} at export",
+    ]
+    typer.echo("\n".join(lines))
 
 
 def _info_lines(ckpt, current_format: int) -> list[str]:
@@ -540,6 +776,7 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         f"quantiles   {', '.join(f'{q:g}' for q in m.quantiles) + ' (pinball loss; 0.5 is the forecast)' if m.quantiles else '-'}",
         f"ensemble    {f'{m.ensemble} members (seeds {settings.seed}..{settings.seed + m.ensemble - 1}), median forecast' if m.ensemble > 1 else '-'}",
         f"intervals   {_intervals_text(ckpt.calibration)}",
+        f"tuned       {_tuning_text(ckpt.tuning)}",
         f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]
     lines += [f"warning     {w}" for w in t.warnings]
@@ -547,6 +784,15 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         lines.append(f"format      {ckpt.stored.format}, upgraded to {current_format} on reading "
                      "(refit to store the newer format)")
     return lines
+
+
+def _tuning_text(tuning) -> str:
+    if tuning is None:
+        return "- (seqcast tune searches the hyperparameters)"
+    default = (f", defaults {tuning.default_val_mse_scaled:.6g}" if tuning.default_val_mse_scaled is not None else "")
+    where = f" in {tuning.storage}" if tuning.storage else ""
+    return (f"study {tuning.study}{where}: trial {tuning.best_trial} of {tuning.trials} ({tuning.complete} complete, "
+            f"{tuning.pruned} pruned, {tuning.failed} failed), validation MSE {tuning.best_val_mse_scaled:.6g}{default}")
 
 
 def _intervals_text(calibration) -> str:
@@ -593,4 +839,5 @@ def _threads_text(t) -> str:
     threads = t.settings.threads
     if not threads:
         return "(not recorded by this checkpoint's format)"
-    return f"{threads} thread{'s' if threads > 1 else ''}"
+    each = f"{threads} thread{'s' if threads > 1 else ''}"
+    return each if t.world_size == 1 else f"{t.world_size} processes (torchrun, data parallel) of {each} each"

@@ -10,6 +10,7 @@ from ..errors import UsageError
 # Options shared by several commands, defined once.
 Data = Annotated[str, typer.Argument(metavar="DATA", help="CSV file with the history, or - for stdin.")]
 Ckpt = Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Checkpoint written by `seqcast fit`.")]
+CkptOrOnnx = Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Checkpoint written by `seqcast fit`, or a .onnx model written by `seqcast export` (forecasts through onnxruntime, without torch; needs seqcast[onnx]).")]
 Target = Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Column(s) to forecast (repeat for several). Default: y/value/target, else the last numeric column.")]
 TimeCol = Annotated[Optional[str], typer.Option("--time-col", help="Time column. Default: detected (ds, date, timestamp, ...).")]
 IdCol = Annotated[Optional[str], typer.Option("--id-col", help="Series id column for many series in long format. Default: a column named unique_id, series_id, series or id; else a text column whose values repeat named symbol, ticker, store, store_id, item, item_id, sku, product, firm, company, country, region, city, station, site, sensor or location.")]

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
+from ..search import Choice, FloatRange, IntRange
 from ._layers import zero_head
 
 
@@ -35,7 +36,10 @@ class TemporalHead(nn.Module):
         return self.mix(per_step)  # (B, H, C)
 
 
-@register_model("cnn")
+# panel_loss: M4 Weekly validation OWA 0.817 with MAE, 0.865 with MSE
+@register_model("cnn", panel_loss="mae",
+                search={"out_channels": IntRange(16, 128, log=True), "kernel_size": Choice((3, 5, 7)),
+                        "num_layers": IntRange(1, 4), "dropout": FloatRange(0.0, 0.3)})
 class CNN(nn.Module):
     """Stack of 1-D convolutions over the window with a direct multi-horizon head."""
 

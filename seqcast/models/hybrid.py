@@ -27,11 +27,14 @@ import torch
 from torch import nn
 
 from ..registry import register_model
+from ..search import Choice, FloatRange, IntRange
 from .cnn import TemporalHead
 
 
 # attention trains unstably at the training loop's usual 3e-3
-@register_model("cnn_lstm_transformer", lr=1e-3)
+@register_model("cnn_lstm_transformer", lr=1e-3, onnx_exporter="torchscript",  # keeps the quantized LSTM
+                search={"conv_channels": IntRange(16, 64, log=True), "hidden_size": IntRange(32, 128, log=True),
+                        "d_model": Choice((32, 64, 128)), "dropout": FloatRange(0.0, 0.3)})
 class CNNLSTMTransformer(nn.Module):
     """Convolutions, then an LSTM, then a Transformer encoder, with a direct multi-horizon head."""
 

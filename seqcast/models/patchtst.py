@@ -24,12 +24,15 @@ import torch
 from torch import nn
 
 from ..registry import register_model
+from ..search import Choice, FloatRange, IntRange
 from ._layers import EncoderLayer, check_attention_args, patch_cover, recording, to_steps, zero_head
 
 
 # with its own RevIN (the default) an untrained model forecasts the window's mean, whatever the window norm
 # panel_loss: M4 Weekly's validation holdout gave OWA 0.760 with MAE, 0.830 with MSE
-@register_model("patchtst", explain="attention", starts_at_level=False, panel_loss="mae")
+@register_model("patchtst", explain="attention", starts_at_level=False, panel_loss="mae",
+                search={"patch_len": Choice((8, 16, 24)), "d_model": Choice((32, 64, 128)),
+                        "num_layers": IntRange(1, 3), "dropout": FloatRange(0.0, 0.3)})
 class PatchTST(nn.Module):
     """PatchTST: channel-independent Transformer over patches, with instance normalisation."""
 

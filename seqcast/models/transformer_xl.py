@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..registry import register_model
+from ..search import Choice, FloatRange, IntRange
 from ._layers import check_attention_args, feed_forward, sinusoidal_encoding, zero_head
 
 
@@ -82,7 +83,9 @@ class XLLayer(nn.Module):
 
 
 # attention trains unstably at the training loop's usual 3e-3; "mean": see the module docstring
-@register_model("transformer_xl", lr=1e-3, window_norm="mean", explain="attention")
+@register_model("transformer_xl", lr=1e-3, window_norm="mean", explain="attention",
+                search={"d_model": Choice((32, 64, 128)), "num_layers": IntRange(1, 3),
+                        "dim_feedforward": Choice((64, 128, 256)), "dropout": FloatRange(0.0, 0.3)})
 class TransformerXL(nn.Module):
     """Transformer-XL: segment recurrence with detached memory and relative positions."""
 

@@ -1,0 +1,327 @@
+"""``seqcast export``: a checkpoint as one ONNX file that forecasts without torch (``edge.py`` reads it).
+
+The graph is traced with the exporter the model declares (``Capabilities.onnx_exporter``: dynamo,
+i.e. ``torch.export``, or the legacy TorchScript tracer for torch's recurrent layers, as measured in
+docs/benchmarks.md, "Edge"), from a batch of ``EXPORT_BATCH`` windows with the batch axis dynamic.
+What the exporters print goes nowhere (never to stdout), and is shown only when an export fails.
+Node doc strings, names and metadata (dynamo's stack traces), intermediate shape records and long
+value names are dropped or shortened: debugging aids that made up to a third of a small model's file.
+
+Before anything is written the graph is run by onnxruntime on ``PARITY_BATCHES`` and compared with
+torch on the same windows: an export whose largest difference passes ``FP32_TOLERANCE`` (or, for
+``--int8``, ``INT8_TOLERANCE``) of the forecasts' scale is refused.
+
+``int8``: onnxruntime's dynamic quantization (``onnxruntime.quantization.quantize_dynamic``: int8
+weights, activations quantized per call), of the operators it has integer kernels for: MatMul and
+Gemm (linear layers, attention projections), Conv and LSTM. GRU and the vanilla RNN have none, so
+those layers stay fp32 (their linear heads quantize); the result names both lists. Not
+``torch.ao.quantization``, which is deprecated for removal.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import os
+import sys
+import tempfile
+import time
+import warnings
+from dataclasses import dataclass, field, replace
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from . import edge
+from .errors import CheckpointError, UsageError
+from .forecaster import Forecaster
+
+EXPORT_BATCH = 2  # traced from two windows: a batch of one lets an exporter fix the batch axis at 1
+PARITY_BATCHES = (1, 5)
+FP32_TOLERANCE = 1e-4  # largest |onnxruntime - torch| over the largest |forecast| (at least 1), scaled units
+INT8_TOLERANCE = 0.1  # the same for --int8 (measured: docs/benchmarks.md, "Edge")
+OPSET = 17  # the TorchScript exporter's; dynamo chooses its own (18 or later)
+# Operators that hold weights, and what onnxruntime's dynamic quantization makes of them
+QUANTIZED = {"MatMulInteger": "MatMul", "DynamicQuantizeMatMul": "MatMul", "ConvInteger": "Conv",
+             "DynamicQuantizeLSTM": "LSTM", "QAttention": "Attention", "QGemm": "Gemm"}
+WEIGHTED = ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum", "Attention")
+
+
+@dataclass(frozen=True)
+class Exported:
+    """An export, checked: the file's bytes and what it is."""
+
+    data: bytes
+    document: dict[str, Any]
+    exporter: str
+    seconds: float
+    fp32_bytes: int  # the fp32 graph's size (the file's own with int8 False)
+    quantized: tuple[str, ...] = ()  # operator types whose weights are int8
+    kept_fp32: tuple[str, ...] = ()  # weight-holding operator types left in fp32 under --int8
+    max_difference: float = 0.0  # against torch, over the forecasts' scale (at least 1)
+    tolerance: float = FP32_TOLERANCE
+    notes: tuple[str, ...] = field(default=())
+
+    @property
+    def int8(self) -> bool:
+        return bool(self.quantized)
+
+
+class _Graph(nn.Module):
+    """What the ONNX graph computes: the forecaster's model on scaled windows and calendar features;
+    for an ensemble every member's forecast, (B, M, H, C[, Q]) (numpy takes their median: edge.py)."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+        self.members = getattr(model, "members", None)
+
+    def forward(self, x: torch.Tensor, marks: torch.Tensor | None = None) -> torch.Tensor:
+        if self.members is not None:
+            return torch.stack([member(x, time_features=marks) for member in self.members], dim=1)
+        return self.model(x, time_features=marks)
+
+
+def require_exporter() -> None:
+    """onnx, onnxruntime and onnxscript (the dynamo exporter's), or the exit-2 error saying how to install them."""
+    for module in ("onnx", "onnxruntime", "onnxscript"):
+        try:
+            __import__(module)
+        except ImportError:
+            raise UsageError(f"seqcast export needs {module}, which is not installed: {edge.INSTALL}") from None
+
+
+def export(forecaster: Forecaster, int8: bool = False, source: dict[str, Any] | None = None) -> Exported:
+    """The checked ONNX file of ``forecaster``'s model (nothing is written here); ``CheckpointError``
+    when the exported graph does not forecast what the model does. ``source`` describes the checkpoint
+    (its path, format and digest; default: ``forecaster.stored``)."""
+    from .registry import get_spec
+
+    require_exporter()
+    exporter = get_spec(forecaster.name).capabilities.onnx_exporter
+    graph = _Graph(forecaster.model).eval()
+    calendar = forecaster.schema.calendar
+    started = time.perf_counter()
+    proto = _trace(graph, exporter, _inputs(forecaster, EXPORT_BATCH, seed=0), calendar, forecaster.label)
+    _strip(proto)
+    fp32 = proto.SerializeToString()
+    seconds = time.perf_counter() - started
+    weighted = tuple(sorted(_weighted(proto)))
+    difference = _parity(graph, fp32, forecaster, FP32_TOLERANCE)
+    document = _document(forecaster, exporter, source, difference, FP32_TOLERANCE)
+    document["graph"]["fp32"] = list(weighted)
+    fp32_file = _signed(proto, document)
+    plain = Exported(fp32_file, document, exporter, seconds, len(fp32_file), (), (), difference, FP32_TOLERANCE)
+    if not int8:
+        return plain
+    int8_proto, quantized, kept = _quantize(fp32, forecaster.label)
+    if not quantized:
+        return replace(plain, notes=(f"--int8: {forecaster.name} has no weights onnxruntime can quantize "
+                                     "(no linear, convolution or LSTM layer); the file is fp32",))
+    difference = _parity(graph, int8_proto.SerializeToString(), forecaster, INT8_TOLERANCE)
+    document = _document(forecaster, exporter, source, difference, INT8_TOLERANCE)
+    document["graph"].update(int8=True, quantized=list(quantized), fp32=list(kept))
+    data = _signed(int8_proto, document)
+    stays = f"{', '.join(kept)} stay{'s' if len(kept) == 1 else ''} fp32 (onnxruntime has no integer kernel for " \
+            f"{'it' if len(kept) == 1 else 'them'})" if kept else ""
+    if len(data) >= len(fp32_file):
+        return replace(plain, notes=(f"--int8: {stays or 'the weights are few'}, and quantizing "
+                                     f"{', '.join(quantized)} saves nothing ({len(data) / 1000:.1f} kB against "
+                                     f"{len(fp32_file) / 1000:.1f} kB); the file is fp32",))
+    return Exported(data, document, exporter, seconds, len(fp32_file), quantized, kept, difference, INT8_TOLERANCE,
+                    (f"--int8: {stays}",) if kept else ())
+
+
+def _document(forecaster: Forecaster, exporter: str, source: dict[str, Any] | None, difference: float,
+              tolerance: float) -> dict[str, Any]:
+    """The file's seqcast document (edge.py), unsigned: an fp32 graph's (the caller marks int8)."""
+    import onnx
+    import onnxruntime
+
+    from .checkpoint import FORMAT_VERSION, to_meta
+
+    stored = forecaster.stored
+    return {
+        "format": edge.FORMAT, "meta": to_meta(forecaster), "meta_format": FORMAT_VERSION,
+        "checkpoint": source or {"path": stored.path if stored else None, "format": stored.format if stored else None,
+                                 "sha256": stored.sha256 if stored else None},
+        "graph": {"inputs": ["x", "marks"] if forecaster.schema.calendar else ["x"],
+                  "members": forecaster.spec.ensemble, "exporter": exporter, "int8": False, "quantized": [],
+                  "fp32": []},
+        "parity": {"batches": list(PARITY_BATCHES), "max_difference": difference, "tolerance": tolerance},
+        "versions": {"seqcast": _version(), "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,
+                     "onnxruntime": onnxruntime.__version__},
+        "sha256": edge.UNSIGNED,
+    }
+
+
+def _signed(proto, document: dict[str, Any]) -> bytes:
+    """The file's bytes: ``proto`` with the document as its ``seqcast`` metadata, signed (edge.py)."""
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = edge.KEY, edge.encode(document)
+    unsigned = proto.SerializeToString()
+    del proto.metadata_props[-1]
+    digest = edge.file_digest(unsigned)
+    if digest is None:  # the placeholder also appears among the weights' bytes: vanishingly rare
+        raise CheckpointError("cannot sign the exported file (its weights hold the digest's placeholder)")
+    document["sha256"] = digest
+    return edge.signed(unsigned, digest)
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+def _inputs(forecaster: Forecaster, batch: int, seed: int) -> tuple[torch.Tensor, ...]:
+    """Windows for tracing and parity: scaled values (B, L, C) as a random walk around zero (what scaled
+    series look like), and calendar features (B, L + H, F) in their range [-0.5, 0.5] when the model reads them."""
+    from .models._layers import N_TIME_FEATURES
+
+    generator = torch.Generator().manual_seed(seed)
+    schema = forecaster.schema
+    steps = torch.randn(batch, schema.lookback, len(schema.targets), generator=generator) * 0.3
+    x = steps.cumsum(dim=1)
+    x = x - x.mean(dim=1, keepdim=True)
+    if not schema.calendar:
+        return (x,)
+    marks = torch.rand(batch, schema.lookback + schema.horizon, N_TIME_FEATURES, generator=generator) - 0.5
+    return x, marks
+
+
+@contextlib.contextmanager
+def _quiet() -> Iterator[io.StringIO]:
+    """Exporter and quantizer output kept off both streams, at the file descriptors too (the exporters
+    print progress on stdout, C++ warnings and logs on stderr); what they said is in the yielded buffer."""
+    said = io.StringIO()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    saved = []
+    with tempfile.TemporaryFile() as sink:
+        try:
+            for fd in (1, 2):
+                with contextlib.suppress(OSError):
+                    saved.append((fd, os.dup(fd)))
+                    os.dup2(sink.fileno(), fd)
+            previous = logging.root.manager.disable
+            logging.disable(logging.CRITICAL)
+            try:
+                with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said), warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    yield said
+            finally:
+                logging.disable(previous)
+        finally:
+            for fd, copy in saved:
+                os.dup2(copy, fd)
+                os.close(copy)
+            sink.seek(0)
+            said.write(sink.read().decode("utf-8", "replace"))
+
+
+def _trace(graph: _Graph, exporter: str, inputs: tuple[torch.Tensor, ...], calendar: bool, label: str):
+    """The graph as an ONNX ModelProto, batch axis dynamic."""
+    import onnx
+
+    names = ["x", "marks"] if calendar else ["x"]
+    with _quiet() as said:
+        try:
+            if exporter == "torchscript":
+                buffer = io.BytesIO()
+                torch.onnx.export(graph, inputs, buffer, dynamo=False, input_names=names, output_names=["forecast"],
+                                  dynamic_axes={n: {0: "batch"} for n in [*names, "forecast"]}, opset_version=OPSET)
+                return onnx.load_from_string(buffer.getvalue())
+            batch = torch.export.Dim("batch", min=1)
+            program = torch.onnx.export(graph, inputs, dynamo=True, input_names=names, output_names=["forecast"],
+                                        dynamic_shapes=tuple({0: batch} for _ in names), optimize=True)
+            return program.model_proto
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
+            error = exc
+    last = [line for line in said.getvalue().splitlines() if line.strip()][-3:]
+    raise CheckpointError(f"{label}: the {exporter} exporter could not export this model ({reason})"
+                          + (f"; it said: {' | '.join(last)}" if last else "")) from error
+
+
+def _strip(proto) -> None:
+    """Drop what only debugging reads: node doc strings, names and metadata, intermediate shape records,
+    and the exporter's long value names (``/model/encoder/LSTM_output_0``), which become short ids; the
+    graph's inputs and output keep theirs. A graph with subgraphs (If, Loop) keeps its value names."""
+    from onnx import AttributeProto
+
+    graph = proto.graph
+    for node in graph.node:
+        node.doc_string = node.name = ""
+        del node.metadata_props[:]
+    del graph.value_info[:]
+    graph.doc_string = ""
+    if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for node in graph.node for a in node.attribute):
+        return
+    kept, short = {"", "x", "marks", "forecast"}, {}
+
+    def rename(name: str) -> str:
+        return name if name in kept else short.setdefault(name, format(len(short), "x"))
+    for tensor in graph.initializer:
+        tensor.name = rename(tensor.name)
+    for node in graph.node:
+        node.input[:] = [rename(n) for n in node.input]
+        node.output[:] = [rename(n) for n in node.output]
+    for value in [*graph.input, *graph.output]:
+        value.name = rename(value.name)
+
+
+def _weighted(proto) -> set[str]:
+    """Operator types in ``proto`` that hold a float weight (an initializer input)."""
+    floats = {i.name for i in proto.graph.initializer if i.data_type in (1, 10, 11, 16)}  # float, fp16, double, bf16
+    return {node.op_type for node in proto.graph.node if node.op_type in WEIGHTED and floats & set(node.input)}
+
+
+def _quantize(fp32: bytes, label: str):
+    """(int8 ModelProto, operator types quantized, weight-holding types kept fp32)."""
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as folder, _quiet():
+        target = os.path.join(folder, "int8.onnx")
+        try:
+            quantize_dynamic(onnx.load_from_string(fp32), target, weight_type=QuantType.QInt8)
+            proto = onnx.load(target)
+        except Exception as exc:
+            raise CheckpointError(f"{label}: onnxruntime could not quantize the graph ({type(exc).__name__}: "
+                                  f"{str(exc)[:200]}); export it without --int8") from None
+    _strip(proto)
+    quantized = sorted({QUANTIZED[node.op_type] for node in proto.graph.node if node.op_type in QUANTIZED})
+    return proto, tuple(quantized), tuple(sorted(_weighted(proto)))
+
+
+def _parity(graph: _Graph, data: bytes, forecaster: Forecaster, tolerance: float) -> float:
+    """The largest |onnxruntime - torch| over the forecasts' scale (at least 1) on ``PARITY_BATCHES``;
+    ``CheckpointError`` past ``tolerance``."""
+    run = edge.session(data, 1, forecaster.label)
+    worst = 0.0
+    for i, batch in enumerate(PARITY_BATCHES):
+        inputs = _inputs(forecaster, batch, seed=1 + i)
+        with torch.no_grad():
+            expected = graph(*inputs).numpy()
+        feed = dict(zip(["x", "marks"], (t.numpy() for t in inputs)))
+        try:
+            (got,) = run.run(None, feed)
+        except Exception as exc:
+            raise CheckpointError(f"{forecaster.label}: the exported graph fails at batch {batch} "
+                                  f"({str(exc).strip().splitlines()[0][:200]}); nothing was written") from None
+        if got.shape != expected.shape:
+            raise CheckpointError(f"{forecaster.label}: the exported graph gives shape {got.shape} at batch {batch}, "
+                                  f"torch {expected.shape}; nothing was written")
+        scale = max(1.0, float(np.abs(expected).max()))
+        difference = float(np.abs(got.astype(np.float64) - expected).max()) / scale if got.size else 0.0
+        if not np.isfinite(difference) or difference > tolerance:
+            raise CheckpointError(f"{forecaster.label}: the exported graph does not forecast what the model does: "
+                                  f"largest difference {difference:.3g} of the forecasts' scale at batch {batch}, "
+                                  f"the limit is {tolerance:g}; nothing was written")
+        worst = max(worst, difference)
+    return worst

@@ -1,0 +1,415 @@
+"""``seqcast tune``: hyperparameter search with Optuna, on the validation split only, resumable and shared.
+
+Each trial is one ``training.fit`` of the model with values drawn from its search space (the
+dimensions it declares where it registers, ``search.py``, plus the shared learning rate, lookback
+and window normalisation) and is scored by the validation MSE of the weights it keeps (scaled
+values, the windows of each series' validation rows: never the test rows). Optuna's TPE sampler
+draws the values and its median pruner stops a trial whose validation loss, round by round, is
+worse than the median of earlier trials at the same round. The first trial of a new study is the
+model's defaults, so the best is never worse than the defaults on validation.
+
+A study lives in a storage: in memory for one process, Optuna's journal file (``--storage
+FILE``: one append-only log that processes on any host sharing the filesystem may write) or a
+database URL Optuna supports. A study is created for one model and one data set (its attributes
+record them) and may be joined or resumed by any number of workers: ``trials`` counts the study's
+finished trials, so a restarted search runs only the trials still missing. After the search the
+best configuration is fit again (the same seed: the same model) and returned with a summary of the
+study, which the checkpoint keeps.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from typing import Any, Callable
+
+from .data import SeriesSet
+from .errors import SeqcastError, UsageError
+from .forecaster import Forecaster, Tuning
+from .search import FloatRange, IntRange, shared_space
+
+
+@dataclass(frozen=True)
+class TuneConfig:
+    """How to search: the study's size, where it lives, and how many processes work on it here."""
+
+    trials: int = 20  # finished (complete or pruned) trials the study should hold; 0 = only refit its best
+    jobs: int = 1  # worker processes on this machine
+    storage: str | None = None  # a journal file path or a database URL; None = in memory
+    study: str | None = None  # the study's name; None = "<model>-h<horizon>"
+    time_budget: float = 0.0  # seconds this search may run trials (0 = none); the refit comes after
+    prune: bool = True
+
+    def __post_init__(self) -> None:
+        if self.trials < 0:
+            raise UsageError(f"--trials {self.trials}: give the number of trials (0 = refit the study's best)")
+        if self.jobs < 1:
+            raise UsageError(f"--jobs {self.jobs}: give 1 or more worker processes")
+        if not 0 <= self.time_budget < math.inf:
+            raise UsageError(f"--time-budget {self.time_budget:g}: give seconds above 0, or 0 for none")
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    """One trial as the trials table shows it."""
+
+    number: int
+    state: str  # complete, pruned, failed, running
+    value: float | None  # validation MSE (scaled) of a complete trial
+    params: dict[str, Any]
+    seconds: float | None
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"number": self.number, "state": self.state, "val_mse_scaled": self.value, "params": self.params,
+                "seconds": self.seconds, "error": self.error}
+
+
+def require_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise UsageError("seqcast tune needs Optuna, an optional extra: pip install 'seqcast[tune]'") from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the CLI reports trials itself
+    return optuna
+
+
+def space(series: SeriesSet, spec, split=None) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """The search space of ``spec.name`` on ``series``, the model's defaults in it, and the horizon."""
+    from .registry import create_model, get_spec, resolve_params
+    from .training import auto_window_norm, resolve_windows
+
+    model = get_spec(spec.name)
+    if not any(p.requires_grad for p in create_model(spec.name, 4, 2, 1).parameters()):
+        raise UsageError(f"{spec.name} has nothing to tune (it learns no weights); tune a trained model "
+                         "such as nlinear or gru")
+    lookback, horizon = resolve_windows(series, spec, split, [])
+    lengths = sorted(len(s.times) for s in series.series)
+    usable = (split.train if split else int(lengths[(len(lengths) - 1) // 2] * 0.9)) - horizon
+    dimensions = dict(shared_space(model.capabilities.lr, horizon, lookback, max(usable, horizon)))
+    if spec.lookback:
+        dimensions.pop("lookback", None)  # the user fixed it
+    if spec.window_norm != "auto":
+        dimensions.pop("window_norm")
+    declared = {k: v for k, v in model.capabilities.search.items() if k not in spec.params}  # --param fixes a key
+    dimensions.update(declared)
+    resolved = resolve_params(spec.name, spec.params)
+    defaults = {"lr": model.capabilities.lr, "lookback": lookback, "window_norm": auto_window_norm(series, spec.name),
+                **{k: resolved[k] for k in declared}}
+    return dimensions, {k: v for k, v in defaults.items() if k in dimensions}, horizon
+
+
+def _suggest(trial, key: str, dimension) -> Any:
+    if isinstance(dimension, IntRange):
+        return trial.suggest_int(key, dimension.low, dimension.high, log=dimension.log)
+    if isinstance(dimension, FloatRange):
+        return trial.suggest_float(key, dimension.low, dimension.high, log=dimension.log)
+    return trial.suggest_categorical(key, list(dimension.options))
+
+
+def trial_spec(spec, train_config, values: dict[str, Any]):
+    """The model and training settings of one trial's ``values``."""
+    params = {k: v for k, v in values.items() if k not in ("lr", "lookback", "window_norm")}
+    model = replace(spec, params={**spec.params, **params}, lookback=values.get("lookback", spec.lookback),
+                    window_norm=values.get("window_norm", spec.window_norm))
+    return model, replace(train_config, lr=values.get("lr", train_config.lr))
+
+
+def fingerprint(series: SeriesSet, spec) -> dict[str, Any]:
+    """What a study is for: the model and the data, so that a worker with other data cannot join it."""
+    return {"model": spec.name, "horizon": spec.horizon, "source": os.path.basename(series.source),
+            "targets": list(series.targets), "series": len(series.series),
+            "rows": int(sum(len(s.times) for s in series.series))}
+
+
+def open_study(config: TuneConfig, name: str, identity: dict[str, Any] | None, seed: int, create: bool = True,
+               grid: dict[str, list] | None = None):
+    """The study ``name`` in ``config.storage`` (created when ``create`` and absent), checked to be
+    for ``identity``; UsageError naming the storage when it cannot be opened or the study differs.
+    ``grid``: every combination is one trial (compare's models), instead of TPE's draws."""
+    optuna = require_optuna()
+    storage = _storage(optuna, config.storage)
+    sampler = optuna.samplers.GridSampler(grid, seed=seed) if grid else optuna.samplers.TPESampler(seed=seed)
+    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if config.prune \
+        else optuna.pruners.NopPruner()
+    try:
+        if create:
+            study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                        direction="minimize", load_if_exists=True)
+        else:
+            study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    except KeyError:
+        known = optuna.get_all_study_names(storage) if config.storage else []
+        raise UsageError(f"--study {name}: no such study in {config.storage or 'memory'}"
+                         + (f"; it holds {', '.join(known)}" if known else "; it holds none")) from None
+    recorded = study.user_attrs.get("seqcast")
+    if identity is not None:
+        if recorded is None and create:
+            study.set_user_attr("seqcast", identity)
+        elif recorded is not None and recorded != identity:
+            differs = [k for k in identity if recorded.get(k) != identity[k]]
+            raise UsageError(f"--study {name} in {config.storage}: the study is for other data or another model "
+                             f"({', '.join(f'{k} {recorded.get(k)!r}, not {identity[k]!r}' for k in differs)}); "
+                             "name another --study")
+    return study
+
+
+def _storage(optuna, where: str | None):
+    if where is None:
+        return None  # in memory
+    try:
+        if "://" in where:
+            return optuna.storages.RDBStorage(where)
+        from optuna.storages.journal import JournalFileBackend
+
+        folder = os.path.dirname(os.path.abspath(where))
+        if not os.path.isdir(folder):
+            raise UsageError(f"--storage {where}: no such folder {folder}")
+        if os.path.exists(where) and not os.access(where, os.R_OK | os.W_OK):
+            raise UsageError(f"--storage {where}: cannot read and write it (check its permissions)")
+        if not os.access(folder, os.W_OK):
+            raise UsageError(f"--storage {where}: the folder {folder} is not writable (the journal takes a lock file)")
+        return optuna.storages.JournalStorage(JournalFileBackend(where))
+    except SeqcastError:
+        raise
+    except Exception as exc:  # Optuna and SQLAlchemy raise their own kinds for a storage they cannot open
+        raise UsageError(f"--storage {where}: cannot open it as an Optuna storage ({type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+
+
+def run_trials(study, series: SeriesSet, spec, train_config, dimensions: dict[str, Any], trials: int,
+               time_budget: float, prune: bool, split=None, on_trial: Callable[[TrialRow], None] | None = None) -> None:
+    """Run trials of ``study`` in this process until it holds ``trials`` finished ones (or the time
+    budget is spent). A trial that cannot be fit (a lookback this data cannot hold, say) is recorded
+    as failed with the reason, and the search goes on."""
+    optuna = require_optuna()
+    from .training import fit
+
+    def objective(trial) -> float:
+        values = {key: _suggest(trial, key, dimension) for key, dimension in dimensions.items()}
+        model, settings = trial_spec(spec, train_config, values)
+
+        def on_epoch(report) -> None:
+            trial.report(report.val_loss, report.epoch)
+            if prune and trial.should_prune():
+                raise optuna.TrialPruned()
+        try:
+            fitted = fit(series, model, settings, split=split, on_epoch=on_epoch)
+        except SeqcastError as exc:
+            trial.set_user_attr("error", str(exc))
+            raise
+        trial.set_user_attr("steps", fitted.training.steps)
+        return fitted.training.val_mse_scaled
+
+    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+    missing = trials - sum(t.state in finished for t in study.get_trials(deepcopy=False))
+    if missing <= 0:
+        return
+    callbacks = [optuna.study.MaxTrialsCallback(trials, states=finished)]
+    if on_trial:
+        callbacks.append(lambda study, trial: on_trial(row(trial)))
+    study.optimize(objective, n_trials=missing, timeout=time_budget or None, callbacks=callbacks,
+                   catch=(SeqcastError,), gc_after_trial=False)
+
+
+def row(trial) -> TrialRow:
+    state = trial.state.name.lower()
+    seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
+        if trial.datetime_complete and trial.datetime_start else None
+    value = trial.value if state == "complete" else None  # a pruned trial's is its last round's training loss
+    return TrialRow(trial.number, {"fail": "failed"}.get(state, state), value, dict(trial.params), seconds,
+                    trial.user_attrs.get("error"))
+
+
+def tune(series: SeriesSet, spec, train_config, config: TuneConfig, split=None,
+         on_trial: Callable[[TrialRow], None] | None = None) -> tuple[Forecaster, list[TrialRow]]:
+    """Search, then fit the best configuration again. Returns the fitted best model (its ``tuning``
+    the study's summary) and every trial of the study."""
+    require_optuna()
+    from .training import fit
+
+    if config.jobs > 1 and config.storage is None:
+        raise UsageError(f"--jobs {config.jobs}: worker processes share the study through a storage; give "
+                         "--storage FILE (a journal file) or a database URL")
+    dimensions, defaults, horizon = space(series, spec, split)
+    spec = replace(spec, horizon=horizon)
+    if config.jobs > 1:  # each worker trains on its own threads, 1 unless told
+        train_config = replace(train_config, threads=train_config.threads or 1)
+    name = config.study or f"{spec.name}-h{horizon}"
+    identity = fingerprint(series, spec)
+    study = open_study(config, name, identity, train_config.seed, create=bool(config.trials))
+    if config.trials and not study.get_trials(deepcopy=False):
+        study.enqueue_trial(defaults)  # the first trial: the defaults, so the best is never worse on validation
+    started = time.perf_counter()
+    if config.jobs > 1 and config.trials:
+        from .workers import run_tasks
+
+        with _watching(study, on_trial):
+            run_tasks(series, train_config.threads, config.jobs, _work,
+                      {f"worker {i}": (config, name, identity, spec, train_config, dimensions, split,
+                                       train_config.seed + i) for i in range(config.jobs)})
+    elif config.trials:
+        run_trials(study, series, spec, train_config, dimensions, config.trials, config.time_budget, config.prune,
+                   split, on_trial)
+    trials = [row(t) for t in study.get_trials(deepcopy=False)]
+    complete = [t for t in trials if t.state == "complete" and t.value is not None and math.isfinite(t.value)]
+    if not complete:
+        errors = [t.error for t in trials if t.error]
+        raise UsageError(f"--study {name}: no trial completed" + (f"; the first failed with: {errors[0]}" if errors
+                                                                   else "; give more --trials or a longer --time-budget"))
+    best = min(complete, key=lambda t: (t.value, t.number))
+    model, settings = trial_spec(spec, train_config, best.params)
+    fitted = fit(series, model, settings, split=split)
+    summary = {"study": name, "storage": _shown(config.storage), "trials": len(trials),
+               "complete": len(complete), "pruned": sum(t.state == "pruned" for t in trials),
+               "failed": sum(t.state == "failed" for t in trials), "best_trial": best.number,
+               "best_val_mse_scaled": best.value, "best_params": best.params,
+               "default_val_mse_scaled": next((t.value for t in trials if t.number == 0), None),
+               "space": {k: d.describe() for k, d in dimensions.items()},
+               "search_seconds": round(time.perf_counter() - started, 3)}
+    return replace(fitted, tuning=Tuning(**summary)), trials
+
+
+def _shown(storage: str | None) -> str | None:
+    """The storage as the checkpoint records it: a database URL without its password."""
+    if storage is None or "://" not in storage:
+        return storage
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(storage)
+    if parts.password is None:
+        return storage
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+@contextmanager
+def _watching(study, on_trial: Callable[[TrialRow], None] | None):
+    """While worker processes run trials: report each trial as it finishes, from the storage."""
+    if on_trial is None:
+        yield
+        return
+    stop, seen = threading.Event(), {t.number for t in study.get_trials(deepcopy=False) if t.state.is_finished()}
+
+    def poll() -> None:
+        while True:
+            done = stop.wait(1.0)
+            for trial in study.get_trials(deepcopy=False):
+                if trial.state.is_finished() and trial.number not in seen:
+                    seen.add(trial.number)
+                    on_trial(row(trial))
+            if done:
+                return
+    watcher = threading.Thread(target=poll, daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        watcher.join()
+
+
+def _work(series: SeriesSet, config: TuneConfig, name: str, identity, spec, train_config, dimensions, split,
+          seed: int) -> None:
+    """One worker process: join the study and run trials until it is full or the time budget is spent."""
+    study = open_study(config, name, identity, seed)
+    run_trials(study, series, spec, train_config, dimensions, config.trials, config.time_budget, config.prune, split)
+
+
+def compare_trials(series: SeriesSet, specs: list, train_config, eval_config, save_dir: str | None,
+                   config: TuneConfig, on_model: Callable[[str, dict[str, Any]], None] | None = None
+                   ) -> dict[str, tuple[dict[str, Any], None, dict[str, Any]]]:
+    """``compare``'s models as the trials of one study in ``config.storage``: the process that creates
+    the study queues one trial per model, and every process running the same compare on the same
+    storage takes queued models (Optuna hands each waiting trial to one process) until none is left;
+    each then waits for the models others are training and returns the whole leaderboard's
+    ``evaluation._train_and_score`` results by name (without the forecast frames, which stay with
+    the process that made them)."""
+    optuna = require_optuna()
+    names = [spec.name for spec in specs]
+    identity = {**fingerprint(series, specs[0]), "models": names, "windows": eval_config.windows,
+                "stride": eval_config.stride, "split": list(eval_config.split) if eval_config.split else None}
+    name = config.study or f"compare-{'-'.join(names)}"[:200]
+    study = _compare_study(config, name, identity, names)
+    if config.jobs > 1:
+        from .workers import run_tasks
+
+        run_tasks(series, train_config.threads, config.jobs, _compare_work,
+                  {f"worker {i}": (specs, train_config, eval_config, save_dir, config, name, identity)
+                   for i in range(config.jobs)})
+    else:
+        _compare_work(series, specs, train_config, eval_config, save_dir, config, name, identity, study)
+    results: dict[str, tuple] = {}
+    state = optuna.trial.TrialState
+    while len(results) < len(names):  # models other processes are still training
+        for trial in study.get_trials(deepcopy=False, states=(state.COMPLETE,)):
+            model = trial.user_attrs.get("model")
+            if model in names and model not in results:
+                results[model] = (trial.user_attrs["row"], None, trial.user_attrs["baselines"])
+                if on_model:
+                    on_model(model, results[model][0])
+        if len(results) < len(names):
+            if not study.get_trials(deepcopy=False, states=(state.RUNNING, state.WAITING)):
+                missing = [n for n in names if n not in results]
+                raise UsageError(f"--study {name}: {', '.join(missing)} failed in another process (its message "
+                                 "says why); run the same compare again to train what is missing")
+            time.sleep(1.0)
+    return results
+
+
+def _compare_study(config: TuneConfig, name: str, identity: dict[str, Any], names: list[str]):
+    """compare's study: created with one queued trial per model, or joined once its creator has queued them."""
+    optuna = require_optuna()
+    storage = _storage(optuna, config.storage)
+    try:
+        study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
+    except optuna.exceptions.DuplicatedStudyError:
+        study = optuna.load_study(study_name=name, storage=storage)
+        deadline = time.monotonic() + 60
+        while "seqcast" not in study.user_attrs and time.monotonic() < deadline:  # the creator is queueing
+            time.sleep(0.2)
+        recorded = study.user_attrs.get("seqcast")
+        if recorded != identity:
+            raise UsageError(f"--study {name} in {config.storage}: the study is for another compare (other data, "
+                             "models or test windows); name another --study") from None
+        state = optuna.trial.TrialState
+        live = {t.user_attrs.get("model")
+                for t in study.get_trials(deepcopy=False, states=(state.COMPLETE, state.RUNNING, state.WAITING))}
+        for model in names:
+            if model not in live:  # failed before: queued again
+                study.enqueue_trial({"model": model}, user_attrs={"model": model})
+        return study
+    for model in names:  # the name in user_attrs too: a process that asks for a trial can tell it was queued
+        study.enqueue_trial({"model": model}, user_attrs={"model": model})
+    study.set_user_attr("seqcast", identity)  # last: joiners wait for it, so the queue is complete
+    return study
+
+
+def _compare_work(series: SeriesSet, specs: list, train_config, eval_config, save_dir, config: TuneConfig, name: str,
+                  identity, study=None) -> None:
+    """Take queued models of the study, one trial each, train and score them, until the queue is empty."""
+    optuna = require_optuna()
+    from .evaluation import _train_and_score
+
+    by_name = {spec.name: spec for spec in specs}
+    if study is None:
+        study = optuna.load_study(study_name=name, storage=_storage(optuna, config.storage))
+    while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
+        trial = study.ask()
+        queued = trial.user_attrs.get("model")
+        if queued not in by_name:  # another process took the last one first: this trial is not a model
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            break
+        trial.suggest_categorical("model", list(by_name))
+        try:
+            row, _, baselines = _train_and_score(series, by_name[queued], train_config, eval_config, save_dir)
+        except BaseException:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            raise
+        trial.set_user_attr("row", row)
+        trial.set_user_attr("baselines", baselines)
+        study.tell(trial, float(row["mse"]))
