@@ -248,3 +248,28 @@ def test_a_database_url_works_as_optuna_supports_it(tmp_path, invoke):
     code, out, err = invoke(*args, "--trials", "3", "-o", tmp_path / "b.ckpt")
     assert code == 0, err
     assert len(json.loads(out)["trials"]) == 3
+
+
+FORMAT_4 = Path(__file__).parent / "fixtures" / "format4"
+
+
+@pytest.mark.parametrize("entry", json.loads((FORMAT_4 / "manifest.json").read_text(encoding="utf-8")),
+                         ids=lambda e: e["checkpoint"])
+def test_format_4_checkpoints_load_untuned_on_one_process_and_forecast_what_they_did(entry, invoke):
+    import pandas as pd
+
+    from seqcast import checkpoint
+
+    path, data = FORMAT_4 / entry["checkpoint"], (FORMAT_4 / entry["data"]).resolve()
+    loaded = checkpoint.load(path)
+    assert loaded.stored.format == 4 < checkpoint.FORMAT_VERSION
+    assert loaded.tuning is None and loaded.training.world_size == 1
+    code, out, err = invoke("predict", path, data, *entry["predict_args"])
+    assert code == 0, err
+    import io
+
+    now, then = pd.read_csv(io.StringIO(out)), pd.read_csv(FORMAT_4 / entry["forecast"])
+    numbers = [c for c in then.columns if c == "forecast" or c.startswith(("lo_", "hi_", "q"))]
+    pd.testing.assert_frame_equal(now.drop(columns=numbers), then.drop(columns=numbers))
+    for column in numbers:
+        assert now[column].to_numpy() == pytest.approx(then[column].to_numpy(), rel=1e-6), column
