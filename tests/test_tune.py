@@ -273,3 +273,12 @@ def test_format_4_checkpoints_load_untuned_on_one_process_and_forecast_what_they
     pd.testing.assert_frame_equal(now.drop(columns=numbers), then.drop(columns=numbers))
     for column in numbers:
         assert now[column].to_numpy() == pytest.approx(then[column].to_numpy(), rel=1e-6), column
+
+
+def test_without_optuna_tune_and_a_shared_compare_say_how_to_install_it(tmp_path, invoke, monkeypatch):
+    monkeypatch.setitem(sys.modules, "optuna", None)  # import optuna raises ImportError
+    data = _panel(tmp_path)
+    for args in (["tune", data, "--model", "nlinear", *FAST], ["compare", data, "--models", "naive", *FAST,
+                                                               "--storage", tmp_path / "g.log"]):
+        code, _, err = invoke(*args)
+        assert code == 2 and "pip install 'seqcast[tune]'" in err, err
