@@ -23,6 +23,7 @@ class Distributed:
     rank: int
     world_size: int
     local_rank: int
+    local_world_size: int  # the processes of this run on this machine
     backend: str  # gloo or nccl
 
     def shard(self, n: int) -> tuple[int, int]:
@@ -43,14 +44,6 @@ class Distributed:
         as whether its output may be written, reaches all before any starts work)."""
         return self.all_sum([0.0 if ok else 1.0], self._device())[0] == 0
 
-    def threads(self) -> int:
-        """Torch threads for this rank when the user gave none: the cores shared by the ranks of this machine."""
-        try:
-            cores = len(os.sched_getaffinity(0))
-        except (AttributeError, OSError):
-            cores = os.cpu_count() or 1
-        return max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)))
-
     def _device(self):
         return f"cuda:{self.local_rank}" if self.backend == "nccl" else "cpu"
 
@@ -65,6 +58,7 @@ def from_environment(device: str) -> Distributed | None:
     import torch.distributed as dist
 
     rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    local_world_size = int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1)
     cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
     backend = "nccl" if cuda else "gloo"
     if cuda:
@@ -74,7 +68,7 @@ def from_environment(device: str) -> Distributed | None:
     except (RuntimeError, ValueError) as exc:
         raise UsageError(f"torchrun: cannot join the process group of {world_size} processes "
                          f"({str(exc).splitlines()[0]}); check --rdzv-endpoint and that every node can reach it") from None
-    return Distributed(rank, world_size, local_rank, backend)
+    return Distributed(rank, world_size, local_rank, local_world_size, backend)
 
 
 def close(context: Distributed | None) -> None:

@@ -186,15 +186,14 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     else:  # actuals straight from the data, not round-tripped through float32
         edges = bounds(series)
         truth = stacked_values(series)[(edges[series_index] + origins)[:, None] + np.arange(horizon)]
-        mean, std = scaler.arrays(series)
-        mean, std = mean[series_index][:, None, :], std[series_index][:, None, :]
+        centre, spread = scaler.arrays(series)  # (series, C)
+        mean, std = centre[series_index][:, None, :], spread[series_index][:, None, :]
 
         def units(values: np.ndarray) -> np.ndarray:
             return values.astype(np.float64) * std + mean
-    if not scaled_metrics and np.all(counts == 1):  # one horizon per series: M4's Naive2, and OWA against it
-        centre, spread = scaler.arrays(series)  # in the models' scaled units, as the other predictions
-        predictions[NAIVE2] = np.stack([(naive2(past, horizon, season) - centre[i]) / spread[i]
-                                        for past, i in zip(history, present)])
+        if np.all(counts == 1):  # one horizon per series: M4's Naive2 (in scaled units, as the others), and OWA
+            predictions[NAIVE2] = np.stack([(naive2(past, horizon, season) - centre[i]) / spread[i]
+                                            for past, i in zip(history, present)])
     actual = {key: truth for key in predictions}
     forecast = {key: units(pred) for key, pred in predictions.items()}
     by_series = {key: metrics_by_group(actual[key], forecast[key], scales, first) for key in predictions}

@@ -124,7 +124,7 @@ def fit(
         out = ctx.obj = dataclasses.replace(out, quiet=True)
     if dist and not threads:
         train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
-                                            dist.threads(), loss)
+                                            max(1, options.available_cores() // dist.local_world_size), loss)
     try:
         with contextlib.ExitStack() as stack:
             refused = None

@@ -90,15 +90,20 @@ def train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time
                        seed=seed, device=device, time_budget=time_budget, threads=threads, loss=loss)
 
 
-def compare_jobs(jobs: int, threads: int) -> int:
-    """compare's --jobs: the processes to train in (0 = the cores available over the threads per model),
-    checked so that the threads of all jobs fit the cores available to this process."""
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask)."""
     import os
 
     try:
-        cores = len(os.sched_getaffinity(0))
+        return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):
-        cores = os.cpu_count() or 1
+        return os.cpu_count() or 1
+
+
+def compare_jobs(jobs: int, threads: int) -> int:
+    """compare's --jobs: the processes to train in (0 = the cores available over the threads per model),
+    checked so that the threads of all jobs fit the cores available to this process."""
+    cores = available_cores()
     per_model = threads or 1
     if jobs < 0:
         raise UsageError(f"--jobs {jobs}: give the number of models to train at once (1 or more), or 0 for as "
