@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from . import meta_schema
 from .errors import CheckpointError, UsageError
 from .files import atomic_write
-from .forecaster import (RECORD_KEYS, Calibration, DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy,
-                         Stored, TrainingRecord, Tuning, Versions)
+from .forecaster import (RECORD_KEYS, Calibration, Covariate, CovariateSchema, DataSchema, Forecaster, InitFrom,
+                         ModelInfo, ReadingPolicy, Stored, TrainingRecord, Tuning, Versions)
 from .frequency import season_length
 from .registry import create_model
 from .windows import Scaler
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # torch loads with the weights: from_meta serves the torch-fr
 
     from .window_norm import WindowNorm
 
-FORMAT_VERSION = 5
+FORMAT_VERSION = 6
 _MAX_HEADER = 100 * 1024 * 1024
 
 # What format 2 added, and what a format-1 file is taken to have meant:
@@ -75,6 +75,13 @@ FORMAT_2_TRAINING = {"time_budget": 0.0, "threads": 0, "steps_per_epoch": None, 
 # What format 5 added, and what a format-4 (or older) file is taken to have meant:
 #   tuning            the Optuna study a tuned model came from (seqcast tune); null = not tuned.
 #   training.world_size   processes that trained the model together (torchrun); 1 before it.
+# What format 6 changed, and what a format-5 (or older) file is taken to have meant:
+#   covariates        what the model reads besides the targets (forecaster.CovariateSchema), with their
+#                     training statistics; [] = nothing. Format 5 knew only calendar features, as a switch
+#                     of the models reading them (informer and transformer: model.params.calendar, every
+#                     feature of FORMAT_5_CALENDAR, fed as they are: mean 0, std 1); that switch and
+#                     data.calendar are gone, and the features are covariates of kind "calendar".
+FORMAT_5_CALENDAR = ("hour", "dow", "dom", "doy", "month")
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     import torch
 
@@ -110,6 +117,7 @@ def to_meta(forecaster: Forecaster) -> dict[str, Any]:
         "notes": list(f.notes),
         "calibration": asdict(f.calibration) if f.calibration else None,
         "tuning": asdict(f.tuning) if f.tuning else None,
+        "covariates": [asdict(c) for c in f.covariates.columns],
     }
 
 
@@ -146,6 +154,9 @@ def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = N
                                 radius=tuple(tuple(tuple(row) for row in r) for r in calibration["radius"]),
                                 windows=calibration["windows"]) if calibration else None,
         tuning=Tuning(**meta["tuning"]) if meta["tuning"] else None,
+        covariates=CovariateSchema(tuple(Covariate(**{**c, "mean": tuple(c["mean"]), "std": tuple(c["std"]),
+                                                      "categories": tuple(c["categories"])})
+                                         for c in meta["covariates"])),
         stored=stored,
     )
 
@@ -193,6 +204,13 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
                 "data": {**meta["data"], "pad_short": False}, "training": {**meta["training"], "loss": "mse"}}
     if format_version < 5:
         meta = {**meta, "tuning": None, "training": {**meta["training"], "world_size": 1}}
+    if format_version < 6:
+        data = {k: v for k, v in meta["data"].items() if k != "calendar"}
+        params = dict(meta["model"]["params"])
+        calendar = bool(params.pop("calendar", False)) and bool(meta["data"].get("calendar"))
+        meta = {**meta, "data": data, "model": {**meta["model"], "params": params},
+                "covariates": [{"name": n, "kind": "calendar", "mean": [0.0], "std": [1.0], "categories": []}
+                               for n in FORMAT_5_CALENDAR] if calendar else []}
     return meta
 
 
@@ -271,9 +289,12 @@ def _build(name: str, meta: dict[str, Any], entries: dict) -> torch.nn.Module:
     try:
         meta_schema.check(meta)
         season = season_length(data_info["freq"]) if info["window_norm"] == "season" else 1
+        from .models._layers import Covariates
+
+        widths = Covariates(*meta_schema.covariate_widths(meta["covariates"]))
         members = [WindowNorm(create_model(info["name"], data_info["lookback"], data_info["horizon"],
                                            len(data_info["targets"]), info["params"],
-                                           quantiles=tuple(info["quantiles"]),
+                                           quantiles=tuple(info["quantiles"]), covariates=widths,
                                            max_bytes=(2 * stored_bytes + _PARAMETER_SLACK,
                                                       stored_bytes + _BUFFER_SLACK)),
                               info["window_norm"], season) for _ in range(info["ensemble"])]

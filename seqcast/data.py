@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from .covariates import Ahead, resolve_calendar, static_values
 from .csvfile import Table, decode, read_bytes, read_table, table_from_bytes
 from .errors import InputError
 from .frequency import (DEFAULT_ID, Series, check_freq, common_frequency, future_times, grid, infer_frequency,
@@ -25,7 +26,7 @@ from .roles import (ENTITY_NAMES, ID_NAMES, MONTH_NAMES, QUARTER_NAMES, TIME_NAM
 
 __all__ = ["DataConfig", "Series", "SeriesSet", "load_series", "series_from_text", "future_times", "time_features",
            "season_length", "grid", "write_csv", "infer_frequency", "DEFAULT_ID", "FILL_POLICIES", "read_bytes",
-           "decode"]
+           "decode", "load_future"]
 
 FILL_POLICIES = ("none", "ffill", "interpolate", "zero")
 
@@ -42,6 +43,10 @@ class DataConfig:
     decimal: str | None = None  # "." or ","; None = decided from the numbers themselves
     dayfirst: bool | None = None  # day before month in dates like 01.02.1949; None = inferred from the column
     date_format: str | None = None  # an explicit strftime format for the time column
+    past_cols: tuple[str, ...] = ()  # covariates observed up to the forecast origin (covariates.py)
+    future_cols: tuple[str, ...] = ()  # covariates known for the horizon too
+    static_cols: tuple[str, ...] = ()  # covariates constant per series: numbers or categories
+    calendar: str = "none"  # generated calendar features: none, auto, or names (covariates.CALENDAR_FEATURES)
 
 
 @dataclass
@@ -64,6 +69,18 @@ class SeriesSet:
     date_format: str | None = None  # the user's --date-format, if any
     fill: str = "none"  # the fill policy the series were read with
     freq_given: bool = False  # the frequency was imposed (--freq), not inferred
+    past_cols: list[str] = field(default_factory=list)  # each series' ``covariates`` holds these columns,
+    future_cols: list[str] = field(default_factory=list)  # then these
+    static_cols: list[str] = field(default_factory=list)
+    static: dict[str, tuple] = field(default_factory=dict)  # per series, its value of each static column
+    calendar: tuple[str, ...] = ()  # calendar features asked for (covariates.resolve_calendar)
+    ahead: dict[str, Ahead] = field(default_factory=dict)  # per series, future covariates after its last row
+
+    @property
+    def covariate_kinds(self) -> tuple[str, ...]:
+        """The model inputs these covariates need: past, future (calendar too), static."""
+        return tuple(k for k, on in (("past", self.past_cols), ("future", self.future_cols or self.calendar),
+                                      ("static", self.static_cols)) if on)
 
     @property
     def integer_time(self) -> bool:
@@ -90,6 +107,8 @@ def load_series(path: str, config: DataConfig = DataConfig(), last: int | None =
     else is read whole. Problems in the rows not read are not looked for.
     """
     _check_config(config)
+    if config.past_cols or config.future_cols or config.static_cols:
+        last = None  # covariates, and rows to forecast at the end, are checked in the whole file
     table = read_table(path, *_typing(config), last=last)
     if table.partial:
         try:
@@ -148,24 +167,38 @@ def _series(table: Table, config: DataConfig) -> SeriesSet:
     overlap = set(targets) & used
     if overlap:
         raise InputError(f"{name}: column {overlap.pop()!r} cannot be both the target and the time or id column")
-    proven = _decide_decimal(table, candidates) if not config.decimal else None
+    past, future, static = _covariate_columns(config, header, name, used | set(targets))
+    named = set(past) | set(future) | set(static)
+    proven = _decide_decimal(table, [c for c in candidates if c not in static]) if not config.decimal else None
     decimal = config.decimal or proven or "."
     if decimal == ",":
         table.as_text(candidates)  # typed numbers were read with a decimal point
     if not targets:
-        if not candidates:
+        left = [c for c in candidates if c not in named]
+        if not left:
             raise InputError(f"{name}: no column left to forecast; columns are: {', '.join(header)}")
-        targets = [default_target(candidates, columns, decimal, notes)]
-    values = np.stack([_target_values(table, t, decimal, bool(config.decimal)) for t in targets], axis=1)
+        targets = [default_target(left, columns, decimal, notes)]
+    unused = [h for h in header if h not in used and h not in named and h not in targets]
+    if unused:
+        notes.append(f"column{'s' if len(unused) > 1 else ''} not used: {', '.join(unused[:8])}"
+                     + (f" and {len(unused) - 8} more" if len(unused) > 8 else "")
+                     + "; name them with --past-cols, --future-cols or --static-cols to use them as covariates, "
+                       "or with --target to forecast them")
+    numbers = targets + past + future  # read alike; covariates split off once the rows are regular
+    values = np.stack([_target_values(table, t, decimal, bool(config.decimal)) for t in numbers], axis=1)
     ambiguous = [] if config.decimal or proven else [  # typed numbers are integers here: nothing to note
         n for n in (None if typed(columns[t]) else decimal_note(columns[t], t) for t in targets) if n]
     notes.extend(ambiguous)
     codes, ids = _series_ids(columns[id_col], id_col, lines, name) if id_col else (None, [DEFAULT_ID])
+    constant = static_values({c: table.text(c) for c in static}, codes, ids, lines, name) if static else {}
     if len(time_cols) == 2:
         table.as_text(time_cols)  # a year and a period column: errors quote them as written
     times, dayfirst = _read_times(config, time_cols, columns, lines, codes, name, notes)
     times, values, lines, bounds = _split(name, times, values, lines, codes, ids, notes, lambda: unique_key_hint(
         header, columns, times, codes, id_col, time_cols, set(used) | set(targets)))
+    ahead: dict[str, Ahead] = {}
+    if future:
+        times, values, lines, bounds, ahead = _split_ahead(name, times, values, lines, bounds, ids, targets, past)
     missing_lines = lines[np.isnan(values).any(axis=1)].tolist()
     series = [Series(sid, times[a:b], values[a:b]) for sid, a, b in zip(ids, bounds[:-1], bounds[1:])]
     if missing_lines and config.fill == "none":
@@ -179,15 +212,87 @@ def _series(table: Table, config: DataConfig) -> SeriesSet:
     series = [s if ok else regularise(s, freq, config.fill, name, notes) for s, ok in zip(series, clean)]
     if missing_lines or any(np.isnan(s.values).any() for s in series):
         for s in series:
-            if np.isnan(s.values).all(axis=0).any():
-                raise InputError(f"{name}: series {s.id!r} has no values at all in a target column")
+            empty = np.isnan(s.values).all(axis=0)
+            if empty.any():
+                raise InputError(f"{name}: series {s.id!r} has no values at all in column "
+                                 f"{numbers[int(np.argmax(empty))]!r}")
         series = [Series(s.id, s.times, _fill(s.values, config.fill)) if np.isnan(s.values).any() else s
                   for s in series]
         if missing_lines:
             notes.append(f"filled {len(missing_lines)} missing values ({config.fill})")
+    if past or future:
+        series = [Series(s.id, s.times, s.values[:, : len(targets)], s.values[:, len(targets):]) for s in series]
     return SeriesSet(name, ",".join(time_cols) or None, targets, id_col, freq, series, notes,
                      decimal=config.decimal or proven or ("." if ambiguous else None), dayfirst=dayfirst,
-                     date_format=config.date_format, fill=config.fill, freq_given=config.freq is not None)
+                     date_format=config.date_format, fill=config.fill, freq_given=config.freq is not None,
+                     past_cols=past, future_cols=future, static_cols=static, static=constant,
+                     calendar=resolve_calendar(config.calendar, series[0].times, freq, notes), ahead=ahead)
+
+
+def load_future(path: str, config: DataConfig) -> dict[str, Ahead]:
+    """The known-future covariates in ``path`` (``predict --future``), per series, in time order: a CSV
+    with the history's time and id columns and ``config.future_cols`` (other columns are ignored, so a
+    target column left empty does no harm). A repeated timestamp is an error; which timestamps are
+    needed is the forecast's to check (``covariates.horizon_values``)."""
+    _check_config(config)
+    if not config.time_col:
+        raise InputError(f"{path}: --future needs timestamps, and the model was trained on numbered rows")
+    table = read_table(path, *_typing(config))
+    name, header, columns, lines = table.name, table.header, table.columns, table.lines
+    id_col = require(config.id_col, header, name, "series id column") if config.id_col else None
+    time_cols = time_columns(config.time_col, header, columns, set(), name)
+    future = [require(c, header, name, "future covariate") for c in config.future_cols]
+    decimal = config.decimal or _decide_decimal(table, future) or "."
+    if decimal == ",":
+        table.as_text(future)
+    values = np.stack([_target_values(table, c, decimal, bool(config.decimal)) for c in future], axis=1)
+    codes, ids = _series_ids(columns[id_col], id_col, lines, name) if id_col else (None, [DEFAULT_ID])
+    if len(time_cols) == 2:
+        table.as_text(time_cols)
+    times, _ = _read_times(config, time_cols, columns, lines, codes, name, [])
+    times, values, lines, bounds = _split(name, times, values, lines, codes, ids, [], lambda: "")
+    return {sid: Ahead(times[a:b], values[a:b], name, lines[a:b]) for sid, a, b in zip(ids, bounds[:-1], bounds[1:])}
+
+
+def _covariate_columns(config: DataConfig, header: list[str], name: str, taken: set[str]
+                       ) -> tuple[list[str], list[str], list[str]]:
+    """The past, future and static covariate columns, each in the file and in one role only."""
+    roles = {"past covariate": config.past_cols, "future covariate": config.future_cols,
+             "static covariate": config.static_cols}
+    seen: dict[str, str] = {}
+    for role, names in roles.items():
+        for column in names:
+            require(column, header, name, role)
+            if column in taken:
+                raise InputError(f"{name}: column {column!r} cannot be both a {role} and the target, time or id column")
+            if column in seen:
+                raise InputError(f"{name}: column {column!r} is named both as a {seen[column]} and as a {role}")
+            seen[column] = role
+    return [list(names) for names in roles.values()]
+
+
+def _split_ahead(name: str, times: pd.Index, values: np.ndarray, lines: np.ndarray, bounds: np.ndarray,
+                 ids: list[str], targets: list[str], past: list[str]):
+    """Take off each series' rows after its last observed target (every target empty): the known-future
+    covariates of the steps to forecast (``Ahead``). Returns the remaining times, values, lines and
+    bounds, and the rows taken per series."""
+    observed = ~np.isnan(values[:, : len(targets)]).all(axis=1)
+    last = np.maximum.reduceat(np.where(observed, np.arange(len(values)), -1), bounds[:-1])  # (N,) -1: none
+    nothing = np.flatnonzero(last < bounds[:-1])
+    if len(nothing):
+        raise InputError(f"{name}: series {ids[nothing[0]]!r} has no values at all in column {targets[0]!r}")
+    ends = last + 1
+    ahead = {}
+    for i in np.flatnonzero(ends < bounds[1:]):
+        rows = slice(ends[i], bounds[i + 1])
+        ahead[ids[i]] = Ahead(times[rows], values[rows, len(targets) + len(past):], name, lines[rows])
+    if not ahead:
+        return times, values, lines, bounds, ahead
+    keep = np.repeat(np.arange(len(ids)), np.diff(bounds))
+    keep = np.arange(len(values)) < ends[keep]
+    counts = ends - bounds[:-1]
+    return (times[keep], values[keep], lines[keep], np.concatenate([[0], np.cumsum(counts)]).astype(bounds.dtype),
+            ahead)
 
 
 def _decide_decimal(table: Table, candidates: list[str]) -> str | None:

@@ -8,7 +8,8 @@ The file is one ONNX model with its weights inside (no external data). Its metad
                 frequency, reading policy, scaler statistics, training record, calibration, versions)
     meta_format the checkpoint format of ``meta``; an older one is upgraded on reading, as checkpoints are
     checkpoint  the checkpoint it was exported from: its path, format and digest (``sha256``)
-    graph       the graph's inputs ("x", and "marks" for calendar features), ensemble members, the exporter,
+    graph       the graph's inputs ("x", then "past", "future", "static" for the covariate inputs the model
+                reads; "future" was named "marks" in files of checkpoint format 5), ensemble members, the exporter,
                 whether it is int8 and which weight-holding operators were quantized or kept in fp32
     parity      the batch sizes checked against torch at export, the largest difference and its limit
     versions    seqcast, torch, onnx and onnxruntime at export
@@ -94,18 +95,20 @@ def encode(document: dict[str, Any]) -> str:
 
 
 class OnnxModel:
-    """An exported graph run by onnxruntime: scaled windows (B, L, C), with calendar features
-    (B, L + H, F) when the graph takes them, -> scaled forecasts (B, H, C), or (B, H, C, Q)."""
+    """An exported graph run by onnxruntime: scaled windows (B, L, C), with the covariate inputs the graph
+    takes (past (B, L, P), future (B, L + H, F), static (B, S)), -> scaled forecasts (B, H, C), or (B, H, C, Q)."""
 
     def __init__(self, session, members: int = 1):
         self.session = session
         self.members = members  # > 1: the graph gives every member's forecast, (B, M, H, C[, Q])
         self.inputs = [i.name for i in session.get_inputs()]
 
-    def forward_numpy(self, x: np.ndarray, marks: np.ndarray | None = None) -> np.ndarray:
+    def forward_numpy(self, x: np.ndarray, covariates: dict[str, np.ndarray] | None = None) -> np.ndarray:
         feed = {"x": np.ascontiguousarray(x, dtype=np.float32)}
-        if "marks" in self.inputs:
-            feed["marks"] = np.ascontiguousarray(marks, dtype=np.float32)
+        for name in self.inputs:
+            if name != "x":  # "marks": a format-5 file's name for the known-future block
+                feed[name] = np.ascontiguousarray((covariates or {})["future" if name == "marks" else name],
+                                                  dtype=np.float32)
         (out,) = self.session.run(None, feed)
         if self.members > 1:  # the median member, the lower of the two middle ones when M is even (torch.median)
             out = np.sort(out, axis=1)[:, (self.members - 1) // 2]
@@ -239,15 +242,21 @@ def check_forecasting(meta: dict[str, Any]) -> None:
         schema._check_calibration(meta["calibration"], data["horizon"], len(data["targets"]))
     if not schema._conforms(meta["notes"], tuple[str, ...]):
         raise schema.SchemaError("notes: expected a list of strings")
+    schema.covariate_widths(meta["covariates"])
 
 
 def _match_graph(name: str, run, meta: dict[str, Any], members: Any) -> None:
     """The graph's inputs and output have the shapes the metadata describes (batch axis free)."""
     data, model = meta["data"], meta["model"]
     lookback, horizon, channels = data["lookback"], data["horizon"], len(data["targets"])
-    wanted = {"x": [lookback, channels]}
-    if data["calendar"]:
-        wanted["marks"] = [lookback + horizon, None]
+    from .meta_schema import covariate_widths
+
+    past, future, static = covariate_widths(meta["covariates"])
+    wanted = {"x": [lookback, channels], "past": [lookback, past], "future": [lookback + horizon, future],
+              "static": [static]}
+    wanted = {k: v for k, v in wanted.items() if v[-1]}
+    if "future" in wanted and "marks" in [i.name for i in run.get_inputs()]:
+        wanted["marks"] = wanted.pop("future")
     out = ([members] if members != 1 else []) + [horizon, channels] + ([len(model["quantiles"])] if model["quantiles"] else [])
     inputs = {i.name: i.shape for i in run.get_inputs()}
     outputs = [o.shape for o in run.get_outputs()]

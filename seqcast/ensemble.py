@@ -27,6 +27,6 @@ class Ensemble(nn.Module):
     def normalise(self, x: torch.Tensor) -> torch.Tensor:
         return self.members[0].normalise(x)
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
-        outputs = torch.stack([member(x, time_features=time_features) for member in self.members])
+    def forward(self, x: torch.Tensor, **covariates: torch.Tensor | None) -> torch.Tensor:
+        outputs = torch.stack([member(x, **covariates) for member in self.members])
         return outputs.median(dim=0).values  # the lower of the two middle members when N is even

@@ -26,7 +26,7 @@ from .forecaster import Forecaster
 from .forecasting import check_schema, run_model
 from .registry import create_model
 from .training import EpochReport, ModelConfig, TrainConfig, fit
-from .windows import (Split, bounds, build_windows, by_length, explicit_split, scaled_arrays, split_targets,
+from .windows import (Split, bounds, build_windows, by_length, explicit_split, model_arrays, split_targets,
                       stacked_times, stacked_values)
 
 METRICS = ("mse", "mae", "rmse", "mape", "smape", "mase")
@@ -139,26 +139,27 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     values, so that no target dominates by its units (MAPE, sMAPE and MASE have no units).
     """
     scaler, lookback, horizon, name = forecaster.scaler, forecaster.lookback, forecaster.horizon, forecaster.name
-    calendar = forecaster.schema.calendar
-    arrays = scaled_arrays(series, scaler)
+    arrays, static = model_arrays(series, scaler, forecaster.covariates)
+    covariates = {"static": static, "past": forecaster.covariates.widths[0]}
     first_rows = first_rows or {}
     if config.split:
         splits = explicit_split(series, config.split, lookback, horizon)
         targets = {sid: (max(first, first_rows.get(sid, 0)), end)
                    for sid, (first, end) in split_targets(splits, "test").items()}
-        windows = build_windows(series, arrays, lookback, horizon, targets, calendar=calendar,
-                                pad_short=forecaster.schema.pad_short)
+        windows = build_windows(series, arrays, lookback, horizon, targets, pad_short=forecaster.schema.pad_short,
+                                **covariates)
     else:
         stride = config.stride or horizon
         targets = {s.id: (first_rows.get(s.id, 0), len(s.times)) for s in series.series}
         windows = build_windows(series, arrays, lookback, horizon, targets, stride=stride, last=config.windows,
-                                calendar=calendar, pad_short=forecaster.schema.pad_short)
+                                pad_short=forecaster.schema.pad_short, **covariates)
     if len(windows) == 0:
         raise _NoWindows(f"{series.source}: no test windows: each series needs more than lookback {lookback} + "
                          f"horizon {horizon} rows")
-    x, y, marks = (t.numpy() if t is not None else None for t in windows.batch(slice(None)))
+    x, y, inputs = windows.batch(slice(None))
+    x, y = x.numpy(), y.numpy()
     started = time.perf_counter()
-    raw = run_model(forecaster.model, x, marks)  # (N, H, C), or (N, H, C, Q) with quantiles
+    raw = run_model(forecaster.model, x, {k: v.numpy() for k, v in inputs.items()})  # (N, H, C), or (N, H, C, Q) with quantiles
     elapsed_ms = (time.perf_counter() - started) * 1000
     quantiles = forecaster.spec.quantiles
     predictions = {name: intervals.point(raw, quantiles)}
@@ -332,7 +333,7 @@ def unseen_rows(series: SeriesSet, seen_until: dict[str, Any]) -> dict[str, int]
 
 def truncate(series: SeriesSet, rows: dict[str, int]) -> SeriesSet:
     """The first ``rows[id]`` rows of each series: what a model may train on before the test windows."""
-    return replace(series, series=[Series(s.id, s.times[: rows[s.id]], s.values[: rows[s.id]]) for s in series.series])
+    return replace(series, series=[s.head(rows[s.id]) for s in series.series], ahead={})
 
 
 def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config: TrainConfig,

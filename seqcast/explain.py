@@ -27,6 +27,9 @@ Long-format columns (``COLUMNS``):
     input_step       1..L, 1 the oldest step of the window, L the last observed one
     input_timestamp  the timestamp of that input step
     weight           the attention weight, or the mean gate activation in (0, 1)
+
+With covariates (``covariate_effects``, ``explain --covariates``), for every model that reads them:
+how much each covariate moved the forecast, its inputs replaced by their training mean.
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .forecaster import Forecaster
+from . import intervals
 from .data import SeriesSet
+from .forecaster import Forecaster
 from .errors import UsageError
 from .forecasting import window_inputs
 from .plots import _save, require_matplotlib
@@ -112,13 +116,13 @@ def explain(ckpt: Forecaster, series: SeriesSet, window: int = 0, per_layer: boo
     if window < 0:
         raise UsageError(f"--window must be 0 or more (steps before the end), not {window}")
     how = _check(ckpt)
-    inputs, marks, pasts, _ = window_inputs(ckpt, series, offset=window)
+    inputs, covariates, pasts, _ = window_inputs(ckpt, series, offset=window)
     x = ckpt.model.normalise(torch.from_numpy(inputs.astype(np.float32)))  # what the inner model sees
-    marks_t = torch.from_numpy(marks) if marks is not None else None
+    extra = {k: torch.from_numpy(v) for k, v in covariates.items()}
     ids = [s.id for s in series.series]
     ckpt.model.eval()
     with torch.no_grad():
-        raw = ckpt.model.network.explain(x, time_features=marks_t)  # {"0.self_attention": (B, Q, L), ...}
+        raw = ckpt.model.network.explain(x, **extra)  # {"0.self_attention": (B, Q, L), ...}
     return (_attention if how == "attention" else _gates)(raw, ids, pasts, per_layer)
 
 
@@ -181,3 +185,47 @@ def plot(maps: list[Map], model: str, path: str) -> None:
         fig.colorbar(image, ax=ax, label="activation" if gate else "attention weight")
     fig.tight_layout()
     _save(fig, path)
+
+
+EFFECT_COLUMNS = ["series", "model", "covariate", "kind", "target", "mean_abs_change", "max_abs_change",
+                  "mean_change"]
+
+
+def covariate_effects(ckpt: Forecaster, series: SeriesSet, window: int = 0) -> pd.DataFrame:
+    """How much each covariate moves the forecast of one window per series (the window ending ``window``
+    steps before its last row): the forecast with the covariate's inputs replaced by its training mean
+    (0 once scaled: every step of the window and of the horizon; a static category's every input),
+    minus the forecast itself, in the target's units, over the H steps. Works for every model that
+    reads covariates: it measures the forecast, not the model's insides. Columns: ``EFFECT_COLUMNS``."""
+    from .forecasting import last_windows, run_model
+
+    if window < 0:
+        raise UsageError(f"--window must be 0 or more (steps before the end), not {window}")
+    schema = ckpt.covariates
+    if not schema.columns:
+        raise UsageError(f"{ckpt.label}: the model reads no covariates, so there is no effect to show; fit it with "
+                         "--past-cols, --future-cols, --static-cols or --calendar, or leave --covariates out")
+    windows = last_windows(ckpt, series, window)
+
+    def forecast(covariates: dict[str, np.ndarray]) -> np.ndarray:  # (N, H, C) in original units
+        raw = run_model(ckpt.model, windows.inputs, covariates).astype(np.float64)
+        return intervals.point(raw, ckpt.spec.quantiles) * windows.std[:, None, :] + windows.mean[:, None, :]
+
+    base = forecast(windows.covariates)
+    blocks = {"past": ("past",), "future": ("calendar", "future"), "static": ("static",)}
+    rows = []
+    for block, kinds in blocks.items():
+        start = 0
+        for column in (c for kind in kinds for c in schema.of(kind)):
+            width = len(column.mean)
+            changed = dict(windows.covariates)
+            changed[block] = changed[block].copy()
+            changed[block][..., start : start + width] = 0.0  # the training mean
+            start += width
+            change = forecast(changed) - base  # (N, H, C)
+            for i, s in enumerate(series.series):
+                for c, target in enumerate(ckpt.schema.targets):
+                    steps = change[i, :, c]
+                    rows.append((s.id, ckpt.name, column.name, column.kind, target, float(np.abs(steps).mean()),
+                                 float(np.abs(steps).max()), float(steps.mean())))
+    return pd.DataFrame(rows, columns=EFFECT_COLUMNS)

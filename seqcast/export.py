@@ -71,18 +71,26 @@ class Exported:
 
 
 class _Graph(nn.Module):
-    """What the ONNX graph computes: the forecaster's model on scaled windows and calendar features;
-    for an ensemble every member's forecast, (B, M, H, C[, Q]) (numpy takes their median: edge.py)."""
+    """What the ONNX graph computes: the forecaster's model on scaled windows and the covariate inputs
+    ``names`` (positional here, by name in the graph); for an ensemble every member's forecast,
+    (B, M, H, C[, Q]) (numpy takes their median: edge.py)."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, names: tuple[str, ...] = ()):
         super().__init__()
-        self.model = model
+        self.model, self.names = model, names
         self.members = getattr(model, "members", None)
 
-    def forward(self, x: torch.Tensor, marks: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, first: torch.Tensor | None = None, second: torch.Tensor | None = None,
+                third: torch.Tensor | None = None) -> torch.Tensor:
+        inputs = dict(zip(self.names, (first, second, third)))
         if self.members is not None:
-            return torch.stack([member(x, time_features=marks) for member in self.members], dim=1)
-        return self.model(x, time_features=marks)
+            return torch.stack([member(x, **inputs) for member in self.members], dim=1)
+        return self.model(x, **inputs)
+
+
+def input_names(forecaster: Forecaster) -> list[str]:
+    """The graph's inputs: x, then each covariate input the model reads."""
+    return ["x"] + [name for name, width in zip(("past", "future", "static"), forecaster.covariates.widths) if width]
 
 
 def require_exporter() -> None:
@@ -102,10 +110,10 @@ def export(forecaster: Forecaster, int8: bool = False, source: dict[str, Any] | 
 
     require_exporter()
     exporter = get_spec(forecaster.name).capabilities.onnx_exporter
-    graph = _Graph(forecaster.model).eval()
-    calendar = forecaster.schema.calendar
+    names = input_names(forecaster)
+    graph = _Graph(forecaster.model, tuple(names[1:])).eval()
     started = time.perf_counter()
-    proto = _trace(graph, exporter, _inputs(forecaster, EXPORT_BATCH, seed=0), calendar, forecaster.label)
+    proto = _trace(graph, exporter, _inputs(forecaster, EXPORT_BATCH, seed=0), names, forecaster.label)
     _strip(proto)
     fp32 = proto.SerializeToString()
     seconds = time.perf_counter() - started
@@ -148,7 +156,7 @@ def _document(forecaster: Forecaster, exporter: str, source: dict[str, Any] | No
         "format": edge.FORMAT, "meta": to_meta(forecaster), "meta_format": FORMAT_VERSION,
         "checkpoint": source or {"path": stored.path if stored else None, "format": stored.format if stored else None,
                                  "sha256": stored.sha256 if stored else None},
-        "graph": {"inputs": ["x", "marks"] if forecaster.schema.calendar else ["x"],
+        "graph": {"inputs": input_names(forecaster),
                   "members": forecaster.spec.ensemble, "exporter": exporter, "int8": False, "quantized": [],
                   "fp32": []},
         "parity": {"batches": list(PARITY_BATCHES), "max_difference": difference, "tolerance": tolerance},
@@ -179,18 +187,15 @@ def _version() -> str:
 
 def _inputs(forecaster: Forecaster, batch: int, seed: int) -> tuple[torch.Tensor, ...]:
     """Windows for tracing and parity: scaled values (B, L, C) as a random walk around zero (what scaled
-    series look like), and calendar features (B, L + H, F) in their range [-0.5, 0.5] when the model reads them."""
-    from .models._layers import N_TIME_FEATURES
-
+    series look like), and the covariate inputs the model reads, standard normal (they are z-scored)."""
     generator = torch.Generator().manual_seed(seed)
     schema = forecaster.schema
     steps = torch.randn(batch, schema.lookback, len(schema.targets), generator=generator) * 0.3
     x = steps.cumsum(dim=1)
     x = x - x.mean(dim=1, keepdim=True)
-    if not schema.calendar:
-        return (x,)
-    marks = torch.rand(batch, schema.lookback + schema.horizon, N_TIME_FEATURES, generator=generator) - 0.5
-    return x, marks
+    past, future, static = forecaster.covariates.widths
+    shapes = [(batch, schema.lookback, past), (batch, schema.lookback + schema.horizon, future), (batch, static)]
+    return (x, *(torch.randn(shape, generator=generator) for shape in shapes if shape[-1]))
 
 
 @contextlib.contextmanager
@@ -224,11 +229,10 @@ def _quiet() -> Iterator[io.StringIO]:
             said.write(sink.read().decode("utf-8", "replace"))
 
 
-def _trace(graph: _Graph, exporter: str, inputs: tuple[torch.Tensor, ...], calendar: bool, label: str):
+def _trace(graph: _Graph, exporter: str, inputs: tuple[torch.Tensor, ...], names: list[str], label: str):
     """The graph as an ONNX ModelProto, batch axis dynamic."""
     import onnx
 
-    names = ["x", "marks"] if calendar else ["x"]
     with _quiet() as said:
         try:
             if exporter == "torchscript":
@@ -262,7 +266,7 @@ def _strip(proto) -> None:
     graph.doc_string = ""
     if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS) for node in graph.node for a in node.attribute):
         return
-    kept, short = {"", "x", "marks", "forecast"}, {}
+    kept, short = {"", "x", "past", "future", "static", "marks", "forecast"}, {}
 
     def rename(name: str) -> str:
         return name if name in kept else short.setdefault(name, format(len(short), "x"))
@@ -308,7 +312,7 @@ def _parity(graph: _Graph, data: bytes, forecaster: Forecaster, tolerance: float
         inputs = _inputs(forecaster, batch, seed=1 + i)
         with torch.no_grad():
             expected = graph(*inputs).numpy()
-        feed = dict(zip(["x", "marks"], (t.numpy() for t in inputs)))
+        feed = dict(zip(input_names(forecaster), (t.numpy() for t in inputs)))
         try:
             (got,) = run.run(None, feed)
         except Exception as exc:

@@ -42,8 +42,41 @@ class DataSchema:
     lookback: int
     horizon: int
     series: tuple[str, ...]
-    calendar: bool  # the model reads calendar features of the past and future steps
     pad_short: bool = False  # windows may start before a series' first row, repeating its first value
+
+
+@dataclass(frozen=True)
+class Covariate:
+    """One covariate the model reads (covariates.py), with the statistics of its training rows."""
+
+    name: str  # its column (a calendar feature's name, covariates.CALENDAR_FEATURES, for kind calendar)
+    kind: str  # "past", "future", "calendar" or "static"
+    mean: tuple[float, ...]  # per model input: one for a number, one per category (its share of the series)
+    std: tuple[float, ...]
+    categories: tuple[str, ...] = ()  # a static category column's training vocabulary, one input each
+
+
+COVARIATE_KINDS = ("past", "calendar", "future", "static")  # the order of the stored columns
+
+
+@dataclass(frozen=True)
+class CovariateSchema:
+    """The covariates a model reads, in input order: past (B, L, P); the known-future block (B, L + H, F),
+    calendar features then future covariates; static (B, S)."""
+
+    columns: tuple[Covariate, ...] = ()
+
+    def of(self, kind: str) -> tuple[Covariate, ...]:
+        return tuple(c for c in self.columns if c.kind == kind)
+
+    def names(self, kind: str) -> tuple[str, ...]:
+        return tuple(c.name for c in self.of(kind))
+
+    @property
+    def widths(self) -> tuple[int, int, int]:
+        """(P, F, S): the model's covariate inputs (models/_layers.Covariates)."""
+        width = lambda kinds: sum(len(c.mean) for c in self.columns if c.kind in kinds)  # noqa: E731
+        return width(("past",)), width(("calendar", "future")), width(("static",))
 
 
 @dataclass(frozen=True)
@@ -155,6 +188,7 @@ class Forecaster:
     notes: tuple[str, ...] = ()
     calibration: Calibration | None = None  # conformal intervals (fit --level); None: point forecasts only
     tuning: Tuning | None = None  # the study the configuration came from (seqcast tune); None: not tuned
+    covariates: CovariateSchema = CovariateSchema()  # what it reads besides the targets; () = nothing
     stored: Stored | None = field(default=None, compare=False)  # None until saved or loaded
 
     @property
@@ -188,6 +222,7 @@ class Forecaster:
                 "init_from": {"path": record.init_from.path, "sha256": record.init_from.sha256}
                 if record.init_from else None,
                 "quantiles": list(self.spec.quantiles),
+                "covariates": {kind: list(self.covariates.names(kind)) for kind in COVARIATE_KINDS},
                 "levels": list(self.calibration.levels) if self.calibration else [],
                 "calibration_windows": self.calibration.windows if self.calibration else None,
                 "notes": list(self.notes), "warnings": list(record.warnings)}

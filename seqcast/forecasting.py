@@ -21,7 +21,8 @@ import pandas as pd
 
 from . import intervals
 from .forecaster import Forecaster
-from .data import DataConfig, SeriesSet, time_features
+from .covariates import horizon_values, static_inputs, step_values
+from .data import DataConfig, SeriesSet
 from .errors import InputError, UsageError
 from .frequency import future_grid
 from .windows import bounds, real_inputs, stacked_times, stacked_values
@@ -33,9 +34,11 @@ def data_config(ckpt: Forecaster, fill: str | None = None, freq: str | None = No
                 dayfirst: bool | None = None, date_format: str | None = None) -> DataConfig:
     """Read new history as fit read the training data: its columns and recorded policy (the frequency
     when fit was told it, the fill, decimal separator and date order); arguments given here win."""
-    schema, policy = ckpt.schema, ckpt.policy
+    schema, policy, covariates = ckpt.schema, ckpt.policy, ckpt.covariates
     return DataConfig(
         time_col=schema.time_col, target=schema.targets, id_col=schema.id_col,
+        past_cols=covariates.names("past"), future_cols=covariates.names("future"),
+        static_cols=covariates.names("static"),
         freq=freq or (schema.freq if policy.freq_given else None),
         fill=fill or policy.fill,
         decimal=decimal or policy.decimal,
@@ -56,10 +59,17 @@ def check_schema(ckpt: Forecaster, series: SeriesSet) -> None:
     if series.integer_time != schema.integer_time or not same:
         raise InputError(f"{series.source}: frequency differs from training: expected {schema.freq!r}, "
                          f"got {series.freq!r}")
+    covariates = ckpt.covariates
+    for kind, given in (("past", series.past_cols), ("future", series.future_cols), ("static", series.static_cols)):
+        if tuple(given) != covariates.names(kind):
+            raise InputError(f"{series.source}: {kind} covariates differ from training: expected "
+                             f"{list(covariates.names(kind))}, got {list(given)}")
 
 
-def run_model(model, x: np.ndarray, marks: np.ndarray | None, batch_size: int = 2048) -> np.ndarray:
-    """Scaled inputs (N, L, C) -> scaled forecasts (N, H, C), in batches, on the CPU.
+def run_model(model, x: np.ndarray, covariates: dict[str, np.ndarray] | None = None,
+              batch_size: int = 2048) -> np.ndarray:
+    """Scaled inputs (N, L, C) and their covariate inputs (the contract's keywords: past (N, L, P),
+    future (N, L + H, F), static (N, S)) -> scaled forecasts (N, H, C), in batches, on the CPU.
 
     ``model`` is a torch module, or a model that forecasts numpy arrays itself (``forward_numpy``, as
     ``edge.OnnxModel`` does through onnxruntime): then torch is never imported.
@@ -68,14 +78,15 @@ def run_model(model, x: np.ndarray, marks: np.ndarray | None, batch_size: int = 
     if forward is None:
         import torch
 
-        def forward(xb: np.ndarray, mb: np.ndarray | None) -> np.ndarray:
+        def forward(xb: np.ndarray, inputs: dict[str, np.ndarray]) -> np.ndarray:
             with torch.no_grad():
-                return model(torch.from_numpy(xb), time_features=None if mb is None else torch.from_numpy(mb)).numpy()
+                return model(torch.from_numpy(xb), **{k: torch.from_numpy(v) for k, v in inputs.items()}).numpy()
     outputs = []
     for start in range(0, len(x), batch_size):
         xb = np.ascontiguousarray(x[start : start + batch_size], dtype=np.float32)
-        mb = marks[start : start + batch_size] if marks is not None else None
-        outputs.append(forward(xb, mb))
+        inputs = {k: np.ascontiguousarray(v[start : start + batch_size], dtype=np.float32)
+                  for k, v in (covariates or {}).items()}
+        outputs.append(forward(xb, inputs))
     return np.concatenate(outputs) if outputs else np.zeros((0,) + x.shape[1:])
 
 
@@ -84,7 +95,7 @@ class LastWindows:
     """One window per series (all series at once), ending ``offset`` rows before the series' end."""
 
     inputs: np.ndarray  # (N, L, C) scaled
-    marks: np.ndarray | None  # (N, L + H, F) calendar features, or None
+    covariates: dict[str, np.ndarray]  # the model's covariate inputs by keyword ({} without covariates)
     rows: np.ndarray  # (N, L) the input rows in the concatenation of all series (``windows.bounds``)
     future: pd.Index  # (N * H) the H timestamps after each window, one series after another
     mean: np.ndarray  # (N, C) the scaler's statistics of each series
@@ -111,25 +122,42 @@ def last_windows(ckpt: Forecaster, series: SeriesSet, offset: int = 0) -> LastWi
     inputs = (stacked_values(series)[rows] - mean[:, None, :]) / std[:, None, :]
     times = stacked_times(series)
     future = future_grid(times[rows[:, -1]], freq, horizon)
-    marks = None
-    if ckpt.schema.calendar:
-        past = time_features(times[rows.reshape(-1)]).reshape(len(rows), lookback, -1)
-        marks = np.concatenate([past, time_features(future).reshape(len(rows), horizon, -1)], axis=1)
-    return LastWindows(inputs, marks, rows, future, mean, std)
+    return LastWindows(inputs, _covariate_inputs(ckpt, series, rows, future), rows, future, mean, std)
+
+
+def _covariate_inputs(ckpt: Forecaster, series: SeriesSet, rows: np.ndarray, future: pd.Index) -> dict[str, np.ndarray]:
+    """The covariate inputs of the windows whose input rows are ``rows`` (N, L) and whose forecast steps
+    are ``future``: past and known-future values of the input rows, known-future values of the steps
+    (covariates.horizon_values: every step covered, or an error listing those that are not), static."""
+    schema = ckpt.covariates
+    P, F, _ = schema.widths
+    out: dict[str, np.ndarray] = {}
+    if P or F:
+        steps = np.concatenate([step_values(series, schema, s) for s in series.series])[rows]  # (N, L, P + F)
+        if P:
+            out["past"] = steps[..., :P]
+        if F:
+            ends = rows[:, -1] - bounds(series)[:-1]  # each window's last input row within its series
+            out["future"] = np.concatenate([steps[..., P:], horizon_values(series, schema, ends, future,
+                                                                           ckpt.horizon)], axis=1)
+    static = static_inputs(series, schema)
+    if static is not None:
+        out["static"] = static
+    return out
 
 
 def window_inputs(ckpt: Forecaster, series: SeriesSet, offset: int = 0
-                  ) -> tuple[np.ndarray, np.ndarray | None, list[pd.Index], list[pd.Index]]:
+                  ) -> tuple[np.ndarray, dict[str, np.ndarray], list[pd.Index], list[pd.Index]]:
     """The model inputs of each series' window ending ``offset`` steps before its last row.
 
-    Returns scaled inputs (N, L, C), calendar features (N, L + H, F) or None, and per series the
-    L input timestamps (padded steps repeat the first) and the H timestamps that follow them.
+    Returns scaled inputs (N, L, C), the covariate inputs by keyword, and per series the L input
+    timestamps (padded steps repeat the first) and the H timestamps that follow them.
     """
     windows = last_windows(ckpt, series, offset)
     times, horizon = stacked_times(series), ckpt.horizon
     pasts = [times[r] for r in windows.rows]  # a padded step shows its series' first timestamp
     futures = [windows.future[i * horizon : (i + 1) * horizon] for i in range(len(windows.rows))]
-    return windows.inputs, windows.marks, pasts, futures
+    return windows.inputs, windows.covariates, pasts, futures
 
 
 def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0, levels: tuple[float, ...] = ()) -> pd.DataFrame:
@@ -142,7 +170,7 @@ def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0, levels: tuple
     levels = intervals.check_levels(levels, ckpt.calibration, ckpt.label)
     horizon = horizon or ckpt.horizon
     windows = last_windows(ckpt, series)
-    scaled = run_model(ckpt.model, windows.inputs, windows.marks)[:, :horizon].astype(np.float64)  # (N, H, C[, Q])
+    scaled = run_model(ckpt.model, windows.inputs, windows.covariates)[:, :horizon].astype(np.float64)  # (N, H, C[, Q])
     quantiles = ckpt.spec.quantiles
 
     def original(values: np.ndarray) -> np.ndarray:  # (N, H, C) scaled -> original units

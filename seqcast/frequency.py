@@ -22,6 +22,12 @@ class Series:
     id: str
     times: pd.Index  # DatetimeIndex, or an int64 Index for integer steps
     values: np.ndarray  # (T, C) float64 in original units
+    covariates: np.ndarray | None = None  # (T, P + F) float64: the past, then the future covariates; None: none
+
+    def head(self, rows: int) -> "Series":
+        """The series' first ``rows`` rows."""
+        return Series(self.id, self.times[:rows], self.values[:rows],
+                      None if self.covariates is None else self.covariates[:rows])
 
 
 def infer_frequency(times: pd.Index) -> str | None:

@@ -17,8 +17,8 @@ from dataclasses import fields
 from typing import Any
 
 from .errors import UsageError
-from .forecaster import (RECORD_KEYS, Calibration, DataSchema, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord,
-                         Tuning, Versions)
+from .forecaster import (COVARIATE_KINDS, RECORD_KEYS, Calibration, Covariate, DataSchema, InitFrom, ModelInfo,
+                         ReadingPolicy, TrainingRecord, Tuning, Versions)
 
 # The longest window a checkpoint may describe (lookback + horizon steps), and the most targets. Far
 # above anything seqcast trains on one machine, low enough that buffers sized by them stay small.
@@ -26,6 +26,7 @@ MAX_WINDOW = 100_000
 MAX_TARGETS = 10_000
 MAX_QUANTILES = 99
 MAX_ENSEMBLE = 64
+MAX_COVARIATES = 10_000  # columns, and categories of one static column
 
 
 class SchemaError(ValueError):
@@ -107,7 +108,7 @@ def check(meta: Any) -> None:
     if not isinstance(meta, dict):
         raise SchemaError("meta: expected an object")
     expected = {"model", "data", "scaler", "split", "training", "metrics", "versions", "notes", "calibration",
-                "tuning"}
+                "tuning", "covariates"}
     if set(meta) != expected:
         raise SchemaError(f"meta: expected the sections {', '.join(sorted(expected))}, found {', '.join(sorted(meta))}")
 
@@ -176,6 +177,7 @@ def check(meta: Any) -> None:
         _check_calibration(meta["calibration"], data["horizon"], len(data["targets"]))
     if not _conforms(meta["notes"], tuple[str, ...]):
         raise SchemaError("notes: expected a list of strings")
+    covariate_widths(meta["covariates"])
     if meta["tuning"] is not None:
         tuning = _section("tuning", meta["tuning"], Tuning)
         for key in ("trials", "complete", "pruned", "failed", "best_trial", "search_seconds"):
@@ -183,6 +185,39 @@ def check(meta: Any) -> None:
         for key, value in tuning["best_params"].items():
             if not isinstance(value, (bool, int, float, str, type(None))):
                 raise SchemaError(f"tuning.best_params.{key}: {value!r} is not a hyperparameter value")
+
+
+def covariate_widths(columns: Any) -> tuple[int, int, int]:
+    """The model inputs (P, F, S) the stored covariates describe (forecaster.CovariateSchema.widths),
+    each column checked: its kind, a calendar feature's name, finite statistics (std > 0), one input
+    per category, no column twice, and the stored order (past, calendar, future, static)."""
+    from .covariates import CALENDAR_FEATURES
+
+    if not isinstance(columns, list) or len(columns) > MAX_COVARIATES:
+        raise SchemaError(f"covariates: expected a list of at most {MAX_COVARIATES} columns")
+    seen, order = set(), []
+    for i, values in enumerate(columns):
+        where = f"covariates[{i}]"
+        column = _section(where, values, Covariate)
+        if column["kind"] not in COVARIATE_KINDS:
+            raise SchemaError(f"{where}.kind: {column['kind']!r} is not one of {', '.join(COVARIATE_KINDS)}")
+        if column["kind"] == "calendar" and column["name"] not in CALENDAR_FEATURES:
+            raise SchemaError(f"{where}.name: {column['name']!r} is not a calendar feature")
+        if column["categories"] and (column["kind"] != "static" or len(set(column["categories"])) != len(
+                column["categories"]) or len(column["categories"]) > MAX_COVARIATES):
+            raise SchemaError(f"{where}.categories: only a static column has categories, each once")
+        inputs = max(1, len(column["categories"]))
+        if len(column["mean"]) != inputs or len(column["std"]) != inputs or not all(
+                math.isfinite(v) for v in column["mean"]) or not all(math.isfinite(v) and v > 0 for v in column["std"]):
+            raise SchemaError(f"{where}: expected {inputs} finite mean and positive std values")
+        if (column["kind"], column["name"]) in seen:
+            raise SchemaError(f"{where}: {column['name']!r} appears twice")
+        seen.add((column["kind"], column["name"]))
+        order.append(COVARIATE_KINDS.index(column["kind"]))
+    if order != sorted(order):
+        raise SchemaError("covariates: expected past, calendar, future, then static columns")
+    widths = {kind: sum(max(1, len(c["categories"])) for c in columns if c["kind"] == kind) for kind in COVARIATE_KINDS}
+    return widths["past"], widths["calendar"] + widths["future"], widths["static"]
 
 
 def _check_calibration(values: Any, horizon: int, targets: int) -> None:

@@ -53,8 +53,8 @@ class QuantileHead(nn.Module):
                 offsets[self.median : j + 1, j] = 1.0
         self.register_buffer("offsets", offsets, persistent=False)
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
-        point = self.model(x, time_features=time_features)  # (B, H, C)
+    def forward(self, x: torch.Tensor, **covariates: torch.Tensor | None) -> torch.Tensor:
+        point = self.model(x, **covariates)  # (B, H, C)
         batch, horizon, channels = point.shape
         recent = x[:, -self.context :]
         change = (recent[:, 1:] - recent[:, :-1]).abs().mean(dim=1, keepdim=True) if recent.shape[1] > 1 else x.abs()

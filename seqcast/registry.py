@@ -5,8 +5,8 @@ A model class registers itself with ``@register_model("name", preset={...}, **ca
 stacked decorators publish presets of one class, and a preset's values are fixed for its name. The
 constructor's keyword-only arguments are the hyperparameter schema: ``--param key=value`` is
 validated and converted against them. ``Capabilities`` is what the pipeline needs to know about a
-model without building it (learning rate, window normalisation, calendar inputs, explain, season,
-quantiles, the loss it trains a panel on, what `tune` may vary);
+model without building it (learning rate, window normalisation, the covariate kinds it reads, explain,
+season, quantiles, the loss it trains a panel on, what `tune` may vary);
 the declaration is checked when the model's module is imported, so a typo fails there, by name.
 """
 
@@ -22,6 +22,8 @@ from .errors import UsageError
 DEFAULT_LR = 3e-3  # the training loop's peak learning rate, for models that declare no other
 EXPLAIN_KINDS = ("attention", "gates")
 ONNX_EXPORTERS = ("dynamo", "torchscript")
+COVARIATE_KINDS = ("past", "future", "static")  # the contract's covariate inputs (models/_layers.Covariates)
+COVARIATE_OPTIONS = {"past": "--past-cols", "future": "--future-cols or --calendar", "static": "--static-cols"}
 
 _MODELS: dict[str, "ModelSpec"] = {}
 
@@ -32,7 +34,9 @@ class Capabilities:
 
     lr: float = DEFAULT_LR  # peak learning rate of the training loop, in (0, 1]
     window_norm: str = "last"  # per-window normalisation under --window-norm auto (window_norm.WINDOW_NORMS)
-    calendar: bool = False  # reads calendar features (B, L + H, F) when built with its `calendar` switch on
+    # the covariate inputs it reads, built with their widths (its `covariates` keyword, models/_layers.Covariates):
+    # "past" (B, L, P), "future" (B, L + H, F: calendar features and known-future covariates), "static" (B, S)
+    covariates: tuple[str, ...] = ()
     explain: str | None = None  # what its explain(x, time_features) returns: "attention" maps or "gates"
     season: bool = False  # its `season` hyperparameter, when not given, is the data frequency's season
     starts_at_level: bool = True  # untrained, it forecasts the window's reference level (a zero head)
@@ -67,14 +71,13 @@ class ModelSpec:
         """Every hyperparameter with its default, the preset applied."""
         return {**_keywords(self.cls), **self.preset}
 
-    def uses_calendar(self, params: dict[str, Any]) -> bool:
-        """Whether the model built with the resolved ``params`` reads calendar features."""
-        return self.capabilities.calendar and bool(params["calendar"])
 
 
 def _keywords(cls: type) -> dict[str, Any]:
-    """The constructor's keyword-only arguments with their defaults: the hyperparameter schema."""
-    return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values() if p.kind is p.KEYWORD_ONLY}
+    """The constructor's keyword-only arguments with their defaults: the hyperparameter schema (less
+    ``covariates``, the covariate widths the pipeline builds the model for)."""
+    return {p.name: p.default for p in inspect.signature(cls.__init__).parameters.values()
+            if p.kind is p.KEYWORD_ONLY and p.name != "covariates"}
 
 
 def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, Any]) -> Capabilities:
@@ -111,7 +114,7 @@ def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, A
         raise wrong(f"declares explain={caps.explain!r} but defines no explain(x, time_features=None) method")
     if caps.onnx_exporter not in ONNX_EXPORTERS:
         raise wrong(f"onnx_exporter={caps.onnx_exporter!r}: choose one of {', '.join(ONNX_EXPORTERS)}")
-    for flag in ("calendar", "season", "starts_at_level", "quantiles"):
+    for flag in ("season", "starts_at_level", "quantiles"):
         if not isinstance(getattr(caps, flag), bool):
             raise wrong(f"{flag}={getattr(caps, flag)!r}: declare True or False")
     from .search import check_dimension
@@ -125,8 +128,13 @@ def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, A
             raise wrong(problem)
     if caps.season and "season" not in keywords:
         raise wrong("declares season=True but has no `season` keyword in __init__ to fill")
-    if caps.calendar and not isinstance(keywords.get("calendar"), bool):
-        raise wrong("declares calendar=True but has no `calendar` switch (a bool keyword of __init__)")
+    if not isinstance(caps.covariates, tuple) or not set(caps.covariates) <= set(COVARIATE_KINDS):
+        raise wrong(f"covariates={caps.covariates!r}: declare a tuple of {', '.join(COVARIATE_KINDS)}")
+    takes = "covariates" in inspect.signature(cls.__init__).parameters
+    if caps.covariates and not takes:
+        raise wrong(f"declares covariates={caps.covariates!r} but has no `covariates` keyword in __init__")
+    if takes and not caps.covariates:
+        raise wrong("has a `covariates` keyword in __init__ but declares no covariates=(...) it reads")
     return caps
 
 
@@ -267,15 +275,41 @@ def _bounded(max_bytes: tuple[int, int] | None) -> Iterator[None]:
             handle.remove()
 
 
+def models_reading(kinds: tuple[str, ...]) -> list[str]:
+    """The registered models that read every covariate kind of ``kinds``."""
+    return [n for n in list_models() if set(kinds) <= set(_MODELS[n].capabilities.covariates)]
+
+
+def check_covariates(name: str, kinds: tuple[str, ...]) -> None:
+    """UsageError unless model ``name`` reads every covariate kind of ``kinds``, naming the models that do."""
+    missing = [kind for kind in kinds if kind not in get_spec(name).capabilities.covariates]
+    if missing:
+        able = models_reading(kinds)
+        raise UsageError(f"{name} cannot use {_and(missing)} covariates "
+                         f"({', '.join(COVARIATE_OPTIONS[k] for k in missing)}); "
+                         + (f"models that use {_and(kinds)} covariates: {', '.join(able)}" if able
+                            else "no model uses them all together"))
+
+
+def _and(words) -> str:
+    words = list(words)
+    return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
+
+
 def create_model(name: str, lookback: int, horizon: int, n_features: int, params: dict | None = None,
-                 max_bytes: tuple[int, int] | None = None, quantiles: tuple[float, ...] = ()):
-    """Build the registered model ``name`` for windows of ``lookback`` -> ``horizon`` steps, under the
-    shared quantile head when ``quantiles`` are given; with ``max_bytes`` (parameters, buffers),
-    refuse (UsageError) as soon as its tensors would pass them."""
+                 max_bytes: tuple[int, int] | None = None, quantiles: tuple[float, ...] = (), covariates=None):
+    """Build the registered model ``name`` for windows of ``lookback`` -> ``horizon`` steps, reading the
+    ``covariates`` (models/_layers.Covariates widths; None = none), under the shared quantile head when
+    ``quantiles`` are given; with ``max_bytes`` (parameters, buffers), refuse (UsageError) as soon as
+    its tensors would pass them."""
     spec = get_spec(name)
     kwargs = resolve_params(name, params)
     if min(lookback, horizon, n_features) < 1:  # checked once here, so models check only their own settings
         raise UsageError(f"{name}: lookback, horizon and n_features must be at least 1")
+    if covariates is not None and covariates.kinds:
+        check_covariates(name, covariates.kinds)
+    if spec.capabilities.covariates and covariates is not None:
+        kwargs = {**kwargs, "covariates": covariates}
     given = ", ".join(f"{k}={v}" for k, v in sorted((params or {}).items())) or "its defaults"
     try:
         with _bounded(max_bytes):
@@ -311,13 +345,16 @@ def parse_param_options(options: list[str] | None) -> dict[str, str]:
     return out
 
 
-def model_names(text: str | None) -> list[str]:
-    """``"rnn, gru"`` -> ``["rnn", "gru"]``, each a registered model; every model when ``text`` is empty."""
+def model_names(text: str | None, covariates: tuple[str, ...] = ()) -> list[str]:
+    """``"rnn, gru"`` -> ``["rnn", "gru"]``, each a registered model that reads the ``covariates`` kinds;
+    when ``text`` is empty, every model that does."""
     known = list_models()
-    names = [m.strip() for m in text.split(",") if m.strip()] if text else known
+    names = [m.strip() for m in text.split(",") if m.strip()] if text else models_reading(covariates)
     unknown = [name for name in names if name not in known]
     if unknown:
         raise UsageError(f"unknown model {unknown[0]!r}; choose from: {', '.join(known)}")
+    for name in names:
+        check_covariates(name, covariates)
     return names
 
 

@@ -83,8 +83,9 @@ def _running_elsewhere() -> int:
 
 
 @torch.no_grad()
-def forward_flops(model: nn.Module, x: torch.Tensor, time_features: torch.Tensor | None = None) -> float:
-    """FLOPs of ``model``'s forward on the windows ``x`` (B, L, C), counted by torch's FlopCounterMode.
+def forward_flops(model: nn.Module, x: torch.Tensor, covariates: dict[str, torch.Tensor] | None = None) -> float:
+    """FLOPs of ``model``'s forward on the windows ``x`` (B, L, C) and their ``covariates`` (the contract's
+    keywords), counted by torch's FlopCounterMode.
 
     LSTM layers run as one fused operation the counter does not see; they are counted from their
     weights (2 FLOPs per weight per step and window). The count runs in eval mode with the random
@@ -104,7 +105,7 @@ def forward_flops(model: nn.Module, x: torch.Tensor, time_features: torch.Tensor
     try:
         model.eval()
         with torch.random.fork_rng(devices=[]), FlopCounterMode(display=False) as counter:
-            model(x, time_features=time_features)
+            model(x, **(covariates or {}))
     finally:
         model.train(training)
         for hook in hooks:
@@ -112,10 +113,10 @@ def forward_flops(model: nn.Module, x: torch.Tensor, time_features: torch.Tensor
     return float(counter.get_total_flops() + sum(lstm_flops))
 
 
-def work_per_call(model: nn.Module, x: torch.Tensor, time_features: torch.Tensor | None, batch: int,
+def work_per_call(model: nn.Module, x: torch.Tensor, covariates: dict[str, torch.Tensor] | None, batch: int,
                   training: bool) -> float:
     """FLOPs of one call: a training step (``training``) or a forward of ``batch`` windows, from one window."""
-    one = forward_flops(model, x[:1], None if time_features is None else time_features[:1])
+    one = forward_flops(model, x[:1], {k: v[:1] for k, v in (covariates or {}).items()})
     return one * batch * (TRAINING_STEP if training else 1)
 
 
@@ -128,13 +129,13 @@ def pick_threads(flops: float, cores: int | None = None, ceiling: int | None = N
     return max(1, min(cores, ceiling, int(flops // FLOPS_PER_THREAD)))
 
 
-def sample_inputs(lookback: int, horizon: int, n_features: int, calendar: bool
-                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """One window of zeros of the model contract's shapes, to count a forward's FLOPs."""
-    from .models._layers import N_TIME_FEATURES
-
-    marks = torch.zeros(1, lookback + horizon, N_TIME_FEATURES) if calendar else None
-    return torch.zeros(1, lookback, n_features), marks
+def sample_inputs(lookback: int, horizon: int, n_features: int, widths: tuple[int, int, int] = (0, 0, 0)
+                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """One window of zeros of the model contract's shapes (covariates of ``widths`` P, F, S), to count
+    a forward's FLOPs."""
+    past, future, static = widths
+    shapes = {"past": (1, lookback, past), "future": (1, lookback + horizon, future), "static": (1, static)}
+    return torch.zeros(1, lookback, n_features), {k: torch.zeros(shape) for k, shape in shapes.items() if shape[-1]}
 
 
 def forecast_threads(requested: int, ckpt, windows: int) -> int:
@@ -144,8 +145,8 @@ def forecast_threads(requested: int, ckpt, windows: int) -> int:
     batch = min(max(windows, 1), 2048)
     if ckpt.training.window_flops is not None:  # recorded at fit: counting again costs seconds of imports
         return pick_threads(ckpt.training.window_flops * batch)
-    x, marks = sample_inputs(ckpt.lookback, ckpt.horizon, len(ckpt.schema.targets), ckpt.schema.calendar)
-    return pick_threads(work_per_call(ckpt.model, x, marks, batch, training=False))
+    x, covariates = sample_inputs(ckpt.lookback, ckpt.horizon, len(ckpt.schema.targets), ckpt.covariates.widths)
+    return pick_threads(work_per_call(ckpt.model, x, covariates, batch, training=False))
 
 
 @contextmanager

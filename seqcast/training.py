@@ -29,12 +29,14 @@ from .distributed import Distributed
 from .errors import TrainingError, UsageError
 from .forecasting import check_schema, run_model
 from .forecaster import DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
-from .registry import create_model, get_spec, resolve_params
+from .covariates import fit_schema
+from .models._layers import Covariates
+from .registry import check_covariates, create_model, get_spec, resolve_params
 from .threads import TRAINING_STEP, forward_flops, pick_threads, using_threads
 from .ensemble import Ensemble
 from .window_norm import WINDOW_NORMS, WindowNorm
 from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_lookback, default_split,
-                      explicit_split, needs_padding, real_inputs, scaled_arrays, short_series, split_targets)
+                      explicit_split, model_arrays, needs_padding, real_inputs, short_series, split_targets)
 
 
 @dataclass(frozen=True)
@@ -139,8 +141,8 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def _forward(model: nn.Module, windows: WindowSet, index) -> tuple[torch.Tensor, torch.Tensor]:
-    x, y, marks = windows.batch(index)
-    return model(x, time_features=marks), y
+    x, y, covariates = windows.batch(index)
+    return model(x, **covariates), y
 
 
 @torch.no_grad()
@@ -376,8 +378,8 @@ def _constant_targets(series: SeriesSet, splits: dict[str, Split]) -> list[str]:
 
 def _window_flops(model: nn.Module, train_set: WindowSet) -> float:
     """FLOPs of ``model``'s forward on one training window (recorded, so forecasts need not count)."""
-    x, _, marks = train_set.batch(slice(0, 1))
-    return forward_flops(model, x, marks)
+    x, _, covariates = train_set.batch(slice(0, 1))
+    return forward_flops(model, x, covariates)
 
 
 def _auto_threads(window_flops: float, train_set: WindowSet, config: TrainConfig) -> int:
@@ -431,8 +433,9 @@ def _calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], 
         return None, val_loss
     if len(val_set) == 0:  # (fit has refused --level without validation windows)
         return None, val_loss if exact else float("nan")  # no validation MSE to report
-    x, y, marks = (t.numpy() if t is not None else None for t in val_set.batch(slice(None)))
-    pred = run_model(model, x, marks).astype(np.float64)
+    x, y, covariates = val_set.batch(slice(None))
+    x, y = x.numpy(), y.numpy()
+    pred = run_model(model, x, {k: v.numpy() for k, v in covariates.items()}).astype(np.float64)
     actual = y.astype(np.float64)
     point = intervals.point(pred, quantiles)
     scale = intervals.window_scale(x, val_set.origins)  # origins: the real rows before each window's targets
@@ -455,6 +458,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     if spec.window_norm not in ("auto", *WINDOW_NORMS):
         raise UsageError(f"--window-norm {spec.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
     notes: list[str] = []
+    check_covariates(spec.name, series.covariate_kinds)  # before anything is built: nothing accepted and ignored
     lookback, horizon = resolve_windows(series, spec, split, notes)
     pad_short = split is None and (init.schema.pad_short if init is not None else
                                    needs_padding(series, lookback, horizon))
@@ -475,23 +479,26 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                      "for a seasonal naive forecast")
     quantiles = quantile_head.with_median(spec.quantiles) if spec.quantiles else ()
     window_norm = auto_window_norm(series, spec.name) if spec.window_norm == "auto" else spec.window_norm
+    train_rows = {sid: sp.train for sid, sp in splits.items()}
+    covariates = init.covariates if init is not None else fit_schema(series, train_rows)
+    widths = Covariates(*covariates.widths)
     members = []
     for i in range(spec.ensemble):  # member i starts from seed + i
         torch.manual_seed(config.seed + i)
         np.random.seed((config.seed + i) % 2**32)
         members.append(WindowNorm(create_model(spec.name, lookback, horizon, len(series.targets), params,
-                                               quantiles=quantiles), window_norm, season_length(series.freq)))
+                                               quantiles=quantiles, covariates=widths),
+                                  window_norm, season_length(series.freq)))
     model = members[0] if len(members) == 1 else Ensemble(members)
     if init is not None:
         check_schema(init, series)
         model.load_state_dict(init.model.state_dict())
-    scaler = Scaler.fit(series, {sid: sp.train for sid, sp in splits.items()})
-    arrays = scaled_arrays(series, scaler)
-    calendar = get_spec(spec.name).uses_calendar(resolved)
-    train_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "train"), calendar=calendar,
-                              pad_short=pad_short)
-    val_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "val"), calendar=calendar,
-                            pad_short=pad_short)
+    scaler = Scaler.fit(series, train_rows)
+    arrays, static = model_arrays(series, scaler, covariates)
+    train_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "train"), pad_short=pad_short,
+                              static=static, past=widths.past)
+    val_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "val"), pad_short=pad_short,
+                            static=static, past=widths.past)
     if len(train_set) == 0:
         raise UsageError(f"no training windows: lookback {lookback} + horizon {horizon} exceed the training rows")
     if spec.levels:
@@ -542,10 +549,9 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         spec=ModelInfo(spec.name, resolved, window_norm, sum(p.numel() for p in model.parameters()), quantiles,
                        spec.ensemble),
         schema=DataSchema(series.source, series.time_col, tuple(series.targets), series.id_col, series.freq,
-                          series.integer_time, lookback, horizon, tuple(s.id for s in series.series), calendar,
-                          pad_short),
+                          series.integer_time, lookback, horizon, tuple(s.id for s in series.series), pad_short),
         policy=ReadingPolicy(series.freq_given, series.fill, series.decimal, series.dayfirst, series.date_format),
         scaler=scaler, training=record,
         versions=Versions(__version__, torch.__version__.split("+")[0], platform.python_version()),
-        notes=tuple(notes), calibration=calibration)
+        notes=tuple(notes), calibration=calibration, covariates=covariates)
 

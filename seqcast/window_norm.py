@@ -64,20 +64,20 @@ class WindowNorm(nn.Module):
 
         return self.model.model if isinstance(self.model, QuantileHead) else self.model
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, **covariates: torch.Tensor | None) -> torch.Tensor:
         """(B, L, C) -> (B, H, C), or (B, H, C, Q) under a quantile head: each quantile shifted alike."""
         if self.mode == "none":
-            return self.model(x, time_features=time_features)
+            return self.model(x, **covariates)
         level = self.level(x)  # broadcast over time
         if self.mode == "season":
-            out = self.model(x - level, time_features=time_features)
+            out = self.model(x - level, **covariates)
             reference = self.seasonal_naive(x, out.shape[1])
             return out + (reference.unsqueeze(-1) if out.ndim == 4 else reference)
         if self.mode != "revin":
-            out = self.model(x - level, time_features=time_features)
+            out = self.model(x - level, **covariates)
             return out + (level.unsqueeze(-1) if out.ndim == 4 else level)
         spread = self.spread(x)
-        out = self.model((x - level) / spread, time_features=time_features)
+        out = self.model((x - level) / spread, **covariates)
         if out.ndim == 4:
             spread, level = spread.unsqueeze(-1), level.unsqueeze(-1)
         return out * spread + level

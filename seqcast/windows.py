@@ -18,11 +18,13 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 import pandas as pd
 
-from .data import SeriesSet, season_length, time_features
+from .data import SeriesSet, season_length
 from .errors import InputError
 
 if TYPE_CHECKING:  # torch loads only where windows become tensors: predicting with an ONNX model needs none
     import torch
+
+    from .forecaster import CovariateSchema
 
 # Default (horizon, lookback) by the base unit of the frequency; lookback shrinks for short series.
 _DEFAULTS = {"h": (24, 96), "min": (60, 240), "D": (14, 56), "B": (10, 60), "W": (13, 104),
@@ -208,35 +210,54 @@ def stacked_times(series: SeriesSet) -> pd.Index:
 
 
 class WindowSet:
-    """Windows over the concatenated scaled series: ``x`` (B, L, C), ``y`` (B, H, C), calendar (B, L+H, F)."""
+    """Windows over the concatenated scaled series: ``x`` (B, L, C), ``y`` (B, H, C), and the covariate
+    inputs the model reads (the contract's keywords): past (B, L, P), future (B, L + H, F), static (B, S).
 
-    def __init__(self, values: torch.Tensor, marks: torch.Tensor | None, starts: np.ndarray,
-                 series_index: np.ndarray, origins: np.ndarray, lookback: int, horizon: int):
+    ``values`` (rows, C + P + F) holds each row's C target values, then its P past covariates and its
+    F known-future inputs (``model_arrays``), so one unfold cuts every block of a window alike.
+    """
+
+    def __init__(self, values: torch.Tensor, static: torch.Tensor | None, starts: np.ndarray,
+                 series_index: np.ndarray, origins: np.ndarray, lookback: int, horizon: int,
+                 targets: int | None = None, past: int = 0):
         import torch
 
         self.lookback, self.horizon = lookback, horizon
+        self.targets = values.shape[1] if targets is None else targets
+        self.past = past
         span = lookback + horizon
-        self.values, self.marks = values, marks
-        self._windows = values.unfold(0, span, 1)  # (rows - span + 1, C, L + H), a view
-        self._marks = marks.unfold(0, span, 1) if marks is not None else None
+        self.values, self.static = values, static
+        self._windows = values.unfold(0, span, 1)  # (rows - span + 1, C + P + F, L + H), a view
         self.starts = torch.as_tensor(starts, dtype=torch.long)
         self.series_index, self.origins = series_index, origins
+        self._series = torch.as_tensor(series_index, dtype=torch.long) if static is not None else None
 
     def __len__(self) -> int:
         return len(self.starts)
 
     def to(self, device: torch.device) -> "WindowSet":
-        marks = self.marks.to(device) if self.marks is not None else None
-        moved = WindowSet(self.values.to(device), marks, np.empty(0, dtype=np.int64), self.series_index,
-                          self.origins, self.lookback, self.horizon)
-        moved.starts = self.starts.to(device)
+        static = self.static.to(device) if self.static is not None else None
+        moved = WindowSet(self.values.to(device), static, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64),
+                          self.origins, self.lookback, self.horizon, self.targets, self.past)
+        moved.starts, moved.series_index = self.starts.to(device), self.series_index
+        moved._series = self._series.to(device) if self._series is not None else None
         return moved
 
-    def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """x (B, L, C), y (B, H, C) and the covariate inputs, by keyword (empty without covariates)."""
         starts = self.starts[index]
-        window = self._windows[starts].transpose(1, 2)  # (B, C, L+H) -> (B, L+H, C)
-        marks = self._marks[starts].transpose(1, 2) if self._marks is not None else None
-        return window[:, : self.lookback], window[:, self.lookback :], marks
+        window = self._windows[starts].transpose(1, 2)  # (B, C + P + F, L + H) -> (B, L + H, C + P + F)
+        L, C, P = self.lookback, self.targets, self.past
+        inputs = {}
+        if P:
+            inputs["past"] = window[:, :L, C : C + P]
+        if window.shape[-1] > C + P:
+            inputs["future"] = window[:, :, C + P :]
+        if self.static is not None:
+            inputs["static"] = self.static[self._series[index]]
+        if window.shape[-1] > C:
+            window = window[..., :C]
+        return window[:, :L], window[:, L:], inputs
 
 
 def scaled_arrays(series: SeriesSet, scaler: Scaler) -> list[np.ndarray]:
@@ -248,16 +269,31 @@ def scaled_arrays(series: SeriesSet, scaler: Scaler) -> list[np.ndarray]:
     return np.split(scaled, edges[1:-1])
 
 
+def model_arrays(series: SeriesSet, scaler: Scaler, schema: "CovariateSchema"
+                 ) -> tuple[list[np.ndarray], np.ndarray | None]:
+    """Each series' scaled values with its covariate inputs beside them, (T, C + P + F) float32
+    (``covariates.step_values``), and the static inputs (N, S) or None."""
+    from .covariates import static_inputs, step_values
+
+    scaled = scaled_arrays(series, scaler)
+    if any(schema.widths[:2]):
+        scaled = [np.concatenate([v, step_values(series, schema, s)], axis=1) for v, s in zip(scaled, series.series)]
+    return scaled, static_inputs(series, schema)
+
+
 def build_windows(series: SeriesSet, scaled: list[np.ndarray], lookback: int, horizon: int,
                   targets: dict[str, tuple[int, int]], stride: int = 1, last: int | None = None,
-                  calendar: bool = False, pad_short: bool = False) -> WindowSet:
+                  pad_short: bool = False, static: np.ndarray | None = None, past: int = 0) -> WindowSet:
     """Windows whose targets lie in rows ``targets[id] = [first, end)`` of each series.
+
+    ``scaled`` holds each series' rows (T, C) or, with covariates, (T, C + P + F) with ``past`` = P
+    (``model_arrays``); ``static`` (N, S) the static inputs of each series.
 
     Origins (first target row) run from ``first`` to ``end - H`` in steps of ``stride``; with ``last``
     only the last ``last`` origins counted back from ``end - H`` (rolling-origin evaluation).
     Inputs may reach back before ``first`` (the lookback overlap), never before row 0 unless
     ``pad_short``: then an input may start up to ``L - real_inputs`` rows before the series' first row,
-    those rows repeating its first value (and calendar features), so short series keep their windows.
+    those rows repeating its first row (values and covariates), so short series keep their windows.
     Targets are always real rows: losses and scores never see a padded value.
     """
     import torch
@@ -281,17 +317,9 @@ def build_windows(series: SeriesSet, scaled: list[np.ndarray], lookback: int, ho
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)  # 0, 1, .. per series
     origins = low[series_index] + stride * within  # in padded rows
     values = torch.from_numpy(np.concatenate(scaled)) if scaled else torch.zeros(0, 1)
-    marks = None
-    if calendar and not series.integer_time:
-        features = time_features(stacked_times(series))
-        if pads.any():  # each padded row takes its series' first row's features
-            real = bounds(series)[:-1]
-            features = np.concatenate([np.concatenate([np.repeat(features[r : r + 1], p, axis=0),
-                                                       features[r : r + n]])
-                                       for r, p, n in zip(real, pads, lengths - pads)])
-        marks = torch.from_numpy(features)
-    return WindowSet(values, marks, (offsets[series_index] + origins - lookback).astype(np.int64), series_index,
-                     origins - pads[series_index], lookback, horizon)
+    return WindowSet(values, torch.from_numpy(static) if static is not None else None,
+                     (offsets[series_index] + origins - lookback).astype(np.int64), series_index,
+                     origins - pads[series_index], lookback, horizon, len(series.targets), past)
 
 
 def split_targets(splits: dict[str, "Split"], part: str) -> dict[str, tuple[int, int]]:
@@ -304,6 +332,6 @@ def split_targets(splits: dict[str, "Split"], part: str) -> dict[str, tuple[int,
     return out
 
 
-__all__ = ["Split", "Scaler", "WindowSet", "build_windows", "default_split", "explicit_split",
+__all__ = ["Split", "Scaler", "WindowSet", "build_windows", "model_arrays", "default_split", "explicit_split",
            "default_horizon_lookback", "scaled_arrays", "split_targets", "season_length", "bounds", "by_length",
            "moments", "stacked_values", "stacked_times"]

@@ -136,14 +136,16 @@ def tiny_ckpt(tmp_path_factory, hourly_csv) -> Path:
     return path
 
 
-def randomised(name: str, lookback: int, horizon: int, n_features: int, scale: float = 0.1, **params):
-    """A model whose parameters (zero heads included) are all non-zero, like a trained one."""
+def randomised(name: str, lookback: int, horizon: int, n_features: int, scale: float = 0.1, covariates=None,
+               **params):
+    """A model whose parameters (zero heads included) are all non-zero, like a trained one; built for
+    ``covariates`` (models/_layers.Covariates widths) when given."""
     import torch
 
     from seqcast.registry import create_model
 
     torch.manual_seed(0)
-    model = create_model(name, lookback, horizon, n_features, params)
+    model = create_model(name, lookback, horizon, n_features, params, covariates=covariates)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * scale)

@@ -34,7 +34,8 @@ from seqcast import edge
 from seqcast.checkpoint import load
 from seqcast.forecaster import ModelInfo
 from seqcast.frequency import season_length
-from seqcast.models._layers import N_TIME_FEATURES
+from seqcast.forecaster import Covariate, CovariateSchema
+from seqcast.models._layers import Covariates
 from seqcast.registry import get_spec, list_models, resolve_params
 from seqcast.window_norm import WindowNorm
 
@@ -57,16 +58,23 @@ def base(tiny_ckpt):
     return load(tiny_ckpt)
 
 
-def forecaster_for(base, name, channels=1, quantiles=(), calendar=False, ensemble=1):
-    """A real forecaster's record around a randomised ``name`` model (every parameter non-zero)."""
+# a past covariate, two calendar features, a future covariate and a static category of three
+COVARIATES = CovariateSchema((Covariate("load", "past", (0.0,), (1.0,)), Covariate("hour", "calendar", (0.0,), (1.0,)),
+                              Covariate("dow", "calendar", (0.0,), (1.0,)), Covariate("promo", "future", (0.0,), (1.0,)),
+                              Covariate("store", "static", (0.3, 0.3, 0.4), (0.5, 0.5, 0.5), ("a", "b", "c"))))
+
+
+def forecaster_for(base, name, channels=1, quantiles=(), covariates=False, ensemble=1):
+    """A real forecaster's record around a randomised ``name`` model (every parameter non-zero); with
+    ``covariates`` reading COVARIATES."""
     spec = get_spec(name)
     mode = spec.capabilities.window_norm
     season = season_length(base.schema.freq) if mode == "season" else 1
-    params = {"calendar": True} if calendar else {}
+    schema = COVARIATES if covariates else CovariateSchema()
     members = []
     for member in range(ensemble):
         torch.manual_seed(member)
-        inner = randomised(name, LOOKBACK, HORIZON, channels, scale=0.05, **params)
+        inner = randomised(name, LOOKBACK, HORIZON, channels, scale=0.05, covariates=Covariates(*schema.widths))
         if quantiles:
             from seqcast.quantile_head import QuantileHead
 
@@ -80,18 +88,19 @@ def forecaster_for(base, name, channels=1, quantiles=(), calendar=False, ensembl
         model = members[0]
     targets = tuple(f"y{i}" for i in range(channels)) if channels > 1 else base.schema.targets
     return replace(base, model=model,
-                   spec=ModelInfo(name, resolve_params(name, params), mode, 0, tuple(quantiles), ensemble),
-                   schema=replace(base.schema, lookback=LOOKBACK, horizon=HORIZON, calendar=calendar,
-                                  targets=targets),
+                   spec=ModelInfo(name, resolve_params(name), mode, 0, tuple(quantiles), ensemble),
+                   schema=replace(base.schema, lookback=LOOKBACK, horizon=HORIZON, targets=targets),
+                   covariates=schema,
                    scaler=replace(base.scaler, mean={k: [0.0] * channels for k in base.scaler.mean},
                                   std={k: [1.0] * channels for k in base.scaler.std}))
 
 
-def windows(batch, channels, seed=7):
+def windows(batch, channels, seed=7, widths=(0, 0, 0)):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, LOOKBACK, channels, generator=g)
-    marks = torch.rand(batch, LOOKBACK + HORIZON, N_TIME_FEATURES, generator=g) - 0.5
-    return x, marks
+    shapes = {"past": (batch, LOOKBACK, widths[0]), "future": (batch, LOOKBACK + HORIZON, widths[1]),
+              "static": (batch, widths[2])}
+    return x, {k: torch.randn(shape, generator=g) for k, shape in shapes.items() if shape[-1]}
 
 
 def exported_model(onnx_extra, forecaster, tmp_path, int8=False):
@@ -101,12 +110,11 @@ def exported_model(onnx_extra, forecaster, tmp_path, int8=False):
     return result, edge.load(path)
 
 
-def assert_matches(forecaster, loaded, channels=1, tolerance=1e-4, calendar=False):
-    x, marks = windows(3, channels)
-    marks = marks if calendar else None
+def assert_matches(forecaster, loaded, channels=1, tolerance=1e-4):
+    x, covariates = windows(3, channels, widths=forecaster.covariates.widths)
     with torch.no_grad():
-        expected = forecaster.model(x, time_features=marks).numpy()
-    got = loaded.model.forward_numpy(x.numpy(), None if marks is None else marks.numpy())
+        expected = forecaster.model(x, **covariates).numpy()
+    got = loaded.model.forward_numpy(x.numpy(), {k: v.numpy() for k, v in covariates.items()})
     assert got.shape == expected.shape
     scale = max(1.0, float(np.abs(expected).max()))
     assert np.abs(got - expected).max() <= tolerance * scale
@@ -125,17 +133,19 @@ def test_every_model_exports_and_onnxruntime_forecasts_what_torch_does(name, onn
     assert loaded.training is None and loaded.name == name and loaded.lookback == LOOKBACK
 
 
-@pytest.mark.parametrize("variant", ["quantiles", "calendar", "ensemble", "channels"])
-def test_quantile_heads_calendar_inputs_ensembles_and_channels_export_too(variant, onnx_extra, base, tmp_path):
+@pytest.mark.parametrize("variant", ["quantiles", "covariates", "recurrent covariates", "ensemble", "channels"])
+def test_quantile_heads_covariates_ensembles_and_channels_export_too(variant, onnx_extra, base, tmp_path):
     name, kwargs = {"quantiles": ("nlinear", {"quantiles": (0.1, 0.5, 0.9)}),
-                    "calendar": ("transformer", {"calendar": True}),
+                    "covariates": ("transformer", {"covariates": True}),
+                    "recurrent covariates": ("lstm", {"covariates": True}),
                     "ensemble": ("gru", {"ensemble": 3}),
                     "channels": ("tcn", {"channels": 2})}[variant]
     forecaster = forecaster_for(base, name, **kwargs)
     result, loaded = exported_model(onnx_extra, forecaster, tmp_path)
-    assert result.document["graph"]["inputs"] == (["x", "marks"] if variant == "calendar" else ["x"])
+    assert result.document["graph"]["inputs"] == (["x", "past", "future", "static"] if "covariates" in variant
+                                                  else ["x"])
     assert result.document["graph"]["members"] == kwargs.get("ensemble", 1)
-    assert_matches(forecaster, loaded, channels=kwargs.get("channels", 1), calendar=variant == "calendar")
+    assert_matches(forecaster, loaded, channels=kwargs.get("channels", 1))
 
 
 @pytest.mark.parametrize("name", INT8_MODELS)

@@ -100,16 +100,20 @@ def test_calendar_features_opt_in_reach_fit_and_predict(tmp_path, hourly_csv):
     from seqcast.checkpoint import load
 
     ckpt = tmp_path / "transformer.ckpt"
-    code, _, err = run("fit", hourly_csv, "--model", "transformer", "-p", "calendar=true", "-p", "d_model=16",
+    code, _, err = run("fit", hourly_csv, "--model", "transformer", "--calendar", "auto", "-p", "d_model=16",
                        "-p", "dim_feedforward=16", "--epochs", "1", "-L", "24", "-H", "6", "-o", ckpt)
     assert code == 0, err
     loaded = load(ckpt)
-    assert loaded.schema.calendar is True and loaded.spec.params["calendar"] is True
+    # hourly data: all five features vary on its grid
+    assert loaded.covariates.names("calendar") == ("hour", "dow", "dom", "doy", "month")
+    assert loaded.covariates.widths == (0, 5, 0)
     code, out, err = run("predict", ckpt, hourly_csv)  # future calendar features built from real timestamps
     assert code == 0, err
     forecast = pd.read_csv(io.StringIO(out))
     assert len(forecast) == 6 and forecast["timestamp"].iloc[0] == "2024-01-17 16:00:00"
     assert forecast["forecast"].between(-3, 3).all()
+    code, _, err = run("fit", hourly_csv, "--model", "transformer", "--calendar", "hour,week", "-o", tmp_path / "x.ckpt")
+    assert code == 2 and "--calendar 'hour,week': choose auto, none, or features among hour, dow" in err
 
 
 def test_window_norm_revin_round_trips_through_fit_info_predict(tmp_path, hourly_csv):
@@ -151,7 +155,10 @@ def test_models_shows_each_default_window_norm():
     def defaults_line(model: str) -> str:  # each model's second line lists its defaults
         return lines[lines.index(next(l for l in lines if l.startswith(model + " "))) + 1]
 
-    assert "[window norm mean (on a panel last), panel loss mse]" in defaults_line("rnn")
-    assert "[window norm mean, panel loss mae]" in defaults_line("bilstm")
-    assert "[window norm mean, panel loss mse]" in defaults_line("transformer_xl")
-    assert "[window norm last, panel loss mae]" in defaults_line("nlinear")
+    every = "covariates past, future, static]"
+    assert f"[window norm mean (on a panel last), panel loss mse, {every}" in defaults_line("rnn")
+    assert f"[window norm mean, panel loss mae, {every}" in defaults_line("bilstm")
+    assert f"[window norm mean, panel loss mse, {every}" in defaults_line("transformer_xl")
+    assert "panel loss mae, covariates future, static]" in defaults_line("patchtst")
+    assert "panel loss mse, covariates none]" in defaults_line("naive")
+    assert f"[window norm last, panel loss mae, {every}" in defaults_line("nlinear")

@@ -40,8 +40,7 @@ def make_ckpt(tiny_ckpt, tmp_path_factory):
         path = folder / f"{name}.ckpt"
         checkpoint.save(path, replace(
             base, model=WindowNorm(model, base.spec.window_norm),
-            spec=replace(base.spec, name=name, params=params),
-            schema=replace(base.schema, calendar=get_spec(name).uses_calendar(resolve_params(name, params)))))
+            spec=replace(base.spec, name=name, params=params)))
         return path
 
     return make

@@ -18,29 +18,39 @@ from seqcast import registry
 from seqcast.checkpoint import load, save
 from seqcast.errors import UsageError
 from seqcast.forecaster import ModelInfo
-from seqcast.models._layers import N_TIME_FEATURES
+from seqcast.models._layers import Covariates
 from seqcast.registry import create_model, get_spec, list_models, register_model, resolve_params
 from seqcast.window_norm import WindowNorm
 
 MODELS = list_models()
 SHAPES = [(32, 6, 1), (20, 3, 3), (2, 1, 1)]  # (lookback, horizon, channels); L=2, H=1 is the smallest window
-# every model at its defaults, plus the calendar path of each model that declares one
-VARIANTS = [(name, {}) for name in MODELS] + [
-    (name, {"calendar": True}) for name in MODELS if get_spec(name).capabilities.calendar]
-CALENDAR = [name for name in MODELS if get_spec(name).capabilities.calendar]
+WIDTHS = {"past": 2, "future": 3, "static": 2}  # covariate inputs P, F, S of the variants that read them
+
+
+def declared(name: str) -> Covariates:
+    """Covariate widths for every kind ``name`` declares it reads."""
+    return Covariates(**{kind: WIDTHS[kind] for kind in get_spec(name).capabilities.covariates})
+
+
+# every model at its defaults, plus each model built for every covariate kind it declares
+COVARIATE_MODELS = [name for name in MODELS if get_spec(name).capabilities.covariates]
+VARIANTS = [(name, None) for name in MODELS] + [(name, declared(name)) for name in COVARIATE_MODELS]
 EXPLAINABLE = [name for name in MODELS if get_spec(name).capabilities.explain]
 
 
-def _inputs(batch, lookback, horizon, channels, seed=0):
+def _inputs(batch, lookback, horizon, channels, seed=0, covariates=None):
+    """x (B, L, C) and the covariate inputs of ``covariates`` widths, by keyword."""
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(batch, lookback, channels, generator=g)
-    marks = torch.rand(batch, lookback + horizon, N_TIME_FEATURES, generator=g) - 0.5
-    return x, marks
+    widths = covariates or Covariates()
+    shapes = {"past": (batch, lookback, widths.past), "future": (batch, lookback + horizon, widths.future),
+              "static": (batch, widths.static)}
+    return x, {k: torch.randn(shape, generator=g) for k, shape in shapes.items() if shape[-1]}
 
 
 def _variant_id(variant):
-    name, params = variant
-    return name + "".join(f"-{k}" for k in params)
+    name, covariates = variant
+    return name + ("".join(f"-{k}" for k in covariates.kinds) if covariates else "")
 
 
 def typed(value) -> str:
@@ -64,31 +74,33 @@ def test_registry_holds_the_recurrent_family_and_baselines():
 @pytest.mark.parametrize("lookback,horizon,channels", SHAPES)
 def test_shape_finite_output_and_no_warnings_at_defaults(name, lookback, horizon, channels):
     torch.manual_seed(0)
-    x, marks = _inputs(4, lookback, horizon, channels)
+    covariates = declared(name)
+    x, inputs = _inputs(4, lookback, horizon, channels, covariates=covariates)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # default settings must not warn, at any window size
         model = create_model(name, lookback, horizon, channels).eval()
         with torch.no_grad():
-            y = model(x, time_features=marks)
-            y_no_calendar = model(x)
+            y = model(x)
+        if covariates.kinds:  # built for covariates, it forecasts the same shape
+            with torch.no_grad():
+                y_covariates = create_model(name, lookback, horizon, channels, covariates=covariates).eval()(
+                    x, **inputs)
+            assert y_covariates.shape == y.shape and torch.isfinite(y_covariates).all()
     assert y.shape == (4, horizon, channels)
     assert torch.isfinite(y).all()
-    # at its defaults no model reads the calendar (those that can keep it opt-in)
-    assert not get_spec(name).uses_calendar(resolve_params(name))
-    assert torch.equal(y, y_no_calendar)
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=_variant_id)
 @pytest.mark.parametrize("lookback,horizon,channels", [(32, 6, 2), (2, 1, 1)])
 def test_every_parameter_receives_gradient(variant, lookback, horizon, channels):
-    name, params = variant
+    name, covariates = variant
     # randomised: zero-initialised heads would block gradient to everything before them
-    model = randomised(name, lookback, horizon, channels, **params).train()
+    model = randomised(name, lookback, horizon, channels, covariates=covariates).train()
     named = dict(model.named_parameters())
     if not named:
         pytest.skip(f"{name} has no parameters: nothing to learn")
-    x, marks = _inputs(8, lookback, horizon, channels)
-    model(x, time_features=marks).pow(2).mean().backward()
+    x, inputs = _inputs(8, lookback, horizon, channels, covariates=covariates)
+    model(x, **inputs).pow(2).mean().backward()
     silent = [n for n, p in named.items() if p.grad is None or not torch.any(p.grad != 0)]
     assert not silent, f"{name}: no gradient reaches {silent}"
 
@@ -111,13 +123,15 @@ def test_an_untrained_model_forecasts_the_window_level(name, mode, lookback, hor
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=_variant_id)
 def test_forecast_does_not_depend_on_the_rest_of_the_batch(variant):
-    name, params = variant
-    model = randomised(name, 40, 6, 3, **params).eval()
-    x, marks = _inputs(5, 40, 6, 3)
+    name, covariates = variant
+    model = randomised(name, 40, 6, 3, covariates=covariates).eval()
+    x, inputs = _inputs(5, 40, 6, 3, covariates=covariates)
     with torch.no_grad():
-        together = model(x, marks)
+        together = model(x, **inputs)
+        tolerance = 1e-5 * max(1.0, float(together.abs().max()))  # float32 rounding of the batched matmuls
         for i in range(5):
-            assert torch.allclose(model(x[i : i + 1], marks[i : i + 1])[0], together[i], atol=1e-5), (name, i)
+            one = {k: v[i : i + 1] for k, v in inputs.items()}
+            assert torch.allclose(model(x[i : i + 1], **one)[0], together[i], atol=tolerance), (name, i)
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -158,9 +172,9 @@ def test_save_load_gives_identical_forecast(name, tmp_path, tiny_ckpt):
     save(tmp_path / "m.ckpt", replace(base, model=model, spec=ModelInfo(name, resolve_params(name), "last", 0),
                                       schema=replace(base.schema, lookback=lookback, horizon=horizon)))
     loaded = load(tmp_path / "m.ckpt")
-    x, marks = _inputs(3, lookback, horizon, channels)
+    x, _ = _inputs(3, lookback, horizon, channels)
     with torch.no_grad():
-        assert torch.equal(model(x, time_features=marks), loaded.model(x, time_features=marks))
+        assert torch.equal(model(x), loaded.model(x))
 
 
 def test_window_sizes_below_one_are_refused_once_for_every_model():
@@ -173,16 +187,29 @@ def test_window_sizes_below_one_are_refused_once_for_every_model():
 # --- what a model declares -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", CALENDAR)
-def test_declared_calendar_inputs_are_opt_in_and_used_when_on(name):
-    assert get_spec(name).uses_calendar(resolve_params(name, {"calendar": "true"}))  # what fit records
-    off, on = randomised(name, 24, 6, 2).eval(), randomised(name, 24, 6, 2, calendar=True).eval()
-    x = torch.randn(3, 24, 2)
-    first, second = (torch.rand(3, 30, N_TIME_FEATURES) - 0.5 for _ in range(2))
+@pytest.mark.parametrize("name", COVARIATE_MODELS)
+def test_every_declared_covariate_input_moves_the_forecast(name):
+    """Nothing accepted and then ignored: changing any one covariate input the model is built for
+    changes its forecast, and in the forecast steps' part of the known-future block too."""
+    covariates = declared(name)
+    model = randomised(name, 24, 6, 2, covariates=covariates).eval()
+    x, inputs = _inputs(3, 24, 6, 2, covariates=covariates)
     with torch.no_grad():
-        assert torch.equal(off(x, first), off(x, second)) and torch.equal(off(x, first), off(x))
-        assert not torch.allclose(on(x, first), on(x, second))
-        assert torch.isfinite(on(x)).all()  # integer-step data has no calendar
+        base = model(x, **inputs)
+        for kind in covariates.kinds:
+            changed = dict(inputs, **{kind: inputs[kind] + 1.0})
+            assert not torch.allclose(model(x, **changed), base), f"{name} ignores its {kind} covariates"
+        if "future" in inputs:
+            ahead = inputs["future"].clone()
+            ahead[:, 24:] += 1.0  # only the forecast steps' known-future values
+            assert not torch.allclose(model(x, **dict(inputs, future=ahead)), base), name
+
+
+@pytest.mark.parametrize("name", [n for n in MODELS if set(get_spec(n).capabilities.covariates) != set(WIDTHS)])
+def test_a_covariate_kind_a_model_does_not_declare_is_refused_naming_the_models_that_read_it(name):
+    missing = [k for k in WIDTHS if k not in get_spec(name).capabilities.covariates]
+    with pytest.raises(UsageError, match=rf"^{name} cannot use {missing[0]}.* covariates \(.*\); models that use"):
+        create_model(name, 24, 6, 1, covariates=Covariates(**{k: 1 for k in missing}))
 
 
 @pytest.mark.parametrize("name", EXPLAINABLE)
@@ -190,8 +217,8 @@ def test_declared_calendar_inputs_are_opt_in_and_used_when_on(name):
 def test_explain_returns_the_declared_maps(name, lookback, horizon, channels):
     kind = get_spec(name).capabilities.explain
     model = randomised(name, lookback, horizon, channels).train()
-    x, marks = _inputs(2, lookback, horizon, channels)
-    maps = model.explain(x, time_features=marks)
+    x, inputs = _inputs(2, lookback, horizon, channels)
+    maps = model.explain(x, **inputs)
     assert maps and model.training  # the mode is restored
     for key, values in maps.items():
         layer, what = key.split(".")
@@ -279,8 +306,9 @@ def test_tuple_float_and_bool_defaults_round_trip(scratch_registry):
     ({"explain": "saliency"}, "explain='saliency'"),
     ({"explain": "attention"}, "declares explain='attention' but defines no explain"),
     ({"season": True}, "declares season=True but has no `season` keyword"),
-    ({"calendar": True}, "declares calendar=True but has no `calendar` switch"),
-    ({"calendar": "yes"}, "calendar='yes': declare True or False"),
+    ({"covariates": ("past",)}, "declares covariates=('past',) but has no `covariates` keyword"),
+    ({"covariates": ("weather",)}, "covariates=('weather',): declare a tuple of past, future, static"),
+    ({"covariates": "past"}, "covariates='past': declare a tuple"),
     ({"preset": {"widht": 8}}, "preset widht not a keyword of __init__"),
 ])
 def test_a_wrong_declaration_fails_naming_the_model(declared, problem, scratch_registry):
@@ -316,11 +344,11 @@ def test_quantile_outputs_never_cross_and_the_median_is_the_point_forecast(name)
         head = create_model(name, 24, 6, 2, quantiles=quantiles)
         assert isinstance(head, QuantileHead) and head.quantiles == quantiles
         model = WindowNorm(head, mode).eval()
-        x, marks = _inputs(8, 24, 6, 2)
+        x, _ = _inputs(8, 24, 6, 2)
         x = x * torch.logspace(-3, 3, 8).view(8, 1, 1)  # calm to violent windows
         with torch.no_grad():
-            y = model(x, time_features=marks)
-            point = WindowNorm(head.model, mode).eval()(x, time_features=marks)
+            y = model(x)
+            point = WindowNorm(head.model, mode).eval()(x)
         assert y.shape == (8, 6, 2, 5) and torch.isfinite(y).all()
         assert (y.diff(dim=-1) >= 0).all(), name
         assert torch.allclose(y[..., 2], point, rtol=1e-5, atol=1e-5)
@@ -336,8 +364,8 @@ def test_the_quantile_loss_reaches_every_parameter_of_model_and_head(name):
     with torch.no_grad():
         for p in model.parameters():  # like a trained model: zero-initialised heads pass gradients on
             p.add_(torch.randn_like(p) * 0.05)
-    x, marks = _inputs(4, 24, 6, 1)
-    quantile_loss(quantiles)(model(x, time_features=marks), torch.randn(4, 6, 1)).backward()
+    x, _ = _inputs(4, 24, 6, 1)
+    quantile_loss(quantiles)(model(x), torch.randn(4, 6, 1)).backward()
     missing = [n for n, p in model.named_parameters() if p.requires_grad and (p.grad is None or not p.grad.abs().sum())]
     assert not missing, missing
 
@@ -352,9 +380,9 @@ def test_a_quantile_model_saves_and_loads_to_identical_quantiles(name, tmp_path,
                                       schema=replace(base.schema, lookback=lookback, horizon=horizon)))
     loaded = load(tmp_path / "q.ckpt")
     assert loaded.spec.quantiles == quantiles
-    x, marks = _inputs(3, lookback, horizon, 1)
+    x, _ = _inputs(3, lookback, horizon, 1)
     with torch.no_grad():
-        assert torch.equal(model(x, time_features=marks), loaded.model(x, time_features=marks))
+        assert torch.equal(model(x), loaded.model(x))
 
 
 def test_a_model_that_declares_no_quantiles_is_refused_them():
@@ -365,7 +393,7 @@ def test_a_model_that_declares_no_quantiles_is_refused_them():
             super().__init__()
             self.horizon = horizon
 
-        def forward(self, x, time_features=None):
+        def forward(self, x, *, past=None, future=None, static=None):
             return x[:, -1:].repeat(1, self.horizon, 1)
 
     register_model("plain_for_test", quantiles=False)(Plain)

@@ -76,6 +76,10 @@ def fit(
     decimal: Decimal = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
+    past_cols: options.PastCols = None,
+    future_cols: options.FutureCols = None,
+    static_cols: options.StaticCols = None,
+    calendar: options.Calendar = "none",
     param: Param = None,
     window_norm: WindowNormOpt = "auto",
     split: SplitOpt = None,
@@ -113,7 +117,8 @@ def fit(
     init = checkpoint.load(init_from) if init_from else None
     spec = requested_model(ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm,
                                        parse_quantiles(quantiles), parse_levels(level), ensemble), init)
-    reading = options.fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format)
+    reading = options.fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format,
+                                  options.covariates(past_cols, future_cols, static_cols, calendar))
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
                                         threads, loss)
     output = output or Path(f"{spec.name}.ckpt")
@@ -171,6 +176,7 @@ def predict(
     data: Data,
     output: Annotated[str, typer.Option("--output", "-o", help="Forecast CSV path, or - for stdout.")] = "-",
     horizon: Annotated[int, typer.Option("--horizon", "-H", help="Forecast only the first N steps (at most the trained horizon; 0 = all).")] = 0,
+    future: options.FutureFile = None,
     fill: FillAgain = None,
     freq: FreqAgain = None,
     decimal: Decimal = None,
@@ -202,8 +208,9 @@ def predict(
     _check_outputs([output, plot], [data, checkpoint_path])
     ckpt = _forecaster(checkpoint_path, threads)
     levels = check_levels(parse_levels(level), ckpt.calibration, str(checkpoint_path))
-    series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format),
-                   last=None if plot else _rows_needed(ckpt))
+    reading = options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format)
+    series = _load(out, data, reading, last=None if plot else _rows_needed(ckpt))
+    series = _with_future(out, series, future, reading, ckpt)
     with _forecast_threads(ckpt, threads, len(series.series)):
         frame = forecast(ckpt, series, horizon, levels)
     if plot:
@@ -216,6 +223,24 @@ def predict(
     else:
         out.emit(write_csv(frame), output)
     out.detail(f"{len(frame)} forecast rows for {len(series.series)} series")
+
+
+def _with_future(out: Output, series, future: Path | None, reading, ckpt):
+    """``series`` with the known-future covariates of ``--future FILE`` in place of any rows after each
+    series' last observation in the history; notes on static categories ``ckpt`` never saw."""
+    from ..covariates import unseen_categories
+    from ..data import load_future
+
+    out.notes(unseen_categories(series, ckpt.covariates))
+    if future is None:
+        return series
+
+    if not reading.future_cols:
+        raise UsageError(f"--future {future}: the model reads no known-future covariates (fit --future-cols); "
+                         "leave --future out")
+    if series.ahead:
+        out.notes([f"--future {future} replaces the rows after the last observation in {series.source}"])
+    return dataclasses.replace(series, ahead=load_future(str(future), reading))
 
 
 def _forecaster(path: Path, threads: int) -> Any:
@@ -413,6 +438,10 @@ def compare(
     decimal: Decimal = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
+    past_cols: options.PastCols = None,
+    future_cols: options.FutureCols = None,
+    static_cols: options.StaticCols = None,
+    calendar: options.Calendar = "none",
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="MODEL.key=value for one model, or key=value for all that accept it.")] = None,
     window_norm: WindowNormOpt = "auto",
     epochs: Epochs = 0,
@@ -445,7 +474,8 @@ def compare(
     from ..training import ModelConfig
     from ..windows import Split
 
-    names = model_names(models)
+    covariate_options = options.covariates(past_cols, future_cols, static_cols, calendar)
+    names = model_names(models, options.covariate_kinds(covariate_options))
     shared = None
     if storage:
         from ..tuning import TuneConfig, require_optuna
@@ -473,8 +503,8 @@ def compare(
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
                                         threads, loss)
     jobs = min(options.compare_jobs(jobs, threads), len(names))
-    series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format),
-                   describe=True)
+    series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format,
+                                              covariate_options), describe=True)
     eval_config = EvalConfig(windows, stride, Split.parse(split) if split else None)
     on_model, on_epoch = _model_progress(out, metric)
     if jobs > 1:
@@ -523,6 +553,10 @@ def tune(
     decimal: Decimal = None,
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
+    past_cols: options.PastCols = None,
+    future_cols: options.FutureCols = None,
+    static_cols: options.StaticCols = None,
+    calendar: options.Calendar = "none",
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Fix a hyperparameter key=value (it is then not searched).")] = None,
     window_norm: Annotated[str, typer.Option("--window-norm", help="Fix the window normalisation (default auto: searched among last, mean, revin).")] = "auto",
     split: SplitOpt = None,
@@ -561,7 +595,8 @@ def tune(
     with output_lock(output):
         if output.exists() and not force:
             raise UsageError(f"{output} exists; pass --force to overwrite it (or choose another --output)")
-        series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format),
+        series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format,
+                                                  options.covariates(past_cols, future_cols, static_cols, calendar)),
                        describe=True)
 
         def on_trial(row) -> None:
@@ -628,6 +663,8 @@ def explain(
     data: Data,
     window: Annotated[int, typer.Option("--window", help="Explain the window ending N steps before each series' end (0 = the last).")] = 0,
     per_layer: Annotated[bool, typer.Option("--per-layer", help="One map per layer (and direction) instead of the mean over layers.")] = False,
+    covariates: Annotated[bool, typer.Option("--covariates", help="Instead of maps: how much each covariate moves the forecast, for any model fit with covariates (its inputs replaced by their training mean; columns series, model, covariate, kind, target, mean_abs_change, max_abs_change, mean_change, in the target's units).")] = False,
+    future: options.FutureFile = None,
     series_id: Annotated[Optional[str], typer.Option("--series", help="Only this series id.")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="CSV (or --json) path, or - for stdout.")] = "-",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the first series' maps as a PNG heatmap (needs seqcast[plot]).")] = None,
@@ -653,13 +690,22 @@ def explain(
         explaining.require_matplotlib()
     _check_outputs([output, plot], [data, checkpoint_path])
     ckpt = load(checkpoint_path)
-    series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format))
+    reading = options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format)
+    series = _with_future(out, _load(out, data, reading), future, reading, ckpt)
     if series_id is not None:
         series.series = [s for s in series.series if s.id == series_id]
         if not series.series:
             raise UsageError(f"--series {series_id!r}: no such series in {series.source}")
     from ..threads import forecast_threads, using_threads
 
+    if covariates:
+        if plot:
+            raise UsageError("--plot draws attention or gate maps; leave it out with --covariates")
+        with using_threads(forecast_threads(threads, ckpt, len(series.series))):
+            effects = explaining.covariate_effects(ckpt, series, window)
+        out.emit(to_json({"model": ckpt.name, "window": window, "effects": effects.to_dict(orient="records")})
+                 if json_out else write_csv(effects), output)
+        return
     with using_threads(forecast_threads(threads, ckpt, len(series.series))):
         maps = explaining.explain(ckpt, series, window, per_layer)
     name = ckpt.name
@@ -687,6 +733,7 @@ def models_command(ctx: typer.Context, json_out: Json = False) -> None:
                         "window_norm": spec.capabilities.window_norm,
                         "panel_window_norm": spec.capabilities.panel_window_norm or spec.capabilities.window_norm,
                         "panel_loss": spec.capabilities.panel_loss,
+                        "covariates": list(spec.capabilities.covariates),
                         "search": {k: d.describe() for k, d in spec.capabilities.search.items()}})
     if json_out:
         out.emit(to_json(entries), "-")
@@ -695,7 +742,7 @@ def models_command(ctx: typer.Context, json_out: Json = False) -> None:
              f"{'':<22} {' '.join(f'{k}={v}' for k, v in e['defaults'].items()) or '(no hyperparameters)'}"
              f"  [window norm {e['window_norm']}"
              f"{'' if e['panel_window_norm'] == e['window_norm'] else ' (on a panel ' + e['panel_window_norm'] + ')'}"
-             f", panel loss {e['panel_loss']}]"
+             f", panel loss {e['panel_loss']}, covariates {', '.join(e['covariates']) or 'none'}]"
              for e in entries]
     typer.echo("\n".join(lines))
     out.say("parameters counted at lookback 96, horizon 24, one channel")
@@ -766,6 +813,7 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         f"id {d.id_col or '-'}, {len(d.series)} series",
         f"reading     {', '.join(reading)}",
         f"windows     lookback {d.lookback}, horizon {d.horizon}",
+        f"covariates  {_covariates_text(ckpt.covariates)}",
         f"trained on  {_seen_text(t.seen_until)}",
         f"training    {_rounds_text(t)}, {t.steps} steps, batch {settings.batch_size}, lr {settings.lr}, "
         f"loss {settings.loss}, seed {settings.seed}{_best_epoch_text(t.best_epoch, 'epoch' if t.rounds_are_epochs else 'round')}"
@@ -784,6 +832,18 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         lines.append(f"format      {ckpt.stored.format}, upgraded to {current_format} on reading "
                      "(refit to store the newer format)")
     return lines
+
+
+def _covariates_text(covariates) -> str:
+    if not covariates.columns:
+        return "- (fit --past-cols, --future-cols, --static-cols, --calendar add them)"
+    parts = []
+    for kind in ("past", "calendar", "future", "static"):
+        columns = covariates.of(kind)
+        if columns:
+            names = [c.name + (f" ({len(c.categories)} categories)" if c.categories else "") for c in columns]
+            parts.append(f"{kind} {', '.join(names)}")
+    return "; ".join(parts)
 
 
 def _tuning_text(tuning) -> str:

@@ -19,6 +19,12 @@ Fill = Annotated[str, typer.Option("--fill", help="Missing values and gaps: none
 Decimal = Annotated[Optional[str], typer.Option("--decimal", help="Decimal separator of the numbers, . or , (default: decided from the values; a note says when they were ambiguous).")]
 DayFirst = Annotated[Optional[bool], typer.Option("--dayfirst/--monthfirst", help="Dates like 01.02.1949: day first (1 February) or month first (January 2). Default: inferred from the whole column.", show_default=False)]
 DateFormat = Annotated[Optional[str], typer.Option("--date-format", help="strftime format of the time column, e.g. '%d.%m.%Y'.")]
+# Covariates (seqcast/covariates.py): named at fit, compare and tune; the checkpoint records them.
+PastCols = Annotated[Optional[str], typer.Option("--past-cols", metavar="COL,COL,...", help="Past covariates: numeric columns observed up to the forecast origin (another sensor), read with the history and fed to the model beside the targets.")]
+FutureCols = Annotated[Optional[str], typer.Option("--future-cols", metavar="COL,COL,...", help="Known-future covariates: numeric columns known for the horizon too (a planned promotion, a holiday flag, a day-ahead forecast). predict needs them for the H steps after each series' last observation: as rows with an empty target at the end of the history, or in predict --future FILE.")]
+StaticCols = Annotated[Optional[str], typer.Option("--static-cols", metavar="COL,COL,...", help="Static covariates: columns constant within each series (region, store); numbers, or text read as categories (one input each; a category not seen in training is read as the training average, with a note).")]
+Calendar = Annotated[str, typer.Option("--calendar", help="Calendar features generated from the timestamps, fed as known-future inputs: none, auto (each of hour, dow, dom, doy, month that varies at the data's frequency), or names, e.g. hour,dow.")]
+FutureFile = Annotated[Optional[Path], typer.Option("--future", metavar="FILE.csv", help="Known-future covariates for the forecast (fit --future-cols): a CSV with the history's time and id columns and those columns, covering the H steps after each series' last observation. Default: the rows with an empty target at the end of DATA.")]
 # predict, evaluate and explain read new history the way fit read the training data (as the
 # checkpoint records it); these options override that record.
 FillAgain = Annotated[Optional[str], typer.Option("--fill", help="Missing values and gaps: none (error), ffill, interpolate, zero. Default: none; for a checkpoint's data, what fit used.")]
@@ -55,12 +61,30 @@ PlotSeries = Annotated[Optional[list[str]], typer.Option("--series", help="Serie
 Forecasts = Annotated[Optional[str], typer.Option("--forecasts", help="Also write every test window's forecasts as CSV (model, series, origin, step, target, actual, forecast); - for stdout.")]
 
 
-def reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format):
+def columns(text: str | None) -> tuple[str, ...]:
+    """``"a, b"`` -> ``("a", "b")``."""
+    return tuple(c.strip() for c in (text or "").split(",") if c.strip())
+
+
+def covariates(past_cols=None, future_cols=None, static_cols=None, calendar="none") -> dict:
+    """The covariate settings of a DataConfig, from --past-cols, --future-cols, --static-cols, --calendar."""
+    return {"past_cols": columns(past_cols), "future_cols": columns(future_cols), "static_cols": columns(static_cols),
+            "calendar": calendar}
+
+
+def covariate_kinds(settings: dict) -> tuple[str, ...]:
+    """The covariate inputs the settings of ``covariates`` need a model to read."""
+    wanted = {"past": settings["past_cols"], "future": settings["future_cols"] or settings["calendar"] != "none",
+              "static": settings["static_cols"]}
+    return tuple(kind for kind, on in wanted.items() if on)
+
+
+def reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format, covariate_options=None):
     """How to read a CSV for a fresh fit or compare: the options given, the rest inferred."""
     from ..data import DataConfig
 
     return DataConfig(time_col=time_col, target=tuple(target or ()), id_col=id_col, freq=freq, fill=fill,
-                      decimal=decimal, dayfirst=dayfirst, date_format=date_format)
+                      decimal=decimal, dayfirst=dayfirst, date_format=date_format, **(covariate_options or {}))
 
 
 def reading_again(ckpt, fill, freq, decimal, dayfirst, date_format):
@@ -71,14 +95,16 @@ def reading_again(ckpt, fill, freq, decimal, dayfirst, date_format):
                        date_format=date_format)
 
 
-def fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format):
+def fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format, covariate_options):
     """How fit reads its CSV: fresh, from the options; for a warm start, as the checkpoint says, with
     the options given on top (the columns come from the checkpoint)."""
     if init is None:
-        return reading(time_col, target, id_col, freq, fill or "none", decimal, dayfirst, date_format)
-    if any((target, time_col, id_col)):
-        raise UsageError("--init-from: the targets, time and id columns come from the checkpoint; "
-                         "drop --target, --time-col and --id-col")
+        return reading(time_col, target, id_col, freq, fill or "none", decimal, dayfirst, date_format,
+                       covariate_options)
+    if any((target, time_col, id_col)) or covariate_options != covariates():
+        raise UsageError("--init-from: the targets, time, id and covariate columns come from the checkpoint; "
+                         "drop --target, --time-col, --id-col, --past-cols, --future-cols, --static-cols and "
+                         "--calendar")
     return reading_again(init, fill, freq, decimal, dayfirst, date_format)
 
 

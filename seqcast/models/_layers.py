@@ -2,8 +2,11 @@
 
 What lives here, and why it is shared:
 
-- ``N_TIME_FEATURES``, the width F of the calendar input (B, L + H, F) of the model contract, and
-  ``zero_head``, the forecast-head initialisation most families use;
+- ``zero_head``, the forecast-head initialisation most families use;
+- ``Covariates``, the widths of the contract's covariate inputs a model is built for, and the three
+  ways a family takes them: ``step_inputs`` (extra channels at every input step), ``flat_inputs`` (one
+  vector per window, for the fully connected families) and ``StepCovariates`` (each forecast step's
+  known-future and static values, added to that step's forecast);
 - ``full_attention`` and ``prob_sparse_attention`` (Zhou et al. 2021, Informer) as pure functions on
   (B, heads, T, d) tensors, so the mechanisms can be tested on their own;
 - ``MultiHeadAttention``, which can record its head-averaged weights (the ``record`` flag) so each
@@ -19,13 +22,12 @@ from __future__ import annotations
 
 import math
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-
-N_TIME_FEATURES = 5  # hour of day, day of week, day of month, day of year, month; each in [-0.5, 0.5]
 
 
 def zero_head(layer: nn.Linear) -> nn.Linear:
@@ -34,6 +36,79 @@ def zero_head(layer: nn.Linear) -> nn.Linear:
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)
     return layer
+
+
+COVARIATE_KINDS = ("past", "future", "static")
+
+
+@dataclass(frozen=True)
+class Covariates:
+    """How many covariate inputs a model is built for: the widths P, F and S of the contract's
+    ``past`` (B, L, P), ``future`` (B, L + H, F) and ``static`` (B, S); 0 = that input is None."""
+
+    past: int = 0
+    future: int = 0
+    static: int = 0
+
+    @property
+    def kinds(self) -> tuple[str, ...]:
+        return tuple(kind for kind in COVARIATE_KINDS if getattr(self, kind))
+
+    @property
+    def per_step(self) -> int:
+        """Channels ``step_inputs`` puts beside the C values of each input step."""
+        return self.past + self.future + self.static
+
+    def flat(self, lookback: int, horizon: int) -> int:
+        """The width of ``flat_inputs``."""
+        return lookback * self.past + (lookback + horizon) * self.future + self.static
+
+
+NO_COVARIATES = Covariates()
+
+
+def step_inputs(x: torch.Tensor, past: torch.Tensor | None, future: torch.Tensor | None,
+                static: torch.Tensor | None) -> torch.Tensor:
+    """x (B, L, C) with what is known at each input step beside it: (B, L, C + P + F + S), the past
+    covariates, the known-future ones of the input steps, and the static values repeated over L."""
+    parts = [x]
+    if past is not None:
+        parts.append(past)
+    if future is not None:
+        parts.append(future[:, : x.shape[1]])
+    if static is not None:
+        parts.append(static[:, None, :].expand(-1, x.shape[1], -1))
+    return torch.cat(parts, dim=-1) if len(parts) > 1 else x
+
+
+def flat_inputs(past: torch.Tensor | None, future: torch.Tensor | None,
+                static: torch.Tensor | None) -> torch.Tensor | None:
+    """Every covariate value of a window as one vector (B, L * P + (L + H) * F + S), None without any."""
+    parts = [block.flatten(1) for block in (past, future, static) if block is not None]
+    return torch.cat(parts, dim=-1) if parts else None
+
+
+class StepCovariates(nn.Module):
+    """Each forecast step's known-future values and the static ones, (B, H, F + S), through a small
+    MLP shared by the steps, to a term (B, H, C) added to that step's forecast. Its output layer
+    starts at zero, so an untrained model still forecasts the window's reference level."""
+
+    def __init__(self, covariates: Covariates, n_features: int, hidden_size: int = 32):
+        super().__init__()
+        self.mlp = nn.Sequential(nn.Linear(covariates.future + covariates.static, hidden_size), nn.GELU(),
+                                 zero_head(nn.Linear(hidden_size, n_features)))
+
+    @staticmethod
+    def wanted(covariates: Covariates) -> bool:
+        return bool(covariates.future or covariates.static)
+
+    def forward(self, horizon: int, future: torch.Tensor | None, static: torch.Tensor | None) -> torch.Tensor:
+        parts = []
+        if future is not None:
+            parts.append(future[:, -horizon:])  # (B, H, F): the forecast steps' own values
+        if static is not None:
+            parts.append(static[:, None, :].expand(-1, horizon, -1))
+        return self.mlp(torch.cat(parts, dim=-1))
 
 
 def check_attention_args(d_model: int, nhead: int, dim_feedforward: int, dropout: float, **layers: int) -> None:

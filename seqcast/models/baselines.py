@@ -20,7 +20,8 @@ class Naive(nn.Module):
         super().__init__()
         self.horizon = horizon
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
         return x[:, -1:, :].expand(-1, self.horizon, -1).contiguous()  # (B, 1, C) -> (B, H, C)
 
 
@@ -35,7 +36,8 @@ class SeasonalNaive(nn.Module):
         self.season = min(season or 1, lookback)
         self.horizon = horizon
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
         last_season = x[:, -self.season :, :]  # (B, S, C)
         repeats = -(-self.horizon // self.season)
         return last_season.repeat(1, repeats, 1)[:, : self.horizon, :]

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import Choice, FloatRange, IntRange
-from ._layers import zero_head
+from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, zero_head
 
 
 class TemporalHead(nn.Module):
@@ -37,7 +37,7 @@ class TemporalHead(nn.Module):
 
 
 # panel_loss: M4 Weekly validation OWA 0.817 with MAE, 0.865 with MSE
-@register_model("cnn", panel_loss="mae",
+@register_model("cnn", panel_loss="mae", covariates=COVARIATE_KINDS,
                 search={"out_channels": IntRange(16, 128, log=True), "kernel_size": Choice((3, 5, 7)),
                         "num_layers": IntRange(1, 4), "dropout": FloatRange(0.0, 0.3)})
 class CNN(nn.Module):
@@ -53,6 +53,7 @@ class CNN(nn.Module):
         kernel_size: int = 5,
         num_layers: int = 3,
         dropout: float = 0.1,
+        covariates: Covariates = NO_COVARIATES,
     ):
         super().__init__()
         if out_channels < 1 or num_layers < 1:
@@ -62,7 +63,7 @@ class CNN(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {dropout}")
         layers: list[nn.Module] = []
-        in_channels = n_features
+        in_channels = n_features + covariates.per_step
         for _ in range(num_layers):
             # padding="same" keeps length L, so the head sees every position of the window
             layers += [
@@ -73,7 +74,14 @@ class CNN(nn.Module):
             in_channels = out_channels
         self.convs = nn.Sequential(*layers)
         self.head = TemporalHead(lookback, horizon, out_channels, n_features)
+        self.horizon = horizon
+        self.step_covariates = StepCovariates(covariates, n_features) if StepCovariates.wanted(covariates) else None
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.convs(x.transpose(1, 2))  # (B, L, C) -> (B, C, L) for Conv1d -> (B, channels, L)
-        return self.head(h.transpose(1, 2))  # (B, L, channels) -> (B, H, C)
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
+        # (B, L, C + P + F + S) -> (B, C + P + F + S, L) for Conv1d -> (B, channels, L)
+        h = self.convs(step_inputs(x, past, future, static).transpose(1, 2))
+        y = self.head(h.transpose(1, 2))  # (B, L, channels) -> (B, H, C)
+        if self.step_covariates is not None:
+            y = y + self.step_covariates(self.horizon, future, static)
+        return y

@@ -28,11 +28,13 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import Choice, FloatRange, IntRange
+from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs
 from .cnn import TemporalHead
 
 
 # attention trains unstably at the training loop's usual 3e-3
 @register_model("cnn_lstm_transformer", lr=1e-3, onnx_exporter="torchscript",  # keeps the quantized LSTM
+                covariates=COVARIATE_KINDS,
                 search={"conv_channels": IntRange(16, 64, log=True), "hidden_size": IntRange(32, 128, log=True),
                         "d_model": Choice((32, 64, 128)), "dropout": FloatRange(0.0, 0.3)})
 class CNNLSTMTransformer(nn.Module):
@@ -55,6 +57,7 @@ class CNNLSTMTransformer(nn.Module):
         num_encoder_layers: int = 1,
         dim_feedforward: int = 128,
         dropout: float = 0.1,
+        covariates: Covariates = NO_COVARIATES,
     ):
         super().__init__()
         sizes = dict(
@@ -71,7 +74,7 @@ class CNNLSTMTransformer(nn.Module):
             raise ValueError(f"dropout must be in [0, 1), not {dropout}")
 
         convs: list[nn.Module] = []
-        in_channels = n_features
+        in_channels = n_features + covariates.per_step
         for _ in range(num_conv_layers):
             # padding="same" keeps length L so every later stage sees one vector per input step
             convs += [nn.Conv1d(in_channels, conv_channels, kernel_size, padding="same"), nn.ReLU()]
@@ -96,11 +99,17 @@ class CNNLSTMTransformer(nn.Module):
         # nested tensors only help with padding masks, which fixed-length windows never have
         self.encoder = nn.TransformerEncoder(layer, num_encoder_layers, enable_nested_tensor=False)
         self.head = TemporalHead(steps, horizon, d_model, n_features)
+        self.horizon = horizon
+        self.step_covariates = StepCovariates(covariates, n_features) if StepCovariates.wanted(covariates) else None
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
         # (B, L, C) -> (B, C, L) for Conv1d -> (B, conv_channels, S) -> (B, S, conv_channels);
         # S = ceil(L / pool) steps after pooling
-        h = self.convs(x.transpose(1, 2)).transpose(1, 2)
+        h = self.convs(step_inputs(x, past, future, static).transpose(1, 2)).transpose(1, 2)
         h, _ = self.lstm(h)  # (B, S, hidden_size)
         h = self.encoder(self.project(h))  # (B, S, d_model)
-        return self.head(h)  # (B, H, C)
+        y = self.head(h)  # (B, H, C)
+        if self.step_covariates is not None:
+            y = y + self.step_covariates(self.horizon, future, static)
+        return y

@@ -29,6 +29,7 @@ from torch.nn import functional as F
 
 from ..registry import register_model
 from ..search import Choice
+from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, flat_inputs, zero_head
 
 
 def series_decomposition(x: torch.Tensor, kernel_size: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,9 +81,31 @@ class TimeLinear(nn.Module):
         return out + self.bias.transpose(0, 1)  # bias (channels, H) -> (H, channels), broadcast over B
 
 
+GAIN = 10.0
+
+
+class CovariateTerm(nn.Module):
+    """The linear models' covariate term: one linear map from every covariate value of the window
+    (``flat_inputs``: past over L, known-future over L + H, static) to the H x C forecast, added to
+    it; zero at the start, so an untrained model forecasts as its univariate self."""
+
+    def __init__(self, lookback: int, horizon: int, n_features: int, covariates: Covariates):
+        super().__init__()
+        self.horizon, self.n_features = horizon, n_features
+        self.linear = zero_head(nn.Linear(covariates.flat(lookback, horizon), horizon * n_features))
+
+    @staticmethod
+    def wanted(covariates: Covariates) -> bool:
+        return bool(covariates.kinds)
+
+    def forward(self, past: torch.Tensor | None, future: torch.Tensor | None,
+                static: torch.Tensor | None) -> torch.Tensor:
+        return (GAIN * self.linear(flat_inputs(past, future, static))).view(-1, self.horizon, self.n_features)
+
+
 # the paper's initialisation, not a zero head: an untrained model does not start at the level
 # panel_loss: M4 Weekly validation OWA 0.858 with MAE, 0.898 with MSE
-@register_model("dlinear", starts_at_level=False, panel_loss="mae",
+@register_model("dlinear", starts_at_level=False, panel_loss="mae", covariates=COVARIATE_KINDS,
                 search={"kernel_size": Choice((13, 25, 49)), "individual": Choice((False, True))})
 class DLinear(nn.Module):
     """DLinear: moving-average trend + remainder, one linear map over time for each, summed."""
@@ -95,26 +118,37 @@ class DLinear(nn.Module):
         *,
         kernel_size: int = 25,
         individual: bool = False,
+        covariates: Covariates = NO_COVARIATES,
     ):
         super().__init__()
         self.decomposition = SeriesDecomposition(kernel_size)
         self.trend = TimeLinear(lookback, horizon, n_features, individual)
         self.remainder = TimeLinear(lookback, horizon, n_features, individual)
+        self.covariate_term = CovariateTerm(lookback, horizon, n_features, covariates) \
+            if CovariateTerm.wanted(covariates) else None
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
         trend, remainder = self.decomposition(x)  # each (B, L, C)
-        return self.trend(trend) + self.remainder(remainder)  # (B, H, C)
+        y = self.trend(trend) + self.remainder(remainder)  # (B, H, C)
+        return y if self.covariate_term is None else y + self.covariate_term(past, future, static)
 
 
 # as dlinear; panel_loss: M4 Weekly validation OWA 0.856 with MAE, 0.906 with MSE
-@register_model("nlinear", starts_at_level=False, panel_loss="mae", search={"individual": Choice((False, True))})
+@register_model("nlinear", starts_at_level=False, panel_loss="mae", search={"individual": Choice((False, True))},
+                covariates=COVARIATE_KINDS)
 class NLinear(nn.Module):
     """NLinear: subtract the window's last value, one linear map over time, add it back."""
 
-    def __init__(self, lookback: int, horizon: int, n_features: int, *, individual: bool = False):
+    def __init__(self, lookback: int, horizon: int, n_features: int, *, individual: bool = False,
+                 covariates: Covariates = NO_COVARIATES):
         super().__init__()
         self.linear = TimeLinear(lookback, horizon, n_features, individual)
+        self.covariate_term = CovariateTerm(lookback, horizon, n_features, covariates) \
+            if CovariateTerm.wanted(covariates) else None
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
         last = x[:, -1:, :].detach()  # (B, 1, C); detached as in the paper (it is an offset, not a feature)
-        return self.linear(x - last) + last
+        y = self.linear(x - last) + last
+        return y if self.covariate_term is None else y + self.covariate_term(past, future, static)

@@ -27,12 +27,12 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import FloatRange, IntRange
-from ._layers import zero_head
+from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, zero_head
 
 
 # panel_loss: M4 Weekly validation OWA 0.829 with MAE, 0.940 with MSE
 @register_model("lstm_attention", explain="attention", panel_loss="mae",
-                onnx_exporter="torchscript",  # keeps the quantized LSTM
+                onnx_exporter="torchscript", covariates=COVARIATE_KINDS,  # torchscript keeps the quantized LSTM
                 search={"hidden_size": IntRange(16, 128, log=True), "num_layers": IntRange(1, 2),
                         "dropout": FloatRange(0.0, 0.3)})
 class LSTMAttention(nn.Module):
@@ -47,6 +47,7 @@ class LSTMAttention(nn.Module):
         hidden_size: int = 64,
         num_layers: int = 1,
         dropout: float = 0.0,
+        covariates: Covariates = NO_COVARIATES,
     ):
         super().__init__()
         if hidden_size < 1 or num_layers < 1:
@@ -54,7 +55,7 @@ class LSTMAttention(nn.Module):
         if not 0.0 <= dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), not {dropout}")
         self.encoder = nn.LSTM(
-            n_features, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
+            n_features + covariates.per_step, hidden_size, num_layers, batch_first=True, dropout=dropout if num_layers > 1 else 0.0
         )
         self.step_queries = nn.Parameter(torch.randn(horizon, hidden_size) * 0.1)  # e_h, (H, hidden)
         self.state_to_query = nn.Linear(hidden_size, hidden_size)  # W_s
@@ -62,11 +63,14 @@ class LSTMAttention(nn.Module):
         self.combine = nn.Linear(2 * hidden_size, hidden_size)  # W_c
         self.drop = nn.Dropout(dropout)
         self.head = zero_head(nn.Linear(hidden_size, n_features))
+        self.step_covariates = StepCovariates(covariates, n_features) if StepCovariates.wanted(covariates) else None
+        self.horizon = horizon
         self.record = False
         self._weights: torch.Tensor | None = None
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
-        states, (h_n, _) = self.encoder(x)  # (B, L, hidden), (layers, B, hidden)
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
+        states, (h_n, _) = self.encoder(step_inputs(x, past, future, static))  # (B, L, hidden), (layers, B, hidden)
         query = self.state_to_query(h_n[-1]).unsqueeze(1) + self.step_queries  # (B, H, hidden)
         scores = query @ self.score(states).transpose(1, 2) / math.sqrt(states.shape[-1])  # (B, H, L)
         weights = scores.softmax(dim=-1)
@@ -74,9 +78,13 @@ class LSTMAttention(nn.Module):
             self._weights = weights.detach()
         context = weights @ states  # (B, H, hidden)
         attended = torch.tanh(self.combine(torch.cat([context, query], dim=-1)))  # (B, H, hidden)
-        return self.head(self.drop(attended))  # (B, H, C)
+        y = self.head(self.drop(attended))  # (B, H, C)
+        if self.step_covariates is not None:
+            y = y + self.step_covariates(self.horizon, future, static)
+        return y
 
-    def explain(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def explain(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """{"0.attention": (B, H, L)}: row h is horizon step h's attention over the L input steps.
 
         Q = H (the queries are horizon steps). Runs ``forward`` in eval mode, without gradient,
@@ -87,7 +95,7 @@ class LSTMAttention(nn.Module):
         self.record = True
         try:
             with torch.no_grad():
-                self(x, time_features)
+                self(x, past=past, future=future, static=static)
             return {"0.attention": self._weights}
         finally:
             self.record, self._weights = False, None

@@ -24,7 +24,13 @@ Where seqcast differs:
 - Seasonality uses one time axis for backcast and forecast (steps measured in units of H, the
   window at negative times), so a harmonic has the same period on both sides of the forecast origin.
   The trend basis, as in the paper, runs t over [0, 1) separately on each side.
+
+Covariates, as NBEATSx (Olivares et al. 2023) takes exogenous inputs: every covariate value of the
+window (``flat_inputs``: past over L, known-future over L + H, static) joins each block's input beside
+the residual it reads; backcasts still explain the residual values only. Both stacks read them: the
+interpretable one's coefficients then depend on them, its bases stay polynomials and harmonics.
 """
+
 
 from __future__ import annotations
 
@@ -35,7 +41,7 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import IntRange
-from ._layers import zero_head
+from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, flat_inputs, zero_head
 
 
 def trend_basis(degree: int, steps: int) -> torch.Tensor:
@@ -61,9 +67,10 @@ class Block(nn.Module):
         num_layers: int,
         backcast_basis: torch.Tensor | int | None,
         forecast_basis: torch.Tensor | int,
+        extra: int = 0,
     ):
         super().__init__()
-        layers: list[nn.Module] = [nn.Linear(lookback, hidden_size), nn.ReLU()]
+        layers: list[nn.Module] = [nn.Linear(lookback + extra, hidden_size), nn.ReLU()]  # extra: covariate values
         for _ in range(num_layers - 1):
             layers += [nn.Linear(hidden_size, hidden_size), nn.ReLU()]
         self.fc = nn.Sequential(*layers)
@@ -82,8 +89,8 @@ class Block(nn.Module):
         self.register_buffer(name, basis, persistent=False)  # fixed; rebuilt by __init__ on load
         return nn.Linear(hidden_size, basis.shape[0])
 
-    def forward(self, x: torch.Tensor, need_backcast: bool = True):
-        h = self.fc(x)  # (N, L) -> (N, hidden)
+    def forward(self, x: torch.Tensor, need_backcast: bool = True, extra: torch.Tensor | None = None):
+        h = self.fc(x if extra is None else torch.cat([x, extra], dim=-1))  # (N, L [+ extra]) -> (N, hidden)
         forecast = self.forecast_theta(h)  # (N, p_f)
         if self.forecast_basis is not None:
             forecast = forecast @ self.forecast_basis  # (N, p_f) @ (p_f, H) -> (N, H)
@@ -109,12 +116,19 @@ def _unfold(y: torch.Tensor, n_features: int) -> torch.Tensor:
     return y.view(-1, n_features, y.shape[-1]).transpose(1, 2)  # (B * C, H) -> (B, C, H) -> (B, H, C)
 
 
+def _extra(past: torch.Tensor | None, future: torch.Tensor | None, static: torch.Tensor | None,
+           n_features: int) -> torch.Tensor | None:
+    """The window's covariate values (B, K), once for each of its folded channels: (B * C, K)."""
+    flat = flat_inputs(past, future, static)
+    return None if flat is None else flat.repeat_interleave(n_features, dim=0)
+
+
 # What `seqcast tune` varies, for both stacks.
 SEARCH = {"num_blocks": IntRange(1, 4), "num_layers": IntRange(2, 4), "hidden_size": IntRange(64, 512, log=True)}
 
 
 # panel_loss: M4 Weekly validation OWA 0.751 with MAE, 0.845 with MSE
-@register_model("nbeats", panel_loss="mae", search=SEARCH)
+@register_model("nbeats", panel_loss="mae", search=SEARCH, covariates=COVARIATE_KINDS)
 class NBeats(nn.Module):
     """N-BEATS generic: doubly residual fully connected blocks with learned bases."""
 
@@ -127,19 +141,23 @@ class NBeats(nn.Module):
         num_blocks: int = 3,
         num_layers: int = 4,
         hidden_size: int = 256,
+        covariates: Covariates = NO_COVARIATES,
     ):
         super().__init__()
         _check(hidden_size, num_layers, num_blocks)
         self.n_features = n_features
+        extra = covariates.flat(lookback, horizon)
         self.blocks = nn.ModuleList(
-            Block(lookback, hidden_size, num_layers, lookback if i < num_blocks - 1 else None, horizon)
+            Block(lookback, hidden_size, num_layers, lookback if i < num_blocks - 1 else None, horizon, extra)
             for i in range(num_blocks)
         )
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
         residual, forecast = _fold(x), 0.0  # (B * C, L)
+        extra = _extra(past, future, static, self.n_features)
         for block in self.blocks:
-            backcast, block_forecast = block(residual)
+            backcast, block_forecast = block(residual, extra=extra)
             forecast = forecast + block_forecast  # (B * C, H)
             if backcast is not None:
                 residual = residual - backcast  # pass on what this block did not explain
@@ -147,7 +165,7 @@ class NBeats(nn.Module):
 
 
 # panel_loss: M4 Weekly validation OWA 0.775 with MAE, 0.884 with MSE
-@register_model("nbeats_interpretable", panel_loss="mae", search=SEARCH)
+@register_model("nbeats_interpretable", panel_loss="mae", search=SEARCH, covariates=COVARIATE_KINDS)
 class NBeatsInterpretable(nn.Module):
     """N-BEATS interpretable: a polynomial trend stack then a Fourier seasonality stack."""
 
@@ -162,6 +180,7 @@ class NBeatsInterpretable(nn.Module):
         hidden_size: int = 256,
         degree: int = 3,
         num_harmonics: int = 0,
+        covariates: Covariates = NO_COVARIATES,
     ):
         super().__init__()
         _check(hidden_size, num_layers, num_blocks)
@@ -175,8 +194,9 @@ class NBeatsInterpretable(nn.Module):
         # one time axis in units of H: the window at t < 0, the horizon at t in [0, 1)
         past = (torch.arange(lookback, dtype=torch.float32) - lookback) / horizon
         future = torch.arange(horizon, dtype=torch.float32) / horizon
+        extra = covariates.flat(lookback, horizon)
         self.trend = Block(
-            lookback, hidden_size, num_layers, trend_basis(degree, lookback), trend_basis(degree, horizon)
+            lookback, hidden_size, num_layers, trend_basis(degree, lookback), trend_basis(degree, horizon), extra
         )
         # the last stack's shared block needs a backcast only if it is applied more than once
         self.seasonality = Block(
@@ -185,23 +205,27 @@ class NBeatsInterpretable(nn.Module):
             num_layers,
             seasonality_basis(harmonics, past) if num_blocks > 1 else None,
             seasonality_basis(harmonics, future),
+            extra,
         )
 
-    def decompose(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def decompose(self, x: torch.Tensor, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                  static: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """The trend and seasonality stacks' forecasts, each (B, H, C); forward returns their sum."""
         residual = _fold(x)  # (B * C, L)
+        extra = _extra(past, future, static, self.n_features)
         parts = []
         for stack, last in ((self.trend, False), (self.seasonality, True)):
             total = 0.0
             for i in range(self.num_blocks):  # the same block, weights shared within the stack
                 need_backcast = not (last and i == self.num_blocks - 1)
-                backcast, forecast = stack(residual, need_backcast)
+                backcast, forecast = stack(residual, need_backcast, extra)
                 total = total + forecast
                 if backcast is not None:
                     residual = residual - backcast
             parts.append(_unfold(total, self.n_features))
         return parts[0], parts[1]
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
-        trend, seasonality = self.decompose(x)
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
+        trend, seasonality = self.decompose(x, past, future, static)
         return trend + seasonality

@@ -25,12 +25,14 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import Choice, FloatRange, IntRange
-from ._layers import EncoderLayer, check_attention_args, patch_cover, recording, to_steps, zero_head
+from ._layers import NO_COVARIATES, Covariates, EncoderLayer, StepCovariates, check_attention_args, patch_cover, recording, to_steps, zero_head
 
 
 # with its own RevIN (the default) an untrained model forecasts the window's mean, whatever the window norm
 # panel_loss: M4 Weekly's validation holdout gave OWA 0.760 with MAE, 0.830 with MSE
-@register_model("patchtst", explain="attention", starts_at_level=False, panel_loss="mae",
+# covariates: future and static only, through a term per forecast step (StepCovariates): the patch encoder is
+# channel-independent, so past covariates as channels would never reach the target's forecast
+@register_model("patchtst", explain="attention", starts_at_level=False, panel_loss="mae", covariates=("future", "static"),
                 search={"patch_len": Choice((8, 16, 24)), "d_model": Choice((32, 64, 128)),
                         "num_layers": IntRange(1, 3), "dropout": FloatRange(0.0, 0.3)})
 class PatchTST(nn.Module):
@@ -50,6 +52,7 @@ class PatchTST(nn.Module):
         dim_feedforward: int = 128,
         dropout: float = 0.1,
         revin: bool = True,
+        covariates: Covariates = NO_COVARIATES,
     ):
         super().__init__()
         check_attention_args(d_model, nhead, dim_feedforward, dropout, num_layers=num_layers)
@@ -72,8 +75,10 @@ class PatchTST(nn.Module):
         )
         self.drop = nn.Dropout(dropout)
         self.head = zero_head(nn.Linear(self.n_patches * d_model, horizon))
+        self.step_covariates = StepCovariates(covariates, n_features) if StepCovariates.wanted(covariates) else None
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
         B, L, C = x.shape
         if self.revin:  # statistics per window and channel, (B, 1, C); gradient flows through them
             mean = x.mean(dim=1, keepdim=True)
@@ -89,16 +94,19 @@ class PatchTST(nn.Module):
         y = y.view(B, C, self.horizon).transpose(1, 2)  # (B, H, C)
         if self.revin:
             y = (y - self.revin_bias) / (self.revin_weight + 1e-10) * std + mean
+        if self.step_covariates is not None:  # in the window's units, not RevIN's: a covariate's effect has one size
+            y = y + self.step_covariates(self.horizon, future, static)
         return y
 
-    def explain(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def explain(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """{"{i}.self_attention": (B, L, L)}: Q = L. Patch-over-patch attention, averaged over heads and over
         channels, with each patch's weight spread evenly over the steps it covers (end padding counts
         toward the last step); a step's row averages the rows of the patches covering it, weighted by
         overlap. Recorded during one eval ``forward`` without gradient."""
         cover = patch_cover(self.lookback, self.patch_len, self.stride, self.n_patches)  # (N, L)
         with recording(self):
-            self(x, time_features)
+            self(x, past=past, future=future, static=static)
             maps = {}
             for i, layer in enumerate(self.encoder):
                 weights = layer.attention.last_weights  # (B * C, N, N)

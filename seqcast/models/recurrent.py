@@ -26,6 +26,11 @@ normalisation an untrained model forecasts exactly the window's level (its mean,
 the cell equations from the encoder's own weights, step by step, and returns the mean gate values;
 ``recompute`` also returns the hidden states, which the tests check against torch's LSTM/GRU
 output, so the gates shown are the real ones.
+
+Covariates: the encoder reads the past covariates, the known-future ones of the input steps and the
+static ones as extra input channels beside the values; each forecast step's own known-future and
+static values reach it through a small MLP added to the head's forecast (``StepCovariates``), the
+decoder side a direct head has.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import FloatRange, IntRange
-from ._layers import zero_head
+from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, zero_head
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
 # torch's row order of the stacked gate weights (weight_ih_l0 is (len(gates) * hidden, input))
@@ -55,15 +60,15 @@ DEEPER = {**SEARCH, "num_layers": IntRange(1, 3)}
 # MAE for bilstm (0.839 against 0.863) and stacked_lstm (0.900 against 0.907); MSE for lstm (0.841 against
 # 0.884) and gru (0.882 against 0.899).
 @register_model("rnn", preset={"cell": "rnn"}, window_norm="mean", panel_window_norm="last", search=DEEPER,
-                onnx_exporter="torchscript")
+                onnx_exporter="torchscript", covariates=COVARIATE_KINDS)
 @register_model("lstm", preset={"cell": "lstm"}, window_norm="mean", explain="gates", search=DEEPER,
-                onnx_exporter="torchscript")
+                onnx_exporter="torchscript", covariates=COVARIATE_KINDS)
 @register_model("gru", preset={"cell": "gru"}, window_norm="mean", explain="gates", search=DEEPER,
-                onnx_exporter="torchscript")
+                onnx_exporter="torchscript", covariates=COVARIATE_KINDS)
 @register_model("bilstm", preset={"cell": "lstm", "bidirectional": True}, window_norm="mean", explain="gates",
-                panel_loss="mae", search=DEEPER, onnx_exporter="torchscript")
+                panel_loss="mae", search=DEEPER, onnx_exporter="torchscript", covariates=COVARIATE_KINDS)
 @register_model("stacked_lstm", preset={"cell": "lstm", "num_layers": 3}, window_norm="mean", explain="gates",
-                panel_loss="mae", search=SEARCH, onnx_exporter="torchscript")
+                panel_loss="mae", search=SEARCH, onnx_exporter="torchscript", covariates=COVARIATE_KINDS)
 class Recurrent(nn.Module):
     """Recurrent encoder (RNN, LSTM or GRU) with a direct multi-horizon linear head."""
 
@@ -78,6 +83,7 @@ class Recurrent(nn.Module):
         num_layers: int = 1,
         bidirectional: bool = False,
         dropout: float = 0.0,
+        covariates: Covariates = NO_COVARIATES,
     ):
         super().__init__()
         if cell not in _CELLS:
@@ -87,7 +93,7 @@ class Recurrent(nn.Module):
         self.horizon, self.n_features, self.cell = horizon, n_features, cell
         self.directions = 2 if bidirectional else 1
         self.encoder = _CELLS[cell](
-            input_size=n_features,
+            input_size=n_features + covariates.per_step,
             hidden_size=hidden_size,
             num_layers=num_layers,
             batch_first=True,
@@ -95,16 +101,22 @@ class Recurrent(nn.Module):
             dropout=dropout if num_layers > 1 else 0.0,
         )
         self.head = zero_head(nn.Linear(hidden_size * self.directions, horizon * n_features))
+        self.step_covariates = StepCovariates(covariates, n_features) if StepCovariates.wanted(covariates) else None
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
-        _, state = self.encoder(x)  # x: (B, L, C)
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
+        _, state = self.encoder(step_inputs(x, past, future, static))  # (B, L, C + P + F + S)
         h_n = state[0] if isinstance(state, tuple) else state  # (layers * dirs, B, hidden)
         last = h_n[-self.directions :].transpose(0, 1).reshape(x.shape[0], -1)  # (B, hidden * dirs)
-        return self.head(last).view(-1, self.horizon, self.n_features)
+        y = self.head(last).view(-1, self.horizon, self.n_features)
+        if self.step_covariates is not None:
+            y = y + self.step_covariates(self.horizon, future, static)
+        return y
 
     @torch.no_grad()
     def recompute(self, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Re-run the encoder's cell equations on x (B, L, C), in eval mode (no dropout between layers).
+        """Re-run the encoder's cell equations on its input x (B, L, C + P + F + S: ``step_inputs``), in
+        eval mode (no dropout between layers).
 
         Returns ({"{i}[_reverse].{gate}": (B, L, hidden)} sigmoid gate values, each aligned with
         the input step it was computed at; last layer's output (B, L, hidden * dirs), which equals
@@ -150,10 +162,11 @@ class Recurrent(nn.Module):
             layer_input = torch.cat(outputs, dim=-1)  # (B, L, hidden * dirs): the next layer's input
         return gates, layer_input
 
-    def explain(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def explain(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """{"{i}[_reverse].{gate}": (B, L)}: each gate's mean over hidden units at every input step.
 
         LSTM: forget, input, output; GRU: update (z, the share of the old state kept), reset.
         """
-        gates, _ = self.recompute(x)
+        gates, _ = self.recompute(step_inputs(x, past, future, static))
         return {name: values.mean(dim=-1) for name, values in gates.items()}

@@ -34,7 +34,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from ..registry import register_model
 from ..search import Choice, FloatRange, IntRange
-from ._layers import zero_head
+from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, zero_head
 
 
 def receptive_field(kernel_size: int, num_levels: int) -> int:
@@ -84,7 +84,7 @@ class TemporalBlock(nn.Module):
 
 
 # panel_loss: M4 Weekly validation OWA 0.796 with MAE, 0.867 with MSE
-@register_model("tcn", panel_loss="mae",
+@register_model("tcn", panel_loss="mae", covariates=COVARIATE_KINDS,
                 search={"out_channels": IntRange(16, 128, log=True), "kernel_size": Choice((2, 3, 5)),
                         "dropout": FloatRange(0.0, 0.3)})
 class TCN(nn.Module):
@@ -100,6 +100,7 @@ class TCN(nn.Module):
         kernel_size: int = 3,
         num_levels: int = 0,
         dropout: float = 0.1,
+        covariates: Covariates = NO_COVARIATES,
     ):
         super().__init__()
         if out_channels < 1:
@@ -123,14 +124,19 @@ class TCN(nn.Module):
                 stacklevel=2,
             )
         self.blocks = nn.ModuleList(
-            TemporalBlock(n_features if i == 0 else out_channels, out_channels, kernel_size, 2**i, dropout)
+            TemporalBlock(n_features + covariates.per_step if i == 0 else out_channels, out_channels, kernel_size, 2**i, dropout)
             for i in range(self.num_levels)
         )
         self.head = zero_head(nn.Linear(out_channels, horizon * n_features))
+        self.step_covariates = StepCovariates(covariates, n_features) if StepCovariates.wanted(covariates) else None
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
-        h = x.transpose(1, 2)  # (B, L, C) -> (B, C, L) for Conv1d
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
+        h = step_inputs(x, past, future, static).transpose(1, 2)  # (B, L, C + P + F + S) -> (B, C + P + F + S, L)
         for block in self.blocks:
             h = block(h)  # (B, channels, L)
         # the last step is the only output whose receptive field ends at the forecast origin
-        return self.head(h[:, :, -1]).view(-1, self.horizon, self.n_features)
+        y = self.head(h[:, :, -1]).view(-1, self.horizon, self.n_features)
+        if self.step_covariates is not None:
+            y = y + self.step_covariates(self.horizon, future, static)
+        return y

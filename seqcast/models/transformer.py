@@ -7,12 +7,14 @@ timeline. Decoder self-attention lets the horizon steps coordinate (left out whe
 cross-attention reads the encoder. One shared, zero-initialised linear head maps each decoder
 token to its C outputs.
 
-Calendar features (``calendar=True``, off by default) add a linear map of the past steps' calendar
-to the encoder tokens and of the future steps' calendar to the decoder queries. They are off by
+Covariates: the past ones join the values in the encoder's value embedding; the known-future block
+(calendar features, ``fit --calendar``, and future covariates) adds a linear map of the input steps'
+values to the encoder tokens and of the forecast steps' values to the decoder queries; the static ones
+add one linear map to every token. Calendar features are off by
 default because they hurt where the window already shows the cycles: on ETTh1 (one year of hourly
 training data, L = 96 covers four days) they raised test MSE at H=24 from 0.031 to 0.035, above
 repeat-last-value, while validation loss did not tell the two apart (docs/benchmarks.md, "Defaults
-that win"). Turn them on for short windows over long, regular calendars (``-p calendar=true``).
+that win"). Turn them on for short windows over long, regular calendars (``--calendar auto``).
 
 Why encoder-decoder and not encoder + flattened head: the decoder's query tokens are where the
 known-future calendar features enter (a flattened encoder head never sees them), and the parameter
@@ -33,12 +35,12 @@ from torch import nn
 from ..registry import register_model
 from ..search import Choice, FloatRange, IntRange
 from ._layers import (
-    N_TIME_FEATURES, DecoderLayer, EncoderLayer, check_attention_args, recording, sinusoidal_encoding, zero_head,
+    COVARIATE_KINDS, NO_COVARIATES, Covariates, DecoderLayer, EncoderLayer, check_attention_args, recording, sinusoidal_encoding, zero_head,
 )
 
 
 # attention trains unstably at the training loop's usual 3e-3
-@register_model("transformer", lr=1e-3, calendar=True, explain="attention",
+@register_model("transformer", lr=1e-3, covariates=COVARIATE_KINDS, explain="attention",
                 search={"d_model": Choice((32, 64, 128)), "num_encoder_layers": IntRange(1, 3),
                         "dim_feedforward": Choice((64, 128, 256)), "dropout": FloatRange(0.0, 0.3)})
 class Transformer(nn.Module):
@@ -56,7 +58,7 @@ class Transformer(nn.Module):
         num_decoder_layers: int = 1,
         dim_feedforward: int = 128,
         dropout: float = 0.1,
-        calendar: bool = False,
+        covariates: Covariates = NO_COVARIATES,
     ):
         super().__init__()
         check_attention_args(
@@ -64,8 +66,10 @@ class Transformer(nn.Module):
             num_encoder_layers=num_encoder_layers, num_decoder_layers=num_decoder_layers,
         )
         self.lookback, self.horizon = lookback, horizon
-        self.value_embedding = nn.Linear(n_features, d_model)
-        self.time_embedding = nn.Linear(N_TIME_FEATURES, d_model, bias=False) if calendar else None
+        self.value_embedding = nn.Linear(n_features + covariates.past, d_model)  # values and past covariates
+        # the known-future block (calendar features and future covariates), on encoder and decoder tokens
+        self.time_embedding = nn.Linear(covariates.future, d_model, bias=False) if covariates.future else None
+        self.static_embedding = nn.Linear(covariates.static, d_model, bias=False) if covariates.static else None
         self.step_queries = nn.Parameter(torch.randn(horizon, d_model) * 0.02)  # (H, d_model)
         # (L + H, d_model): positions 0..L-1 for the window, L..L+H-1 for the horizon
         position = sinusoidal_encoding(torch.arange(lookback + horizon), d_model)
@@ -80,15 +84,20 @@ class Transformer(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.head = zero_head(nn.Linear(d_model, n_features))
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
         L = self.lookback
-        source = self.value_embedding(x) + self.position[:L]  # (B, L, d_model)
+        values = x if past is None else torch.cat([x, past], dim=-1)  # (B, L, C + P)
+        source = self.value_embedding(values) + self.position[:L]  # (B, L, d_model)
         target = self.step_queries + self.position[L:]  # (H, d_model), broadcast over B below
         target = target.expand(x.shape[0], -1, -1)  # (B, H, d_model)
-        if self.time_embedding is not None and time_features is not None:
-            # (B, L + H, F): past calendar to the encoder, future to the decoder
-            calendar = self.time_embedding(time_features)
-            source, target = source + calendar[:, :L], target + calendar[:, L:]
+        if self.time_embedding is not None:
+            # (B, L + H, F): the input steps' values to the encoder, the forecast steps' to the decoder
+            known = self.time_embedding(future)
+            source, target = source + known[:, :L], target + known[:, L:]
+        if self.static_embedding is not None:
+            constant = self.static_embedding(static)[:, None, :]  # (B, 1, d_model), on every token
+            source, target = source + constant, target + constant
         memory = self.drop(source)
         for layer in self.encoder:
             memory = layer(memory)
@@ -97,7 +106,8 @@ class Transformer(nn.Module):
             out = layer(out, memory)
         return self.head(out)  # (B, H, C)
 
-    def explain(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def explain(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Head-averaged attention over the L input steps, recorded during one eval ``forward``.
 
         "{i}.self_attention": encoder layer i, (B, L, L) (Q = L, query i is input step i);
@@ -105,7 +115,7 @@ class Transformer(nn.Module):
         Decoder self-attention (horizon over horizon) is not included: it never touches the input.
         """
         with recording(self):  # encoder tokens are the input steps themselves: no mapping needed
-            self(x, time_features)
+            self(x, past=past, future=future, static=static)
             maps = {f"{i}.self_attention": layer.attention.last_weights for i, layer in enumerate(self.encoder)}
             for i, layer in enumerate(self.decoder):
                 maps[f"{i}.cross_attention"] = layer.cross_attention.last_weights

@@ -35,7 +35,7 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import Choice, FloatRange, IntRange
-from ._layers import check_attention_args, feed_forward, sinusoidal_encoding, zero_head
+from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, check_attention_args, feed_forward, sinusoidal_encoding, zero_head
 
 
 class RelativeAttention(nn.Module):
@@ -83,7 +83,7 @@ class XLLayer(nn.Module):
 
 
 # attention trains unstably at the training loop's usual 3e-3; "mean": see the module docstring
-@register_model("transformer_xl", lr=1e-3, window_norm="mean", explain="attention",
+@register_model("transformer_xl", lr=1e-3, window_norm="mean", explain="attention", covariates=COVARIATE_KINDS,
                 search={"d_model": Choice((32, 64, 128)), "num_layers": IntRange(1, 3),
                         "dim_feedforward": Choice((64, 128, 256)), "dropout": FloatRange(0.0, 0.3)})
 class TransformerXL(nn.Module):
@@ -102,6 +102,7 @@ class TransformerXL(nn.Module):
         dropout: float = 0.1,
         segment_len: int = 24,
         mem_len: int = 2,
+        covariates: Covariates = NO_COVARIATES,
     ):
         super().__init__()
         check_attention_args(d_model, nhead, dim_feedforward, dropout, num_layers=num_layers, segment_len=segment_len)
@@ -110,12 +111,13 @@ class TransformerXL(nn.Module):
         self.lookback, self.horizon, self.n_features = lookback, horizon, n_features
         self.d_model, self.mem_len = d_model, mem_len
         self.segment_len = min(segment_len, lookback)  # the final segment is always this long
-        self.value_embedding = nn.Linear(n_features, d_model)
+        self.value_embedding = nn.Linear(n_features + covariates.per_step, d_model)
         self.u = nn.Parameter(torch.randn(nhead, d_model // nhead) * 0.02)  # global content bias
         self.v = nn.Parameter(torch.randn(nhead, d_model // nhead) * 0.02)  # global position bias
         self.layers = nn.ModuleList(XLLayer(d_model, nhead, dim_feedforward, dropout) for _ in range(num_layers))
         self.drop = nn.Dropout(dropout)
         self.head = zero_head(nn.Linear(self.segment_len * d_model, horizon * n_features))
+        self.step_covariates = StepCovariates(covariates, n_features) if StepCovariates.wanted(covariates) else None
 
     def _segments(self) -> list[tuple[int, int]]:
         ends = range(self.lookback, 0, -self.segment_len)
@@ -153,11 +155,16 @@ class TransformerXL(nn.Module):
                         maps[n][:, start:end, start - memory.shape[1] : end] = weights
         return h
 
-    def forward(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.encode(x)  # (B, S, d)
-        return self.head(h.flatten(1)).view(-1, self.horizon, self.n_features)  # (B, H, C)
+    def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.encode(step_inputs(x, past, future, static))  # (B, S, d)
+        y = self.head(h.flatten(1)).view(-1, self.horizon, self.n_features)  # (B, H, C)
+        if self.step_covariates is not None:
+            y = y + self.step_covariates(self.horizon, future, static)
+        return y
 
-    def explain(self, x: torch.Tensor, time_features: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def explain(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """{"{n}.self_attention": (B, L, L)}: Q = L, row t is step t's attention over its own segment and its
         memory (zero elsewhere; each row sums to 1), averaged over heads. Runs the forward pass's
         ``encode`` in eval mode without gradient. Memory O(L^2) for the maps themselves."""
@@ -166,7 +173,7 @@ class TransformerXL(nn.Module):
         try:
             with torch.no_grad():
                 maps = [x.new_zeros(x.shape[0], self.lookback, self.lookback) for _ in self.layers]
-                self.encode(x, maps)
+                self.encode(step_inputs(x, past, future, static), maps)
         finally:
             self.train(was_training)
         return {f"{n}.self_attention": m for n, m in enumerate(maps)}

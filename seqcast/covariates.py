@@ -1,0 +1,249 @@
+"""Covariates: what the user knows besides the targets, read from the same CSV and turned into model inputs.
+
+Three kinds, named on the command line (``fit --past-cols/--future-cols/--static-cols/--calendar``):
+
+    past      observed up to the forecast origin (another sensor of the machine): numbers, one per row
+    future    known for the horizon too (a planned promotion, a holiday, a day-ahead forecast): numbers,
+              one per row; at predict time the H rows after each series' last observation come from
+              rows at the end of the history whose targets are empty, or from ``predict --future FILE``
+    static    constant per series (its region, its store): a number, or a category (text)
+    calendar  known-future features generated from the timestamps (``CALENDAR_FEATURES``)
+
+Every model input is z-scored with statistics of the training rows (all series together; a static
+column over the training series), so that an input at its training mean is 0: that is what ``explain``
+replaces a covariate with to measure its effect. A static category becomes one input per category of
+its training vocabulary (a one-hot, then z-scored); a category not seen in training is read as the
+training average (every one of its inputs at its mean, i.e. 0), with a note naming the series.
+
+This module is numpy and pandas only: predicting with an exported model (no torch) builds the same inputs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError
+from .forecaster import Covariate, CovariateSchema
+from .reading import looks_numeric
+
+# Calendar features, each in [-0.5, 0.5]; the order is that of format-5 checkpoints' calendar input.
+CALENDAR_FEATURES = {
+    "hour": lambda t: t.hour / 23.0 - 0.5,
+    "dow": lambda t: t.day_of_week / 6.0 - 0.5,
+    "dom": lambda t: (t.day - 1) / 30.0 - 0.5,
+    "doy": lambda t: (t.day_of_year - 1) / 365.0 - 0.5,
+    "month": lambda t: (t.month - 1) / 11.0 - 0.5,
+}
+
+
+@dataclass(frozen=True)
+class Ahead:
+    """Known-future values of one series after its last observation: ``times`` (K,) and ``values`` (K, F)
+    of the future covariates (NaN where a row left one empty), with the file and lines they came from."""
+
+    times: pd.Index
+    values: np.ndarray
+    source: str
+    lines: np.ndarray
+
+
+def calendar_features(times: pd.Index, names: tuple[str, ...]) -> np.ndarray:
+    """The calendar features ``names`` of ``times``, (T, len(names)) float32."""
+    if not names:
+        return np.zeros((len(times), 0), dtype=np.float32)
+    return np.stack([np.asarray(CALENDAR_FEATURES[n](times), dtype=np.float64) for n in names], axis=1).astype(
+        np.float32)
+
+
+def resolve_calendar(request: str, first: pd.Index, freq: str, notes: list[str]) -> tuple[str, ...]:
+    """``--calendar`` as feature names: ``none``; ``auto``, every feature that varies on the data's grid
+    (hour and day of week for hourly data, not for monthly); or names, e.g. ``hour,dow``."""
+    from .frequency import future_grid
+
+    text = (request or "none").strip().lower()
+    if text == "none":
+        return ()
+    integer = not isinstance(first, pd.DatetimeIndex)
+    if text == "auto":
+        if integer:
+            notes.append("--calendar auto: the time column holds step numbers, not dates: no calendar features")
+            return ()
+        sample = future_grid(first[-1:], freq, 2 * 366 * 24 if freq.lstrip("0123456789").startswith(("h", "min"))
+                             else 800)
+        return tuple(n for n in CALENDAR_FEATURES if np.ptp(CALENDAR_FEATURES[n](sample)) > 0)
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in CALENDAR_FEATURES]
+    if unknown or not names:
+        raise InputError(f"--calendar {request!r}: choose auto, none, or features among "
+                         f"{', '.join(CALENDAR_FEATURES)} (comma-separated)")
+    if integer:
+        raise InputError(f"--calendar {request}: the time column holds step numbers, not dates, so there is no "
+                         "calendar; leave --calendar out or give dates")
+    return tuple(n for n in CALENDAR_FEATURES if n in names)
+
+
+def static_values(raw: dict[str, np.ndarray], codes: np.ndarray | None, ids: list[str], lines: np.ndarray,
+                  name: str) -> dict[str, tuple]:
+    """Per series, the value of each static column (a float for a numeric column, else the text);
+    the column must hold one value per series (empty rows take it)."""
+    out: dict[str, list] = {sid: [] for sid in ids}
+    group = codes if codes is not None else np.zeros(len(lines), dtype=np.int64)
+    for column, values in raw.items():
+        text = pd.Series(values, dtype=object).astype(str).str.strip()
+        text = text.mask(text.str.lower().isin(("", "nan", "na", "n/a", "null", "none")))
+        numeric = bool(looks_numeric(text.dropna().to_numpy()).all())
+        frame = pd.DataFrame({"series": group, "value": text, "line": lines}).dropna(subset=["value"])
+        first = frame.drop_duplicates(["series", "value"])
+        clash = first[first.duplicated("series", keep=False)]
+        if len(clash):
+            code = clash["series"].iloc[0]
+            rows = clash[clash["series"] == code].head(2)
+            label = f"series {ids[code]!r}" if codes is not None else "the series"
+            raise InputError(f"{name}: static column {column!r} is not constant for {label}: {rows['value'].iloc[0]!r} "
+                             f"(line {rows['line'].iloc[0]}) and {rows['value'].iloc[1]!r} (line {rows['line'].iloc[1]}); "
+                             "a static covariate holds one value per series (use --past-cols or --future-cols for "
+                             "values that change)")
+        found = dict(zip(first["series"], first["value"]))
+        for code, sid in enumerate(ids):
+            if code not in found:
+                raise InputError(f"{name}: static column {column!r} has no value for series {sid!r}")
+            out[sid].append(float(found[code].replace(",", ".")) if numeric else found[code])
+    return {sid: tuple(v) for sid, v in out.items()}
+
+
+def _moments(values: np.ndarray) -> tuple[list[float], list[float]]:
+    """Mean and population std of each column of (N, K) finite values; a constant column gets std 1."""
+    mean = values.mean(axis=0) if len(values) else np.zeros(values.shape[1])
+    std = values.std(axis=0) if len(values) else np.ones(values.shape[1])
+    std = np.where((std > 1e-12 * np.maximum(np.abs(mean), 1.0)) & np.isfinite(std), std, 1.0)
+    return mean.tolist(), std.tolist()
+
+
+def fit_schema(series, train_rows: dict[str, int]) -> CovariateSchema:
+    """The covariates of ``series`` (a data.SeriesSet) with their statistics on the training rows."""
+    columns: list[Covariate] = []
+    kept = [s for s in series.series if train_rows.get(s.id, 0) > 0]
+    n_past = len(series.past_cols)
+    if series.past_cols or series.future_cols:
+        mean, std = _moments(np.concatenate([s.covariates[: train_rows[s.id]] for s in kept]))
+        columns += [Covariate(n, "past", (m,), (d,)) for n, m, d in zip(series.past_cols, mean[:n_past], std[:n_past])]
+    if series.calendar:
+        features = np.concatenate([calendar_features(s.times[: train_rows[s.id]], series.calendar) for s in kept])
+        cal_mean, cal_std = _moments(features.astype(np.float64))
+        columns += [Covariate(n, "calendar", (m,), (d,)) for n, m, d in zip(series.calendar, cal_mean, cal_std)]
+    if series.future_cols:
+        columns += [Covariate(n, "future", (m,), (d,)) for n, m, d in
+                    zip(series.future_cols, mean[n_past:], std[n_past:])]
+    for i, column in enumerate(series.static_cols):
+        values = [series.static[s.id][i] for s in kept]
+        if all(isinstance(v, float) for v in values):
+            mean, std = _moments(np.asarray(values, dtype=np.float64)[:, None])
+            columns.append(Covariate(column, "static", tuple(mean), tuple(std)))
+        else:
+            categories = tuple(sorted({str(v) for v in values}))
+            onehot = np.array([[str(v) == c for c in categories] for v in values], dtype=np.float64)
+            mean, std = _moments(onehot)
+            columns.append(Covariate(column, "static", tuple(mean), tuple(std), categories))
+    return CovariateSchema(tuple(columns))
+
+
+def _scaled(values: np.ndarray, columns: tuple[Covariate, ...]) -> np.ndarray:
+    mean = np.array([m for c in columns for m in c.mean])
+    std = np.array([d for c in columns for d in c.std])
+    return ((values - mean) / std).astype(np.float32)
+
+
+def step_values(series, schema: CovariateSchema, s) -> np.ndarray:
+    """Series ``s``'s covariates at each of its rows as model inputs (T, P + F): the past ones, then
+    the known-future block (calendar features, then future covariates), scaled."""
+    past, calendar, future = schema.of("past"), schema.of("calendar"), schema.of("future")
+    n_past = len(past)
+    raw = np.concatenate([s.covariates[:, :n_past] if n_past else np.zeros((len(s.times), 0)),
+                          calendar_features(s.times, tuple(c.name for c in calendar)),
+                          s.covariates[:, n_past:] if future else np.zeros((len(s.times), 0))], axis=1)
+    return _scaled(raw, past + calendar + future)
+
+
+def unseen_categories(series, schema: CovariateSchema) -> list[str]:
+    """The note to give when ``series`` holds static categories its model never saw (none: [])."""
+    unseen = [f"{s.id!r} ({c.name}={value})" for s in series.series for c, value in
+              ((c, dict(zip(series.static_cols, series.static[s.id]))[c.name]) for c in schema.of("static"))
+              if c.categories and str(value) not in c.categories]
+    if not unseen:
+        return []
+    return [f"static categories not seen in training, read as the training average: {', '.join(unseen[:5])}"
+            + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")]
+
+
+def static_inputs(series, schema: CovariateSchema) -> np.ndarray | None:
+    """The static inputs (N, S) of every series of ``series``, scaled; None without static covariates.
+    A category not seen in training reads as the training average (0 after scaling): ``unseen_categories``."""
+    columns = schema.of("static")
+    if not columns:
+        return None
+    rows = []
+    for s in series.series:
+        values = dict(zip(series.static_cols, series.static[s.id]))
+        row = []
+        for column in columns:
+            value = values[column.name]
+            if not column.categories:
+                if not isinstance(value, float):
+                    raise InputError(f"{series.source}: static column {column.name!r} of series {s.id!r} is "
+                                     f"{value!r}; it held numbers in training")
+                row.append((value - column.mean[0]) / column.std[0])
+            elif str(value) in column.categories:
+                row += [((str(value) == c) - m) / d for c, m, d in zip(column.categories, column.mean, column.std)]
+            else:
+                row += [0.0] * len(column.categories)
+        rows.append(row)
+    return np.asarray(rows, dtype=np.float32)
+
+
+def horizon_values(series, schema: CovariateSchema, ends: np.ndarray, future: pd.Index, horizon: int) -> np.ndarray:
+    """The known-future block (N, H, F) of the H steps ``future`` (N * H timestamps, one series after
+    another) after row ``ends[i]`` of each series: calendar features from the timestamps, future
+    covariates from the series' own later rows or its rows after the last observation (``ahead``).
+
+    Every one of the N x H steps must be covered: otherwise InputError listing the first missing
+    (series, timestamp) pairs and their count."""
+    calendar, columns = schema.of("calendar"), schema.of("future")
+    n = len(series.series)
+    parts = [calendar_features(future, tuple(c.name for c in calendar)).reshape(n, horizon, -1)]
+    if columns:
+        offset = len(schema.of("past"))
+        known = np.full((n, horizon, len(columns)), np.nan)
+        for i, s in enumerate(series.series):
+            after = ends[i] + 1
+            stamps = future[i * horizon : (i + 1) * horizon]
+            inside = min(horizon, len(s.times) - after)
+            if inside > 0:
+                known[i, :inside] = s.covariates[after : after + inside, offset:]
+            ahead = series.ahead.get(s.id)
+            if inside < horizon and ahead is not None:
+                where = ahead.times.get_indexer(stamps[max(inside, 0):])
+                found = where >= 0
+                known[i, max(inside, 0):][found] = ahead.values[where[found]]
+        _check_covered(series, known, future, horizon, [c.name for c in columns])
+        parts.append(known)
+    raw = np.concatenate(parts, axis=-1).reshape(n * horizon, -1)
+    return _scaled(raw, calendar + columns).reshape(n, horizon, -1)
+
+
+def _check_covered(series, known: np.ndarray, future: pd.Index, horizon: int, names: list[str]) -> None:
+    missing = np.isnan(known).any(axis=-1)  # (N, H)
+    if not missing.any():
+        return
+    flat = np.flatnonzero(missing.reshape(-1))
+    pairs = [f"({series.series[i // horizon].id!r}, {future[i]})" for i in flat[:5]]
+    empty = [(i // horizon, i) for i in flat if series.ahead.get(series.series[i // horizon].id) is not None
+             and future[i] in series.ahead[series.series[i // horizon].id].times]
+    hint = (f"; {len(empty)} of them have a row with an empty {'/'.join(names)}" if empty else "")
+    raise InputError(f"{series.source}: known-future covariates {', '.join(names)} are missing for {len(flat)} of "
+                     f"the {missing.size} forecast steps (series, timestamp): {', '.join(pairs)}"
+                     + (" ..." if len(flat) > 5 else "") + hint
+                     + f"; give the {horizon} steps after each series' last observation, as rows with an empty "
+                     "target at the end of the history or in predict --future FILE")
