@@ -26,9 +26,13 @@ Where seqcast differs:
   The trend basis, as in the paper, runs t over [0, 1) separately on each side.
 
 Covariates, as NBEATSx (Olivares et al. 2023) takes exogenous inputs: every covariate value of the
-window (``flat_inputs``: past over L, known-future over L + H, static) joins each block's input beside
-the residual it reads; backcasts still explain the residual values only. Both stacks read them: the
-interpretable one's coefficients then depend on them, its bases stay polynomials and harmonics.
+window (``flat_inputs``: past over L, known-future over L + H, static, divided by their number) joins
+each block's input beside the residual it reads; backcasts still explain the residual values only.
+Both stacks read them: the interpretable one's coefficients then depend on them, its bases stay
+polynomials and harmonics. Each forecast step's own known-future and static values also reach it
+through the step MLP every family shares (``StepCovariates``), added to the forecast: through the
+divided inputs alone a target equal to twice a known-future covariate stayed at validation MSE 0.15
+(generic) and 0.50 (interpretable) after 285 steps, against 0.002 with it.
 """
 
 
@@ -41,7 +45,7 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import IntRange
-from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, flat_inputs, zero_head
+from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, flat_inputs, zero_head
 
 
 def trend_basis(degree: int, steps: int) -> torch.Tensor:
@@ -120,7 +124,10 @@ def _extra(past: torch.Tensor | None, future: torch.Tensor | None, static: torch
            n_features: int) -> torch.Tensor | None:
     """The window's covariate values (B, K), once for each of its folded channels: (B * C, K)."""
     flat = flat_inputs(past, future, static)
-    return None if flat is None else flat.repeat_interleave(n_features, dim=0)
+    # divided by their number, as the linear models' covariate term (models/linear.py): AdamW moves each of
+    # the first layer's weights by about the learning rate, and over ETTh1's 2,016 load inputs undivided
+    # sums leapt (no epoch beat the starting weights, validation MSE 0.070; divided 0.053, 0.052 without)
+    return None if flat is None else (flat / flat.shape[1]).repeat_interleave(n_features, dim=0)
 
 
 # What `seqcast tune` varies, for both stacks.
@@ -151,6 +158,8 @@ class NBeats(nn.Module):
             Block(lookback, hidden_size, num_layers, lookback if i < num_blocks - 1 else None, horizon, extra)
             for i in range(num_blocks)
         )
+        self.horizon = horizon
+        self.step_covariates = StepCovariates(covariates, n_features) if StepCovariates.wanted(covariates) else None
 
     def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
                 static: torch.Tensor | None = None) -> torch.Tensor:
@@ -161,7 +170,8 @@ class NBeats(nn.Module):
             forecast = forecast + block_forecast  # (B * C, H)
             if backcast is not None:
                 residual = residual - backcast  # pass on what this block did not explain
-        return _unfold(forecast, self.n_features)
+        y = _unfold(forecast, self.n_features)
+        return y if self.step_covariates is None else y + self.step_covariates(self.horizon, future, static)
 
 
 # panel_loss: M4 Weekly validation OWA 0.775 with MAE, 0.884 with MSE
@@ -207,6 +217,8 @@ class NBeatsInterpretable(nn.Module):
             seasonality_basis(harmonics, future),
             extra,
         )
+        self.horizon = horizon
+        self.step_covariates = StepCovariates(covariates, n_features) if StepCovariates.wanted(covariates) else None
 
     def decompose(self, x: torch.Tensor, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
                   static: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -228,4 +240,5 @@ class NBeatsInterpretable(nn.Module):
     def forward(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
                 static: torch.Tensor | None = None) -> torch.Tensor:
         trend, seasonality = self.decompose(x, past, future, static)
-        return trend + seasonality
+        y = trend + seasonality
+        return y if self.step_covariates is None else y + self.step_covariates(self.horizon, future, static)
