@@ -195,6 +195,17 @@ def test_a_warm_start_takes_the_covariates_from_its_checkpoint(trained, invoke, 
     assert checkpoint.load(tmp_path / "w.ckpt").covariates == checkpoint.load(ckpt).covariates
 
 
+def test_tune_searches_a_model_with_covariates(invoke, tmp_path):
+    pytest.importorskip("optuna", reason="seqcast[tune] (optuna) is not installed")
+    data = write(panel(), tmp_path / "p.csv")
+    code, out, err = invoke("tune", data, "--model", "nlinear", "--future-cols", "promo", "--trials", "2", *FAST,
+                            "--epochs", "2", "-o", tmp_path / "t.ckpt", "--json")
+    assert code == 0, err
+    assert checkpoint.load(tmp_path / "t.ckpt").covariates.names("future") == ("promo",)
+    code, _, err = invoke("tune", data, "--model", "patchtst", "--past-cols", "noise", "--trials", "2", *FAST)
+    assert code == 2 and "patchtst cannot use past covariates" in err, err
+
+
 def test_evaluate_backtests_with_the_covariates_of_the_history(trained, invoke):
     data, ckpt, _ = trained
     code, out, err = invoke("evaluate", ckpt, data, "--windows", "3", "--in-sample", "--json")
