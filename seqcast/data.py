@@ -18,13 +18,13 @@ from .covariates import Ahead, resolve_calendar, static_values
 from .csvfile import Table, decode, read_bytes, read_table, table_from_bytes
 from .errors import InputError
 from .frequency import (DEFAULT_ID, Series, check_freq, common_frequency, future_times, grid, infer_frequency,
-                        regular_series, regularise, season_length, time_features)
+                        regular_series, regularise, season_length)
 from .reading import (INTEGER, MISSING, choose_decimal, day_month_format, decimal_note, parse_numbers, parse_times,
                       year_period_times, years_as_dates)
 from .roles import (ENTITY_NAMES, ID_NAMES, MONTH_NAMES, QUARTER_NAMES, TIME_NAMES, YEAR_NAMES, default_target,
                     id_column, require, time_columns, typed, unique_key_hint)
 
-__all__ = ["DataConfig", "Series", "SeriesSet", "load_series", "series_from_text", "future_times", "time_features",
+__all__ = ["DataConfig", "Series", "SeriesSet", "load_series", "series_from_text", "future_times",
            "season_length", "grid", "write_csv", "infer_frequency", "DEFAULT_ID", "FILL_POLICIES", "read_bytes",
            "decode", "load_future"]
 

@@ -1,6 +1,6 @@
 """Frequencies and the regular grid: inferring a series' frequency, checking every series lies on it
-without gaps (vectorised over all series at once), the timestamps after a series, calendar features
-and the natural season of a frequency.
+without gaps (vectorised over all series at once), the timestamps after a series and the natural
+season of a frequency (calendar features: covariates.py).
 """
 
 from __future__ import annotations
@@ -175,22 +175,6 @@ def future_grid(lasts: pd.Index, freq: str, horizon: int) -> pd.Index:
     flat = pd.DatetimeIndex(ahead[inverse.reshape(-1)].reshape(-1).view(f"M8[{lasts.unit}]"))
     flat = flat.tz_localize("UTC").tz_convert(lasts.tz) if lasts.tz is not None else flat
     return flat.as_unit(future_times(lasts[0], freq, 1).unit)  # the unit date_range gives (business days: us)
-
-
-def time_features(times: pd.Index) -> np.ndarray | None:
-    """Calendar features (T, F) in [-0.5, 0.5]; None for integer steps (see models._layers.N_TIME_FEATURES)."""
-    if not isinstance(times, pd.DatetimeIndex):
-        return None
-    return np.stack(
-        [
-            times.hour / 23.0 - 0.5,
-            times.day_of_week / 6.0 - 0.5,
-            (times.day - 1) / 30.0 - 0.5,
-            (times.day_of_year - 1) / 365.0 - 0.5,
-            (times.month - 1) / 11.0 - 0.5,
-        ],
-        axis=1,
-    ).astype(np.float32)
 
 
 _CHECK_READING = ("check --freq, and how the dates are read: --dayfirst or --monthfirst for dates like 01.02.2024, "

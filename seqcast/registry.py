@@ -37,7 +37,7 @@ class Capabilities:
     # the covariate inputs it reads, built with their widths (its `covariates` keyword, models/_layers.Covariates):
     # "past" (B, L, P), "future" (B, L + H, F: calendar features and known-future covariates), "static" (B, S)
     covariates: tuple[str, ...] = ()
-    explain: str | None = None  # what its explain(x, time_features) returns: "attention" maps or "gates"
+    explain: str | None = None  # what its explain(x, *, past, future, static) returns: "attention" maps or "gates"
     season: bool = False  # its `season` hyperparameter, when not given, is the data frequency's season
     starts_at_level: bool = True  # untrained, it forecasts the window's reference level (a zero head)
     quantiles: bool = True  # fit --quantiles may put the shared quantile head (quantile_head.py) on it
@@ -111,7 +111,7 @@ def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, A
     if caps.explain not in (None, *EXPLAIN_KINDS):
         raise wrong(f"explain={caps.explain!r}: choose one of {', '.join(EXPLAIN_KINDS)} (or leave it out)")
     if caps.explain and not callable(getattr(cls, "explain", None)):
-        raise wrong(f"declares explain={caps.explain!r} but defines no explain(x, time_features=None) method")
+        raise wrong(f"declares explain={caps.explain!r} but defines no explain(x, *, past=None, future=None, static=None) method")
     if caps.onnx_exporter not in ONNX_EXPORTERS:
         raise wrong(f"onnx_exporter={caps.onnx_exporter!r}: choose one of {', '.join(ONNX_EXPORTERS)}")
     for flag in ("season", "starts_at_level", "quantiles"):

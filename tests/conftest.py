@@ -150,3 +150,17 @@ def randomised(name: str, lookback: int, horizon: int, n_features: int, scale: f
         for p in model.parameters():
             p.add_(torch.randn_like(p) * scale)
     return model
+
+
+def assert_forecasts_as_recorded(out: str, recorded: Path) -> None:
+    """A forecast CSV (``out``) equals the one an older seqcast wrote (``recorded``): the same rows and
+    labels, the numbers to float32 precision (torch's kernels round differently on other CPUs)."""
+    import io
+
+    import pandas as pd
+
+    now, then = pd.read_csv(io.StringIO(out)), pd.read_csv(recorded)
+    numbers = [c for c in then.columns if c == "forecast" or c.startswith(("lo_", "hi_", "q"))]
+    pd.testing.assert_frame_equal(now.drop(columns=numbers), then.drop(columns=numbers))
+    for column in numbers:
+        assert now[column].to_numpy() == pytest.approx(then[column].to_numpy(), rel=1e-6), column

@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import assert_forecasts_as_recorded
 from seqcast import checkpoint
 from seqcast.data import DataConfig, series_from_text
 from seqcast.registry import get_spec, list_models
@@ -275,8 +276,4 @@ def test_format_5_checkpoints_load_with_their_calendar_as_covariates_and_forecas
     assert all(c.mean == (0.0,) and c.std == (1.0,) for c in loaded.covariates.columns)  # fed as they were
     code, out, err = invoke("predict", path, data, *entry["predict_args"])
     assert code == 0, err
-    now, then = pd.read_csv(io.StringIO(out)), pd.read_csv(FORMAT_5 / entry["forecast"])
-    numbers = [c for c in then.columns if c == "forecast" or c.startswith(("lo_", "hi_", "q"))]
-    pd.testing.assert_frame_equal(now.drop(columns=numbers), then.drop(columns=numbers))
-    for column in numbers:
-        assert now[column].to_numpy() == pytest.approx(then[column].to_numpy(), rel=1e-6), column
+    assert_forecasts_as_recorded(out, FORMAT_5 / entry["forecast"])

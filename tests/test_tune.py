@@ -256,8 +256,7 @@ FORMAT_4 = Path(__file__).parent / "fixtures" / "format4"
 @pytest.mark.parametrize("entry", json.loads((FORMAT_4 / "manifest.json").read_text(encoding="utf-8")),
                          ids=lambda e: e["checkpoint"])
 def test_format_4_checkpoints_load_untuned_on_one_process_and_forecast_what_they_did(entry, invoke):
-    import pandas as pd
-
+    from conftest import assert_forecasts_as_recorded
     from seqcast import checkpoint
 
     path, data = FORMAT_4 / entry["checkpoint"], (FORMAT_4 / entry["data"]).resolve()
@@ -266,13 +265,7 @@ def test_format_4_checkpoints_load_untuned_on_one_process_and_forecast_what_they
     assert loaded.tuning is None and loaded.training.world_size == 1
     code, out, err = invoke("predict", path, data, *entry["predict_args"])
     assert code == 0, err
-    import io
-
-    now, then = pd.read_csv(io.StringIO(out)), pd.read_csv(FORMAT_4 / entry["forecast"])
-    numbers = [c for c in then.columns if c == "forecast" or c.startswith(("lo_", "hi_", "q"))]
-    pd.testing.assert_frame_equal(now.drop(columns=numbers), then.drop(columns=numbers))
-    for column in numbers:
-        assert now[column].to_numpy() == pytest.approx(then[column].to_numpy(), rel=1e-6), column
+    assert_forecasts_as_recorded(out, FORMAT_4 / entry["forecast"])
 
 
 def test_without_optuna_tune_and_a_shared_compare_say_how_to_install_it(tmp_path, invoke, monkeypatch):

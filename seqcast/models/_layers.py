@@ -29,6 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..registry import COVARIATE_KINDS  # noqa: F401  (the contract's covariate inputs, for the families)
+
 
 def zero_head(layer: nn.Linear) -> nn.Linear:
     """Zero a forecast head so that, under window normalisation, training starts from the baseline."""
@@ -36,9 +38,6 @@ def zero_head(layer: nn.Linear) -> nn.Linear:
     if layer.bias is not None:
         nn.init.zeros_(layer.bias)
     return layer
-
-
-COVARIATE_KINDS = ("past", "future", "static")
 
 
 @dataclass(frozen=True)
