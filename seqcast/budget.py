@@ -92,11 +92,12 @@ class Budget:
 
 
 def plan_budget(n_windows: int, rules: Schedule = Schedule(), *, epochs: int = 0, max_steps: int = 0,
-                batch_size: int = 0, patience: int = 2, warm_start: bool = False) -> Budget:
+                batch_size: int = 0, patience: int = 2, warm_start: bool = False, share: float = 1.0) -> Budget:
     """The budget ``train`` runs on ``n_windows`` training windows (the arguments are TrainConfig's,
     0 = automatic): ``epochs`` whole epochs (the automatic epochs when only ``max_steps`` is given)
     cut to ``max_steps``, or else the automatic budget (``auto_budget``), of which a warm start
-    takes ``1 / warm_start_divisor``."""
+    takes ``1 / warm_start_divisor``. ``share`` < 1: a probe (``choosing.py``) of that share of the
+    steps, validated at least twice."""
     batch_size = batch_size or auto_batch_size(n_windows, rules)
     per_epoch = math.ceil(n_windows / batch_size)
     if epochs or max_steps:  # the user's budget, as before the automatic cap
@@ -107,6 +108,9 @@ def plan_budget(n_windows: int, rules: Schedule = Schedule(), *, epochs: int = 0
             total = max(1, total // rules.warm_start_divisor)
     if max_steps:
         total = min(total, max_steps)
+    if share < 1:
+        total = max(1, math.ceil(total * share))
+        round_steps = max(1, min(round_steps, math.ceil(total / 2)))
     return Budget(batch_size, per_epoch, total, round_steps,
                   patience=patience_epochs(patience, round_steps, total, rules),
                   warmup=max(1, total // rules.warmup_divisor))

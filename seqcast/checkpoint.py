@@ -25,9 +25,9 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from . import meta_schema
 from .errors import CheckpointError, UsageError
 from .files import atomic_write
-from .forecaster import (RECORD_KEYS, Calibration, Covariate, CovariateSchema, DataSchema, Forecaster, InitFrom,
+from .forecaster import (RECORD_KEYS, Calibration, Choice, Covariate, CovariateSchema, DataSchema, Forecaster, InitFrom,
                          ModelInfo, ReadingPolicy, Stored, TrainingRecord, Tuning, Versions)
-from .frequency import season_length
+from .frequency import seasons
 from .registry import create_model
 from .windows import Scaler
 
@@ -36,7 +36,7 @@ if TYPE_CHECKING:  # torch loads with the weights: from_meta serves the torch-fr
 
     from .window_norm import WindowNorm
 
-FORMAT_VERSION = 6
+FORMAT_VERSION = 7
 _MAX_HEADER = 100 * 1024 * 1024
 
 # What format 2 added, and what a format-1 file is taken to have meant:
@@ -82,6 +82,11 @@ FORMAT_2_TRAINING = {"time_budget": 0.0, "threads": 0, "steps_per_epoch": None, 
 #                     feature of FORMAT_5_CALENDAR, fed as they are: mean 0, std 1); that switch and
 #                     data.calendar are gone, and the features are covariates of kind "calendar".
 FORMAT_5_CALENDAR = ("hour", "dow", "dom", "doy", "month")
+# What format 7 added, and what a format-6 (or older) file is taken to have meant:
+#   choices           what fit chose on its validation windows (forecaster.Choice: the window normalisation
+#                     and the loss, with each candidate's probe score); [] = nothing chosen, the model's
+#                     declared or the user's settings (all before it).
+#   model.window_norm may be "deseason" (older files never are).
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     import torch
 
@@ -118,6 +123,7 @@ def to_meta(forecaster: Forecaster) -> dict[str, Any]:
         "calibration": asdict(f.calibration) if f.calibration else None,
         "tuning": asdict(f.tuning) if f.tuning else None,
         "covariates": [asdict(c) for c in f.covariates.columns],
+        "choices": [asdict(c) for c in f.choices],
     }
 
 
@@ -157,6 +163,7 @@ def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = N
         covariates=CovariateSchema(tuple(Covariate(**{**c, "mean": tuple(c["mean"]), "std": tuple(c["std"]),
                                                       "categories": tuple(c["categories"])})
                                          for c in meta["covariates"])),
+        choices=tuple(Choice(**c) for c in meta["choices"]),
         stored=stored,
     )
 
@@ -211,6 +218,8 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         meta = {**meta, "data": data, "model": {**meta["model"], "params": params},
                 "covariates": [{"name": n, "kind": "calendar", "mean": [0.0], "std": [1.0], "categories": []}
                                for n in FORMAT_5_CALENDAR] if calendar else []}
+    if format_version < 7:
+        meta = {**meta, "choices": []}
     return meta
 
 
@@ -288,7 +297,7 @@ def _build(name: str, meta: dict[str, Any], entries: dict) -> torch.nn.Module:
     stored_bytes = sum(e[3] - e[2] for e in entries.values())
     try:
         meta_schema.check(meta)
-        season = season_length(data_info["freq"]) if info["window_norm"] == "season" else 1
+        data_seasons = seasons(data_info["freq"]) if info["window_norm"] in ("season", "deseason") else ()
         from .models._layers import Covariates
 
         widths = Covariates(*meta_schema.covariate_widths(meta["covariates"]))
@@ -297,7 +306,7 @@ def _build(name: str, meta: dict[str, Any], entries: dict) -> torch.nn.Module:
                                            quantiles=tuple(info["quantiles"]), covariates=widths,
                                            max_bytes=(2 * stored_bytes + _PARAMETER_SLACK,
                                                       stored_bytes + _BUFFER_SLACK)),
-                              info["window_norm"], season) for _ in range(info["ensemble"])]
+                              info["window_norm"], data_seasons) for _ in range(info["ensemble"])]
         return members[0] if len(members) == 1 else Ensemble(members)
     except (meta_schema.SchemaError, UsageError, OverflowError, ValueError) as exc:  # a 400-digit number; a freq pandas cannot read
         raise CheckpointError(f"{name}: checkpoint describes a model this seqcast cannot build ({exc})") from None

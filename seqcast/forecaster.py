@@ -158,6 +158,18 @@ class Tuning:
 
 
 @dataclass(frozen=True)
+class Choice:
+    """A choice ``fit`` made on its own validation windows (``choosing.py``): which setting, the candidate
+    kept, and each candidate's score after a short probe (mean absolute error of the point forecast in
+    scaled units, each series weighted alike; lower is better)."""
+
+    setting: str  # "window_norm" or "loss"
+    chosen: str
+    scores: dict[str, float]  # candidate -> its probe's validation score
+    probe_steps: int  # optimisation steps of each probe (the most of them: early stopping may end one sooner)
+
+
+@dataclass(frozen=True)
 class Versions:
     seqcast: str
     torch: str
@@ -189,6 +201,7 @@ class Forecaster:
     calibration: Calibration | None = None  # conformal intervals (fit --level); None: point forecasts only
     tuning: Tuning | None = None  # the study the configuration came from (seqcast tune); None: not tuned
     covariates: CovariateSchema = CovariateSchema()  # what it reads besides the targets; () = nothing
+    choices: tuple[Choice, ...] = ()  # what fit chose on its validation windows; () = nothing (forced or not probed)
     stored: Stored | None = field(default=None, compare=False)  # None until saved or loaded
 
     @property
@@ -225,4 +238,7 @@ class Forecaster:
                 "covariates": {kind: list(self.covariates.names(kind)) for kind in COVARIATE_KINDS},
                 "levels": list(self.calibration.levels) if self.calibration else [],
                 "calibration_windows": self.calibration.windows if self.calibration else None,
+                "choices": [{"setting": c.setting, "chosen": c.chosen, "scores": c.scores, "probe_steps": c.probe_steps}
+                            for c in self.choices],
+                "loss": record.settings.loss,
                 "notes": list(self.notes), "warnings": list(record.warnings)}

@@ -274,3 +274,12 @@ def season_length(freq: str) -> int:
     return max(1, season // n) if season > 1 else 1
 
 
+def seasons(freq: str) -> tuple[int, ...]:
+    """Every season a frequency's data usually has, shortest first: the natural one (``season_length``),
+    and for hourly and minute data the week beside the day (hourly 24 and 168, half-hourly 48 and 336);
+    () when there is none. Window normalisation "deseason" removes each that fits its lookback twice."""
+    season = season_length(freq)
+    if season == 1:
+        return ()
+    name = pd.tseries.frequencies.to_offset(freq).rule_code.split("-")[0].upper()
+    return (season, 7 * season) if name in ("H", "T", "MIN") else (season,)

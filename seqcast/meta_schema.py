@@ -17,7 +17,7 @@ from dataclasses import fields
 from typing import Any
 
 from .errors import UsageError
-from .forecaster import (COVARIATE_KINDS, RECORD_KEYS, Calibration, Covariate, DataSchema, InitFrom, ModelInfo,
+from .forecaster import (COVARIATE_KINDS, RECORD_KEYS, Calibration, Choice, Covariate, DataSchema, InitFrom, ModelInfo,
                          ReadingPolicy, TrainingRecord, Tuning, Versions)
 
 # The longest window a checkpoint may describe (lookback + horizon steps), and the most targets. Far
@@ -108,7 +108,7 @@ def check(meta: Any) -> None:
     if not isinstance(meta, dict):
         raise SchemaError("meta: expected an object")
     expected = {"model", "data", "scaler", "split", "training", "metrics", "versions", "notes", "calibration",
-                "tuning", "covariates"}
+                "tuning", "covariates", "choices"}
     if set(meta) != expected:
         raise SchemaError(f"meta: expected the sections {', '.join(sorted(expected))}, found {', '.join(sorted(meta))}")
 
@@ -178,6 +178,7 @@ def check(meta: Any) -> None:
     if not _conforms(meta["notes"], tuple[str, ...]):
         raise SchemaError("notes: expected a list of strings")
     covariate_widths(meta["covariates"])
+    _check_choices(meta["choices"])
     if meta["tuning"] is not None:
         tuning = _section("tuning", meta["tuning"], Tuning)
         for key in ("trials", "complete", "pruned", "failed", "best_trial", "search_seconds"):
@@ -185,6 +186,27 @@ def check(meta: Any) -> None:
         for key, value in tuning["best_params"].items():
             if not isinstance(value, (bool, int, float, str, type(None))):
                 raise SchemaError(f"tuning.best_params.{key}: {value!r} is not a hyperparameter value")
+
+
+def _check_choices(choices: Any) -> None:
+    """What fit chose: at most one entry per setting, its chosen value among its finite-or-NaN scores."""
+    from .quantile_head import POINT_LOSSES
+    from .window_norm import WINDOW_NORMS
+
+    allowed = {"window_norm": WINDOW_NORMS, "loss": tuple(POINT_LOSSES)}
+    if not isinstance(choices, list) or len(choices) > len(allowed):
+        raise SchemaError(f"choices: expected a list of at most {len(allowed)} entries")
+    settings = set()
+    for i, choice in enumerate(choices):
+        where = f"choices[{i}]"
+        entry = _section(where, choice, Choice)
+        values = allowed.get(entry["setting"])
+        if values is None or entry["setting"] in settings:
+            raise SchemaError(f"{where}.setting: {entry['setting']!r} is not one of {', '.join(allowed)}, once each")
+        settings.add(entry["setting"])
+        if not set(entry["scores"]) <= set(values) or entry["chosen"] not in entry["scores"]:
+            raise SchemaError(f"{where}: candidates and the one chosen must be among {', '.join(values)}")
+        _within(f"{where}.probe_steps", entry["probe_steps"], 0, math.inf)
 
 
 def covariate_widths(columns: Any) -> tuple[int, int, int]:

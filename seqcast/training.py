@@ -22,13 +22,14 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import __version__, intervals, quantile_head
+from . import __version__, choosing, intervals, quantile_head
 from .budget import Schedule, auto_batch_size, auto_epochs, plan_budget  # noqa: F401 (auto_epochs: kept importable here)
 from .data import SeriesSet, season_length
+from .frequency import seasons
 from .distributed import Distributed
 from .errors import TrainingError, UsageError
 from .forecasting import check_schema, run_model
-from .forecaster import DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
+from .forecaster import Choice, DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
 from .covariates import fit_schema
 from .models._layers import Covariates
 from .registry import check_covariates, create_model, get_spec, resolve_params
@@ -92,6 +93,7 @@ class EpochReport:
     best: bool
     seconds: float
     unit: str = "epoch"  # "epoch", or "round" when validation comes every round_steps steps within epochs
+    probe: str = ""  # the settings a probe trains (choosing.py), e.g. "window norm last, loss mae"; "" = the fit
 
 
 # Why training ended (TrainResult.stopped, recorded in the checkpoint).
@@ -172,7 +174,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
           on_epoch: Callable[[EpochReport], None] | None = None,
           on_step: Callable[[int, int], None] | None = None, warm_start: bool = False,
           loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-          dist: Distributed | None = None) -> TrainResult:
+          dist: Distributed | None = None, share: float = 1.0) -> TrainResult:
     """Optimise ``model`` on ``train_set``; keep the weights with the lowest validation loss.
 
     The budget: ``config.epochs`` passes, or the automatic budget (``auto_budget``), cut to
@@ -185,7 +187,8 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     With ``dist`` (torchrun) the model trains as DistributedDataParallel: the budget and the batch
     are the whole run's, each rank takes its 1/world_size of every batch from the same permutation
     (so the steps, and the windows seen, are those of one process), and validation is summed over
-    the ranks' shards, so that every rank makes the same decisions.
+    the ranks' shards, so that every rank makes the same decisions. ``share`` < 1 trains a probe on that
+    share of the budget (``budget.plan_budget``).
     """
     objective = loss or quantile_head.mse
     device = resolve_device(config.device)
@@ -199,7 +202,8 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     generator = torch.Generator().manual_seed(config.seed)
     rules = config.schedule
     budget = plan_budget(len(train_set), rules, epochs=config.epochs, max_steps=config.max_steps,
-                         batch_size=config.batch_size, patience=config.patience, warm_start=warm_start)
+                         batch_size=config.batch_size, patience=config.patience, warm_start=warm_start,
+                         share=share)
     batch_size, per_epoch, total, round_steps = budget.batch_size, budget.steps_per_epoch, budget.total, budget.round_steps
     world = dist.world_size if dist else 1
     if world > min(len(train_set), batch_size):
@@ -425,6 +429,12 @@ def auto_window_norm(series: SeriesSet, name: str) -> str:
     return caps.panel_window_norm if len(series.series) > 1 and caps.panel_window_norm else caps.window_norm
 
 
+def _objective(quantiles: tuple[float, ...], point_loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+    """The training objective: the point loss (None: the loop's MSE), under a quantile head with the pinball loss."""
+    point = quantile_head.POINT_LOSSES[point_loss]
+    return quantile_head.quantile_loss(quantiles, point) if quantiles else (None if point_loss == "mse" else point)
+
+
 def _calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], quantiles: tuple[float, ...],
                val_loss: float, exact: bool) -> tuple[Any, float]:
     """The conformal calibration of ``levels`` on the validation windows (None without levels), and the
@@ -469,6 +479,10 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                      f"lookback {lookback}: windows reach up to {lookback - real_inputs(lookback, horizon)} rows "
                      "before the first row of each series, repeating its first value, so that they keep their "
                      "windows; losses and scores use real rows only")
+    unvalidated = sum(sp.val == 0 for sp in splits.values()) if split is None else 0
+    if unvalidated:
+        notes.append(f"{unvalidated} of {len(splits)} series are too short to hold validation rows after a "
+                     "training window: they train on all their rows, and the other series validate")
     params = dict(spec.params)
     if get_spec(spec.name).capabilities.season and "season" not in params:
         params["season"] = season_length(series.freq)
@@ -482,13 +496,18 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     train_rows = {sid: sp.train for sid, sp in splits.items()}
     covariates = init.covariates if init is not None else fit_schema(series, train_rows)
     widths = Covariates(*covariates.widths)
-    members = []
-    for i in range(spec.ensemble):  # member i starts from seed + i
-        torch.manual_seed(config.seed + i)
-        np.random.seed((config.seed + i) % 2**32)
-        members.append(WindowNorm(create_model(spec.name, lookback, horizon, len(series.targets), params,
-                                               quantiles=quantiles, covariates=widths),
-                                  window_norm, season_length(series.freq)))
+
+    def build(norm: str, count: int = spec.ensemble) -> list[WindowNorm]:
+        members = []
+        for i in range(count):  # member i starts from seed + i
+            torch.manual_seed(config.seed + i)
+            np.random.seed((config.seed + i) % 2**32)
+            members.append(WindowNorm(create_model(spec.name, lookback, horizon, len(series.targets), params,
+                                                   quantiles=quantiles, covariates=widths),
+                                      norm, seasons(series.freq)))
+        return members
+
+    members = build(window_norm)
     model = members[0] if len(members) == 1 else Ensemble(members)
     if init is not None:
         check_schema(init, series)
@@ -508,14 +527,42 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         intervals.require_windows(spec.levels, len(val_set))
     window_flops = _window_flops(model, train_set)
     # Attention models train better at a lower peak learning rate; a model declares its own (lr).
+    asked_loss = config.loss
     config = replace(config, lr=config.lr or get_spec(spec.name).capabilities.lr,
                      threads=config.threads or _auto_threads(window_flops, train_set, config),
                      loss=auto_loss(series, spec.name) if config.loss == "auto" else config.loss)
     with using_threads(config.threads):
-        point_loss = quantile_head.POINT_LOSSES[config.loss]
-        loss = quantile_head.quantile_loss(quantiles, point_loss) if quantiles else (
-            None if config.loss == "mse" else point_loss)
-        results = [train(member, train_set, val_set, replace(config, seed=(config.seed + i) % 2**32), on_epoch,
+        choices: tuple[Choice, ...] = ()
+        training = config  # what the final training runs on (less the probes' time of a --time-budget)
+        if init is None and dist is None and len(val_set) and any(p.requires_grad for p in model.parameters()):
+            stages = [("window_norm", [window_norm] if spec.window_norm != "auto" else
+                       choosing.norm_candidates(window_norm, seasons(series.freq), lookback)),
+                      ("loss", [config.loss] if asked_loss != "auto" else
+                       list(dict.fromkeys([config.loss, *quantile_head.POINT_LOSSES])))]
+
+            def probe(settings: dict[str, str]) -> tuple[float, int]:
+                candidate = build(settings["window_norm"], 1)[0]
+                label = f"window norm {settings['window_norm']}, loss {settings['loss']}"
+                report = (lambda r: on_epoch(replace(r, probe=label))) if on_epoch else None
+                done = train(candidate, train_set, val_set, probing, report, on_step, share=choosing.PROBE_SHARE,
+                             loss=_objective(quantiles, settings["loss"]))
+                candidate.to("cpu")
+                return choosing.validation_score(candidate, val_set, quantiles), done.steps
+
+            probing = replace(config, time_budget=config.time_budget * choosing.PROBE_SHARE)
+            probes_started = time.perf_counter()
+            chosen, choices = choosing.choose(stages, {"window_norm": window_norm, "loss": config.loss}, probe)
+            if config.time_budget:  # the probes spent part of the user's time budget
+                left = config.time_budget - (time.perf_counter() - probes_started)
+                training = replace(config, time_budget=max(config.time_budget * choosing.PROBE_SHARE, left))
+            # built again, seeded as a fit forced to the chosen settings builds them: the same model, to the bit
+            window_norm, members = chosen["window_norm"], build(chosen["window_norm"])
+            model = members[0] if len(members) == 1 else Ensemble(members)
+            config, training = replace(config, loss=chosen["loss"]), replace(training, loss=chosen["loss"])
+            if choices:
+                notes.append(f"chosen: {choosing.describe(choices)}; force with --window-norm and --loss")
+        loss = _objective(quantiles, config.loss)
+        results = [train(member, train_set, val_set, replace(training, seed=(config.seed + i) % 2**32), on_epoch,
                          on_step, warm_start=init is not None, loss=loss, dist=dist)
                    for i, member in enumerate(members)]
         result = results[0]  # the record describes the first member; the notes say what the others did
@@ -553,5 +600,5 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         policy=ReadingPolicy(series.freq_given, series.fill, series.decimal, series.dayfirst, series.date_format),
         scaler=scaler, training=record,
         versions=Versions(__version__, torch.__version__.split("+")[0], platform.python_version()),
-        notes=tuple(notes), calibration=calibration, covariates=covariates)
+        notes=tuple(notes), calibration=calibration, covariates=covariates, choices=choices)
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-WINDOW_NORMS = ("none", "last", "mean", "revin", "season")
+WINDOW_NORMS = ("none", "last", "mean", "revin", "season", "deseason")
 
 
 class WindowNorm(nn.Module):
-    """Wraps any model with per-window normalisation (NLinear's last value, the mean, RevIN, or the last season).
+    """Wraps any model with per-window normalisation (NLinear's last value, the mean, RevIN, the last
+    season, or the window's own level and seasonal indices).
 
     The window's reference level is subtracted from the input and added back to the forecast, so the
     model learns the change from the window's level; with a zero-initialised head a model starts out
@@ -21,17 +22,35 @@ class WindowNorm(nn.Module):
     input by the window's standard deviation and multiplies the forecast by it. "season" centres the
     input on its last value like "last", but adds back the window's last ``season`` steps repeated
     (the seasonal naive forecast): the model learns the change from seasonal naive, and with a zero
-    head starts out as seasonal naive. ``season`` is the data frequency's (``frequency.season_length``),
-    capped by the lookback; the checkpoint's frequency gives it again on loading.
+    head starts out as seasonal naive.
+
+    "deseason" (level and seasonality, the normalisation ES-RNN put in front of its LSTM): for each
+    of ``seasons`` that the lookback holds twice, shortest first, seasonal indices are estimated from
+    the window itself (the mean deviation of each phase from its cycle's mean, less the ramp a linear
+    trend puts into those deviations); the input is the window less its seasonal parts and less its
+    level (the last deseasonalised value), and the forecast adds back the level and the indices of
+    the forecast steps' phases. With a zero head the model starts out as Naive2's shape (repeat the
+    last seasonally adjusted value, then re-season), exactly seasonal naive on a window that is a
+    season repeated. The decomposition is additive: in seqcast's per-series z-scored units a window of
+    a few seasons has a nearly constant level, where dividing and subtracting agree. A window without
+    a season that fits twice is normalised as "last".
+
+    ``seasons`` is the data frequency's (``frequency.seasons``; "season" uses the first, capped by the
+    lookback); the checkpoint's frequency gives them again on loading.
     """
 
-    def __init__(self, model: nn.Module, mode: str = "none", season: int = 1):
+    def __init__(self, model: nn.Module, mode: str = "none", seasons: int | tuple[int, ...] = ()):
         super().__init__()
         if mode not in WINDOW_NORMS:
             raise ValueError(f"window_norm must be one of {', '.join(WINDOW_NORMS)}, not {mode!r}")
         self.model = model
         self.mode = mode
-        self.season = max(1, int(season))
+        self.seasons = tuple(int(s) for s in ((seasons,) if isinstance(seasons, int) else seasons) if int(s) > 1)
+
+    @property
+    def season(self) -> int:
+        """The season "season" repeats: the frequency's first (1: none)."""
+        return self.seasons[0] if self.seasons else 1
 
     def level(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, 1, C): the window's reference level, one per window and channel."""
@@ -46,6 +65,44 @@ class WindowNorm(nn.Module):
         steps = x.shape[1] - season + torch.arange(horizon, device=x.device) % season
         return x[:, steps, :].detach()
 
+    def seasonal_indices(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """(B, L, C) -> for every season the lookback holds twice, shortest first, its indices (B, m, C),
+        phase 0 being the step after the window; each estimated from the window less the seasons before it."""
+        lookback, found, rest = x.shape[1], [], x.detach()
+        fitting = [s for s in self.seasons if 2 * s <= lookback]
+        if not fitting:
+            return found
+        slope = self._slope(rest, max(fitting))  # (B, 1, C)
+        for season in fitting:
+            cycles = lookback // season
+            tail = rest[:, lookback - cycles * season:, :].reshape(x.shape[0], cycles, season, x.shape[2])  # (B, k, m, C)
+            indices = (tail - tail.mean(dim=2, keepdim=True)).mean(dim=1)  # (B, m, C): deviations from each cycle's mean
+            # a linear trend adds slope * (phase - (m - 1) / 2) to every cycle's deviations: take it out
+            phase = torch.arange(season, device=x.device, dtype=x.dtype) - (season - 1) / 2
+            found.append(indices - slope * phase.view(1, season, 1))
+            rest = rest - self.seasonal_part(found[-1:], torch.arange(-lookback, 0, device=x.device))
+        return found
+
+    @staticmethod
+    def _slope(x: torch.Tensor, season: int) -> torch.Tensor:
+        """(B, L, C) -> (B, 1, C): the trend per step between the first and the last whole cycle of the
+        longest season, whose means every shorter season that divides it leaves untouched."""
+        cycles = x.shape[1] // season
+        first = x[:, x.shape[1] - cycles * season:][:, :season].mean(dim=1, keepdim=True)
+        return (x[:, -season:].mean(dim=1, keepdim=True) - first) / ((cycles - 1) * season)
+
+    @staticmethod
+    def seasonal_part(indices: list[torch.Tensor], offsets: torch.Tensor) -> torch.Tensor:
+        """The seasonal value (B, len(offsets), C) at ``offsets`` steps from the first step after the window."""
+        return sum(ix[:, offsets % ix.shape[1], :] for ix in indices)
+
+    def deseasonalise(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(B, L, C) -> the window less its seasonal parts, and the seasonal indices ("deseason")."""
+        indices = self.seasonal_indices(x)
+        if not indices:
+            return x, indices
+        return x - self.seasonal_part(indices, torch.arange(-x.shape[1], 0, device=x.device)), indices
+
     def spread(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, 1, C): the window's standard deviation, the scale "revin" divides by."""
         return (x.var(dim=1, keepdim=True, unbiased=False) + 1e-5).sqrt().detach()
@@ -54,6 +111,9 @@ class WindowNorm(nn.Module):
         """(B, L, C) -> (B, L, C): the input the inner model sees (for ``seqcast explain``)."""
         if self.mode == "none":
             return x
+        if self.mode == "deseason":
+            adjusted = self.deseasonalise(x)[0]
+            return adjusted - adjusted[:, -1:, :].detach()
         centred = x - self.level(x)
         return centred / self.spread(x) if self.mode == "revin" else centred
 
@@ -68,6 +128,14 @@ class WindowNorm(nn.Module):
         """(B, L, C) -> (B, H, C), or (B, H, C, Q) under a quantile head: each quantile shifted alike."""
         if self.mode == "none":
             return self.model(x, **covariates)
+        if self.mode == "deseason":
+            adjusted, indices = self.deseasonalise(x)
+            level = adjusted[:, -1:, :].detach()  # (B, 1, C): the last seasonally adjusted value
+            out = self.model(adjusted - level, **covariates)
+            reference = level
+            if indices:
+                reference = level + self.seasonal_part(indices, torch.arange(out.shape[1], device=x.device))
+            return out + (reference.unsqueeze(-1) if out.ndim == 4 else reference)
         level = self.level(x)  # broadcast over time
         if self.mode == "season":
             out = self.model(x - level, **covariates)

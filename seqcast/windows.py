@@ -87,12 +87,19 @@ def _validation_rows(total: int, horizon: int, val_fraction: float) -> int:
 def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: float = 0.1,
                   pad_short: bool = False) -> dict[str, Split]:
     """Per series: validation is the last max(H, 10 %) rows, the rest trains; too short is an error.
-    With ``pad_short`` a series needs real rows for one padded training window, not a whole lookback."""
+    With ``pad_short`` a series needs real rows for one padded training window, not a whole lookback.
+    In a panel where some series validate, a series long enough for a training window but not also for
+    validation trains on all its rows (its split has ``val = 0``): the other series validate the model,
+    and the short series of competition panels (M3) keep their place in the fit."""
     splits, short = {}, []
     context = real_inputs(lookback, horizon) if pad_short else lookback
-    for s in series.series:
+    validates = [context + horizon + _validation_rows(len(s.times), horizon, val_fraction) <= len(s.times)
+                 for s in series.series]
+    for s, validated in zip(series.series, validates):
         total = len(s.times)
         val = _validation_rows(total, horizon, val_fraction)
+        if not validated and any(validates) and context + horizon <= total:
+            val = 0
         if total < context + horizon + val:
             what = f"{context} real input rows of a padded window" if pad_short else f"lookback {lookback}"
             short.append(f"{s.id!r} has {total} rows, needs {context + horizon + val} "

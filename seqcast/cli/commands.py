@@ -821,6 +821,7 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         f"stopped     {_stopped_text(t)}",
         f"threads     {_threads_text(t)}",
         f"validation  MSE {t.val_mse_scaled:.6g} (scaled{', of the median' if m.quantiles else ''})",
+        f"chosen      {_choices_text(ckpt.choices)}",
         f"quantiles   {', '.join(f'{q:g}' for q in m.quantiles) + ' (pinball loss; 0.5 is the forecast)' if m.quantiles else '-'}",
         f"ensemble    {f'{m.ensemble} members (seeds {settings.seed}..{settings.seed + m.ensemble - 1}), median forecast' if m.ensemble > 1 else '-'}",
         f"intervals   {_intervals_text(ckpt.calibration)}",
@@ -832,6 +833,14 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         lines.append(f"format      {ckpt.stored.format}, upgraded to {current_format} on reading "
                      "(refit to store the newer format)")
     return lines
+
+
+def _choices_text(choices) -> str:
+    if not choices:
+        return "- (the declared or the given window norm and loss; fit probes them when they are auto)"
+    from ..choosing import describe
+
+    return describe(choices)
 
 
 def _covariates_text(covariates) -> str:

@@ -132,7 +132,8 @@ class Progress:
     def epoch(self, report) -> None:
         if Signals.interrupted:
             raise KeyboardInterrupt
-        line = (f"{self.label} {report.unit} {report.epoch}/{report.epochs}: train {report.train_loss:.5f}  "
+        label = f"{self.label} probe ({report.probe})" if report.probe else self.label
+        line = (f"{label} {report.unit} {report.epoch}/{report.epochs}: train {report.train_loss:.5f}  "
                 f"val {report.val_loss:.5f}{' *' if report.best else ''}  {report.seconds:.1f}s")
         if self.bar:
             self.bar.update(self.task, status=f"{report.unit} {report.epoch} val {report.val_loss:.4f}")

@@ -1,0 +1,90 @@
+"""Choices that depend on the data, made on fit's own validation windows by short probes.
+
+Window normalisation and the point loss suit some data and not other (a recurrent model on a monthly
+panel wants its seasons taken out; on hourly ETT the window mean serves it better), so ``fit`` does
+not take one declared answer: each candidate trains a probe, one model on a fifth of the budget,
+and is scored on the validation windows; the best is then trained on the whole budget, exactly as
+if it had been asked for. The settings are chosen one after another (the window normalisation
+first, then the loss with it), so that four probes cost about 0.8 of one fit. A forced option is
+not probed; a warm start keeps its checkpoint's choices.
+
+The score is the mean absolute error of the point forecast in seqcast's per-series z-scored units,
+averaged per series and then over series, so that a panel's long series do not outvote the rest and
+no candidate's own training loss is favoured. The declared candidate (the first) is kept unless another
+scores more than ``MARGIN`` lower: short probes differ by noise, and the declared one was validated.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+import torch
+from torch import nn
+
+from .forecaster import Choice
+from .intervals import point
+from .windows import WindowSet
+
+PROBE_SHARE = 0.2  # each probe's share of the fit's budget
+MARGIN = 0.01  # another candidate replaces the declared one only when its score is lower by more than 1 %
+
+
+def norm_candidates(declared: str, seasons: tuple[int, ...], lookback: int) -> list[str]:
+    """The window normalisations worth probing: the declared one, the last value, and the window's
+    level and seasons where one of the frequency's seasons fits the lookback twice. A model that
+    declares "none" normalises its windows itself (eslstm's smoothing): only that."""
+    if declared == "none":
+        return [declared]
+    candidates = [declared, "last"]
+    if any(2 * s <= lookback for s in seasons):
+        candidates.append("deseason")
+    return list(dict.fromkeys(candidates))
+
+
+@torch.no_grad()
+def validation_score(model: nn.Module, windows: WindowSet, quantiles: tuple[float, ...]) -> float:
+    """Mean absolute error of ``model``'s point forecast on ``windows`` (scaled units), per series, then
+    the mean over series."""
+    model.eval()
+    errors = []
+    for start in range(0, len(windows), 1024):
+        x, y, covariates = windows.batch(slice(start, start + 1024))
+        pred = point(model(x, **covariates).numpy(), quantiles)
+        errors.append(np.abs(pred - y.numpy()).mean(axis=(1, 2)))
+    counts = np.bincount(windows.series_index)
+    sums = np.bincount(windows.series_index, weights=np.concatenate(errors))
+    return float(np.mean(sums[counts > 0] / counts[counts > 0]))
+
+
+def choose(stages: list[tuple[str, list[str]]], start: dict[str, str],
+           probe: Callable[[dict[str, str]], tuple[float, int]]) -> tuple[dict[str, str], tuple[Choice, ...]]:
+    """Settle each ``(setting, candidates)`` stage in turn, from the settings ``start``: ``probe(settings)``
+    trains one probe and returns (its validation score, its steps). Returns the settings chosen and a
+    ``Choice`` for every stage with more than one candidate."""
+    settings, made, seen = dict(start), [], {}
+    for setting, candidates in stages:
+        if len(candidates) < 2:
+            settings[setting] = candidates[0] if candidates else settings[setting]
+            continue
+        scores, steps = {}, 0
+        for candidate in candidates:
+            trial = {**settings, setting: candidate}
+            key = tuple(sorted(trial.items()))
+            if key not in seen:  # the last stage's winner is this stage's declared candidate: probed already
+                seen[key] = probe(trial)
+            scores[candidate], steps = seen[key][0], max(steps, seen[key][1])
+        best = min(candidates, key=lambda c: (not np.isfinite(scores[c]), scores[c]))
+        declared = candidates[0]  # kept unless another beats it by more than the probes' noise
+        settings[setting] = best if not scores[declared] <= scores[best] * (1 + MARGIN) else declared
+        made.append(Choice(setting, settings[setting], {c: round(scores[c], 6) for c in candidates}, steps))
+    return settings, tuple(made)
+
+
+def describe(choices: tuple[Choice, ...]) -> str:
+    """What was chosen, against what, at what cost: one line for fit's notes and ``info``."""
+    parts = [f"{c.setting.replace('_', ' ')} {c.chosen} (" + ", ".join(f"{k} {v:.4f}" for k, v in c.scores.items())
+             + ")" for c in choices]
+    probes = sum(len(c.scores) for c in choices) - max(0, len(choices) - 1)  # each later stage reuses one probe
+    return (f"{'; '.join(parts)} on the validation windows (per-series MAE, scaled); {probes} probes of up to "
+            f"{max(c.probe_steps for c in choices)} steps")

@@ -1,0 +1,192 @@
+"""Season- and level-aware window normalisation ("deseason"), the choices fit makes on its validation
+windows (choosing.py), checkpoint format 7, eslstm's smoothing, and panels with series too short to validate.
+
+Contracts run over every registered model; the CLI runs through Typer's CliRunner on real and
+synthetic files.
+"""
+
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from conftest import assert_forecasts_as_recorded, randomised
+from seqcast import checkpoint, choosing
+from seqcast.frequency import seasons
+from seqcast.registry import create_model, get_spec, list_models
+from seqcast.window_norm import WindowNorm
+
+MODELS = list_models()
+SAMPLES = Path(__file__).resolve().parents[1] / "sample_data"
+FORMAT_6 = Path(__file__).parent / "fixtures" / "format6"
+
+
+def _starts_at_level(name: str, model: torch.nn.Module) -> bool:
+    return any(p.numel() for p in model.parameters()) and get_spec(name).capabilities.starts_at_level
+
+
+def test_seasons_by_frequency():
+    assert seasons("h") == (24, 168) and seasons("30min") == (48, 336) and seasons("D") == (7,)
+    assert seasons("W-SUN") == (52,) and seasons("MS") == (12,) and seasons("QS-JAN") == (4,)
+    assert seasons("YS") == () and seasons("1") == ()
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("trend", [0.0, 0.25])
+def test_deseason_starts_at_the_seasonally_adjusted_last_value(name, trend):
+    """A zero head under "deseason": the last seasonally adjusted value, re-seasoned step by step; on a
+    window that is a season repeated (no trend), exactly seasonal naive. Two seasons (6 and 12: a
+    hourly day and week, scaled down) are both taken out where the lookback holds them twice."""
+    lookback, horizon = 36, 14
+    model = create_model(name, lookback, horizon, 2)
+    t = torch.arange(lookback + horizon, dtype=torch.float64)
+    short = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.5, -1.0], dtype=torch.float64)  # sums to 0
+    weekly = torch.where(t % 12 < 6, 0.7, -0.7).double()
+    series = torch.stack([5 + trend * t + short[(t % 6).long()] + weekly, -3 + short[(t % 6).long()] * 2], -1)
+    x = series[None, :lookback].float()
+    wrapped = WindowNorm(model, "deseason", (6, 12)).eval()
+    with torch.no_grad():
+        if _starts_at_level(name, model):
+            adjusted_last = torch.tensor([5 + trend * (lookback - 1), -3.0], dtype=torch.float64)
+            expected = torch.stack([adjusted_last[0] + short[(t[lookback:] % 6).long()] + weekly[lookback:],
+                                    adjusted_last[1] + short[(t[lookback:] % 6).long()] * 2], -1)
+            torch.testing.assert_close(wrapped(x)[0].double(), expected, atol=1e-4, rtol=0)
+            if trend == 0:  # a season repeated: seasonal naive at the longest season
+                torch.testing.assert_close(wrapped(x)[0].double(), series[lookback - 12 + torch.arange(horizon) % 12],
+                                           atol=1e-4, rtol=0)
+        # whatever the head, the forecast moves with a shift of the window
+        trained = WindowNorm(randomised(name, lookback, horizon, 2), "deseason", (6, 12)).eval()
+        torch.testing.assert_close(trained(x + 4.0), trained(x) + 4.0, rtol=1e-4, atol=1e-4)
+
+
+def test_deseason_without_a_season_that_fits_twice_is_last():
+    model = randomised("gru", 10, 3, 1)
+    x = torch.randn(4, 10, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(WindowNorm(model, "deseason", (7,)).eval()(x), WindowNorm(model, "last").eval()(x))
+
+
+def _seasonal_panel(scale: float = 1.0, offset: float = 0.0, n: int = 160) -> str:
+    rng = np.random.default_rng(4)
+    times = pd.date_range("2000-01-01", periods=n, freq="MS")
+    rows = ["unique_id,ds,y"]
+    for k, sid in enumerate(("a", "b", "c")):
+        season = np.sin(np.arange(n) * 2 * np.pi / 12 + k) * (2 + k)
+        values = 50 + 10 * k + 0.05 * np.arange(n) + season + rng.normal(scale=0.3, size=n)
+        rows += [f"{sid},{t:%Y-%m-%d},{float(scale * v + offset)!r}" for t, v in zip(times, values)]
+    return "\n".join(rows) + "\n"
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_forecasts_scale_with_the_series(name, invoke, tmp_path):
+    """Scaling a series (and shifting it) scales (and shifts) its forecast: fit z-scores each series on
+    its training rows, so every model and every window normalisation sees the same numbers."""
+    forecasts = []
+    for scale, offset in ((1.0, 0.0), (1000.0, -7.0)):
+        data = tmp_path / f"panel_{scale:g}.csv"
+        data.write_text(_seasonal_panel(scale, offset), encoding="utf-8")
+        ckpt = tmp_path / f"{name}_{scale:g}.ckpt"
+        code, _, err = invoke("fit", data, "--model", name, "--id-col", "unique_id", "--max-steps", "3",
+                              "--horizon", "6", "--lookback", "24", "--window-norm", "auto", "--output", ckpt)
+        assert code == 0, err
+        code, out, err = invoke("predict", ckpt, data)
+        assert code == 0, err
+        forecasts.append(pd.read_csv(io.StringIO(out))["forecast"].to_numpy())
+    np.testing.assert_allclose(forecasts[1], 1000.0 * forecasts[0] - 7.0, rtol=2e-4, atol=0.05)
+
+
+def test_fit_chooses_on_validation_records_it_and_equals_the_forced_fit(invoke, tmp_path):
+    data = SAMPLES / "nino12_monthly.csv"
+    auto, forced = tmp_path / "auto.ckpt", tmp_path / "forced.ckpt"
+    code, _, err = invoke("fit", data, "--model", "gru", "--max-steps", "40", "--output", auto)
+    assert code == 0, err
+    assert "chosen: window norm " in err and "probes of up to" in err
+    loaded = checkpoint.load(auto)
+    assert [c.setting for c in loaded.choices] == ["window_norm", "loss"]
+    norm, loss = loaded.choices
+    assert set(norm.scores) == {"mean", "last", "deseason"} and norm.chosen == loaded.spec.window_norm
+    assert set(loss.scores) == {"mse", "mae"} and loss.chosen == loaded.training.settings.loss
+    assert all(np.isfinite(list(c.scores.values())).all() and c.probe_steps > 0 for c in loaded.choices)
+    code, out, _ = invoke("info", auto)
+    assert code == 0 and f"chosen      window norm {norm.chosen} (" in out
+    code, out, _ = invoke("fit", data, "--model", "gru", "--max-steps", "40", "--output", tmp_path / "j.ckpt", "--json")
+    summary = json.loads(out)
+    assert [c["chosen"] for c in summary["choices"]] == [norm.chosen, loss.chosen] and summary["loss"] == loss.chosen
+
+    # forcing what was chosen trains the same model: nothing probed, the same forecast to the bit
+    code, _, err = invoke("fit", data, "--model", "gru", "--max-steps", "40", "--window-norm", norm.chosen,
+                          "--loss", loss.chosen, "--output", forced)
+    assert code == 0, err and "chosen:" not in err
+    assert checkpoint.load(forced).choices == ()
+    code, out, _ = invoke("info", forced)
+    assert "chosen      - (" in out
+    outputs = [invoke("predict", path, data)[1] for path in (auto, forced)]
+    assert outputs[0] == outputs[1]
+
+
+def test_choose_keeps_the_declared_candidate_unless_another_is_clearly_better():
+    scores = {"mean": 1.0, "last": 0.995, "deseason": 0.9}
+    settings, made = choosing.choose([("window_norm", ["mean", "last"])], {"window_norm": "mean"},
+                                     lambda s: (scores[s["window_norm"]], 10))
+    assert settings["window_norm"] == "mean"  # 0.5 % better is noise
+    settings, made = choosing.choose([("window_norm", ["mean", "last", "deseason"]), ("loss", ["mse", "mae"])],
+                                     {"window_norm": "mean", "loss": "mse"},
+                                     lambda s: (scores[s["window_norm"]] * (0.9 if s["loss"] == "mae" else 1), 10))
+    assert settings == {"window_norm": "deseason", "loss": "mae"}
+    assert made[1].scores == {"mse": 0.9, "mae": 0.81}  # the loss stage reused the winner's probe
+    assert choosing.norm_candidates("none", (12,), 48) == ["none"]
+    assert choosing.norm_candidates("mean", (12,), 20) == ["mean", "last"]
+
+
+@pytest.mark.parametrize("entry", json.loads((FORMAT_6 / "manifest.json").read_text(encoding="utf-8")),
+                         ids=lambda e: e["checkpoint"])
+def test_format_6_checkpoints_load_with_nothing_chosen_and_forecast_what_they_did(entry, invoke):
+    path, data = FORMAT_6 / entry["checkpoint"], (FORMAT_6 / entry["data"]).resolve()
+    loaded = checkpoint.load(path)
+    assert loaded.stored.format == 6 < checkpoint.FORMAT_VERSION and loaded.choices == ()
+    code, out, err = invoke("predict", path, data, *entry["predict_args"])
+    assert code == 0, err
+    assert_forecasts_as_recorded(out, FORMAT_6 / entry["forecast"])
+
+
+def test_a_crafted_choice_is_refused(tmp_path):
+    from seqcast import meta_schema
+
+    fitted = checkpoint.load(FORMAT_6 / "panel_nlinear.ckpt")
+    meta = checkpoint.to_meta(fitted)
+    meta["choices"] = [{"setting": "window_norm", "chosen": "bogus", "scores": {"bogus": 1.0}, "probe_steps": 3}]
+    with pytest.raises(meta_schema.SchemaError, match="choices"):
+        meta_schema.check(meta)
+
+
+def test_eslstm_untrained_continues_a_repeated_season_and_learns_its_coefficients():
+    model = create_model("eslstm", 24, 10, 1, {"season": 6}).eval()
+    pattern = torch.tensor([1.0, -2.0, 0.5, 3.0, -1.5, -1.0])
+    x = (4 + pattern[torch.arange(24) % 6]).view(1, 24, 1)
+    with torch.no_grad():
+        torch.testing.assert_close(model(x).view(-1), 4 + pattern[torch.arange(10) % 6], atol=1e-5, rtol=0)
+    model.train()
+    model(torch.randn(3, 24, 1)).pow(2).mean().backward()
+    assert model.level_logit.grad.abs().sum() > 0 and model.season_logit.grad.abs().sum() > 0
+    assert create_model("eslstm", 4, 2, 1, {"season": 12}).season_logit is None  # longer than the lookback
+
+
+def test_a_panel_with_series_too_short_to_validate_trains_them_on_all_their_rows(invoke, tmp_path):
+    """Competition panels (M3) hold series shorter than lookback + horizon + validation: they train on
+    all their rows while the others validate, instead of stopping the fit."""
+    frame = pd.read_csv(io.StringIO(_seasonal_panel()))
+    short = frame[frame.unique_id == "c"].head(30)
+    data = tmp_path / "panel.csv"
+    pd.concat([frame[frame.unique_id != "c"], short]).to_csv(data, index=False)
+    ckpt = tmp_path / "m.ckpt"
+    code, _, err = invoke("fit", data, "--model", "nlinear", "--id-col", "unique_id", "--horizon", "12",
+                          "--lookback", "24", "--max-steps", "5", "--output", ckpt)
+    assert code == 0, err
+    assert "1 of 3 series are too short to hold validation rows" in err
+    assert checkpoint.load(ckpt).training.split["c"] == {"train": 30, "val": 0, "test": 0}
+    code, out, err = invoke("predict", ckpt, data)
+    assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 36
