@@ -10,8 +10,8 @@ not probed; a warm start keeps its checkpoint's choices.
 
 The score is the mean absolute error of the point forecast in seqcast's per-series z-scored units,
 averaged per series and then over series, so that a panel's long series do not outvote the rest and
-no candidate's own training loss is favoured. The declared candidate (the first) is kept unless another
-scores more than ``MARGIN`` lower: short probes differ by noise, and the declared one was validated.
+no candidate's own training loss is favoured. The lowest score wins; a tie keeps the earlier candidate,
+the declared one.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ from .intervals import point
 from .windows import WindowSet
 
 PROBE_SHARE = 0.2  # each probe's share of the fit's budget
-MARGIN = 0.01  # another candidate replaces the declared one only when its score is lower by more than 1 %
 
 
 def norm_candidates(declared: str, seasons: tuple[int, ...], lookback: int) -> list[str]:
@@ -74,9 +73,7 @@ def choose(stages: list[tuple[str, list[str]]], start: dict[str, str],
             if key not in seen:  # the last stage's winner is this stage's declared candidate: probed already
                 seen[key] = probe(trial)
             scores[candidate], steps = seen[key][0], max(steps, seen[key][1])
-        best = min(candidates, key=lambda c: (not np.isfinite(scores[c]), scores[c]))
-        declared = candidates[0]  # kept unless another beats it by more than the probes' noise
-        settings[setting] = best if not scores[declared] <= scores[best] * (1 + MARGIN) else declared
+        settings[setting] = min(candidates, key=lambda c: (not np.isfinite(scores[c]), scores[c]))  # first on a tie
         made.append(Choice(setting, settings[setting], {c: round(scores[c], 6) for c in candidates}, steps))
     return settings, tuple(made)
 

@@ -50,7 +50,7 @@ class Choice:
 Dimension = Union[IntRange, FloatRange, Choice]
 
 # The window normalisations tried for every model (its declared one among them).
-WINDOW_NORM_CHOICES = ("last", "mean", "revin")
+WINDOW_NORM_CHOICES = ("last", "mean", "revin", "deseason")
 # The lookback, as a multiple of the horizon, tried for every model (and its default lookback).
 LOOKBACK_MULTIPLES = (1, 2, 3, 4, 5, 7)
 

@@ -479,10 +479,14 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                      f"lookback {lookback}: windows reach up to {lookback - real_inputs(lookback, horizon)} rows "
                      "before the first row of each series, repeating its first value, so that they keep their "
                      "windows; losses and scores use real rows only")
-    unvalidated = sum(sp.val == 0 for sp in splits.values()) if split is None else 0
+    unvalidated = [sp.train for sp in splits.values() if sp.val == 0] if split is None else []
     if unvalidated:
-        notes.append(f"{unvalidated} of {len(splits)} series are too short to hold validation rows after a "
-                     "training window: they train on all their rows, and the other series validate")
+        context = real_inputs(lookback, horizon) if pad_short else lookback
+        untrained = sum(rows < context + horizon for rows in unvalidated)
+        notes.append(f"{len(unvalidated)} of {len(splits)} series are too short to hold validation rows after a "
+                     "training window: they train on all their rows, and the other series validate"
+                     + (f"; {untrained} of them are too short for a training window too (fewer than {context + horizon} "
+                        "rows) and are only forecast" if untrained else ""))
     params = dict(spec.params)
     if get_spec(spec.name).capabilities.season and "season" not in params:
         params["season"] = season_length(series.freq)

@@ -93,7 +93,7 @@ def space(series: SeriesSet, spec, split=None) -> tuple[dict[str, Any], dict[str
     dimensions = dict(shared_space(model.capabilities.lr, horizon, lookback, max(usable, horizon)))
     if spec.lookback:
         dimensions.pop("lookback", None)  # the user fixed it
-    if spec.window_norm != "auto":
+    if spec.window_norm != "auto" or model.capabilities.window_norm == "none":  # fixed, or the model's own (eslstm)
         dimensions.pop("window_norm")
     declared = {k: v for k, v in model.capabilities.search.items() if k not in spec.params}  # --param fixes a key
     dimensions.update(declared)
@@ -230,8 +230,10 @@ def tune(series: SeriesSet, spec, train_config, config: TuneConfig, split=None,
     """Search, then fit the best configuration again. Returns the fitted best model (its ``tuning``
     the study's summary) and every trial of the study."""
     require_optuna()
-    from .training import fit
+    from .training import auto_loss, fit
 
+    if train_config.loss == "auto":  # the search decides; no trial probes the loss (choosing.py) on its own
+        train_config = replace(train_config, loss=auto_loss(series, spec.name))
     if config.jobs > 1 and config.storage is None:
         raise UsageError(f"--jobs {config.jobs}: worker processes share the study through a storage; give "
                          "--storage FILE (a journal file) or a database URL")

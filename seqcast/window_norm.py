@@ -9,6 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .seasonal import seasonal_indices, seasonal_part
+
 WINDOW_NORMS = ("none", "last", "mean", "revin", "season", "deseason")
 
 
@@ -66,42 +68,15 @@ class WindowNorm(nn.Module):
         return x[:, steps, :].detach()
 
     def seasonal_indices(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, L, C) -> for every season the lookback holds twice, shortest first, its indices (B, m, C),
-        phase 0 being the step after the window; each estimated from the window less the seasons before it."""
-        lookback, found, rest = x.shape[1], [], x.detach()
-        fitting = [s for s in self.seasons if 2 * s <= lookback]
-        if not fitting:
-            return found
-        slope = self._slope(rest, max(fitting))  # (B, 1, C)
-        for season in fitting:
-            cycles = lookback // season
-            tail = rest[:, lookback - cycles * season:, :].reshape(x.shape[0], cycles, season, x.shape[2])  # (B, k, m, C)
-            indices = (tail - tail.mean(dim=2, keepdim=True)).mean(dim=1)  # (B, m, C): deviations from each cycle's mean
-            # a linear trend adds slope * (phase - (m - 1) / 2) to every cycle's deviations: take it out
-            phase = torch.arange(season, device=x.device, dtype=x.dtype) - (season - 1) / 2
-            found.append(indices - slope * phase.view(1, season, 1))
-            rest = rest - self.seasonal_part(found[-1:], torch.arange(-lookback, 0, device=x.device))
-        return found
-
-    @staticmethod
-    def _slope(x: torch.Tensor, season: int) -> torch.Tensor:
-        """(B, L, C) -> (B, 1, C): the trend per step between the first and the last whole cycle of the
-        longest season, whose means every shorter season that divides it leaves untouched."""
-        cycles = x.shape[1] // season
-        first = x[:, x.shape[1] - cycles * season:][:, :season].mean(dim=1, keepdim=True)
-        return (x[:, -season:].mean(dim=1, keepdim=True) - first) / ((cycles - 1) * season)
-
-    @staticmethod
-    def seasonal_part(indices: list[torch.Tensor], offsets: torch.Tensor) -> torch.Tensor:
-        """The seasonal value (B, len(offsets), C) at ``offsets`` steps from the first step after the window."""
-        return sum(ix[:, offsets % ix.shape[1], :] for ix in indices)
+        """(B, L, C) -> the indices (B, m, C) of every season the lookback holds twice (``_layers.seasonal_indices``)."""
+        return seasonal_indices(x.detach(), self.seasons)
 
     def deseasonalise(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(B, L, C) -> the window less its seasonal parts, and the seasonal indices ("deseason")."""
         indices = self.seasonal_indices(x)
         if not indices:
             return x, indices
-        return x - self.seasonal_part(indices, torch.arange(-x.shape[1], 0, device=x.device)), indices
+        return x - seasonal_part(indices, torch.arange(-x.shape[1], 0, device=x.device)), indices
 
     def spread(self, x: torch.Tensor) -> torch.Tensor:
         """(B, L, C) -> (B, 1, C): the window's standard deviation, the scale "revin" divides by."""
@@ -134,7 +109,7 @@ class WindowNorm(nn.Module):
             out = self.model(adjusted - level, **covariates)
             reference = level
             if indices:
-                reference = level + self.seasonal_part(indices, torch.arange(out.shape[1], device=x.device))
+                reference = level + seasonal_part(indices, torch.arange(out.shape[1], device=x.device))
             return out + (reference.unsqueeze(-1) if out.ndim == 4 else reference)
         level = self.level(x)  # broadcast over time
         if self.mode == "season":

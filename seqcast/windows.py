@@ -88,9 +88,10 @@ def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: 
                   pad_short: bool = False) -> dict[str, Split]:
     """Per series: validation is the last max(H, 10 %) rows, the rest trains; too short is an error.
     With ``pad_short`` a series needs real rows for one padded training window, not a whole lookback.
-    In a panel where some series validate, a series long enough for a training window but not also for
-    validation trains on all its rows (its split has ``val = 0``): the other series validate the model,
-    and the short series of competition panels (M3) keep their place in the fit."""
+    In a panel where some series validate, a series too short for validation trains on all its rows
+    (its split has ``val = 0``; when it is too short even for a training window it gives none, and is
+    only forecast): the other series validate and train the model, and the short series of competition
+    panels (M3) keep their place."""
     splits, short = {}, []
     context = real_inputs(lookback, horizon) if pad_short else lookback
     validates = [context + horizon + _validation_rows(len(s.times), horizon, val_fraction) <= len(s.times)
@@ -98,9 +99,10 @@ def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: 
     for s, validated in zip(series.series, validates):
         total = len(s.times)
         val = _validation_rows(total, horizon, val_fraction)
-        if not validated and any(validates) and context + horizon <= total:
+        kept = not validated and any(validates) and context <= total  # trains on all its rows, or is only forecast
+        if kept:
             val = 0
-        if total < context + horizon + val:
+        elif total < context + horizon + val:
             what = f"{context} real input rows of a padded window" if pad_short else f"lookback {lookback}"
             short.append(f"{s.id!r} has {total} rows, needs {context + horizon + val} "
                          f"({what} + horizon {horizon} + validation {val})")

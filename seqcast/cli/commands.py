@@ -558,7 +558,7 @@ def tune(
     static_cols: options.StaticCols = None,
     calendar: options.Calendar = "none",
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Fix a hyperparameter key=value (it is then not searched).")] = None,
-    window_norm: Annotated[str, typer.Option("--window-norm", help="Fix the window normalisation (default auto: searched among last, mean, revin).")] = "auto",
+    window_norm: Annotated[str, typer.Option("--window-norm", help="Fix the window normalisation (default auto: searched among last, mean, revin, deseason).")] = "auto",
     split: SplitOpt = None,
     epochs: Epochs = 0,
     max_steps: MaxSteps = 0,
