@@ -175,6 +175,19 @@ def test_eslstm_untrained_continues_a_repeated_season_and_learns_its_coefficient
     assert create_model("eslstm", 20, 2, 1, {"season": 12}).season_logit is None  # not held twice by the lookback
 
 
+def test_eslstm_explain_recomputes_each_dilated_layers_gates():
+    from seqcast.models._layers import recompute_gates
+
+    model = randomised("eslstm", 30, 5, 2, season=6, dilations=(1, 3)).eval()
+    for layer in model.layers:
+        x = torch.randn(3, 30, layer.lstm.input_size)
+        _, outputs = recompute_gates(layer.lstm, "lstm", layer.fold(x))
+        torch.testing.assert_close(layer.unfold(outputs, 30), layer(x).detach(), atol=1e-5, rtol=0)
+    gates = model.explain(torch.randn(3, 30, 2))
+    assert set(gates) == {f"{i}.{g}" for i in (0, 1) for g in ("forget", "input", "output")}
+    assert all(v.shape == (3, 30) and ((v > 0) & (v < 1)).all() for v in gates.values())
+
+
 def test_a_panel_with_series_too_short_to_validate_trains_them_on_all_their_rows(invoke, tmp_path):
     """Competition panels (M3) hold series shorter than lookback + horizon + validation: they train on
     all their rows while the others validate, instead of stopping the fit."""

@@ -40,6 +40,64 @@ def zero_head(layer: nn.Linear) -> nn.Linear:
     return layer
 
 
+# torch's row order of the stacked gate weights (weight_ih_l0 is (len(gates) * hidden, input)), and the
+# gates ``explain`` shows
+GATES = {"lstm": ("input", "forget", "cell", "output"), "gru": ("reset", "update", "new")}
+SHOWN_GATES = {"lstm": ("forget", "input", "output"), "gru": ("update", "reset")}
+
+
+@torch.no_grad()
+def recompute_gates(encoder: nn.RNNBase, cell: str, x: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Re-run the cell equations of torch's LSTM or GRU ``encoder`` (``cell``) on its input x (B, L, in),
+    in eval mode (no dropout between layers).
+
+    Returns ({"{i}[_reverse].{gate}": (B, L, hidden)} sigmoid gate values, each aligned with
+    the input step it was computed at; last layer's output (B, L, hidden * dirs), which equals
+    ``encoder(x)[0]``). Only for the gated cells (lstm, gru).
+    """
+    if cell not in GATES:
+        raise ValueError(f"the {cell} cell has no gates")
+    names, hidden = GATES[cell], encoder.hidden_size
+    directions = 2 if encoder.bidirectional else 1
+    gates: dict[str, torch.Tensor] = {}
+    layer_input = x
+    for layer in range(encoder.num_layers):
+        outputs = []
+        for direction in range(directions):
+            suffix = f"l{layer}" + ("_reverse" if direction else "")
+            w_ih, w_hh = getattr(encoder, f"weight_ih_{suffix}"), getattr(encoder, f"weight_hh_{suffix}")
+            b_ih, b_hh = getattr(encoder, f"bias_ih_{suffix}"), getattr(encoder, f"bias_hh_{suffix}")
+            projected = layer_input @ w_ih.T + b_ih  # (B, L, gates * hidden): the input part, all steps
+            h = c = x.new_zeros(x.shape[0], hidden)
+            steps = range(x.shape[1] - 1, -1, -1) if direction else range(x.shape[1])
+            states, values = [None] * x.shape[1], {n: [None] * x.shape[1] for n in names}
+            for t in steps:
+                recurrent = h @ w_hh.T + b_hh  # (B, gates * hidden)
+                if cell == "lstm":
+                    i, f, g, o = (projected[:, t] + recurrent).chunk(4, dim=-1)
+                    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+                    c = f * c + i * g
+                    h = o * c.tanh()
+                    step = {"input": i, "forget": f, "cell": g, "output": o}
+                else:  # torch's GRU: n = tanh(W_in x + b_in + r * (W_hn h + b_hn)), h = (1 - z) n + z h
+                    xr, xz, xn = projected[:, t].chunk(3, dim=-1)
+                    hr, hz, hn = recurrent.chunk(3, dim=-1)
+                    r, z = (xr + hr).sigmoid(), (xz + hz).sigmoid()
+                    n = (xn + r * hn).tanh()
+                    h = (1 - z) * n + z * h
+                    step = {"reset": r, "update": z, "new": n}
+                states[t] = h
+                for name in names:
+                    values[name][t] = step[name]
+            outputs.append(torch.stack(states, dim=1))  # (B, L, hidden)
+            label = f"{layer}" + ("_reverse" if direction else "")
+            for name in SHOWN_GATES[cell]:
+                gates[f"{label}.{name}"] = torch.stack(values[name], dim=1)
+        layer_input = torch.cat(outputs, dim=-1)  # (B, L, hidden * dirs): the next layer's input
+    return gates, layer_input
+
+
+
 @dataclass(frozen=True)
 class Covariates:
     """How many covariate inputs a model is built for: the widths P, F and S of the contract's

@@ -30,6 +30,8 @@ seqcast's version, and where it differs:
 
 The model normalises its own windows, so it declares ``window_norm="none"`` and ``fit`` does not probe
 others for it. Export traces it whole (smoothing included) with TorchScript, as the recurrent family.
+``explain`` shows each LSTM layer's gates, as the recurrent family's, recomputed from the layer's own
+weights (a dilated layer's subsequences put back in window order).
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ from torch import nn
 from ..registry import register_model
 from ..search import FloatRange, IntRange
 from ..seasonal import seasonal_indices, seasonal_part
-from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, zero_head
+from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, recompute_gates, step_inputs, zero_head
 
 SEARCH = {"hidden_size": IntRange(16, 128, log=True), "dropout": FloatRange(0.0, 0.3)}
 
@@ -53,23 +55,35 @@ class DilatedLSTM(nn.Module):
         self.dilation = dilation
         self.lstm = nn.LSTM(input_size, hidden_size, batch_first=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        d = self.dilation
-        if d == 1:
-            return self.lstm(x)[0]
-        batch, steps, width = x.shape
-        pad = (-steps) % d  # left-pad with the first step, so the last step ends a subsequence
+    def fold(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, w) -> (B * d, ceil(L / d), w): subsequence j holds steps j, j + d, ... of the window,
+        left-padded with its first step so that the last step ends a subsequence."""
+        d, (batch, steps, width) = self.dilation, x.shape
+        pad = (-steps) % d
         if pad:
             x = torch.cat([x[:, :1].expand(-1, pad, -1), x], dim=1)
-        # (B, L', in) -> (B, L'/d, d, in) -> (B * d, L'/d, in): subsequence j holds steps j, j + d, ...
-        folded = x.reshape(batch, -1, d, width).transpose(1, 2).reshape(batch * d, -1, width)
-        out = self.lstm(folded)[0]
-        out = out.reshape(batch, d, -1, out.shape[-1]).transpose(1, 2).reshape(batch, -1, out.shape[-1])
-        return out[:, pad:]
+        return x.reshape(batch, -1, d, width).transpose(1, 2).reshape(batch * d, -1, width)
+
+    def unfold(self, y: torch.Tensor, steps: int) -> torch.Tensor:
+        """``fold``'s inverse for an output (B * d, ceil(L / d), w) -> (B, L, w)."""
+        d = self.dilation
+        y = y.reshape(-1, d, y.shape[1], y.shape[2]).transpose(1, 2).reshape(-1, d * y.shape[1], y.shape[2])
+        return y[:, y.shape[1] - steps:]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.dilation == 1:
+            return self.lstm(x)[0]
+        return self.unfold(self.lstm(self.fold(x))[0], x.shape[1])
+
+    def gates(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """{gate: (B, L, hidden)} of the forget, input and output gates at every step (``recompute_gates``)."""
+        gates, _ = recompute_gates(self.lstm, "lstm", self.fold(x) if self.dilation > 1 else x)
+        return {name.split(".")[1]: (self.unfold(v, x.shape[1]) if self.dilation > 1 else v)
+                for name, v in gates.items()}
 
 
 @register_model("eslstm", window_norm="none", season=True, starts_at_level=False, search=SEARCH, onnx_exporter="torchscript",
-                covariates=COVARIATE_KINDS)
+                covariates=COVARIATE_KINDS, explain="gates")
 class ESLSTM(nn.Module):
     """ES-RNN hybrid (Smyl 2020): learned level and season smoothing, then a dilated LSTM stack."""
 
@@ -141,3 +155,16 @@ class ESLSTM(nn.Module):
         if self.step_covariates is not None:
             y = y + self.step_covariates(self.horizon, future, static)
         return y + level + ahead
+
+    @torch.no_grad()
+    def explain(self, x: torch.Tensor, *, past: torch.Tensor | None = None, future: torch.Tensor | None = None,
+                static: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """{"{i}.{gate}": (B, L)}: each LSTM layer's forget, input and output gates, the mean over hidden
+        units at every input step (a dilated layer's steps back in window order), on the smoothed input."""
+        seasonal, level, _ = self.smooth(x)
+        h, shown = step_inputs(x - seasonal - level, past, future, static), {}
+        for i, layer in enumerate(self.layers):
+            shown |= {f"{i}.{name}": values.mean(dim=-1) for name, values in layer.gates(h).items()}
+            out = layer(h)
+            h = out if i == 0 else out + h
+        return shown
