@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from . import meta_schema
 from .errors import CheckpointError, UsageError
 from .files import atomic_write
-from .forecaster import (RECORD_KEYS, Calibration, Choice, Covariate, CovariateSchema, DataSchema, Forecaster, InitFrom,
+from .forecaster import (RECORD_KEYS, Calibration, Decision, Covariate, CovariateSchema, DataSchema, Forecaster, InitFrom,
                          ModelInfo, ReadingPolicy, Stored, TrainingRecord, Tuning, Versions)
 from .frequency import seasons
 from .registry import create_model
@@ -83,10 +83,12 @@ FORMAT_2_TRAINING = {"time_budget": 0.0, "threads": 0, "steps_per_epoch": None, 
 #                     data.calendar are gone, and the features are covariates of kind "calendar".
 FORMAT_5_CALENDAR = ("hour", "dow", "dom", "doy", "month")
 # What format 7 added, and what a format-6 (or older) file is taken to have meant:
-#   choices           what fit chose on its validation windows (forecaster.Choice: the window normalisation
+#   choices           what fit chose on its validation windows (forecaster.Decision: the window normalisation
 #                     and the loss, with each candidate's probe score); [] = nothing chosen, the model's
 #                     declared or the user's settings (all before it).
 #   model.window_norm may be "deseason" (older files never are).
+
+
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     import torch
 
@@ -163,7 +165,8 @@ def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = N
         covariates=CovariateSchema(tuple(Covariate(**{**c, "mean": tuple(c["mean"]), "std": tuple(c["std"]),
                                                       "categories": tuple(c["categories"])})
                                          for c in meta["covariates"])),
-        choices=tuple(Choice(**c) for c in meta["choices"]),
+        choices=tuple(Decision(**{**c, "candidates": tuple(c["candidates"]), "scores": tuple(c["scores"])})
+                      for c in meta["choices"]),
         stored=stored,
     )
 

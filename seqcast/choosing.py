@@ -16,13 +16,14 @@ the declared one.
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import numpy as np
-import torch
 from torch import nn
 
-from .forecaster import Choice
+from .forecaster import Decision
+from .forecasting import run_model
 from .intervals import point
 from .windows import WindowSet
 
@@ -41,47 +42,45 @@ def norm_candidates(declared: str, seasons: tuple[int, ...], lookback: int) -> l
     return list(dict.fromkeys(candidates))
 
 
-@torch.no_grad()
 def validation_score(model: nn.Module, windows: WindowSet, quantiles: tuple[float, ...]) -> float:
     """Mean absolute error of ``model``'s point forecast on ``windows`` (scaled units), per series, then
     the mean over series."""
     model.eval()
-    errors = []
-    for start in range(0, len(windows), 1024):
-        x, y, covariates = windows.batch(slice(start, start + 1024))
-        pred = point(model(x, **covariates).numpy(), quantiles)
-        errors.append(np.abs(pred - y.numpy()).mean(axis=(1, 2)))
+    x, y, covariates = windows.batch(slice(None))
+    pred = point(run_model(model, x.numpy(), {k: v.numpy() for k, v in covariates.items()}), quantiles)
+    errors = np.abs(pred - y.numpy()).mean(axis=(1, 2))  # (N,): one per window
     counts = np.bincount(windows.series_index)
-    sums = np.bincount(windows.series_index, weights=np.concatenate(errors))
+    sums = np.bincount(windows.series_index, weights=errors)
     return float(np.mean(sums[counts > 0] / counts[counts > 0]))
 
 
 def choose(stages: list[tuple[str, list[str]]], start: dict[str, str],
-           probe: Callable[[dict[str, str]], tuple[float, int]]) -> tuple[dict[str, str], tuple[Choice, ...]]:
+           probe: Callable[[dict[str, str]], tuple[float, int]]) -> tuple[dict[str, str], tuple[Decision, ...]]:
     """Settle each ``(setting, candidates)`` stage in turn, from the settings ``start``: ``probe(settings)``
-    trains one probe and returns (its validation score, its steps). Returns the settings chosen and a
-    ``Choice`` for every stage with more than one candidate."""
+    trains one probe and returns (its validation score, inf when its training diverged; its steps).
+    Returns the settings chosen and a ``Decision`` for every stage with more than one candidate."""
     settings, made, seen = dict(start), [], {}
     for setting, candidates in stages:
         if len(candidates) < 2:
             settings[setting] = candidates[0] if candidates else settings[setting]
             continue
-        scores, steps = {}, 0
         for candidate in candidates:
-            trial = {**settings, setting: candidate}
-            key = tuple(sorted(trial.items()))
+            key = tuple(sorted({**settings, setting: candidate}.items()))
             if key not in seen:  # the last stage's winner is this stage's declared candidate: probed already
-                seen[key] = probe(trial)
-            scores[candidate], steps = seen[key][0], max(steps, seen[key][1])
-        settings[setting] = min(candidates, key=lambda c: (not np.isfinite(scores[c]), scores[c]))  # first on a tie
-        made.append(Choice(setting, settings[setting], {c: round(scores[c], 6) for c in candidates}, steps))
+                seen[key] = probe(dict(key))
+        scores = [seen[tuple(sorted({**settings, setting: c}.items()))] for c in candidates]
+        settings[setting] = candidates[min(range(len(candidates)), key=lambda i: scores[i][0])]  # first on a tie
+        made.append(Decision(setting, settings[setting], tuple(candidates),
+                             tuple(round(v, 6) if math.isfinite(v) else None for v, _ in scores),
+                             max(steps for _, steps in scores)))
     return settings, tuple(made)
 
 
-def describe(choices: tuple[Choice, ...]) -> str:
+def describe(choices: tuple[Decision, ...]) -> str:
     """What was chosen, against what, at what cost: one line for fit's notes and ``info``."""
-    parts = [f"{c.setting.replace('_', ' ')} {c.chosen} (" + ", ".join(f"{k} {v:.4f}" for k, v in c.scores.items())
-             + ")" for c in choices]
-    probes = sum(len(c.scores) for c in choices) - max(0, len(choices) - 1)  # each later stage reuses one probe
+    parts = [f"{c.setting.replace('_', ' ')} {c.chosen} (" + ", ".join(
+        f"{k} {'diverged' if v is None else format(v, '.4f')}" for k, v in zip(c.candidates, c.scores)) + ")"
+        for c in choices]
+    probes = sum(len(c.candidates) for c in choices) - max(0, len(choices) - 1)  # each later stage reuses one probe
     return (f"{'; '.join(parts)} on the validation windows (per-series MAE, scaled); {probes} probes of up to "
             f"{max(c.probe_steps for c in choices)} steps")

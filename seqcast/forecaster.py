@@ -158,14 +158,16 @@ class Tuning:
 
 
 @dataclass(frozen=True)
-class Choice:
-    """A choice ``fit`` made on its own validation windows (``choosing.py``): which setting, the candidate
-    kept, and each candidate's score after a short probe (mean absolute error of the point forecast in
-    scaled units, each series weighted alike; lower is better)."""
+class Decision:
+    """A setting ``fit`` chose on its own validation windows (``choosing.py``): the candidates in the order
+    probed (the declared one first), each one's score after a short probe (mean absolute error of the
+    point forecast in scaled units, each series weighted alike; lower is better; None: the probe's
+    training diverged), and the candidate kept."""
 
     setting: str  # "window_norm" or "loss"
     chosen: str
-    scores: dict[str, float]  # candidate -> its probe's validation score
+    candidates: tuple[str, ...]
+    scores: tuple[float | None, ...]  # one per candidate
     probe_steps: int  # optimisation steps of each probe (the most of them: early stopping may end one sooner)
 
 
@@ -201,7 +203,7 @@ class Forecaster:
     calibration: Calibration | None = None  # conformal intervals (fit --level); None: point forecasts only
     tuning: Tuning | None = None  # the study the configuration came from (seqcast tune); None: not tuned
     covariates: CovariateSchema = CovariateSchema()  # what it reads besides the targets; () = nothing
-    choices: tuple[Choice, ...] = ()  # what fit chose on its validation windows; () = nothing (forced or not probed)
+    choices: tuple[Decision, ...] = ()  # what fit chose on its validation windows; () = nothing (forced or not probed)
     stored: Stored | None = field(default=None, compare=False)  # None until saved or loaded
 
     @property
@@ -238,7 +240,7 @@ class Forecaster:
                 "covariates": {kind: list(self.covariates.names(kind)) for kind in COVARIATE_KINDS},
                 "levels": list(self.calibration.levels) if self.calibration else [],
                 "calibration_windows": self.calibration.windows if self.calibration else None,
-                "choices": [{"setting": c.setting, "chosen": c.chosen, "scores": c.scores, "probe_steps": c.probe_steps}
-                            for c in self.choices],
+                "choices": [{"setting": c.setting, "chosen": c.chosen, "scores": dict(zip(c.candidates, c.scores)),
+                             "probe_steps": c.probe_steps} for c in self.choices],
                 "loss": record.settings.loss,
                 "notes": list(self.notes), "warnings": list(record.warnings)}

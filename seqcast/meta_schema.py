@@ -17,7 +17,7 @@ from dataclasses import fields
 from typing import Any
 
 from .errors import UsageError
-from .forecaster import (COVARIATE_KINDS, RECORD_KEYS, Calibration, Choice, Covariate, DataSchema, InitFrom, ModelInfo,
+from .forecaster import (COVARIATE_KINDS, RECORD_KEYS, Calibration, Covariate, Decision, DataSchema, InitFrom, ModelInfo,
                          ReadingPolicy, TrainingRecord, Tuning, Versions)
 
 # The longest window a checkpoint may describe (lookback + horizon steps), and the most targets. Far
@@ -178,7 +178,7 @@ def check(meta: Any) -> None:
     if not _conforms(meta["notes"], tuple[str, ...]):
         raise SchemaError("notes: expected a list of strings")
     covariate_widths(meta["covariates"])
-    _check_choices(meta["choices"])
+    _check_choices(meta["choices"], {"window_norm": model["window_norm"], "loss": settings["loss"]})
     if meta["tuning"] is not None:
         tuning = _section("tuning", meta["tuning"], Tuning)
         for key in ("trials", "complete", "pruned", "failed", "best_trial", "search_seconds"):
@@ -188,8 +188,9 @@ def check(meta: Any) -> None:
                 raise SchemaError(f"tuning.best_params.{key}: {value!r} is not a hyperparameter value")
 
 
-def _check_choices(choices: Any) -> None:
-    """What fit chose: at most one entry per setting, its chosen value among its finite-or-NaN scores."""
+def _check_choices(choices: Any, used: dict[str, str]) -> None:
+    """What fit chose: at most one entry per setting, two or more distinct candidates of that setting with a
+    finite score or null each, and the one chosen among them and the one the model was trained with."""
     from .quantile_head import POINT_LOSSES
     from .window_norm import WINDOW_NORMS
 
@@ -199,13 +200,17 @@ def _check_choices(choices: Any) -> None:
     settings = set()
     for i, choice in enumerate(choices):
         where = f"choices[{i}]"
-        entry = _section(where, choice, Choice)
-        values = allowed.get(entry["setting"])
+        entry = _section(where, choice, Decision)
+        values, candidates, scores = allowed.get(entry["setting"]), entry["candidates"], entry["scores"]
         if values is None or entry["setting"] in settings:
             raise SchemaError(f"{where}.setting: {entry['setting']!r} is not one of {', '.join(allowed)}, once each")
         settings.add(entry["setting"])
-        if not set(entry["scores"]) <= set(values) or entry["chosen"] not in entry["scores"]:
-            raise SchemaError(f"{where}: candidates and the one chosen must be among {', '.join(values)}")
+        if (len(candidates) < 2 or len(set(candidates)) != len(candidates) or not set(candidates) <= set(values)
+                or entry["chosen"] not in candidates or entry["chosen"] != used[entry["setting"]]):
+            raise SchemaError(f"{where}: two or more of {', '.join(values)}, the one chosen among them and the one "
+                              f"trained with ({used[entry['setting']]})")
+        if len(scores) != len(candidates) or not all(v is None or math.isfinite(v) for v in scores):
+            raise SchemaError(f"{where}.scores: one finite number or null per candidate")
         _within(f"{where}.probe_steps", entry["probe_steps"], 0, math.inf)
 
 

@@ -29,7 +29,7 @@ from .frequency import seasons
 from .distributed import Distributed
 from .errors import TrainingError, UsageError
 from .forecasting import check_schema, run_model
-from .forecaster import Choice, DataSchema, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
+from .forecaster import DataSchema, Decision, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
 from .covariates import fit_schema
 from .models._layers import Covariates
 from .registry import check_covariates, create_model, get_spec, resolve_params
@@ -303,7 +303,7 @@ class ModelConfig:
     params: dict[str, Any] = field(default_factory=dict)
     lookback: int = 0  # 0 = from the frequency
     horizon: int = 0  # 0 = from the frequency
-    window_norm: str = "auto"  # auto = the model's declared window_norm (registry.Capabilities)
+    window_norm: str = "auto"  # auto = probed on validation, from the declared one (choosing.py)
     quantiles: tuple[float, ...] = ()  # train a quantile head on these (and the median) with the pinball loss
     levels: tuple[float, ...] = ()  # conformal intervals to calibrate on the validation windows, in percent
     ensemble: int = 1  # members trained from consecutive seeds; the forecast is their median
@@ -408,8 +408,8 @@ def _budget_notes(result: TrainResult, config: TrainConfig) -> list[str]:
 
 
 def auto_loss(series: SeriesSet, name: str) -> str:
-    """``--loss auto``: for a panel, the loss model ``name`` declares (``Capabilities.panel_loss``), for one
-    series MSE (ETT, whose tables score MSE, trains as before).
+    """The declared loss ``--loss auto`` starts its probes from (``choosing.py``): for a panel, the loss
+    model ``name`` declares (``Capabilities.panel_loss``), for one series MSE.
 
     Declared from M4 Weekly's validation holdout (each series' last 13 training values; docs/benchmarks.md,
     "M4 Weekly"): MAE for nbeats (OWA 0.751 against 0.845 with MSE), nbeats_interpretable (0.775 against
@@ -422,8 +422,8 @@ def auto_loss(series: SeriesSet, name: str) -> str:
 
 
 def auto_window_norm(series: SeriesSet, name: str) -> str:
-    """``--window-norm auto``: the model's declared window normalisation (validated on ETT, one long
-    series), or on a panel its ``panel_window_norm`` where it declares one (validated on M4 Weekly's
+    """The declared window normalisation ``--window-norm auto`` starts its probes from (``choosing.py``):
+    the model's (validated on ETT, one long series), or on a panel its ``panel_window_norm`` where it declares one (validated on M4 Weekly's
     holdout: rnn with last, OWA 0.870 against 1.034 with mean; docs/benchmarks.md, "M4 Weekly")."""
     caps = get_spec(name).capabilities
     return caps.panel_window_norm if len(series.series) > 1 and caps.panel_window_norm else caps.window_norm
@@ -493,8 +493,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     resolved = resolve_params(spec.name, params)
     if get_spec(spec.name).capabilities.season and int(resolved["season"] or 1) > lookback:
         notes.append(f"{spec.name}: its season of {resolved['season']} steps is longer than the lookback {lookback}, "
-                     f"so it repeats the last {lookback} steps instead; give --lookback {resolved['season']} or more "
-                     "for a seasonal naive forecast")
+                     f"so it cannot use it; give --lookback {resolved['season']} or more")
     quantiles = quantile_head.with_median(spec.quantiles) if spec.quantiles else ()
     window_norm = auto_window_norm(series, spec.name) if spec.window_norm == "auto" else spec.window_norm
     train_rows = {sid: sp.train for sid, sp in splits.items()}
@@ -534,22 +533,33 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     asked_loss = config.loss
     config = replace(config, lr=config.lr or get_spec(spec.name).capabilities.lr,
                      threads=config.threads or _auto_threads(window_flops, train_set, config),
-                     loss=auto_loss(series, spec.name) if config.loss == "auto" else config.loss)
+                     loss=config.loss if config.loss != "auto" else
+                     init.training.settings.loss if init is not None else auto_loss(series, spec.name))
+    stages = [("window_norm", [window_norm] if spec.window_norm != "auto" else
+               choosing.norm_candidates(window_norm, seasons(series.freq), lookback)),
+              ("loss", [config.loss] if asked_loss != "auto" else
+               list(dict.fromkeys([config.loss, *quantile_head.POINT_LOSSES])))]
+    probed = any(len(candidates) > 1 for _, candidates in stages)
+    unprobed = ("a warm start keeps its checkpoint's" if init is not None else
+                "torchrun does not probe" if dist is not None else
+                "there are no validation windows to probe on" if not len(val_set) else
+                "" if any(p.requires_grad for p in model.parameters()) else "there is nothing to train")
+    if probed and unprobed and init is None:
+        notes.append(f"window norm {window_norm} and loss {config.loss}, the model's declared: {unprobed}")
     with using_threads(config.threads):
-        choices: tuple[Choice, ...] = ()
+        choices: tuple[Decision, ...] = ()
         training = config  # what the final training runs on (less the probes' time of a --time-budget)
-        if init is None and dist is None and len(val_set) and any(p.requires_grad for p in model.parameters()):
-            stages = [("window_norm", [window_norm] if spec.window_norm != "auto" else
-                       choosing.norm_candidates(window_norm, seasons(series.freq), lookback)),
-                      ("loss", [config.loss] if asked_loss != "auto" else
-                       list(dict.fromkeys([config.loss, *quantile_head.POINT_LOSSES])))]
+        if probed and not unprobed:
 
             def probe(settings: dict[str, str]) -> tuple[float, int]:
                 candidate = build(settings["window_norm"], 1)[0]
                 label = f"window norm {settings['window_norm']}, loss {settings['loss']}"
                 report = (lambda r: on_epoch(replace(r, probe=label))) if on_epoch else None
-                done = train(candidate, train_set, val_set, probing, report, on_step, share=choosing.PROBE_SHARE,
-                             loss=_objective(quantiles, settings["loss"]))
+                try:
+                    done = train(candidate, train_set, val_set, probing, report, on_step, share=choosing.PROBE_SHARE,
+                                 loss=_objective(quantiles, settings["loss"]))
+                except TrainingError:  # this candidate diverged: it loses, and the others decide
+                    return math.inf, 0
                 candidate.to("cpu")
                 return choosing.validation_score(candidate, val_set, quantiles), done.steps
 
@@ -563,8 +573,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
             window_norm, members = chosen["window_norm"], build(chosen["window_norm"])
             model = members[0] if len(members) == 1 else Ensemble(members)
             config, training = replace(config, loss=chosen["loss"]), replace(training, loss=chosen["loss"])
-            if choices:
-                notes.append(f"chosen: {choosing.describe(choices)}; force with --window-norm and --loss")
+            notes.append(f"chosen: {choosing.describe(choices)}; force with --window-norm and --loss")
         loss = _objective(quantiles, config.loss)
         results = [train(member, train_set, val_set, replace(training, seed=(config.seed + i) % 2**32), on_epoch,
                          on_step, warm_start=init is not None, loss=loss, dist=dist)
@@ -576,7 +585,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     if len(members) > 1:
         notes.append(f"ensemble of {len(members)} members (seeds {config.seed}..{config.seed + len(members) - 1}), "
                      f"median forecast; steps per member {', '.join(str(r.steps) for r in results)}")
-    notes += _budget_notes(result, config)
+    notes += _budget_notes(result, training)
     warnings = _constant_targets(series, splits)
     trainable = any(p.requires_grad for p in model.parameters())
     if trainable and result.best_epoch == 0 and len(val_set):

@@ -29,11 +29,14 @@ class WindowNorm(nn.Module):
     "deseason" (level and seasonality, the normalisation ES-RNN put in front of its LSTM): for each
     of ``seasons`` that the lookback holds twice, shortest first, seasonal indices are estimated from
     the window itself (the mean deviation of each phase from its cycle's mean, less the ramp a linear
-    trend puts into those deviations); the input is the window less its seasonal parts and less its
+    trend puts into those deviations, shrunk by the season's strength in the window:
+    ``seasonal.seasonal_indices``); the input is the window less its seasonal parts and less its
     level (the last deseasonalised value), and the forecast adds back the level and the indices of
-    the forecast steps' phases. With a zero head the model starts out as Naive2's shape (repeat the
-    last seasonally adjusted value, then re-season), exactly seasonal naive on a window that is a
-    season repeated. The decomposition is additive: in seqcast's per-series z-scored units a window of
+    the forecast steps' phases. With a zero head the model starts out in Naive2's shape (repeat the
+    last seasonally adjusted value, then re-season; Naive2 itself is multiplicative, estimated on the
+    whole series, and tests for a season first), exactly seasonal naive on a window that is a season
+    repeated. In a padded window (a panel's short series) the repeated first value takes part in
+    the estimate and weakens it. The decomposition is additive: in seqcast's per-series z-scored units a window of
     a few seasons has a nearly constant level, where dividing and subtracting agree. A window without
     a season that fits twice is normalised as "last".
 
@@ -67,13 +70,9 @@ class WindowNorm(nn.Module):
         steps = x.shape[1] - season + torch.arange(horizon, device=x.device) % season
         return x[:, steps, :].detach()
 
-    def seasonal_indices(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """(B, L, C) -> the indices (B, m, C) of every season the lookback holds twice (``_layers.seasonal_indices``)."""
-        return seasonal_indices(x.detach(), self.seasons)
-
     def deseasonalise(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(B, L, C) -> the window less its seasonal parts, and the seasonal indices ("deseason")."""
-        indices = self.seasonal_indices(x)
+        indices = seasonal_indices(x.detach(), self.seasons)
         if not indices:
             return x, indices
         return x - seasonal_part(indices, torch.arange(-x.shape[1], 0, device=x.device)), indices

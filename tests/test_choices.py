@@ -108,9 +108,9 @@ def test_fit_chooses_on_validation_records_it_and_equals_the_forced_fit(invoke, 
     loaded = checkpoint.load(auto)
     assert [c.setting for c in loaded.choices] == ["window_norm", "loss"]
     norm, loss = loaded.choices
-    assert set(norm.scores) == {"mean", "last", "deseason"} and norm.chosen == loaded.spec.window_norm
-    assert set(loss.scores) == {"mse", "mae"} and loss.chosen == loaded.training.settings.loss
-    assert all(np.isfinite(list(c.scores.values())).all() and c.probe_steps > 0 for c in loaded.choices)
+    assert norm.candidates == ("mean", "last", "deseason") and norm.chosen == loaded.spec.window_norm
+    assert loss.candidates == ("mse", "mae") and loss.chosen == loaded.training.settings.loss
+    assert all(np.isfinite(c.scores).all() and c.probe_steps > 0 for c in loaded.choices)
     code, out, _ = invoke("info", auto)
     assert code == 0 and f"chosen      window norm {norm.chosen} (" in out
     code, out, _ = invoke("fit", data, "--model", "gru", "--max-steps", "40", "--output", tmp_path / "j.ckpt", "--json")
@@ -137,7 +137,10 @@ def test_choose_takes_the_lowest_score_and_keeps_the_declared_candidate_on_a_tie
                                      {"window_norm": "mean", "loss": "mse"},
                                      lambda s: (scores[s["window_norm"]] * (0.9 if s["loss"] == "mae" else 1), 10))
     assert settings == {"window_norm": "deseason", "loss": "mae"}
-    assert made[1].scores == {"mse": 0.9, "mae": 0.81}  # the loss stage reused the winner's probe
+    assert made[1].candidates == ("mse", "mae") and made[1].scores == (0.9, 0.81)  # the winner's probe reused
+    settings, made = choosing.choose([("loss", ["mse", "mae"])], {"loss": "mse"},
+                                     lambda s: (float("inf") if s["loss"] == "mse" else 0.5, 3))
+    assert settings["loss"] == "mae" and made[0].scores == (None, 0.5)  # a diverged probe loses
     assert choosing.norm_candidates("none", (12,), 48) == ["none"]
     assert choosing.norm_candidates("mean", (12,), 20) == ["mean", "last"]
 
@@ -158,9 +161,15 @@ def test_a_crafted_choice_is_refused(tmp_path):
 
     fitted = checkpoint.load(FORMAT_6 / "panel_nlinear.ckpt")
     meta = checkpoint.to_meta(fitted)
-    meta["choices"] = [{"setting": "window_norm", "chosen": "bogus", "scores": {"bogus": 1.0}, "probe_steps": 3}]
-    with pytest.raises(meta_schema.SchemaError, match="choices"):
-        meta_schema.check(meta)
+    assert fitted.training.settings.loss == "mae"  # a panel's nlinear: its declared loss
+    good = {"setting": "loss", "chosen": "mae", "candidates": ["mae", "mse"], "scores": [0.5, None], "probe_steps": 3}
+    meta["choices"] = [good]
+    meta_schema.check(meta)
+    for bad in ({"chosen": "bogus", "candidates": ["bogus", "mae"]}, {"chosen": "mse"}, {"scores": [0.5]},
+                {"candidates": ["mae"], "scores": [0.5]}, {"scores": [0.5, float("inf")]}):
+        meta["choices"] = [{**good, **bad}]
+        with pytest.raises(meta_schema.SchemaError, match="choices"):
+            meta_schema.check(meta)
 
 
 def test_eslstm_untrained_continues_a_repeated_season_and_learns_its_coefficients():
@@ -172,7 +181,7 @@ def test_eslstm_untrained_continues_a_repeated_season_and_learns_its_coefficient
     model.train()
     model(torch.randn(3, 24, 1)).pow(2).mean().backward()
     assert model.level_logit.grad.abs().sum() > 0 and model.season_logit.grad.abs().sum() > 0
-    assert create_model("eslstm", 20, 2, 1, {"season": 12}).season_logit is None  # not held twice by the lookback
+    assert create_model("eslstm", 10, 2, 1, {"season": 12}).season_logit is None  # longer than the lookback
 
 
 def test_eslstm_explain_recomputes_each_dilated_layers_gates():

@@ -97,7 +97,6 @@ def recompute_gates(encoder: nn.RNNBase, cell: str, x: torch.Tensor) -> tuple[di
     return gates, layer_input
 
 
-
 @dataclass(frozen=True)
 class Covariates:
     """How many covariate inputs a model is built for: the widths P, F and S of the contract's

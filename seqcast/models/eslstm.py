@@ -11,16 +11,16 @@ seqcast's version, and where it differs:
 
 - The smoothing runs over each window, not over a whole series: ``l_t = a (y_t - s_t) + (1 - a) l_{t-1}``
   and ``s_{t+m} = g (y_t - l_t) + (1 - g) s_t``, started from the window's own seasonal indices (as
-  window normalisation "deseason" estimates them, from all its whole cycles) and the mean of its
-  first season less them. The coefficients ``a`` and ``g`` are learned with the
+  window normalisation "deseason" estimates them, from all its whole cycles; a window of less than
+  two seasons: its first season's deviations from their mean) and the mean of its first season less them. The coefficients ``a`` and ``g`` are learned with the
   network, one pair per target channel: a global model sees windows, not series identities, so the
   panel's series share them (Smyl learned a pair per series). Each window's level and indices are
   still its own.
 - Additive, in seqcast's per-series z-scored units (Smyl: multiplicative, in logs). Over a window of
   a few seasons the level barely moves, where dividing and subtracting agree; additive smoothing also
   serves series that cross zero.
-- One season, the frequency's (``season``; hourly data: the day). A season the lookback does not
-  hold twice is dropped (level smoothing only).
+- One season, the frequency's (``season``; hourly data: the day). A season longer than the lookback
+  is dropped (level smoothing only), and fit says so.
 - The LSTM reads ``y_t - s_t - l_L`` (the window less its seasonal part and its last level), with any
   covariates beside it; its layers are dilated (``dilations``: layer i sees every d_i-th step, by
   folding the steps into the batch) with residual connections between layers, as Smyl's stacks.
@@ -104,7 +104,7 @@ class ESLSTM(nn.Module):
         if hidden_size < 1 or not dilations or min(dilations) < 1:
             raise ValueError("hidden_size and every dilation must be at least 1")
         self.horizon, self.n_features = horizon, n_features
-        self.season = int(season) if 1 < int(season or 0) and 2 * int(season) <= lookback else 1
+        self.season = int(season) if 1 < int(season or 0) <= lookback else 1
         # smoothing coefficients through a sigmoid; start at a = 0.5 (level) and g = 0.12 (season)
         self.level_logit = nn.Parameter(torch.zeros(n_features))
         self.season_logit = nn.Parameter(torch.full((n_features,), -2.0)) if self.season > 1 else None
@@ -123,23 +123,27 @@ class ESLSTM(nn.Module):
         batch, steps, channels = x.shape
         m = self.season
         alpha = torch.sigmoid(self.level_logit)  # (C,)
-        start = seasonal_indices(x, (m,)) if self.season_logit is not None else []
-        if not start:  # no season, or one the window does not hold twice: level smoothing only
+        seasonal = self.season_logit is not None
+        if not seasonal:  # level smoothing only
             indices, level = [x.new_zeros(batch, channels)] * steps, x[:, 0]
         else:
             gamma = torch.sigmoid(self.season_logit)
-            # started from the window's own indices (the first cycle's steps: phases -L .. -L + m - 1)
-            indices = list(seasonal_part(start, torch.arange(-steps, -steps + m, device=x.device)).unbind(dim=1))
-            level = (x[:, :m] - torch.stack(indices, dim=1)).mean(dim=1)  # (B, C): the first cycle, adjusted
+            start = seasonal_indices(x, (m,))
+            if start:  # the window's own indices, at the first cycle's steps (phases -L .. -L + m - 1)
+                first = seasonal_part(start, torch.arange(-steps, -steps + m, device=x.device))
+            else:  # a window of less than two seasons: the first season's deviations from its mean
+                first = x[:, :m] - x[:, :m].mean(dim=1, keepdim=True)
+            indices = list(first.unbind(dim=1))
+            level = (x[:, :m] - first).mean(dim=1)  # (B, C): the first cycle, adjusted
         used = []
         for t in range(steps):
             s = indices[t]
             used.append(s)
             level = alpha * (x[:, t] - s) + (1 - alpha) * level
-            if start:
+            if seasonal:
                 indices.append(gamma * (x[:, t] - level) + (1 - gamma) * s)  # s_{t+m}
         past = torch.stack(used, dim=1)  # (B, L, C)
-        if not start:
+        if not seasonal:
             return past, level[:, None], x.new_zeros(batch, self.horizon, channels)
         last = torch.stack(indices[-m:], dim=1)  # (B, m, C): the indices of steps L .. L + m - 1
         return past, level[:, None], last[:, torch.arange(self.horizon, device=x.device) % m]
