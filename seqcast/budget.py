@@ -4,13 +4,17 @@ The automatic budget is about 200 optimisation steps and at least 4 epochs (smal
 passes), capped at ``Schedule.max_auto_steps`` steps so that its cost does not grow with the data.
 When the cap binds, an epoch is longer than the budget allows, and validation comes every round of
 ``max_auto_steps // min_epochs`` steps instead of after every epoch; early stopping counts rounds.
-Below the cap the budget is what it was before the cap, step for step.
+Below the cap the budget is what it was before the cap, step for step. When the cap binds, a model
+whose windows cost much to compute (the attention models on a big panel) also takes smaller batches,
+so that the budget computes at most ``Schedule.max_auto_flops``.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+
+TRAINING_STEP = 3  # a training step costs about three forwards (forward, and a backward twice as long)
 
 
 @dataclass(frozen=True)
@@ -32,18 +36,33 @@ class Schedule:
     batch_divisor: int = 50  # the automatic batch: 1/50 of the training windows (about 50 steps an epoch),
     min_batch: int = 32  # but at least 32 ...
     max_batch: int = 256  # ... and at most 256 windows
+    # ... and, when max_auto_steps binds, small enough that the budget computes at most this many FLOPs
+    # (steps x batch x 3 forwards of one window). On M4 Weekly (360k windows) the attention models
+    # took 15 to 38 minutes at batch 256 on one thread, 25 TFLOP for the transformer; 10 TFLOP cuts
+    # transformer, informer and transformer_xl to batches of about 100, 80 and 55, and binds for no
+    # other model there, nor on ETT or M3 (their budgets are below the step cap). 0 = no cap
+    # (checkpoints before it).
+    max_auto_flops: float = 1e13
     improvement: float = 1e-7  # validation loss must fall by more than this to count as better
     patience_share: float = 0.1  # early stopping's patience spans at least this share of the steps
     warm_start_divisor: int = 4  # a warm start (--init-from) takes 1/4 of a fresh fit's automatic steps
 
 
-def auto_batch_size(n_windows: int, schedule: Schedule = Schedule()) -> int:
+def auto_batch_size(n_windows: int, schedule: Schedule = Schedule(), window_flops: float = 0.0) -> int:
     """About 50 steps per epoch: batches of 1/50 of the windows, between 32 and 256.
 
     Small data keeps small batches (enough steps to learn); large data gets large batches, which
     cost little more per step on a CPU than small ones, so an epoch takes a bounded number of steps.
+    With ``window_flops`` (one window's forward) and the step cap binding, the batch is cut (to no
+    fewer than 32) so that the automatic budget computes at most ``schedule.max_auto_flops``.
     """
-    return int(min(schedule.max_batch, max(schedule.min_batch, n_windows // schedule.batch_divisor)))
+    batch = int(min(schedule.max_batch, max(schedule.min_batch, n_windows // schedule.batch_divisor)))
+    if window_flops and schedule.max_auto_flops and schedule.max_auto_steps:
+        total, _ = auto_budget(math.ceil(n_windows / batch), schedule)
+        if total == schedule.max_auto_steps:
+            affordable = int(schedule.max_auto_flops / (total * TRAINING_STEP * window_flops))
+            batch = max(schedule.min_batch, min(batch, affordable))
+    return batch
 
 
 def auto_epochs(steps_per_epoch: int, schedule: Schedule = Schedule()) -> int:
@@ -92,13 +111,15 @@ class Budget:
 
 
 def plan_budget(n_windows: int, rules: Schedule = Schedule(), *, epochs: int = 0, max_steps: int = 0,
-                batch_size: int = 0, patience: int = 2, warm_start: bool = False, share: float = 1.0) -> Budget:
+                batch_size: int = 0, patience: int = 2, warm_start: bool = False, share: float = 1.0,
+                window_flops: float = 0.0) -> Budget:
     """The budget ``train`` runs on ``n_windows`` training windows (the arguments are TrainConfig's,
     0 = automatic): ``epochs`` whole epochs (the automatic epochs when only ``max_steps`` is given)
     cut to ``max_steps``, or else the automatic budget (``auto_budget``), of which a warm start
-    takes ``1 / warm_start_divisor``. ``share`` < 1: a probe (``choosing.py``) of that share of the
+    takes ``1 / warm_start_divisor``; ``window_flops`` bounds the automatic budget's compute
+    (``auto_batch_size``). ``share`` < 1: a probe (``choosing.py``) of that share of the
     steps, validated at least twice."""
-    batch_size = batch_size or auto_batch_size(n_windows, rules)
+    batch_size = batch_size or auto_batch_size(n_windows, rules, 0.0 if epochs or max_steps else window_flops)
     per_epoch = math.ceil(n_windows / batch_size)
     if epochs or max_steps:  # the user's budget, as before the automatic cap
         total, round_steps = per_epoch * (epochs or auto_epochs(per_epoch, rules)), per_epoch

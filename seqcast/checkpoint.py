@@ -87,6 +87,7 @@ FORMAT_5_CALENDAR = ("hour", "dow", "dom", "doy", "month")
 #                     and the loss, with each candidate's probe score); [] = nothing chosen, the model's
 #                     declared or the user's settings (all before it).
 #   model.window_norm may be "deseason" (older files never are).
+#   training.schedule.max_auto_flops   the automatic budget's compute cap; 0 = no cap (as older code trained).
 
 
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
@@ -222,7 +223,8 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
                 "covariates": [{"name": n, "kind": "calendar", "mean": [0.0], "std": [1.0], "categories": []}
                                for n in FORMAT_5_CALENDAR] if calendar else []}
     if format_version < 7:
-        meta = {**meta, "choices": []}
+        training = meta["training"]
+        meta = {**meta, "choices": [], "training": {**training, "schedule": {**training["schedule"], "max_auto_flops": 0.0}}}
     return meta
 
 

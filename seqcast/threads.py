@@ -30,6 +30,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
+from .budget import TRAINING_STEP  # noqa: F401  (training.py imports it from here)
 from .errors import UsageError
 
 # A training step or forward call needs about this many FLOPs per thread before another thread pays
@@ -37,7 +38,6 @@ from .errors import UsageError
 # the split saves. The gru of a default ETTh1 fit (batch 256) does about 0.5e9 per step; a transformer
 # at batch 256 about 14e9.
 FLOPS_PER_THREAD = 2e9
-TRAINING_STEP = 3  # a training step costs about three forwards (forward, and a backward twice as long)
 
 _IMPORTED = (time.monotonic(), time.process_time())  # to estimate this process's own share of the load
 

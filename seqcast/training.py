@@ -174,7 +174,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
           on_epoch: Callable[[EpochReport], None] | None = None,
           on_step: Callable[[int, int], None] | None = None, warm_start: bool = False,
           loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-          dist: Distributed | None = None, share: float = 1.0) -> TrainResult:
+          dist: Distributed | None = None, share: float = 1.0, window_flops: float = 0.0) -> TrainResult:
     """Optimise ``model`` on ``train_set``; keep the weights with the lowest validation loss.
 
     The budget: ``config.epochs`` passes, or the automatic budget (``auto_budget``), cut to
@@ -203,7 +203,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     rules = config.schedule
     budget = plan_budget(len(train_set), rules, epochs=config.epochs, max_steps=config.max_steps,
                          batch_size=config.batch_size, patience=config.patience, warm_start=warm_start,
-                         share=share)
+                         share=share, window_flops=window_flops)
     batch_size, per_epoch, total, round_steps = budget.batch_size, budget.steps_per_epoch, budget.total, budget.round_steps
     world = dist.world_size if dist else 1
     if world > min(len(train_set), batch_size):
@@ -388,7 +388,8 @@ def _window_flops(model: nn.Module, train_set: WindowSet) -> float:
 
 def _auto_threads(window_flops: float, train_set: WindowSet, config: TrainConfig) -> int:
     """The intra-op threads for training steps at the batch size train() will use."""
-    batch = config.batch_size or auto_batch_size(len(train_set), config.schedule)
+    batch = config.batch_size or auto_batch_size(len(train_set), config.schedule,
+                                                 0.0 if config.epochs or config.max_steps else window_flops)
     return pick_threads(window_flops * batch * TRAINING_STEP)
 
 
@@ -557,7 +558,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                 report = (lambda r: on_epoch(replace(r, probe=label))) if on_epoch else None
                 try:
                     done = train(candidate, train_set, val_set, probing, report, on_step, share=choosing.PROBE_SHARE,
-                                 loss=_objective(quantiles, settings["loss"]))
+                                 loss=_objective(quantiles, settings["loss"]), window_flops=window_flops)
                 except TrainingError:  # this candidate diverged: it loses, and the others decide
                     return math.inf, 0
                 candidate.to("cpu")
@@ -576,7 +577,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
             notes.append(f"chosen: {choosing.describe(choices)}; force with --window-norm and --loss")
         loss = _objective(quantiles, config.loss)
         results = [train(member, train_set, val_set, replace(training, seed=(config.seed + i) % 2**32), on_epoch,
-                         on_step, warm_start=init is not None, loss=loss, dist=dist)
+                         on_step, warm_start=init is not None, loss=loss, dist=dist, window_flops=window_flops)
                    for i, member in enumerate(members)]
         result = results[0]  # the record describes the first member; the notes say what the others did
         model.to("cpu")
@@ -585,7 +586,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     if len(members) > 1:
         notes.append(f"ensemble of {len(members)} members (seeds {config.seed}..{config.seed + len(members) - 1}), "
                      f"median forecast; steps per member {', '.join(str(r.steps) for r in results)}")
-    notes += _budget_notes(result, training)
+    notes += _budget_notes(result, config)  # the user's --time-budget, of which the probes took their share
     warnings = _constant_targets(series, splits)
     trainable = any(p.requires_grad for p in model.parameters())
     if trainable and result.best_epoch == 0 and len(val_set):

@@ -255,7 +255,7 @@ def test_format_2_checkpoints_load_with_the_defaults_they_trained_with(entry, in
     ckpt = checkpoint.load(path)
     assert ckpt.stored.format == 2 < checkpoint.FORMAT_VERSION
     settings, record = ckpt.training.settings, ckpt.training
-    assert settings.schedule == Schedule(max_auto_steps=0) and settings.time_budget == 0 and settings.threads == 0
+    assert settings.schedule == Schedule(max_auto_steps=0, max_auto_flops=0) and settings.time_budget == 0 and settings.threads == 0
     assert (record.stopped, record.round_steps, record.steps_per_epoch) == (None, None, None)
     assert record.rounds_are_epochs
     code, out, err = invoke("predict", path, data, *entry["predict_args"])
@@ -287,3 +287,16 @@ def test_help_and_readme_state_the_cap_the_code_uses(invoke):
     assert f"at most {rules.max_auto_steps:,} steps" in readme
     assert f"every {rules.max_auto_steps // rules.min_epochs} steps" in readme
     assert f"more than {rules.max_auto_steps // rules.min_epochs * rules.max_batch:,} training windows" in readme
+
+
+def test_a_costly_model_on_a_big_panel_takes_smaller_batches_within_the_compute_cap():
+    """When the step cap binds, the batch shrinks (to no fewer than 32) so that the automatic budget computes
+    at most max_auto_flops; below the cap, with the user's budget, or for a cheap model nothing changes."""
+    rules = Schedule()
+    heavy = plan_budget(360_000, rules, window_flops=16.42e6)  # a transformer window on M4 Weekly
+    assert heavy.total == rules.max_auto_steps and heavy.batch_size == 101
+    assert heavy.total * heavy.batch_size * 3 * 16.42e6 <= rules.max_auto_flops
+    assert plan_budget(360_000, rules, window_flops=0.66e6) == plan_budget(360_000, rules)  # a gru: unchanged
+    assert plan_budget(8_640, rules, window_flops=16.42e6) == plan_budget(8_640, rules)  # ETT: below the step cap
+    assert plan_budget(360_000, rules, window_flops=1e12).batch_size == rules.min_batch
+    assert plan_budget(360_000, rules, epochs=2, window_flops=16.42e6).batch_size == 256  # the user's budget
