@@ -126,7 +126,7 @@ def to_meta(forecaster: Forecaster) -> dict[str, Any]:
         "calibration": asdict(f.calibration) if f.calibration else None,
         "tuning": asdict(f.tuning) if f.tuning else None,
         "covariates": [asdict(c) for c in f.covariates.columns],
-        "choices": [asdict(c) for c in f.choices],
+        "choices": [{**asdict(c), "candidates": list(c.candidates), "scores": list(c.scores)} for c in f.choices],
     }
 
 

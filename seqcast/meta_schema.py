@@ -122,7 +122,7 @@ def check(meta: Any) -> None:
             set(quantiles)) or (quantiles and (0.5 not in quantiles or len(quantiles) < 2)):
         raise SchemaError(f"model.quantiles: {quantiles!r} is not an ascending list of quantiles in (0, 1) with 0.5 and others")
     for key, value in model["params"].items():
-        if not isinstance(value, (bool, int, float, str, list, type(None))):
+        if not isinstance(value, (bool, int, float, str, list, tuple, type(None))):  # a tuple before JSON has made it a list
             raise SchemaError(f"model.params.{key}: {value!r} is not a hyperparameter value")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             _within(f"model.params.{key}", value, 0, math.inf)

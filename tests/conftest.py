@@ -29,8 +29,10 @@ import pytest
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 FORECAST_COLUMNS = ["series", "timestamp", "step", "model", "target", "forecast"]
-# The fastest settings that still train a real model; every CLI test that fits uses these.
-TINY_FIT = ["--model", "gru", "--epochs", "1", "--lookback", "24", "--horizon", "6", "--param", "hidden_size=8"]
+# The fastest settings that still train a real model; every CLI test that fits uses these. The window
+# norm and loss are given, so that these fits do not probe (tests/test_choices.py tests the probes).
+TINY_FIT = ["--model", "gru", "--epochs", "1", "--lookback", "24", "--horizon", "6", "--param", "hidden_size=8",
+            "--window-norm", "mean", "--loss", "mse"]
 NON_ASCII_ID = "zürich"
 
 

@@ -38,7 +38,11 @@ def test_model_default_window_norm_is_used_and_recorded():
     spec = dict(lookback=24, horizon=6)
     gru = fit(series, ModelConfig("gru", {"hidden_size": 4}, **spec), TrainConfig(epochs=1))
     nlinear = fit(series, ModelConfig("nlinear", {}, **spec), TrainConfig(epochs=1))
-    assert (gru.model.mode, gru.spec.window_norm) == ("mean", "mean")
+    # the declared norm is the first candidate probed (the only one for nlinear: a season does not fit twice
+    # in 24 hourly steps, and "last" is its own); the one kept is recorded
+    norm = {c.setting: c for c in gru.choices}["window_norm"]
+    assert norm.candidates == ("mean", "last") and gru.model.mode == gru.spec.window_norm == norm.chosen
+    assert "window_norm" not in {c.setting for c in nlinear.choices}
     assert (nlinear.model.mode, nlinear.spec.window_norm) == ("last", "last")
     explicit = fit(series, ModelConfig("gru", {"hidden_size": 4}, window_norm="revin", **spec), TrainConfig(epochs=1))
     assert (explicit.model.mode, explicit.spec.window_norm) == ("revin", "revin")
@@ -57,9 +61,9 @@ def test_weights_never_worse_than_the_start_on_validation():
     times = pd.date_range("2024-01-01", periods=300, freq="h")
     series = series_from_text("t.csv", "timestamp,value\n" + "".join(f"{t},{v}\n" for t, v in zip(times, rng.standard_normal(300))))
     history = []
-    fitted = fit(series, ModelConfig("gru", {"hidden_size": 8}, 24, 6), TrainConfig(epochs=3, lr=0.05),
-                 on_epoch=history.append)
-    start = fit(series, ModelConfig("gru", {"hidden_size": 8}, 24, 6), TrainConfig(epochs=1, lr=1e-12))
+    model = ModelConfig("gru", {"hidden_size": 8}, 24, 6, window_norm="mean")  # the loop's rule, not the probes
+    fitted = fit(series, model, TrainConfig(epochs=3, lr=0.05, loss="mse"), on_epoch=history.append)
+    start = fit(series, model, TrainConfig(epochs=1, lr=1e-12, loss="mse"))
     assert fitted.training.val_mse_scaled <= start.training.val_mse_scaled + 1e-9
     assert history and all(fitted.training.val_mse_scaled <= h.val_loss for h in history)
 
@@ -70,4 +74,4 @@ def test_nan_loss_stops_with_a_clear_message(monkeypatch):
     real = training.nn.functional.mse_loss
     monkeypatch.setattr(training.nn.functional, "mse_loss", lambda a, b: real(a, b) * float("nan"))
     with pytest.raises(TrainingError, match="training loss became nan in epoch 1; no checkpoint written"):
-        fit(_series(), ModelConfig("gru", {"hidden_size": 4}, 24, 6), TrainConfig(epochs=2))
+        fit(_series(), ModelConfig("gru", {"hidden_size": 4}, 24, 6), TrainConfig(epochs=2, loss="mse"))

@@ -41,7 +41,7 @@ def test_format_1_records_the_rules_0_1_0_trained_with(tiny_ckpt):
     from pathlib import Path
 
     old = checkpoint.load(Path(__file__).parent / "fixtures" / "format1" / "gru.ckpt")
-    assert old.training.settings.schedule == Schedule(patience_share=0.0, max_auto_steps=0)
+    assert old.training.settings.schedule == Schedule(patience_share=0.0, max_auto_steps=0, max_auto_flops=0)
     assert isinstance(old.model, torch.nn.Module)
 
 
@@ -66,12 +66,13 @@ def test_the_automatic_loss_is_the_declared_panel_loss_and_mse_for_one_series(in
         path = tmp_path / f"{model}-{loss}.ckpt"
         code, _, err = invoke("fit", data, "--model", model, *fast, "--output", path)
         assert code == 0, err
-        assert checkpoint.load(path).training.settings.loss == loss, (data, model)
+        probed = {c.setting: c for c in checkpoint.load(path).choices}["loss"]
+        assert probed.candidates == (loss, {"mse": "mae", "mae": "mse"}[loss]), (data, model)  # the declared first
 
 
 def test_the_automatic_window_norm_is_the_declared_panel_one_on_a_panel(invoke, hourly_csv, long_csv, tmp_path):
-    """rnn declares window norm mean (chosen on ETT) and last on a panel (chosen on M4 Weekly); an
-    explicit --window-norm wins on both."""
+    """rnn declares window norm mean (chosen on ETT) and last on a panel (chosen on M4 Weekly): the first
+    candidate fit probes; an explicit --window-norm wins on both, unprobed."""
     fast = ["--model", "rnn", "--epochs", "1", "--lookback", "24", "--horizon", "6"]
     for data, extra, norm in ((hourly_csv, [], "mean"), (long_csv, [], "last"), (long_csv, ["--window-norm", "revin"],
                                                                                    "revin")):
@@ -79,7 +80,12 @@ def test_the_automatic_window_norm_is_the_declared_panel_one_on_a_panel(invoke, 
         code, _, err = invoke("fit", data, *fast, *extra, "--output", path)
         assert code == 0, err
         loaded = checkpoint.load(path)
-        assert (loaded.spec.window_norm, loaded.model.mode) == (norm, norm), (data, extra)
+        choices = {c.setting: c for c in loaded.choices}
+        if norm == "mean":  # probed against "last" (a daily season does not fit twice in 24 steps)
+            assert choices["window_norm"].candidates == ("mean", "last"), data
+            assert loaded.spec.window_norm == loaded.model.mode == choices["window_norm"].chosen
+        else:  # "last" alone is no choice; "revin" was given
+            assert (loaded.spec.window_norm, loaded.model.mode) == (norm, norm) and "window_norm" not in choices
 
 
 def test_a_season_longer_than_the_lookback_is_said_not_silently_cut(invoke, hourly_csv, tmp_path):
