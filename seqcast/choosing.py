@@ -10,8 +10,8 @@ not probed; a warm start keeps its checkpoint's choices.
 
 The score is the mean absolute error of the point forecast in seqcast's per-series z-scored units,
 averaged per series and then over series, so that a panel's long series do not outvote the rest and
-no candidate's own training loss is favoured. The lowest score wins; a tie keeps the earlier candidate,
-the declared one.
+no candidate's own training loss is favoured. The declared candidate (the first) is kept unless the best
+of the others scores more than ``MARGIN`` lower.
 """
 
 from __future__ import annotations
@@ -28,6 +28,10 @@ from .intervals import point
 from .windows import WindowSet
 
 PROBE_SHARE = 0.2  # each probe's share of the fit's budget
+# Another candidate replaces the declared one only when its score is lower by more than this share: probes
+# of a fifth of the budget differ by noise (ETTh1 nlinear H=24: MAE probed 0.17 % better than the declared
+# MSE, and trained to a 3 % worse test MSE), and the declared settings were validated.
+MARGIN = 0.01
 
 
 def norm_candidates(declared: str, seasons: tuple[int, ...], lookback: int) -> list[str]:
@@ -69,7 +73,8 @@ def choose(stages: list[tuple[str, list[str]]], start: dict[str, str],
             if key not in seen:  # the last stage's winner is this stage's declared candidate: probed already
                 seen[key] = probe(dict(key))
         scores = [seen[tuple(sorted({**settings, setting: c}.items()))] for c in candidates]
-        settings[setting] = candidates[min(range(len(candidates)), key=lambda i: scores[i][0])]  # first on a tie
+        best = min(range(len(candidates)), key=lambda i: scores[i][0])  # the first on a tie
+        settings[setting] = candidates[best if scores[best][0] < scores[0][0] * (1 - MARGIN) else 0]
         made.append(Decision(setting, settings[setting], tuple(candidates),
                              tuple(round(v, 6) if math.isfinite(v) else None for v, _ in scores),
                              max(steps for _, steps in scores)))
