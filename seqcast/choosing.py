@@ -68,11 +68,11 @@ def choose(stages: list[tuple[str, list[str]]], start: dict[str, str],
         if len(candidates) < 2:
             settings[setting] = candidates[0] if candidates else settings[setting]
             continue
-        for candidate in candidates:
-            key = tuple(sorted({**settings, setting: candidate}.items()))
+        keys = [tuple(sorted({**settings, setting: c}.items())) for c in candidates]
+        for key in keys:
             if key not in seen:  # the last stage's winner is this stage's declared candidate: probed already
                 seen[key] = probe(dict(key))
-        scores = [seen[tuple(sorted({**settings, setting: c}.items()))] for c in candidates]
+        scores = [seen[key] for key in keys]
         best = min(range(len(candidates)), key=lambda i: scores[i][0])  # the first on a tie
         settings[setting] = candidates[best if scores[best][0] < scores[0][0] * (1 - MARGIN) else 0]
         made.append(Decision(setting, settings[setting], tuple(candidates),

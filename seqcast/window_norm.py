@@ -36,9 +36,9 @@ class WindowNorm(nn.Module):
     last seasonally adjusted value, then re-season; Naive2 itself is multiplicative, estimated on the
     whole series, and tests for a season first), exactly seasonal naive on a window that is a season
     repeated. In a padded window (a panel's short series) the repeated first value takes part in
-    the estimate and weakens it. The decomposition is additive: in seqcast's per-series z-scored units a window of
-    a few seasons has a nearly constant level, where dividing and subtracting agree. A window without
-    a season that fits twice is normalised as "last".
+    the estimate and weakens it. The decomposition is additive: in seqcast's per-series z-scored
+    units a window of a few seasons has a nearly constant level, where dividing and subtracting
+    agree. A window without a season that fits twice is normalised as "last".
 
     ``seasons`` is the data frequency's (``frequency.seasons``; "season" uses the first, capped by the
     lookback); the checkpoint's frequency gives them again on loading.
