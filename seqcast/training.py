@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from . import __version__, choosing, intervals, quantile_head
-from .budget import Schedule, auto_batch_size, auto_epochs, plan_budget  # noqa: F401 (auto_epochs: kept importable here)
+from .budget import VALIDATION_WINDOWS, Schedule, auto_batch_size, auto_epochs, plan_budget  # noqa: F401 (auto_epochs: kept importable here)
 from .data import SeriesSet, season_length
 from .frequency import seasons
 from .distributed import Distributed
@@ -521,7 +521,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     train_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "train"), pad_short=pad_short,
                               static=static, past=widths.past)
     val_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "val"), pad_short=pad_short,
-                            static=static, past=widths.past)
+                            static=static, past=widths.past, at_most=VALIDATION_WINDOWS)
     if len(train_set) == 0:
         raise UsageError(f"no training windows: lookback {lookback} + horizon {horizon} exceed the training rows")
     if spec.levels:

@@ -12,6 +12,7 @@ it would each series alone, so the numbers do not depend on how many series shar
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
@@ -292,14 +293,18 @@ def model_arrays(series: SeriesSet, scaler: Scaler, schema: "CovariateSchema"
 
 def build_windows(series: SeriesSet, scaled: list[np.ndarray], lookback: int, horizon: int,
                   targets: dict[str, tuple[int, int]], stride: int = 1, last: int | None = None,
-                  pad_short: bool = False, static: np.ndarray | None = None, past: int = 0) -> WindowSet:
+                  pad_short: bool = False, static: np.ndarray | None = None, past: int = 0,
+                  at_most: int = 0) -> WindowSet:
     """Windows whose targets lie in rows ``targets[id] = [first, end)`` of each series.
 
     ``scaled`` holds each series' rows (T, C) or, with covariates, (T, C + P + F) with ``past`` = P
     (``model_arrays``); ``static`` (N, S) the static inputs of each series.
 
     Origins (first target row) run from ``first`` to ``end - H`` in steps of ``stride``; with ``last``
-    only the last ``last`` origins counted back from ``end - H`` (rolling-origin evaluation).
+    only the last ``last`` origins counted back from ``end - H`` (rolling-origin evaluation). With
+    ``at_most``, when there would be more windows than that, every series keeps only every k-th of its
+    origins, counted back from its last one, with the smallest k that brings the total to about
+    ``at_most`` (each series keeps its last window, so a panel of more series keeps more).
     Inputs may reach back before ``first`` (the lookback overlap), never before row 0 unless
     ``pad_short``: then an input may start up to ``L - real_inputs`` rows before the series' first row,
     those rows repeating its first row (values and covariates), so short series keep their windows.
@@ -321,6 +326,11 @@ def build_windows(series: SeriesSet, scaled: list[np.ndarray], lookback: int, ho
     counts = np.where(top >= low, (top - low) // stride + 1, 0)
     if last is not None:  # the last ``last`` origins, counted back from the top
         counts = np.minimum(counts, last)
+        low = top - stride * (counts - 1)
+    if at_most and counts.sum() > at_most:  # thin: every k-th origin, from each series' last one back
+        k = math.ceil(counts.sum() / at_most)
+        counts = np.where(counts > 0, (counts - 1) // k + 1, 0)
+        stride *= k
         low = top - stride * (counts - 1)
     series_index = np.repeat(np.arange(len(lengths)), counts)
     within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)  # 0, 1, .. per series

@@ -97,6 +97,19 @@ def test_windows_do_not_cross_series():
     assert torch.allclose(diffs, diffs[:, :1].expand_as(diffs))  # each window is one straight ramp
 
 
+def test_validation_windows_thin_evenly_and_keep_each_series_last():
+    text = "unique_id,ds,y\n" + "".join(f"{sid},2024-01-{d:02d},{d}\n" for sid, n in (("a", 31), ("b", 12))
+                                        for d in range(1, n + 1))
+    series = series_from_text("t.csv", text)
+    arrays = scaled_arrays(series, Scaler.fit(series, {"a": 31, "b": 12}))
+    whole = build_windows(series, arrays, 5, 2, {"a": (5, 31), "b": (5, 12)})
+    assert len(whole) == 25 + 6
+    thinned = build_windows(series, arrays, 5, 2, {"a": (5, 31), "b": (5, 12)}, at_most=10)
+    assert thinned.origins.tolist() == [5, 9, 13, 17, 21, 25, 29, 6, 10]  # every 4th, counted back from each last
+    assert thinned.series_index.tolist() == [0] * 7 + [1] * 2
+    assert len(build_windows(series, arrays, 5, 2, {"a": (5, 31), "b": (5, 12)}, at_most=31)) == 31  # enough: whole
+
+
 def test_rolling_origin_windows_count_back_from_the_end():
     series = series_from_text("t.csv", _csv(120))
     arrays = scaled_arrays(series, Scaler.fit(series, {"main": 100}))
