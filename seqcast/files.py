@@ -31,10 +31,16 @@ from .errors import InputError, LockedError, UsageError
 _TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.[^.]+\.tmp$")
 
 
-def check_outputs(outputs: Iterable[str | Path | None], inputs: Iterable[str | Path | None]) -> None:
+def check_outputs(outputs: Iterable[str | Path | None], inputs: Iterable[str | Path | None],
+                  updates: Iterable[str | Path | None] = ()) -> None:
     """Refuse, before any work, an output that is a folder or a socket, that would replace one of the
-    command's inputs, or that is named twice. ``-`` (stdout / stdin) and None are skipped."""
+    command's inputs, or that is named twice. ``-`` (stdout / stdin) and None are skipped.
+
+    ``updates`` are inputs the command reads whole before it replaces them atomically, so that an output
+    may be one of them (through any link): a warm start that continues a checkpoint and writes it back
+    (``fit --init-from m.ckpt --output m.ckpt``). Every other input is refused as an output."""
     seen: dict[str, str] = {}
+    updated = {_identity(p) for p in updates if p not in (None, "-") and os.path.exists(p)}
     sources = {_identity(p): str(p) for p in inputs if p not in (None, "-") and os.path.exists(p)}
     for output in outputs:
         if output in (None, "-"):
@@ -45,12 +51,18 @@ def check_outputs(outputs: Iterable[str | Path | None], inputs: Iterable[str | P
         if kind == "other":
             raise UsageError(f"{output}: is not a regular file, a device or a pipe; choose another output")
         key = _identity(output) if os.path.exists(output) else os.path.realpath(output)
-        if key in sources:
+        if key in sources and key not in updated:
             raise UsageError(f"{output}: is the input {sources[key]}; writing it would destroy the data read. "
                              "Choose another output")
         if key in seen:
             raise UsageError(f"{output}: named as two outputs ({seen[key]} and {output}); give each its own file")
         seen[key] = str(output)
+
+
+def same_file(a: str | Path | None, b: str | Path | None) -> bool:
+    """Whether ``a`` and ``b`` are one existing file (through links, hard links and relative paths)."""
+    return a not in (None, "-") and b not in (None, "-") and os.path.exists(a) and os.path.exists(b) \
+        and _identity(a) == _identity(b)
 
 
 def _identity(path: str | Path) -> str:

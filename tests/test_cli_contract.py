@@ -741,6 +741,48 @@ def test_item24_cron_environment_reads_and_writes_utf8(long_csv, tmp_path):
     assert files_under(home) == set(), "nothing written to HOME"
 
 
+def _readme_cron_lines() -> list[str]:
+    """The commands of the README's crontab, schedule fields removed, otherwise as printed."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index("# m h dom mon dow"):].split("```", 1)[0].splitlines()[1:]
+    return [line.split(None, 5)[5] for line in block if line.strip()]
+
+
+def test_item24_the_readme_cron_lines_run_verbatim_with_the_warm_start_in_place(tmp_path):
+    """The README's cron lines, run as cron runs them (`env -i`, no LANG, /bin/sh through bash), in a folder
+    standing for /srv/forecast: Sunday's fit, the nightly warm start that writes its checkpoint back in
+    place (also through a link), and the nightly forecast. Each exits 0 and writes nothing to the log."""
+    lines = _readme_cron_lines()
+    assert len(lines) == 3 and "--init-from models/load.ckpt --output models/load.ckpt" in lines[1]
+    for folder in ("data", "models", "out", "logs", "home"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "data" / "load.csv").write_text(hourly_text(500), encoding="utf-8")
+    shim = f'seqcast() {{ OMP_NUM_THREADS=1 "{sys.executable}" -m seqcast "$@"; }}\n'  # the installed command
+    cron = ["env", "-i", "PATH=/usr/bin:/bin", f"HOME={tmp_path / 'home'}", "bash", "-c"]
+
+    def run(line: str) -> None:
+        done = subprocess.run([*cron, shim + line.replace("/srv/forecast", str(tmp_path))], capture_output=True,
+                              timeout=300)
+        log = (tmp_path / "logs" / "seqcast.log").read_text() if (tmp_path / "logs" / "seqcast.log").exists() else ""
+        assert done.returncode == 0 and log == "", (line, done.stderr, log)
+
+    ckpt = tmp_path / "models" / "load.ckpt"
+    run(lines[0])
+    sunday = ckpt_module.load(ckpt)
+    assert sunday.training.init_from is None
+    run(lines[1])
+    monday = ckpt_module.load(ckpt)
+    assert monday.training.init_from is not None and monday.training.init_from.sha256 == sunday.stored.sha256
+    real = tmp_path / "models" / "load-v1.ckpt"  # a deployment that points models/load.ckpt at a versioned file
+    ckpt.rename(real)
+    ckpt.symlink_to(real.name)
+    run(lines[1])
+    assert ckpt.is_symlink() and ckpt_module.load(real).training.init_from.sha256 == monday.stored.sha256
+    run(lines[2])
+    forecasts = list((tmp_path / "out").glob("load-*.csv"))
+    assert len(forecasts) == 1 and len(pd.read_csv(forecasts[0])) == 24
+
+
 def test_item25_sigint_during_fit_exits_130_and_leaves_nothing(background, hourly_csv, tmp_path):
     """item 25: SIGINT during fit exits 130; no checkpoint, no temporary or lock file is left."""
     out_dir = tmp_path / "out"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from seqcast import checkpoint as ckpt_module
 from seqcast.errors import InputError, UsageError
 from seqcast.files import atomic_write, check_outputs, lock_path, output_lock
 
@@ -140,7 +141,20 @@ def test_commands_refuse_to_write_over_their_inputs_before_any_work(invoke, tiny
     ckpt = tmp_path / "model.ckpt"
     ckpt.write_bytes(tiny_ckpt.read_bytes())
     before = (data.read_bytes(), ckpt.read_bytes())
+    future = tmp_path / "future.csv"
+    future.write_bytes(b"timestamp,value\n")
+    journal = tmp_path / "study.csv"  # an Optuna journal, named as compare's --output may be named
+    journal.write_bytes(b"")
+    import importlib.util
+
+    shared = [["compare", data, "--models", "nlinear", "--storage", journal, "--output", journal]] \
+        if importlib.util.find_spec("optuna") else []  # (--storage needs seqcast[tune])
+    before = (*before, future.read_bytes(), journal.read_bytes())
     for args in (["predict", ckpt, data, "--output", data],
+                 ["predict", ckpt, data, "--future", future, "--output", future],
+                 ["export", ckpt, "--output", ckpt],
+                 *shared,
+                 ["fit", data, "--init-from", ckpt, "--output", data, "--force"],
                  ["evaluate", ckpt, data, "--forecasts", ckpt],
                  ["explain", ckpt, data, "--output", ckpt],
                  ["compare", data, "--models", "nlinear", "--output", data],
@@ -148,7 +162,41 @@ def test_commands_refuse_to_write_over_their_inputs_before_any_work(invoke, tiny
         code, out, err = invoke(*args)
         assert code == 2 and "is the input" in err, (args, err)
         assert "epoch" not in err and "round" not in err, "refused before training"
-    assert (data.read_bytes(), ckpt.read_bytes()) == before
+    assert (data.read_bytes(), ckpt.read_bytes(), future.read_bytes(), journal.read_bytes()) == before
+
+
+def test_every_file_a_command_names_has_one_role():
+    """The rule of which files a command may write is computed in one place (cli/commands.py READS,
+    WRITES, UPDATES) from the parameters' names: every parameter typed as a path is one of them, so a
+    new file option cannot slip past it (DATA, which may be "-", and the text-typed outputs are named
+    there too)."""
+    import inspect
+    import typing
+
+    from seqcast.cli import app
+    from seqcast.cli.commands import READS, UPDATES, WRITES
+
+    folders = {"save_dir"}  # a folder the command writes new files into (checked as outputs where derived)
+    for registered in app.registered_commands:
+        for name in inspect.signature(registered.callback).parameters:
+            hint = typing.get_type_hints(registered.callback).get(name)
+            if "Path" in str(hint) and name not in folders:
+                assert name in READS + WRITES, (registered.callback.__name__, name)
+    assert set(UPDATES) <= set(READS) and not set(READS) & set(WRITES)
+
+
+def test_a_warm_start_writes_its_checkpoint_back_in_place_also_through_a_link(invoke, hourly_csv, tmp_path):
+    ckpt, link = tmp_path / "m.ckpt", tmp_path / "current.ckpt"
+    assert invoke("fit", hourly_csv, "--model", "nlinear", "--max-steps", "2", "--output", ckpt)[0] == 0
+    link.symlink_to(ckpt.name)
+    first = ckpt_module.load(ckpt).stored.sha256
+    for source in (ckpt, link):
+        code, _, err = invoke("fit", hourly_csv, "--init-from", source, "--output", source, "--force", "--max-steps", "2")
+        assert code == 0, err
+        assert ckpt_module.load(ckpt).training.init_from.sha256 == first and link.is_symlink()
+        first = ckpt_module.load(ckpt).stored.sha256
+    code, _, err = invoke("fit", hourly_csv, "--init-from", ckpt, "--output", ckpt, "--max-steps", "2")
+    assert code == 2 and "pass --force" in err  # in place still needs --force
 
 
 def test_compare_keeps_saved_checkpoints_unless_forced(invoke, hourly_csv, tmp_path):

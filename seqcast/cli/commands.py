@@ -4,7 +4,7 @@ import contextlib
 import dataclasses
 import time
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Sequence
 
 import typer
 
@@ -28,16 +28,35 @@ def _load(out: Output, path: str, config, describe: bool = False, last: Optional
     return series
 
 
-def _check_outputs(outputs, inputs) -> None:
-    """Before any work: no output may be a folder, one of the inputs, or named twice, and data meant
-    for stdout needs an open stdout."""
+# Every file a command names, by the parameter that names it, in one place: what it reads is never
+# written over, except a warm start's checkpoint, which fit reads whole before it replaces the file
+# atomically (`fit --init-from m.ckpt --output m.ckpt`, the README's cron line). A test checks that
+# every path parameter of every command is named here.
+READS = ("data", "checkpoint_path", "future", "init_from", "storage")
+WRITES = ("output", "plot", "forecasts")
+UPDATES = ("init_from",)
+
+
+def _check_files(ctx: typer.Context, more: Sequence[Path] = (), **resolved) -> None:
+    """Before any work: no output may be a folder, one of the command's inputs (save ``UPDATES``), or
+    named twice, and data meant for stdout needs an open stdout. ``resolved`` replaces a parameter's
+    value where the command resolved a default (fit's MODEL.ckpt); ``more``: outputs it derived."""
     from ..files import check_outputs
     from .output import Signals
 
-    outputs = [o for o in outputs if o is not None]
+    values = {**ctx.params, **resolved}
+    files = {name: _local_file(name, values.get(name)) for name in READS + WRITES}
+    outputs = [files[name] for name in WRITES if files[name] is not None] + list(more)
     if "-" in [str(o) for o in outputs]:
         Signals.require_stdout()
-    check_outputs(outputs, inputs)
+    check_outputs(outputs, [files[name] for name in READS], [files[name] for name in UPDATES])
+
+
+def _local_file(name: str, value) -> Optional[str]:
+    """The local file a parameter names: None for none, and for a database URL other than sqlite's."""
+    if value is None or name != "storage" or "://" not in str(value):
+        return None if value is None else str(value)
+    return str(value).split(":///", 1)[1] if str(value).startswith("sqlite:///") else None
 
 
 def _rows_needed(ckpt) -> Optional[int]:
@@ -106,7 +125,7 @@ def fit(
     out: Output = ctx.obj
     from .. import checkpoint
     from ..distributed import close, from_environment
-    from ..files import output_lock
+    from ..files import output_lock, same_file
     from ..registry import parse_param_options
     from ..training import ModelConfig, requested_model
     from ..training import fit as fit_model
@@ -122,7 +141,7 @@ def fit(
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
                                         threads, loss)
     output = output or Path(f"{spec.name}.ckpt")
-    _check_outputs([output], [data, init_from])
+    _check_files(ctx, output=output)
     dist = from_environment(device)
     writer = dist is None or dist.rank == 0  # under torchrun, rank 0 reports and writes
     if not writer:
@@ -138,6 +157,8 @@ def fit(
                     stack.enter_context(output_lock(output, wait=wait))
                     if output.exists() and not force:
                         raise UsageError(f"{output} exists; pass --force to overwrite it (or choose another --output)")
+                    if same_file(init_from, output):  # in place: continue from what the last run holding the lock wrote
+                        init = checkpoint.load(init_from)
                 except SeqcastError as exc:
                     refused = exc
             if dist and not dist.all_agree(refused is None):  # every rank stops before training
@@ -205,7 +226,7 @@ def predict(
 
     if plot:
         require_matplotlib()
-    _check_outputs([output, plot], [data, checkpoint_path])
+    _check_files(ctx)
     ckpt = _forecaster(checkpoint_path, threads)
     levels = check_levels(parse_levels(level), ckpt.calibration, str(checkpoint_path))
     reading = options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format)
@@ -293,7 +314,7 @@ def export_command(
     output = output or checkpoint_path.with_suffix(".int8.onnx" if int8 else ".onnx")
     if str(output) == "-":
         raise UsageError("--output -: an ONNX model is a binary file; name a .onnx file")
-    _check_outputs([output], [checkpoint_path])
+    _check_files(ctx, output=output)
     ckpt = load(checkpoint_path)
     with output_lock(output, wait=wait):
         if output.exists() and not force:
@@ -349,7 +370,7 @@ def evaluate(
 
     if plot:
         require_matplotlib()
-    _check_outputs([forecasts, plot], [data, checkpoint_path])
+    _check_files(ctx)
     ckpt = load(checkpoint_path)
     levels = check_levels(parse_levels(level), ckpt.calibration, str(checkpoint_path))
     series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format))
@@ -495,7 +516,7 @@ def compare(
     if save_dir and not save_dir.is_dir():
         raise UsageError(f"--save-dir {save_dir}: no such folder")
     saved = [save_dir / f"{name}.ckpt" for name in names] if save_dir else []
-    _check_outputs([output, forecasts, *saved], [data])
+    _check_files(ctx, saved)
     existing = [str(p) for p in saved if p.exists()]
     if existing and not force:
         raise UsageError(f"--save-dir {save_dir}: {', '.join(existing)} exist; pass --force to overwrite them "
@@ -591,7 +612,7 @@ def tune(
     spec = requested_model(ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm))
     train_config = options.train_config(epochs, max_steps, batch_size, 0.0, patience, seed, device, 0.0, threads, loss)
     output = output or Path(f"{spec.name}.tuned.ckpt")
-    _check_outputs([output], [data] + ([storage] if storage and "://" not in storage else []))
+    _check_files(ctx, output=output)
     with output_lock(output):
         if output.exists() and not force:
             raise UsageError(f"{output} exists; pass --force to overwrite it (or choose another --output)")
@@ -688,7 +709,7 @@ def explain(
 
     if plot:
         explaining.require_matplotlib()
-    _check_outputs([output, plot], [data, checkpoint_path])
+    _check_files(ctx)
     ckpt = load(checkpoint_path)
     reading = options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format)
     series = _with_future(out, _load(out, data, reading), future, reading, ckpt)
