@@ -30,13 +30,14 @@ from .forecaster import (RECORD_KEYS, Calibration, Decision, Covariate, Covariat
 from .frequency import seasons
 from .registry import create_model
 from .windows import Scaler
+from .transform import TargetTransform
 
 if TYPE_CHECKING:  # torch loads with the weights: from_meta serves the torch-free ONNX predict too (edge.py)
     import torch
 
     from .window_norm import WindowNorm
 
-FORMAT_VERSION = 7
+FORMAT_VERSION = 8
 _MAX_HEADER = 100 * 1024 * 1024
 
 # What format 2 added, and what a format-1 file is taken to have meant:
@@ -88,6 +89,11 @@ FORMAT_5_CALENDAR = ("hour", "dow", "dom", "doy", "month")
 #                     declared or the user's settings (all before it).
 #   model.window_norm may be "deseason" (older files never are).
 #   training.schedule.max_auto_flops   the automatic budget's compute cap; 0 = no cap (as older code trained).
+# What format 8 added, and what a format-7 (or older) file is taken to have meant:
+#   transform         the targets' transform before scaling (transform.TargetTransform: none, log or boxcox
+#                     with its lambdas) and, per target, whether forecasts are floored at zero;
+#                     none and no floor before it (older files forecast exactly what they did).
+FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
 
 
 def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
@@ -127,6 +133,7 @@ def to_meta(forecaster: Forecaster) -> dict[str, Any]:
         "tuning": asdict(f.tuning) if f.tuning else None,
         "covariates": [asdict(c) for c in f.covariates.columns],
         "choices": [{**asdict(c), "candidates": list(c.candidates), "scores": list(c.scores)} for c in f.choices],
+        "transform": {**asdict(f.transform), "floor": list(f.transform.floor)},
     }
 
 
@@ -168,6 +175,7 @@ def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = N
                                          for c in meta["covariates"])),
         choices=tuple(Decision(**{**c, "candidates": tuple(c["candidates"]), "scores": tuple(c["scores"])})
                       for c in meta["choices"]),
+        transform=TargetTransform(**{**meta["transform"], "floor": tuple(meta["transform"]["floor"])}),
         stored=stored,
     )
 
@@ -225,6 +233,8 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
     if format_version < 7:
         training = meta["training"]
         meta = {**meta, "choices": [], "training": {**training, "schedule": {**training["schedule"], "max_auto_flops": 0.0}}}
+    if format_version < 8:
+        meta = {**meta, "transform": FORMAT_7_TRANSFORM}
     return meta
 
 

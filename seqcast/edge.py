@@ -243,6 +243,7 @@ def check_forecasting(meta: dict[str, Any]) -> None:
     if not schema._conforms(meta["notes"], tuple[str, ...]):
         raise schema.SchemaError("notes: expected a list of strings")
     schema.covariate_widths(meta["covariates"])
+    schema.check_transform(meta.get("transform"), series, len(data["targets"]))
 
 
 def _match_graph(name: str, run, meta: dict[str, Any], members: Any) -> None:

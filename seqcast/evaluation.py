@@ -26,8 +26,8 @@ from .forecaster import Forecaster
 from .forecasting import check_schema, run_model
 from .registry import create_model
 from .training import EpochReport, ModelConfig, TrainConfig, fit
-from .windows import (Split, bounds, build_windows, by_length, explicit_split, model_arrays, split_targets,
-                      stacked_times, stacked_values)
+from .windows import (Split, bounds, build_windows, by_length, explicit_split, model_arrays, moments,
+                      split_targets, stacked_times, stacked_values)
 
 METRICS = ("mse", "mae", "rmse", "mape", "smape", "mase")
 
@@ -139,7 +139,9 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     values, so that no target dominates by its units (MAPE, sMAPE and MASE have no units).
     """
     scaler, lookback, horizon, name = forecaster.scaler, forecaster.lookback, forecaster.horizon, forecaster.name
-    arrays, static = model_arrays(series, scaler, forecaster.covariates)
+    transform = forecaster.transform
+    lambdas = transform.lambdas_of(series)  # (S, C)
+    arrays, static = model_arrays(transform.apply(series), scaler, forecaster.covariates)
     covariates = {"static": static, "past": forecaster.covariates.widths[0]}
     first_rows = first_rows or {}
     if config.split:
@@ -175,28 +177,45 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     first = np.flatnonzero(np.r_[True, series_index[1:] != series_index[:-1]])
     present = series_index[first]  # the series that have windows
     counts = np.diff(np.append(first, len(windows)))
-    history = [arrays[i][: origins[g]] if scaled_metrics else series.series[i].values[: origins[g]]
-               for g, i in zip(first, present)]  # what each series showed before its first test window
+    edges = bounds(series)
+    original_history = [series.series[i].values[: origins[g]] for g, i in zip(first, present)]
+    centre, spread = scaler.arrays(transform.apply(series))  # (series, C), of the transformed targets
+    mean, std = centre[series_index][:, None, :], spread[series_index][:, None, :]
+    window_lambdas = lambdas[series_index]
+
+    def to_units(values: np.ndarray) -> np.ndarray:  # model output (windows, H, C) -> the target's units
+        return transform.restore(values.astype(np.float64) * std + mean, window_lambdas)
+    # Scaled metrics (--split, and the pooled ones of several targets) z-score the target's units with the
+    # checkpoint's statistics; a transformed model's statistics are of other units, so then each series'
+    # rows before its first test window give them.
+    raw_centre, raw_spread = (centre, spread) if transform.kind == "none" else moments(original_history)
+    if transform.kind != "none":
+        raw_centre, raw_spread = np.repeat(raw_centre, counts, axis=0), np.repeat(raw_spread, counts, axis=0)
+    else:
+        raw_centre, raw_spread = raw_centre[series_index], raw_spread[series_index]
+    raw_mean, raw_std = raw_centre[:, None, :], raw_spread[:, None, :]
+    truth_units = stacked_values(series)[(edges[series_index] + origins)[:, None] + np.arange(horizon)]
+
+    def to_scaled(values: np.ndarray) -> np.ndarray:  # model output -> scaled metrics' units
+        if transform.kind == "none":  # the model's own units, floored where the units are (bit for bit otherwise)
+            floor = (-raw_mean / raw_std) if any(transform.floor) else None
+            values = values.astype(np.float64)
+            return values if floor is None else np.where(np.asarray(transform.floor), np.maximum(values, floor), values)
+        return (to_units(values) - raw_mean) / raw_std
+    scaled_truth = y.astype(np.float64) if transform.kind == "none" else (truth_units - raw_mean) / raw_std
+    if scaled_metrics:
+        history = [arrays[i][: origins[g]] for g, i in zip(first, present)] if transform.kind == "none" else \
+            [(h - raw_centre[g0]) / raw_spread[g0] for h, g0 in zip(original_history, first)]
+    else:
+        history = original_history  # what each series showed before its first test window
     scale = by_length(history, lambda stack: _seasonal_scale(stack, season))  # (series with windows, C)
     scales = np.repeat(scale, counts, axis=0)  # (windows, C)
-    if scaled_metrics:
-        truth = y.astype(np.float64)
-
-        def units(values: np.ndarray) -> np.ndarray:
-            return values.astype(np.float64)
-    else:  # actuals straight from the data, not round-tripped through float32
-        edges = bounds(series)
-        truth = stacked_values(series)[(edges[series_index] + origins)[:, None] + np.arange(horizon)]
-        centre, spread = scaler.arrays(series)  # (series, C)
-        mean, std = centre[series_index][:, None, :], spread[series_index][:, None, :]
-
-        def units(values: np.ndarray) -> np.ndarray:
-            return values.astype(np.float64) * std + mean
-        if np.all(counts == 1):  # one horizon per series: M4's Naive2 (in scaled units, as the others), and OWA
-            predictions[NAIVE2] = np.stack([(naive2(past, horizon, season) - centre[i]) / spread[i]
-                                            for past, i in zip(history, present)])
-    actual = {key: truth for key in predictions}
+    truth, units = (scaled_truth, to_scaled) if scaled_metrics else (truth_units, to_units)
     forecast = {key: units(pred) for key, pred in predictions.items()}
+    if not scaled_metrics and np.all(counts == 1):  # one horizon per series: M4's Naive2, and OWA
+        forecast[NAIVE2] = np.stack([naive2(past, horizon, season) for past in history])
+        predictions[NAIVE2] = forecast[NAIVE2]
+    actual = {key: truth for key in predictions}
     by_series = {key: metrics_by_group(actual[key], forecast[key], scales, first) for key in predictions}
     levels = intervals.check_levels(config.levels, forecaster.calibration, forecaster.label)
     bands = {level: (units(lo), units(hi)) for level, (lo, hi) in
@@ -229,7 +248,8 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     overall[name].update({k.removesuffix("@all"): float(v[0]) for k, v in probabilistic.items() if k.endswith("@all")})
     if pooled_scaled:  # the windows' own order, as ``scales`` follows it
         for key, pred in predictions.items():
-            pooled = metrics(y.astype(np.float64), pred.astype(np.float64), scales)
+            scaled_pred = (forecast[key] - raw_mean) / raw_std if key == NAIVE2 else to_scaled(pred)
+            pooled = metrics(scaled_truth, scaled_pred, scales)
             overall[key].update({m: pooled[m] for m in ("mse", "mae", "rmse")})
     by_target = {target: {key: metrics(actual[key][..., c : c + 1], forecast[key][..., c : c + 1],
                                        scales[:, c : c + 1]) for key in predictions}

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .transform import TargetTransform
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -164,7 +166,7 @@ class Decision:
     point forecast in scaled units, each series weighted alike; lower is better; None: the probe's
     training diverged), and the candidate kept."""
 
-    setting: str  # "window_norm" or "loss"
+    setting: str  # "transform", "window_norm" or "loss"
     chosen: str
     candidates: tuple[str, ...]
     scores: tuple[float | None, ...]  # one per candidate
@@ -204,6 +206,7 @@ class Forecaster:
     tuning: Tuning | None = None  # the study the configuration came from (seqcast tune); None: not tuned
     covariates: CovariateSchema = CovariateSchema()  # what it reads besides the targets; () = nothing
     choices: tuple[Decision, ...] = ()  # what fit chose on its validation windows; () = nothing (forced or not probed)
+    transform: TargetTransform = TargetTransform()  # the targets' transform before scaling, and their floor at 0
     stored: Stored | None = field(default=None, compare=False)  # None until saved or loaded
 
     @property
@@ -243,4 +246,5 @@ class Forecaster:
                 "choices": [{"setting": c.setting, "chosen": c.chosen, "scores": dict(zip(c.candidates, c.scores)),
                              "probe_steps": c.probe_steps} for c in self.choices],
                 "loss": record.settings.loss,
+                "transform": self.transform.kind, "floored_at_zero": list(self.transform.floor),
                 "notes": list(self.notes), "warnings": list(record.warnings)}

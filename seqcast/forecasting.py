@@ -21,6 +21,7 @@ import pandas as pd
 
 from . import intervals
 from .forecaster import Forecaster
+from .transform import TargetTransform
 from .covariates import horizon_values, static_inputs, step_values
 from .data import DataConfig, SeriesSet
 from .errors import InputError, UsageError
@@ -98,8 +99,17 @@ class LastWindows:
     covariates: dict[str, np.ndarray]  # the model's covariate inputs by keyword ({} without covariates)
     rows: np.ndarray  # (N, L) the input rows in the concatenation of all series (``windows.bounds``)
     future: pd.Index  # (N * H) the H timestamps after each window, one series after another
-    mean: np.ndarray  # (N, C) the scaler's statistics of each series
+    mean: np.ndarray  # (N, C) the scaler's statistics of each series (of the transformed targets)
     std: np.ndarray  # (N, C)
+    transform: TargetTransform = TargetTransform()  # the checkpoint's, undone by ``to_units``
+    lambdas: np.ndarray | None = None  # (N, C) each series' Box-Cox lambdas (transform.lambdas_of)
+
+    def to_units(self, scaled: np.ndarray) -> np.ndarray:
+        """(N, H, C) forecasts in scaled units -> the target's units: unscaled, the transform undone,
+        floored at zero where the target never was negative."""
+        values = scaled * self.std[:, None, :] + self.mean[:, None, :]
+        lambdas = self.lambdas if self.lambdas is not None else np.zeros_like(self.mean)
+        return self.transform.restore(values, lambdas)
 
 
 def last_windows(ckpt: Forecaster, series: SeriesSet, offset: int = 0) -> LastWindows:
@@ -118,11 +128,14 @@ def last_windows(ckpt: Forecaster, series: SeriesSet, offset: int = 0) -> LastWi
     edges = bounds(series)
     rows = (edges[1:] - offset)[:, None] + np.arange(-lookback, 0)  # (N, L)
     rows = np.maximum(rows, edges[:-1, None])  # padding: rows before a series' first repeat that row
-    mean, std = ckpt.scaler.arrays(series)
-    inputs = (stacked_values(series)[rows] - mean[:, None, :]) / std[:, None, :]
+    lambdas = ckpt.transform.lambdas_of(series)
+    transformed = ckpt.transform.apply(series)
+    mean, std = ckpt.scaler.arrays(transformed)
+    inputs = (stacked_values(transformed)[rows] - mean[:, None, :]) / std[:, None, :]
     times = stacked_times(series)
     future = future_grid(times[rows[:, -1]], freq, horizon)
-    return LastWindows(inputs, _covariate_inputs(ckpt, series, rows, future), rows, future, mean, std)
+    return LastWindows(inputs, _covariate_inputs(ckpt, series, rows, future), rows, future, mean, std,
+                       ckpt.transform, lambdas)
 
 
 def _covariate_inputs(ckpt: Forecaster, series: SeriesSet, rows: np.ndarray, future: pd.Index) -> dict[str, np.ndarray]:
@@ -173,8 +186,7 @@ def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0, levels: tuple
     scaled = run_model(ckpt.model, windows.inputs, windows.covariates)[:, :horizon].astype(np.float64)  # (N, H, C[, Q])
     quantiles = ckpt.spec.quantiles
 
-    def original(values: np.ndarray) -> np.ndarray:  # (N, H, C) scaled -> original units
-        return values * windows.std[:, None, :] + windows.mean[:, None, :]
+    original = windows.to_units  # (N, H, C) scaled -> the target's units
     values = original(intervals.point(scaled, quantiles))
     extra = {}
     scale = intervals.window_scale(windows.inputs, np.diff(bounds(series))) if levels else None

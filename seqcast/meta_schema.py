@@ -108,7 +108,7 @@ def check(meta: Any) -> None:
     if not isinstance(meta, dict):
         raise SchemaError("meta: expected an object")
     expected = {"model", "data", "scaler", "split", "training", "metrics", "versions", "notes", "calibration",
-                "tuning", "covariates", "choices"}
+                "tuning", "covariates", "choices", "transform"}
     if set(meta) != expected:
         raise SchemaError(f"meta: expected the sections {', '.join(sorted(expected))}, found {', '.join(sorted(meta))}")
 
@@ -178,7 +178,9 @@ def check(meta: Any) -> None:
     if not _conforms(meta["notes"], tuple[str, ...]):
         raise SchemaError("notes: expected a list of strings")
     covariate_widths(meta["covariates"])
-    _check_choices(meta["choices"], {"window_norm": model["window_norm"], "loss": settings["loss"]})
+    check_transform(meta["transform"], series, len(data["targets"]))
+    _check_choices(meta["choices"], {"window_norm": model["window_norm"], "loss": settings["loss"],
+                                     "transform": meta["transform"]["kind"]})
     if meta["tuning"] is not None:
         tuning = _section("tuning", meta["tuning"], Tuning)
         for key in ("trials", "complete", "pruned", "failed", "best_trial", "search_seconds"):
@@ -192,9 +194,10 @@ def _check_choices(choices: Any, used: dict[str, str]) -> None:
     """What fit chose: at most one entry per setting, two or more distinct candidates of that setting with a
     finite score or null each, and the one chosen among them and the one the model was trained with."""
     from .quantile_head import POINT_LOSSES
+    from .transform import TRANSFORMS
     from .window_norm import WINDOW_NORMS
 
-    allowed = {"window_norm": WINDOW_NORMS, "loss": tuple(POINT_LOSSES)}
+    allowed = {"transform": TRANSFORMS, "window_norm": WINDOW_NORMS, "loss": tuple(POINT_LOSSES)}
     if not isinstance(choices, list) or len(choices) > len(allowed):
         raise SchemaError(f"choices: expected a list of at most {len(allowed)} entries")
     settings = set()
@@ -212,6 +215,25 @@ def _check_choices(choices: Any, used: dict[str, str]) -> None:
         if len(scores) != len(candidates) or not all(v is None or math.isfinite(v) for v in scores):
             raise SchemaError(f"{where}.scores: one finite number or null per candidate")
         _within(f"{where}.probe_steps", entry["probe_steps"], 0, math.inf)
+
+
+def check_transform(transform: Any, series: set[str], targets: int) -> None:
+    """The targets' transform: one of TRANSFORMS; Box-Cox lambdas (in the range fit searches) for known
+    series only, one per target, and none for the other transforms; a floor flag per target, or none."""
+    from .transform import LAMBDA_RANGE, TRANSFORMS, TargetTransform
+
+    entry = _section("transform", transform, TargetTransform, hints={"kind": str, "lambdas": dict, "floor": tuple[bool, ...]})
+    if entry["kind"] not in TRANSFORMS:
+        raise SchemaError(f"transform.kind: {entry['kind']!r} is not one of {', '.join(TRANSFORMS)}")
+    if len(entry["floor"]) not in (0, targets):
+        raise SchemaError(f"transform.floor: expected one flag per target ({targets}) or none")
+    lambdas = entry["lambdas"]
+    if (entry["kind"] == "boxcox") != bool(lambdas) or not set(lambdas) <= series:
+        raise SchemaError("transform.lambdas: expected lambdas of known series for boxcox, and none otherwise")
+    low, high = LAMBDA_RANGE
+    for sid, values in lambdas.items():
+        if not _conforms(values, tuple[float, ...]) or len(values) != targets or not all(low <= v <= high for v in values):
+            raise SchemaError(f"transform.lambdas[{sid!r}]: expected {targets} numbers in [{low}, {high}]")
 
 
 def covariate_widths(columns: Any) -> tuple[int, int, int]:

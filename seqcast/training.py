@@ -16,7 +16,7 @@ import platform
 from contextlib import nullcontext
 import time
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -33,6 +33,7 @@ from .forecaster import DataSchema, Decision, Forecaster, InitFrom, ModelInfo, R
 from .covariates import fit_schema
 from .models._layers import Covariates
 from .registry import check_covariates, create_model, get_spec, resolve_params
+from .transform import TargetTransform
 from .threads import TRAINING_STEP, forward_flops, pick_threads, using_threads
 from .ensemble import Ensemble
 from .window_norm import WINDOW_NORMS, WindowNorm
@@ -307,6 +308,29 @@ class ModelConfig:
     quantiles: tuple[float, ...] = ()  # train a quantile head on these (and the median) with the pinball loss
     levels: tuple[float, ...] = ()  # conformal intervals to calibrate on the validation windows, in percent
     ensemble: int = 1  # members trained from consecutive seeds; the forecast is their median
+    transform: str = "auto"  # the targets' transform (transform.py): auto = probed where the target is never negative
+    allow_negative: bool = False  # with transform "none": forecasts of a never-negative target may go below zero
+
+
+class Prepared(NamedTuple):
+    """The targets under one transform: what fit trains and validates on."""
+
+    transform: TargetTransform
+    scaler: Scaler
+    lambdas: np.ndarray  # (S, C) each series' Box-Cox lambdas (zeros for the other transforms)
+    train: WindowSet
+    val: WindowSet
+
+
+def transform_candidates(spec: ModelConfig, series: SeriesSet, init: Forecaster | None) -> list[str]:
+    """The transforms fit probes, the declared one ("none") first: a warm start keeps its checkpoint's, a
+    given --transform is used as given, and auto tries "log" beside "none" for targets never negative."""
+    if init is not None:
+        return [init.transform.kind]
+    if spec.transform != "auto":
+        return [spec.transform]
+    nonnegative = all(len(s.values) == 0 or s.values.min() >= 0 for s in series.series)
+    return ["none", "log"] if nonnegative and not spec.allow_negative else ["none"]
 
 
 def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
@@ -336,7 +360,8 @@ def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
                for flag, mine, theirs in (("--model", asked.name, init.spec.name),
                                           ("--lookback", asked.lookback, init.lookback),
                                           ("--horizon", asked.horizon, init.horizon),
-                                          ("--window-norm", asked.window_norm, init.spec.window_norm))
+                                          ("--window-norm", asked.window_norm, init.spec.window_norm),
+                                          ("--transform", asked.transform, init.transform.kind))
                if mine not in (None, 0, "auto", theirs)]
     if asked.params:
         clashes.append("--param (the hyperparameters come from the checkpoint)")
@@ -344,12 +369,14 @@ def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
         clashes.append(f"--ensemble {asked.ensemble} (the checkpoint has {init.spec.ensemble})")
     if asked.quantiles and tuple(asked.quantiles) != tuple(q for q in init.spec.quantiles if q in asked.quantiles):
         clashes.append(f"--quantiles (the checkpoint has {list(init.spec.quantiles) or 'none'})")
+    levels = asked.levels or (init.calibration.levels if init.calibration else ())
+    if asked.allow_negative and any(init.transform.floor):
+        clashes.append("--allow-negative (the checkpoint floors its forecasts at 0)")
     if clashes:
         raise UsageError(f"--init-from {init.label}: continues the same model; drop {'; '.join(clashes)}, "
                          "or fit a fresh model without --init-from")
-    levels = asked.levels or (init.calibration.levels if init.calibration else ())
     return ModelConfig(init.spec.name, dict(init.spec.params), init.lookback, init.horizon, init.spec.window_norm,
-                       init.spec.quantiles, levels, init.spec.ensemble)
+                       init.spec.quantiles, levels, init.spec.ensemble, init.transform.kind)
 
 
 def requested_model(asked: ModelConfig, init: Forecaster | None = None) -> ModelConfig:
@@ -406,6 +433,21 @@ def _budget_notes(result: TrainResult, config: TrainConfig) -> list[str]:
         notes.append(f"training stopped at the --time-budget of {config.time_budget:g} s after {result.steps} steps; "
                      f"the checkpoint keeps the best weights on validation ({kept})")
     return notes
+
+
+def _common_units(data: Prepared, raw: Prepared) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """(windows, H, C) values in ``data``'s scaled units and each window's series -> the targets' units
+    scaled by ``raw``'s (untransformed) statistics: where probes of different transforms are compared."""
+    mean = np.array(list(data.scaler.mean.values()), dtype=np.float64)
+    std = np.array(list(data.scaler.std.values()), dtype=np.float64)
+    raw_mean = np.array(list(raw.scaler.mean.values()), dtype=np.float64)
+    raw_std = np.array(list(raw.scaler.std.values()), dtype=np.float64)
+
+    def common(values: np.ndarray, series_index: np.ndarray) -> np.ndarray:
+        units = data.transform.restore(values * std[series_index][:, None, :] + mean[series_index][:, None, :],
+                                       data.lambdas[series_index])
+        return (units - raw_mean[series_index][:, None, :]) / raw_std[series_index][:, None, :]
+    return common
 
 
 def auto_loss(series: SeriesSet, name: str) -> str:
@@ -516,12 +558,25 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     if init is not None:
         check_schema(init, series)
         model.load_state_dict(init.model.state_dict())
-    scaler = Scaler.fit(series, train_rows)
-    arrays, static = model_arrays(series, scaler, covariates)
-    train_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "train"), pad_short=pad_short,
-                              static=static, past=widths.past)
-    val_set = build_windows(series, arrays, lookback, horizon, split_targets(splits, "val"), pad_short=pad_short,
-                            static=static, past=widths.past, at_most=VALIDATION_WINDOWS)
+    prepared: dict[str, Prepared] = {}
+
+    def prepare(kind: str) -> Prepared:  # the scaler and windows of the targets under one transform
+        if kind not in prepared:
+            transform = init.transform if init is not None else \
+                TargetTransform.fit(kind, series, allow_negative=spec.allow_negative)
+            shown = transform.apply(series)
+            scaler = Scaler.fit(shown, train_rows)
+            arrays, static = model_arrays(shown, scaler, covariates)
+            prepared[kind] = Prepared(
+                transform, scaler, transform.lambdas_of(series),
+                build_windows(shown, arrays, lookback, horizon, split_targets(splits, "train"), pad_short=pad_short,
+                              static=static, past=widths.past),
+                build_windows(shown, arrays, lookback, horizon, split_targets(splits, "val"), pad_short=pad_short,
+                              static=static, past=widths.past, at_most=VALIDATION_WINDOWS))
+        return prepared[kind]
+
+    transforms = transform_candidates(spec, series, init)
+    transform, scaler, _, train_set, val_set = prepare(transforms[0])
     if len(train_set) == 0:
         raise UsageError(f"no training windows: lookback {lookback} + horizon {horizon} exceed the training rows")
     if spec.levels:
@@ -536,7 +591,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                      threads=config.threads or _auto_threads(window_flops, train_set, config),
                      loss=config.loss if config.loss != "auto" else
                      init.training.settings.loss if init is not None else auto_loss(series, spec.name))
-    stages = [("window_norm", [window_norm] if spec.window_norm != "auto" else
+    stages = [("transform", transforms),
+              ("window_norm", [window_norm] if spec.window_norm != "auto" else
                choosing.norm_candidates(window_norm, seasons(series.freq), lookback)),
               ("loss", [config.loss] if asked_loss != "auto" else
                list(dict.fromkeys([config.loss, *quantile_head.POINT_LOSSES])))]
@@ -546,7 +602,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                 "there are no validation windows to probe on" if not len(val_set) else
                 "" if any(p.requires_grad for p in model.parameters()) else "there is nothing to train")
     if probed and unprobed and init is None:
-        notes.append(f"window norm {window_norm} and loss {config.loss}, the model's declared: {unprobed}")
+        notes.append(f"transform {transforms[0]}, window norm {window_norm} and loss {config.loss}, the declared "
+                     f"ones: {unprobed}")
     with using_threads(config.threads):
         choices: tuple[Decision, ...] = ()
         training = config  # what the final training runs on (less the probes' time of a --time-budget)
@@ -554,19 +611,23 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
 
             def probe(settings: dict[str, str]) -> tuple[float, int]:
                 candidate = build(settings["window_norm"], 1)[0]
-                label = f"window norm {settings['window_norm']}, loss {settings['loss']}"
+                data = prepare(settings["transform"])
+                label = (f"transform {settings['transform']}, " if len(transforms) > 1 else "") + \
+                    f"window norm {settings['window_norm']}, loss {settings['loss']}"
                 report = (lambda r: on_epoch(replace(r, probe=label))) if on_epoch else None
                 try:
-                    done = train(candidate, train_set, val_set, probing, report, on_step, share=choosing.PROBE_SHARE,
+                    done = train(candidate, data.train, data.val, probing, report, on_step, share=choosing.PROBE_SHARE,
                                  loss=_objective(quantiles, settings["loss"]), window_flops=window_flops)
                 except TrainingError:  # this candidate diverged: it loses, and the others decide
                     return math.inf, 0
                 candidate.to("cpu")
-                return choosing.validation_score(candidate, val_set, quantiles), done.steps
+                common = _common_units(data, prepare("none")) if len(transforms) > 1 else None
+                return choosing.validation_score(candidate, data.val, quantiles, common), done.steps
 
             probing = replace(config, time_budget=config.time_budget * choosing.PROBE_SHARE)
             probes_started = time.perf_counter()
-            chosen, choices = choosing.choose(stages, {"window_norm": window_norm, "loss": config.loss}, probe)
+            chosen, choices = choosing.choose(
+                stages, {"transform": transforms[0], "window_norm": window_norm, "loss": config.loss}, probe)
             if config.time_budget:  # the probes spent part of the user's time budget
                 left = config.time_budget - (time.perf_counter() - probes_started)
                 training = replace(config, time_budget=max(config.time_budget * choosing.PROBE_SHARE, left))
@@ -574,7 +635,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
             window_norm, members = chosen["window_norm"], build(chosen["window_norm"])
             model = members[0] if len(members) == 1 else Ensemble(members)
             config, training = replace(config, loss=chosen["loss"]), replace(training, loss=chosen["loss"])
-            notes.append(f"chosen: {choosing.describe(choices)}; force with --window-norm and --loss")
+            transform, scaler, _, train_set, val_set = prepare(chosen["transform"])
+            notes.append(f"chosen: {choosing.describe(choices)}; force with --transform, --window-norm and --loss")
         loss = _objective(quantiles, config.loss)
         results = [train(member, train_set, val_set, replace(training, seed=(config.seed + i) % 2**32), on_epoch,
                          on_step, warm_start=init is not None, loss=loss, dist=dist, window_flops=window_flops)
@@ -614,5 +676,5 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         policy=ReadingPolicy(series.freq_given, series.fill, series.decimal, series.dayfirst, series.date_format),
         scaler=scaler, training=record,
         versions=Versions(__version__, torch.__version__.split("+")[0], platform.python_version()),
-        notes=tuple(notes), calibration=calibration, covariates=covariates, choices=choices)
+        notes=tuple(notes), calibration=calibration, covariates=covariates, choices=choices, transform=transform)
 

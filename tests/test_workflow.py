@@ -285,7 +285,7 @@ def test_tests_run_in_an_empty_folder_of_their_own():
 def test_several_targets_are_scored_per_target_and_pooled_on_scaled_values(invoke, tmp_path):
     ckpt = tmp_path / "macro.ckpt"
     fit_ok(invoke, head(FILES / "macro_wide.csv", 203 - 16, tmp_path), "--target", "realgdp", "--target", "cpi",
-           "--horizon", "4", "--lookback", "16", "--max-steps", "20", *QUICK, "-o", ckpt)
+           "--horizon", "4", "--lookback", "16", "--max-steps", "20", *QUICK, "--transform", "none", "-o", ckpt)
     code, out, err = invoke("evaluate", ckpt, FILES / "macro_wide.csv", "--json", "--forecasts", tmp_path / "f.csv")
     assert code == 0, err
     report = json.loads(out)
@@ -300,6 +300,18 @@ def test_several_targets_are_scored_per_target_and_pooled_on_scaled_values(invok
         float(np.mean((gdp["forecast"] - gdp["actual"]) ** 2)), rel=1e-9)
     code, out, _ = invoke("evaluate", ckpt, FILES / "macro_wide.csv")
     assert "per target" in out and "pooled on scaled values" in out
+    # a model fit on log values is scored in the targets' units, scaled by each series' history before its
+    # first test window (its checkpoint's statistics are of log values)
+    logged = tmp_path / "logged.ckpt"
+    fit_ok(invoke, head(FILES / "macro_wide.csv", 203 - 16, tmp_path), "--target", "realgdp", "--target", "cpi",
+           "--horizon", "4", "--lookback", "16", "--max-steps", "20", *QUICK, "--transform", "log", "-o", logged)
+    code, out, err = invoke("evaluate", logged, FILES / "macro_wide.csv", "--json", "--forecasts", tmp_path / "g.csv")
+    assert code == 0, err
+    rows = pd.read_csv(tmp_path / "g.csv")
+    history = pd.read_csv(FILES / "macro_wide.csv")[["realgdp", "cpi"]].iloc[: 203 - 16]
+    spread = rows["target"].map(history.std(ddof=0))
+    assert json.loads(out)["overall"]["gru"]["mse"] == pytest.approx(
+        float(np.mean(((rows["forecast"] - rows["actual"]) / spread) ** 2)), rel=1e-4)
 
 
 # issue 12: compare routes --param like fit checks it

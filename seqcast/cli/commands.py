@@ -13,7 +13,8 @@ from . import command, options
 from .options import (LR, Batch, Ckpt, CompareThreads, Data, DateFormat, DayFirst, Decimal, Device, EnsembleOpt,
                       Epochs, Fill, FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, Levels,
                       LevelsAgain, Lookback, Loss, MaxSteps, Param, Patience, Plot, PlotSeries, Quantiles, Seed,
-                      SplitOpt, Stride, Target, Threads, TimeBudget, TimeCol, WindowNormOpt, Windows)
+                      SplitOpt, Stride, Target, Threads, TimeBudget, TimeCol, TransformOpt, AllowNegative,
+                      WindowNormOpt, Windows)
 from .output import Output, fmt, to_json
 
 def _load(out: Output, path: str, config, describe: bool = False, last: Optional[int] = None) -> Any:
@@ -112,6 +113,8 @@ def fit(
     time_budget: TimeBudget = 0.0,
     threads: Threads = 0,
     loss: Loss = "auto",
+    transform: TransformOpt = "auto",
+    allow_negative: AllowNegative = False,
     ensemble: EnsembleOpt = 1,
     quantiles: Quantiles = None,
     level: Levels = None,
@@ -135,7 +138,8 @@ def fit(
 
     init = checkpoint.load(init_from) if init_from else None
     spec = requested_model(ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm,
-                                       parse_quantiles(quantiles), parse_levels(level), ensemble), init)
+                                       parse_quantiles(quantiles), parse_levels(level), ensemble, transform,
+                                       allow_negative), init)
     reading = options.fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format,
                                   options.covariates(past_cols, future_cols, static_cols, calendar))
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
@@ -843,6 +847,7 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         f"threads     {_threads_text(t)}",
         f"validation  MSE {t.val_mse_scaled:.6g} (scaled{', of the median' if m.quantiles else ''})",
         f"chosen      {_choices_text(ckpt.choices)}",
+        f"transform   {ckpt.transform.describe() if ckpt.transform.floor or ckpt.transform.kind != 'none' else 'none (a checkpoint from before transforms: no floor at 0)'}",
         f"quantiles   {', '.join(f'{q:g}' for q in m.quantiles) + ' (pinball loss; 0.5 is the forecast)' if m.quantiles else '-'}",
         f"ensemble    {f'{m.ensemble} members (seeds {settings.seed}..{settings.seed + m.ensemble - 1}), median forecast' if m.ensemble > 1 else '-'}",
         f"intervals   {_intervals_text(ckpt.calibration)}",
@@ -858,7 +863,7 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
 
 def _choices_text(choices) -> str:
     if not choices:
-        return "- (the declared or the given window norm and loss; fit probes them when they are auto)"
+        return "- (the declared or the given transform, window norm and loss; fit probes them when they are auto)"
     from ..choosing import describe
 
     return describe(choices)
