@@ -93,6 +93,8 @@ FORMAT_5_CALENDAR = ("hour", "dow", "dom", "doy", "month")
 #   transform         the targets' transform before scaling (transform.TargetTransform: none, log or boxcox
 #                     with its lambdas) and, per target, whether forecasts are floored at zero;
 #                     none and no floor before it (older files forecast exactly what they did).
+#   covariates[].span (lowest, highest) training value of a numeric covariate, for predict's note on
+#                     values outside it; [] = not recorded (all before it).
 FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
 
 
@@ -171,6 +173,7 @@ def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = N
                                 windows=calibration["windows"]) if calibration else None,
         tuning=Tuning(**meta["tuning"]) if meta["tuning"] else None,
         covariates=CovariateSchema(tuple(Covariate(**{**c, "mean": tuple(c["mean"]), "std": tuple(c["std"]),
+                                                      "span": tuple(c["span"]),
                                                       "categories": tuple(c["categories"])})
                                          for c in meta["covariates"])),
         choices=tuple(Decision(**{**c, "candidates": tuple(c["candidates"]), "scores": tuple(c["scores"])})
@@ -234,7 +237,7 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         training = meta["training"]
         meta = {**meta, "choices": [], "training": {**training, "schedule": {**training["schedule"], "max_auto_flops": 0.0}}}
     if format_version < 8:
-        meta = {**meta, "transform": FORMAT_7_TRANSFORM}
+        meta = {**meta, "transform": FORMAT_7_TRANSFORM, "covariates": [{**c, "span": []} for c in meta["covariates"]]}
     return meta
 
 

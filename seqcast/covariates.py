@@ -20,7 +20,8 @@ This module is numpy and pandas only: predicting with an exported model (no torc
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -122,6 +123,31 @@ def _moments(values: np.ndarray) -> tuple[list[float], list[float]]:
     return mean.tolist(), std.tolist()
 
 
+def without_constant(series, train_rows: dict[str, int]) -> tuple[Any, list[str]]:
+    """``series`` (a data.SeriesSet) less the past and future covariates that hold one value over every
+    training row (a holiday flag that never fires tells the model nothing, and scaled by a zero spread
+    would explode on the day it does), and a warning naming them ([] when none)."""
+    kept = [s for s in series.series if train_rows.get(s.id, 0) > 0]
+    names = list(series.past_cols) + list(series.future_cols)
+    if not names or not kept:
+        return series, []
+    rows = np.concatenate([s.covariates[: train_rows[s.id]] for s in kept])
+    constant = [i for i in range(len(names)) if np.all(rows[:, i] == rows[0, i])
+                or np.all(np.isnan(rows[:, i]))]
+    if not constant:
+        return series, []
+    keep = [i for i in range(len(names)) if i not in constant]
+    n_past = len(series.past_cols)
+    future_keep = [i - n_past for i in keep if i >= n_past]
+    trimmed = replace(
+        series, past_cols=[names[i] for i in keep if i < n_past], future_cols=[names[i] for i in keep if i >= n_past],
+        series=[replace(s, covariates=s.covariates[:, keep] if keep else None) for s in series.series],
+        ahead={sid: replace(a, values=a.values[:, future_keep]) for sid, a in series.ahead.items()})
+    listed = ", ".join(f"{names[i]} ({'past' if i < n_past else 'future'}, always {rows[0, i]:g})" for i in constant)
+    return trimmed, [f"covariates constant over the training rows, not fed to the model: {listed}; they carry no "
+                     "information until they change (fit again once they do)"]
+
+
 def fit_schema(series, train_rows: dict[str, int]) -> CovariateSchema:
     """The covariates of ``series`` (a data.SeriesSet) with their statistics on the training rows."""
     columns: list[Covariate] = []
@@ -129,19 +155,23 @@ def fit_schema(series, train_rows: dict[str, int]) -> CovariateSchema:
     n_past = len(series.past_cols)
     if series.past_cols or series.future_cols:
         mean, std = _moments(np.concatenate([s.covariates[: train_rows[s.id]] for s in kept]))
-        columns += [Covariate(n, "past", (m,), (d,)) for n, m, d in zip(series.past_cols, mean[:n_past], std[:n_past])]
+        every = np.concatenate([s.covariates for s in series.series] + [  # the range: every row fit read
+            np.concatenate([np.full((len(a.values), n_past), np.nan), a.values], axis=1) for a in series.ahead.values()])
+        spans = [(float(low), float(high)) for low, high in zip(np.nanmin(every, axis=0), np.nanmax(every, axis=0))]
+        columns += [Covariate(n, "past", (m,), (d,), span=r)
+                    for n, m, d, r in zip(series.past_cols, mean[:n_past], std[:n_past], spans[:n_past])]
     if series.calendar:
         features = np.concatenate([calendar_features(s.times[: train_rows[s.id]], series.calendar) for s in kept])
         cal_mean, cal_std = _moments(features.astype(np.float64))
         columns += [Covariate(n, "calendar", (m,), (d,)) for n, m, d in zip(series.calendar, cal_mean, cal_std)]
     if series.future_cols:
-        columns += [Covariate(n, "future", (m,), (d,)) for n, m, d in
-                    zip(series.future_cols, mean[n_past:], std[n_past:])]
+        columns += [Covariate(n, "future", (m,), (d,), span=r) for n, m, d, r in
+                    zip(series.future_cols, mean[n_past:], std[n_past:], spans[n_past:])]
     for i, column in enumerate(series.static_cols):
         values = [series.static[s.id][i] for s in kept]
         if all(isinstance(v, float) for v in values):
             mean, std = _moments(np.asarray(values, dtype=np.float64)[:, None])
-            columns.append(Covariate(column, "static", tuple(mean), tuple(std)))
+            columns.append(Covariate(column, "static", tuple(mean), tuple(std), span=(min(values), max(values))))
         else:
             categories = tuple(sorted({str(v) for v in values}))
             onehot = np.array([[str(v) == c for c in categories] for v in values], dtype=np.float64)
@@ -176,6 +206,33 @@ def unseen_categories(series, schema: CovariateSchema) -> list[str]:
         return []
     return [f"static categories not seen in training, read as the training average: {', '.join(unseen[:5])}"
             + (f" and {len(unseen) - 5} more" if len(unseen) > 5 else "")]
+
+
+def outside_training_range(series, schema: CovariateSchema) -> list[str]:
+    """The note to give when numeric covariates of ``series`` (its rows and its known-future rows) leave
+    the range their training rows spanned: the model never saw such values ([] when none stray)."""
+    stray = []
+    n_past = len(series.past_cols)
+    for s in series.series:
+        blocks = [(c, s.covariates[:, i] if s.covariates is not None else np.zeros(0))
+                  for i, c in enumerate(schema.of("past"))]
+        ahead = series.ahead.get(s.id)
+        for j, c in enumerate(schema.of("future")):
+            values = s.covariates[:, n_past + j] if s.covariates is not None else np.zeros(0)
+            blocks.append((c, np.concatenate([values, ahead.values[:, j]]) if ahead is not None else values))
+        static = dict(zip(series.static_cols, series.static.get(s.id, ())))
+        blocks += [(c, np.array([static[c.name]], dtype=np.float64)) for c in schema.of("static") if not c.categories]
+        for column, values in blocks:
+            if len(column.span) == 2 and len(values):
+                low, high = column.span
+                out = values[(values < low) | (values > high)]
+                if len(out):
+                    worst = out[np.argmax(np.abs(out - (low + high) / 2))]
+                    stray.append(f"{s.id!r} {column.name}={worst:g} (fit read {low:g} to {high:g})")
+    if not stray:
+        return []
+    return [f"covariate values outside the range of the data the model was fit on (it extrapolates there): "
+            f"{', '.join(stray[:5])}" + (f" and {len(stray) - 5} more" if len(stray) > 5 else "")]
 
 
 def static_inputs(series, schema: CovariateSchema) -> np.ndarray | None:

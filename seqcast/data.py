@@ -16,7 +16,7 @@ import pandas as pd
 
 from .covariates import Ahead, resolve_calendar, static_values
 from .csvfile import Table, decode, read_bytes, read_table, table_from_bytes
-from .errors import InputError
+from .errors import InputError, UsageError
 from .frequency import (DEFAULT_ID, Series, check_freq, common_frequency, future_times, grid, infer_frequency,
                         regular_series, regularise, season_length)
 from .reading import (INTEGER, MISSING, choose_decimal, day_month_format, decimal_note, parse_numbers, parse_times,
@@ -177,6 +177,12 @@ def _series(table: Table, config: DataConfig) -> SeriesSet:
         left = [c for c in candidates if c not in named]
         if not left:
             raise InputError(f"{name}: no column left to forecast; columns are: {', '.join(header)}")
+        natural = default_target([c for c in candidates if c not in static], columns, decimal, [])
+        if natural in named:  # the column seqcast would forecast, named as a covariate: never switch silently
+            option = "--past-cols" if natural in past else "--future-cols"
+            raise UsageError(f"{name}: {option} {natural}: {natural!r} is the column seqcast would forecast; "
+                             f"give --target to forecast another column with {natural!r} as a covariate, "
+                             f"or leave it out of {option}")
         targets = [default_target(left, columns, decimal, notes)]
     unused = [h for h in header if h not in used and h not in named and h not in targets]
     if unused:

@@ -56,6 +56,8 @@ class Covariate:
     mean: tuple[float, ...]  # per model input: one for a number, one per category (its share of the series)
     std: tuple[float, ...]
     categories: tuple[str, ...] = ()  # a static category column's training vocabulary, one input each
+    span: tuple[float, ...] = ()  # (lowest, highest) value of a numeric past, future or static column in
+    # the rows fit read, for predict's note on values outside it; () for calendar features and categories
 
 
 COVARIATE_KINDS = ("past", "calendar", "future", "static")  # the order of the stored columns

@@ -259,6 +259,10 @@ def covariate_widths(columns: Any) -> tuple[int, int, int]:
         if len(column["mean"]) != inputs or len(column["std"]) != inputs or not all(
                 math.isfinite(v) for v in column["mean"]) or not all(math.isfinite(v) and v > 0 for v in column["std"]):
             raise SchemaError(f"{where}: expected {inputs} finite mean and positive std values")
+        span = column["span"]
+        if span and (len(span) != 2 or column["categories"] or column["kind"] == "calendar"
+                     or not all(math.isfinite(v) for v in span) or span[0] > span[1]):
+            raise SchemaError(f"{where}.span: expected [] or the lowest and highest value of a numeric column")
         if (column["kind"], column["name"]) in seen:
             raise SchemaError(f"{where}: {column['name']!r} appears twice")
         seen.add((column["kind"], column["name"]))

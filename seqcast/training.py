@@ -30,7 +30,7 @@ from .distributed import Distributed
 from .errors import TrainingError, UsageError
 from .forecasting import check_schema, run_model
 from .forecaster import DataSchema, Decision, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
-from .covariates import fit_schema
+from .covariates import fit_schema, without_constant
 from .models._layers import Covariates
 from .registry import check_covariates, create_model, get_spec, resolve_params
 from .transform import TargetTransform
@@ -540,6 +540,9 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     quantiles = quantile_head.with_median(spec.quantiles) if spec.quantiles else ()
     window_norm = auto_window_norm(series, spec.name) if spec.window_norm == "auto" else spec.window_norm
     train_rows = {sid: sp.train for sid, sp in splits.items()}
+    dropped: list[str] = []
+    if init is None:
+        series, dropped = without_constant(series, train_rows)
     covariates = init.covariates if init is not None else fit_schema(series, train_rows)
     widths = Covariates(*covariates.widths)
 
@@ -649,7 +652,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         notes.append(f"ensemble of {len(members)} members (seeds {config.seed}..{config.seed + len(members) - 1}), "
                      f"median forecast; steps per member {', '.join(str(r.steps) for r in results)}")
     notes += _budget_notes(result, config)  # the user's --time-budget, of which the probes took their share
-    warnings = _constant_targets(series, splits)
+    warnings = dropped + _constant_targets(series, splits)
     trainable = any(p.requires_grad for p in model.parameters())
     if trainable and result.best_epoch == 0 and len(val_set):
         warnings.append(

@@ -277,3 +277,41 @@ def test_format_5_checkpoints_load_with_their_calendar_as_covariates_and_forecas
     code, out, err = invoke("predict", path, data, *entry["predict_args"])
     assert code == 0, err
     assert_forecasts_as_recorded(out, FORMAT_5 / entry["forecast"])
+
+
+# --- covariates that carry no information, values the model never saw, the target named as one -----------
+
+
+def test_a_covariate_constant_over_training_is_warned_about_and_not_fed(invoke, tmp_path):
+    frame = panel(ahead=HORIZON).drop(columns=["store", "size"]).assign(holiday=0.0)  # a flag that never fires
+    data = write(frame, tmp_path / "holidays.csv")
+    ckpt = tmp_path / "m.ckpt"
+    code, out, err = invoke("fit", data, "--model", "nlinear", "--future-cols", "promo,holiday", "--past-cols", "noise",
+                            *FAST, "--max-steps", "20", "-o", ckpt, "--json")
+    assert code == 0, err
+    assert "warning: covariates constant over the training rows, not fed to the model: holiday (future, always 0)" in err
+    assert json.loads(out)["covariates"]["future"] == ["promo"] and "holiday" in json.loads(out)["warnings"][0]
+    loaded = checkpoint.load(ckpt)
+    assert [c.name for c in loaded.covariates.columns] == ["noise", "promo"]
+    assert loaded.covariates.of("future")[0].span == (frame["promo"].min(), frame["promo"].max())  # rows read
+    code, _, err = invoke("predict", ckpt, data)
+    assert code == 0 and "outside the range" not in err, err
+
+
+def test_a_covariate_value_outside_its_training_range_is_noted_at_predict(trained, invoke, tmp_path):
+    data, ckpt, _ = trained
+    frame = pd.read_csv(data)
+    last = frame.index[(frame["unique_id"] == "s1") & frame["y"].notna()][-1]
+    frame.loc[last, "noise"] = 40.0
+    code, _, err = invoke("predict", ckpt, write(frame, tmp_path / "hot.csv"))
+    assert code == 0, err
+    assert "note: covariate values outside the range of the data the model was fit on (it extrapolates there): 's1' noise=40" in err
+
+
+def test_the_column_seqcast_would_forecast_named_as_a_covariate_is_refused(invoke, tmp_path):
+    data = write(panel().drop(columns=["store", "size"]), tmp_path / "p.csv")
+    code, _, err = invoke("fit", data, "--model", "nlinear", "--past-cols", "y,noise", *FAST)
+    assert code == 2 and "--past-cols y: 'y' is the column seqcast would forecast; give --target" in err
+    code, _, err = invoke("fit", data, "--model", "nlinear", "--past-cols", "y", "--target", "promo", *FAST,
+                          "--max-steps", "5", "-o", tmp_path / "promo.ckpt")
+    assert code == 0, err

@@ -252,12 +252,14 @@ def predict(
 
 def _with_future(out: Output, series, future: Path | None, reading, ckpt):
     """``series`` with the known-future covariates of ``--future FILE`` in place of any rows after each
-    series' last observation in the history; notes on static categories ``ckpt`` never saw."""
-    from ..covariates import unseen_categories
+    series' last observation in the history; notes on static categories ``ckpt`` never saw and on
+    covariate values outside their training range."""
+    from ..covariates import outside_training_range, unseen_categories
     from ..data import load_future
 
     out.notes(unseen_categories(series, ckpt.covariates))
     if future is None:
+        out.notes(outside_training_range(series, ckpt.covariates))
         return series
 
     if not reading.future_cols:
@@ -265,7 +267,9 @@ def _with_future(out: Output, series, future: Path | None, reading, ckpt):
                          "leave --future out")
     if series.ahead:
         out.notes([f"--future {future} replaces the rows after the last observation in {series.source}"])
-    return dataclasses.replace(series, ahead=load_future(str(future), reading))
+    series = dataclasses.replace(series, ahead=load_future(str(future), reading))
+    out.notes(outside_training_range(series, ckpt.covariates))
+    return series
 
 
 def _forecaster(path: Path, threads: int) -> Any:
