@@ -455,6 +455,28 @@ def _train_and_score(series: SeriesSet, spec: ModelConfig, config: TrainConfig, 
                                       "series": report["series"]}
 
 
+DEFAULT_WINDOWS = 20  # compare's rolling-origin test windows per series, where the series allow them
+
+
+def fitting_windows(series: SeriesSet, spec: ModelConfig, stride: int = 0) -> tuple[int, list[str]]:
+    """``compare``'s default number of test windows per series: ``DEFAULT_WINDOWS``, or fewer where the
+    shortest series could not keep half its rows (and two horizons) to train on before its first test
+    window; at least 1. Returns the number and a note saying why when it is fewer."""
+    from .training import resolve_windows
+
+    _, horizon = resolve_windows(series, spec, None, [])
+    stride = stride or horizon
+    shortest = min(series.series, key=lambda s: len(s.times))
+    rows = len(shortest.times)
+    keep = max(2 * horizon, rows // 2)
+    windows = max(1, min(DEFAULT_WINDOWS, (rows - keep - horizon) // stride + 1))
+    if windows == DEFAULT_WINDOWS:
+        return windows, []
+    return windows, [f"--windows {windows} per series (not {DEFAULT_WINDOWS}): series {shortest.id!r} has {rows} "
+                     f"rows and keeps {keep} of them to train on (half, and at least two horizons of {horizon}); "
+                     "give --windows to choose"]
+
+
 def _before_test(series: SeriesSet, spec: ModelConfig, config: EvalConfig) -> SeriesSet:
     """Cut each series before its first rolling-origin test window, so nothing tested is trained on."""
     from .training import resolve_windows

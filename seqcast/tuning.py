@@ -19,6 +19,7 @@ study, which the checkpoint keeps.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import threading
@@ -133,6 +134,9 @@ def open_study(config: TuneConfig, name: str, identity: dict[str, Any] | None, s
     ``grid``: every combination is one trial (compare's models), instead of TPE's draws."""
     optuna = require_optuna()
     storage = _storage(optuna, config.storage)
+    if not grid and config.storage and create:  # a resumed or joined study: a seed of its own, not the draws
+        with contextlib.suppress(KeyError):      # the first run made already (each trial so far shifts it)
+            seed += len(optuna.load_study(study_name=name, storage=_storage(optuna, config.storage)).trials)
     sampler = optuna.samplers.GridSampler(grid, seed=seed) if grid else optuna.samplers.TPESampler(seed=seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if config.prune \
         else optuna.pruners.NopPruner()
@@ -182,38 +186,61 @@ def _storage(optuna, where: str | None):
 
 
 def run_trials(study, series: SeriesSet, spec, train_config, dimensions: dict[str, Any], trials: int,
-               time_budget: float, prune: bool, split=None, on_trial: Callable[[TrialRow], None] | None = None) -> None:
+               time_budget: float, prune: bool, split=None, on_trial: Callable[[TrialRow], None] | None = None,
+               stale: set[int] | None = None) -> None:
     """Run trials of ``study`` in this process until it holds ``trials`` finished ones (or the time
     budget is spent). A trial that cannot be fit (a lookback this data cannot hold, say) is recorded
-    as failed with the reason, and the search goes on."""
+    as failed with the reason, and the search goes on.
+
+    Trials are asked for one at a time, so that processes sharing the study never run more than
+    ``trials`` between them: a trial whose number comes after ``trials`` others that finished or are
+    running is not run (recorded as failed with ``surplus``, left out of every count and table). A
+    configuration some finished trial already ran (a resumed seeded sampler may draw it again) is not
+    fit again: the trial takes that one's result and says so (``repeat_of``)."""
     optuna = require_optuna()
     from .training import fit
 
-    def objective(trial) -> float:
+    state = optuna.trial.TrialState
+    counted = (state.COMPLETE, state.PRUNED, state.RUNNING)
+    # trials running before this search began belong to a killed run (``tune`` gives its workers the ones it
+    # found): they hold no place, so that a resumed search runs the trials still missing
+    if stale is None:
+        stale = {t.number for t in study.get_trials(deepcopy=False, states=(state.RUNNING,))}
+    started = time.perf_counter()
+    while not time_budget or time.perf_counter() - started < time_budget:
+        others = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")
+                  and t.number not in stale]
+        if sum(t.state in counted[:2] for t in others) >= trials:
+            return
+        trial = study.ask()
+        ahead = sum(t.state in counted for t in others if t.number < trial.number)
+        if ahead >= trials:  # the other processes hold the rest of the study's trials
+            trial.set_user_attr("surplus", True)
+            study.tell(trial, state=state.FAIL)
+            return
         values = {key: _suggest(trial, key, dimension) for key, dimension in dimensions.items()}
-        model, settings = trial_spec(spec, train_config, values)
+        earlier = next((t for t in others if t.state == state.COMPLETE and t.params == trial.params), None)
+        if earlier is not None:
+            trial.set_user_attr("repeat_of", earlier.number)
+            study.tell(trial, earlier.value)
+        else:
+            model, settings = trial_spec(spec, train_config, values)
 
-        def on_epoch(report) -> None:
-            trial.report(report.val_loss, report.epoch)
-            if prune and trial.should_prune():
-                raise optuna.TrialPruned()
-        try:
-            fitted = fit(series, model, settings, split=split, on_epoch=on_epoch)
-        except SeqcastError as exc:
-            trial.set_user_attr("error", str(exc))
-            raise
-        trial.set_user_attr("steps", fitted.training.steps)
-        return fitted.training.val_mse_scaled
-
-    finished = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-    missing = trials - sum(t.state in finished for t in study.get_trials(deepcopy=False))
-    if missing <= 0:
-        return
-    callbacks = [optuna.study.MaxTrialsCallback(trials, states=finished)]
-    if on_trial:
-        callbacks.append(lambda study, trial: on_trial(row(trial)))
-    study.optimize(objective, n_trials=missing, timeout=time_budget or None, callbacks=callbacks,
-                   catch=(SeqcastError,), gc_after_trial=False)
+            def on_epoch(report) -> None:
+                trial.report(report.val_loss, report.epoch)
+                if prune and trial.should_prune():
+                    raise optuna.TrialPruned()
+            try:
+                fitted = fit(series, model, settings, split=split, on_epoch=on_epoch)
+                trial.set_user_attr("steps", fitted.training.steps)
+                study.tell(trial, fitted.training.val_mse_scaled)
+            except optuna.TrialPruned:
+                study.tell(trial, state=state.PRUNED)
+            except SeqcastError as exc:
+                trial.set_user_attr("error", str(exc))
+                study.tell(trial, state=state.FAIL)
+        if on_trial:
+            on_trial(row(study.get_trials(deepcopy=False)[trial.number]))
 
 
 def row(trial) -> TrialRow:
@@ -221,8 +248,10 @@ def row(trial) -> TrialRow:
     seconds = (trial.datetime_complete - trial.datetime_start).total_seconds() \
         if trial.datetime_complete and trial.datetime_start else None
     value = trial.value if state == "complete" else None  # a pruned trial's is its last round's training loss
+    repeat = trial.user_attrs.get("repeat_of")
     return TrialRow(trial.number, {"fail": "failed"}.get(state, state), value, dict(trial.params), seconds,
-                    trial.user_attrs.get("error"))
+                    trial.user_attrs.get("error") or (f"the configuration of trial {repeat}: its result, not fit again"
+                                                      if repeat is not None else None))
 
 
 def tune(series: SeriesSet, spec, train_config, config: TuneConfig, split=None,
@@ -250,14 +279,15 @@ def tune(series: SeriesSet, spec, train_config, config: TuneConfig, split=None,
     if config.jobs > 1 and config.trials:
         from .workers import run_tasks
 
+        stale = {t.number for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"}
         with _watching(study, on_trial):
             run_tasks(series, train_config.threads, config.jobs, _work,
                       {f"worker {i}": (config, name, identity, spec, train_config, dimensions, split,
-                                       train_config.seed + i) for i in range(config.jobs)})
+                                       train_config.seed + i, stale) for i in range(config.jobs)})
     elif config.trials:
         run_trials(study, series, spec, train_config, dimensions, config.trials, config.time_budget, config.prune,
                    split, on_trial)
-    trials = [row(t) for t in study.get_trials(deepcopy=False)]
+    trials = [row(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
     complete = [t for t in trials if t.state == "complete" and t.value is not None and math.isfinite(t.value)]
     if not complete:
         errors = [t.error for t in trials if t.error]
@@ -301,7 +331,7 @@ def _watching(study, on_trial: Callable[[TrialRow], None] | None):
         while True:
             done = stop.wait(1.0)
             for trial in study.get_trials(deepcopy=False):
-                if trial.state.is_finished() and trial.number not in seen:
+                if trial.state.is_finished() and trial.number not in seen and not trial.user_attrs.get("surplus"):
                     seen.add(trial.number)
                     on_trial(row(trial))
             if done:
@@ -316,10 +346,11 @@ def _watching(study, on_trial: Callable[[TrialRow], None] | None):
 
 
 def _work(series: SeriesSet, config: TuneConfig, name: str, identity, spec, train_config, dimensions, split,
-          seed: int) -> None:
+          seed: int, stale: set[int]) -> None:
     """One worker process: join the study and run trials until it is full or the time budget is spent."""
     study = open_study(config, name, identity, seed)
-    run_trials(study, series, spec, train_config, dimensions, config.trials, config.time_budget, config.prune, split)
+    run_trials(study, series, spec, train_config, dimensions, config.trials, config.time_budget, config.prune, split,
+               stale=stale)
 
 
 def compare_trials(series: SeriesSet, specs: list, train_config, eval_config, save_dir: str | None,

@@ -326,3 +326,15 @@ def test_compare_refuses_a_parameter_no_model_has_and_routes_model_dot_key(invok
 
     assert route_params(["gru", "nlinear"], {"gru.hidden_size": "8", "dropout": "0.1"}) == \
         {"gru": {"hidden_size": "8", "dropout": "0.1"}}
+
+
+# issue 29: compare's default windows fit a short file
+
+def test_compare_fits_its_default_windows_to_a_short_file_and_says_so(invoke):
+    nile = Path(__file__).parent / "real_files" / "nile_yearly.csv"
+    code, out, err = invoke("compare", nile, "--models", "naive,nlinear", "--max-steps", "5", "--json")
+    assert code == 0, err
+    assert "note: --windows 3 per series (not 20): series 'main' has 30 rows and keeps 15 of them to train on" in err
+    assert {row["windows"] for row in json.loads(out)} == {3}
+    code, _, err = invoke("compare", nile, "--models", "naive", "--windows", "20")  # asked for: as asked, or why not
+    assert code == 2 and "too short for 20 test windows" in err

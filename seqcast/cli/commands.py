@@ -454,7 +454,7 @@ def compare(
     output: Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the table: .csv or .json.")] = None,
     save_dir: Annotated[Optional[Path], typer.Option("--save-dir", help="Keep each model's checkpoint in this folder (as MODEL.ckpt).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite checkpoints already in --save-dir.")] = False,
-    windows: Windows = 20,
+    windows: Annotated[int, typer.Option("--windows", help="Rolling-origin test windows per series (the last N). Default: 20, or fewer where the shortest series would keep less than half its rows (and two horizons) to train on, with a note. With 1, sMAPE and MASE are also scored for Naive2, and OWA against it (the M4 protocol).")] = 0,
     stride: Stride = 0,
     split: SplitOpt = None,
     lookback: Lookback = 0,
@@ -495,7 +495,7 @@ def compare(
     """Train several models identically and rank them on the same test windows."""
     out: Output = ctx.obj
     from ..data import write_csv
-    from ..evaluation import EvalConfig, leaderboard_metric, rank
+    from ..evaluation import DEFAULT_WINDOWS, EvalConfig, fitting_windows, leaderboard_metric, rank
     from ..evaluation import compare as run_compare
     from ..files import output_lock
     from ..intervals import parse_levels, parse_quantiles
@@ -534,7 +534,10 @@ def compare(
     jobs = min(options.compare_jobs(jobs, threads), len(names))
     series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format,
                                               covariate_options), describe=True)
-    eval_config = EvalConfig(windows, stride, Split.parse(split) if split else None)
+    if not windows and not split:  # the default: as many as the data allow, up to DEFAULT_WINDOWS
+        windows, notes = fitting_windows(series, ModelConfig(lookback=lookback, horizon=horizon), stride)
+        out.notes(notes)
+    eval_config = EvalConfig(windows or DEFAULT_WINDOWS, stride, Split.parse(split) if split else None)
     on_model, on_epoch = _model_progress(out, metric)
     if jobs > 1:
         out.say(f"training {len(names)} models, {jobs} at a time in worker processes, {threads or 1} "
