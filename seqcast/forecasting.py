@@ -67,6 +67,17 @@ def check_schema(ckpt: Forecaster, series: SeriesSet) -> None:
                              f"{list(covariates.names(kind))}, got {list(given)}")
 
 
+def unseen_series(ckpt: Forecaster, series: SeriesSet) -> list[str]:
+    """The note to give when ``series`` holds series the model was not fit on ([] when none): each is
+    scaled by its own history (and a Box-Cox lambda of its own), not by statistics fit on it."""
+    known = set(ckpt.schema.series)
+    new = [s.id for s in series.series if s.id not in known]
+    if not new:
+        return []
+    return [f"{len(new)} series not seen at fit, scaled by their own history: "
+            + ", ".join(repr(sid) for sid in new[:10]) + (f" and {len(new) - 10} more" if len(new) > 10 else "")]
+
+
 def run_model(model, x: np.ndarray, covariates: dict[str, np.ndarray] | None = None,
               batch_size: int = 2048) -> np.ndarray:
     """Scaled inputs (N, L, C) and their covariate inputs (the contract's keywords: past (N, L, P),

@@ -195,8 +195,13 @@ def parse_times(raw: np.ndarray, column: str, lines: np.ndarray, name: str, dayf
     has_tz = text.str.contains(_TZ_SUFFIX.pattern, regex=True).to_numpy()
     if date_format:
         return {None: _with_format(text, raw, column, lines, name, date_format, bool(has_tz.any()))}
+    if text.str.fullmatch(_WHOLE_FLOAT).all():  # 1700.0: a spreadsheet's whole numbers, read as the integers they are
+        text = text.str.replace(r"\.0*$", "", regex=True)
     if text.str.fullmatch(INTEGER.pattern).all():
         return {None: pd.Index(text.astype(np.int64).to_numpy(), dtype=np.int64)}
+    quarters = quarter_labels(text)
+    if quarters is not None:
+        return {None: quarters}
     if has_tz.any() and not has_tz.all():
         i = int(np.argmax(has_tz != has_tz[0]))
         raise InputError(
@@ -320,6 +325,22 @@ def _day_month(fields: pd.DataFrame, text: pd.Series, raw: np.ndarray, column: s
                              f"{'day' if order else 'month'} first ({fmt}); give the format with --date-format")
         readings[order] = pd.DatetimeIndex(parsed)
     return readings
+
+
+_WHOLE_FLOAT = r"[+-]?\d+\.0*"
+_QUARTER_LABELS = (r"(?P<year>\d{4})\s*[-/ ]?\s*[Qq](?P<quarter>[1-4])", r"[Qq](?P<quarter>[1-4])\s*[-/ ]?\s*(?P<year>\d{4})")
+
+
+def quarter_labels(text: pd.Series) -> pd.DatetimeIndex | None:
+    """Quarter labels (``1956 Q1``, ``1956-Q1``, ``1956Q1``, ``Q1 1965``, ``q1/1965``) -> the first day of each
+    quarter; None unless every value is one (in one of the two orders)."""
+    for pattern in _QUARTER_LABELS:
+        fields = text.astype(str).str.strip().str.extract(f"^{pattern}$")
+        if len(fields) and fields["year"].notna().all():
+            years, quarters = fields["year"].astype(int), fields["quarter"].astype(int)
+            return pd.DatetimeIndex(pd.to_datetime(
+                pd.DataFrame({"year": years, "month": 3 * quarters - 2, "day": 1})))
+    return None
 
 
 def years_as_dates(times: pd.Index) -> pd.DatetimeIndex | None:

@@ -12,7 +12,7 @@ import pandas as pd
 
 from .csvfile import is_text
 from .errors import InputError
-from .reading import INTEGER, is_period_column, looks_numeric, parse_numbers
+from .reading import INTEGER, is_period_column, looks_numeric, parse_numbers, quarter_labels
 
 TIME_NAMES = ("ds", "date", "datetime", "timestamp", "time", "period", "month", "week", "day", "year", "step")
 ID_NAMES = ("unique_id", "series_id", "series", "id")
@@ -91,7 +91,8 @@ def time_columns(given: str | None, header: list[str], columns: dict, used: set[
                 text = pd.Series(sample, dtype=object).astype(str).str.strip()
                 # utc=True: a column mixing zones (or naive and zoned stamps) is still a time column
                 # here; reading its timestamps says what is wrong with it
-                if pd.to_datetime(text, format="mixed", errors="coerce", utc=True).notna().all():
+                if quarter_labels(text) is not None or pd.to_datetime(
+                        text, format="mixed", errors="coerce", utc=True).notna().all():
                     time_col = first
     return [time_col] if time_col else []
 

@@ -171,3 +171,16 @@ def test_reading_options_load_or_refuse_never_crash():
         assert data.decimal in (".", ",", None)
 
     check()
+
+
+@pytest.mark.parametrize("label", ["{y} Q{q}", "Q{q} {y}", "{y}-Q{q}", "{y}Q{q}", "q{q}/{y}"])
+def test_quarter_labels_are_read_as_quarters(label):
+    text = "quarter,gdp\n" + "".join(f"{label.format(y=1956 + i // 4, q=i % 4 + 1)},{i}\n" for i in range(12))
+    series = series_from_text("q.csv", text)
+    assert series.time_col == "quarter" and series.freq.startswith("QS")
+    assert [str(t.date()) for t in series.series[0].times[:3]] == ["1956-01-01", "1956-04-01", "1956-07-01"]
+
+
+def test_years_written_as_floats_are_years():
+    series = series_from_text("y.csv", "year,flow\n" + "".join(f"{1700 + i}.0,{i}\n" for i in range(30)))
+    assert series.freq.startswith("YS") and str(series.series[0].times[0].date()) == "1700-01-01"

@@ -338,3 +338,16 @@ def test_compare_fits_its_default_windows_to_a_short_file_and_says_so(invoke):
     assert {row["windows"] for row in json.loads(out)} == {3}
     code, _, err = invoke("compare", nile, "--models", "naive", "--windows", "20")  # asked for: as asked, or why not
     assert code == 2 and "too short for 20 test windows" in err
+
+
+def test_a_series_the_model_never_saw_gets_a_note_at_predict(invoke, tmp_path):
+    frame = pd.DataFrame({"store": np.repeat([1, 2], 80), "date": np.tile(pd.date_range("2024-01-01", periods=80), 2),
+                          "sales": np.random.default_rng(0).normal(10, 1, 160)})
+    frame.to_csv(tmp_path / "stores.csv", index=False)
+    ckpt = tmp_path / "s.ckpt"
+    code, _, err = invoke("fit", tmp_path / "stores.csv", "--id-col", "store", "--model", "nlinear", "--max-steps", "3",
+                          "-o", ckpt)
+    assert code == 0, err
+    frame.assign(store=frame["store"].replace(2, 9)).to_csv(tmp_path / "new.csv", index=False)
+    code, _, err = invoke("predict", ckpt, tmp_path / "new.csv")
+    assert code == 0 and "note: 1 series not seen at fit, scaled by their own history: '9'" in err, err

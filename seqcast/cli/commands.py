@@ -256,8 +256,9 @@ def _with_future(out: Output, series, future: Path | None, reading, ckpt):
     covariate values outside their training range."""
     from ..covariates import outside_training_range, unseen_categories
     from ..data import load_future
+    from ..forecasting import unseen_series
 
-    out.notes(unseen_categories(series, ckpt.covariates))
+    out.notes(unseen_series(ckpt, series) + unseen_categories(series, ckpt.covariates))
     if future is None:
         out.notes(outside_training_range(series, ckpt.covariates))
         return series
