@@ -45,9 +45,16 @@ def _memory_limit() -> int:
         return 4 << 30
 
 
+# What a file may be besides CSV text, by its first bytes: compressed CSV, or a Parquet table.
+_COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
+_PARQUET = b"PAR1"
+
+
 def _read_bounded(name: str, stream, size: int | None) -> bytes:
     """All of ``stream`` (``size`` bytes when known), refusing input larger than ``_memory_limit``
-    and, from its first block, binary input (NUL bytes with no UTF-16 mark): ``/dev/zero``, say."""
+    and, from its first block, binary input (NUL bytes with no UTF-16 mark): ``/dev/zero``, say.
+    Compressed CSV (gzip, bzip2, xz, zstd: told by its first bytes, whatever the file is called) is
+    decompressed, bounded alike; a Parquet file is read as a table and given back as CSV text."""
     limit = _memory_limit()
     too_big = InputError(f"{name}: more than {limit / 2**30:.1f} GiB of input (a quarter of this machine's "
                          "memory, what seqcast reads a CSV into); split the file, or run on a larger machine")
@@ -55,6 +62,12 @@ def _read_bounded(name: str, stream, size: int | None) -> bytes:
         raise too_big
     blocks, total = [], 0
     while block := stream.read(1 << 20):
+        if not blocks:
+            kind = next((k for magic, k in _COMPRESSED.items() if block.startswith(magic)), None)
+            if kind:
+                return _decompressed(name, kind, block, stream, limit, too_big)
+            if block.startswith(_PARQUET):
+                return _parquet_as_csv(name, block + stream.read())
         if not blocks and b"\x00" in block and not block.startswith((b"\xff\xfe", b"\xfe\xff")):
             decode(name, block[: block.index(b"\x00") + 1])  # raises for its first problem: a byte, or the NUL
         blocks.append(block)
@@ -62,6 +75,72 @@ def _read_bounded(name: str, stream, size: int | None) -> bytes:
         if total > limit:
             raise too_big
     return b"".join(blocks)
+
+
+def _decompressed(name: str, kind: str, first: bytes, stream, limit: int, too_big: InputError) -> bytes:
+    """The CSV inside a compressed stream whose first block is ``first``, at most ``limit`` bytes of it
+    (a small file that inflates past the limit is refused as a large one), then read as any CSV."""
+    import bz2
+    import lzma
+    import zlib
+
+    def fresh():
+        if kind == "gzip":
+            return zlib.decompressobj(wbits=31)
+        if kind == "bzip2":
+            return bz2.BZ2Decompressor()
+        if kind == "xz":
+            return lzma.LZMADecompressor()
+        try:
+            import zstandard
+        except ImportError:
+            raise InputError(f"{name}: is zstd-compressed; install seqcast[files] (zstandard) to read it, or "
+                             "decompress it first (zstd -d)") from None
+        return zstandard.ZstdDecompressor().decompressobj()
+
+    out, total, pending, decompressor = [], 0, first, fresh()
+    try:
+        while pending:
+            while pending:
+                chunk = decompressor.decompress(pending)
+                total += len(chunk)
+                if total > limit:
+                    raise too_big
+                out.append(chunk)
+                rest = getattr(decompressor, "unused_data", b"")
+                pending = rest if getattr(decompressor, "eof", False) and rest else b""
+                if pending:  # another member follows (gzip and bzip2 files may be concatenated)
+                    decompressor = fresh()
+            pending = stream.read(1 << 20)
+    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
+        raise InputError(f"{name}: {kind}-compressed data is damaged ({exc}); check the file") from None
+    except Exception as exc:  # zstandard's own error type
+        if type(exc).__module__.startswith("zstandard"):
+            raise InputError(f"{name}: zstd-compressed data is damaged ({exc}); check the file") from None
+        raise
+    data = b"".join(out)
+    if b"\x00" in data[: 1 << 20] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        decode(name, data[: data.index(b"\x00") + 1])
+    return data
+
+
+def _parquet_as_csv(name: str, data: bytes) -> bytes:
+    """A Parquet file's table as CSV text (pyarrow writes it: ISO timestamps, numbers as read), so that
+    it is read exactly as the same table saved as CSV."""
+    try:
+        import pyarrow as pa
+        import pyarrow.csv
+        import pyarrow.parquet
+    except ImportError:
+        raise InputError(f"{name}: is a Parquet file; install seqcast[files] (pyarrow) to read it, or save it "
+                         "as CSV") from None
+    try:
+        table = pyarrow.parquet.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise InputError(f"{name}: cannot read it as Parquet ({exc})") from None
+    sink = pa.BufferOutputStream()
+    pyarrow.csv.write_csv(table, sink, pyarrow.csv.WriteOptions(quoting_style="needed"))
+    return sink.getvalue().to_pybytes()
 
 
 def read_bytes(path: str) -> tuple[str, bytes]:

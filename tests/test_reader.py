@@ -199,3 +199,49 @@ def test_an_endless_pipe_or_device_is_refused_not_read_until_memory_runs_out(mon
             code, out, err = invoke("fit", device, "--output", tmp_path / "m.ckpt")
             assert code == 2 and ("contains a NUL byte; this is not a text CSV file" in err
                                   or "is not UTF-8; save the file as UTF-8" in err), err
+
+
+# issue 29: compressed CSV and Parquet, by their first bytes, from a path or stdin
+
+def _compressed(kind: str, data: bytes) -> bytes:
+    import bz2
+    import gzip
+    import lzma
+
+    if kind == "zstd":
+        zstandard = pytest.importorskip("zstandard", reason="seqcast[files] (zstandard) is not installed")
+        return zstandard.ZstdCompressor().compress(data)
+    return {"gzip": gzip.compress, "bzip2": bz2.compress, "xz": lzma.compress}[kind](data)
+
+
+@pytest.mark.parametrize("kind", ["gzip", "bzip2", "xz", "zstd", "parquet"])
+def test_compressed_csv_and_parquet_forecast_what_the_plain_csv_does(kind, invoke, tmp_path):
+    plain = Path(__file__).parents[1] / "sample_data" / "bikeshare_dc_hourly.csv"
+    if kind == "parquet":
+        pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+        other = tmp_path / "rentals.parquet"
+        pd.read_csv(plain, parse_dates=["ds"]).to_parquet(other)
+    else:
+        other = tmp_path / "rentals.data"  # told by its first bytes, not its name
+        other.write_bytes(_compressed(kind, plain.read_bytes()))
+    ckpt = tmp_path / "m.ckpt"
+    code, _, err = invoke("fit", other, "--model", "nlinear", "--past-cols", "observed_temp_c", "--max-steps", "3", "-o", ckpt)
+    assert code == 0, err
+    outputs = [invoke("predict", ckpt, path)[1] for path in (plain, other)]
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") == 25
+    assert invoke("predict", ckpt, "-", input=other.read_bytes())[1] == outputs[0]  # from stdin too
+
+
+def test_a_small_file_that_inflates_past_the_limit_is_refused(monkeypatch, tmp_path):
+    import gzip
+
+    monkeypatch.setattr(csvfile, "_memory_limit", lambda: 8 << 20)
+    bomb = tmp_path / "bomb.csv.gz"
+    bomb.write_bytes(gzip.compress(b"ds,y\n" + b"2024-01-01,1\n" * (2 << 20)))  # 26 MB of CSV in a few KB
+    assert bomb.stat().st_size < 1 << 20
+    with pytest.raises(InputError, match="more than 0.0 GiB of input"):
+        csvfile.read_bytes(str(bomb))
+    damaged = tmp_path / "damaged.gz"
+    damaged.write_bytes(gzip.compress(b"ds,y\n2024-01-01,1\n")[:-12] + b"garbage!" * 4)
+    with pytest.raises(InputError, match="gzip-compressed data is damaged"):
+        csvfile.read_bytes(str(damaged))
