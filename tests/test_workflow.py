@@ -351,3 +351,21 @@ def test_a_series_the_model_never_saw_gets_a_note_at_predict(invoke, tmp_path):
     frame.assign(store=frame["store"].replace(2, 9)).to_csv(tmp_path / "new.csv", index=False)
     code, _, err = invoke("predict", ckpt, tmp_path / "new.csv")
     assert code == 0 and "note: 1 series not seen at fit, scaled by their own history: '9'" in err, err
+
+
+def test_how_the_data_was_read_is_kept_in_the_checkpoint_info_and_json_even_with_q(invoke, tmp_path):
+    """A BOM, semicolons, day-first dates and numbers like 135.450 that no value settles: the decision is
+    not only a stderr note (which -q hides) but in the checkpoint's notes, `info` and `fit --json`."""
+    times = pd.date_range("2020-01-01", periods=120, freq="D")
+    rng = np.random.default_rng(1)
+    text = "datum;wert\n" + "".join(f"{t:%d.%m.%Y};{rng.integers(100, 999)}.{rng.integers(100, 999)}\n" for t in times)
+    data = tmp_path / "amb.csv"
+    data.write_bytes(text.encode("utf-8-sig"))
+    ckpt = tmp_path / "a.ckpt"
+    code, out, err = invoke("-q", "fit", data, "--model", "nlinear", "--max-steps", "2", "-o", ckpt, "--json")
+    assert code == 0 and err == "", err
+    decided = "column 'wert': no number in the file shows its decimal separator"
+    assert any(n.startswith(decided) for n in json.loads(out)["notes"])
+    assert any(n.startswith(decided) for n in ckpt_module.load(ckpt).notes)
+    code, out, _ = invoke("info", ckpt)
+    assert f"note        {decided}" in out and "decimal ., day first" in out

@@ -175,7 +175,7 @@ def fit(
                 fitted = fit_model(series, spec, train_config, split=Split.parse(split) if split else None,
                                    on_epoch=progress.epoch, on_step=progress.step, init=init, dist=dist)
             seconds = time.perf_counter() - started
-            out.notes(fitted.notes, fitted.training.warnings)
+            out.notes([n for n in fitted.notes if n not in series.notes], fitted.training.warnings)  # (read: said)
             if not writer:
                 return
             fitted = checkpoint.save(output, fitted)
@@ -639,7 +639,7 @@ def tune(
             out.say(f"trial {row.number}: {score}{why}  {values}")
         fitted, rows = run_tune(series, spec, train_config, config, Split.parse(split) if split else None,
                                 on_trial=on_trial)
-        out.notes(fitted.notes, fitted.training.warnings)
+        out.notes([n for n in fitted.notes if n not in series.notes], fitted.training.warnings)
         fitted = checkpoint.save(output, fitted)
     t = fitted.tuning
     default = f" (defaults: {t.default_val_mse_scaled:.5f})" if t.default_val_mse_scaled is not None else ""
@@ -863,6 +863,7 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]
     lines += [f"warning     {w}" for w in t.warnings]
+    lines += [f"note        {n}" for n in ckpt.notes]  # what fit said: how it read the data, what it decided
     if ckpt.stored.format != current_format:
         lines.append(f"format      {ckpt.stored.format}, upgraded to {current_format} on reading "
                      "(refit to store the newer format)")
