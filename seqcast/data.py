@@ -47,6 +47,7 @@ class DataConfig:
     future_cols: tuple[str, ...] = ()  # covariates known for the horizon too
     static_cols: tuple[str, ...] = ()  # covariates constant per series: numbers or categories
     calendar: str = "none"  # generated calendar features: none, auto, or names (covariates.CALENDAR_FEATURES)
+    min_length: int = 0  # leave out (with a note naming them) the series with fewer rows than this; 0 = keep all
 
 
 @dataclass
@@ -205,6 +206,9 @@ def _series(table: Table, config: DataConfig) -> SeriesSet:
     ahead: dict[str, Ahead] = {}
     if future:
         times, values, lines, bounds, ahead = _split_ahead(name, times, values, lines, bounds, ids, targets, past)
+    if config.min_length > 0:
+        times, values, lines, bounds, ids, ahead = _at_least(name, config.min_length, times, values, lines, bounds,
+                                                             ids, ahead, notes)
     missing_lines = lines[np.isnan(values).any(axis=1)].tolist()
     series = [Series(sid, times[a:b], values[a:b]) for sid, a, b in zip(ids, bounds[:-1], bounds[1:])]
     if missing_lines and config.fill == "none":
@@ -233,6 +237,25 @@ def _series(table: Table, config: DataConfig) -> SeriesSet:
                      date_format=config.date_format, fill=config.fill, freq_given=config.freq is not None,
                      past_cols=past, future_cols=future, static_cols=static, static=constant,
                      calendar=resolve_calendar(config.calendar, series[0].times, freq, notes), ahead=ahead)
+
+
+def _at_least(name: str, rows: int, times, values, lines, bounds, ids, ahead, notes: list[str]):
+    """The rows of the series with at least ``rows`` rows (``--min-length``); a note names those left out."""
+    lengths = np.diff(bounds)
+    keep = lengths >= rows
+    if keep.all():
+        return times, values, lines, bounds, ids, ahead
+    if not keep.any():
+        raise InputError(f"{name}: --min-length {rows}: every series is shorter (the longest has {lengths.max()} "
+                         "rows); give a smaller --min-length")
+    left = [sid for sid, k in zip(ids, keep) if not k]
+    notes.append(f"--min-length {rows}: left out {len(left)} of {len(ids)} series with fewer rows: "
+                 + ", ".join(repr(sid) for sid in left[:10]) + (f" and {len(left) - 10} more" if len(left) > 10 else ""))
+    rows_kept = np.repeat(keep, lengths)
+    kept_ids = [sid for sid, k in zip(ids, keep) if k]
+    new_bounds = np.concatenate([[0], np.cumsum(lengths[keep])])
+    return (times[rows_kept], values[rows_kept], lines[rows_kept], new_bounds, kept_ids,
+            {sid: a for sid, a in ahead.items() if sid in set(kept_ids)})
 
 
 def load_future(path: str, config: DataConfig) -> dict[str, Ahead]:

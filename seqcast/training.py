@@ -310,6 +310,7 @@ class ModelConfig:
     ensemble: int = 1  # members trained from consecutive seeds; the forecast is their median
     transform: str = "auto"  # the targets' transform (transform.py): auto = probed where the target is never negative
     allow_negative: bool = False  # with transform "none": forecasts of a never-negative target may go below zero
+    drop_sparse: bool = False  # leave out (with a note) the series too short to train on, instead of refusing
 
 
 class Prepared(NamedTuple):
@@ -376,7 +377,8 @@ def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
         raise UsageError(f"--init-from {init.label}: continues the same model; drop {'; '.join(clashes)}, "
                          "or fit a fresh model without --init-from")
     return ModelConfig(init.spec.name, dict(init.spec.params), init.lookback, init.horizon, init.spec.window_norm,
-                       init.spec.quantiles, levels, init.spec.ensemble, init.transform.kind)
+                       init.spec.quantiles, levels, init.spec.ensemble, init.transform.kind,
+                       drop_sparse=asked.drop_sparse)
 
 
 def requested_model(asked: ModelConfig, init: Forecaster | None = None) -> ModelConfig:
@@ -516,7 +518,13 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     pad_short = split is None and (init.schema.pad_short if init is not None else
                                    needs_padding(series, lookback, horizon))
     splits = explicit_split(series, split, lookback, horizon) if split else \
-        default_split(series, lookback, horizon, pad_short=pad_short)
+        default_split(series, lookback, horizon, pad_short=pad_short, drop_short=spec.drop_sparse)
+    left_out = [s.id for s in series.series if s.id not in splits]
+    if left_out:  # --drop-sparse: the series too short to train or validate on are left out, by name
+        series = replace(series, series=[s for s in series.series if s.id in splits])
+        notes.append(f"--drop-sparse: left out {len(left_out)} series too short for lookback {lookback} and "
+                     f"horizon {horizon}: {', '.join(repr(sid) for sid in left_out[:10])}"
+                     + (f" and {len(left_out) - 10} more" if len(left_out) > 10 else ""))
     if pad_short and init is None:
         notes.append(f"{short_series(series, lookback, horizon)} of {len(series.series)} series are too short for "
                      f"lookback {lookback}: windows reach up to {lookback - real_inputs(lookback, horizon)} rows "

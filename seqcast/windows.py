@@ -86,13 +86,14 @@ def _validation_rows(total: int, horizon: int, val_fraction: float) -> int:
 
 
 def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: float = 0.1,
-                  pad_short: bool = False) -> dict[str, Split]:
+                  pad_short: bool = False, drop_short: bool = False) -> dict[str, Split]:
     """Per series: validation is the last max(H, 10 %) rows, the rest trains; too short is an error.
     With ``pad_short`` a series needs real rows for one padded training window, not a whole lookback.
     In a panel where some series validate, a series too short for validation trains on all its rows
     (its split has ``val = 0``; when it is too short even for a training window it gives none, and is
     only forecast): the other series validate and train the model, and the short series of competition
-    panels (M3) keep their place."""
+    panels (M3) keep their place. The error lists how many series are too short and the first ten;
+    with ``drop_short`` (``--drop-sparse``) they get no split instead, and the caller leaves them out."""
     splits, short = {}, []
     context = real_inputs(lookback, horizon) if pad_short else lookback
     validates = [context + horizon + _validation_rows(len(s.times), horizon, val_fraction) <= len(s.times)
@@ -107,11 +108,15 @@ def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: 
             what = f"{context} real input rows of a padded window" if pad_short else f"lookback {lookback}"
             short.append(f"{s.id!r} has {total} rows, needs {context + horizon + val} "
                          f"({what} + horizon {horizon} + validation {val})")
+            continue
         splits[s.id] = Split(total - val, val, 0)
-    if short:
-        raise InputError(f"{series.source}: series too short: {'; '.join(short[:5])}"
-                         + (f"; and {len(short) - 5} more" if len(short) > 5 else "")
-                         + ". Use a shorter --lookback or --horizon, or more history")
+    if short and not (drop_short and splits):
+        counted = f"{len(short)} of {len(series.series)} series are too short" if len(series.series) > 1 else \
+            "series too short"
+        raise InputError(f"{series.source}: {counted}: {'; '.join(short[:10])}"
+                         + (f"; and {len(short) - 10} more" if len(short) > 10 else "")
+                         + ". Use a shorter --lookback or --horizon, or more history"
+                         + (", or --drop-sparse to leave them out" if len(series.series) > 1 else ""))
     return splits
 
 

@@ -369,3 +369,24 @@ def test_how_the_data_was_read_is_kept_in_the_checkpoint_info_and_json_even_with
     assert any(n.startswith(decided) for n in ckpt_module.load(ckpt).notes)
     code, out, _ = invoke("info", ckpt)
     assert f"note        {decided}" in out and "decimal ., day first" in out
+
+
+def test_sparse_series_are_listed_at_once_and_can_be_left_out(invoke, tmp_path):
+    """A panel where every third series has a handful of rows: the error counts them and names the first
+    ten; --drop-sparse (fit) and --min-length (fit, predict) leave them out, with a note naming them."""
+    rows = [(f"s{k}", t, float(np.sin(i / 3) + k)) for k in range(36)
+            for i, t in enumerate(pd.date_range("2024-01-01", periods=3 + k % 7 if k % 3 == 0 else 120, freq="D"))]
+    data = tmp_path / "sparse.csv"
+    pd.DataFrame(rows, columns=["id", "date", "y"]).to_csv(data, index=False)
+    args = ("fit", data, "--id-col", "id", "--model", "nlinear", "--max-steps", "3")
+    code, _, err = invoke(*args, "-o", tmp_path / "x.ckpt")
+    short = [f"'s{k}'" for k in range(0, 36, 3)]  # 3 to 9 rows: too short even for a padded window
+    assert code == 2 and f"{len(short)} of 36 series are too short" in err and "--drop-sparse" in err
+    assert all(f"{sid} has" in err for sid in short[:10]) and f"and {len(short) - 10} more" in err
+    code, _, err = invoke(*args, "--drop-sparse", "-o", tmp_path / "d.ckpt")
+    assert code == 0 and f"--drop-sparse: left out {len(short)} series too short" in err, err
+    assert len(ckpt_module.load(tmp_path / "d.ckpt").schema.series) == 36 - len(short)
+    code, _, err = invoke(*args, "--min-length", "60", "-o", tmp_path / "m.ckpt")
+    assert code == 0 and "--min-length 60: left out 12 of 36 series with fewer rows: 's0', 's3'" in err, err
+    code, out, err = invoke("predict", tmp_path / "m.ckpt", data, "--min-length", "60")
+    assert code == 0 and "not seen at fit" not in err and len(set(pd.read_csv(io.StringIO(out))["series"])) == 24

@@ -14,7 +14,7 @@ from .options import (LR, Batch, Ckpt, CompareThreads, Data, DateFormat, DayFirs
                       Epochs, Fill, FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, Levels,
                       LevelsAgain, Lookback, Loss, MaxSteps, Param, Patience, Plot, PlotSeries, Quantiles, Seed,
                       SplitOpt, Stride, Target, Threads, TimeBudget, TimeCol, TransformOpt, AllowNegative,
-                      WindowNormOpt, Windows)
+                      WindowNormOpt, Windows, MinLength, DropSparse)
 from .output import Output, fmt, to_json
 
 def _load(out: Output, path: str, config, describe: bool = False, last: Optional[int] = None) -> Any:
@@ -115,6 +115,8 @@ def fit(
     loss: Loss = "auto",
     transform: TransformOpt = "auto",
     allow_negative: AllowNegative = False,
+    min_length: MinLength = 0,
+    drop_sparse: DropSparse = False,
     ensemble: EnsembleOpt = 1,
     quantiles: Quantiles = None,
     level: Levels = None,
@@ -139,9 +141,11 @@ def fit(
     init = checkpoint.load(init_from) if init_from else None
     spec = requested_model(ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm,
                                        parse_quantiles(quantiles), parse_levels(level), ensemble, transform,
-                                       allow_negative), init)
-    reading = options.fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format,
-                                  options.covariates(past_cols, future_cols, static_cols, calendar))
+                                       allow_negative, drop_sparse), init)
+    reading = dataclasses.replace(options.fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst,
+                                                      date_format, options.covariates(past_cols, future_cols,
+                                                                                      static_cols, calendar)),
+                                  min_length=min_length)
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
                                         threads, loss)
     output = output or Path(f"{spec.name}.ckpt")
@@ -208,6 +212,7 @@ def predict(
     dayfirst: DayFirst = None,
     date_format: DateFormat = None,
     threads: Threads = 0,
+    min_length: MinLength = 0,
     level: LevelsAgain = None,
     plot: Plot = None,
     plot_series: PlotSeries = None,
@@ -233,7 +238,8 @@ def predict(
     _check_files(ctx)
     ckpt = _forecaster(checkpoint_path, threads)
     levels = check_levels(parse_levels(level), ckpt.calibration, str(checkpoint_path))
-    reading = options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format)
+    reading = dataclasses.replace(options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format),
+                                  min_length=min_length)
     series = _load(out, data, reading, last=None if plot else _rows_needed(ckpt))
     series = _with_future(out, series, future, reading, ckpt)
     with _forecast_threads(ckpt, threads, len(series.series)):
@@ -360,6 +366,7 @@ def evaluate(
     date_format: DateFormat = None,
     forecasts: Forecasts = None,
     threads: Threads = 0,
+    min_length: MinLength = 0,
     level: LevelsAgain = None,
     plot: Plot = None,
     plot_series: PlotSeries = None,
@@ -382,7 +389,8 @@ def evaluate(
     _check_files(ctx)
     ckpt = load(checkpoint_path)
     levels = check_levels(parse_levels(level), ckpt.calibration, str(checkpoint_path))
-    series = _load(out, data, options.reading_again(ckpt, fill, freq, decimal, dayfirst, date_format))
+    series = _load(out, data, dataclasses.replace(options.reading_again(ckpt, fill, freq, decimal, dayfirst,
+                                                                        date_format), min_length=min_length))
     from ..threads import forecast_threads, using_threads
 
     with using_threads(forecast_threads(threads, ckpt, windows * len(series.series))):
@@ -485,6 +493,8 @@ def compare(
     threads: CompareThreads = 0,
     loss: Loss = "auto",
     ensemble: EnsembleOpt = 1,
+    min_length: MinLength = 0,
+    drop_sparse: DropSparse = False,
     jobs: Jobs = 1,
     forecasts: Forecasts = None,
     quantiles: Quantiles = None,
@@ -533,8 +543,9 @@ def compare(
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
                                         threads, loss)
     jobs = min(options.compare_jobs(jobs, threads), len(names))
-    series = _load(out, data, options.reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format,
-                                              covariate_options), describe=True)
+    series = _load(out, data, dataclasses.replace(options.reading(
+        time_col, target, id_col, freq, fill, decimal, dayfirst, date_format, covariate_options), min_length=min_length),
+        describe=True)
     if not windows and not split:  # the default: as many as the data allow, up to DEFAULT_WINDOWS
         windows, notes = fitting_windows(series, ModelConfig(lookback=lookback, horizon=horizon), stride)
         out.notes(notes)
@@ -548,7 +559,8 @@ def compare(
             locks.enter_context(output_lock(path))
         rows = rank(run_compare(series, names, ModelConfig(params={}, lookback=lookback, horizon=horizon,
                                                            window_norm=window_norm, quantiles=quantile_levels,
-                                                           levels=interval_levels, ensemble=ensemble),
+                                                           levels=interval_levels, ensemble=ensemble,
+                                                           drop_sparse=drop_sparse),
                                 train_config, eval_config, per_model, str(save_dir) if save_dir else None,
                                 on_model=on_model, on_epoch=on_epoch, jobs=jobs,
                                 on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts))
