@@ -93,6 +93,7 @@ FORMAT_5_CALENDAR = ("hour", "dow", "dom", "doy", "month")
 #   transform         the targets' transform before scaling (transform.TargetTransform: none, log or boxcox
 #                     with its lambdas) and, per target, whether forecasts are floored at zero;
 #                     none and no floor before it (older files forecast exactly what they did).
+#   data.policy.wide  the file was wide (fit --wide: a row per series, a column per time); false before it.
 #   covariates[].span (lowest, highest) training value of a numeric covariate, for predict's note on
 #                     values outside it; [] = not recorded (all before it).
 FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
@@ -237,7 +238,8 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         training = meta["training"]
         meta = {**meta, "choices": [], "training": {**training, "schedule": {**training["schedule"], "max_auto_flops": 0.0}}}
     if format_version < 8:
-        meta = {**meta, "transform": FORMAT_7_TRANSFORM, "covariates": [{**c, "span": []} for c in meta["covariates"]]}
+        meta = {**meta, "transform": FORMAT_7_TRANSFORM, "covariates": [{**c, "span": []} for c in meta["covariates"]],
+                "data": {**meta["data"], "policy": {**meta["data"]["policy"], "wide": False}}}
     return meta
 
 

@@ -9,7 +9,10 @@ file, line, column, series and value. Splits, scaling and windows live in ``wind
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import csv
+import io
+import re
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -48,6 +51,7 @@ class DataConfig:
     static_cols: tuple[str, ...] = ()  # covariates constant per series: numbers or categories
     calendar: str = "none"  # generated calendar features: none, auto, or names (covariates.CALENDAR_FEATURES)
     min_length: int = 0  # leave out (with a note naming them) the series with fewer rows than this; 0 = keep all
+    wide: bool = False  # one row per series, one column per time (headers 1960, 1961, ...): read as a panel
 
 
 @dataclass
@@ -76,6 +80,7 @@ class SeriesSet:
     static: dict[str, tuple] = field(default_factory=dict)  # per series, its value of each static column
     calendar: tuple[str, ...] = ()  # calendar features asked for (covariates.resolve_calendar)
     ahead: dict[str, Ahead] = field(default_factory=dict)  # per series, future covariates after its last row
+    wide: bool = False  # read from a wide file (--wide): one row per series, one column per time
 
     @property
     def covariate_kinds(self) -> tuple[str, ...]:
@@ -156,7 +161,56 @@ def _typing(config: DataConfig):
     return text, times
 
 
+WIDE_VALUE = "value"  # a wide file becomes its id column, "year" (or "period" for other times) and this
+_TIME_HEADER = re.compile(r"\s*(\d{4}|\d{4}-\d{2}(-\d{2})?|\d{4}\s*-?\s*[Qq][1-4]|\d{4}M\d{2})\s*")
+
+
+def _wide_times(header: list[str]) -> list[str]:
+    """The column headers that are times (years, ISO months or days, quarters, 1960M01), when they make a
+    wide file: at least three of them and at least half the columns; else []."""
+    times = [h for h in header if _TIME_HEADER.fullmatch(h)]
+    return times if len(times) >= 3 and 2 * len(times) >= len(header) else []
+
+
+def _long(table: Table, config: DataConfig, times: list[str]) -> tuple[Table, DataConfig, str]:
+    """A wide table (a row per series, a column per time) as a long one: ``id, period, value`` rows, the
+    id the given --id-col or the first column that is not a time; the other such columns are dropped
+    (a note names them). Returns the table, the config that reads it, and the note."""
+    rest = [h for h in table.header if h not in times]
+    if not rest:
+        raise InputError(f"{table.name}: --wide: every column header is a time; the file needs a column naming "
+                         "each row's series")
+    id_col = require(config.id_col, table.header, table.name, "id column") if config.id_col else rest[0]
+    ids = table.text(id_col)
+    if len(set(ids)) != len(ids):
+        raise InputError(f"{table.name}: --wide: column {id_col!r} names a series twice; give --id-col a column "
+                         "with one value per row")
+    cells = {t: table.text(t) for t in times}
+    time_col = "year" if all(t.strip().isdigit() for t in times) else "period"  # years become yearly dates
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([id_col, time_col, WIDE_VALUE])
+    for i, sid in enumerate(ids):
+        writer.writerows((sid, t.strip(), cells[t][i]) for t in times)
+    long = replace(config, wide=False, id_col=id_col, time_col=time_col, target=(WIDE_VALUE,))
+    note = (f"--wide: read {len(ids)} rows as series (id {id_col!r}) over {len(times)} columns of times "
+            f"({times[0].strip()} to {times[-1].strip()})"
+            + (f"; columns not used: {', '.join(h for h in rest if h != id_col)}" if len(rest) > 1 else ""))
+    return table_from_bytes(f"{table.name} (read --wide)", buffer.getvalue().encode("utf-8"), *_typing(long)), long, note
+
+
 def _series(table: Table, config: DataConfig) -> SeriesSet:
+    times = _wide_times(table.header)
+    if config.wide or times:
+        if not times:
+            raise InputError(f"{table.name}: --wide: no column header is a time (1960, 2024-01, 2024-01-31, "
+                             "1960Q1); leave --wide out for a file with one row per time")
+        if not config.wide:
+            raise InputError(f"{table.name}: the column headers {times[0].strip()}, {times[1].strip()}, ... "
+                             f"{times[-1].strip()} are times: one row per series, one column per time (a wide "
+                             "file); pass --wide to read each row as a series, or give one row per time")
+        table, config, note = _long(table, config, times)
+        return _with_note(_series(table, config), note, wide=True)
     name, header, columns, lines = table.name, table.header, table.columns, table.lines
     notes: list[str] = []
     id_col = id_column(config.id_col, header, columns, name, notes)
@@ -256,6 +310,10 @@ def _at_least(name: str, rows: int, times, values, lines, bounds, ids, ahead, no
     new_bounds = np.concatenate([[0], np.cumsum(lengths[keep])])
     return (times[rows_kept], values[rows_kept], lines[rows_kept], new_bounds, kept_ids,
             {sid: a for sid, a in ahead.items() if sid in set(kept_ids)})
+
+
+def _with_note(series: SeriesSet, note: str, **changes) -> SeriesSet:
+    return replace(series, notes=[note, *series.notes], **changes)
 
 
 def load_future(path: str, config: DataConfig) -> dict[str, Ahead]:

@@ -92,6 +92,7 @@ class ReadingPolicy:
     decimal: str | None = None
     dayfirst: bool | None = None
     date_format: str | None = None
+    wide: bool = False  # one row per series, one column per time (fit --wide): read so again
 
 
 @dataclass(frozen=True)

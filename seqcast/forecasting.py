@@ -45,6 +45,7 @@ def data_config(ckpt: Forecaster, fill: str | None = None, freq: str | None = No
         decimal=decimal or policy.decimal,
         dayfirst=policy.dayfirst if dayfirst is None else dayfirst,
         date_format=date_format or policy.date_format,
+        wide=policy.wide,
     )
 
 

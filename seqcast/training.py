@@ -684,7 +684,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                        spec.ensemble),
         schema=DataSchema(series.source, series.time_col, tuple(series.targets), series.id_col, series.freq,
                           series.integer_time, lookback, horizon, tuple(s.id for s in series.series), pad_short),
-        policy=ReadingPolicy(series.freq_given, series.fill, series.decimal, series.dayfirst, series.date_format),
+        policy=ReadingPolicy(series.freq_given, series.fill, series.decimal, series.dayfirst, series.date_format,
+                             series.wide),
         scaler=scaler, training=record,
         versions=Versions(__version__, torch.__version__.split("+")[0], platform.python_version()),
         notes=tuple(notes), calibration=calibration, covariates=covariates, choices=choices, transform=transform)

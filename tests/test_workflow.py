@@ -390,3 +390,30 @@ def test_sparse_series_are_listed_at_once_and_can_be_left_out(invoke, tmp_path):
     assert code == 0 and "--min-length 60: left out 12 of 36 series with fewer rows: 's0', 's3'" in err, err
     code, out, err = invoke("predict", tmp_path / "m.ckpt", data, "--min-length", "60")
     assert code == 0 and "not seen at fit" not in err and len(set(pd.read_csv(io.StringIO(out))["series"])) == 24
+
+
+def test_a_wide_file_of_countries_by_year_is_refused_without_wide_and_read_as_a_panel_with_it(invoke, tmp_path):
+    """One row per country and one column per year (how statistics offices publish): without --wide
+    seqcast would model the rows as time; it refuses, naming the option. With it, each row is a series,
+    and the checkpoint remembers to read such files so."""
+    years = [str(y) for y in range(1960, 2011)]
+    rng = np.random.default_rng(2)
+    frame = pd.DataFrame([[name, name[:3].upper(), *(100 * 1.02 ** np.arange(len(years)) + rng.normal(0, 1, len(years)))]
+                          for name in ("Aland", "Borduria", "Carpania")], columns=["Country Name", "Country Code", *years])
+    data = tmp_path / "gdp.csv"
+    frame.to_csv(data, index=False)
+    code, out, err = invoke("fit", data, "--model", "nlinear", "--max-steps", "3", "-o", tmp_path / "x.ckpt")
+    assert code == 2 and "the column headers 1960, 1961, ... 2010 are times" in err and "pass --wide" in err
+    ckpt = tmp_path / "w.ckpt"
+    code, _, err = invoke("fit", data, "--wide", "--model", "nlinear", "--max-steps", "3", "-o", ckpt)
+    assert code == 0, err
+    assert "--wide: read 3 rows as series (id 'Country Name') over 51 columns of times (1960 to 2010); columns not " \
+           "used: Country Code" in err
+    loaded = ckpt_module.load(ckpt)
+    assert loaded.schema.series == ("Aland", "Borduria", "Carpania") and loaded.policy.wide
+    code, out, err = invoke("predict", ckpt, data)  # read wide again, by itself
+    forecast = pd.read_csv(io.StringIO(out))
+    assert code == 0 and list(forecast["timestamp"][:2]) == ["2011-01-01", "2012-01-01"], err
+    assert "wide (a row per series, a column per time)" in invoke("info", ckpt)[1]
+    code, _, err = invoke("fit", SAMPLES / "nino12_monthly.csv", "--wide", "-o", tmp_path / "n.ckpt")
+    assert code == 2 and "--wide: no column header is a time" in err

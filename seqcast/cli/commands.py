@@ -14,7 +14,7 @@ from .options import (LR, Batch, Ckpt, CompareThreads, Data, DateFormat, DayFirs
                       Epochs, Fill, FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, Levels,
                       LevelsAgain, Lookback, Loss, MaxSteps, Param, Patience, Plot, PlotSeries, Quantiles, Seed,
                       SplitOpt, Stride, Target, Threads, TimeBudget, TimeCol, TransformOpt, AllowNegative,
-                      WindowNormOpt, Windows, MinLength, DropSparse)
+                      WindowNormOpt, Windows, MinLength, DropSparse, Wide)
 from .output import Output, fmt, to_json
 
 def _load(out: Output, path: str, config, describe: bool = False, last: Optional[int] = None) -> Any:
@@ -117,6 +117,7 @@ def fit(
     allow_negative: AllowNegative = False,
     min_length: MinLength = 0,
     drop_sparse: DropSparse = False,
+    wide: Wide = False,
     ensemble: EnsembleOpt = 1,
     quantiles: Quantiles = None,
     level: Levels = None,
@@ -145,7 +146,7 @@ def fit(
     reading = dataclasses.replace(options.fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst,
                                                       date_format, options.covariates(past_cols, future_cols,
                                                                                       static_cols, calendar)),
-                                  min_length=min_length)
+                                  min_length=min_length, wide=wide or (init is not None and init.policy.wide))
     train_config = options.train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget,
                                         threads, loss)
     output = output or Path(f"{spec.name}.ckpt")
@@ -495,6 +496,7 @@ def compare(
     ensemble: EnsembleOpt = 1,
     min_length: MinLength = 0,
     drop_sparse: DropSparse = False,
+    wide: Wide = False,
     jobs: Jobs = 1,
     forecasts: Forecasts = None,
     quantiles: Quantiles = None,
@@ -544,7 +546,8 @@ def compare(
                                         threads, loss)
     jobs = min(options.compare_jobs(jobs, threads), len(names))
     series = _load(out, data, dataclasses.replace(options.reading(
-        time_col, target, id_col, freq, fill, decimal, dayfirst, date_format, covariate_options), min_length=min_length),
+        time_col, target, id_col, freq, fill, decimal, dayfirst, date_format, covariate_options), min_length=min_length,
+        wide=wide),
         describe=True)
     if not windows and not split:  # the default: as many as the data allow, up to DEFAULT_WINDOWS
         windows, notes = fitting_windows(series, ModelConfig(lookback=lookback, horizon=horizon), stride)
@@ -850,6 +853,8 @@ def _info_lines(ckpt, current_format: int) -> list[str]:
         reading.append("day first" if p.dayfirst else "month first")
     if p.date_format:
         reading.append(f"date format {p.date_format}")
+    if p.wide:
+        reading.append("wide (a row per series, a column per time)")
     settings = t.settings
     lines = [
         f"model       {m.name} ({m.n_parameters:,} parameters, window norm {m.window_norm})",
