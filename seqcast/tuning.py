@@ -207,7 +207,10 @@ def run_trials(study, series: SeriesSet, spec, train_config, dimensions: dict[st
     if stale is None:
         stale = {t.number for t in study.get_trials(deepcopy=False, states=(state.RUNNING,))}
     started = time.perf_counter()
-    while not time_budget or time.perf_counter() - started < time_budget:
+    finished = sum(t.state in counted[:2] for t in study.get_trials(deepcopy=False))
+    for _ in range(max(0, trials - finished)):  # at most the trials missing, failed ones included (as optimize ran)
+        if time_budget and time.perf_counter() - started >= time_budget:
+            return
         others = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")
                   and t.number not in stale]
         if sum(t.state in counted[:2] for t in others) >= trials:

@@ -111,7 +111,7 @@ def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: 
             continue
         splits[s.id] = Split(total - val, val, 0)
     if short and not (drop_short and splits):
-        counted = f"{len(short)} of {len(series.series)} series are too short" if len(series.series) > 1 else \
+        counted = f"series too short ({len(short)} of {len(series.series)})" if len(series.series) > 1 else \
             "series too short"
         raise InputError(f"{series.source}: {counted}: {'; '.join(short[:10])}"
                          + (f"; and {len(short) - 10} more" if len(short) > 10 else "")

@@ -381,7 +381,7 @@ def test_sparse_series_are_listed_at_once_and_can_be_left_out(invoke, tmp_path):
     args = ("fit", data, "--id-col", "id", "--model", "nlinear", "--max-steps", "3")
     code, _, err = invoke(*args, "-o", tmp_path / "x.ckpt")
     short = [f"'s{k}'" for k in range(0, 36, 3)]  # 3 to 9 rows: too short even for a padded window
-    assert code == 2 and f"{len(short)} of 36 series are too short" in err and "--drop-sparse" in err
+    assert code == 2 and f"series too short ({len(short)} of 36)" in err and "--drop-sparse" in err
     assert all(f"{sid} has" in err for sid in short[:10]) and f"and {len(short) - 10} more" in err
     code, _, err = invoke(*args, "--drop-sparse", "-o", tmp_path / "d.ckpt")
     assert code == 0 and f"--drop-sparse: left out {len(short)} series too short" in err, err
@@ -417,3 +417,11 @@ def test_a_wide_file_of_countries_by_year_is_refused_without_wide_and_read_as_a_
     assert "wide (a row per series, a column per time)" in invoke("info", ckpt)[1]
     code, _, err = invoke("fit", SAMPLES / "nino12_monthly.csv", "--wide", "-o", tmp_path / "n.ckpt")
     assert code == 2 and "--wide: no column header is a time" in err
+
+
+def test_a_numeric_store_column_is_suggested_when_timestamps_repeat(invoke, tmp_path):
+    frame = pd.DataFrame({"date": np.tile(pd.date_range("2024-01-01", periods=60).strftime("%Y-%m-%d"), 3),
+                          "store": np.repeat([1, 2, 3], 60), "sales": np.arange(180.0)})
+    frame.to_csv(tmp_path / "stores.csv", index=False)
+    code, _, err = invoke("fit", tmp_path / "stores.csv", "--max-steps", "2")
+    assert code == 2 and "column 'store' would make the timestamps unique: pass --id-col store" in err, err
