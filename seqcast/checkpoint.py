@@ -193,6 +193,10 @@ def _encode(forecaster: Forecaster) -> tuple[bytes, str]:
     from safetensors.torch import save
 
     meta, tensors = to_meta(forecaster), _tensors(forecaster.model)
+    try:  # a file that would not load is never written (over a good one, in a nightly warm start)
+        meta_schema.check(json.loads(_canonical(meta)))
+    except meta_schema.SchemaError as exc:
+        raise RuntimeError(f"seqcast built a checkpoint it could not load again ({exc}); nothing was written") from None
     digest = _digest(_canonical(meta), tensors)
     document = {"format": FORMAT_VERSION, "meta": meta, "sha256": digest}
     return save(tensors, metadata={"seqcast": _canonical(document)}), digest
@@ -238,7 +242,7 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         training = meta["training"]
         meta = {**meta, "choices": [], "training": {**training, "schedule": {**training["schedule"], "max_auto_flops": 0.0}}}
     if format_version < 8:
-        meta = {**meta, "transform": FORMAT_7_TRANSFORM, "covariates": [{**c, "span": []} for c in meta["covariates"]],
+        meta = {**meta, "transform": {**FORMAT_7_TRANSFORM, "lambdas": {}, "floor": []}, "covariates": [{**c, "span": []} for c in meta["covariates"]],
                 "data": {**meta["data"], "policy": {**meta["data"]["policy"], "wide": False}}}
     return meta
 

@@ -221,7 +221,8 @@ def outside_training_range(series, schema: CovariateSchema) -> list[str]:
             values = s.covariates[:, n_past + j] if s.covariates is not None else np.zeros(0)
             blocks.append((c, np.concatenate([values, ahead.values[:, j]]) if ahead is not None else values))
         static = dict(zip(series.static_cols, series.static.get(s.id, ())))
-        blocks += [(c, np.array([static[c.name]], dtype=np.float64)) for c in schema.of("static") if not c.categories]
+        blocks += [(c, np.array([static[c.name]], dtype=np.float64)) for c in schema.of("static")
+                   if not c.categories and isinstance(static.get(c.name), float)]  # (a text value: its own error)
         for column, values in blocks:
             if len(column.span) == 2 and len(values):
                 low, high = column.span

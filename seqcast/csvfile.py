@@ -65,9 +65,9 @@ def _read_bounded(name: str, stream, size: int | None) -> bytes:
         if not blocks:
             kind = next((k for magic, k in _COMPRESSED.items() if block.startswith(magic)), None)
             if kind:
-                return _decompressed(name, kind, block, stream, limit, too_big)
+                return _decompressed(name, kind, _chained(block, stream), limit, too_big)
             if block.startswith(_PARQUET):
-                return _parquet_as_csv(name, block + stream.read())
+                return _parquet_as_csv(name, _bounded(_chained(block, stream), limit, too_big), limit, too_big)
         if not blocks and b"\x00" in block and not block.startswith((b"\xff\xfe", b"\xfe\xff")):
             decode(name, block[: block.index(b"\x00") + 1])  # raises for its first problem: a byte, or the NUL
         blocks.append(block)
@@ -77,56 +77,96 @@ def _read_bounded(name: str, stream, size: int | None) -> bytes:
     return b"".join(blocks)
 
 
-def _decompressed(name: str, kind: str, first: bytes, stream, limit: int, too_big: InputError) -> bytes:
-    """The CSV inside a compressed stream whose first block is ``first``, at most ``limit`` bytes of it
-    (a small file that inflates past the limit is refused as a large one), then read as any CSV."""
+def _chained(first: bytes, stream):
+    """The blocks of a stream whose first block was already read."""
+    yield first
+    while block := stream.read(1 << 20):
+        yield block
+
+
+def _bounded(blocks, limit: int, too_big: InputError) -> bytes:
+    out, total = bytearray(), 0
+    for block in blocks:
+        total += len(block)
+        if total > limit:
+            raise too_big
+        out += block
+    return bytes(out)
+
+
+def _decompressed(name: str, kind: str, blocks, limit: int, too_big: InputError) -> bytes:
+    """The CSV inside compressed ``blocks``: never more than ``limit`` bytes inflated at any moment (each
+    step asks the decompressor for at most what is left, so a small file that inflates past the limit is
+    refused as a large one, not held in memory first); concatenated members (gzip, bzip2, xz) follow one
+    another; a stream that stops before its end is an error (a copy cut short), never a shorter CSV."""
     import bz2
     import lzma
     import zlib
 
-    def fresh():
-        if kind == "gzip":
-            return zlib.decompressobj(wbits=31)
-        if kind == "bzip2":
-            return bz2.BZ2Decompressor()
-        if kind == "xz":
-            return lzma.LZMADecompressor()
-        try:
-            import zstandard
-        except ImportError:
-            raise InputError(f"{name}: is zstd-compressed; install seqcast[files] (zstandard) to read it, or "
-                             "decompress it first (zstd -d)") from None
-        return zstandard.ZstdDecompressor().decompressobj()
-
-    out, total, pending, decompressor = [], 0, first, fresh()
+    if kind == "zstd":
+        return _zstd(name, blocks, limit, too_big)
+    fresh = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
+             "xz": lzma.LZMADecompressor}[kind]
+    out, decompressor, ended = bytearray(), fresh(), False
     try:
-        while pending:
+        for block in blocks:
+            pending = block
             while pending:
-                chunk = decompressor.decompress(pending)
-                total += len(chunk)
-                if total > limit:
+                if ended:  # another member follows the one that ended (or zero padding after a gzip member)
+                    if kind == "gzip" and not pending.strip(b"\x00"):
+                        break
+                    decompressor, ended = fresh(), False
+                left = limit - len(out) + 1
+                if kind == "gzip":
+                    out += decompressor.decompress(pending, left)
+                    pending = decompressor.unconsumed_tail or (decompressor.unused_data if decompressor.eof else b"")
+                else:
+                    out += decompressor.decompress(pending, left)
+                    pending = decompressor.unused_data if decompressor.eof else b""
+                    while not decompressor.eof and not decompressor.needs_input and len(out) <= limit:
+                        out += decompressor.decompress(b"", limit - len(out) + 1)
+                if len(out) > limit:
                     raise too_big
-                out.append(chunk)
-                rest = getattr(decompressor, "unused_data", b"")
-                pending = rest if getattr(decompressor, "eof", False) and rest else b""
-                if pending:  # another member follows (gzip and bzip2 files may be concatenated)
-                    decompressor = fresh()
-            pending = stream.read(1 << 20)
+                ended = decompressor.eof
     except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
         raise InputError(f"{name}: {kind}-compressed data is damaged ({exc}); check the file") from None
-    except Exception as exc:  # zstandard's own error type
-        if type(exc).__module__.startswith("zstandard"):
-            raise InputError(f"{name}: zstd-compressed data is damaged ({exc}); check the file") from None
-        raise
-    data = b"".join(out)
+    if not decompressor.eof:
+        raise InputError(f"{name}: {kind}-compressed data ends before its end (the file is cut short); "
+                         "copy it again")
+    return _plain_text(name, bytes(out))
+
+
+def _zstd(name: str, blocks, limit: int, too_big: InputError) -> bytes:
+    try:
+        import zstandard
+    except ImportError:
+        raise InputError(f"{name}: is zstd-compressed; install seqcast[files] (zstandard) to read it, or "
+                         "decompress it first (zstd -d)") from None
+    import io
+
+    compressed = _bounded(blocks, limit, too_big)
+    out = bytearray()
+    try:
+        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(compressed), read_across_frames=True) as reader:
+            while chunk := reader.read(1 << 20):
+                out += chunk
+                if len(out) > limit:
+                    raise too_big
+    except zstandard.ZstdError as exc:
+        raise InputError(f"{name}: zstd-compressed data is damaged or cut short ({exc}); check the file") from None
+    return _plain_text(name, bytes(out))
+
+
+def _plain_text(name: str, data: bytes) -> bytes:
     if b"\x00" in data[: 1 << 20] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         decode(name, data[: data.index(b"\x00") + 1])
     return data
 
 
-def _parquet_as_csv(name: str, data: bytes) -> bytes:
+def _parquet_as_csv(name: str, data: bytes, limit: int, too_big: InputError) -> bytes:
     """A Parquet file's table as CSV text (pyarrow writes it: ISO timestamps, numbers as read), so that
-    it is read exactly as the same table saved as CSV."""
+    it is read exactly as the same table saved as CSV. A table that would take more than ``limit``
+    bytes unpacked (its own metadata says) is refused before it is read."""
     try:
         import pyarrow as pa
         import pyarrow.csv
@@ -135,11 +175,17 @@ def _parquet_as_csv(name: str, data: bytes) -> bytes:
         raise InputError(f"{name}: is a Parquet file; install seqcast[files] (pyarrow) to read it, or save it "
                          "as CSV") from None
     try:
-        table = pyarrow.parquet.read_table(pa.BufferReader(data))
+        parquet = pyarrow.parquet.ParquetFile(pa.BufferReader(data))
+        meta = parquet.metadata
+        if sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) > limit:
+            raise too_big
+        table = parquet.read()
+        sink = pa.BufferOutputStream()
+        pyarrow.csv.write_csv(table, sink, pyarrow.csv.WriteOptions(quoting_style="needed"))
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{name}: cannot read it as Parquet ({exc})") from None
-    sink = pa.BufferOutputStream()
-    pyarrow.csv.write_csv(table, sink, pyarrow.csv.WriteOptions(quoting_style="needed"))
+        raise InputError(f"{name}: cannot read it as a Parquet table of numbers, text and times ({exc})") from None
+    if sink.tell() > limit:
+        raise too_big
     return sink.getvalue().to_pybytes()
 
 

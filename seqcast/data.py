@@ -162,14 +162,23 @@ def _typing(config: DataConfig):
 
 
 WIDE_VALUE = "value"  # a wide file becomes its id column, "year" (or "period" for other times) and this
-_TIME_HEADER = re.compile(r"\s*(\d{4}|\d{4}-\d{2}(-\d{2})?|\d{4}\s*-?\s*[Qq][1-4]|\d{4}M\d{2})\s*")
+_TIME_HEADER = re.compile(r"\s*(\d{4}|\d{4}-\d{2}(-\d{2})?|\d{4}\s*-?\s*[Qq][1-4])\s*")
 
 
-def _wide_times(header: list[str]) -> list[str]:
-    """The column headers that are times (years, ISO months or days, quarters, 1960M01), when they make a
-    wide file: at least three of them and at least half the columns; else []."""
+def _wide_times(header: list[str], config: DataConfig) -> list[str]:
+    """The column headers that are times (years, ISO months or days, quarters), when they make a wide
+    file: at least three of them, at least half the columns, in increasing order. Unless --wide says so,
+    a file with a time column (by name, or --time-col) or named targets is never taken for one: sensors
+    numbered 1001, 1002, ... are columns of values."""
     times = [h for h in header if _TIME_HEADER.fullmatch(h)]
-    return times if len(times) >= 3 and 2 * len(times) >= len(header) else []
+    if len(times) < 3 or 2 * len(times) < len(header):
+        return []
+    if not config.wide:
+        if config.time_col or config.target or any(h.strip().lower() in TIME_NAMES for h in header):
+            return []
+        if [t.strip() for t in times] != sorted(t.strip() for t in times) or len({t.strip() for t in times}) < len(times):
+            return []
+    return times
 
 
 def _long(table: Table, config: DataConfig, times: list[str]) -> tuple[Table, DataConfig, str]:
@@ -181,6 +190,7 @@ def _long(table: Table, config: DataConfig, times: list[str]) -> tuple[Table, Da
         raise InputError(f"{table.name}: --wide: every column header is a time; the file needs a column naming "
                          "each row's series")
     id_col = require(config.id_col, table.header, table.name, "id column") if config.id_col else rest[0]
+    table.as_text([id_col, *times])  # every column as written, in one pass over the file
     ids = table.text(id_col)
     if len(set(ids)) != len(ids):
         raise InputError(f"{table.name}: --wide: column {id_col!r} names a series twice; give --id-col a column "
@@ -200,11 +210,12 @@ def _long(table: Table, config: DataConfig, times: list[str]) -> tuple[Table, Da
 
 
 def _series(table: Table, config: DataConfig) -> SeriesSet:
-    times = _wide_times(table.header)
+    times = _wide_times(table.header, config)
     if config.wide or times:
         if not times:
-            raise InputError(f"{table.name}: --wide: no column header is a time (1960, 2024-01, 2024-01-31, "
-                             "1960Q1); leave --wide out for a file with one row per time")
+            raise InputError(f"{table.name}: read as a wide file (fit --wide, or a model fit so) but no column "
+                             "header is a time (1960, 2024-01, 2024-01-31, 1960Q1); a file with one row per time "
+                             "needs a model fit without --wide")
         if not config.wide:
             raise InputError(f"{table.name}: the column headers {times[0].strip()}, {times[1].strip()}, ... "
                              f"{times[-1].strip()} are times: one row per series, one column per time (a wide "

@@ -188,11 +188,14 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     # Scaled metrics (--split, and the pooled ones of several targets) z-score the target's units with the
     # checkpoint's statistics; a transformed model's statistics are of other units, so then each series'
     # rows before its first test window give them.
-    raw_centre, raw_spread = (centre, spread) if transform.kind == "none" else moments(original_history)
-    if transform.kind != "none":
-        raw_centre, raw_spread = np.repeat(raw_centre, counts, axis=0), np.repeat(raw_spread, counts, axis=0)
+    # (with --split, the split's training rows: the statistics a model fit untransformed on that split has)
+    if transform.kind == "none":
+        raw_centre, raw_spread = centre[series_index], spread[series_index]
+    elif config.split:
+        trained = moments([s.values[: splits[s.id].train] for s in series.series])
+        raw_centre, raw_spread = trained[0][series_index], trained[1][series_index]
     else:
-        raw_centre, raw_spread = raw_centre[series_index], raw_spread[series_index]
+        raw_centre, raw_spread = (np.repeat(m, counts, axis=0) for m in moments(original_history))
     raw_mean, raw_std = raw_centre[:, None, :], raw_spread[:, None, :]
     truth_units = stacked_values(series)[(edges[series_index] + origins)[:, None] + np.arange(horizon)]
 

@@ -573,8 +573,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
 
     def prepare(kind: str) -> Prepared:  # the scaler and windows of the targets under one transform
         if kind not in prepared:
-            transform = init.transform if init is not None else \
-                TargetTransform.fit(kind, series, allow_negative=spec.allow_negative)
+            transform = init.transform.refit(series, train_rows) if init is not None else \
+                TargetTransform.fit(kind, series, train_rows, allow_negative=spec.allow_negative)
             shown = transform.apply(series)
             scaler = Scaler.fit(shown, train_rows)
             arrays, static = model_arrays(shown, scaler, covariates)

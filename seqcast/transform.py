@@ -44,19 +44,29 @@ class TargetTransform:
     floor: tuple[bool, ...] = ()  # per target: never negative when fit read it, so forecasts stay >= 0
 
     @classmethod
-    def fit(cls, kind: str, series: SeriesSet, allow_negative: bool = False) -> "TargetTransform":
-        """The transform ``kind`` (one of TRANSFORMS) fit to ``series``, with the floor it implies."""
+    def fit(cls, kind: str, series: SeriesSet, train_rows: dict[str, int], allow_negative: bool = False
+            ) -> "TargetTransform":
+        """The transform ``kind`` (one of TRANSFORMS) fit to the training rows of ``series`` (its lambdas,
+        and the floor of each target never negative there); every row must suit the transform."""
         if kind not in TRANSFORMS:
             raise UsageError(f"--transform {kind!r}: choose auto or one of {', '.join(TRANSFORMS)}")
         if allow_negative and kind != "none":
             raise UsageError(f"--allow-negative with --transform {kind}: the transform needs values of at least 0; "
                              "give --transform none with --allow-negative")
-        lowest = np.min([s.values.min(axis=0) for s in series.series if len(s.values)], axis=0)
         if kind != "none":
             _require_nonnegative(kind, series)
-        lambdas = {s.id: box_cox_lambda(s.values).tolist() for s in series.series} if kind == "boxcox" else {}
+        trained = [s.values[: train_rows.get(s.id, len(s.values))] for s in series.series]
+        lowest = np.min([v.min(axis=0) for v in trained if len(v)], axis=0)
         floor = tuple(False if allow_negative else bool(v >= 0) for v in np.atleast_1d(lowest))
-        return cls(kind, lambdas, floor)
+        return cls(kind, {}, floor).refit(series, train_rows)
+
+    def refit(self, series: SeriesSet, train_rows: dict[str, int]) -> "TargetTransform":
+        """This transform for the series of ``series`` (a warm start's data): Box-Cox lambdas kept for the
+        series it knows, fit on the training rows for a new one, none kept for a series gone."""
+        if self.kind != "boxcox":
+            return self
+        return replace(self, lambdas={s.id: self.lambdas.get(s.id) or box_cox_lambda(
+            s.values[: train_rows.get(s.id, len(s.values))]).tolist() for s in series.series})
 
     def apply(self, series: SeriesSet) -> SeriesSet:
         """``series`` with its target values transformed (the same object when there is nothing to do)."""

@@ -135,8 +135,9 @@ def open_study(config: TuneConfig, name: str, identity: dict[str, Any] | None, s
     optuna = require_optuna()
     storage = _storage(optuna, config.storage)
     if not grid and config.storage and create:  # a resumed or joined study: a seed of its own, not the draws
-        with contextlib.suppress(KeyError):      # the first run made already (each trial so far shifts it)
-            seed += len(optuna.load_study(study_name=name, storage=_storage(optuna, config.storage)).trials)
+        with contextlib.suppress(KeyError):      # the first run made already (the trials so far make it another)
+            held = len(optuna.load_study(study_name=name, storage=_storage(optuna, config.storage)).trials)
+            seed = (seed * 1_000_003 + held) % 2**31 if held else seed
     sampler = optuna.samplers.GridSampler(grid, seed=seed) if grid else optuna.samplers.TPESampler(seed=seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if config.prune \
         else optuna.pruners.NopPruner()
@@ -216,6 +217,8 @@ def run_trials(study, series: SeriesSet, spec, train_config, dimensions: dict[st
         if sum(t.state in counted[:2] for t in others) >= trials:
             return
         trial = study.ask()
+        others = [t for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")
+                  and t.number not in stale]  # again: every trial numbered before this one exists by now
         ahead = sum(t.state in counted for t in others if t.number < trial.number)
         if ahead >= trials:  # the other processes hold the rest of the study's trials
             trial.set_user_attr("surplus", True)
@@ -266,6 +269,8 @@ def tune(series: SeriesSet, spec, train_config, config: TuneConfig, split=None,
 
     if train_config.loss == "auto":  # the search decides; no trial probes the loss (choosing.py) on its own
         train_config = replace(train_config, loss=auto_loss(series, spec.name))
+    if spec.transform == "auto":  # every trial in the same units: its validation MSE is what the search ranks
+        spec = replace(spec, transform="none")
     if config.jobs > 1 and config.storage is None:
         raise UsageError(f"--jobs {config.jobs}: worker processes share the study through a storage; give "
                          "--storage FILE (a journal file) or a database URL")

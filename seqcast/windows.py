@@ -116,7 +116,8 @@ def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: 
         raise InputError(f"{series.source}: {counted}: {'; '.join(short[:10])}"
                          + (f"; and {len(short) - 10} more" if len(short) > 10 else "")
                          + ". Use a shorter --lookback or --horizon, or more history"
-                         + (", or --drop-sparse to leave them out" if len(series.series) > 1 else ""))
+                         + (", or --drop-sparse to leave them out" if len(series.series) > 1 and not drop_short
+                            else ""))
     return splits
 
 

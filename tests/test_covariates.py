@@ -315,3 +315,16 @@ def test_the_column_seqcast_would_forecast_named_as_a_covariate_is_refused(invok
     code, _, err = invoke("fit", data, "--model", "nlinear", "--past-cols", "y", "--target", "promo", *FAST,
                           "--max-steps", "5", "-o", tmp_path / "promo.ckpt")
     assert code == 0, err
+
+
+def test_predict_future_for_a_model_whose_future_covariates_were_all_dropped_is_a_note(invoke, tmp_path):
+    frame = panel(ahead=HORIZON).drop(columns=["store", "size", "promo"]).assign(holiday=0.0)
+    data = write(frame, tmp_path / "h.csv")
+    ckpt = tmp_path / "m.ckpt"
+    code, _, err = invoke("fit", data, "--model", "nlinear", "--future-cols", "holiday", *FAST, "--max-steps", "5",
+                          "-o", ckpt)
+    assert code == 0 and "not fed to the model: holiday" in err, err
+    ahead = frame["y"].astype(str) == ""
+    future = write(frame[ahead][["unique_id", "ds", "holiday"]], tmp_path / "next.csv")
+    code, out, err = invoke("predict", ckpt, write(frame[~ahead], tmp_path / "hist.csv"), "--future", future)
+    assert code == 0 and "--future" in err and "ignored: fit left out the future covariates" in err, err

@@ -245,3 +245,10 @@ def test_a_small_file_that_inflates_past_the_limit_is_refused(monkeypatch, tmp_p
     damaged.write_bytes(gzip.compress(b"ds,y\n2024-01-01,1\n")[:-12] + b"garbage!" * 4)
     with pytest.raises(InputError, match="gzip-compressed data is damaged"):
         csvfile.read_bytes(str(damaged))
+    cut = tmp_path / "cut.gz"  # a copy cut short: an error, never a CSV missing its end (or with a shorter last value)
+    cut.write_bytes(gzip.compress(b"ds,y\n" + b"".join(b"2024-01-%02d,7659123\n" % d for d in range(1, 29)))[:-20])
+    with pytest.raises(InputError, match="ends before its end"):
+        csvfile.read_bytes(str(cut))
+    members = tmp_path / "members.gz"  # concatenated members read as one file
+    members.write_bytes(gzip.compress(b"ds,y\n2024-01-01,1\n") + gzip.compress(b"2024-01-02,2\n"))
+    assert csvfile.read_bytes(str(members))[1] == b"ds,y\n2024-01-01,1\n2024-01-02,2\n"

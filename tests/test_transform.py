@@ -150,3 +150,24 @@ def test_format_7_checkpoints_load_untransformed_and_forecast_what_they_did(entr
     assert code == 0, err
     assert_forecasts_as_recorded(out, FORMAT_7 / entry["forecast"])
     assert "no floor at 0" in invoke("info", path)[1]
+
+
+def test_a_box_cox_warm_start_keeps_known_lambdas_and_fits_a_new_series_its_own(invoke, tmp_path):
+    """Nightly data where one series ends and another begins: the warm-started checkpoint holds a lambda
+    for exactly the series it was trained on (the ones it knew, kept) and loads again."""
+    rng = np.random.default_rng(5)
+
+    def panel(ids):
+        times = pd.date_range("2024-01-01", periods=300, freq="h")
+        return pd.concat([pd.DataFrame({"id": sid, "ts": times, "y": rng.poisson(20 + 10 * k, 300).astype(float)})
+                          for k, sid in enumerate(ids)])
+    first, second = tmp_path / "a.csv", tmp_path / "b.csv"
+    panel(["north", "south"]).to_csv(first, index=False)
+    panel(["north", "east"]).to_csv(second, index=False)
+    ckpt = tmp_path / "m.ckpt"
+    assert invoke("fit", first, "--id-col", "id", "--model", "nlinear", *FAST, "--transform", "boxcox", "-o", ckpt)[0] == 0
+    before = checkpoint.load(ckpt).transform.lambdas
+    code, _, err = invoke("fit", second, "--init-from", ckpt, "--output", ckpt, "--force", "--max-steps", "3")
+    assert code == 0, err
+    after = checkpoint.load(ckpt).transform.lambdas
+    assert set(after) == {"north", "east"} and after["north"] == before["north"]

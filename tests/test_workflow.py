@@ -416,7 +416,13 @@ def test_a_wide_file_of_countries_by_year_is_refused_without_wide_and_read_as_a_
     assert code == 0 and list(forecast["timestamp"][:2]) == ["2011-01-01", "2012-01-01"], err
     assert "wide (a row per series, a column per time)" in invoke("info", ckpt)[1]
     code, _, err = invoke("fit", SAMPLES / "nino12_monthly.csv", "--wide", "-o", tmp_path / "n.ckpt")
-    assert code == 2 and "--wide: no column header is a time" in err
+    assert code == 2 and "read as a wide file (fit --wide, or a model fit so) but no column header is a time" in err
+    sensors = tmp_path / "sensors.csv"  # value columns numbered like years, beside a time column: a long file
+    pd.DataFrame({"date": pd.date_range("2024-01-01", periods=60).strftime("%Y-%m-%d"),
+                  **{str(n): rng.normal(size=60) for n in (1001, 1002, 1003)}}).to_csv(sensors, index=False)
+    code, _, err = invoke("fit", sensors, "--target", "1002", "--model", "nlinear", "--max-steps", "2",
+                          "-o", tmp_path / "s.ckpt")
+    assert code == 0, err
 
 
 def test_a_numeric_store_column_is_suggested_when_timestamps_repeat(invoke, tmp_path):

@@ -271,8 +271,14 @@ def _with_future(out: Output, series, future: Path | None, reading, ckpt):
         return series
 
     if not reading.future_cols:
-        raise UsageError(f"--future {future}: the model reads no known-future covariates (fit --future-cols); "
-                         "leave --future out")
+        dropped = any("not fed to the model" in w for w in ckpt.training.warnings) if ckpt.training else False
+        if not dropped:
+            raise UsageError(f"--future {future}: the model reads no known-future covariates (fit --future-cols); "
+                             "leave --future out")
+        out.notes([f"--future {future} ignored: fit left out the future covariates as constant over its training "
+                   "rows (seqcast info shows its warning), so the model reads none"])
+        out.notes(outside_training_range(series, ckpt.covariates))
+        return series
     if series.ahead:
         out.notes([f"--future {future} replaces the rows after the last observation in {series.source}"])
     series = dataclasses.replace(series, ahead=load_future(str(future), reading))
