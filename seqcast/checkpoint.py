@@ -193,10 +193,6 @@ def _encode(forecaster: Forecaster) -> tuple[bytes, str]:
     from safetensors.torch import save
 
     meta, tensors = to_meta(forecaster), _tensors(forecaster.model)
-    try:  # a file that would not load is never written (over a good one, in a nightly warm start)
-        meta_schema.check(json.loads(_canonical(meta)))
-    except meta_schema.SchemaError as exc:
-        raise RuntimeError(f"seqcast built a checkpoint it could not load again ({exc}); nothing was written") from None
     digest = _digest(_canonical(meta), tensors)
     document = {"format": FORMAT_VERSION, "meta": meta, "sha256": digest}
     return save(tensors, metadata={"seqcast": _canonical(document)}), digest
@@ -208,7 +204,12 @@ def to_bytes(forecaster: Forecaster) -> bytes:
 
 def save(path: str | Path, forecaster: Forecaster) -> Forecaster:
     """Write the checkpoint atomically (temporary file in the same folder, then rename); returns the
-    forecaster as stored there."""
+    forecaster as stored there. Metadata it could not load again is never written (over a good file,
+    in a nightly warm start): that is seqcast's bug, exit 1, and the old file stays."""
+    try:
+        meta_schema.check(json.loads(_canonical(to_meta(forecaster))))
+    except meta_schema.SchemaError as exc:
+        raise RuntimeError(f"seqcast built a checkpoint it could not load again ({exc}); nothing was written") from None
     data, digest = _encode(forecaster)
     atomic_write(path, data)
     return replace(forecaster, stored=Stored(str(path), FORMAT_VERSION, digest))
