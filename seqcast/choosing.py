@@ -5,7 +5,7 @@ recurrent model on a monthly panel wants its seasons taken out; on hourly ETT th
 it better; counts may want their logarithm), so ``fit`` does not take one declared answer: each
 candidate trains a probe, one model on 15 % of the budget, and is scored on the validation windows;
 the best is then trained on the whole budget, exactly as if it had been asked for. The settings are
-chosen one after another (the transform, then the window normalisation with it, then the loss with
+chosen one after another (the window normalisation, then the transform with it, then the loss with
 both), each later stage reusing the probe of the last stage's winner: four probes (five with a
 transform to try) cost about 0.6 (0.75) of one fit. At a fifth of the budget each and before the
 transform stage, a default gru fit on M4 Weekly cost 1.98 times the fit without probes. A forced

@@ -105,19 +105,19 @@ def test_fit_chooses_on_validation_records_it_and_equals_the_forced_fit(invoke, 
     auto, forced = tmp_path / "auto.ckpt", tmp_path / "forced.ckpt"
     code, _, err = invoke("fit", data, "--model", "gru", "--max-steps", "40", "--output", auto)
     assert code == 0, err
-    assert "chosen: transform " in err and "; window norm " in err and "probes of up to" in err
+    assert "chosen: window norm " in err and "; transform " in err and "probes of up to" in err
     loaded = checkpoint.load(auto)
-    assert [c.setting for c in loaded.choices] == ["transform", "window_norm", "loss"]
-    transform, norm, loss = loaded.choices
+    assert [c.setting for c in loaded.choices] == ["window_norm", "transform", "loss"]
+    norm, transform, loss = loaded.choices
     assert transform.candidates == ("none", "log") and transform.chosen == loaded.transform.kind  # sea temperatures > 0
     assert norm.candidates == ("mean", "last", "deseason") and norm.chosen == loaded.spec.window_norm
     assert loss.candidates == ("mse", "mae") and loss.chosen == loaded.training.settings.loss
     assert all(np.isfinite(c.scores).all() and c.probe_steps > 0 for c in loaded.choices)
     code, out, _ = invoke("info", auto)
-    assert code == 0 and f"chosen      transform {transform.chosen} (" in out and f"; window norm {norm.chosen} (" in out
+    assert code == 0 and f"chosen      window norm {norm.chosen} (" in out and f"; transform {transform.chosen} (" in out
     code, out, _ = invoke("fit", data, "--model", "gru", "--max-steps", "40", "--output", tmp_path / "j.ckpt", "--json")
     summary = json.loads(out)
-    assert [c["chosen"] for c in summary["choices"]] == [transform.chosen, norm.chosen, loss.chosen]
+    assert [c["chosen"] for c in summary["choices"]] == [norm.chosen, transform.chosen, loss.chosen]
     assert summary["loss"] == loss.chosen and summary["transform"] == transform.chosen
 
     # forcing what was chosen trains the same model: nothing probed, the same forecast to the bit
