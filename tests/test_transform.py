@@ -171,3 +171,15 @@ def test_a_box_cox_warm_start_keeps_known_lambdas_and_fits_a_new_series_its_own(
     assert code == 0, err
     after = checkpoint.load(ckpt).transform.lambdas
     assert set(after) == {"north", "east"} and after["north"] == before["north"]
+
+
+def test_compare_takes_the_transform_and_allow_negative_as_fit_does(invoke, tmp_path):
+    data = counts_csv(tmp_path / "counts.csv")
+    code, out, err = invoke("compare", data, "--models", "nlinear", "--transform", "log", "--max-steps", "5",
+                            "--windows", "2", "--forecasts", tmp_path / "f.csv", "--save-dir", tmp_path, "--json")
+    assert code == 0, err
+    assert checkpoint.load(tmp_path / "nlinear.ckpt").transform.kind == "log"
+    assert (pd.read_csv(tmp_path / "f.csv")["forecast"] >= 0).all()
+    code, _, err = invoke("compare", data, "--models", "nlinear", "--transform", "none", "--allow-negative",
+                          "--max-steps", "5", "--windows", "2", "--save-dir", tmp_path, "--force")
+    assert code == 0 and checkpoint.load(tmp_path / "nlinear.ckpt").transform.floor == (False,), err
