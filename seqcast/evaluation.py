@@ -141,7 +141,8 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     scaler, lookback, horizon, name = forecaster.scaler, forecaster.lookback, forecaster.horizon, forecaster.name
     transform = forecaster.transform
     lambdas = transform.lambdas_of(series)  # (S, C)
-    arrays, static = model_arrays(transform.apply(series), scaler, forecaster.covariates)
+    shown = transform.apply(series)  # the targets as the model saw them (a copy only when transformed)
+    arrays, static = model_arrays(shown, scaler, forecaster.covariates)
     covariates = {"static": static, "past": forecaster.covariates.widths[0]}
     first_rows = first_rows or {}
     if config.split:
@@ -179,16 +180,16 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     counts = np.diff(np.append(first, len(windows)))
     edges = bounds(series)
     original_history = [series.series[i].values[: origins[g]] for g, i in zip(first, present)]
-    centre, spread = scaler.arrays(transform.apply(series))  # (series, C), of the transformed targets
+    centre, spread = scaler.arrays(shown)  # (series, C), of the transformed targets
     mean, std = centre[series_index][:, None, :], spread[series_index][:, None, :]
     window_lambdas = lambdas[series_index]
 
     def to_units(values: np.ndarray) -> np.ndarray:  # model output (windows, H, C) -> the target's units
         return transform.restore(values.astype(np.float64) * std + mean, window_lambdas)
     # Scaled metrics (--split, and the pooled ones of several targets) z-score the target's units with the
-    # checkpoint's statistics; a transformed model's statistics are of other units, so then each series'
-    # rows before its first test window give them.
-    # (with --split, the split's training rows: the statistics a model fit untransformed on that split has)
+    # checkpoint's statistics; a transformed model's statistics are of other units, so then the split's
+    # training rows give them (with --split: what a model fit untransformed on that split has), else each
+    # series' rows before its first test window.
     if transform.kind == "none":
         raw_centre, raw_spread = centre[series_index], spread[series_index]
     elif config.split:
