@@ -106,7 +106,8 @@ def per_model(names: list[str], calls: int) -> list[dict]:
     from seqcast import export as exporting
     from seqcast.forecasting import run_model
     from seqcast.frequency import season_length
-    from seqcast.registry import create_model, get_spec
+    from seqcast.build import create_model
+    from seqcast.registry import get_spec
     from seqcast.window_norm import WindowNorm
 
     torch.set_num_threads(1)

@@ -5,7 +5,7 @@
 
 For each lookback L and model (``transformer_xl``, ``transformer``; seqcast's defaults, wrapped in
 the default ``--window-norm last`` as ``seqcast fit`` does), a fresh child process builds the model
-with ``seqcast.registry.create_model`` (horizon 24, one channel), then on random windows of batch 4:
+with ``seqcast.build.create_model`` (horizon 24, one channel), then on random windows of batch 4:
 one untimed warm-up training step, ``--steps`` timed training steps (forward, MSE, backward, gradient
 clipping, AdamW step: what ``seqcast.training.train`` does per batch), and one timed predict forward
 (eval mode, no gradient, same batch), on ``--threads`` torch threads (default 1). The child
@@ -41,7 +41,7 @@ def child(model_name: str, lookback: int, steps: int, threads: int) -> None:
     torch.set_num_threads(threads)
 
     from seqcast.window_norm import WindowNorm
-    from seqcast.registry import create_model
+    from seqcast.build import create_model
 
     torch.manual_seed(0)
     model = WindowNorm(create_model(model_name, lookback, HORIZON, 1), "last")

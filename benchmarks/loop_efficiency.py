@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from seqcast.window_norm import WindowNorm
-from seqcast.registry import create_model
+from seqcast.build import create_model
 from seqcast.training import TrainConfig, train
 from seqcast.windows import WindowSet
 

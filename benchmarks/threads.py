@@ -23,7 +23,8 @@ import time
 import torch
 from torch import nn
 
-from seqcast.registry import create_model, list_models
+from seqcast.build import create_model
+from seqcast.registry import list_models
 from seqcast.threads import pick_threads, work_per_call
 
 LONG_LOOKBACK = {"nlinear", "dlinear", "patchtst", "nbeats", "nbeats_interpretable", "tcn", "cnn"}

@@ -28,7 +28,7 @@ from .files import atomic_write
 from .forecaster import (RECORD_KEYS, Calibration, Decision, Covariate, CovariateSchema, DataSchema, Forecaster, InitFrom,
                          ModelInfo, ReadingPolicy, Stored, TrainingRecord, Tuning, Versions)
 from .frequency import seasons
-from .registry import create_model
+from .build import build_network
 from .windows import Scaler
 from .transform import TargetTransform
 
@@ -315,9 +315,6 @@ def read_header(name: str, stream: BinaryIO, size_on_disk: int | None) -> tuple[
 def _build(name: str, meta: dict[str, Any], entries: dict) -> torch.nn.Module:
     """The model ``meta`` describes, built only after the metadata passed the schema, and within the
     bytes the file's tensors hold: a crafted ``hidden_size`` fails in a millisecond, not after gigabytes."""
-    from .ensemble import Ensemble
-    from .window_norm import WindowNorm
-
     info, data_info = meta["model"], meta["data"]
     stored_bytes = sum(e[3] - e[2] for e in entries.values())
     try:
@@ -326,13 +323,10 @@ def _build(name: str, meta: dict[str, Any], entries: dict) -> torch.nn.Module:
         from .models._layers import Covariates
 
         widths = Covariates(*meta_schema.covariate_widths(meta["covariates"]))
-        members = [WindowNorm(create_model(info["name"], data_info["lookback"], data_info["horizon"],
-                                           len(data_info["targets"]), info["params"],
-                                           quantiles=tuple(info["quantiles"]), covariates=widths,
-                                           max_bytes=(2 * stored_bytes + _PARAMETER_SLACK,
-                                                      stored_bytes + _BUFFER_SLACK)),
-                              info["window_norm"], data_seasons) for _ in range(info["ensemble"])]
-        return members[0] if len(members) == 1 else Ensemble(members)
+        return build_network(info["name"], data_info["lookback"], data_info["horizon"], len(data_info["targets"]),
+                             info["params"], window_norm=info["window_norm"], seasons=data_seasons,
+                             quantiles=tuple(info["quantiles"]), covariates=widths, members=info["ensemble"],
+                             max_bytes=(2 * stored_bytes + _PARAMETER_SLACK, stored_bytes + _BUFFER_SLACK))
     except (meta_schema.SchemaError, UsageError, OverflowError, ValueError) as exc:  # a 400-digit number; a freq pandas cannot read
         raise CheckpointError(f"{name}: checkpoint describes a model this seqcast cannot build ({exc})") from None
 

@@ -24,7 +24,7 @@ from .data import Series, SeriesSet, season_length
 from .errors import InputError, UsageError
 from .forecaster import Forecaster
 from .forecasting import check_schema, run_model
-from .registry import create_model
+from .build import create_model
 from .training import EpochReport, ModelConfig, TrainConfig, fit
 from .windows import (Split, bounds, build_windows, by_length, explicit_split, model_arrays, moments,
                       split_targets, stacked_times, stacked_values)

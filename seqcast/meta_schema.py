@@ -103,7 +103,7 @@ def check(meta: Any) -> None:
     """Raise ``SchemaError`` naming the first key of ``meta`` (current format) that breaks the schema."""
     from .budget import Schedule
     from .training import TrainConfig
-    from .window_norm import WINDOW_NORMS
+    from .registry import WINDOW_NORMS
 
     if not isinstance(meta, dict):
         raise SchemaError("meta: expected an object")
@@ -193,11 +193,11 @@ def check(meta: Any) -> None:
 def _check_choices(choices: Any, used: dict[str, str]) -> None:
     """What fit chose: at most one entry per setting, two or more distinct candidates of that setting with a
     finite score or null each, and the one chosen among them and the one the model was trained with."""
-    from .quantile_head import POINT_LOSSES
+    from .registry import POINT_LOSSES
     from .transform import TRANSFORMS
-    from .window_norm import WINDOW_NORMS
+    from .registry import WINDOW_NORMS
 
-    allowed = {"transform": TRANSFORMS, "window_norm": WINDOW_NORMS, "loss": tuple(POINT_LOSSES)}
+    allowed = {"transform": TRANSFORMS, "window_norm": WINDOW_NORMS, "loss": POINT_LOSSES}
     if not isinstance(choices, list) or len(choices) > len(allowed):
         raise SchemaError(f"choices: expected a list of at most {len(allowed)} entries")
     settings = set()

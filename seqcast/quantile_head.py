@@ -16,6 +16,8 @@ Shapes: x (B, L, C) -> (B, H, C, Q), quantiles ascending.
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 from torch import nn
 
@@ -102,4 +104,6 @@ def mae(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
     return nn.functional.l1_loss(pred, actual)
 
 
-POINT_LOSSES = {"mse": mse, "mae": mae}  # fit --loss: on values scaled per series, so both are scale-free
+def point_loss(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The point loss ``name`` (one of registry.POINT_LOSSES) as a function of (prediction, actual)."""
+    return {"mse": mse, "mae": mae}[name]

@@ -13,9 +13,8 @@ the declaration is checked when the model's module is imported, so a typo fails 
 from __future__ import annotations
 
 import inspect
-from contextlib import contextmanager
 from dataclasses import dataclass, field, fields
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 from .errors import UsageError
 
@@ -24,6 +23,9 @@ EXPLAIN_KINDS = ("attention", "gates")
 ONNX_EXPORTERS = ("dynamo", "torchscript")
 COVARIATE_KINDS = ("past", "future", "static")  # the contract's covariate inputs (models/_layers.Covariates)
 COVARIATE_OPTIONS = {"past": "--past-cols", "future": "--future-cols or --calendar", "static": "--static-cols"}
+# the per-window normalisations window_norm.WindowNorm applies (what each does: its docstring)
+WINDOW_NORMS = ("none", "last", "mean", "revin", "season", "deseason")
+POINT_LOSSES = ("mse", "mae")  # fit --loss (quantile_head.point_loss), on values scaled per series: both scale-free
 
 _MODELS: dict[str, "ModelSpec"] = {}
 
@@ -82,8 +84,6 @@ def _keywords(cls: type) -> dict[str, Any]:
 
 def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, Any]) -> Capabilities:
     """The checked capabilities of ``cls`` registered as ``name``; ValueError naming the model if wrong."""
-    from .window_norm import WINDOW_NORMS  # torch is loaded anyway: registering happens on importing a model
-
     def wrong(problem: str) -> ValueError:
         return ValueError(f"model {name!r} ({cls.__module__}.{cls.__qualname__}): {problem}")
 
@@ -100,8 +100,6 @@ def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, A
     caps = Capabilities(**declared)
     if isinstance(caps.lr, bool) or not isinstance(caps.lr, (int, float)) or not 0 < caps.lr <= 1:
         raise wrong(f"lr={caps.lr!r}: a learning rate must be a number in (0, 1]")
-    from .quantile_head import POINT_LOSSES
-
     if caps.panel_loss not in POINT_LOSSES:
         raise wrong(f"panel_loss={caps.panel_loss!r}: choose one of {', '.join(POINT_LOSSES)}")
     for key in ("window_norm", "panel_window_norm"):
@@ -239,42 +237,6 @@ def resolve_params(name: str, params: dict[str, Any] | None = None) -> dict[str,
     return resolved
 
 
-class _TooLarge(Exception):
-    pass
-
-
-@contextmanager
-def _bounded(max_bytes: tuple[int, int] | None) -> Iterator[None]:
-    """Stop a model's construction the moment its parameters pass ``max_bytes[0]`` bytes, or its
-    buffers ``max_bytes[1]``.
-
-    Torch's global registration hooks see every tensor a module registers as it is created, before
-    an initialiser touches its memory, so an oversized request costs address space, not time or RAM.
-    """
-    if max_bytes is None:
-        yield
-        return
-    from torch.nn.modules.module import (register_module_buffer_registration_hook,
-                                         register_module_parameter_registration_hook)
-
-    totals = [0, 0]
-
-    def counter(kind: int) -> Callable[[Any, str, Any], None]:
-        def count(module: Any, name: str, tensor: Any) -> None:
-            if tensor is not None:
-                totals[kind] += tensor.nelement() * tensor.element_size()
-                if totals[kind] > max_bytes[kind]:
-                    raise _TooLarge
-        return count
-    handles = [register_module_parameter_registration_hook(counter(0)),
-               register_module_buffer_registration_hook(counter(1))]
-    try:
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
-
-
 def models_reading(kinds: tuple[str, ...]) -> list[str]:
     """The registered models that read every covariate kind of ``kinds``."""
     return [n for n in list_models() if set(kinds) <= set(_MODELS[n].capabilities.covariates)]
@@ -294,84 +256,3 @@ def check_covariates(name: str, kinds: tuple[str, ...]) -> None:
 def _and(words) -> str:
     words = list(words)
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} and {words[-1]}"
-
-
-def create_model(name: str, lookback: int, horizon: int, n_features: int, params: dict | None = None,
-                 max_bytes: tuple[int, int] | None = None, quantiles: tuple[float, ...] = (), covariates=None):
-    """Build the registered model ``name`` for windows of ``lookback`` -> ``horizon`` steps, reading the
-    ``covariates`` (models/_layers.Covariates widths; None = none), under the shared quantile head when
-    ``quantiles`` are given; with ``max_bytes`` (parameters, buffers), refuse (UsageError) as soon as
-    its tensors would pass them."""
-    spec = get_spec(name)
-    kwargs = resolve_params(name, params)
-    if min(lookback, horizon, n_features) < 1:  # checked once here, so models check only their own settings
-        raise UsageError(f"{name}: lookback, horizon and n_features must be at least 1")
-    if covariates is not None and covariates.kinds:
-        check_covariates(name, covariates.kinds)
-    if spec.capabilities.covariates and covariates is not None:
-        kwargs = {**kwargs, "covariates": covariates}
-    given = ", ".join(f"{k}={v}" for k, v in sorted((params or {}).items())) or "its defaults"
-    try:
-        with _bounded(max_bytes):
-            model = spec.cls(lookback, horizon, n_features, **kwargs)
-            if not quantiles:
-                return model
-            if not spec.capabilities.quantiles:
-                raise UsageError(f"--quantiles: {name} does not declare quantile outputs; fit it without "
-                                 "--quantiles (fit --level still gives it conformal intervals)")
-            from .quantile_head import QuantileHead
-
-            return QuantileHead(model, lookback, horizon, quantiles)
-    except _TooLarge:
-        raise UsageError(f"{name} with {given}: its tensors would pass {max_bytes[0]:,} bytes of parameters "
-                         f"or {max_bytes[1]:,} of buffers") from None
-    except (ValueError, AssertionError) as exc:
-        raise UsageError(f"{name}: {exc}") from None
-    except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
-        if isinstance(exc, RuntimeError) and not any(w in str(exc) for w in ("allocate", "size calculation")):
-            raise
-        raise UsageError(f"{name} with {given}: not enough memory to build it; choose smaller --param values") \
-            from None
-
-
-def parse_param_options(options: list[str] | None) -> dict[str, str]:
-    """``["hidden_size=64", "num_layers=2"]`` -> ``{"hidden_size": "64", "num_layers": "2"}``."""
-    out: dict[str, str] = {}
-    for item in options or []:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UsageError(f"--param {item!r}: write it as key=value, e.g. --param hidden_size=64")
-        out[key.strip()] = value.strip()
-    return out
-
-
-def model_names(text: str | None, covariates: tuple[str, ...] = ()) -> list[str]:
-    """``"rnn, gru"`` -> ``["rnn", "gru"]``, each a registered model that reads the ``covariates`` kinds;
-    when ``text`` is empty, every model that does."""
-    known = list_models()
-    names = [m.strip() for m in text.split(",") if m.strip()] if text else models_reading(covariates)
-    unknown = [name for name in names if name not in known]
-    if unknown:
-        raise UsageError(f"unknown model {unknown[0]!r}; choose from: {', '.join(known)}")
-    for name in names:
-        check_covariates(name, covariates)
-    return names
-
-
-def route_params(names: list[str], options: dict[str, str]) -> dict[str, dict[str, str]]:
-    """``--param`` options of a run over several models, per model: ``MODEL.key=value`` goes to that
-    model, ``key=value`` to every model that has the key. A key no model has is an error, as for one model."""
-    routed: dict[str, dict[str, str]] = {}
-    for key, value in options.items():
-        owner, dot, param = key.rpartition(".")
-        if dot and owner not in names:
-            raise UsageError(f"--param {key}: {owner!r} is not among the models compared ({', '.join(names)})")
-        takers = [owner] if dot else [name for name in names if param in get_spec(name).defaults()]
-        if not takers:
-            raise UsageError(f"--param {key}: none of {', '.join(names)} has a parameter {param!r}; "
-                             f"`seqcast models` lists each model's parameters")
-        for name in takers:
-            routed.setdefault(name, {})[param] = value
-    for name, params in routed.items():
-        resolve_params(name, params)
-    return routed

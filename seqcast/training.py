@@ -32,11 +32,10 @@ from .forecasting import check_schema, run_model
 from .forecaster import DataSchema, Decision, Forecaster, InitFrom, ModelInfo, ReadingPolicy, TrainingRecord, Versions
 from .covariates import fit_schema, without_constant
 from .models._layers import Covariates
-from .registry import check_covariates, create_model, get_spec, resolve_params
+from .build import build_network, members_of
+from .registry import POINT_LOSSES, WINDOW_NORMS, check_covariates, get_spec, resolve_params
 from .transform import TargetTransform
 from .threads import TRAINING_STEP, forward_flops, pick_threads, using_threads
-from .ensemble import Ensemble
-from .window_norm import WINDOW_NORMS, WindowNorm
 from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_lookback, default_split,
                       explicit_split, model_arrays, needs_padding, real_inputs, short_series, split_targets)
 
@@ -77,8 +76,8 @@ class TrainConfig:
             value = getattr(self, name)
             shown = f"{value:g}" if isinstance(value, float) else value  # as typed: -1, not -1.0
             raise UsageError(f"--{name.replace('_', '-')} {shown}: must be {need}")
-        if self.loss not in ("auto", *quantile_head.POINT_LOSSES):
-            raise UsageError(f"--loss {self.loss}: choose auto or one of {', '.join(quantile_head.POINT_LOSSES)}")
+        if self.loss not in ("auto", *POINT_LOSSES):
+            raise UsageError(f"--loss {self.loss}: choose auto or one of {', '.join(POINT_LOSSES)}")
 
 
 @dataclass(frozen=True)
@@ -476,7 +475,7 @@ def auto_window_norm(series: SeriesSet, name: str) -> str:
 
 def _objective(quantiles: tuple[float, ...], point_loss: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
     """The training objective: the point loss (None: the loop's MSE), under a quantile head with the pinball loss."""
-    point = quantile_head.POINT_LOSSES[point_loss]
+    point = quantile_head.point_loss(point_loss)
     return quantile_head.quantile_loss(quantiles, point) if quantiles else (None if point_loss == "mse" else point)
 
 
@@ -554,18 +553,13 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     covariates = init.covariates if init is not None else fit_schema(series, train_rows)
     widths = Covariates(*covariates.widths)
 
-    def build(norm: str, count: int = spec.ensemble) -> list[WindowNorm]:
-        members = []
-        for i in range(count):  # member i starts from seed + i
-            torch.manual_seed(config.seed + i)
-            np.random.seed((config.seed + i) % 2**32)
-            members.append(WindowNorm(create_model(spec.name, lookback, horizon, len(series.targets), params,
-                                                   quantiles=quantiles, covariates=widths),
-                                      norm, seasons(series.freq)))
-        return members
+    def build(norm: str, count: int = spec.ensemble):  # member i starts from seed + i
+        return build_network(spec.name, lookback, horizon, len(series.targets), params, window_norm=norm,
+                             seasons=seasons(series.freq), quantiles=quantiles, covariates=widths, members=count,
+                             seed=config.seed)
 
-    members = build(window_norm)
-    model = members[0] if len(members) == 1 else Ensemble(members)
+    model = build(window_norm)
+    members = members_of(model)
     if init is not None:
         check_schema(init, series)
         model.load_state_dict(init.model.state_dict())
@@ -609,7 +603,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                choosing.norm_candidates(window_norm, seasons(series.freq), lookback)),
               ("transform", transforms),
               ("loss", [config.loss] if asked_loss != "auto" else
-               list(dict.fromkeys([config.loss, *quantile_head.POINT_LOSSES])))]
+               list(dict.fromkeys([config.loss, *POINT_LOSSES])))]
     probed = any(len(candidates) > 1 for _, candidates in stages)
     unprobed = ("a warm start keeps its checkpoint's" if init is not None else
                 "torchrun does not probe" if dist is not None else
@@ -624,7 +618,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         if probed and not unprobed:
 
             def probe(settings: dict[str, str]) -> tuple[float, int]:
-                candidate = build(settings["window_norm"], 1)[0]
+                candidate = build(settings["window_norm"], 1)
                 data = prepare(settings["transform"])
                 label = (f"transform {settings['transform']}, " if len(transforms) > 1 else "") + \
                     f"window norm {settings['window_norm']}, loss {settings['loss']}"
@@ -646,8 +640,8 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                 left = config.time_budget - (time.perf_counter() - probes_started)
                 training = replace(config, time_budget=max(config.time_budget * choosing.PROBE_SHARE, left))
             # built again, seeded as a fit forced to the chosen settings builds them: the same model, to the bit
-            window_norm, members = chosen["window_norm"], build(chosen["window_norm"])
-            model = members[0] if len(members) == 1 else Ensemble(members)
+            window_norm, model = chosen["window_norm"], build(chosen["window_norm"])
+            members = members_of(model)
             config, training = replace(config, loss=chosen["loss"]), replace(training, loss=chosen["loss"])
             transform, scaler, _, train_set, val_set = prepare(chosen["transform"])
             notes.append(f"chosen: {choosing.describe(choices)}; force with --transform, --window-norm and --loss")

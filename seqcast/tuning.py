@@ -81,7 +81,8 @@ def require_optuna():
 
 def space(series: SeriesSet, spec, split=None) -> tuple[dict[str, Any], dict[str, Any], int]:
     """The search space of ``spec.name`` on ``series``, the model's defaults in it, and the horizon."""
-    from .registry import create_model, get_spec, resolve_params
+    from .build import create_model
+    from .registry import get_spec, resolve_params
     from .training import auto_window_norm, resolve_windows
 
     model = get_spec(spec.name)

@@ -9,9 +9,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .registry import WINDOW_NORMS
 from .seasonal import seasonal_indices, seasonal_part
-
-WINDOW_NORMS = ("none", "last", "mean", "revin", "season", "deseason")
 
 
 class WindowNorm(nn.Module):

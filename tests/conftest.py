@@ -144,7 +144,7 @@ def randomised(name: str, lookback: int, horizon: int, n_features: int, scale: f
     ``covariates`` (models/_layers.Covariates widths) when given."""
     import torch
 
-    from seqcast.registry import create_model
+    from seqcast.build import create_model
 
     torch.manual_seed(0)
     model = create_model(name, lookback, horizon, n_features, params, covariates=covariates)

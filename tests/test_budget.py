@@ -14,7 +14,7 @@ import torch
 
 from seqcast import checkpoint, threads
 from seqcast.budget import Schedule, auto_budget, plan_budget
-from seqcast.registry import create_model
+from seqcast.build import create_model
 from seqcast.training import STOPPED, TrainConfig, evaluate_loss, train
 from seqcast.window_norm import WindowNorm
 from seqcast.windows import WindowSet

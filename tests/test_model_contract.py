@@ -19,7 +19,8 @@ from seqcast.checkpoint import load, save
 from seqcast.errors import UsageError
 from seqcast.forecaster import ModelInfo
 from seqcast.models._layers import Covariates
-from seqcast.registry import create_model, get_spec, list_models, register_model, resolve_params
+from seqcast.build import create_model
+from seqcast.registry import get_spec, list_models, register_model, resolve_params
 from seqcast.window_norm import WindowNorm
 
 MODELS = list_models()

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from seqcast.models._layers import full_attention, n_top, prob_sparse_attention
-from seqcast.registry import create_model
+from seqcast.build import create_model
 
 from conftest import randomised
 

@@ -9,7 +9,7 @@ import torch
 from conftest import TINY_FIT
 from seqcast import checkpoint
 from seqcast.errors import UsageError
-from seqcast.registry import create_model
+from seqcast.build import create_model
 from seqcast.training import Schedule, TrainConfig, _parameter_groups
 
 

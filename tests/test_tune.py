@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from seqcast.registry import create_model, get_spec, list_models, register_model, resolve_params
+from seqcast.build import create_model
+from seqcast.registry import get_spec, list_models, register_model, resolve_params
 from seqcast.search import Choice, FloatRange, IntRange
 
 TRAINED = [name for name in list_models() if any(p.requires_grad for p in create_model(name, 8, 2, 1).parameters())]

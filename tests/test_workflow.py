@@ -322,7 +322,7 @@ def test_compare_refuses_a_parameter_no_model_has_and_routes_model_dot_key(invok
     assert "--param hiden_size: none of gru, nlinear has a parameter 'hiden_size'" in err
     code, _, err = invoke("compare", hourly_csv, "--models", "gru", "-p", "lstm.hidden_size=8")
     assert code == 2 and "'lstm' is not among the models compared" in err
-    from seqcast.registry import route_params
+    from seqcast.cli.options import route_params
 
     assert route_params(["gru", "nlinear"], {"gru.hidden_size": "8", "dropout": "0.1"}) == \
         {"gru": {"hidden_size": "8", "dropout": "0.1"}}

@@ -132,7 +132,7 @@ def fit(
     from .. import checkpoint
     from ..distributed import close, from_environment
     from ..files import output_lock, same_file
-    from ..registry import parse_param_options
+    from .options import parse_param_options
     from ..training import ModelConfig, requested_model
     from ..training import fit as fit_model
     from ..windows import Split
@@ -520,7 +520,7 @@ def compare(
     from ..evaluation import compare as run_compare
     from ..files import output_lock
     from ..intervals import parse_levels, parse_quantiles
-    from ..registry import model_names, parse_param_options, route_params
+    from .options import model_names, parse_param_options, route_params
     from ..training import ModelConfig
     from ..windows import Split
 
@@ -636,7 +636,7 @@ def tune(
     out: Output = ctx.obj
     from .. import checkpoint
     from ..files import output_lock
-    from ..registry import parse_param_options
+    from .options import parse_param_options
     from ..training import ModelConfig, requested_model
     from ..tuning import TuneConfig, require_optuna
     from ..tuning import tune as run_tune
@@ -779,7 +779,8 @@ def explain(
 def models_command(ctx: typer.Context, json_out: Json = False) -> None:
     """List the registered models, one line each, with their hyperparameters."""
     out: Output = ctx.obj
-    from ..registry import create_model, get_spec, list_models
+    from ..build import create_model
+    from ..registry import get_spec, list_models
 
     entries = []
     for name in list_models():

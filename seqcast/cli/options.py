@@ -6,6 +6,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..errors import UsageError
+from ..registry import check_covariates, get_spec, list_models, models_reading, resolve_params
 
 # Options shared by several commands, defined once.
 Data = Annotated[str, typer.Argument(metavar="DATA", help="CSV file with the history, or - for stdin.")]
@@ -145,3 +146,46 @@ def compare_jobs(jobs: int, threads: int) -> int:
         raise UsageError(f"--jobs {jobs} with {per_model} thread{'s' if per_model > 1 else ''} per model needs "
                          f"{jobs * per_model} cores; {cores} are available: lower --jobs or --threads")
     return jobs
+
+
+def parse_param_options(options: list[str] | None) -> dict[str, str]:
+    """``["hidden_size=64", "num_layers=2"]`` -> ``{"hidden_size": "64", "num_layers": "2"}``."""
+    out: dict[str, str] = {}
+    for item in options or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--param {item!r}: write it as key=value, e.g. --param hidden_size=64")
+        out[key.strip()] = value.strip()
+    return out
+
+
+def model_names(text: str | None, covariates: tuple[str, ...] = ()) -> list[str]:
+    """``"rnn, gru"`` -> ``["rnn", "gru"]``, each a registered model that reads the ``covariates`` kinds;
+    when ``text`` is empty, every model that does."""
+    known = list_models()
+    names = [m.strip() for m in text.split(",") if m.strip()] if text else models_reading(covariates)
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise UsageError(f"unknown model {unknown[0]!r}; choose from: {', '.join(known)}")
+    for name in names:
+        check_covariates(name, covariates)
+    return names
+
+
+def route_params(names: list[str], options: dict[str, str]) -> dict[str, dict[str, str]]:
+    """``--param`` options of a run over several models, per model: ``MODEL.key=value`` goes to that
+    model, ``key=value`` to every model that has the key. A key no model has is an error, as for one model."""
+    routed: dict[str, dict[str, str]] = {}
+    for key, value in options.items():
+        owner, dot, param = key.rpartition(".")
+        if dot and owner not in names:
+            raise UsageError(f"--param {key}: {owner!r} is not among the models compared ({', '.join(names)})")
+        takers = [owner] if dot else [name for name in names if param in get_spec(name).defaults()]
+        if not takers:
+            raise UsageError(f"--param {key}: none of {', '.join(names)} has a parameter {param!r}; "
+                             f"`seqcast models` lists each model's parameters")
+        for name in takers:
+            routed.setdefault(name, {})[param] = value
+    for name, params in routed.items():
+        resolve_params(name, params)
+    return routed

@@ -1,0 +1,117 @@
+"""Building the network a forecaster runs, in one place: the registered model, bounded in size as it is
+built, under the shared quantile head when it forecasts quantiles, inside its per-window normalisation,
+and as an ensemble of members. ``training.fit`` builds through here and ``checkpoint.load`` rebuilds
+through here, so a stored model is the model that was trained.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from .errors import UsageError
+from .registry import check_covariates, get_spec, resolve_params
+
+
+class _TooLarge(Exception):
+    pass
+
+
+@contextmanager
+def _bounded(max_bytes: tuple[int, int] | None) -> Iterator[None]:
+    """Stop a model's construction the moment its parameters pass ``max_bytes[0]`` bytes, or its
+    buffers ``max_bytes[1]``.
+
+    Torch's global registration hooks see every tensor a module registers as it is created, before
+    an initialiser touches its memory, so an oversized request costs address space, not time or RAM.
+    """
+    if max_bytes is None:
+        yield
+        return
+    from torch.nn.modules.module import (register_module_buffer_registration_hook,
+                                         register_module_parameter_registration_hook)
+
+    totals = [0, 0]
+
+    def counter(kind: int) -> Callable[[Any, str, Any], None]:
+        def count(module: Any, name: str, tensor: Any) -> None:
+            if tensor is not None:
+                totals[kind] += tensor.nelement() * tensor.element_size()
+                if totals[kind] > max_bytes[kind]:
+                    raise _TooLarge
+        return count
+    handles = [register_module_parameter_registration_hook(counter(0)),
+               register_module_buffer_registration_hook(counter(1))]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def create_model(name: str, lookback: int, horizon: int, n_features: int, params: dict | None = None,
+                 max_bytes: tuple[int, int] | None = None, quantiles: tuple[float, ...] = (), covariates=None):
+    """Build the registered model ``name`` for windows of ``lookback`` -> ``horizon`` steps, reading the
+    ``covariates`` (models/_layers.Covariates widths; None = none), under the shared quantile head when
+    ``quantiles`` are given; with ``max_bytes`` (parameters, buffers), refuse (UsageError) as soon as
+    its tensors would pass them."""
+    spec = get_spec(name)
+    kwargs = resolve_params(name, params)
+    if min(lookback, horizon, n_features) < 1:  # checked once here, so models check only their own settings
+        raise UsageError(f"{name}: lookback, horizon and n_features must be at least 1")
+    if covariates is not None and covariates.kinds:
+        check_covariates(name, covariates.kinds)
+    if spec.capabilities.covariates and covariates is not None:
+        kwargs = {**kwargs, "covariates": covariates}
+    given = ", ".join(f"{k}={v}" for k, v in sorted((params or {}).items())) or "its defaults"
+    try:
+        with _bounded(max_bytes):
+            model = spec.cls(lookback, horizon, n_features, **kwargs)
+            if not quantiles:
+                return model
+            if not spec.capabilities.quantiles:
+                raise UsageError(f"--quantiles: {name} does not declare quantile outputs; fit it without "
+                                 "--quantiles (fit --level still gives it conformal intervals)")
+            from .quantile_head import QuantileHead
+
+            return QuantileHead(model, lookback, horizon, quantiles)
+    except _TooLarge:
+        raise UsageError(f"{name} with {given}: its tensors would pass {max_bytes[0]:,} bytes of parameters "
+                         f"or {max_bytes[1]:,} of buffers") from None
+    except (ValueError, AssertionError) as exc:
+        raise UsageError(f"{name}: {exc}") from None
+    except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
+        if isinstance(exc, RuntimeError) and not any(w in str(exc) for w in ("allocate", "size calculation")):
+            raise
+        raise UsageError(f"{name} with {given}: not enough memory to build it; choose smaller --param values") \
+            from None
+
+
+def build_network(name: str, lookback: int, horizon: int, n_targets: int, params: dict | None = None, *,
+                  window_norm: str, seasons: tuple[int, ...], quantiles: tuple[float, ...] = (), covariates=None,
+                  members: int = 1, seed: int | None = None, max_bytes: tuple[int, int] | None = None):
+    """``members`` models ``name`` (``create_model``'s arguments), each inside its window normalisation
+    (window_norm.WindowNorm); several are an ensemble.Ensemble (their median forecast). With ``seed``,
+    member i is built after seeding torch and numpy with ``seed + i``, so a model built again is the same
+    to the bit."""
+    import numpy as np
+    import torch
+
+    from .ensemble import Ensemble
+    from .window_norm import WindowNorm
+
+    built = []
+    for i in range(members):
+        if seed is not None:
+            torch.manual_seed(seed + i)
+            np.random.seed((seed + i) % 2**32)
+        built.append(WindowNorm(create_model(name, lookback, horizon, n_targets, params, max_bytes=max_bytes,
+                                             quantiles=quantiles, covariates=covariates), window_norm, seasons))
+    return built[0] if members == 1 else Ensemble(built)
+
+
+def members_of(network) -> list:
+    """The members of a network ``build_network`` made: the ensemble's, or the one model."""
+    from .ensemble import Ensemble
+
+    return list(network.members) if isinstance(network, Ensemble) else [network]
