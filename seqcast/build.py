@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from .errors import UsageError
-from .registry import check_covariates, get_spec, resolve_params
+from .registry import check_covariates, get_spec, list_models, resolve_params
 
 
 class _TooLarge(Exception):
@@ -115,3 +115,19 @@ def members_of(network) -> list:
     from .ensemble import Ensemble
 
     return list(network.members) if isinstance(network, Ensemble) else [network]
+
+
+def catalogue() -> list[dict[str, Any]]:
+    """Every registered model, as `seqcast models` lists it: family, size at lookback 96 and horizon 24 on
+    one channel, summary, hyperparameter defaults and declared capabilities."""
+    entries = []
+    for name in list_models():
+        spec = get_spec(name)
+        caps = spec.capabilities
+        model = create_model(name, 96, 24, 1)
+        entries.append({"model": name, "family": spec.family, "parameters": sum(p.numel() for p in model.parameters()),
+                        "summary": spec.summary, "defaults": spec.defaults(), "window_norm": caps.window_norm,
+                        "panel_window_norm": caps.panel_window_norm or caps.window_norm,
+                        "panel_loss": caps.panel_loss, "covariates": list(caps.covariates),
+                        "search": {k: d.describe() for k, d in caps.search.items()}})
+    return entries

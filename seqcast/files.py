@@ -182,6 +182,16 @@ def lock_path(path: str | Path) -> Path:
 
 
 @contextlib.contextmanager
+def locked_output(path: str | Path, force: bool = False, wait: bool = False) -> Iterator[Path]:
+    """``output_lock`` on a file a run is about to write, refusing (UsageError) once it holds the lock if
+    the file exists and ``force`` is not given: what fit, tune, export and compare --save-dir share."""
+    with output_lock(path, wait=wait) as lock:
+        if Path(path).exists() and not force:
+            raise UsageError(f"{path} exists; pass --force to overwrite it (or choose another --output)")
+        yield lock
+
+
+@contextlib.contextmanager
 def output_lock(path: str | Path, wait: bool = False) -> Iterator[Path]:
     """Hold an exclusive lock on ``path`` for the duration of a run that writes it.
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any, Callable
 
+from .errors import UsageError
+
 if TYPE_CHECKING:
     from .data import SeriesSet
     from .evaluation import EvalConfig
@@ -103,3 +105,27 @@ def _call(task: Callable[..., Any], *arguments: Any) -> Any:
         os._exit(130)
     finally:
         _WORKER["busy"] = False
+
+
+def available_cores() -> int:
+    """The cores this process may run on (its affinity mask)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def jobs_for_cores(jobs: int, threads: int) -> int:
+    """compare's and tune's --jobs: the processes to train in (0 = the cores available over the threads per model),
+    checked so that the threads of all jobs fit the cores available to this process."""
+    cores = available_cores()
+    per_model = threads or 1
+    if jobs < 0:
+        raise UsageError(f"--jobs {jobs}: give the number of models to train at once (1 or more), or 0 for as "
+                         "many as the cores allow")
+    if jobs == 0:
+        return max(1, cores // per_model)
+    if jobs > 1 and jobs * per_model > cores:
+        raise UsageError(f"--jobs {jobs} with {per_model} thread{'s' if per_model > 1 else ''} per model needs "
+                         f"{jobs * per_model} cores; {cores} are available: lower --jobs or --threads")
+    return jobs

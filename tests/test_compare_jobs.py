@@ -53,7 +53,7 @@ def test_a_bad_jobs_value_exits_2_naming_the_option(invoke, hourly_csv, value, f
 
 
 def test_jobs_0_is_the_cores_available_over_the_threads_per_model():
-    from seqcast.cli.options import compare_jobs
+    from seqcast.workers import jobs_for_cores as compare_jobs
 
     cores = len(os.sched_getaffinity(0))
     assert compare_jobs(0, 0) == compare_jobs(0, 1) == cores

@@ -166,7 +166,7 @@ def test_commands_refuse_to_write_over_their_inputs_before_any_work(invoke, tiny
 
 
 def test_every_file_a_command_names_has_one_role():
-    """The rule of which files a command may write is computed in one place (cli/commands.py READS,
+    """The rule of which files a command may write is computed in one place (cli/options.py READS,
     WRITES, UPDATES) from the parameters' names: every parameter typed as a path is one of them, so a
     new file option cannot slip past it (DATA, which may be "-", and the text-typed outputs are named
     there too)."""
@@ -174,7 +174,7 @@ def test_every_file_a_command_names_has_one_role():
     import typing
 
     from seqcast.cli import app
-    from seqcast.cli.commands import READS, UPDATES, WRITES
+    from seqcast.cli.options import READS, UPDATES, WRITES
 
     folders = {"save_dir"}  # a folder the command writes new files into (checked as outputs where derived)
     for registered in app.registered_commands:

@@ -184,4 +184,4 @@ def _leave(code) -> None:
     os._exit(code if isinstance(code, int) else 1)
 
 
-from . import commands  # noqa: E402,F401  (registers the commands on ``app``)
+from . import train, forecast, evaluate, inspect  # noqa: E402,F401,I001  (registers the commands on ``app``, in this order)

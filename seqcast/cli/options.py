@@ -1,7 +1,7 @@
 """Option types shared by the commands, and the run settings they build."""
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, Sequence
 
 import typer
 
@@ -72,80 +72,76 @@ def columns(text: str | None) -> tuple[str, ...]:
     return tuple(c.strip() for c in (text or "").split(",") if c.strip())
 
 
-def covariates(past_cols=None, future_cols=None, static_cols=None, calendar="none") -> dict:
-    """The covariate settings of a DataConfig, from --past-cols, --future-cols, --static-cols, --calendar."""
-    return {"past_cols": columns(past_cols), "future_cols": columns(future_cols), "static_cols": columns(static_cols),
-            "calendar": calendar}
+# Every file a command names, by the parameter that names it, in one place: what it reads is never
+# written over, except a warm start's checkpoint, which fit reads whole before it replaces the file
+# atomically (`fit --init-from m.ckpt --output m.ckpt`, the README's cron line). A test checks that
+# every path parameter of every command is named here.
+READS = ("data", "checkpoint_path", "future", "init_from", "storage")
+WRITES = ("output", "plot", "forecasts")
+UPDATES = ("init_from",)
 
 
-def covariate_kinds(settings: dict) -> tuple[str, ...]:
-    """The covariate inputs the settings of ``covariates`` need a model to read."""
-    wanted = {"past": settings["past_cols"], "future": settings["future_cols"] or settings["calendar"] != "none",
-              "static": settings["static_cols"]}
-    return tuple(kind for kind, on in wanted.items() if on)
+def check_files(ctx: typer.Context, more: Sequence[Path] = (), **resolved) -> None:
+    """Before any work: no output may be a folder, one of the command's inputs (save ``UPDATES``), or
+    named twice, and data meant for stdout needs an open stdout. ``resolved`` replaces a parameter's
+    value where the command resolved a default (fit's MODEL.ckpt); ``more``: outputs it derived."""
+    from ..files import check_outputs
+    from .output import Signals
+
+    values = {**ctx.params, **resolved}
+    files = {name: _local_file(name, values.get(name)) for name in READS + WRITES}
+    outputs = [files[name] for name in WRITES if files[name] is not None] + list(more)
+    if "-" in [str(o) for o in outputs]:
+        Signals.require_stdout()
+    check_outputs(outputs, [files[name] for name in READS], [files[name] for name in UPDATES])
 
 
-def reading(time_col, target, id_col, freq, fill, decimal, dayfirst, date_format, covariate_options=None):
-    """How to read a CSV for a fresh fit or compare: the options given, the rest inferred."""
-    from ..data import DataConfig
-
-    return DataConfig(time_col=time_col, target=tuple(target or ()), id_col=id_col, freq=freq, fill=fill,
-                      decimal=decimal, dayfirst=dayfirst, date_format=date_format, **(covariate_options or {}))
-
-
-def reading_again(ckpt, fill, freq, decimal, dayfirst, date_format):
-    """How to read new history for ``ckpt``: as fit read its data, with the options given here on top."""
-    from ..forecasting import data_config
-
-    return data_config(ckpt, fill=fill, freq=freq, decimal=decimal, dayfirst=dayfirst,
-                       date_format=date_format)
+def _local_file(name: str, value) -> Optional[str]:
+    """The local file a parameter names: None for none, and for a database URL other than sqlite's."""
+    if value is None or name != "storage" or "://" not in str(value):
+        return None if value is None else str(value)
+    return str(value).split(":///", 1)[1] if str(value).startswith("sqlite:///") else None
 
 
-def fit_reading(init, time_col, target, id_col, freq, fill, decimal, dayfirst, date_format, covariate_options):
-    """How fit reads its CSV: fresh, from the options; for a warm start, as the checkpoint says, with
-    the options given on top (the columns come from the checkpoint)."""
-    if init is None:
-        return reading(time_col, target, id_col, freq, fill or "none", decimal, dayfirst, date_format,
-                       covariate_options)
-    if any((target, time_col, id_col)) or covariate_options != covariates():
-        raise UsageError("--init-from: the targets, time, id and covariate columns come from the checkpoint; "
-                         "drop --target, --time-col, --id-col, --past-cols, --future-cols, --static-cols and "
-                         "--calendar")
-    return reading_again(init, fill, freq, decimal, dayfirst, date_format)
+# The typed requests' parts, built by name from a command's parameters (``**ctx.params``): each takes
+# the options it knows and ignores the rest, so a command passes all of them and repeats none.
+def reading(*, time_col=None, target=None, id_col=None, freq=None, fill=None, decimal=None, dayfirst=None,
+            date_format=None, past_cols=None, future_cols=None, static_cols=None, calendar="none", min_length=0,
+            wide=False, **_):
+    """How to read the data file (runs.Reading)."""
+    from ..runs import Reading
+
+    return Reading(time_col=time_col, target=tuple(target or ()), id_col=id_col, freq=freq, fill=fill,
+                   decimal=decimal, dayfirst=dayfirst, date_format=date_format, past_cols=columns(past_cols),
+                   future_cols=columns(future_cols), static_cols=columns(static_cols), calendar=calendar,
+                   min_length=min_length, wide=wide)
 
 
-def train_config(epochs, max_steps, batch_size, lr, patience, seed, device, time_budget=0.0, threads=0, loss="auto"):
-    """The run's training settings (TrainConfig checks them)."""
+def train_config(*, epochs=0, max_steps=0, batch_size=0, lr=0.0, patience=2, seed=0, device="auto", time_budget=0.0,
+                 threads=0, loss="auto", **_):
+    """The run's training settings (training.TrainConfig, which checks them)."""
     from ..training import TrainConfig
 
     return TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, patience=patience,
                        seed=seed, device=device, time_budget=time_budget, threads=threads, loss=loss)
 
 
-def available_cores() -> int:
-    """The cores this process may run on (its affinity mask)."""
-    import os
+def model_config(*, model=None, param=None, lookback=0, horizon=0, window_norm="auto", quantiles=None, level=None,
+                 ensemble=1, transform="auto", allow_negative=False, drop_sparse=False, **_):
+    """What to build (training.ModelConfig): the model (None: gru, or a warm start's), its --param values,
+    windows, normalisation, quantiles, intervals, ensemble and transform."""
+    from ..intervals import parse_levels, parse_quantiles
+    from ..training import ModelConfig
 
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        return os.cpu_count() or 1
+    return ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm, parse_quantiles(quantiles),
+                       parse_levels(level), ensemble, transform, allow_negative, drop_sparse)
 
 
-def compare_jobs(jobs: int, threads: int) -> int:
-    """compare's --jobs: the processes to train in (0 = the cores available over the threads per model),
-    checked so that the threads of all jobs fit the cores available to this process."""
-    cores = available_cores()
-    per_model = threads or 1
-    if jobs < 0:
-        raise UsageError(f"--jobs {jobs}: give the number of models to train at once (1 or more), or 0 for as "
-                         "many as the cores allow")
-    if jobs == 0:
-        return max(1, cores // per_model)
-    if jobs > 1 and jobs * per_model > cores:
-        raise UsageError(f"--jobs {jobs} with {per_model} thread{'s' if per_model > 1 else ''} per model needs "
-                         f"{jobs * per_model} cores; {cores} are available: lower --jobs or --threads")
-    return jobs
+def split(text: Optional[str]):
+    """--split TRAIN,VAL[,TEST] as windows.Split, or None."""
+    from ..windows import Split
+
+    return Split.parse(text) if text else None
 
 
 def parse_param_options(options: list[str] | None) -> dict[str, str]:

@@ -1,0 +1,145 @@
+"""Commands that score: evaluate and compare. Each builds one typed request and makes one library call
+(runs.evaluate)."""
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from ..errors import UsageError
+from . import command, options, render
+from .options import (AllowNegative, Batch, Ckpt, CompareThreads, Data, DateFormat, DayFirst, Decimal, Device, DropSparse,
+                      EnsembleOpt, Epochs, Fill, FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, LR,
+                      Levels, LevelsAgain, Lookback, Loss, MaxSteps, MinLength, Patience, Plot, PlotSeries, Quantiles,
+                      Seed, SplitOpt, Stride, Target, Threads, TimeBudget, TimeCol, TransformOpt, Wide, WindowNormOpt,
+                      Windows)
+from .output import Output, to_json
+
+
+@command()
+def evaluate(
+    ctx: typer.Context,
+    checkpoint_path: Ckpt,
+    data: Data,
+    windows: Windows = 20,
+    stride: Stride = 0,
+    split: SplitOpt = None,
+    in_sample: Annotated[bool, typer.Option("--in-sample", help="Also score windows the model was trained or validated on (their scores flatter it).")] = False,
+    fill: FillAgain = None,
+    freq: FreqAgain = None,
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
+    forecasts: Forecasts = None,
+    threads: Threads = 0,
+    min_length: MinLength = 0,
+    level: LevelsAgain = None,
+    plot: Plot = None,
+    plot_series: PlotSeries = None,
+    json_out: Json = False,
+) -> None:
+    """Backtest a checkpoint on the last rolling-origin windows of a CSV, beside naive baselines.
+
+    Only windows after the data the checkpoint was trained and validated on are scored, unless
+    --in-sample is given.
+    """
+    out: Output = ctx.obj
+    from ..data import write_csv
+    from ..intervals import parse_levels
+    from ..runs.evaluate import EvaluateRequest, evaluate_file
+
+    options.check_files(ctx)
+    report = evaluate_file(EvaluateRequest(checkpoint=checkpoint_path, data=data, reading=options.reading(**ctx.params),
+                                           windows=windows, stride=stride, split=options.split(split),
+                                           in_sample=in_sample, levels=parse_levels(level), threads=threads,
+                                           plot=plot, plot_series=plot_series), out)
+    frame = report.pop("forecasts")
+    if plot:
+        out.say(f"plot: {plot}")
+    if forecasts:
+        out.emit(write_csv(frame), forecasts)
+        if forecasts == "-":
+            return
+    if json_out:
+        out.emit(to_json(report), "-")
+    else:
+        render.report_tables(out, report)
+
+
+@command()
+def compare(
+    ctx: typer.Context,
+    data: Data,
+    models: Annotated[Optional[str], typer.Option("--models", help="Comma-separated model names. Default: every registered model.")] = None,
+    metric: Annotated[str, typer.Option("--metric", help="Sort the leaderboard by this metric: mse, mae, rmse, mape, smape, mase, or owa (with --windows 1). Default: mase (mse with --split).")] = "",
+    output: Annotated[Optional[str], typer.Option("--output", "-o", help="Also write the table: .csv or .json.")] = None,
+    save_dir: Annotated[Optional[Path], typer.Option("--save-dir", help="Keep each model's checkpoint in this folder (as MODEL.ckpt).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite checkpoints already in --save-dir.")] = False,
+    windows: Annotated[int, typer.Option("--windows", help="Rolling-origin test windows per series (the last N). Default: 20, or fewer where the shortest series would keep less than half its rows (and two horizons) to train on, with a note. With 1, sMAPE and MASE are also scored for Naive2, and OWA against it (the M4 protocol).")] = 0,
+    stride: Stride = 0,
+    split: SplitOpt = None,
+    lookback: Lookback = 0,
+    horizon: Horizon = 0,
+    target: Target = None,
+    time_col: TimeCol = None,
+    id_col: IdCol = None,
+    freq: Freq = None,
+    fill: Fill = "none",
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
+    past_cols: options.PastCols = None,
+    future_cols: options.FutureCols = None,
+    static_cols: options.StaticCols = None,
+    calendar: options.Calendar = "none",
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="MODEL.key=value for one model, or key=value for all that accept it.")] = None,
+    window_norm: WindowNormOpt = "auto",
+    epochs: Epochs = 0,
+    max_steps: MaxSteps = 0,
+    batch_size: Batch = 0,
+    lr: LR = 0.0,
+    patience: Patience = 2,
+    seed: Seed = 0,
+    device: Device = "auto",
+    time_budget: TimeBudget = 0.0,
+    threads: CompareThreads = 0,
+    loss: Loss = "auto",
+    ensemble: EnsembleOpt = 1,
+    transform: TransformOpt = "auto",
+    allow_negative: AllowNegative = False,
+    min_length: MinLength = 0,
+    drop_sparse: DropSparse = False,
+    wide: Wide = False,
+    jobs: Jobs = 1,
+    forecasts: Forecasts = None,
+    quantiles: Quantiles = None,
+    level: Levels = None,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Share the models among processes and hosts through an Optuna storage (a journal file on a shared filesystem, or a database URL; pip install 'seqcast[tune]'): every compare started with the same options and --storage trains the models not yet taken, and each prints the whole leaderboard when all are done.")] = None,
+    study: Annotated[Optional[str], typer.Option("--study", help="The study's name in --storage. Default: compare-MODELS.")] = None,
+    json_out: Json = False,
+) -> None:
+    """Train several models identically and rank them on the same test windows."""
+    out: Output = ctx.obj
+    from ..data import write_csv
+    from ..evaluation import leaderboard_metric
+    from ..runs.evaluate import CompareRequest, compare_file, saved_checkpoints
+
+    names = options.model_names(models, options.reading(**ctx.params).covariate_kinds)
+    if output and not output.endswith((".csv", ".json")):
+        raise UsageError(f"--output {output}: name a .csv or .json file")
+    request = CompareRequest(data=data, models=names, params=options.route_params(names, options.parse_param_options(param)),
+                             model=options.model_config(**{**ctx.params, "param": None}),
+                             training=options.train_config(**ctx.params), metric=leaderboard_metric(metric, split, windows),
+                             reading=options.reading(**ctx.params), windows=windows, stride=stride,
+                             split=options.split(split), save_dir=save_dir, force=force, jobs=jobs, storage=storage,
+                             study=study)
+    options.check_files(ctx, saved_checkpoints(save_dir, names))
+    on_model, on_epoch = render.model_progress(out, request.metric)
+    rows = compare_file(request, out, on_model=on_model, on_epoch=on_epoch,
+                        on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts)) if forecasts else None)
+    if output:
+        out.emit(to_json(rows) if output.endswith(".json") else render.leaderboard_csv(rows), output)
+    if json_out:
+        out.emit(to_json(rows), "-")
+    elif forecasts != "-":
+        render.leaderboard(out, rows, request.metric, split)

@@ -1,0 +1,146 @@
+"""Commands that train: fit and tune. Each builds one typed request and makes one library call (runs.train)."""
+
+import dataclasses
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from . import command, options, render
+from .options import (AllowNegative, Batch, Data, DateFormat, DayFirst, Decimal, Device, DropSparse, EnsembleOpt, Epochs,
+                      Fill, FillAgain, Freq, Horizon, IdCol, Json, LR, Levels, Lookback, Loss, MaxSteps, MinLength, Param,
+                      Patience, Quantiles, Seed, SplitOpt, Target, Threads, TimeBudget, TimeCol, TransformOpt, Wide,
+                      WindowNormOpt)
+from .output import Output, to_json
+
+
+@command()
+def fit(
+    ctx: typer.Context,
+    data: Data,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered model name (`seqcast models`). Default: gru, or the --init-from checkpoint's model.")] = None,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint path. Default: MODEL.ckpt here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for another run writing the same checkpoint instead of exiting 75.")] = False,
+    init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Continue training from this checkpoint's weights: same model, windows and way of reading the data; a shorter default budget.")] = None,
+    lookback: Lookback = 0,
+    horizon: Horizon = 0,
+    target: Target = None,
+    time_col: TimeCol = None,
+    id_col: IdCol = None,
+    freq: Freq = None,
+    fill: FillAgain = None,
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
+    past_cols: options.PastCols = None,
+    future_cols: options.FutureCols = None,
+    static_cols: options.StaticCols = None,
+    calendar: options.Calendar = "none",
+    param: Param = None,
+    window_norm: WindowNormOpt = "auto",
+    split: SplitOpt = None,
+    epochs: Epochs = 0,
+    max_steps: MaxSteps = 0,
+    batch_size: Batch = 0,
+    lr: LR = 0.0,
+    patience: Patience = 2,
+    seed: Seed = 0,
+    device: Device = "auto",
+    time_budget: TimeBudget = 0.0,
+    threads: Threads = 0,
+    loss: Loss = "auto",
+    transform: TransformOpt = "auto",
+    allow_negative: AllowNegative = False,
+    min_length: MinLength = 0,
+    drop_sparse: DropSparse = False,
+    wide: Wide = False,
+    ensemble: EnsembleOpt = 1,
+    quantiles: Quantiles = None,
+    level: Levels = None,
+    json_out: Json = False,
+) -> None:
+    """Train a model on a CSV and save a checkpoint.
+
+    Under torchrun (`torchrun --nproc-per-node N -m seqcast fit ...`) the N processes train one model
+    data-parallel; rank 0 reports and writes the checkpoint.
+    """
+    out: Output = ctx.obj
+    from ..runs.train import FitRequest, fit_output, fit_to_file
+
+    request = FitRequest(data=data, model=options.model_config(**ctx.params), training=options.train_config(**ctx.params),
+                         reading=options.reading(**ctx.params), output=output, force=force, wait=wait,
+                         init_from=init_from, split=options.split(split))
+    options.check_files(ctx, output=fit_output(request))
+    fitted = fit_to_file(request, out, other_ranks=dataclasses.replace(out, quiet=True))
+    if not fitted.writer:
+        return
+    for line in render.fit_lines(fitted.forecaster, fitted.seconds, fitted.output):
+        out.say(line)
+    if json_out:
+        out.emit(to_json({**fitted.forecaster.summary(), "seconds": fitted.seconds}), "-")
+
+
+@command()
+def tune(
+    ctx: typer.Context,
+    data: Data,
+    model: Annotated[str, typer.Option("--model", "-m", help="Registered model to tune (`seqcast models`).")] = "gru",
+    trials: Annotated[int, typer.Option("--trials", help="Finished trials the study should hold (complete or pruned; a resumed study runs only those missing). 0 = run none: fit the study's best again.")] = 20,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", help="Worker processes on this machine, sharing the study through --storage (each on --threads threads, 1 by default).")] = 1,
+    storage: Annotated[Optional[str], typer.Option("--storage", help="Where the study lives: a journal file (processes and hosts sharing the filesystem can work on one study, and a killed search resumes) or a database URL Optuna supports. Default: in memory.")] = None,
+    study: Annotated[Optional[str], typer.Option("--study", help="The study's name in --storage. Default: MODEL-hHORIZON.")] = None,
+    search_budget: Annotated[float, typer.Option("--time-budget", metavar="SECONDS", help="Most seconds of trials for this search (each worker); the refit of the best comes after. 0 = none.")] = 0.0,
+    no_prune: Annotated[bool, typer.Option("--no-prune", help="Run every trial to its end (default: stop trials worse than the median at the same round).")] = False,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint of the best configuration. Default: MODEL.tuned.ckpt here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
+    lookback: Annotated[int, typer.Option("--lookback", "-L", help="Fix the lookback (default: searched among multiples of the horizon).")] = 0,
+    horizon: Horizon = 0,
+    target: Target = None,
+    time_col: TimeCol = None,
+    id_col: IdCol = None,
+    freq: Freq = None,
+    fill: Fill = "none",
+    decimal: Decimal = None,
+    dayfirst: DayFirst = None,
+    date_format: DateFormat = None,
+    past_cols: options.PastCols = None,
+    future_cols: options.FutureCols = None,
+    static_cols: options.StaticCols = None,
+    calendar: options.Calendar = "none",
+    param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Fix a hyperparameter key=value (it is then not searched).")] = None,
+    window_norm: Annotated[str, typer.Option("--window-norm", help="Fix the window normalisation (default auto: searched among last, mean, revin, deseason).")] = "auto",
+    split: SplitOpt = None,
+    epochs: Epochs = 0,
+    max_steps: MaxSteps = 0,
+    batch_size: Batch = 0,
+    patience: Patience = 2,
+    seed: Seed = 0,
+    device: Device = "auto",
+    threads: Threads = 0,
+    loss: Loss = "auto",
+    json_out: Annotated[bool, typer.Option("--json", help="Print the trials table and the best trial as one JSON document on stdout.")] = False,
+) -> None:
+    """Search a model's hyperparameters with Optuna on the validation split, then fit the best.
+
+    Each trial fits the model with values from its search space (`seqcast models --json` lists
+    it) and is scored by validation MSE alone; the first trial of a study is the defaults. The
+    best configuration is fit again and saved as an ordinary checkpoint, with the study's summary.
+    """
+    out: Output = ctx.obj
+    from ..runs.train import TuneRequest, tune_output, tune_to_file
+    from ..tuning import TuneConfig
+    from ..workers import jobs_for_cores
+
+    jobs_for_cores(jobs, threads)  # the workers' threads must fit the cores
+    request = TuneRequest(data=data, model=options.model_config(**ctx.params),
+                          training=options.train_config(**ctx.params),
+                          study=TuneConfig(trials, jobs, storage, study, search_budget, not no_prune),
+                          reading=options.reading(**ctx.params), output=output, force=force,
+                          split=options.split(split))
+    options.check_files(ctx, output=tune_output(request))
+    fitted, rows = tune_to_file(request, out, on_trial=lambda row: out.say(render.trial_line(row)))
+    for line in render.tune_lines(fitted, tune_output(request)):
+        out.say(line)
+    if json_out:
+        out.emit(to_json(render.tune_document(fitted, tune_output(request), rows)), "-")

@@ -1,0 +1,131 @@
+"""``seqcast fit`` and ``seqcast tune`` as library calls: a request in, a saved checkpoint out.
+
+fit coordinates what surrounds ``training.fit``: a warm start (read whole, and read again under the
+lock when it is continued in place), the output's lock and ``--force``, and torchrun, where every rank
+trains and rank 0 alone reports and writes (the ranks agree before any trains).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from ..errors import SeqcastError, UsageError
+from . import Quiet, Reading, Reporter, load
+
+
+@dataclass(frozen=True, kw_only=True)
+class FitRequest:
+    data: str  # a file, or - for stdin
+    model: Any  # training.ModelConfig as asked (its name None: gru, or the warm start's model)
+    training: Any  # training.TrainConfig
+    reading: Reading = Reading()
+    output: Path | None = None  # None: MODEL.ckpt here
+    force: bool = False
+    wait: bool = False
+    init_from: Path | None = None
+    split: Any = None  # windows.Split, or None for the automatic split
+
+
+@dataclass(frozen=True)
+class Fitted:
+    forecaster: Any  # the forecaster.Forecaster saved (under torchrun: rank 0's; on other ranks, unsaved)
+    output: Path
+    seconds: float
+    writer: bool  # this process wrote the checkpoint (False on torchrun ranks other than 0)
+
+
+def fit_output(request: FitRequest) -> Path:
+    """Where ``request`` writes: ``--output``, else MODEL.ckpt here (MODEL the one asked, or the warm start's)."""
+    if request.output is not None:
+        return request.output
+    return Path(f"{request.model.name or _init_name(request.init_from) or 'gru'}.ckpt")
+
+
+def _init_name(init_from: Path | None) -> str | None:
+    from ..checkpoint import load as load_checkpoint
+
+    return load_checkpoint(init_from).name if init_from else None
+
+
+def fit_to_file(request: FitRequest, reporter: Reporter, other_ranks: Reporter = Quiet()) -> Fitted:
+    """Train the model ``request`` asks for and save it; under torchrun (``distributed.from_environment``)
+    every rank trains, rank 0 reports to ``reporter`` and writes, the others report to ``other_ranks``."""
+    from .. import checkpoint
+    from ..distributed import close, from_environment
+    from ..files import locked_output, same_file
+    from ..workers import available_cores
+    from ..training import fit, requested_model
+
+    init = checkpoint.load(request.init_from) if request.init_from else None
+    spec = requested_model(request.model, init)
+    reading = request.reading.for_fit(init)
+    output = request.output or Path(f"{spec.name}.ckpt")
+    dist = from_environment(request.training.device)
+    writer = dist is None or dist.rank == 0
+    config = request.training
+    reporter = reporter if writer else other_ranks
+    if dist and not config.threads:  # the cores shared among the ranks of this host
+        config = replace(config, threads=max(1, available_cores() // dist.local_world_size))
+    try:
+        with contextlib.ExitStack() as stack:
+            refused = None
+            if writer:
+                try:
+                    stack.enter_context(locked_output(output, force=request.force, wait=request.wait))
+                    if same_file(request.init_from, output):  # in place: continue from what the last run wrote
+                        init = checkpoint.load(request.init_from)
+                except SeqcastError as exc:
+                    refused = exc
+            if dist and not dist.all_agree(refused is None):  # every rank stops before training
+                raise refused or UsageError(f"rank 0 cannot write {output} (its message says why); nothing was trained")
+            if refused:
+                raise refused
+            series = load(reporter, request.data, reading, describe=True)
+            started = time.perf_counter()
+            with reporter.progress(spec.name) as progress:
+                fitted = fit(series, spec, config, split=request.split, on_epoch=progress.epoch,
+                             on_step=progress.step, init=init, dist=dist)
+            seconds = time.perf_counter() - started
+            reporter.notes([n for n in fitted.notes if n not in series.notes], fitted.training.warnings)
+            if writer:
+                fitted = checkpoint.save(output, fitted)
+    finally:
+        close(dist)
+    return Fitted(fitted, output, seconds, writer)
+
+
+@dataclass(frozen=True, kw_only=True)
+class TuneRequest:
+    data: str
+    model: Any  # training.ModelConfig: the model, the hyperparameters fixed, lookback, horizon, window norm
+    training: Any  # training.TrainConfig
+    study: Any  # tuning.TuneConfig
+    reading: Reading = Reading()
+    output: Path | None = None  # None: MODEL.tuned.ckpt here
+    force: bool = False
+    split: Any = None
+
+
+def tune_output(request: TuneRequest) -> Path:
+    return request.output or Path(f"{request.model.name}.tuned.ckpt")
+
+
+def tune_to_file(request: TuneRequest, reporter: Reporter, on_trial=None) -> tuple[Any, list]:
+    """Search ``request.model``'s hyperparameters, fit the best again and save it; returns the saved
+    forecaster and the trials' rows (``on_trial(row)`` as each trial ends)."""
+    from .. import checkpoint
+    from ..files import locked_output
+    from ..training import requested_model
+    from ..tuning import require_optuna, tune
+
+    require_optuna()
+    spec = requested_model(request.model)
+    with locked_output(tune_output(request), force=request.force):
+        series = load(reporter, request.data, request.reading.fresh(), describe=True)
+        fitted, rows = tune(series, spec, request.training, request.study, request.split, on_trial=on_trial)
+        reporter.notes([n for n in fitted.notes if n not in series.notes], fitted.training.warnings)
+        return checkpoint.save(tune_output(request), fitted), rows
