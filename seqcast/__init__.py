@@ -12,8 +12,8 @@ def __getattr__(name: str):
     """Load the library lazily, so that ``import seqcast`` (and ``seqcast --help``) stays fast."""
     import importlib
 
-    homes = {"load_series": "data", "DataConfig": "data", "fit": "training", "TrainConfig": "training",
-             "ModelConfig": "training", "save": "checkpoint", "load": "checkpoint",
+    homes = {"load_series": "data", "DataConfig": "data", "fit": "fitting", "TrainConfig": "training",
+             "ModelConfig": "fitting", "save": "checkpoint", "load": "checkpoint",
              "predict": "forecasting", "backtest": "evaluation", "compare": "evaluation",
              "list_models": "registry"}
     if name in homes:

@@ -25,7 +25,8 @@ from .errors import InputError, UsageError
 from .forecaster import Forecaster
 from .forecasting import check_schema, run_model
 from .build import create_model
-from .training import EpochReport, ModelConfig, TrainConfig, fit
+from .fitting import ModelConfig, fit
+from .training import EpochReport, TrainConfig
 from .windows import (Split, bounds, build_windows, by_length, explicit_split, model_arrays, moments,
                       split_targets, stacked_times, stacked_values)
 
@@ -466,7 +467,7 @@ def fitting_windows(series: SeriesSet, spec: ModelConfig, stride: int = 0) -> tu
     """``compare``'s default number of test windows per series: ``DEFAULT_WINDOWS``, or fewer where the
     shortest series could not keep half its rows (and two horizons) to train on before its first test
     window; at least 1. Returns the number and a note saying why when it is fewer."""
-    from .training import resolve_windows
+    from .fitting import resolve_windows
 
     _, horizon = resolve_windows(series, spec, None, [])
     stride = stride or horizon
@@ -483,7 +484,7 @@ def fitting_windows(series: SeriesSet, spec: ModelConfig, stride: int = 0) -> tu
 
 def _before_test(series: SeriesSet, spec: ModelConfig, config: EvalConfig) -> SeriesSet:
     """Cut each series before its first rolling-origin test window, so nothing tested is trained on."""
-    from .training import resolve_windows
+    from .fitting import resolve_windows
 
     _, horizon = resolve_windows(series, spec, None, [])
     stride = config.stride or horizon

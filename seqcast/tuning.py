@@ -83,7 +83,7 @@ def space(series: SeriesSet, spec, split=None) -> tuple[dict[str, Any], dict[str
     """The search space of ``spec.name`` on ``series``, the model's defaults in it, and the horizon."""
     from .build import create_model
     from .registry import get_spec, resolve_params
-    from .training import auto_window_norm, resolve_windows
+    from .fitting import auto_window_norm, resolve_windows
 
     model = get_spec(spec.name)
     if not any(p.requires_grad for p in create_model(spec.name, 4, 2, 1).parameters()):
@@ -200,7 +200,7 @@ def run_trials(study, series: SeriesSet, spec, train_config, dimensions: dict[st
     configuration some finished trial already ran (a resumed seeded sampler may draw it again) is not
     fit again: the trial takes that one's result and says so (``repeat_of``)."""
     optuna = require_optuna()
-    from .training import fit
+    from .fitting import fit
 
     state = optuna.trial.TrialState
     counted = (state.COMPLETE, state.PRUNED, state.RUNNING)
@@ -266,7 +266,7 @@ def tune(series: SeriesSet, spec, train_config, config: TuneConfig, split=None,
     """Search, then fit the best configuration again. Returns the fitted best model (its ``tuning``
     the study's summary) and every trial of the study."""
     require_optuna()
-    from .training import auto_loss, fit
+    from .fitting import auto_loss, fit
 
     if train_config.loss == "auto":  # the search decides; no trial probes the loss (choosing.py) on its own
         train_config = replace(train_config, loss=auto_loss(series, spec.name))

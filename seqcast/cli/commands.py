@@ -133,8 +133,8 @@ def fit(
     from ..distributed import close, from_environment
     from ..files import output_lock, same_file
     from .options import parse_param_options
-    from ..training import ModelConfig, requested_model
-    from ..training import fit as fit_model
+    from ..fitting import ModelConfig, requested_model
+    from ..fitting import fit as fit_model
     from ..windows import Split
 
     from ..intervals import parse_levels, parse_quantiles
@@ -521,7 +521,7 @@ def compare(
     from ..files import output_lock
     from ..intervals import parse_levels, parse_quantiles
     from .options import model_names, parse_param_options, route_params
-    from ..training import ModelConfig
+    from ..fitting import ModelConfig
     from ..windows import Split
 
     covariate_options = options.covariates(past_cols, future_cols, static_cols, calendar)
@@ -637,7 +637,7 @@ def tune(
     from .. import checkpoint
     from ..files import output_lock
     from .options import parse_param_options
-    from ..training import ModelConfig, requested_model
+    from ..fitting import ModelConfig, requested_model
     from ..tuning import TuneConfig, require_optuna
     from ..tuning import tune as run_tune
     from ..windows import Split
