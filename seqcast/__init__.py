@@ -14,7 +14,7 @@ def __getattr__(name: str):
 
     homes = {"load_series": "data", "DataConfig": "data", "fit": "fitting", "TrainConfig": "training",
              "ModelConfig": "fitting", "save": "checkpoint", "load": "checkpoint",
-             "predict": "forecasting", "backtest": "evaluation", "compare": "evaluation",
+             "predict": "forecasting", "backtest": "evaluation", "compare": "comparing",
              "list_models": "registry"}
     if name in homes:
         return getattr(importlib.import_module(f"{__name__}.{homes[name]}"), name)

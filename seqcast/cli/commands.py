@@ -516,8 +516,9 @@ def compare(
     """Train several models identically and rank them on the same test windows."""
     out: Output = ctx.obj
     from ..data import write_csv
-    from ..evaluation import DEFAULT_WINDOWS, EvalConfig, fitting_windows, leaderboard_metric, rank
-    from ..evaluation import compare as run_compare
+    from ..comparing import DEFAULT_WINDOWS, fitting_windows
+    from ..comparing import compare as run_compare
+    from ..evaluation import EvalConfig, leaderboard_metric, rank
     from ..files import output_lock
     from ..intervals import parse_levels, parse_quantiles
     from .options import model_names, parse_param_options, route_params
