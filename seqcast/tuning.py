@@ -1,6 +1,6 @@
 """``seqcast tune``: hyperparameter search with Optuna, on the validation split only, resumable and shared.
 
-Each trial is one ``training.fit`` of the model with values drawn from its search space (the
+Each trial is one ``fitting.fit`` of the model with values drawn from its search space (the
 dimensions it declares where it registers, ``search.py``, plus the shared learning rate, lookback
 and window normalisation) and is scored by the validation MSE of the weights it keeps (scaled
 values, the windows of each series' validation rows: never the test rows). Optuna's TPE sampler
