@@ -9,7 +9,8 @@ chosen one after another (the window normalisation, then the transform with it, 
 both), each later stage reusing the probe of the last stage's winner: four probes (five with a
 transform to try) cost about 0.6 (0.75) of one fit. At a fifth of the budget each and before the
 transform stage, a default gru fit on M4 Weekly cost 1.98 times the fit without probes. A forced
-option is not probed; a warm start keeps its checkpoint's choices.
+option is not probed; a warm start keeps its checkpoint's choices. ``run_probes`` trains the probes
+of the candidates ``fitting.fit`` hands it, and ``choose`` settles the stages on their scores.
 
 The score is the mean absolute error of the point forecast in seqcast's per-series z-scored units
 (for the transform stage, the targets' own units scaled by the untransformed statistics, so that

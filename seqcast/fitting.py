@@ -200,14 +200,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
                      threads=config.threads or _auto_threads(window_flops, data.train, config),
                      loss=config.loss if config.loss != "auto" else
                      init.training.settings.loss if init is not None else auto_loss(series, spec.name))
-    # the window normalisation first (its candidates differ most), then the transform with the winner (a
-    # transform chosen beside a poor normalisation did not carry over: M3 Quarterly's gru chose log with the
-    # window mean, and its OWA went from 0.954 to 1.012 with deseason), then the loss with both
-    stages = [("window_norm", [window_norm] if spec.window_norm != "auto" else
-               choosing.norm_candidates(window_norm, seasons(series.freq), layout.lookback)),
-              ("transform", transforms),
-              ("loss", [config.loss] if asked_loss != "auto" else
-               list(dict.fromkeys([config.loss, *POINT_LOSSES])))]
+    stages = _stages(spec, layout, window_norm, transforms, config.loss, asked_loss)
     probed = any(len(options) > 1 for _, options in stages)
     unprobed = ("a warm start keeps its checkpoint's" if init is not None else
                 "torchrun does not probe" if dist is not None else
@@ -342,6 +335,19 @@ def _check_windows(data: Prepared, spec: ModelConfig, layout: Layout) -> None:
             raise UsageError("--level: intervals are calibrated on the validation windows, and this split has "
                              "none; give --split with a validation part")
         intervals.require_windows(spec.levels, len(data.val))
+
+
+def _stages(spec: ModelConfig, layout: Layout, window_norm: str, transforms: list[str], loss: str,
+            asked_loss: str) -> list[tuple[str, list[str]]]:
+    """The candidates of each setting fit may probe, the declared one first; a forced setting has one.
+
+    The window normalisation first (its candidates differ most), then the transform with the winner (a
+    transform chosen beside a poor normalisation did not carry over: M3 Quarterly's gru chose log with the
+    window mean, and its OWA went from 0.954 to 1.012 with deseason), then the loss with both."""
+    return [("window_norm", [window_norm] if spec.window_norm != "auto" else
+             choosing.norm_candidates(window_norm, seasons(layout.series.freq), layout.lookback)),
+            ("transform", transforms),
+            ("loss", [loss] if asked_loss != "auto" else list(dict.fromkeys([loss, *POINT_LOSSES])))]
 
 
 def _train_members(members: list[nn.Module], data: Prepared, config: TrainConfig, training: TrainConfig,
