@@ -12,9 +12,9 @@ def __getattr__(name: str):
     """Load the library lazily, so that ``import seqcast`` (and ``seqcast --help``) stays fast."""
     import importlib
 
-    homes = {"load_series": "data", "DataConfig": "data", "fit": "training", "TrainConfig": "training",
-             "ModelConfig": "training", "save": "checkpoint", "load": "checkpoint",
-             "predict": "forecasting", "backtest": "evaluation", "compare": "evaluation",
+    homes = {"load_series": "data", "DataConfig": "data", "fit": "fitting", "TrainConfig": "training",
+             "ModelConfig": "fitting", "save": "checkpoint", "load": "checkpoint",
+             "predict": "forecasting", "backtest": "evaluation", "compare": "comparing",
              "list_models": "registry"}
     if name in homes:
         return getattr(importlib.import_module(f"{__name__}.{homes[name]}"), name)

@@ -1,6 +1,6 @@
 """Building the network a forecaster runs, in one place: the registered model, bounded in size as it is
 built, under the shared quantile head when it forecasts quantiles, inside its per-window normalisation,
-and as an ensemble of members. ``training.fit`` builds through here and ``checkpoint.load`` rebuilds
+and as an ensemble of members. ``fitting.fit`` builds through here and ``checkpoint.load`` rebuilds
 through here, so a stored model is the model that was trained.
 """
 

@@ -9,7 +9,8 @@ chosen one after another (the window normalisation, then the transform with it, 
 both), each later stage reusing the probe of the last stage's winner: four probes (five with a
 transform to try) cost about 0.6 (0.75) of one fit. At a fifth of the budget each and before the
 transform stage, a default gru fit on M4 Weekly cost 1.98 times the fit without probes. A forced
-option is not probed; a warm start keeps its checkpoint's choices.
+option is not probed; a warm start keeps its checkpoint's choices. ``run_probes`` trains the probes
+of the candidates ``fitting.fit`` hands it, and ``choose`` settles the stages on their scores.
 
 The score is the mean absolute error of the point forecast in seqcast's per-series z-scored units
 (for the transform stage, the targets' own units scaled by the untransformed statistics, so that
@@ -21,15 +22,22 @@ do not outvote the rest and no candidate's own training loss is favoured. The de
 from __future__ import annotations
 
 import math
-from typing import Callable
+import time
+from dataclasses import replace
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from torch import nn
 
+from .errors import TrainingError
 from .forecaster import Decision
 from .forecasting import run_model
 from .intervals import point
+from .training import EpochReport, TrainConfig, objective, train
 from .windows import WindowSet
+
+if TYPE_CHECKING:
+    from .fitting import Candidates, Prepared
 
 PROBE_SHARE = 0.15  # each probe's share of the fit's budget
 # Another candidate replaces the declared one only when its score is lower by more than this share: probes
@@ -99,3 +107,51 @@ def describe(choices: tuple[Decision, ...]) -> str:
     probes = sum(len(c.candidates) for c in choices) - max(0, len(choices) - 1)  # each later stage reuses one probe
     return (f"{'; '.join(parts)} on the validation windows (per-series MAE, scaled); {probes} probes of up to "
             f"{max(c.probe_steps for c in choices)} steps")
+
+
+def run_probes(candidates: Candidates, stages: list[tuple[str, list[str]]], start: dict[str, str],
+               config: TrainConfig, window_flops: float, on_epoch: Callable[[EpochReport], None] | None,
+               on_step: Callable[[int, int], None] | None) -> tuple[dict[str, str], tuple[Decision, ...], TrainConfig]:
+    """Each stage's candidates trained as short probes and scored on the validation windows
+    (``choose``). Returns the settings chosen, the decisions, and the settings the final
+    training runs on (a --time-budget less the time the probes took)."""
+    transforms, quantiles = dict(stages)["transform"], candidates.quantiles
+
+    def probe(settings: dict[str, str]) -> tuple[float, int]:
+        candidate = candidates.build(settings["window_norm"], 1)
+        data = candidates.prepare(settings["transform"])
+        label = (f"transform {settings['transform']}, " if len(transforms) > 1 else "") + \
+            f"window norm {settings['window_norm']}, loss {settings['loss']}"
+        report = (lambda r: on_epoch(replace(r, probe=label))) if on_epoch else None
+        try:
+            done = train(candidate, data.train, data.val, probing, report, on_step, share=PROBE_SHARE,
+                         loss=objective(quantiles, settings["loss"]), window_flops=window_flops)
+        except TrainingError:  # this candidate diverged: it loses, and the others decide
+            return math.inf, 0
+        candidate.to("cpu")
+        common = _common_units(data, candidates.prepare("none")) if len(transforms) > 1 else None
+        return validation_score(candidate, data.val, quantiles, common), done.steps
+
+    probing = replace(config, time_budget=config.time_budget * PROBE_SHARE)
+    probes_started = time.perf_counter()
+    chosen, choices = choose(stages, start, probe)
+    training = config
+    if config.time_budget:  # the probes spent part of the user's time budget
+        left = config.time_budget - (time.perf_counter() - probes_started)
+        training = replace(config, time_budget=max(config.time_budget * PROBE_SHARE, left))
+    return chosen, choices, training
+
+
+def _common_units(data: Prepared, raw: Prepared) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
+    """(windows, H, C) values in ``data``'s scaled units and each window's series -> the targets' units
+    scaled by ``raw``'s (untransformed) statistics: where probes of different transforms are compared."""
+    mean = np.array(list(data.scaler.mean.values()), dtype=np.float64)
+    std = np.array(list(data.scaler.std.values()), dtype=np.float64)
+    raw_mean = np.array(list(raw.scaler.mean.values()), dtype=np.float64)
+    raw_std = np.array(list(raw.scaler.std.values()), dtype=np.float64)
+
+    def common(values: np.ndarray, series_index: np.ndarray) -> np.ndarray:
+        units = data.transform.restore(values * std[series_index][:, None, :] + mean[series_index][:, None, :],
+                                       data.lambdas[series_index])
+        return (units - raw_mean[series_index][:, None, :]) / raw_std[series_index][:, None, :]
+    return common

@@ -1,5 +1,5 @@
-"""Metrics, rolling-origin backtests of a checkpoint, and ``compare``: the same data, split, budget and
-seed for every model, scored on the same windows beside the naive baselines.
+"""Metrics and rolling-origin backtests: a checkpoint's forecasts of test windows scored beside the
+naive baselines (``compare``, which trains the models first, is in ``comparing.py``).
 
 Two ways to choose test windows:
   * rolling origin (default): the last ``windows`` forecast origins of each series, ``stride`` apart;
@@ -12,20 +12,17 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from . import intervals
-from .checkpoint import save
 from .naive2 import naive2, owa
-from .data import Series, SeriesSet, season_length
+from .data import SeriesSet, season_length
 from .errors import InputError, UsageError
 from .forecaster import Forecaster
 from .forecasting import check_schema, run_model
 from .build import create_model
-from .training import EpochReport, ModelConfig, TrainConfig, fit
 from .windows import (Split, bounds, build_windows, by_length, explicit_split, model_arrays, moments,
                       split_targets, stacked_times, stacked_values)
 
@@ -358,138 +355,3 @@ def unseen_rows(series: SeriesSet, seen_until: dict[str, Any]) -> dict[str, int]
 def truncate(series: SeriesSet, rows: dict[str, int]) -> SeriesSet:
     """The first ``rows[id]`` rows of each series: what a model may train on before the test windows."""
     return replace(series, series=[s.head(rows[s.id]) for s in series.series], ahead={})
-
-
-def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config: TrainConfig,
-            eval_config: EvalConfig, params: dict[str, dict[str, str]] | None = None,
-            save_dir: str | None = None,
-            on_model: Callable[[str, dict[str, Any] | None], None] | None = None,
-            on_epoch: Callable[[EpochReport], None] | None = None,
-            on_forecasts: Callable[[Any], None] | None = None, jobs: int = 1,
-            study: Any = None) -> list[dict[str, Any]]:
-    """Train every model in ``names`` identically and score all on the same test windows.
-
-    Returns leaderboard rows (model, parameters, training seconds, prediction ms, metrics), with the
-    baselines' rows computed on the same windows. Rows are unsorted (in ``names`` order); the caller
-    orders them. ``on_forecasts`` receives every test window's forecasts of every trained model, as one frame.
-
-    Every model trains and forecasts on ``train_config.threads`` torch threads, 1 when it is 0 (the
-    automatic choice depends on the load of the machine, and results on CPU on the thread count).
-    With ``jobs`` > 1, up to ``jobs`` models train at once, each in its own worker process; every
-    model still trains alone from the same seed on the same threads, so rows, checkpoints and
-    forecasts are those of ``jobs=1`` (timings aside). Workers report nothing while they train:
-    ``on_model(name, row)`` comes as each model finishes, without ``on_model(name, None)`` or
-    ``on_epoch``. An error in one model stops the others and is raised here, as with ``jobs=1``.
-
-    With ``study`` (a ``tuning.TuneConfig`` naming a storage) the models are the trials of one Optuna
-    study: processes on any host running the same compare on the same storage share the models,
-    and each returns the whole leaderboard once all are done (``tuning.compare_trials``).
-    """
-    config = replace(train_config, threads=train_config.threads or 1)
-    specs = [replace(base, name=name, params={**base.params, **(params or {}).get(name, {})}) for name in names]
-    results: dict[str, tuple[dict[str, Any], Any, dict[str, Any]]] = {}
-    if study is not None:
-        from .tuning import compare_trials
-
-        results = compare_trials(series, specs, config, eval_config, save_dir, replace(study, jobs=jobs), on_model)
-    elif jobs > 1 and len(specs) > 1:
-        from .workers import in_processes
-
-        def finished(name: str, result: tuple) -> None:
-            results[name] = result
-            if on_model:
-                on_model(name, result[0])
-
-        in_processes(series, specs, config, eval_config, save_dir, min(jobs, len(specs)), finished)
-    else:
-        for spec in specs:
-            if on_model:
-                on_model(spec.name, None)
-            results[spec.name] = _train_and_score(series, spec, config, eval_config, save_dir, on_epoch)
-            if on_model:
-                on_model(spec.name, results[spec.name][0])
-    rows = [results[name][0] for name in names]
-    last = results[names[-1]][2] if names else None  # the baselines, scored on the windows of every model
-    for b in (*BASELINES, NAIVE2) if rows else ():
-        if b not in names and b in last["overall"]:
-            rows.append({"model": b, "parameters": 0, "train_s": 0.0, "epochs": 0, "seconds_per_epoch": 0.0,
-                         "predict_ms": None, "val_mse": None, "lookback": last["lookback"],
-                         "horizon": last["horizon"], "windows": last["windows"],
-                         "windows_requested": last["windows_requested"],
-                         "pooled_scaled": last["pooled_scaled"], **last["overall"][b],
-                         "series": {sid: {"windows": scores["windows"], b: scores[b]}
-                                    for sid, scores in last["series"].items()}})
-    if on_forecasts and rows:
-        import pandas as pd
-
-        on_forecasts(pd.concat([results[name][1] for name in names], ignore_index=True))
-    return rows
-
-
-def _train_and_score(series: SeriesSet, spec: ModelConfig, config: TrainConfig, eval_config: EvalConfig,
-                     save_dir: str | None, on_epoch: Callable[[EpochReport], None] | None = None
-                     ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
-    """One model of ``compare``: fit before the test windows, save, score. Returns its leaderboard row,
-    its forecasts frame and what the baselines' rows need (the windows and the baselines' metrics)."""
-    from .threads import using_threads
-
-    name = spec.name
-    if eval_config.split:
-        train_series, split = series, Split(eval_config.split.train, eval_config.split.val)
-    else:
-        train_series, split = _before_test(series, spec, eval_config), None
-    with using_threads(config.threads):  # forecasting on the threads it trained on, in every mode
-        started = time.perf_counter()
-        fitted = fit(train_series, spec, config, split=split, on_epoch=on_epoch)
-        train_s = time.perf_counter() - started
-        if save_dir:
-            save(Path(save_dir) / f"{name}.ckpt", fitted)
-        report, elapsed = score(fitted, series, eval_config)
-    epochs = fitted.training.epochs_run
-    row = {"model": name, "parameters": fitted.spec.n_parameters,
-           "train_s": round(train_s, 3), "epochs": epochs,
-           "seconds_per_epoch": round(train_s / max(epochs, 1), 3),
-           "predict_ms": round(elapsed, 2), "val_mse": fitted.training.val_mse_scaled,
-           "lookback": fitted.lookback, "horizon": fitted.horizon, "windows": report["windows"],
-           "windows_requested": report["windows_requested"], "pooled_scaled": report["pooled_scaled"],
-           **report["overall"][name], "series": report["series"]}
-    windows = {key: report[key] for key in ("lookback", "horizon", "windows", "windows_requested", "pooled_scaled")}
-    baselines = [b for b in (*BASELINES, NAIVE2) if b in report["overall"]]
-    return row, report["forecasts"], {**windows, "overall": {b: report["overall"][b] for b in baselines},
-                                      "series": report["series"]}
-
-
-DEFAULT_WINDOWS = 20  # compare's rolling-origin test windows per series, where the series allow them
-
-
-def fitting_windows(series: SeriesSet, spec: ModelConfig, stride: int = 0) -> tuple[int, list[str]]:
-    """``compare``'s default number of test windows per series: ``DEFAULT_WINDOWS``, or fewer where the
-    shortest series could not keep half its rows (and two horizons) to train on before its first test
-    window; at least 1. Returns the number and a note saying why when it is fewer."""
-    from .training import resolve_windows
-
-    _, horizon = resolve_windows(series, spec, None, [])
-    stride = stride or horizon
-    shortest = min(series.series, key=lambda s: len(s.times))
-    rows = len(shortest.times)
-    keep = max(2 * horizon, rows // 2)
-    windows = max(1, min(DEFAULT_WINDOWS, (rows - keep - horizon) // stride + 1))
-    if windows == DEFAULT_WINDOWS:
-        return windows, []
-    return windows, [f"--windows {windows} per series (not {DEFAULT_WINDOWS}): series {shortest.id!r} has {rows} "
-                     f"rows and keeps {keep} of them to train on (half, and at least two horizons of {horizon}); "
-                     "give --windows to choose"]
-
-
-def _before_test(series: SeriesSet, spec: ModelConfig, config: EvalConfig) -> SeriesSet:
-    """Cut each series before its first rolling-origin test window, so nothing tested is trained on."""
-    from .training import resolve_windows
-
-    _, horizon = resolve_windows(series, spec, None, [])
-    stride = config.stride or horizon
-    keep = {s.id: len(s.times) - horizon - stride * (config.windows - 1) for s in series.series}
-    short = [sid for sid, rows in keep.items() if rows < 2 * horizon]
-    if short:
-        raise InputError(f"{series.source}: series {short[0]!r} is too short for {config.windows} test windows of "
-                         f"horizon {horizon} with stride {stride}; use fewer --windows")
-    return truncate(series, keep)

@@ -46,7 +46,7 @@ from .data import SeriesSet
 from .forecaster import Forecaster
 from .errors import UsageError
 from .forecasting import window_inputs
-from .plots import _save, require_matplotlib
+from .plots import require_matplotlib, save_png
 from .registry import get_spec, list_models
 
 COLUMNS = ["series", "model", "layer", "kind", "query_axis", "query_step", "input_step", "input_timestamp", "weight"]
@@ -184,7 +184,7 @@ def plot(maps: list[Map], model: str, path: str) -> None:
             ax.set_ylabel(f"query: {m.query_axis} step")
         fig.colorbar(image, ax=ax, label="activation" if gate else "attention weight")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
 
 
 EFFECT_COLUMNS = ["series", "model", "covariate", "kind", "target", "mean_abs_change", "max_abs_change",

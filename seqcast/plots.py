@@ -45,7 +45,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path) -> None:
+def save_png(fig, path) -> None:
     """Render ``fig`` to PNG bytes, close it, and write the bytes atomically to ``path``."""
     import matplotlib.pyplot as plt
 
@@ -120,7 +120,7 @@ def _finish(fig, axes, integer_time: bool, note: str, path) -> None:
     if note:
         fig.text(0.5, 0.01, note, ha="center", va="bottom", fontsize=8, color="0.4")
     fig.tight_layout(rect=(0, 0.04 if note else 0, 1, 1))
-    _save(fig, path)
+    save_png(fig, path)
 
 
 def _times(values, integer_time: bool):

@@ -30,7 +30,7 @@ from typing import Iterator
 import torch
 from torch import nn
 
-from .budget import TRAINING_STEP  # noqa: F401  (training.py imports it from here)
+from .budget import TRAINING_STEP  # noqa: F401  (fitting.py imports it from here)
 from .errors import UsageError
 
 # A training step or forward call needs about this many FLOPs per thread before another thread pays

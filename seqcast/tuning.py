@@ -1,6 +1,6 @@
 """``seqcast tune``: hyperparameter search with Optuna, on the validation split only, resumable and shared.
 
-Each trial is one ``training.fit`` of the model with values drawn from its search space (the
+Each trial is one ``fitting.fit`` of the model with values drawn from its search space (the
 dimensions it declares where it registers, ``search.py``, plus the shared learning rate, lookback
 and window normalisation) and is scored by the validation MSE of the weights it keeps (scaled
 values, the windows of each series' validation rows: never the test rows). Optuna's TPE sampler
@@ -14,7 +14,8 @@ database URL Optuna supports. A study is created for one model and one data set 
 record them) and may be joined or resumed by any number of workers: ``trials`` counts the study's
 finished trials, so a restarted search runs only the trials still missing. After the search the
 best configuration is fit again (the same seed: the same model) and returned with a summary of the
-study, which the checkpoint keeps.
+study, which the checkpoint keeps. ``compare`` shares its models through a study opened here too
+(``comparing.compare_trials``).
 """
 
 from __future__ import annotations
@@ -83,7 +84,7 @@ def space(series: SeriesSet, spec, split=None) -> tuple[dict[str, Any], dict[str
     """The search space of ``spec.name`` on ``series``, the model's defaults in it, and the horizon."""
     from .build import create_model
     from .registry import get_spec, resolve_params
-    from .training import auto_window_norm, resolve_windows
+    from .fitting import auto_window_norm, resolve_windows
 
     model = get_spec(spec.name)
     if not any(p.requires_grad for p in create_model(spec.name, 4, 2, 1).parameters()):
@@ -134,10 +135,10 @@ def open_study(config: TuneConfig, name: str, identity: dict[str, Any] | None, s
     for ``identity``; UsageError naming the storage when it cannot be opened or the study differs.
     ``grid``: every combination is one trial (compare's models), instead of TPE's draws."""
     optuna = require_optuna()
-    storage = _storage(optuna, config.storage)
+    storage = open_storage(optuna, config.storage)
     if not grid and config.storage and create:  # a resumed or joined study: a seed of its own, not the draws
         with contextlib.suppress(KeyError):      # the first run made already (the trials so far make it another)
-            held = len(optuna.load_study(study_name=name, storage=_storage(optuna, config.storage)).trials)
+            held = len(optuna.load_study(study_name=name, storage=open_storage(optuna, config.storage)).trials)
             seed = (seed * 1_000_003 + held) % 2**31 if held else seed
     sampler = optuna.samplers.GridSampler(grid, seed=seed) if grid else optuna.samplers.TPESampler(seed=seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1) if config.prune \
@@ -164,7 +165,9 @@ def open_study(config: TuneConfig, name: str, identity: dict[str, Any] | None, s
     return study
 
 
-def _storage(optuna, where: str | None):
+def open_storage(optuna, where: str | None):
+    """The Optuna storage at ``where`` (a journal file path or a database URL; None: in memory), or a
+    UsageError naming what is wrong with it."""
     if where is None:
         return None  # in memory
     try:
@@ -200,7 +203,7 @@ def run_trials(study, series: SeriesSet, spec, train_config, dimensions: dict[st
     configuration some finished trial already ran (a resumed seeded sampler may draw it again) is not
     fit again: the trial takes that one's result and says so (``repeat_of``)."""
     optuna = require_optuna()
-    from .training import fit
+    from .fitting import fit
 
     state = optuna.trial.TrialState
     counted = (state.COMPLETE, state.PRUNED, state.RUNNING)
@@ -266,7 +269,7 @@ def tune(series: SeriesSet, spec, train_config, config: TuneConfig, split=None,
     """Search, then fit the best configuration again. Returns the fitted best model (its ``tuning``
     the study's summary) and every trial of the study."""
     require_optuna()
-    from .training import auto_loss, fit
+    from .fitting import auto_loss, fit
 
     if train_config.loss == "auto":  # the search decides; no trial probes the loss (choosing.py) on its own
         train_config = replace(train_config, loss=auto_loss(series, spec.name))
@@ -360,98 +363,3 @@ def _work(series: SeriesSet, config: TuneConfig, name: str, identity, spec, trai
     study = open_study(config, name, identity, seed)
     run_trials(study, series, spec, train_config, dimensions, config.trials, config.time_budget, config.prune, split,
                stale=stale)
-
-
-def compare_trials(series: SeriesSet, specs: list, train_config, eval_config, save_dir: str | None,
-                   config: TuneConfig, on_model: Callable[[str, dict[str, Any]], None] | None = None
-                   ) -> dict[str, tuple[dict[str, Any], None, dict[str, Any]]]:
-    """``compare``'s models as the trials of one study in ``config.storage``: the process that creates
-    the study queues one trial per model, and every process running the same compare on the same
-    storage takes queued models (Optuna hands each waiting trial to one process) until none is left;
-    each then waits for the models others are training and returns the whole leaderboard's
-    ``evaluation._train_and_score`` results by name (without the forecast frames, which stay with
-    the process that made them)."""
-    optuna = require_optuna()
-    names = [spec.name for spec in specs]
-    identity = {**fingerprint(series, specs[0]), "models": names, "windows": eval_config.windows,
-                "stride": eval_config.stride, "split": list(eval_config.split) if eval_config.split else None}
-    name = config.study or f"compare-{'-'.join(names)}"[:200]
-    study = _compare_study(config, name, identity, names)
-    if config.jobs > 1:
-        from .workers import run_tasks
-
-        run_tasks(series, train_config.threads, config.jobs, _compare_work,
-                  {f"worker {i}": (specs, train_config, eval_config, save_dir, config, name, identity)
-                   for i in range(config.jobs)})
-    else:
-        _compare_work(series, specs, train_config, eval_config, save_dir, config, name, identity, study)
-    results: dict[str, tuple] = {}
-    state = optuna.trial.TrialState
-    while len(results) < len(names):  # models other processes are still training
-        for trial in study.get_trials(deepcopy=False, states=(state.COMPLETE,)):
-            model = trial.user_attrs.get("model")
-            if model in names and model not in results:
-                results[model] = (trial.user_attrs["row"], None, trial.user_attrs["baselines"])
-                if on_model:
-                    on_model(model, results[model][0])
-        if len(results) < len(names):
-            if not study.get_trials(deepcopy=False, states=(state.RUNNING, state.WAITING)):
-                missing = [n for n in names if n not in results]
-                raise UsageError(f"--study {name}: {', '.join(missing)} failed in another process (its message "
-                                 "says why); run the same compare again to train what is missing")
-            time.sleep(1.0)
-    return results
-
-
-def _compare_study(config: TuneConfig, name: str, identity: dict[str, Any], names: list[str]):
-    """compare's study: created with one queued trial per model, or joined once its creator has queued them."""
-    optuna = require_optuna()
-    storage = _storage(optuna, config.storage)
-    try:
-        study = optuna.create_study(study_name=name, storage=storage, direction="minimize")
-    except optuna.exceptions.DuplicatedStudyError:
-        study = optuna.load_study(study_name=name, storage=storage)
-        deadline = time.monotonic() + 60
-        while "seqcast" not in study.user_attrs and time.monotonic() < deadline:  # the creator is queueing
-            time.sleep(0.2)
-        recorded = study.user_attrs.get("seqcast")
-        if recorded != identity:
-            raise UsageError(f"--study {name} in {config.storage}: the study is for another compare (other data, "
-                             "models or test windows); name another --study") from None
-        state = optuna.trial.TrialState
-        live = {t.user_attrs.get("model")
-                for t in study.get_trials(deepcopy=False, states=(state.COMPLETE, state.RUNNING, state.WAITING))}
-        for model in names:
-            if model not in live:  # failed before: queued again
-                study.enqueue_trial({"model": model}, user_attrs={"model": model})
-        return study
-    for model in names:  # the name in user_attrs too: a process that asks for a trial can tell it was queued
-        study.enqueue_trial({"model": model}, user_attrs={"model": model})
-    study.set_user_attr("seqcast", identity)  # last: joiners wait for it, so the queue is complete
-    return study
-
-
-def _compare_work(series: SeriesSet, specs: list, train_config, eval_config, save_dir, config: TuneConfig, name: str,
-                  identity, study=None) -> None:
-    """Take queued models of the study, one trial each, train and score them, until the queue is empty."""
-    optuna = require_optuna()
-    from .evaluation import _train_and_score
-
-    by_name = {spec.name: spec for spec in specs}
-    if study is None:
-        study = optuna.load_study(study_name=name, storage=_storage(optuna, config.storage))
-    while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):
-        trial = study.ask()
-        queued = trial.user_attrs.get("model")
-        if queued not in by_name:  # another process took the last one first: this trial is not a model
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            break
-        trial.suggest_categorical("model", list(by_name))
-        try:
-            row, _, baselines = _train_and_score(series, by_name[queued], train_config, eval_config, save_dir)
-        except BaseException:
-            study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            raise
-        trial.set_user_attr("row", row)
-        trial.set_user_attr("baselines", baselines)
-        study.tell(trial, float(row["mse"]))

@@ -1,9 +1,10 @@
-"""Worker processes: compare's models trained at once (``compare(jobs=N)``), and tune's workers.
+"""A pool of worker processes for tasks over one series set: compare's models trained at once
+(``comparing.in_processes``), and tune's workers.
 
 Each worker is a fresh interpreter (spawned: forking a process whose torch has started threads is
-unsafe), receives the series once, and trains and scores the models it is handed exactly as
-``evaluation.compare`` does in-process, on the threads the parent chose. The parent owns
-interrupts: the workers start with Ctrl-C ignored, and the parent ends them with SIGTERM, on which a
+unsafe), receives the series once, and runs the tasks it is handed (module-level functions, so that
+a worker can import them: compare's ``comparing.train_and_score`` trains and scores a model exactly as
+in-process) on the threads the parent chose. The parent owns interrupts: the workers start with Ctrl-C ignored, and the parent ends them with SIGTERM, on which a
 worker unwinds the model it is training (so that no half-written checkpoint is left) and exits.
 """
 
@@ -16,26 +17,14 @@ from .errors import UsageError
 
 if TYPE_CHECKING:
     from .data import SeriesSet
-    from .evaluation import EvalConfig
-    from .training import ModelConfig, TrainConfig
-
-
-def in_processes(series: "SeriesSet", specs: list["ModelConfig"], config: "TrainConfig", eval_config: "EvalConfig",
-                 save_dir: str | None, jobs: int, finished: Callable[[str, tuple], None]) -> None:
-    """``evaluation._train_and_score`` of every spec in ``jobs`` worker processes; ``finished(name,
-    result)`` as each model is done. On an error in a model or an interrupt (KeyboardInterrupt:
-    Ctrl-C, SIGTERM) the workers are ended at once and the exception is raised here."""
-    from .evaluation import _train_and_score
-
-    run_tasks(series, config.threads, jobs, _train_and_score,
-              {spec.name: (spec, config, eval_config, save_dir) for spec in specs}, finished)
 
 
 def run_tasks(series: "SeriesSet", threads: int, jobs: int, task: Callable[..., Any], calls: dict[str, tuple],
               finished: Callable[[str, Any], None] | None = None) -> None:
     """``task(series, *calls[key])`` for every key, in ``jobs`` worker processes on ``threads`` torch
     threads each (``task`` a module-level function); ``finished(key, result)`` as each is done. The
-    series goes to each worker once. Errors and interrupts end the workers, as ``in_processes`` says."""
+    series goes to each worker once. On an error in a task or an interrupt (KeyboardInterrupt: Ctrl-C,
+    SIGTERM) the workers are ended at once and the exception is raised here."""
     import multiprocessing
     import signal
     import threading
@@ -83,7 +72,7 @@ def _start(series: "SeriesSet", threads: int) -> None:
 
     import torch
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already ignored from the start (see in_processes)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # already ignored from the start (see run_tasks)
     signal.signal(signal.SIGTERM, _stop)
     torch.set_num_threads(threads)
     _WORKER.update(series=series, busy=False)

@@ -181,7 +181,7 @@ def test_automatic_threads_never_exceed_what_the_user_set(monkeypatch):
     """OMP_NUM_THREADS or torch.set_num_threads is a ceiling for the automatic choice (never raised);
     --threads N replaces it."""
     from seqcast.data import series_from_text
-    from seqcast.training import ModelConfig, fit
+    from seqcast.fitting import ModelConfig, fit
 
     monkeypatch.setattr(threads, "free_cores", lambda: 16)
     monkeypatch.setattr(threads, "FLOPS_PER_THREAD", 1.0)  # any model wants every core

@@ -15,7 +15,8 @@ from conftest import assert_forecasts_as_recorded
 from seqcast import checkpoint
 from seqcast.data import DataConfig, series_from_text
 from seqcast.registry import get_spec, list_models
-from seqcast.training import ModelConfig, TrainConfig, fit
+from seqcast.fitting import ModelConfig, fit
+from seqcast.training import TrainConfig
 
 FUTURE_MODELS = [n for n in list_models() if "future" in get_spec(n).capabilities.covariates]
 LOOKBACK, HORIZON = 12, 3

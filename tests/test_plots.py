@@ -79,8 +79,8 @@ def figures(mpl, monkeypatch) -> list:
         saved.append(fig)
         save(fig, path)
 
-    save = plots._save
-    monkeypatch.setattr(plots, "_save", keep)
+    save = plots.save_png
+    monkeypatch.setattr(plots, "save_png", keep)
     return saved
 
 

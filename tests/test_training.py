@@ -7,7 +7,8 @@ import torch
 
 from seqcast.data import series_from_text
 from seqcast.errors import TrainingError
-from seqcast.training import ModelConfig, TrainConfig, auto_batch_size, auto_epochs, fit
+from seqcast.fitting import ModelConfig, fit
+from seqcast.training import TrainConfig, auto_batch_size, auto_epochs
 
 
 def _series(n=300, noise=0.1, seed=0):

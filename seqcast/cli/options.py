@@ -131,7 +131,7 @@ def model_config(*, model=None, param=None, lookback=0, horizon=0, window_norm="
     """What to build (training.ModelConfig): the model (None: gru, or a warm start's), its --param values,
     windows, normalisation, quantiles, intervals, ensemble and transform."""
     from ..intervals import parse_levels, parse_quantiles
-    from ..training import ModelConfig
+    from ..fitting import ModelConfig
 
     return ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm, parse_quantiles(quantiles),
                        parse_levels(level), ensemble, transform, allow_negative, drop_sparse)

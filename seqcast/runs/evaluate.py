@@ -78,9 +78,10 @@ def compare_file(request: CompareRequest, reporter: Reporter, on_model: Callable
                  on_epoch: Callable | None = None, on_forecasts: Callable | None = None) -> list[dict[str, Any]]:
     """Every model of ``request`` trained alike and scored on the same test windows: the leaderboard's
     rows, ranked by ``request.metric`` (evaluation.compare says what the callbacks receive)."""
-    from ..evaluation import DEFAULT_WINDOWS, EvalConfig, compare, fitting_windows, rank
+    from ..comparing import DEFAULT_WINDOWS, compare, fitting_windows
+    from ..evaluation import EvalConfig, rank
     from ..files import output_lock
-    from ..training import ModelConfig
+    from ..fitting import ModelConfig
     from ..workers import jobs_for_cores
 
     shared = _shared_study(request, on_forecasts is not None)

@@ -58,7 +58,7 @@ def fit_to_file(request: FitRequest, reporter: Reporter, other_ranks: Reporter =
     from ..distributed import close, from_environment
     from ..files import locked_output, same_file
     from ..workers import available_cores
-    from ..training import fit, requested_model
+    from ..fitting import fit, requested_model
 
     init = checkpoint.load(request.init_from) if request.init_from else None
     spec = requested_model(request.model, init)
@@ -119,7 +119,7 @@ def tune_to_file(request: TuneRequest, reporter: Reporter, on_trial=None) -> tup
     forecaster and the trials' rows (``on_trial(row)`` as each trial ends)."""
     from .. import checkpoint
     from ..files import locked_output
-    from ..training import requested_model
+    from ..fitting import requested_model
     from ..tuning import require_optuna, tune
 
     require_optuna()
