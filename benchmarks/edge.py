@@ -105,7 +105,7 @@ def per_model(names: list[str], calls: int) -> list[dict]:
     from seqcast import edge
     from seqcast import export as exporting
     from seqcast.forecasting import run_model
-    from seqcast.frequency import season_length
+    from seqcast.data import season_length
     from seqcast.registry import create_model, get_spec
     from seqcast.window_norm import WindowNorm
 

@@ -27,7 +27,7 @@ from .errors import CheckpointError, UsageError
 from .files import atomic_write
 from .forecaster import (RECORD_KEYS, Calibration, Decision, Covariate, CovariateSchema, DataSchema, Forecaster, InitFrom,
                          ModelInfo, ReadingPolicy, Stored, TrainingRecord, Tuning, Versions)
-from .frequency import seasons
+from .data import seasons
 from .registry import create_model
 from .windows import Scaler
 from .transform import TargetTransform

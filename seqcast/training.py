@@ -24,8 +24,7 @@ from torch import nn
 
 from . import __version__, choosing, intervals, quantile_head
 from .budget import VALIDATION_WINDOWS, Schedule, auto_batch_size, auto_epochs, plan_budget  # noqa: F401 (auto_epochs: kept importable here)
-from .data import SeriesSet, season_length
-from .frequency import seasons
+from .data import SeriesSet, season_length, seasons
 from .distributed import Distributed
 from .errors import TrainingError, UsageError
 from .forecasting import check_schema, run_model

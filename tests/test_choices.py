@@ -16,7 +16,7 @@ import torch
 
 from conftest import assert_forecasts_as_recorded, randomised
 from seqcast import checkpoint, choosing
-from seqcast.frequency import seasons
+from seqcast.data import seasons
 from seqcast.registry import create_model, get_spec, list_models
 from seqcast.window_norm import WindowNorm
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from seqcast.data import DataConfig, future_times, infer_frequency, season_length, series_from_text
+from seqcast.data import DataConfig, future_times, season_length, series_from_text
 from seqcast.errors import InputError
 from seqcast.windows import Scaler, Split, build_windows, default_split, explicit_split, scaled_arrays, split_targets
 
