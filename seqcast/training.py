@@ -512,7 +512,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     if spec.window_norm not in ("auto", *WINDOW_NORMS):
         raise UsageError(f"--window-norm {spec.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
     notes: list[str] = list(series.notes)  # how the data was read (a decimal separator decided, say): kept too
-    check_covariates(spec.name, series.covariate_kinds)  # before anything is built: nothing accepted and ignored
+    check_covariates(spec.name, series.covariate_inputs)  # before anything is built: nothing accepted and ignored
     lookback, horizon = resolve_windows(series, spec, split, notes)
     pad_short = split is None and (init.schema.pad_short if init is not None else
                                    needs_padding(series, lookback, horizon))

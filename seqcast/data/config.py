@@ -89,7 +89,7 @@ class SeriesSet:
     wide: bool = False  # read from a wide file (--wide): one row per series, one column per time
 
     @property
-    def covariate_kinds(self) -> tuple[str, ...]:
+    def covariate_inputs(self) -> tuple[str, ...]:
         """The model inputs these covariates need: past, future (calendar too), static."""
         return tuple(k for k, on in (("past", self.past_cols), ("future", self.future_cols or self.calendar),
                                       ("static", self.static_cols)) if on)
