@@ -25,7 +25,7 @@ ENTITY_NAMES = ("symbol", "ticker", "store", "store_id", "item", "item_id", "sku
 TARGET_NAMES = ("y", "value", "target")
 
 
-def pick(header: list[str], names: tuple[str, ...], exclude: set[str]) -> str | None:
+def _pick(header: list[str], names: tuple[str, ...], exclude: set[str]) -> str | None:
     lowered = {h.lower(): h for h in header if h not in exclude}
     return next((lowered[n] for n in names if n in lowered), None)
 
@@ -36,7 +36,7 @@ def require(column: str, header: list[str], name: str, role: str) -> str:
     return column
 
 
-def is_key(raw: np.ndarray) -> bool:
+def _is_key(raw: np.ndarray) -> bool:
     """Values that can name series: not (all) numbers, and repeated, as a panel's key is."""
     return not looks_numeric(raw).all() and len(set(raw)) < len(raw)
 
@@ -44,11 +44,11 @@ def is_key(raw: np.ndarray) -> bool:
 def id_column(given: str | None, header: list[str], columns: dict, name: str, notes: list[str]) -> str | None:
     if given:
         return require(given, header, name, "series id column")
-    named = pick(header, ID_NAMES, set())
+    named = _pick(header, ID_NAMES, set())
     if named:
         return named
     lowered = {h.lower(): h for h in header}
-    entity = next((lowered[n] for n in ENTITY_NAMES if n in lowered and is_key(columns[lowered[n]])), None)
+    entity = next((lowered[n] for n in ENTITY_NAMES if n in lowered and _is_key(columns[lowered[n]])), None)
     if entity:
         count = len(set(stripped(columns[entity])))
         notes.append(f"series id column: {entity} ({count} series; choose another with --id-col)")
@@ -66,14 +66,14 @@ def time_columns(given: str | None, header: list[str], columns: dict, used: set[
                              "column, e.g. --time-col year,quarter")
         return [require(p, header, name, "time column") for p in parts]
     lowered = {h.lower(): h for h in header if h not in used}
-    year = pick(header, YEAR_NAMES, used)
+    year = _pick(header, YEAR_NAMES, used)
     if year and not any(n in lowered for n in TIME_NAMES if n not in ("year", "month")) \
             and stripped(columns[year]).str.fullmatch(r"\d{4}").all():
         for names, quarterly in ((QUARTER_NAMES, True), (MONTH_NAMES, False)):
-            period = pick(header, names, used | {year})
+            period = _pick(header, names, used | {year})
             if period and is_period_column(columns[period], quarterly):
                 return [year, period]
-    time_col = pick(header, TIME_NAMES, used)
+    time_col = _pick(header, TIME_NAMES, used)
     first = next((h for h in header if h not in used), None)
     if time_col is None and first is not None and len(header) > 1:
         sample = columns[first][:20]
@@ -123,7 +123,7 @@ def unique_key_hint(header: list[str], columns: dict, times: pd.Index, codes: np
 def default_target(candidates: list[str], columns: dict, decimal: str, notes: list[str]) -> str:
     """A column named like a target, else the last numeric column whose values vary (a gauge stuck at
     0 is no target), else the last numeric column, else the last column (whose error then says why)."""
-    named = pick(candidates, TARGET_NAMES, set())
+    named = _pick(candidates, TARGET_NAMES, set())
     if named:
         return named
     parsed = {c: as_numbers(columns[c], decimal) for c in candidates}

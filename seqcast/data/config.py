@@ -38,6 +38,8 @@ class DataConfig:
 
 @dataclass
 class Series:
+    """One series: its id, its timestamps, its target values and its past and future covariates."""
+
     id: str
     times: pd.Index  # DatetimeIndex, or an int64 Index for integer steps
     values: np.ndarray  # (T, C) float64 in original units
