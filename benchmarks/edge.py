@@ -105,8 +105,8 @@ def per_model(names: list[str], calls: int) -> list[dict]:
     from seqcast import edge
     from seqcast import export as exporting
     from seqcast.forecasting import run_model
-    from seqcast.frequency import season_length
     from seqcast.build import create_model
+    from seqcast.data import season_length
     from seqcast.registry import get_spec
     from seqcast.window_norm import WindowNorm
 

@@ -27,8 +27,8 @@ from .errors import CheckpointError, UsageError
 from .files import atomic_write
 from .forecaster import (RECORD_KEYS, Calibration, Decision, Covariate, CovariateSchema, DataSchema, Forecaster, InitFrom,
                          ModelInfo, ReadingPolicy, Stored, TrainingRecord, Tuning, Versions)
-from .frequency import seasons
 from .build import build_network
+from .data import seasons
 from .windows import Scaler
 from .transform import TargetTransform
 

@@ -1,4 +1,5 @@
-"""Covariates: what the user knows besides the targets, read from the same CSV and turned into model inputs.
+"""Covariates: what the user knows besides the targets, turned into model inputs (``seqcast.data`` reads them
+from the same CSV).
 
 Three kinds, named on the command line (``fit --past-cols/--future-cols/--static-cols/--calendar``):
 
@@ -7,7 +8,7 @@ Three kinds, named on the command line (``fit --past-cols/--future-cols/--static
               one per row; at predict time the H rows after each series' last observation come from
               rows at the end of the history whose targets are empty, or from ``predict --future FILE``
     static    constant per series (its region, its store): a number, or a category (text)
-    calendar  known-future features generated from the timestamps (``CALENDAR_FEATURES``)
+    calendar  known-future features generated from the timestamps (``seqcast.data.CALENDAR_FEATURES``)
 
 Every model input is z-scored with statistics of the training rows (all series together; a static
 column over the training series), so that an input at its training mean is 0: that is what ``explain``
@@ -20,35 +21,15 @@ This module is numpy and pandas only: predicting with an exported model (no torc
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from .data import CALENDAR_FEATURES
 from .errors import InputError
 from .forecaster import Covariate, CovariateSchema
-from .reading import looks_numeric
-
-# Calendar features, each in [-0.5, 0.5]; the order is that of format-5 checkpoints' calendar input.
-CALENDAR_FEATURES = {
-    "hour": lambda t: t.hour / 23.0 - 0.5,
-    "dow": lambda t: t.day_of_week / 6.0 - 0.5,
-    "dom": lambda t: (t.day - 1) / 30.0 - 0.5,
-    "doy": lambda t: (t.day_of_year - 1) / 365.0 - 0.5,
-    "month": lambda t: (t.month - 1) / 11.0 - 0.5,
-}
-
-
-@dataclass(frozen=True)
-class Ahead:
-    """Known-future values of one series after its last observation: ``times`` (K,) and ``values`` (K, F)
-    of the future covariates (NaN where a row left one empty), with the file and lines they came from."""
-
-    times: pd.Index
-    values: np.ndarray
-    source: str
-    lines: np.ndarray
 
 
 def calendar_features(times: pd.Index, names: tuple[str, ...]) -> np.ndarray:
@@ -57,62 +38,6 @@ def calendar_features(times: pd.Index, names: tuple[str, ...]) -> np.ndarray:
         return np.zeros((len(times), 0), dtype=np.float32)
     return np.stack([np.asarray(CALENDAR_FEATURES[n](times), dtype=np.float64) for n in names], axis=1).astype(
         np.float32)
-
-
-def resolve_calendar(request: str, first: pd.Index, freq: str, notes: list[str]) -> tuple[str, ...]:
-    """``--calendar`` as feature names: ``none``; ``auto``, every feature that varies on the data's grid
-    (hour and day of week for hourly data, not for monthly); or names, e.g. ``hour,dow``."""
-    from .frequency import future_grid
-
-    text = (request or "none").strip().lower()
-    if text == "none":
-        return ()
-    integer = not isinstance(first, pd.DatetimeIndex)
-    if text == "auto":
-        if integer:
-            notes.append("--calendar auto: the time column holds step numbers, not dates: no calendar features")
-            return ()
-        sample = future_grid(first[-1:], freq, 2 * 366 * 24 if freq.lstrip("0123456789").startswith(("h", "min"))
-                             else 800)
-        return tuple(n for n in CALENDAR_FEATURES if np.ptp(CALENDAR_FEATURES[n](sample)) > 0)
-    names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in CALENDAR_FEATURES]
-    if unknown or not names:
-        raise InputError(f"--calendar {request!r}: choose auto, none, or features among "
-                         f"{', '.join(CALENDAR_FEATURES)} (comma-separated)")
-    if integer:
-        raise InputError(f"--calendar {request}: the time column holds step numbers, not dates, so there is no "
-                         "calendar; leave --calendar out or give dates")
-    return tuple(n for n in CALENDAR_FEATURES if n in names)
-
-
-def static_values(raw: dict[str, np.ndarray], codes: np.ndarray | None, ids: list[str], lines: np.ndarray,
-                  name: str) -> dict[str, tuple]:
-    """Per series, the value of each static column (a float for a numeric column, else the text);
-    the column must hold one value per series (empty rows take it)."""
-    out: dict[str, list] = {sid: [] for sid in ids}
-    group = codes if codes is not None else np.zeros(len(lines), dtype=np.int64)
-    for column, values in raw.items():
-        text = pd.Series(values, dtype=object).astype(str).str.strip()
-        text = text.mask(text.str.lower().isin(("", "nan", "na", "n/a", "null", "none")))
-        numeric = bool(looks_numeric(text.dropna().to_numpy()).all())
-        frame = pd.DataFrame({"series": group, "value": text, "line": lines}).dropna(subset=["value"])
-        first = frame.drop_duplicates(["series", "value"])
-        clash = first[first.duplicated("series", keep=False)]
-        if len(clash):
-            code = clash["series"].iloc[0]
-            rows = clash[clash["series"] == code].head(2)
-            label = f"series {ids[code]!r}" if codes is not None else "the series"
-            raise InputError(f"{name}: static column {column!r} is not constant for {label}: {rows['value'].iloc[0]!r} "
-                             f"(line {rows['line'].iloc[0]}) and {rows['value'].iloc[1]!r} (line {rows['line'].iloc[1]}); "
-                             "a static covariate holds one value per series (use --past-cols or --future-cols for "
-                             "values that change)")
-        found = dict(zip(first["series"], first["value"]))
-        for code, sid in enumerate(ids):
-            if code not in found:
-                raise InputError(f"{name}: static column {column!r} has no value for series {sid!r}")
-            out[sid].append(float(found[code].replace(",", ".")) if numeric else found[code])
-    return {sid: tuple(v) for sid, v in out.items()}
 
 
 def _moments(values: np.ndarray) -> tuple[list[float], list[float]]:

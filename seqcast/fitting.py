@@ -22,12 +22,11 @@ from . import choosing, fit_record, intervals, quantile_head
 from .budget import VALIDATION_WINDOWS, auto_batch_size
 from .build import build_network, members_of
 from .covariates import fit_schema, without_constant
-from .data import SeriesSet, season_length
+from .data import SeriesSet, season_length, seasons
 from .distributed import Distributed
 from .errors import UsageError
 from .forecaster import CovariateSchema, Decision, Forecaster
 from .forecasting import check_schema
-from .frequency import seasons
 from .models._layers import Covariates
 from .registry import POINT_LOSSES, WINDOW_NORMS, check_covariates, get_spec, resolve_params
 from .threads import TRAINING_STEP, forward_flops, pick_threads, using_threads
@@ -173,7 +172,7 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
     if spec.window_norm not in ("auto", *WINDOW_NORMS):
         raise UsageError(f"--window-norm {spec.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
     notes: list[str] = list(series.notes)  # how the data was read (a decimal separator decided, say): kept too
-    check_covariates(spec.name, series.covariate_kinds)  # before anything is built: nothing accepted and ignored
+    check_covariates(spec.name, series.covariate_inputs)  # before anything is built: nothing accepted and ignored
     layout = _layout(series, spec, split, init, notes)
     series = layout.series
     params, resolved = _hyperparameters(spec, series, layout.lookback, notes)

@@ -23,9 +23,8 @@ from . import intervals
 from .forecaster import Forecaster
 from .transform import TargetTransform
 from .covariates import horizon_values, static_inputs, step_values
-from .data import DataConfig, SeriesSet
+from .data import DataConfig, SeriesSet, future_grid
 from .errors import InputError, UsageError
-from .frequency import future_grid
 from .windows import bounds, real_inputs, stacked_times, stacked_values
 
 COLUMNS = ["series", "timestamp", "step", "model", "target", "forecast"]

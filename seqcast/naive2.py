@@ -8,7 +8,7 @@ average 1), its last adjusted value is repeated, and the horizon is multiplied b
 its phases. Other series, and series with a value <= 0 (a multiplicative index needs positive data),
 get plain repeat-last-value. OWA = (sMAPE / sMAPE_Naive2 + MASE / MASE_Naive2) / 2.
 
-``m`` is the data's season (``frequency.season_length``). M4 itself used m = 1 for weekly and daily
+``m`` is the data's season (``seqcast.data.season_length``). M4 itself used m = 1 for weekly and daily
 data, so that on those its Naive2 is plain repeat-last; here a weekly series that is seasonal at lag
 52 is adjusted.
 """

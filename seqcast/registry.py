@@ -21,7 +21,7 @@ from .errors import UsageError
 DEFAULT_LR = 3e-3  # the training loop's peak learning rate, for models that declare no other
 EXPLAIN_KINDS = ("attention", "gates")
 ONNX_EXPORTERS = ("dynamo", "torchscript")
-COVARIATE_KINDS = ("past", "future", "static")  # the contract's covariate inputs (models/_layers.Covariates)
+COVARIATE_INPUTS = ("past", "future", "static")  # the contract's covariate inputs (models/_layers.Covariates)
 COVARIATE_OPTIONS = {"past": "--past-cols", "future": "--future-cols or --calendar", "static": "--static-cols"}
 # the per-window normalisations window_norm.WindowNorm applies (what each does: its docstring)
 WINDOW_NORMS = ("none", "last", "mean", "revin", "season", "deseason")
@@ -126,8 +126,8 @@ def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, A
             raise wrong(problem)
     if caps.season and "season" not in keywords:
         raise wrong("declares season=True but has no `season` keyword in __init__ to fill")
-    if not isinstance(caps.covariates, tuple) or not set(caps.covariates) <= set(COVARIATE_KINDS):
-        raise wrong(f"covariates={caps.covariates!r}: declare a tuple of {', '.join(COVARIATE_KINDS)}")
+    if not isinstance(caps.covariates, tuple) or not set(caps.covariates) <= set(COVARIATE_INPUTS):
+        raise wrong(f"covariates={caps.covariates!r}: declare a tuple of {', '.join(COVARIATE_INPUTS)}")
     takes = "covariates" in inspect.signature(cls.__init__).parameters
     if caps.covariates and not takes:
         raise wrong(f"declares covariates={caps.covariates!r} but has no `covariates` keyword in __init__")

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from . import quantile_head
-from .budget import Schedule, auto_batch_size, auto_epochs, plan_budget  # noqa: F401 (auto_batch_size, auto_epochs: kept importable here)
+from .budget import Schedule, plan_budget
 from .distributed import Distributed
 from .errors import TrainingError, UsageError
 from .registry import POINT_LOSSES

@@ -39,7 +39,7 @@ class WindowNorm(nn.Module):
     units a window of a few seasons has a nearly constant level, where dividing and subtracting
     agree. A window without a season that fits twice is normalised as "last".
 
-    ``seasons`` is the data frequency's (``frequency.seasons``; "season" uses the first, capped by the
+    ``seasons`` is the data frequency's (``seqcast.data.seasons``; "season" uses the first, capped by the
     lookback); the checkpoint's frequency gives them again on loading.
     """
 

@@ -16,8 +16,8 @@ import torch
 
 from conftest import assert_forecasts_as_recorded, randomised
 from seqcast import checkpoint, choosing
-from seqcast.frequency import seasons
 from seqcast.build import create_model
+from seqcast.data import seasons
 from seqcast.registry import get_spec, list_models
 from seqcast.window_norm import WindowNorm
 

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 import torch
 
-from seqcast.data import DataConfig, future_times, infer_frequency, season_length, series_from_text
+from seqcast.data import DataConfig, future_times, season_length, series_from_text
 from seqcast.errors import InputError
 from seqcast.windows import Scaler, Split, build_windows, default_split, explicit_split, scaled_arrays, split_targets
 
@@ -184,3 +184,50 @@ def test_quarter_labels_are_read_as_quarters(label):
 def test_years_written_as_floats_are_years():
     series = series_from_text("y.csv", "year,flow\n" + "".join(f"{1700 + i}.0,{i}\n" for i in range(30)))
     assert series.freq.startswith("YS") and str(series.series[0].times[0].date()) == "1700-01-01"
+
+
+PUBLIC_DATA = {"load_series", "load_future", "series_from_text", "write_csv", "DataConfig", "SeriesSet", "Series",
+               "DEFAULT_ID", "CALENDAR_FEATURES", "season_length", "seasons", "future_times", "future_grid"}
+
+
+def test_the_data_package_is_one_entry_that_loads_pandas_not_torch():
+    """``seqcast.data`` gives exactly its public names (its submodules aside), and importing it never
+    imports torch (predict with an exported model runs without it). In a fresh interpreter: this one
+    has torch loaded already."""
+    import json
+    import subprocess
+    import sys
+
+    from conftest import subprocess_env
+
+    code = ("import json, sys, types, seqcast.data as d; print(json.dumps([sorted(d.__all__), sorted(k for k, v in "
+            "vars(d).items() if not k.startswith('_') and not isinstance(v, types.ModuleType)), 'torch' in sys.modules, "
+            "'pandas' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=subprocess_env(), check=True)
+    exported, public, torch_loaded, pandas_loaded = json.loads(out.stdout)
+    assert set(exported) == set(public) == PUBLIC_DATA
+    assert not torch_loaded and pandas_loaded
+
+
+def test_library_code_reaches_the_data_package_through_its_entry_and_its_modules_share_no_private_name():
+    """Modules outside ``seqcast/data/`` import from ``seqcast.data`` only, never from its submodules;
+    the package's modules import no private (underscored) name from one another."""
+    import ast
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).parents[1] / "seqcast"
+    for path in root.rglob("*.py"):
+        inside = path.parent == root / "data"
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom):
+                modules = ["." * node.level + (node.module or "")]
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                assert not (inside and private), f"{path.relative_to(root)} imports {private} from {modules[0]}"
+            elif isinstance(node, ast.Import):
+                modules = [a.name for a in node.names]
+            else:
+                continue
+            for module in modules:
+                assert inside or not re.search(r"(^|\.)data\.", module), \
+                    f"{path.relative_to(root)} imports {module}: import from seqcast.data"

@@ -33,7 +33,7 @@ from conftest import TINY_FIT, randomised, subprocess_env
 from seqcast import edge
 from seqcast.checkpoint import load
 from seqcast.forecaster import ModelInfo
-from seqcast.frequency import season_length
+from seqcast.data import season_length
 from seqcast.forecaster import Covariate, CovariateSchema
 from seqcast.models._layers import Covariates
 from seqcast.registry import get_spec, list_models, resolve_params

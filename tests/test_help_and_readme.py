@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from seqcast.data import ENTITY_NAMES, ID_NAMES
+from seqcast.data.columns import ENTITY_NAMES, ID_NAMES
 from seqcast.registry import DEFAULT_LR, get_spec, list_models
 from seqcast.windows import default_horizon_lookback
 

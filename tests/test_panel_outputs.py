@@ -72,7 +72,7 @@ def test_future_grid_is_future_times_of_every_series(freq, tz):
     import pandas as pd
 
     from seqcast.data import future_times
-    from seqcast.frequency import future_grid
+    from seqcast.data import future_grid
 
     grid = pd.date_range("2016-03-20", "2024-11-10", freq=freq, tz=tz, unit="s")
     lasts = grid[np.r_[np.linspace(0, len(grid) - 1, 12).astype(int), 3, 3]]  # two series ending together

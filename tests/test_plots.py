@@ -11,10 +11,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqcast.data import SeriesSet
+from seqcast.data import Series, SeriesSet
 from seqcast import plots
 from seqcast.errors import InputError, UsageError
-from seqcast.frequency import Series
 from seqcast.plots import backtest_plot, forecast_plot
 
 PNG = b"\x89PNG\r\n\x1a\n"

@@ -12,7 +12,8 @@ import pandas as pd
 from hypothesis import example, HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from seqcast.data import DataConfig, decode, series_from_text, write_csv
+from seqcast.data import DataConfig, series_from_text, write_csv
+from seqcast.data.source import decode
 from seqcast.errors import SeqcastError
 
 BYTES_EXAMPLES = 300

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqcast import csvfile
+from seqcast.data import source, table as csv_table
 from seqcast.data import DataConfig, load_series, series_from_text
 from seqcast.errors import InputError
 
@@ -24,7 +24,7 @@ def _load(path: Path, exact: bool, monkeypatch, config: DataConfig = DataConfig(
     """``load_series`` through the fast path, or with the scan refusing every file (the exact reader)."""
     with monkeypatch.context() as patch:
         if exact:
-            patch.setattr(csvfile, "_scan", lambda handle: None)
+            patch.setattr(csv_table, "_scan", lambda handle: None)
         try:
             return load_series(str(path), config)
         except InputError as error:
@@ -57,9 +57,9 @@ def test_the_fast_path_serves_plain_files_and_leaves_the_rest_to_the_exact_reade
     blank = tmp_path / "blank.csv"
     blank.write_text("ds,y\n2024-01-01,1.5\n\n2024-01-02,2.25\n2024-01-03,x\n")
     used = []
-    exact = csvfile._exact
-    monkeypatch.setattr(csvfile, "_exact", lambda name, data: used.append(name) or exact(name, data))
-    table = csvfile.read_table(str(plain), lambda header: set(), lambda header: {"ds"})
+    exact = csv_table._exact
+    monkeypatch.setattr(csv_table, "_exact", lambda name, data: used.append(name) or exact(name, data))
+    table = csv_table.read_table(str(plain), lambda header: set(), lambda header: {"ds"})
     assert not used and isinstance(table.columns["ds"], pd.DatetimeIndex) and table.columns["y"].dtype == np.float64
     assert load_series(str(quoted)).series[0].values[0, 0] == 1.5 and used == [str(quoted)]
     with pytest.raises(InputError, match=r"line 5, column 'y': 'x' is not a number"):  # the blank line counts
@@ -180,20 +180,20 @@ def test_an_endless_pipe_or_device_is_refused_not_read_until_memory_runs_out(mon
     input is refused from its first block."""
     import subprocess
 
-    from seqcast import csvfile
+    from seqcast.data import source
 
-    monkeypatch.setattr(csvfile, "_memory_limit", lambda: 8 << 20)
+    monkeypatch.setattr(source, "_memory_limit", lambda: 8 << 20)
     endless = subprocess.Popen(["yes", "2024-01-01,1"], stdout=subprocess.PIPE)
     try:
         with pytest.raises(InputError, match=r"more than 0\.0 GiB of input .* split the file"):
-            csvfile.read_bytes(f"/dev/fd/{endless.stdout.fileno()}")
+            source.read_bytes(f"/dev/fd/{endless.stdout.fileno()}")
     finally:
         endless.kill()
         endless.wait()
     big = tmp_path / "big.csv"
     big.write_bytes(b"t,y\n" + b"1,2\n" * (3 << 20))  # 12 MiB: refused by its size, before reading
     with pytest.raises(InputError, match="big.csv: more than"):
-        csvfile.read_bytes(str(big))
+        source.read_bytes(str(big))
     for device in ("/dev/zero", "/dev/urandom"):
         if os.path.exists(device):
             code, out, err = invoke("fit", device, "--output", tmp_path / "m.ckpt")
@@ -235,20 +235,20 @@ def test_compressed_csv_and_parquet_forecast_what_the_plain_csv_does(kind, invok
 def test_a_small_file_that_inflates_past_the_limit_is_refused(monkeypatch, tmp_path):
     import gzip
 
-    monkeypatch.setattr(csvfile, "_memory_limit", lambda: 8 << 20)
+    monkeypatch.setattr(source, "_memory_limit", lambda: 8 << 20)
     bomb = tmp_path / "bomb.csv.gz"
     bomb.write_bytes(gzip.compress(b"ds,y\n" + b"2024-01-01,1\n" * (2 << 20)))  # 26 MB of CSV in a few KB
     assert bomb.stat().st_size < 1 << 20
     with pytest.raises(InputError, match="more than 0.0 GiB of input"):
-        csvfile.read_bytes(str(bomb))
+        source.read_bytes(str(bomb))
     damaged = tmp_path / "damaged.gz"
     damaged.write_bytes(gzip.compress(b"ds,y\n2024-01-01,1\n")[:-12] + b"garbage!" * 4)
     with pytest.raises(InputError, match="gzip-compressed data is damaged"):
-        csvfile.read_bytes(str(damaged))
+        source.read_bytes(str(damaged))
     cut = tmp_path / "cut.gz"  # a copy cut short: an error, never a CSV missing its end (or with a shorter last value)
     cut.write_bytes(gzip.compress(b"ds,y\n" + b"".join(b"2024-01-%02d,7659123\n" % d for d in range(1, 29)))[:-20])
     with pytest.raises(InputError, match="ends before its end"):
-        csvfile.read_bytes(str(cut))
+        source.read_bytes(str(cut))
     members = tmp_path / "members.gz"  # concatenated members read as one file
     members.write_bytes(gzip.compress(b"ds,y\n2024-01-01,1\n") + gzip.compress(b"2024-01-02,2\n"))
-    assert csvfile.read_bytes(str(members))[1] == b"ds,y\n2024-01-01,1\n2024-01-02,2\n"
+    assert source.read_bytes(str(members))[1] == b"ds,y\n2024-01-01,1\n2024-01-02,2\n"

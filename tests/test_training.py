@@ -8,7 +8,8 @@ import torch
 from seqcast.data import series_from_text
 from seqcast.errors import TrainingError
 from seqcast.fitting import ModelConfig, fit
-from seqcast.training import TrainConfig, auto_batch_size, auto_epochs
+from seqcast.budget import auto_batch_size, auto_epochs
+from seqcast.training import TrainConfig
 
 
 def _series(n=300, noise=0.1, seed=0):

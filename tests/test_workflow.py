@@ -20,7 +20,7 @@ import torch
 
 from seqcast import checkpoint as ckpt_module
 from seqcast.forecasting import data_config
-from seqcast.training import auto_epochs
+from seqcast.budget import auto_epochs
 
 FILES = Path(__file__).parent / "workflow"
 SAMPLES = Path(__file__).parents[1] / "sample_data"

@@ -124,7 +124,7 @@ def compare(
     from ..evaluation import leaderboard_metric
     from ..runs.evaluate import CompareRequest, compare_file, saved_checkpoints
 
-    names = options.model_names(models, options.reading(**ctx.params).covariate_kinds)
+    names = options.model_names(models, options.reading(**ctx.params).covariate_inputs)
     if output and not output.endswith((".csv", ".json")):
         raise UsageError(f"--output {output}: name a .csv or .json file")
     request = CompareRequest(data=data, models=names, params=options.route_params(names, options.parse_param_options(param)),

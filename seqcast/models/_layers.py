@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..registry import COVARIATE_KINDS  # noqa: F401  (the contract's covariate inputs, for the families)
+from ..registry import COVARIATE_INPUTS  # noqa: F401  (the contract's covariate inputs, for the families)
 
 
 def zero_head(layer: nn.Linear) -> nn.Linear:
@@ -108,7 +108,7 @@ class Covariates:
 
     @property
     def kinds(self) -> tuple[str, ...]:
-        return tuple(kind for kind in COVARIATE_KINDS if getattr(self, kind))
+        return tuple(kind for kind in COVARIATE_INPUTS if getattr(self, kind))
 
     @property
     def per_step(self) -> int:

@@ -20,7 +20,7 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import Choice, FloatRange, IntRange
-from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, zero_head
+from ._layers import COVARIATE_INPUTS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, zero_head
 
 
 class TemporalHead(nn.Module):
@@ -37,7 +37,7 @@ class TemporalHead(nn.Module):
 
 
 # panel_loss: M4 Weekly validation OWA 0.817 with MAE, 0.865 with MSE
-@register_model("cnn", panel_loss="mae", covariates=COVARIATE_KINDS,
+@register_model("cnn", panel_loss="mae", covariates=COVARIATE_INPUTS,
                 search={"out_channels": IntRange(16, 128, log=True), "kernel_size": Choice((3, 5, 7)),
                         "num_layers": IntRange(1, 4), "dropout": FloatRange(0.0, 0.3)})
 class CNN(nn.Module):

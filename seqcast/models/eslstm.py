@@ -42,7 +42,7 @@ from torch import nn
 from ..registry import register_model
 from ..search import FloatRange, IntRange
 from ..seasonal import seasonal_indices, seasonal_part
-from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, recompute_gates, step_inputs, zero_head
+from ._layers import COVARIATE_INPUTS, NO_COVARIATES, Covariates, StepCovariates, recompute_gates, step_inputs, zero_head
 
 SEARCH = {"hidden_size": IntRange(16, 128, log=True), "dropout": FloatRange(0.0, 0.3)}
 
@@ -83,7 +83,7 @@ class DilatedLSTM(nn.Module):
 
 
 @register_model("eslstm", window_norm="none", season=True, starts_at_level=False, search=SEARCH, onnx_exporter="torchscript",
-                covariates=COVARIATE_KINDS, explain="gates")
+                covariates=COVARIATE_INPUTS, explain="gates")
 class ESLSTM(nn.Module):
     """ES-RNN hybrid (Smyl 2020): learned level and season smoothing, then a dilated LSTM stack."""
 

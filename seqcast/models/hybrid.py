@@ -28,13 +28,13 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import Choice, FloatRange, IntRange
-from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs
+from ._layers import COVARIATE_INPUTS, NO_COVARIATES, Covariates, StepCovariates, step_inputs
 from .cnn import TemporalHead
 
 
 # attention trains unstably at the training loop's usual 3e-3
 @register_model("cnn_lstm_transformer", lr=1e-3, onnx_exporter="torchscript",  # keeps the quantized LSTM
-                covariates=COVARIATE_KINDS,
+                covariates=COVARIATE_INPUTS,
                 search={"conv_channels": IntRange(16, 64, log=True), "hidden_size": IntRange(32, 128, log=True),
                         "d_model": Choice((32, 64, 128)), "dropout": FloatRange(0.0, 0.3)})
 class CNNLSTMTransformer(nn.Module):

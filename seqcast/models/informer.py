@@ -41,7 +41,7 @@ from torch import nn
 from ..registry import register_model
 from ..search import Choice, FloatRange, IntRange
 from ._layers import (
-    COVARIATE_KINDS, NO_COVARIATES, Covariates, DecoderLayer, EncoderLayer, check_attention_args, interval_cover, recording, sinusoidal_encoding,
+    COVARIATE_INPUTS, NO_COVARIATES, Covariates, DecoderLayer, EncoderLayer, check_attention_args, interval_cover, recording, sinusoidal_encoding,
     to_steps, zero_head,
 )
 
@@ -62,7 +62,7 @@ class Distilling(nn.Module):
 
 
 # attention trains unstably at the training loop's usual 3e-3
-@register_model("informer", lr=1e-3, covariates=COVARIATE_KINDS, explain="attention",
+@register_model("informer", lr=1e-3, covariates=COVARIATE_INPUTS, explain="attention",
                 search={"d_model": Choice((32, 64, 128)), "num_encoder_layers": IntRange(1, 3),
                         "dim_feedforward": Choice((64, 128, 256)), "dropout": FloatRange(0.0, 0.3)})
 class Informer(nn.Module):

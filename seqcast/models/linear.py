@@ -29,7 +29,7 @@ from torch.nn import functional as F
 
 from ..registry import register_model
 from ..search import Choice
-from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, flat_inputs, zero_head
+from ._layers import COVARIATE_INPUTS, NO_COVARIATES, Covariates, StepCovariates, flat_inputs, zero_head
 
 
 def series_decomposition(x: torch.Tensor, kernel_size: int = 25) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,7 +113,7 @@ class CovariateTerm(nn.Module):
 
 # the paper's initialisation, not a zero head: an untrained model does not start at the level
 # panel_loss: M4 Weekly validation OWA 0.858 with MAE, 0.898 with MSE
-@register_model("dlinear", starts_at_level=False, panel_loss="mae", covariates=COVARIATE_KINDS,
+@register_model("dlinear", starts_at_level=False, panel_loss="mae", covariates=COVARIATE_INPUTS,
                 search={"kernel_size": Choice((13, 25, 49)), "individual": Choice((False, True))})
 class DLinear(nn.Module):
     """DLinear: moving-average trend + remainder, one linear map over time for each, summed."""
@@ -144,7 +144,7 @@ class DLinear(nn.Module):
 
 # as dlinear; panel_loss: M4 Weekly validation OWA 0.856 with MAE, 0.906 with MSE
 @register_model("nlinear", starts_at_level=False, panel_loss="mae", search={"individual": Choice((False, True))},
-                covariates=COVARIATE_KINDS)
+                covariates=COVARIATE_INPUTS)
 class NLinear(nn.Module):
     """NLinear: subtract the window's last value, one linear map over time, add it back."""
 

@@ -27,12 +27,12 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import FloatRange, IntRange
-from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, zero_head
+from ._layers import COVARIATE_INPUTS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, zero_head
 
 
 # panel_loss: M4 Weekly validation OWA 0.829 with MAE, 0.940 with MSE
 @register_model("lstm_attention", explain="attention", panel_loss="mae",
-                onnx_exporter="torchscript", covariates=COVARIATE_KINDS,  # torchscript keeps the quantized LSTM
+                onnx_exporter="torchscript", covariates=COVARIATE_INPUTS,  # torchscript keeps the quantized LSTM
                 search={"hidden_size": IntRange(16, 128, log=True), "num_layers": IntRange(1, 2),
                         "dropout": FloatRange(0.0, 0.3)})
 class LSTMAttention(nn.Module):

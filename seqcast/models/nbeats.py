@@ -45,7 +45,7 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import IntRange
-from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, flat_inputs, zero_head
+from ._layers import COVARIATE_INPUTS, NO_COVARIATES, Covariates, StepCovariates, flat_inputs, zero_head
 
 
 def trend_basis(degree: int, steps: int) -> torch.Tensor:
@@ -135,7 +135,7 @@ SEARCH = {"num_blocks": IntRange(1, 4), "num_layers": IntRange(2, 4), "hidden_si
 
 
 # panel_loss: M4 Weekly validation OWA 0.751 with MAE, 0.845 with MSE
-@register_model("nbeats", panel_loss="mae", search=SEARCH, covariates=COVARIATE_KINDS)
+@register_model("nbeats", panel_loss="mae", search=SEARCH, covariates=COVARIATE_INPUTS)
 class NBeats(nn.Module):
     """N-BEATS generic: doubly residual fully connected blocks with learned bases."""
 
@@ -175,7 +175,7 @@ class NBeats(nn.Module):
 
 
 # panel_loss: M4 Weekly validation OWA 0.775 with MAE, 0.884 with MSE
-@register_model("nbeats_interpretable", panel_loss="mae", search=SEARCH, covariates=COVARIATE_KINDS)
+@register_model("nbeats_interpretable", panel_loss="mae", search=SEARCH, covariates=COVARIATE_INPUTS)
 class NBeatsInterpretable(nn.Module):
     """N-BEATS interpretable: a polynomial trend stack then a Fourier seasonality stack."""
 

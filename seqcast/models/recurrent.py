@@ -40,7 +40,7 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import FloatRange, IntRange
-from ._layers import (COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, recompute_gates, step_inputs,
+from ._layers import (COVARIATE_INPUTS, NO_COVARIATES, Covariates, StepCovariates, recompute_gates, step_inputs,
                       zero_head)
 
 _CELLS = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -58,15 +58,15 @@ DEEPER = {**SEARCH, "num_layers": IntRange(1, 3)}
 # MAE for bilstm (0.839 against 0.863) and stacked_lstm (0.900 against 0.907); MSE for lstm (0.841 against
 # 0.884) and gru (0.882 against 0.899).
 @register_model("rnn", preset={"cell": "rnn"}, window_norm="mean", panel_window_norm="last", search=DEEPER,
-                onnx_exporter="torchscript", covariates=COVARIATE_KINDS)
+                onnx_exporter="torchscript", covariates=COVARIATE_INPUTS)
 @register_model("lstm", preset={"cell": "lstm"}, window_norm="mean", explain="gates", search=DEEPER,
-                onnx_exporter="torchscript", covariates=COVARIATE_KINDS)
+                onnx_exporter="torchscript", covariates=COVARIATE_INPUTS)
 @register_model("gru", preset={"cell": "gru"}, window_norm="mean", explain="gates", search=DEEPER,
-                onnx_exporter="torchscript", covariates=COVARIATE_KINDS)
+                onnx_exporter="torchscript", covariates=COVARIATE_INPUTS)
 @register_model("bilstm", preset={"cell": "lstm", "bidirectional": True}, window_norm="mean", explain="gates",
-                panel_loss="mae", search=DEEPER, onnx_exporter="torchscript", covariates=COVARIATE_KINDS)
+                panel_loss="mae", search=DEEPER, onnx_exporter="torchscript", covariates=COVARIATE_INPUTS)
 @register_model("stacked_lstm", preset={"cell": "lstm", "num_layers": 3}, window_norm="mean", explain="gates",
-                panel_loss="mae", search=SEARCH, onnx_exporter="torchscript", covariates=COVARIATE_KINDS)
+                panel_loss="mae", search=SEARCH, onnx_exporter="torchscript", covariates=COVARIATE_INPUTS)
 class Recurrent(nn.Module):
     """Recurrent encoder (RNN, LSTM or GRU) with a direct multi-horizon linear head."""
 

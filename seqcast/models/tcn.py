@@ -34,7 +34,7 @@ from torch.nn.utils.parametrizations import weight_norm
 
 from ..registry import register_model
 from ..search import Choice, FloatRange, IntRange
-from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, zero_head
+from ._layers import COVARIATE_INPUTS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, zero_head
 
 
 def receptive_field(kernel_size: int, num_levels: int) -> int:
@@ -84,7 +84,7 @@ class TemporalBlock(nn.Module):
 
 
 # panel_loss: M4 Weekly validation OWA 0.796 with MAE, 0.867 with MSE
-@register_model("tcn", panel_loss="mae", covariates=COVARIATE_KINDS,
+@register_model("tcn", panel_loss="mae", covariates=COVARIATE_INPUTS,
                 search={"out_channels": IntRange(16, 128, log=True), "kernel_size": Choice((2, 3, 5)),
                         "dropout": FloatRange(0.0, 0.3)})
 class TCN(nn.Module):

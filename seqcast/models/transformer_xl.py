@@ -35,7 +35,7 @@ from torch import nn
 
 from ..registry import register_model
 from ..search import Choice, FloatRange, IntRange
-from ._layers import COVARIATE_KINDS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, check_attention_args, feed_forward, sinusoidal_encoding, zero_head
+from ._layers import COVARIATE_INPUTS, NO_COVARIATES, Covariates, StepCovariates, step_inputs, check_attention_args, feed_forward, sinusoidal_encoding, zero_head
 
 
 class RelativeAttention(nn.Module):
@@ -83,7 +83,7 @@ class XLLayer(nn.Module):
 
 
 # attention trains unstably at the training loop's usual 3e-3; "mean": see the module docstring
-@register_model("transformer_xl", lr=1e-3, window_norm="mean", explain="attention", covariates=COVARIATE_KINDS,
+@register_model("transformer_xl", lr=1e-3, window_norm="mean", explain="attention", covariates=COVARIATE_INPUTS,
                 search={"d_model": Choice((32, 64, 128)), "num_layers": IntRange(1, 3),
                         "dim_feedforward": Choice((64, 128, 256)), "dropout": FloatRange(0.0, 0.3)})
 class TransformerXL(nn.Module):

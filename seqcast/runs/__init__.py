@@ -72,8 +72,8 @@ class Reading:
     wide: bool = False
 
     @property
-    def covariate_kinds(self) -> tuple[str, ...]:
-        """The covariate inputs a model must read for these columns (registry.COVARIATE_KINDS)."""
+    def covariate_inputs(self) -> tuple[str, ...]:
+        """The covariate inputs a model must read for these columns (registry.COVARIATE_INPUTS)."""
         wanted = {"past": self.past_cols, "future": self.future_cols or self.calendar != "none",
                   "static": self.static_cols}
         return tuple(kind for kind, on in wanted.items() if on)
@@ -99,7 +99,7 @@ class Reading:
         """How fit reads its file: fresh, or for a warm start as the checkpoint ``init`` says (its columns)."""
         if init is None:
             return self.fresh()
-        if self.target or self.time_col or self.id_col or self.covariate_kinds:
+        if self.target or self.time_col or self.id_col or self.covariate_inputs:
             raise UsageError("--init-from: the targets, time, id and covariate columns come from the checkpoint; "
                              "drop --target, --time-col, --id-col, --past-cols, --future-cols, --static-cols and "
                              "--calendar")

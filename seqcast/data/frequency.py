@@ -1,33 +1,18 @@
 """Frequencies and the regular grid: inferring a series' frequency, checking every series lies on it
 without gaps (vectorised over all series at once), the timestamps after a series and the natural
-season of a frequency (calendar features: covariates.py).
+seasons of a frequency (calendar features: ``calendar.py``).
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .reading import INTEGER
-
-DEFAULT_ID = "main"
-
-
-@dataclass
-class Series:
-    id: str
-    times: pd.Index  # DatetimeIndex, or an int64 Index for integer steps
-    values: np.ndarray  # (T, C) float64 in original units
-    covariates: np.ndarray | None = None  # (T, P + F) float64: the past, then the future covariates; None: none
-
-    def head(self, rows: int) -> "Series":
-        """The series' first ``rows`` rows."""
-        return Series(self.id, self.times[:rows], self.values[:rows],
-                      None if self.covariates is None else self.covariates[:rows])
+from ..errors import InputError
+from .cells import INTEGER
+from .config import DEFAULT_ID, Series
 
 
 def infer_frequency(times: pd.Index) -> str | None:
@@ -266,11 +251,11 @@ def season_length(freq: str) -> int:
     if freq.isdigit():
         return 1
     base = pd.tseries.frequencies.to_offset(freq)
-    name = base.rule_code.split("-")[0].upper()
+    code = base.rule_code.split("-")[0].upper()
     n = getattr(base, "n", 1) or 1
-    table = {"H": 24, "h": 24, "T": 1440, "MIN": 1440, "D": 7, "B": 5, "W": 52, "MS": 12, "ME": 12, "M": 12,
+    per_code = {"H": 24, "h": 24, "T": 1440, "MIN": 1440, "D": 7, "B": 5, "W": 52, "MS": 12, "ME": 12, "M": 12,
              "BMS": 12, "BME": 12, "QS": 4, "QE": 4, "Q": 4, "YS": 1, "YE": 1, "Y": 1, "S": 60}
-    season = table.get(name, table.get(name.lower(), 1))
+    season = per_code.get(code, per_code.get(code.lower(), 1))
     return max(1, season // n) if season > 1 else 1
 
 
@@ -281,5 +266,25 @@ def seasons(freq: str) -> tuple[int, ...]:
     season = season_length(freq)
     if season == 1:
         return ()
-    name = pd.tseries.frequencies.to_offset(freq).rule_code.split("-")[0].upper()
-    return (season, 7 * season) if name in ("H", "T", "MIN") else (season,)
+    code = pd.tseries.frequencies.to_offset(freq).rule_code.split("-")[0].upper()
+    return (season, 7 * season) if code in ("H", "T", "MIN") else (season,)
+
+
+def reads_as_regular(times: pd.DatetimeIndex, codes: np.ndarray | None, freq: str | None) -> bool:
+    """Whether a reading of the dates (one day/month order) gives regular series: each series (rows
+    coded by ``codes``) strictly increasing or decreasing in file order, and the longest on a grid
+    where no more timestamps are missing than observed."""
+    frame = pd.DataFrame({"id": codes if codes is not None else 0, "t": times})
+    step = frame.groupby("id", sort=False)["t"].diff().dropna()
+    if not ((step > pd.Timedelta(0)).all() or (step < pd.Timedelta(0)).all()):
+        return False
+    longest = frame["id"].value_counts().index[0]
+    t = pd.DatetimeIndex(frame.loc[frame["id"] == longest, "t"]).sort_values()
+    step_freq = check_freq(freq, t) if freq else infer_frequency(t)
+    if step_freq is None:
+        return False
+    try:
+        full = grid(t[0], t[-1], step_freq, len(t))
+    except InputError:
+        return False
+    return t.difference(full).empty and len(full) - len(t) <= len(t)

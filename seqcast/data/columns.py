@@ -1,6 +1,6 @@
-"""Which column holds what: the series id, the time (one column, or a year and a period), the
-target by default, and which column would make repeated timestamps unique. Chosen by name first,
-then by content; every choice that could have gone another way leaves a note.
+"""Which column holds what: the series id, the time (one column, or a year and a period), the target
+by default, the covariates, and which column would make repeated timestamps unique. Chosen by name
+first, then by content; every choice that could have gone another way leaves a note.
 """
 
 from __future__ import annotations
@@ -10,9 +10,11 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .csvfile import is_text
-from .errors import InputError
-from .reading import INTEGER, is_period_column, looks_numeric, parse_numbers, quarter_labels
+from ..errors import InputError
+from .cells import INTEGER, stripped
+from .config import DataConfig
+from .numbers import as_numbers, looks_numeric
+from .times import MONTH_NAMES, QUARTER_NAMES, YEAR_NAMES, is_period_column, quarter_labels
 
 TIME_NAMES = ("ds", "date", "datetime", "timestamp", "time", "period", "month", "week", "day", "year", "step")
 ID_NAMES = ("unique_id", "series_id", "series", "id")
@@ -21,12 +23,9 @@ ID_NAMES = ("unique_id", "series_id", "series", "id")
 ENTITY_NAMES = ("symbol", "ticker", "store", "store_id", "item", "item_id", "sku", "product", "firm", "company",
                 "country", "region", "city", "station", "site", "sensor", "location")
 TARGET_NAMES = ("y", "value", "target")
-YEAR_NAMES = ("year", "yr")
-QUARTER_NAMES = ("quarter", "qtr", "q")
-MONTH_NAMES = ("month", "mon")
 
 
-def pick(header: list[str], names: tuple[str, ...], exclude: set[str]) -> str | None:
+def _pick(header: list[str], names: tuple[str, ...], exclude: set[str]) -> str | None:
     lowered = {h.lower(): h for h in header if h not in exclude}
     return next((lowered[n] for n in names if n in lowered), None)
 
@@ -37,26 +36,21 @@ def require(column: str, header: list[str], name: str, role: str) -> str:
     return column
 
 
-def is_key(raw: np.ndarray) -> bool:
+def _is_key(raw: np.ndarray) -> bool:
     """Values that can name series: not (all) numbers, and repeated, as a panel's key is."""
     return not looks_numeric(raw).all() and len(set(raw)) < len(raw)
-
-
-def typed(values) -> bool:
-    """Numbers or timestamps as the fast reader typed them, not the file's text."""
-    return not is_text(values)
 
 
 def id_column(given: str | None, header: list[str], columns: dict, name: str, notes: list[str]) -> str | None:
     if given:
         return require(given, header, name, "series id column")
-    named = pick(header, ID_NAMES, set())
+    named = _pick(header, ID_NAMES, set())
     if named:
         return named
     lowered = {h.lower(): h for h in header}
-    entity = next((lowered[n] for n in ENTITY_NAMES if n in lowered and is_key(columns[lowered[n]])), None)
+    entity = next((lowered[n] for n in ENTITY_NAMES if n in lowered and _is_key(columns[lowered[n]])), None)
     if entity:
-        count = len(set(pd.Series(columns[entity], dtype=object).astype(str).str.strip()))
+        count = len(set(stripped(columns[entity])))
         notes.append(f"series id column: {entity} ({count} series; choose another with --id-col)")
     return entity
 
@@ -72,14 +66,14 @@ def time_columns(given: str | None, header: list[str], columns: dict, used: set[
                              "column, e.g. --time-col year,quarter")
         return [require(p, header, name, "time column") for p in parts]
     lowered = {h.lower(): h for h in header if h not in used}
-    year = pick(header, YEAR_NAMES, used)
+    year = _pick(header, YEAR_NAMES, used)
     if year and not any(n in lowered for n in TIME_NAMES if n not in ("year", "month")) \
-            and pd.Series(columns[year], dtype=object).astype(str).str.strip().str.fullmatch(r"\d{4}").all():
+            and stripped(columns[year]).str.fullmatch(r"\d{4}").all():
         for names, quarterly in ((QUARTER_NAMES, True), (MONTH_NAMES, False)):
-            period = pick(header, names, used | {year})
+            period = _pick(header, names, used | {year})
             if period and is_period_column(columns[period], quarterly):
                 return [year, period]
-    time_col = pick(header, TIME_NAMES, used)
+    time_col = _pick(header, TIME_NAMES, used)
     first = next((h for h in header if h not in used), None)
     if time_col is None and first is not None and len(header) > 1:
         sample = columns[first][:20]
@@ -108,7 +102,7 @@ def unique_key_hint(header: list[str], columns: dict, times: pd.Index, codes: np
     for column in header:
         if column in exclude:
             continue
-        text = pd.Series(columns[column], dtype=object).astype(str).str.strip()
+        text = stripped(columns[column])
         integers = bool(text.str.fullmatch(INTEGER.pattern).all())
         if text.nunique() >= len(text) or (looks_numeric(columns[column]).all() and not integers):
             continue
@@ -129,7 +123,7 @@ def unique_key_hint(header: list[str], columns: dict, times: pd.Index, codes: np
 def default_target(candidates: list[str], columns: dict, decimal: str, notes: list[str]) -> str:
     """A column named like a target, else the last numeric column whose values vary (a gauge stuck at
     0 is no target), else the last numeric column, else the last column (whose error then says why)."""
-    named = pick(candidates, TARGET_NAMES, set())
+    named = _pick(candidates, TARGET_NAMES, set())
     if named:
         return named
     parsed = {c: as_numbers(columns[c], decimal) for c in candidates}
@@ -147,11 +141,37 @@ def default_target(candidates: list[str], columns: dict, decimal: str, notes: li
     return target
 
 
-def as_numbers(raw: np.ndarray, decimal: str) -> np.ndarray | None:
-    if typed(raw):  # numbers as the fast reader typed them (decimal point), or timestamps
-        kind = np.asarray(raw).dtype.kind
-        return np.asarray(raw, dtype=np.float64) if kind in "fiu" and decimal == "." else None
-    try:
-        return parse_numbers(raw, "", np.zeros(len(raw), dtype=int), "", decimal)
-    except InputError:
-        return None
+
+def covariate_columns(config: DataConfig, header: list[str], name: str, taken: set[str]
+                       ) -> tuple[list[str], list[str], list[str]]:
+    """The past, future and static covariate columns, each in the file and in one role only."""
+    roles = {"past covariate": config.past_cols, "future covariate": config.future_cols,
+             "static covariate": config.static_cols}
+    seen: dict[str, str] = {}
+    for role, names in roles.items():
+        for column in names:
+            require(column, header, name, role)
+            if column in taken:
+                raise InputError(f"{name}: column {column!r} cannot be both a {role} and the target, time or id column")
+            if column in seen:
+                raise InputError(f"{name}: column {column!r} is named both as a {seen[column]} and as a {role}")
+            seen[column] = role
+    return [list(names) for names in roles.values()]
+
+
+def reader_hints(config: DataConfig):
+    """What the fast reader is told of a file's header before it reads the rows: which columns to keep
+    as text (whatever may be a series id) and which it may read as ISO timestamps or integer steps
+    (whatever may be the time column; none with --date-format). Two functions of the header."""
+    def keep_as_text(header: list[str]) -> set[str]:
+        named = {h for h in header if h.lower() in ID_NAMES + ENTITY_NAMES}
+        return named | {config.id_col} - {None}
+
+    def read_as_times(header: list[str]) -> set[str] | None:
+        if config.date_format:
+            return None
+        given = set(config.time_col.split(",")) if config.time_col else set()
+        return {h for h in header if h.lower() in TIME_NAMES} | given | set(header[:1])
+
+    return keep_as_text, read_as_times
+

@@ -1,15 +1,15 @@
-"""Reading a CSV file into columns: pandas' C reader on the fast path, an exact reader for the rest.
+"""Reading a CSV into columns: pandas' C reader on the fast path, an exact reader for the rest.
 
 The fast path vouches for a file only when a byte scan proves the C reader sees it as written:
 UTF-8 without NUL bytes, no quote characters, every line one row with the header's number of
 delimiters and no blank lines between rows, so that row ``i`` is line ``first_line + i``. Numbers
 then come out of the C reader as float64 or int64, timestamps in ISO 8601 or integer steps as
-datetime64 or int64, and any other text as object arrays whose equal values share one string, read
-in chunks so that a load holds little more than the typed columns. Whatever the scan cannot vouch
-for (quoted fields, blank lines, ragged rows, other encodings) goes through ``reading.parse_table``,
-which reads row by row and names the line of every problem. Either way the columns are what the
-rest of ``seqcast.data`` works from; a column that must be seen as text after all (a decimal comma,
-a value that is not a number) is read again as text, so that its errors quote the file.
+datetime64 or int64 (``times.typed_times``), and any other text as object arrays whose equal values
+share one string, read in chunks so that a load holds little more than the typed columns. Whatever
+the scan cannot vouch for (quoted fields, blank lines, ragged rows, other encodings) goes through
+``parse_table``, which reads row by row and names the line of every problem. Either way the columns
+are what the rest of ``seqcast.data`` works from; a column that must be seen as text after all (a
+decimal comma, a value that is not a number) is read again as text, so that its errors quote the file.
 """
 
 from __future__ import annotations
@@ -19,218 +19,16 @@ import csv
 import io
 import os
 import stat
-import sys
 import warnings
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
-from .reading import INTEGER, MISSING, _TZ_SUFFIX
-
-def display_name(path: str) -> str:
-    """A path as text that can be printed and stored: bytes that are not UTF-8 (a file name from a
-    system in another encoding) become backslash escapes such as ``\\xff``."""
-    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-
-
-def _memory_limit() -> int:
-    """The most bytes of CSV seqcast reads: a quarter of this machine's memory (parsing takes a few
-    times the file's size), so that an endless pipe or device is refused instead of read until it runs out."""
-    try:
-        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 4
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
-
-
-# What a file may be besides CSV text, by its first bytes: compressed CSV, or a Parquet table.
-_COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x28\xb5\x2f\xfd": "zstd"}
-_PARQUET = b"PAR1"
-
-
-def _read_bounded(name: str, stream, size: int | None) -> bytes:
-    """All of ``stream`` (``size`` bytes when known), refusing input larger than ``_memory_limit``
-    and, from its first block, binary input (NUL bytes with no UTF-16 mark): ``/dev/zero``, say.
-    Compressed CSV (gzip, bzip2, xz, zstd: told by its first bytes, whatever the file is called) is
-    decompressed, bounded alike; a Parquet file is read as a table and given back as CSV text."""
-    limit = _memory_limit()
-    too_big = InputError(f"{name}: more than {limit / 2**30:.1f} GiB of input (a quarter of this machine's "
-                         "memory, what seqcast reads a CSV into); split the file, or run on a larger machine")
-    if size is not None and size > limit:
-        raise too_big
-    blocks, total = [], 0
-    while block := stream.read(1 << 20):
-        if not blocks:
-            kind = next((k for magic, k in _COMPRESSED.items() if block.startswith(magic)), None)
-            if kind:
-                return _decompressed(name, kind, _chained(block, stream), limit, too_big)
-            if block.startswith(_PARQUET):
-                return _parquet_as_csv(name, _bounded(_chained(block, stream), limit, too_big), limit, too_big)
-        if not blocks and b"\x00" in block and not block.startswith((b"\xff\xfe", b"\xfe\xff")):
-            decode(name, block[: block.index(b"\x00") + 1])  # raises for its first problem: a byte, or the NUL
-        blocks.append(block)
-        total += len(block)
-        if total > limit:
-            raise too_big
-    return b"".join(blocks)
-
-
-def _chained(first: bytes, stream):
-    """The blocks of a stream whose first block was already read."""
-    yield first
-    while block := stream.read(1 << 20):
-        yield block
-
-
-def _bounded(blocks, limit: int, too_big: InputError) -> bytes:
-    out, total = bytearray(), 0
-    for block in blocks:
-        total += len(block)
-        if total > limit:
-            raise too_big
-        out += block
-    return bytes(out)
-
-
-def _decompressed(name: str, kind: str, blocks, limit: int, too_big: InputError) -> bytes:
-    """The CSV inside compressed ``blocks``: never more than ``limit`` bytes inflated at any moment (each
-    step asks the decompressor for at most what is left, so a small file that inflates past the limit is
-    refused as a large one, not held in memory first); concatenated members (gzip, bzip2, xz) follow one
-    another; a stream that stops before its end is an error (a copy cut short), never a shorter CSV."""
-    import bz2
-    import lzma
-    import zlib
-
-    if kind == "zstd":
-        return _zstd(name, blocks, limit, too_big)
-    fresh = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
-             "xz": lzma.LZMADecompressor}[kind]
-    out, decompressor, ended = bytearray(), fresh(), False
-    try:
-        for block in blocks:
-            pending = block
-            while pending:
-                if ended:  # another member follows the one that ended (or zero padding after a gzip member)
-                    if kind == "gzip" and not pending.strip(b"\x00"):
-                        break
-                    decompressor, ended = fresh(), False
-                left = limit - len(out) + 1
-                if kind == "gzip":
-                    out += decompressor.decompress(pending, left)
-                    pending = decompressor.unconsumed_tail or (decompressor.unused_data if decompressor.eof else b"")
-                else:
-                    out += decompressor.decompress(pending, left)
-                    pending = decompressor.unused_data if decompressor.eof else b""
-                    while not decompressor.eof and not decompressor.needs_input and len(out) <= limit:
-                        out += decompressor.decompress(b"", limit - len(out) + 1)
-                if len(out) > limit:
-                    raise too_big
-                ended = decompressor.eof
-    except (OSError, EOFError, ValueError, zlib.error, lzma.LZMAError) as exc:
-        raise InputError(f"{name}: {kind}-compressed data is damaged ({exc}); check the file") from None
-    if not decompressor.eof:
-        raise InputError(f"{name}: {kind}-compressed data ends before its end (the file is cut short); "
-                         "copy it again")
-    return _plain_text(name, bytes(out))
-
-
-def _zstd(name: str, blocks, limit: int, too_big: InputError) -> bytes:
-    try:
-        import zstandard
-    except ImportError:
-        raise InputError(f"{name}: is zstd-compressed; install seqcast[files] (zstandard) to read it, or "
-                         "decompress it first (zstd -d)") from None
-    import io
-
-    compressed = _bounded(blocks, limit, too_big)
-    out = bytearray()
-    try:
-        with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(compressed), read_across_frames=True) as reader:
-            while chunk := reader.read(1 << 20):
-                out += chunk
-                if len(out) > limit:
-                    raise too_big
-    except zstandard.ZstdError as exc:
-        raise InputError(f"{name}: zstd-compressed data is damaged or cut short ({exc}); check the file") from None
-    return _plain_text(name, bytes(out))
-
-
-def _plain_text(name: str, data: bytes) -> bytes:
-    if b"\x00" in data[: 1 << 20] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        decode(name, data[: data.index(b"\x00") + 1])
-    return data
-
-
-def _parquet_as_csv(name: str, data: bytes, limit: int, too_big: InputError) -> bytes:
-    """A Parquet file's table as CSV text (pyarrow writes it: ISO timestamps, numbers as read), so that
-    it is read exactly as the same table saved as CSV. A table that would take more than ``limit``
-    bytes unpacked (its own metadata says) is refused before it is read."""
-    try:
-        import pyarrow as pa
-        import pyarrow.csv
-        import pyarrow.parquet
-    except ImportError:
-        raise InputError(f"{name}: is a Parquet file; install seqcast[files] (pyarrow) to read it, or save it "
-                         "as CSV") from None
-    try:
-        parquet = pyarrow.parquet.ParquetFile(pa.BufferReader(data))
-        meta = parquet.metadata
-        if sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) > limit:
-            raise too_big
-        table = parquet.read()
-        sink = pa.BufferOutputStream()
-        pyarrow.csv.write_csv(table, sink, pyarrow.csv.WriteOptions(quoting_style="needed"))
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{name}: cannot read it as a Parquet table of numbers, text and times ({exc})") from None
-    if sink.tell() > limit:
-        raise too_big
-    return sink.getvalue().to_pybytes()
-
-
-def read_bytes(path: str) -> tuple[str, bytes]:
-    """The raw bytes of ``path``, or of stdin for ``-``, with the name errors should use."""
-    if path == "-":
-        if sys.stdin is None or sys.stdin.closed:
-            raise InputError("reading data from stdin ('-'), but stdin is closed; pipe a CSV in, e.g. "
-                             "`cat data.csv | seqcast ... -`, or give the file's path")
-        if sys.stdin.isatty():
-            raise InputError("reading data from stdin ('-'), but stdin is a terminal; pipe a CSV in, e.g. "
-                             "`cat data.csv | seqcast ... -`")
-        return "<stdin>", _read_bounded("<stdin>", sys.stdin.buffer, None)
-    name = display_name(path)
-    try:
-        with open(path, "rb") as stream:
-            info = os.fstat(stream.fileno())
-            if stat.S_ISDIR(info.st_mode):
-                raise IsADirectoryError
-            return name, _read_bounded(name, stream, info.st_size if stat.S_ISREG(info.st_mode) else None)
-    except FileNotFoundError:
-        raise InputError(f"{name}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{name}: is a folder, not a CSV file") from None
-    except PermissionError:
-        raise InputError(f"{name}: permission denied") from None
-
-
-def decode(name: str, data: bytes) -> str:
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        try:
-            return data.decode("utf-16")
-        except UnicodeDecodeError:
-            raise InputError(f"{name}: looks like UTF-16 but cannot be decoded; save it as UTF-8") from None
-    try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise InputError(
-            f"{name}: line {line}: byte 0x{data[exc.start]:02x} is not UTF-8; save the file as UTF-8"
-        ) from None
-    if "\x00" in text:
-        line = text[: text.index("\x00")].count("\n") + 1
-        raise InputError(f"{name}: line {line}: contains a NUL byte; this is not a text CSV file")
-    return text
+from ..errors import InputError
+from .cells import MISSING, is_text
+from .source import decode, display_name, read_bytes
+from .times import typed_times
 
 
 def delimiter_of(header: str) -> str:
@@ -286,11 +84,6 @@ _BLOCK = 1 << 22  # bytes per block of the scan
 NA_TOKENS = sorted({form for m in MISSING for form in (m, m.upper(), m.title(), m.capitalize())})
 
 
-def is_text(values) -> bool:
-    """Whether a column holds the file's text (object strings) rather than typed values."""
-    return isinstance(values, np.ndarray) and values.dtype == object
-
-
 @dataclass
 class Table:
     """A CSV's columns (object text, float64/int64 numbers, datetime64 timestamps or int64 steps) and
@@ -324,30 +117,30 @@ class Table:
         return {c: np.concatenate(parts) if parts else np.empty(0, dtype=object) for c, parts in text.items()}
 
 
-def read_table(path: str, text_columns, time_columns, last: int | None = None) -> Table:
-    """The table in ``path`` (``-`` for stdin). ``text_columns(header)`` names the columns that must
-    stay text (series ids), ``time_columns(header)`` those to read as timestamps when they are ISO
-    8601 or integer steps (None: read none so, as with --date-format).
+def read_table(path: str, keep_as_text, read_as_times, last: int | None = None) -> Table:
+    """The table in ``path`` (``-`` for stdin). ``keep_as_text(header)`` names the columns that must
+    stay text (series ids), ``read_as_times(header)`` those to read as timestamps when they are ISO
+    8601 or integer steps (None: read none so, as with --date-format); ``columns.reader_hints`` gives both.
 
     With ``last``, a plain file of many more rows is read from its last ``last`` rows only (seeking
     from the end; ``Table.partial`` says so, and lines are still the file's); others are read whole.
     """
     if path == "-" or not _regular(path):  # stdin, a pipe (bash's <(...)): read once, from memory
         name, data = read_bytes(path)
-        return table_from_bytes(name, data, text_columns, time_columns)
+        return table_from_bytes(name, data, keep_as_text, read_as_times)
     try:
         with open(path, "rb") as handle:
             scan = _scan(handle)
             rows = scan.newlines - scan.skipped if scan is not None else 0
             if scan is not None and last and rows > 2 * last:
                 data = scan.header_line.encode("utf-8") + b"\n" + _last_lines(handle, last)
-                table = table_from_bytes(display_name(path), data, text_columns, time_columns)
+                table = table_from_bytes(display_name(path), data, keep_as_text, read_as_times)
                 table.lines = table.lines + scan.skipped + rows - last
                 table.partial = True
                 return table
     except OSError:
         scan = None  # read_bytes below names what is wrong with the path
-    table = _fast(display_name(path), path, scan, text_columns, time_columns) if scan is not None else None
+    table = _fast(display_name(path), path, scan, keep_as_text, read_as_times) if scan is not None else None
     return table or _exact(*read_bytes(path))
 
 
@@ -378,9 +171,9 @@ def _last_lines(handle, n: int) -> bytes:
     return body[cut + 1 :] + b"\n"
 
 
-def table_from_bytes(name: str, data: bytes, text_columns, time_columns) -> Table:
+def table_from_bytes(name: str, data: bytes, keep_as_text, read_as_times) -> Table:
     scan = _scan(io.BytesIO(data))
-    table = _fast(name, data, scan, text_columns, time_columns) if scan is not None else None
+    table = _fast(name, data, scan, keep_as_text, read_as_times) if scan is not None else None
     return table or _exact(name, data)
 
 
@@ -442,7 +235,7 @@ def _scan(handle) -> _Scan | None:
     return _Scan(header_line, skipped, newlines, counts)
 
 
-def _fast(name: str, source: str | bytes, scan: _Scan, text_columns, time_columns) -> Table | None:
+def _fast(name: str, source: str | bytes, scan: _Scan, keep_as_text, read_as_times) -> Table | None:
     """The table through the C reader, or None when the file is not what the scan needs it to be."""
     delimiter = delimiter_of(scan.header_line)
     header = [h.strip() for h in scan.header_line.split(delimiter)]
@@ -451,8 +244,8 @@ def _fast(name: str, source: str | bytes, scan: _Scan, text_columns, time_column
     raw_header = scan.header_line.split(delimiter)
     if raw_header != header:
         return None  # names with spaces around them: the exact reader strips them alike
-    text = set(text_columns(header)) & set(header)
-    times = set(time_columns(header) or ()) & set(header) - text
+    text = set(keep_as_text(header)) & set(header)
+    times = set(read_as_times(header) or ()) & set(header) - text
     dtypes = {c: str for c in text | times}
     na = {c: NA_TOKENS for c in header if c not in text | times}
     parts: dict[str, list] = {c: [] for c in header}
@@ -522,32 +315,14 @@ def _compact(values: pd.Series, as_time: bool, as_text: bool, shared: dict[str, 
             return "int", values.to_numpy(dtype=np.float64) if kind == "u" else values.to_numpy()
         return "other", None
     if as_time and len(values):
-        timed = _timestamps(values)
+        timed = typed_times(values)
         if timed is not None:
             return timed
     return "text", _shared_strings(values, shared)
 
 
-def _timestamps(values: pd.Series) -> tuple[str, object] | None:
-    """A chunk of a time column as integer steps or ISO 8601 timestamps (UTC when they carry offsets,
-    as ``reading.parse_times`` reads them); None when it is neither, or mixes offsets with none."""
-    text = pd.Series(values.to_numpy(dtype=object), dtype=object)
-    if INTEGER.match(text.iloc[0]):  # a cheap look first: the full check only where it can pass
-        if text.str.fullmatch(INTEGER.pattern).all():
-            return "steps", text.astype(np.int64).to_numpy()
-        return None
-    try:
-        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
-    except ValueError:  # different offsets: read in UTC if every value has one
-        if not text.str.contains(_TZ_SUFFIX.pattern, regex=True).all():
-            return None
-        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
-    except (TypeError, OverflowError):
-        return None
-    if not parsed.notna().all():
-        return None
-    index = pd.DatetimeIndex(parsed)
-    return ("naive", index) if index.tz is None else ("utc", index.tz_convert("UTC"))
 
 
-__all__ = ["Table", "read_table", "table_from_bytes", "NA_TOKENS", "CHUNK_ROWS"]
+def write_csv(frame: pd.DataFrame) -> bytes:
+    """A forecast or table as UTF-8 CSV bytes; floats keep full precision (lossless round-trip)."""
+    return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")

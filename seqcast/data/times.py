@@ -1,10 +1,11 @@
-"""Reading the values of CSV columns: numbers and timestamps.
+"""Timestamps from text: ISO 8601, day/month order, quarter labels, years, and a year column combined
+with a quarter or month column.
 
-Numbers: the decimal separator is decided once per file from what the numbers look like, never from
-the delimiter. Timestamps: ISO 8601 first; dates like 01.02.1949 are read day first or month first
-as the whole column proves (or, when nothing does, both readings go back to the caller to choose);
-anything else is read with one format guessed from the first row. Every function is vectorised over
-a column and raises ``InputError`` naming the file, line, column and value.
+ISO 8601 is read first; dates like 01.02.1949 are read day first or month first as the whole column
+proves, and when nothing in the column does, as the one order whose reading is a regular series
+(``read_times``); anything else is read with one format guessed from the first row. Every function
+is vectorised over a column and raises ``InputError`` naming the file, line, column and value. This
+is the only place that decides the day/month order.
 """
 
 from __future__ import annotations
@@ -15,130 +16,18 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from .errors import InputError
+from ..errors import InputError
+from .cells import INTEGER, TIME_ZONE_OFFSET, stripped
+from .config import DataConfig
+from .frequency import reads_as_regular
 
-MISSING = {"", "na", "n/a", "nan", "null", "none", "-", "?", "#n/a"}
-INTEGER = re.compile(r"^[+-]?\d+$")
-_TZ_SUFFIX = re.compile(r"(?:Z|[+-]\d\d:?\d\d)$")
-
-# Number shapes, matched against whole stripped fields. A leading group of 1-3 digits that does not
-# start with 0 followed by groups of exactly 3 digits could be thousands grouping; anything else with
-# a single separator can only be a decimal separator.
-_SIGN = r"[+-]?"
-_EXP = r"(?:[eE][+-]?\d+)?"
-_POINT_GROUPED = rf"{_SIGN}[1-9]\d{{0,2}}(?:\.\d{{3}})+"
-_COMMA_GROUPED = rf"{_SIGN}[1-9]\d{{0,2}}(?:,\d{{3}})+"
-_COMMA_PROOF = (rf"(?!{_COMMA_GROUPED}\Z)(?:{_SIGN}\d*,\d+{_EXP}|{_SIGN}[1-9]\d{{0,2}}(?:\.\d{{3}})+,\d+"
-                rf"|{_SIGN}[1-9]\d{{0,2}}(?:\.\d{{3}}){{2,}})")  # 1,5  1.234,5  1.234.567
-_POINT_PROOF = (rf"(?!{_POINT_GROUPED}\Z)(?:{_SIGN}\d*\.\d+{_EXP}|{_SIGN}[1-9]\d{{0,2}}(?:,\d{{3}})+\.\d+"
-                rf"|{_SIGN}[1-9]\d{{0,2}}(?:,\d{{3}}){{2,}})")  # 1.5  1,234.5  1,234,567
-_AMBIGUOUS_POINT = rf"{_SIGN}[1-9]\d{{0,2}}\.\d{{3}}"  # 1.234: a decimal point, or 1234 grouped
-_AMBIGUOUS_COMMA = rf"{_SIGN}[1-9]\d{{0,2}},\d{{3}}"  # 1,234: 1234 grouped, or a decimal comma
-_NUMBERISH = rf"{_SIGN}[\d.,]*\d[\d.,]*{_EXP}"
+YEAR_NAMES = ("year", "yr")  # a column of years, read as yearly dates, or combined with a period column
+QUARTER_NAMES = ("quarter", "qtr", "q")
+MONTH_NAMES = ("month", "mon")
 
 # Dates whose first two fields are day and month in an order only the column can tell: 01.02.1949,
 # 1/2/49 13:00. The separator must repeat (\2); the year is 4 or 2 digits.
 _DAY_MONTH = r"^(\d{1,2})([./-])(\d{1,2})\2(\d{4}|\d{2})((?:[ T].*)?)$"
-
-
-def _strip(raw: np.ndarray) -> pd.Series:
-    return pd.Series(raw, dtype=object).astype(str).str.strip()
-
-
-def looks_numeric(raw: np.ndarray) -> np.ndarray:
-    """Per value: a number in either decimal convention, or a missing-value marker."""
-    text = _strip(raw)
-    return _matches(text, _NUMBERISH) | text.str.lower().isin(MISSING).to_numpy()
-
-
-def _distinct(text: pd.Series) -> tuple[np.ndarray, pd.Series]:
-    """Codes and distinct values: real columns repeat values, so each distinct one is matched once."""
-    codes, uniques = pd.factorize(text)
-    return codes, pd.Series(uniques, dtype=object)
-
-
-def _matches(values: pd.Series, pattern: str) -> np.ndarray:
-    return values.str.fullmatch(pattern).to_numpy(dtype=bool)
-
-
-def choose_decimal(name: str, columns: dict[str, np.ndarray], lines: np.ndarray) -> str | None:
-    """The decimal separator ('.' or ',') the numbers in ``columns`` prove; None when none proves one.
-
-    Only columns where at least half the values look like numbers give evidence. A column holding
-    both decimal commas and decimal points, or two columns that disagree, is an error.
-    """
-    found: dict[str, tuple[str, int]] = {}  # separator -> (column, row) of its first proof
-    for column, raw in columns.items():
-        codes, values = _distinct(_strip(raw))
-        present = ~values.str.lower().isin(MISSING).to_numpy()[codes]
-        if not present.any() or _matches(values, _NUMBERISH)[codes][present].mean() < 0.5:
-            continue
-        comma, point = _matches(values, _COMMA_PROOF)[codes], _matches(values, _POINT_PROOF)[codes]
-        if comma.any() and point.any():
-            c, p = int(np.argmax(comma)), int(np.argmax(point))
-            raise InputError(
-                f"{name}: column {column!r} has both decimal commas (line {lines[c]}: {raw[c]!r}) and decimal "
-                f"points (line {lines[p]}: {raw[p]!r}); write one, or say which with --decimal . or --decimal ,")
-        for separator, proof in ((",", comma), (".", point)):
-            if proof.any() and separator not in found:
-                found[separator] = (column, int(np.argmax(proof)))
-    if len(found) == 2:
-        (cc, c), (pc, p) = found[","], found["."]
-        raise InputError(
-            f"{name}: column {cc!r} has decimal commas (line {lines[c]}: {columns[cc][c]!r}) but column {pc!r} has "
-            f"decimal points (line {lines[p]}: {columns[pc][p]!r}); say which the file uses with --decimal . or "
-            "--decimal ,")
-    return next(iter(found), None)
-
-
-def decimal_note(raw: np.ndarray, column: str) -> str | None:
-    """What a value that reads two ways was taken as, when no number in the file proved the separator."""
-    text = _strip(raw)
-    point, comma = (_matches(text, p) for p in (_AMBIGUOUS_POINT, _AMBIGUOUS_COMMA))
-    if point.any():
-        v = text.iloc[int(np.argmax(point))]
-        read = f"{v!r} as {v} (a decimal point), not {v.replace('.', '')} (a dot grouping thousands)"
-    elif comma.any():
-        v = text.iloc[int(np.argmax(comma))]
-        read = (f"{v!r} as {v.replace(',', '')} (a comma grouping thousands), not {v.replace(',', '.')} "
-                "(a decimal comma)")
-    else:
-        return None
-    return (f"column {column!r}: no number in the file shows its decimal separator; read {read}. "
-            "If the file writes decimal commas (1.234,5), pass --decimal ,")
-
-
-def parse_numbers(raw: np.ndarray, column: str, lines: np.ndarray, name: str, decimal: str = ".",
-                  forced: bool = False) -> np.ndarray:
-    """Strings -> float64, NaN where a value is missing; a non-number, infinity, or a value that
-    contradicts the decimal separator is an error."""
-    codes, text = _distinct(_strip(raw))
-    missing = text.str.lower().isin(MISSING).to_numpy()
-    if decimal == ",":
-        contradicts, kind = _matches(text, _POINT_PROOF), "a decimal point (as 1,234.5 does)"
-        cleaned = text.str.replace(r"^([+-]?\d{1,3}(?:\.\d{3})+)(?=,|$)", lambda m: m.group(1).replace(".", ""), regex=True)
-        cleaned = cleaned.str.replace(",", ".", regex=False)
-    else:
-        contradicts, kind = _matches(text, _COMMA_PROOF), "a decimal comma (as 1.234,5 does)"
-        cleaned = text.str.replace(r"^([+-]?\d{1,3}(?:,\d{3})+)(?=\.|$)", lambda m: m.group(1).replace(",", ""), regex=True)
-    distinct = pd.to_numeric(cleaned.where(~missing, None), errors="coerce").to_numpy(dtype=np.float64)
-    bad = ((np.isnan(distinct) & ~missing) | contradicts)[codes]
-    if bad.any():
-        i = int(np.argmax(bad))
-        where = f"{name}: line {lines[i]}, column {column!r}: {raw[i]!r}"
-        if contradicts[codes[i]]:
-            said = f"the decimal separator is {decimal!r} (given with --decimal, or as the checkpoint recorded it)" \
-                if forced else \
-                f"the file's numbers are read with {decimal!r} as the decimal separator"
-            raise InputError(f"{where} reads only with {kind}, but {said}; say which the file uses with --decimal . "
-                             "or --decimal ,")
-        raise InputError(f"{where} is not a number")
-    values = distinct[codes]
-    infinite = np.isinf(values)
-    if infinite.any():
-        i = int(np.argmax(infinite))
-        raise InputError(f"{name}: line {lines[i]}, column {column!r}: {raw[i]!r} is not a finite number")
-    return values
 
 
 def _to_datetime(text: pd.Series, utc: bool, **kwargs) -> pd.Series | None:
@@ -187,12 +76,12 @@ def parse_times(raw: np.ndarray, column: str, lines: np.ndarray, name: str, dayf
     (ISO, an explicit format, integers), ``{True: ...}`` or ``{False: ...}`` when the column or
     ``dayfirst`` settles it, and both readings when nothing does: the caller chooses.
     """
-    text = _strip(raw)
+    text = stripped(raw)
     empty = (text == "").to_numpy()
     if empty.any():
         i = int(np.argmax(empty))
         raise InputError(f"{name}: line {lines[i]}, column {column!r}: empty timestamp")
-    has_tz = text.str.contains(_TZ_SUFFIX.pattern, regex=True).to_numpy()
+    has_tz = text.str.contains(TIME_ZONE_OFFSET.pattern, regex=True).to_numpy()
     if date_format:
         return {None: _with_format(text, raw, column, lines, name, date_format, bool(has_tz.any()))}
     if text.str.fullmatch(_WHOLE_FLOAT).all():  # 1700.0: a spreadsheet's whole numbers, read as the integers they are
@@ -359,12 +248,12 @@ _MONTHS.update({pd.Timestamp(2000, i, 1).month_name().lower(): i for i in range(
 def year_period_times(year_raw: np.ndarray, period_raw: np.ndarray, year_col: str, period_col: str, quarterly: bool,
                       lines: np.ndarray, name: str) -> pd.DatetimeIndex:
     """A year column and a quarter (1-4, Q1-Q4) or month (1-12, Jan, January) column -> period-start dates."""
-    years = _strip(year_raw)
+    years = stripped(year_raw)
     bad = ~years.str.fullmatch(r"\d{4}").to_numpy(dtype=bool)
     if bad.any():
         i = int(np.argmax(bad))
         raise InputError(f"{name}: line {lines[i]}, column {year_col!r}: {year_raw[i]!r} is not a 4-digit year")
-    period = _strip(period_raw).str.lower()
+    period = stripped(period_raw).str.lower()
     if quarterly:
         number = pd.to_numeric(period.str.removeprefix("q"), errors="coerce")
         valid, what = number.isin([1, 2, 3, 4]).to_numpy(), "a quarter (1-4 or Q1-Q4)"
@@ -381,7 +270,92 @@ def year_period_times(year_raw: np.ndarray, period_raw: np.ndarray, year_col: st
 
 def is_period_column(raw: np.ndarray, quarterly: bool) -> bool:
     """Whether every value names a quarter (1-4, Q1-Q4) or a month (1-12, Jan, January)."""
-    period = _strip(raw).str.lower()
+    period = stripped(raw).str.lower()
     if quarterly:
         return bool(period.str.fullmatch(r"q?[1-4]").all())
     return bool((period.str.fullmatch(r"0?[1-9]|1[0-2]") | period.isin(list(_MONTHS))).all())
+
+
+def typed_times(values: pd.Series) -> tuple[str, object] | None:
+    """A chunk of a time column as the fast reader types it: integer steps or ISO 8601 timestamps (UTC
+    when they carry offsets, as ``parse_times`` reads them), with what kind that is ("steps", "naive",
+    "utc"); None when it is neither, or mixes offsets with none."""
+    text = pd.Series(values.to_numpy(dtype=object), dtype=object)
+    if INTEGER.match(text.iloc[0]):  # a cheap look first: the full check only where it can pass
+        if text.str.fullmatch(INTEGER.pattern).all():
+            return "steps", text.astype(np.int64).to_numpy()
+        return None
+    try:
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
+    except ValueError:  # different offsets: read in UTC if every value has one
+        if not text.str.contains(TIME_ZONE_OFFSET.pattern, regex=True).all():
+            return None
+        parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=True)
+    except (TypeError, OverflowError):
+        return None
+    if not parsed.notna().all():
+        return None
+    index = pd.DatetimeIndex(parsed)
+    return ("naive", index) if index.tz is None else ("utc", index.tz_convert("UTC"))
+
+
+
+def read_times(config: DataConfig, time_cols: list[str], columns: dict, lines: np.ndarray, codes: np.ndarray | None,
+                name: str, notes: list[str]) -> tuple[pd.Index, bool | None]:
+    """The timestamp of every row and the day/month order used (None where the dates have none)."""
+    if not time_cols:
+        notes.append("no time column found: rows are numbered steps (name one with --time-col)")
+        return pd.Index(np.arange(len(lines), dtype=np.int64)), None
+    if len(time_cols) == 2:
+        year, period = time_cols
+        quarterly = period.lower() in QUARTER_NAMES or (period.lower() not in MONTH_NAMES and all(
+            str(v).strip().lower().startswith("q") for v in columns[period][:20]))  # Q1..Q4 in a column named otherwise
+        times = year_period_times(columns[year], columns[period], year, period, quarterly, lines, name)
+        if not config.time_col:
+            notes.append(f"time: columns {year!r} and {period!r} combined into {'quarter' if quarterly else 'month'}"
+                         f"-start dates ({columns[year][0]} {columns[period][0]} -> {times[0].date()}); "
+                         f"--time-col {year},{period} says so explicitly")
+        return times, None
+    column = time_cols[0]
+    raw = columns[column]
+    if isinstance(raw, pd.DatetimeIndex):
+        readings = {None: raw}  # ISO 8601 throughout, read by the fast reader
+    elif raw.dtype != object:
+        readings = {None: pd.Index(np.asarray(raw, dtype=np.int64), dtype=np.int64)}  # integer steps
+    else:
+        readings = parse_times(raw, column, lines, name, config.dayfirst, config.date_format)
+    if len(readings) == 2:
+        dayfirst = _choose_order(readings, codes, config.freq, raw, column, name, notes)
+        times = readings[True if dayfirst is None else dayfirst]
+    else:
+        dayfirst, times = next(iter(readings.items()))
+    integer_freq = bool(config.freq) and INTEGER.match(config.freq.strip()) is not None
+    if not isinstance(times, pd.DatetimeIndex) and column.lower() in YEAR_NAMES and not integer_freq:
+        dates = years_as_dates(times)
+        if dates is not None:
+            notes.append(f"column {column!r} holds years: read as yearly dates ({times[0]} -> {dates[0].date()}), "
+                         "so forecasts carry dates; --freq 1 keeps them plain numbers")
+            times = dates
+    return times, dayfirst
+
+
+def _choose_order(readings: dict, codes: np.ndarray | None, freq: str | None, raw: np.ndarray, column: str,
+                  name: str, notes: list[str]) -> bool | None:
+    """Day first or month first, when no date in the column proves either: the one order whose reading
+    is a regular series; an error when both or neither are."""
+    differs = np.asarray(readings[True] != readings[False])
+    if not differs.any():
+        return None  # every date has day == month: both orders read the same
+    example = raw[int(np.argmax(differs))].strip()
+    plausible = [order for order, times in readings.items() if reads_as_regular(times, codes, freq)]
+    if len(plausible) == 1:
+        order = plausible[0]
+        other = "--monthfirst" if order else "--dayfirst"
+        notes.append(f"column {column!r}: read dates like {example!r} {'day' if order else 'month'} first "
+                     f"({readings[order][int(np.argmax(differs))].date()}), the only order that gives a regular "
+                     f"series; pass {other} or --date-format '{day_month_format(example, not order)}' for the other")
+        return order
+    why = "both orders give a regular series" if plausible else "neither order gives a regular series"
+    raise InputError(f"{name}: column {column!r}: cannot tell whether {example!r} is day first or month first "
+                     f"({why}); pass --dayfirst, --monthfirst or --date-format '{day_month_format(example, True)}'")
+
