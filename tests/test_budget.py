@@ -212,7 +212,7 @@ def test_threads_are_recorded_and_shown_and_fit_leaves_torch_as_it_was(invoke, t
         code, out, err = invoke("info", ckpt)
         assert f"threads     {used} thread{'s' if used > 1 else ''}" in out
         code, out, err = invoke("info", ckpt, "--json")
-        assert json.loads(out)["training"]["threads"] == used
+        assert json.loads(out)["training"]["settings"]["threads"] == used
     from seqcast import forecasting
 
     seen, real = [], forecasting.predict

@@ -34,7 +34,7 @@ def test_weight_decay_reaches_weight_matrices_only():
 def test_schedule_is_recorded_and_read_back(tiny_ckpt):
     loaded = checkpoint.load(tiny_ckpt)
     assert loaded.training.settings.schedule == Schedule()
-    assert checkpoint.to_meta(loaded)["training"]["schedule"]["warmup_divisor"] == 20
+    assert checkpoint.to_meta(loaded)["training"]["settings"]["schedule"]["warmup_divisor"] == 20
 
 
 def test_format_1_records_the_rules_0_1_0_trained_with(tiny_ckpt):
