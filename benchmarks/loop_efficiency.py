@@ -18,7 +18,8 @@ from torch import nn
 
 from seqcast.window_norm import WindowNorm
 from seqcast.build import create_model
-from seqcast.training import TrainConfig, train
+from seqcast.budget import TrainConfig
+from seqcast.training import train
 from seqcast.windows import WindowSet
 
 LOOKBACK, HORIZON, BATCH, HIDDEN, LAYERS = 96, 24, 32, 128, 2

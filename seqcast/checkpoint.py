@@ -2,14 +2,17 @@
 
 Layout: the standard safetensors file (8-byte little-endian header size, JSON header, raw tensor
 bytes). The header's ``__metadata__`` holds one key, ``seqcast``, whose value is a JSON document
-``{"format": N, "meta": {...}, "sha256": ...}``; the digest covers the canonical metadata JSON and
-every tensor's name, dtype, shape and bytes, so a flipped byte anywhere that matters is caught.
+``{"format": N, "meta": {...}, "sha256": ...}``. ``meta`` is the ``Forecaster``'s dataclasses as they
+are (forecaster.py; ``decode.encode``): every field but the model and where it was stored, under its
+name. The digest covers the format number, the canonical metadata JSON and every tensor's name, dtype,
+shape and bytes, so a flipped byte anywhere that matters is caught (it detects damage, not forgery).
 
-Loading parses the header with ``json`` itself, checks sizes and the digest, then hands the bytes to
-``safetensors`` (which never unpickles), then checks shapes and finiteness against a model built from
-the recorded config, all before a single tensor is used.
+Loading parses the header with ``json`` itself, checks sizes, upgrades an older format, decodes the
+metadata strictly against the dataclasses (``decode.decode``) and checks its ranges
+(``meta_schema.check``), builds the model it describes within the bytes of the listed tensors, and
+only then hands the bytes to ``safetensors`` (which never unpickles), checks the digest, and the
+shapes and finiteness of the weights, all before a single tensor is used.
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -18,26 +21,24 @@ import math
 import os
 import stat
 import struct
-from dataclasses import asdict, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
 from . import meta_schema
+from .decode import SchemaError, decode, encode
 from .errors import CheckpointError, UsageError
-from .files import atomic_write
-from .forecaster import (RECORD_KEYS, Calibration, Decision, Covariate, CovariateSchema, DataSchema, Forecaster, InitFrom,
-                         ModelInfo, ReadingPolicy, Stored, TrainingRecord, Tuning, Versions)
 from .build import build_network
 from .data import seasons
-from .windows import Scaler
-from .transform import TargetTransform
+from .files import atomic_write
+from .forecaster import Forecaster, Stored
 
 if TYPE_CHECKING:  # torch loads with the weights: from_meta serves the torch-free ONNX predict too (edge.py)
     import torch
 
     from .window_norm import WindowNorm
 
-FORMAT_VERSION = 8
+FORMAT_VERSION = 9
 _MAX_HEADER = 100 * 1024 * 1024
 
 # What format 2 added, and what a format-1 file is taken to have meant:
@@ -97,12 +98,29 @@ FORMAT_5_CALENDAR = ("hour", "dow", "dom", "doy", "month")
 #   covariates[].span (lowest, highest) training value of a numeric covariate, for predict's note on
 #                     values outside it; [] = not recorded (all before it).
 FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
+# What format 9 changed (nothing was added, and a format-8 file means what it meant):
+#   the shape     the metadata is the Forecaster's dataclasses as they are, each field under its name:
+#                 spec, schema, policy, scaler, training (TrainingRecord: settings, the TrainConfig with
+#                 its schedule, then the record with split, seen_until and val_mse_scaled), versions,
+#                 notes, calibration, tuning, covariates ({"columns": [...]}), choices and transform. Format
+#                 8 named them model, data (with policy and seen_until), scaler, split, training (settings
+#                 and record side by side), metrics, versions, notes, calibration, tuning, covariates (a
+#                 list), choices and transform; ``_format_9`` moves them. Reading is one strict decoder
+#                 (decode.py) instead of code per key, so a new field is its dataclass field.
+#   the digest    covers the format number too: a format-9 file whose "format" is changed is damaged
+#                 (formats 1 to 8 keep their digest, over the metadata and the tensors).
+FORMAT_8_SECTIONS = ("calibration", "choices", "covariates", "data", "metrics", "model", "notes", "scaler", "split",
+                     "training", "transform", "tuning", "versions")
+FORMAT_8_RECORD = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
+                   "stopped", "window_flops", "world_size")  # format 8's training keys that are not TrainConfig's
 
 
-def _digest(meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
+def _digest(version: int, meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
+    """The digest of a checkpoint of format ``version``: from format 9 on, over the format number too."""
     import torch
 
-    sha = hashlib.sha256(meta_json.encode("utf-8"))
+    sha = hashlib.sha256(f"seqcast checkpoint format {version}\n".encode() if version >= 9 else b"")
+    sha.update(meta_json.encode("utf-8"))
     for name in sorted(tensors):
         tensor = tensors[name].contiguous()
         sha.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
@@ -115,73 +133,17 @@ def _canonical(meta: dict) -> str:
 
 
 def to_meta(forecaster: Forecaster) -> dict[str, Any]:
-    """The stored metadata of ``forecaster``: the one place that names its keys (with ``from_meta``)."""
-    f, record = forecaster, forecaster.training
-    return {
-        "model": {**asdict(f.spec), "quantiles": list(f.spec.quantiles)},
-        "data": {**asdict(f.schema), "targets": list(f.schema.targets), "series": list(f.schema.series),
-                 "policy": asdict(f.policy), "seen_until": record.seen_until},
-        "scaler": {"mean": f.scaler.mean, "std": f.scaler.std},
-        "split": record.split,
-        "training": {**asdict(record.settings), "epochs_run": record.epochs_run, "steps": record.steps,
-                     "best_epoch": record.best_epoch,
-                     "init_from": asdict(record.init_from) if record.init_from else None,
-                     "warnings": list(record.warnings), "steps_per_epoch": record.steps_per_epoch,
-                     "round_steps": record.round_steps, "stopped": record.stopped,
-                     "window_flops": record.window_flops, "world_size": record.world_size},
-        "metrics": {"val_mse_scaled": record.val_mse_scaled},
-        "versions": asdict(f.versions),
-        "notes": list(f.notes),
-        "calibration": asdict(f.calibration) if f.calibration else None,
-        "tuning": asdict(f.tuning) if f.tuning else None,
-        "covariates": [asdict(c) for c in f.covariates.columns],
-        "choices": [{**asdict(c), "candidates": list(c.candidates), "scores": list(c.scores)} for c in f.choices],
-        "transform": {**asdict(f.transform), "floor": list(f.transform.floor)},
-    }
+    """The stored metadata of ``forecaster``: its dataclasses as JSON values, each field under its name."""
+    return encode(forecaster)
 
 
-def from_meta(meta: dict[str, Any], model: WindowNorm, stored: Stored | None = None,
-              record: bool = True) -> Forecaster:
-    """The forecaster that ``meta`` (of the current format) describes, around ``model``; with ``record``
-    False without its training record (``training`` None), which needs neither torch nor training.py:
-    what forecasting with an exported model needs (edge.py)."""
-    data, training = dict(meta["data"]), meta["training"]
-    policy, seen_until = data.pop("policy"), data.pop("seen_until")
-    init_from, calibration = training["init_from"], meta["calibration"]
-    if record:
-        from .training import Schedule, TrainConfig
-
-        settings = {k: v for k, v in training.items() if k not in RECORD_KEYS}
-        settings["schedule"] = Schedule(**settings["schedule"])
-    return Forecaster(
-        model=model,
-        spec=ModelInfo(**{**meta["model"], "quantiles": tuple(meta["model"]["quantiles"])}),
-        schema=DataSchema(**{**data, "targets": tuple(data["targets"]), "series": tuple(data["series"])}),
-        policy=ReadingPolicy(**policy),
-        scaler=Scaler(meta["scaler"]["mean"], meta["scaler"]["std"]),
-        training=TrainingRecord(settings=TrainConfig(**settings), epochs_run=training["epochs_run"],
-                                steps=training["steps"], best_epoch=training["best_epoch"],
-                                init_from=InitFrom(**init_from) if init_from else None, split=meta["split"],
-                                seen_until=seen_until, val_mse_scaled=meta["metrics"]["val_mse_scaled"],
-                                warnings=tuple(training["warnings"]), steps_per_epoch=training["steps_per_epoch"],
-                                round_steps=training["round_steps"], stopped=training["stopped"],
-                                window_flops=training["window_flops"], world_size=training["world_size"])
-        if record else None,
-        versions=Versions(**meta["versions"]),
-        notes=tuple(meta["notes"]),
-        calibration=Calibration(levels=tuple(calibration["levels"]), methods=tuple(calibration["methods"]),
-                                radius=tuple(tuple(tuple(row) for row in r) for r in calibration["radius"]),
-                                windows=calibration["windows"]) if calibration else None,
-        tuning=Tuning(**meta["tuning"]) if meta["tuning"] else None,
-        covariates=CovariateSchema(tuple(Covariate(**{**c, "mean": tuple(c["mean"]), "std": tuple(c["std"]),
-                                                      "span": tuple(c["span"]),
-                                                      "categories": tuple(c["categories"])})
-                                         for c in meta["covariates"])),
-        choices=tuple(Decision(**{**c, "candidates": tuple(c["candidates"]), "scores": tuple(c["scores"])})
-                      for c in meta["choices"]),
-        transform=TargetTransform(**{**meta["transform"], "floor": tuple(meta["transform"]["floor"])}),
-        stored=stored,
-    )
+def from_meta(meta: Any, model: Any = None, stored: Stored | None = None, record: bool = True) -> Forecaster:
+    """The forecaster that ``meta`` (of the current format) describes, around ``model``, decoded strictly
+    against the dataclasses (``SchemaError`` naming the key path); the ranges are ``meta_schema.check``'s.
+    With ``record`` False the training record is not read (``training`` None), which needs neither torch
+    nor training.py: what forecasting with an exported model needs (edge.py)."""
+    given = {"model": model, "stored": stored} if record else {"model": model, "stored": stored, "training": None}
+    return decode(Forecaster, meta, "meta", **given)
 
 
 def _tensors(model: WindowNorm) -> dict[str, torch.Tensor]:
@@ -193,7 +155,7 @@ def _encode(forecaster: Forecaster) -> tuple[bytes, str]:
     from safetensors.torch import save
 
     meta, tensors = to_meta(forecaster), _tensors(forecaster.model)
-    digest = _digest(_canonical(meta), tensors)
+    digest = _digest(FORMAT_VERSION, _canonical(meta), tensors)
     document = {"format": FORMAT_VERSION, "meta": meta, "sha256": digest}
     return save(tensors, metadata={"seqcast": _canonical(document)}), digest
 
@@ -207,8 +169,8 @@ def save(path: str | Path, forecaster: Forecaster) -> Forecaster:
     forecaster as stored there. Metadata it could not load again is never written (over a good file,
     in a nightly warm start): that is seqcast's bug, exit 1, and the old file stays."""
     try:
-        meta_schema.check(json.loads(_canonical(to_meta(forecaster))))
-    except meta_schema.SchemaError as exc:
+        meta_schema.check(from_meta(json.loads(_canonical(to_meta(forecaster)))))
+    except SchemaError as exc:
         raise RuntimeError(f"seqcast built a checkpoint it could not load again ({exc}); nothing was written") from None
     data, digest = _encode(forecaster)
     atomic_write(path, data)
@@ -245,7 +207,25 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
     if format_version < 8:
         meta = {**meta, "transform": {**FORMAT_7_TRANSFORM, "lambdas": {}, "floor": []}, "covariates": [{**c, "span": []} for c in meta["covariates"]],
                 "data": {**meta["data"], "policy": {**meta["data"]["policy"], "wide": False}}}
+    if format_version < 9:
+        meta = _format_9(meta)
     return meta
+
+
+def _format_9(meta: dict[str, Any]) -> dict[str, Any]:
+    """Format 8's sections in the shape of the dataclasses (format 9): what FORMAT_8_SECTIONS says."""
+    if set(meta) != set(FORMAT_8_SECTIONS) or set(meta["metrics"]) != {"val_mse_scaled"}:
+        found = sorted(map(str, meta)) + sorted(f"metrics.{k}" for k in meta["metrics"])
+        raise SchemaError(f"meta: expected the sections {', '.join(FORMAT_8_SECTIONS)} and metrics.val_mse_scaled "
+                          f"of format 8, found {', '.join(found)}")
+    data, settings = dict(meta["data"]), dict(meta["training"])
+    record = {key: settings.pop(key) for key in FORMAT_8_RECORD}
+    return {"spec": meta["model"], "schema": data, "policy": data.pop("policy"), "scaler": meta["scaler"],
+            "training": {"settings": settings, **record, "split": meta["split"], "seen_until": data.pop("seen_until"),
+                         "val_mse_scaled": meta["metrics"]["val_mse_scaled"]},
+            "versions": meta["versions"], "notes": meta["notes"], "calibration": meta["calibration"],
+            "tuning": meta["tuning"], "covariates": {"columns": meta["covariates"]}, "choices": meta["choices"],
+            "transform": meta["transform"]}
 
 
 # What a model described by a checkpoint may allocate while it is built: parameters up to twice the
@@ -297,9 +277,11 @@ def read_header(name: str, stream: BinaryIO, size_on_disk: int | None) -> tuple[
     try:
         header = json.loads(raw.decode("utf-8"))
         document = json.loads(header["__metadata__"]["seqcast"])
-        version = int(document["format"])
+        version = document["format"]
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
         raise CheckpointError(f"{name}: damaged checkpoint header, or {not_ours.split(': ', 1)[1]}") from None
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:  # "9", 9.0, 1.9, -7, true
+        raise CheckpointError(f"{name}: damaged checkpoint header (format {_shown(version)}); refit or restore it")
     if version > FORMAT_VERSION:
         raise CheckpointError(
             f"{name}: checkpoint format {version} is newer than this seqcast supports ({FORMAT_VERSION}); upgrade seqcast"
@@ -312,23 +294,41 @@ def read_header(name: str, stream: BinaryIO, size_on_disk: int | None) -> tuple[
     return version, document, entries, head + raw
 
 
-def _build(name: str, meta: dict[str, Any], entries: dict) -> torch.nn.Module:
-    """The model ``meta`` describes, built only after the metadata passed the schema, and within the
+def _cannot_build(name: str, reason: Exception) -> CheckpointError:
+    return CheckpointError(f"{name}: checkpoint describes a model this seqcast cannot build ({reason})")
+
+
+def _shown(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=True)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _described(name: str, meta: dict[str, Any]) -> Forecaster:
+    """The forecaster (without its model) that ``meta`` of the current format describes: decoded strictly
+    and within the ranges seqcast itself writes, or ``CheckpointError`` naming the key."""
+    try:
+        forecaster = from_meta(meta)
+        meta_schema.check(forecaster)
+    except SchemaError as exc:
+        raise _cannot_build(name, exc) from None
+    return forecaster
+
+
+def _build(name: str, described: Forecaster, entries: dict) -> torch.nn.Module:
+    """The model ``described`` needs, built only after its metadata passed the schema, and within the
     bytes the file's tensors hold: a crafted ``hidden_size`` fails in a millisecond, not after gigabytes."""
-    info, data_info = meta["model"], meta["data"]
+    from .models._layers import Covariates
+
+    spec, schema = described.spec, described.schema
     stored_bytes = sum(e[3] - e[2] for e in entries.values())
     try:
-        meta_schema.check(meta)
-        data_seasons = seasons(data_info["freq"]) if info["window_norm"] in ("season", "deseason") else ()
-        from .models._layers import Covariates
-
-        widths = Covariates(*meta_schema.covariate_widths(meta["covariates"]))
-        return build_network(info["name"], data_info["lookback"], data_info["horizon"], len(data_info["targets"]),
-                             info["params"], window_norm=info["window_norm"], seasons=data_seasons,
-                             quantiles=tuple(info["quantiles"]), covariates=widths, members=info["ensemble"],
+        data_seasons = seasons(schema.freq) if spec.window_norm in ("season", "deseason") else ()
+        return build_network(spec.name, schema.lookback, schema.horizon, len(schema.targets), spec.params,
+                             window_norm=spec.window_norm, seasons=data_seasons, quantiles=spec.quantiles,
+                             covariates=Covariates(*described.covariates.widths), members=spec.ensemble,
                              max_bytes=(2 * stored_bytes + _PARAMETER_SLACK, stored_bytes + _BUFFER_SLACK))
-    except (meta_schema.SchemaError, UsageError, OverflowError, ValueError) as exc:  # a 400-digit number; a freq pandas cannot read
-        raise CheckpointError(f"{name}: checkpoint describes a model this seqcast cannot build ({exc})") from None
+    except (UsageError, OverflowError, ValueError) as exc:  # a 400-digit number; a freq pandas cannot read
+        raise _cannot_build(name, exc) from None
 
 
 def _match(name: str, model_name: str, expected: dict[str, torch.Tensor], entries: dict) -> None:
@@ -385,11 +385,14 @@ def load(path: str | Path) -> Forecaster:
                 raise CheckpointError(f"{name}: damaged checkpoint header; refit or restore it")
             try:
                 current = upgrade(version, meta)
-            except (KeyError, TypeError, AttributeError):
+            except SchemaError as exc:
+                raise _cannot_build(name, exc) from None
+            except (KeyError, TypeError, AttributeError, ValueError):
                 raise CheckpointError(f"{name}: checkpoint metadata is incomplete; refit the model") from None
-            model = _build(name, current, entries)
+            described = _described(name, current)
+            model = _build(name, described, entries)
             expected = model.state_dict()
-            _match(name, current["model"]["name"], expected, entries)
+            _match(name, described.spec.name, expected, entries)
             length = max((e[3] for e in entries.values()), default=0)
             body = stream.read(length)
             if len(body) < length or (size_on_disk is None and stream.read(1)):
@@ -401,14 +404,11 @@ def load(path: str | Path) -> Forecaster:
         tensors = load_tensors(head + body)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{name}: damaged checkpoint ({exc})") from None
-    if _digest(_canonical(meta), tensors) != document.get("sha256"):
+    if _digest(version, _canonical(meta), tensors) != document.get("sha256"):
         raise CheckpointError(f"{name}: checkpoint is damaged (its digest does not match); refit or restore it")
     for key, tensor in tensors.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values; refit the model")
     model.load_state_dict(tensors)
     model.eval()
-    try:
-        return from_meta(current, model, Stored(name, version, document["sha256"]))
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{name}: checkpoint metadata is incomplete ({exc}); refit the model") from None
+    return replace(described, model=model, stored=Stored(name, version, document["sha256"]))

@@ -33,7 +33,8 @@ from .errors import TrainingError
 from .forecaster import Decision
 from .forecasting import run_model
 from .intervals import point
-from .training import EpochReport, TrainConfig, objective, train
+from .budget import TrainConfig
+from .training import EpochReport, objective, train
 from .windows import WindowSet
 
 if TYPE_CHECKING:

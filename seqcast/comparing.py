@@ -19,7 +19,8 @@ from .data import SeriesSet
 from .errors import InputError, UsageError
 from .evaluation import BASELINES, NAIVE2, EvalConfig, score, truncate
 from .fitting import ModelConfig, fit, resolve_windows
-from .training import EpochReport, TrainConfig
+from .budget import TrainConfig
+from .training import EpochReport
 from .tuning import TuneConfig, fingerprint, open_storage, require_optuna
 from .windows import Split
 from .workers import run_tasks

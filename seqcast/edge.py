@@ -4,8 +4,9 @@ The file is one ONNX model with its weights inside (no external data). Its metad
 ``seqcast`` holds one JSON document (``DOCUMENT_KEYS``):
 
     format      this layout's version (``FORMAT``)
-    meta        the checkpoint's metadata, as ``checkpoint.to_meta`` writes it (model, data schema and
-                frequency, reading policy, scaler statistics, training record, calibration, versions)
+    meta        the checkpoint's metadata, as ``checkpoint.to_meta`` writes it (the forecaster's dataclasses:
+                model, data schema, reading policy, scaler statistics, training record, calibration, ...),
+                read by the checkpoint's decoder (``checkpoint.from_meta``) and range rules (``meta_schema``)
     meta_format the checkpoint format of ``meta``; an older one is upgraded on reading, as checkpoints are
     checkpoint  the checkpoint it was exported from: its path, format and digest (``sha256``)
     graph       the graph's inputs ("x", then "past", "future", "static" for the covariate inputs the model
@@ -145,6 +146,7 @@ def open_model(path: str | Path, threads: int = 0) -> Opened:
     """Read ``path``, check it is an intact seqcast ONNX model and return it; ``CheckpointError`` (exit
     2) for anything else, ``UsageError`` when onnxruntime is missing."""
     from .checkpoint import FORMAT_VERSION, upgrade
+    from .decode import SchemaError
 
     name = str(path)
     require_onnxruntime()
@@ -173,11 +175,15 @@ def open_model(path: str | Path, threads: int = 0) -> Opened:
     try:
         if set(document) != set(DOCUMENT_KEYS) or not isinstance(document["meta"], dict):
             raise KeyError
-        meta_format = int(document["meta_format"])
+        meta_format = document["meta_format"]
+        if not isinstance(meta_format, int) or isinstance(meta_format, bool) or meta_format < 1:
+            raise ValueError
         if meta_format > FORMAT_VERSION:
             raise CheckpointError(f"{name}: its checkpoint format {meta_format} is newer than this seqcast "
                                   f"supports ({FORMAT_VERSION}); upgrade seqcast")
         meta = upgrade(meta_format, document["meta"])
+    except SchemaError as exc:
+        raise CheckpointError(f"{name}: seqcast metadata describes a model this seqcast cannot use ({exc})") from None
     except (KeyError, TypeError, ValueError, AttributeError):
         raise CheckpointError(f"{name}: seqcast metadata is incomplete; export the model again") from None
     return Opened(document, meta, run, digest)
@@ -192,78 +198,42 @@ def load(path: str | Path, threads: int = 0, record: bool = False):
 
 
 def forecaster(opened: Opened, name: str, record: bool = False):
-    """The ``Forecaster`` of an opened model (``load``)."""
+    """The ``Forecaster`` of an opened model (``load``): its metadata decoded and checked as a checkpoint's
+    is (without ``record``, the training record is not read, and torch never imported)."""
+    from dataclasses import replace
+
     from . import meta_schema
     from .checkpoint import FORMAT_VERSION, from_meta
     from .forecaster import Stored
 
-    meta, document = opened.meta, opened.document
     try:
-        meta_schema.check(meta) if record else check_forecasting(meta)
-        members = document["graph"]["members"]
-        _match_graph(name, opened.session, meta, members)
-        return from_meta(meta, OnnxModel(opened.session, members), Stored(name, FORMAT_VERSION, opened.sha256),
-                         record=record)
+        described = from_meta(opened.meta, record=record)
+        meta_schema.check(described)
     except meta_schema.SchemaError as exc:
         raise CheckpointError(f"{name}: seqcast metadata describes a model this seqcast cannot use ({exc})") from None
-    except (KeyError, TypeError) as exc:
-        raise CheckpointError(f"{name}: seqcast metadata is incomplete ({exc}); export the model again") from None
+    graph = opened.document["graph"]
+    members = graph.get("members") if isinstance(graph, dict) else None
+    _match_graph(name, opened.session, described, members)
+    return replace(described, model=OnnxModel(opened.session, members),
+                   stored=Stored(name, FORMAT_VERSION, opened.sha256))
 
 
-def check_forecasting(meta: dict[str, Any]) -> None:
-    """The sections of ``meta`` a forecast reads, checked as ``meta_schema.check`` checks them (which also
-    checks the training settings, and so needs training.py and torch)."""
-    from . import meta_schema as schema
-    from .forecaster import DataSchema, ModelInfo, ReadingPolicy, Versions
-
-    if not isinstance(meta, dict) or not {"model", "data", "scaler", "calibration", "versions", "notes"} <= set(meta):
-        raise schema.SchemaError("meta: expected the sections model, data, scaler, calibration, versions and notes")
-    model = schema._section("model", meta["model"], ModelInfo)
-    schema._within("model.ensemble", model["ensemble"], 1, schema.MAX_ENSEMBLE)
-    quantiles = model["quantiles"]
-    if len(quantiles) > schema.MAX_QUANTILES or not all(0 < q < 1 for q in quantiles) or list(quantiles) != sorted(
-            set(quantiles)) or (quantiles and (0.5 not in quantiles or len(quantiles) < 2)):
-        raise schema.SchemaError(f"model.quantiles: {quantiles!r} is not an ascending list of quantiles with 0.5")
-    data = schema._section("data", meta["data"], DataSchema, skip=("policy", "seen_until"))
-    schema._section("data.policy", data.get("policy"), ReadingPolicy)
-    schema._within("data.lookback", data["lookback"], 1, schema.MAX_WINDOW)
-    schema._within("data.horizon", data["horizon"], 1, schema.MAX_WINDOW - data["lookback"])
-    schema._within("data.targets", len(data["targets"]), 1, schema.MAX_TARGETS)
-    series = set(data["series"])
-    if not series or len(series) != len(data["series"]):
-        raise schema.SchemaError("data.series: expected one or more distinct series names")
-    scaler = meta["scaler"]
-    if not isinstance(scaler, dict) or set(scaler) != {"mean", "std"}:
-        raise schema.SchemaError("scaler: expected mean and std")
-    schema._finite_numbers("scaler.mean", scaler["mean"], series, len(data["targets"]), positive=False)
-    schema._finite_numbers("scaler.std", scaler["std"], series, len(data["targets"]), positive=True)
-    schema._section("versions", meta["versions"], Versions)
-    if meta["calibration"] is not None:
-        schema._check_calibration(meta["calibration"], data["horizon"], len(data["targets"]))
-    if not schema._conforms(meta["notes"], tuple[str, ...]):
-        raise schema.SchemaError("notes: expected a list of strings")
-    schema.covariate_widths(meta["covariates"])
-    schema.check_transform(meta.get("transform"), series, len(data["targets"]))
-
-
-def _match_graph(name: str, run, meta: dict[str, Any], members: Any) -> None:
+def _match_graph(name: str, run, described, members: Any) -> None:
     """The graph's inputs and output have the shapes the metadata describes (batch axis free)."""
-    data, model = meta["data"], meta["model"]
-    lookback, horizon, channels = data["lookback"], data["horizon"], len(data["targets"])
-    from .meta_schema import covariate_widths
-
-    past, future, static = covariate_widths(meta["covariates"])
+    schema, spec = described.schema, described.spec
+    lookback, horizon, channels = schema.lookback, schema.horizon, len(schema.targets)
+    past, future, static = described.covariates.widths
     wanted = {"x": [lookback, channels], "past": [lookback, past], "future": [lookback + horizon, future],
               "static": [static]}
     wanted = {k: v for k, v in wanted.items() if v[-1]}
     if "future" in wanted and "marks" in [i.name for i in run.get_inputs()]:
         wanted["marks"] = wanted.pop("future")
-    out = ([members] if members != 1 else []) + [horizon, channels] + ([len(model["quantiles"])] if model["quantiles"] else [])
+    out = ([members] if members != 1 else []) + [horizon, channels] + ([len(spec.quantiles)] if spec.quantiles else [])
     inputs = {i.name: i.shape for i in run.get_inputs()}
     outputs = [o.shape for o in run.get_outputs()]
     problem = None
-    if not isinstance(members, int) or isinstance(members, bool) or members != model["ensemble"]:
-        problem = f"{members!r} ensemble members in the graph, {model['ensemble']} in the metadata"
+    if not isinstance(members, int) or isinstance(members, bool) or members != spec.ensemble:
+        problem = f"{members!r} ensemble members in the graph, {spec.ensemble} in the metadata"
     elif set(inputs) != set(wanted):
         problem = f"inputs {sorted(inputs)}, expected {sorted(wanted)}"
     elif len(outputs) != 1 or not _fits(outputs[0], out):

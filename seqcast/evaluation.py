@@ -23,8 +23,9 @@ from .errors import InputError, UsageError
 from .forecaster import Forecaster
 from .forecasting import check_schema, run_model
 from .build import create_model
-from .windows import (Split, bounds, build_windows, by_length, explicit_split, model_arrays, moments,
-                      split_targets, stacked_times, stacked_values)
+from .scaling import by_length, moments
+from .windows import (Split, bounds, build_windows, explicit_split, model_arrays, split_targets, stacked_times,
+                      stacked_values)
 
 METRICS = ("mse", "mae", "rmse", "mape", "smape", "mase")
 

@@ -18,7 +18,8 @@ from .distributed import Distributed
 from .forecaster import (CovariateSchema, DataSchema, Decision, Forecaster, InitFrom, ModelInfo, ReadingPolicy,
                          TrainingRecord, Versions)
 from .forecasting import run_model
-from .training import TrainConfig, TrainResult
+from .budget import TrainConfig
+from .training import TrainResult
 from .windows import Split, WindowSet
 
 if TYPE_CHECKING:

@@ -30,10 +30,12 @@ from .forecasting import check_schema
 from .models._layers import Covariates
 from .registry import POINT_LOSSES, WINDOW_NORMS, check_covariates, get_spec, resolve_params
 from .threads import TRAINING_STEP, forward_flops, pick_threads, using_threads
-from .training import EpochReport, TrainConfig, objective, train
+from .budget import TrainConfig
+from .training import EpochReport, objective, train
 from .transform import TargetTransform
-from .windows import (Scaler, Split, WindowSet, build_windows, default_horizon_lookback, default_split,
-                      explicit_split, model_arrays, needs_padding, real_inputs, short_series, split_targets)
+from .scaling import Scaler
+from .windows import (Split, WindowSet, build_windows, default_horizon_lookback, default_split, explicit_split,
+                      model_arrays, needs_padding, real_inputs, short_series, split_targets)
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,10 @@
 """The trained model seqcast passes around: ``training.fit`` builds one, ``checkpoint.load`` reads one.
 
 A ``Forecaster`` is the network plus everything needed to forecast with it and to say what it is,
-in small frozen dataclasses. Only ``checkpoint.py`` turns it into stored metadata and back (and
-upgrades older formats); every other module reads these attributes.
+in small frozen dataclasses. These dataclasses are the checkpoint's schema: a checkpoint stores them
+as they are (each field under its name; ``decode.py``), so a field's annotation is its stored type.
+Only ``checkpoint.py`` turns them into stored metadata and back (and upgrades older formats); every
+other module reads these attributes.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .budget import TrainConfig
+from .decode import NOT_STORED
+from .scaling import Scaler
 from .transform import TargetTransform
 
 if TYPE_CHECKING:
     from torch import nn
-
-    from .training import TrainConfig
-    from .windows import Scaler
 
 
 @dataclass(frozen=True)
@@ -101,11 +103,6 @@ class InitFrom:
 
     path: str
     sha256: str
-
-
-# Keys of the stored "training" section that are the record, not TrainConfig settings.
-RECORD_KEYS = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
-               "stopped", "window_flops", "world_size")
 
 
 @dataclass(frozen=True)
@@ -194,10 +191,12 @@ class Stored:
 
 @dataclass(frozen=True)
 class Forecaster:
-    """A trained model and everything it needs to forecast new history."""
+    """A trained model and everything it needs to forecast new history. A checkpoint stores every field
+    but ``model`` (its weights are the tensors) and ``stored`` (where it was read from)."""
 
-    model: "nn.Module"  # a WindowNorm around the registered model, in eval mode on the CPU; for an exported
-    # model (seqcast export) an edge.OnnxModel, which forecasts numpy arrays through onnxruntime
+    # a WindowNorm around the registered model, in eval mode on the CPU; for an exported model (seqcast
+    # export) an edge.OnnxModel, which forecasts numpy arrays through onnxruntime
+    model: "nn.Module" = field(metadata=NOT_STORED)
     spec: ModelInfo
     schema: DataSchema
     policy: ReadingPolicy
@@ -210,7 +209,7 @@ class Forecaster:
     covariates: CovariateSchema = CovariateSchema()  # what it reads besides the targets; () = nothing
     choices: tuple[Decision, ...] = ()  # what fit chose on its validation windows; () = nothing (forced or not probed)
     transform: TargetTransform = TargetTransform()  # the targets' transform before scaling, and their floor at 0
-    stored: Stored | None = field(default=None, compare=False)  # None until saved or loaded
+    stored: Stored | None = field(default=None, compare=False, metadata=NOT_STORED)  # None until saved or loaded
 
     @property
     def name(self) -> str:

@@ -20,51 +20,10 @@ import torch
 from torch import nn
 
 from . import quantile_head
-from .budget import Schedule, plan_budget
+from .budget import TrainConfig, plan_budget
 from .distributed import Distributed
 from .errors import TrainingError, UsageError
-from .registry import POINT_LOSSES
 from .windows import WindowSet
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to optimise: budget, batch, learning rate, early stopping, seed, device and threads."""
-
-    epochs: int = 0  # 0 = the automatic budget (auto_budget): about 200 steps, at least 4 epochs, at most 2,000 steps
-    max_steps: int = 0  # 0 = no cap beyond epochs
-    time_budget: float = 0.0  # seconds of training; when spent, validate once more and stop (0 = none)
-    batch_size: int = 0  # 0 = auto_batch_size(number of training windows)
-    lr: float = 0.0  # 0 = the model's declared learning rate
-    weight_decay: float = 1e-4  # on weight matrices only, never on biases or norms
-    patience: int = 2
-    clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0  # torch intra-op threads; 0 = chosen by threads.pick_threads (as run: the count used)
-    loss: str = "auto"  # the point loss on scaled values: mse, mae, or auto (as run: the one used; see auto_loss)
-    schedule: Schedule = Schedule()
-
-    def __post_init__(self) -> None:
-        # Each rule is written as "inside the range", so NaN, which compares false, fails as well.
-        rules = {"epochs": (self.epochs >= 0, "at least 0 (0 = the automatic budget)"),
-                 "max_steps": (self.max_steps >= 0, "at least 0 (0 = no cap)"),
-                 "batch_size": (self.batch_size >= 0, "at least 0 (0 = auto)"),
-                 "patience": (self.patience >= 1, "at least 1"),
-                 "lr": (0 <= self.lr <= 1, "in [0, 1] (0 = the model's default)"),
-                 "weight_decay": (0 <= self.weight_decay < 1, "in [0, 1)"),
-                 "clip": (self.clip > 0, "above 0"),
-                 "time_budget": (0 <= self.time_budget < math.inf, "a number of seconds above 0, or 0 for none"),
-                 "threads": (self.threads >= 0, "a number of threads, or 0 to choose them for the work"),
-                 "seed": (0 <= self.seed < 2**32, "a whole number from 0 to 4294967295")}
-        bad = [(name, need) for name, (ok, need) in rules.items() if not ok]
-        if bad:
-            name, need = bad[0]
-            value = getattr(self, name)
-            shown = f"{value:g}" if isinstance(value, float) else value  # as typed: -1, not -1.0
-            raise UsageError(f"--{name.replace('_', '-')} {shown}: must be {need}")
-        if self.loss not in ("auto", *POINT_LOSSES):
-            raise UsageError(f"--loss {self.loss}: choose auto or one of {', '.join(POINT_LOSSES)}")
 
 
 @dataclass(frozen=True)

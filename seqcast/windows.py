@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
-from .data import SeriesSet, season_length
+from .data import SeriesSet
 from .errors import InputError
+from .scaling import Scaler
 
 if TYPE_CHECKING:  # torch loads only where windows become tensors: predicting with an ONNX model needs none
     import torch
@@ -131,82 +132,6 @@ def explicit_split(series: SeriesSet, split: Split, lookback: int, horizon: int)
         raise InputError(f"--split {split.train},{split.val},{split.test}: each part needs at least the horizon "
                          f"({horizon}) rows and training needs lookback + horizon ({lookback + horizon})")
     return {s.id: split for s in series.series}
-
-
-@dataclass
-class Scaler:
-    """Per series and channel z-scoring: mean and population std of the training rows."""
-
-    mean: dict[str, list[float]]
-    std: dict[str, list[float]]
-
-    @classmethod
-    def fit(cls, series: SeriesSet, train_rows: dict[str, int]) -> "Scaler":
-        ids = [s.id for s in series.series]
-        mean, std = moments([s.values[: train_rows[s.id]] for s in series.series])
-        return cls(dict(zip(ids, mean.tolist())), dict(zip(ids, std.tolist())))
-
-    def stats(self, sid: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Stored statistics for a known series; a series not seen in training is scaled by its own history."""
-        if sid in self.mean:
-            return np.asarray(self.mean[sid]), np.asarray(self.std[sid])
-        mean, std = moments([values])
-        return mean[0], std[0]
-
-    def arrays(self, series: SeriesSet) -> tuple[np.ndarray, np.ndarray]:
-        """Mean and std (N, C) of every series of ``series``, as ``stats`` gives them (a series not seen
-        in training by its whole history)."""
-        placeholder = [0.0] * len(series.targets)
-        mean = np.array([self.mean.get(s.id, placeholder) for s in series.series], dtype=np.float64)
-        std = np.array([self.std.get(s.id, placeholder) for s in series.series], dtype=np.float64)
-        unknown = [i for i, s in enumerate(series.series) if s.id not in self.mean]
-        if unknown:
-            mean[unknown], std[unknown] = moments([series.series[i].values for i in unknown])
-        return mean, std
-
-    def transform(self, sid: str, values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
-        mean, std = self.stats(sid, values if reference is None else reference)
-        return (values - mean) / std
-
-    def inverse(self, sid: str, scaled: np.ndarray, reference: np.ndarray) -> np.ndarray:
-        mean, std = self.stats(sid, reference)
-        return scaled * std + mean
-
-
-def by_length(arrays: list[np.ndarray], statistic: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """``statistic`` (S, T, C) -> (S, C) of every array (T_i, C) in ``arrays``, as (N, C).
-
-    Arrays of one length are stacked and reduced in one call; numpy reduces a stacked axis exactly as
-    it reduces each array alone, so the result is the same to the bit as a loop over the arrays.
-    """
-    lengths = np.array([len(a) for a in arrays])
-    out = None
-    for length in np.unique(lengths):
-        members = np.flatnonzero(lengths == length)
-        value = statistic(np.stack([arrays[i] for i in members]))
-        if out is None:
-            out = np.empty((len(arrays), value.shape[1]), dtype=value.dtype)
-        out[members] = value
-    return out if out is not None else np.zeros((0, 1))
-
-
-def moments(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and population std (N, C) of each array (T, C): the scaler's statistics."""
-    both = by_length(arrays, lambda stack: np.concatenate(_moments(stack), axis=1))
-    channels = both.shape[1] // 2
-    return both[:, :channels], both[:, channels:]
-
-
-def _moments(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(S, T, C) -> mean and std (S, C) over T."""
-    # Divide by the largest magnitude first, so that values near the float64 limit do not overflow.
-    magnitude = np.maximum(np.abs(values).max(axis=1), 1e-300)
-    unit = values / magnitude[:, None]
-    mean = unit.mean(axis=1) * magnitude
-    std = unit.std(axis=1) * magnitude
-    std = np.where((std > 1e-12 * magnitude) & np.isfinite(std), std, np.maximum(magnitude, 1.0))
-    std = np.where(magnitude > 1e-300, std, 1.0)
-    return mean, std
 
 
 def bounds(series: SeriesSet) -> np.ndarray:
@@ -357,6 +282,5 @@ def split_targets(splits: dict[str, "Split"], part: str) -> dict[str, tuple[int,
     return out
 
 
-__all__ = ["Split", "Scaler", "WindowSet", "build_windows", "model_arrays", "default_split", "explicit_split",
-           "default_horizon_lookback", "scaled_arrays", "split_targets", "season_length", "bounds", "by_length",
-           "moments", "stacked_values", "stacked_times"]
+__all__ = ["Split", "WindowSet", "build_windows", "model_arrays", "default_split", "explicit_split",
+           "default_horizon_lookback", "scaled_arrays", "split_targets", "bounds", "stacked_values", "stacked_times"]

@@ -15,7 +15,8 @@ import torch
 from seqcast import checkpoint, threads
 from seqcast.budget import Schedule, auto_budget, plan_budget
 from seqcast.build import create_model
-from seqcast.training import STOPPED, TrainConfig, evaluate_loss, train
+from seqcast.budget import TrainConfig
+from seqcast.training import STOPPED, evaluate_loss, train
 from seqcast.window_norm import WindowNorm
 from seqcast.windows import WindowSet
 
@@ -212,7 +213,7 @@ def test_threads_are_recorded_and_shown_and_fit_leaves_torch_as_it_was(invoke, t
         code, out, err = invoke("info", ckpt)
         assert f"threads     {used} thread{'s' if used > 1 else ''}" in out
         code, out, err = invoke("info", ckpt, "--json")
-        assert json.loads(out)["training"]["threads"] == used
+        assert json.loads(out)["training"]["settings"]["threads"] == used
     from seqcast import forecasting
 
     seen, real = [], forecasting.predict

@@ -29,7 +29,7 @@ def _refused(invoke, path, data, *messages):
 def test_an_unknown_window_norm_is_exit_2(invoke, tiny_ckpt, hourly_csv, tmp_path):
     ckpt = ckpt_module.load(tiny_ckpt)
     meta = ckpt_module.to_meta(ckpt)
-    meta["model"]["window_norm"] = "sideways"
+    meta["spec"]["window_norm"] = "sideways"
     path = tmp_path / "norm.ckpt"
     path.write_bytes(ckpt_module.to_bytes(ckpt_module.from_meta(meta, ckpt.model)))
     _refused(invoke, path, hourly_csv, "cannot build", "sideways")
@@ -57,7 +57,7 @@ def _crafted(tiny_ckpt, tmp_path, change, name="crafted.ckpt"):
     tensors = load_file(tiny_ckpt)
     canonical = ckpt_module._canonical(meta)
     document = {"format": ckpt_module.FORMAT_VERSION, "meta": meta,
-                "sha256": ckpt_module._digest(canonical, tensors)}
+                "sha256": ckpt_module._digest(ckpt_module.FORMAT_VERSION, canonical, tensors)}
     path = tmp_path / name
     path.write_bytes(save(tensors, metadata={"seqcast": ckpt_module._canonical(document)}))
     return path
@@ -90,7 +90,7 @@ BOUNDED = textwrap.dedent('''
 def test_a_crafted_model_size_is_refused_at_once_within_memory(tiny_ckpt, tmp_path, param, value):
     """A 3 KB file whose metadata asks for a model of gigabytes (or of 20,000 layers) is refused in a
     moment, inside a 6 GiB address space, instead of building for minutes or taking 5 GB."""
-    path = _crafted(tiny_ckpt, tmp_path, _set("model.params", param, value))
+    path = _crafted(tiny_ckpt, tmp_path, _set("spec.params", param, value))
     assert path.stat().st_size < 10_000
     result = subprocess.run([sys.executable, "-c", BOUNDED, str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -100,23 +100,30 @@ def test_a_crafted_model_size_is_refused_at_once_within_memory(tiny_ckpt, tmp_pa
 
 
 @pytest.mark.parametrize("change, named", [
-    (_set("data", "lookback", "96"), "data.lookback"),
-    (_set("data", "lookback", True), "data.lookback"),
-    (_set("data", "horizon", 10**9), "data.horizon"),
-    (_set("data", "lookback", 0), "data.lookback"),
-    (_set("data", "targets", []), "data.targets"),
-    (_set("data", "wormhole", 1), "unknown wormhole"),
-    (_set("model.params", "hidden_size", -8), "model.params.hidden_size"),
-    (_set("model.params", "hidden_size", {"a": 1}), "model.params.hidden_size"),
-    (_set("model", "n_parameters", "many"), "model.n_parameters"),
-    (_set("training", "seed", -1), "--seed -1"),
-    (_set("training", "steps", -3), "training.steps"),
-    (_set("training.schedule", "min_batch", -1), "training.schedule.min_batch"),
-    (_set("data.policy", "fill", 3), "data.policy.fill"),
-    (lambda meta: meta["scaler"]["std"].update({k: [0.0] for k in meta["scaler"]["std"]}), "scaler.std"),
-    (lambda meta: meta["scaler"]["mean"].clear(), "scaler.mean"),
-    (lambda meta: meta["training"].pop("patience"), "missing patience"),
-    (lambda meta: meta.pop("versions"), "expected the sections"),
+    (_set("schema", "lookback", "96"), "meta.schema.lookback: '96' is not an integer"),
+    (_set("schema", "lookback", True), "meta.schema.lookback: True is not an integer"),
+    (_set("schema", "lookback", 96.0), "meta.schema.lookback: 96.0 is not an integer"),
+    (_set("schema", "horizon", 10**9), "meta.schema.horizon"),
+    (_set("schema", "lookback", 0), "meta.schema.lookback"),
+    (_set("schema", "targets", []), "meta.schema.targets"),
+    (_set("schema", "targets", "y"), "meta.schema.targets: 'y' is not a list of strings"),
+    (_set("schema", "source", None), "meta.schema.source: None is not a string"),
+    (_set("schema", "wormhole", 1), "meta.schema: unknown 'wormhole'"),
+    (_set("spec.params", "hidden_size", -8), "meta.spec.params.hidden_size"),
+    (_set("spec.params", "hidden_size", {"a": 1}), "meta.spec.params.hidden_size"),
+    (_set("spec", "n_parameters", "many"), "meta.spec.n_parameters"),
+    (_set("training.settings", "seed", -1), "meta.training.settings: --seed -1"),
+    (_set("training.settings", "lr", True), "meta.training.settings.lr: True is not a number"),
+    (_set("training", "steps", -3), "meta.training.steps"),
+    (_set("training.settings.schedule", "min_batch", -1), "meta.training.settings.schedule.min_batch"),
+    (_set("training.settings.schedule", "min_batch", 1.5), "meta.training.settings.schedule.min_batch: 1.5"),
+    (_set("policy", "fill", 3), "meta.policy.fill: 3 is not a string"),
+    (_set("policy", "decimal", 3), "meta.policy.decimal: 3 is not a string or null"),
+    (lambda meta: meta["scaler"]["std"].update({k: [0.0] for k in meta["scaler"]["std"]}), "meta.scaler.std"),
+    (lambda meta: meta["scaler"]["mean"].clear(), "meta.scaler.mean"),
+    (lambda meta: meta["training"]["settings"].pop("patience"), "meta.training.settings: missing patience"),
+    (lambda meta: meta.pop("versions"), "meta: missing versions"),
+    (lambda meta: meta.update(covariates=[]), "meta.covariates: expected an object, found a list"),
 ])
 def test_metadata_that_breaks_the_schema_is_exit_2_naming_the_key(invoke, tiny_ckpt, hourly_csv, tmp_path,
                                                                   change, named):
@@ -130,9 +137,10 @@ def test_the_schema_accepts_every_checkpoint_seqcast_writes(tiny_ckpt):
     from seqcast import meta_schema
 
     meta = ckpt_module.to_meta(ckpt_module.load(tiny_ckpt))
-    meta_schema.check(meta)
+    meta_schema.check(ckpt_module.from_meta(meta))
     for name in list_models():
-        meta_schema.check({**meta, "model": {**meta["model"], "name": name, "params": get_spec(name).defaults()}})
+        spec = {**meta["spec"], "name": name, "params": get_spec(name).defaults()}
+        meta_schema.check(ckpt_module.from_meta({**meta, "spec": spec}))
 
 
 def test_a_header_that_promises_more_than_the_file_holds_is_refused_unread(tiny_ckpt, tmp_path, monkeypatch):
@@ -225,7 +233,7 @@ FUZZ = textwrap.dedent('''
     def craft(meta, tensors):
         canonical = checkpoint._canonical(meta)
         document = {"format": checkpoint.FORMAT_VERSION, "meta": meta,
-                    "sha256": checkpoint._digest(canonical, tensors)}
+                    "sha256": checkpoint._digest(checkpoint.FORMAT_VERSION, canonical, tensors)}
         return save(tensors, metadata={"seqcast": checkpoint._canonical(document)})
 
     outcomes, slowest = {"loaded": 0, "refused": 0}, 0.0

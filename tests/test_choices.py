@@ -168,12 +168,12 @@ def test_a_crafted_choice_is_refused(tmp_path):
     assert fitted.training.settings.loss == "mae"  # a panel's nlinear: its declared loss
     good = {"setting": "loss", "chosen": "mae", "candidates": ["mae", "mse"], "scores": [0.5, None], "probe_steps": 3}
     meta["choices"] = [good]
-    meta_schema.check(meta)
+    meta_schema.check(checkpoint.from_meta(meta))
     for bad in ({"chosen": "bogus", "candidates": ["bogus", "mae"]}, {"chosen": "mse"}, {"scores": [0.5]},
-                {"candidates": ["mae"], "scores": [0.5]}, {"scores": [0.5, float("inf")]}):
+                {"candidates": ["mae"], "scores": [0.5]}, {"scores": [0.5, float("inf")]}, {"scores": [0.5, "x"]}):
         meta["choices"] = [{**good, **bad}]
-        with pytest.raises(meta_schema.SchemaError, match="choices"):
-            meta_schema.check(meta)
+        with pytest.raises(meta_schema.SchemaError, match="meta.choices"):
+            meta_schema.check(checkpoint.from_meta(meta))
 
 
 def test_eslstm_untrained_continues_a_repeated_season_and_learns_its_coefficients():

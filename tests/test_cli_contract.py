@@ -948,8 +948,8 @@ def test_item28_an_older_format_is_upgraded_from_a_stored_fixture(entry, invoke)
     ckpt = ckpt_module.load(path)
     assert ckpt.stored.format == 1 < ckpt_module.FORMAT_VERSION
     integer_time = ckpt.schema.integer_time  # an integer step is kept, so `year` stays integers
-    assert ckpt_module.to_meta(ckpt)["data"]["policy"] == {**ckpt_module.FORMAT_1_POLICY, "freq_given": integer_time,
-                                                         "wide": False}  # (format 8 added it)
+    assert ckpt_module.to_meta(ckpt)["policy"] == {**ckpt_module.FORMAT_1_POLICY, "freq_given": integer_time,
+                                                   "wide": False}  # (format 8 added it)
     assert ckpt.training.seen_until is None and ckpt.training.best_epoch is None
     code, out, err = invoke("predict", path, data, *entry["predict_args"])
     assert code == 0, err
@@ -985,12 +985,12 @@ def test_item29_weights_that_do_not_fit_the_recorded_config_are_refused(invoke, 
     """item 29: weight shapes that differ from the recorded config are refused, even with a correct digest."""
     ckpt = ckpt_module.load(tiny_ckpt)
     meta = ckpt_module.to_meta(ckpt)
-    meta["model"]["params"]["hidden_size"] = 16  # the weights are for hidden_size 8
+    meta["spec"]["params"]["hidden_size"] = 16  # the weights are for hidden_size 8
     path = tmp_path / "shape.ckpt"
     path.write_bytes(ckpt_module.to_bytes(ckpt_module.from_meta(meta, ckpt.model)))
     assert_refused(invoke, path, hourly_csv, "has shape", "the recorded gru config needs")
     meta = ckpt_module.to_meta(ckpt)
-    meta["model"]["params"]["num_layers"] = 2
+    meta["spec"]["params"]["num_layers"] = 2
     path.write_bytes(ckpt_module.to_bytes(ckpt_module.from_meta(meta, ckpt.model)))
     assert_refused(invoke, path, hourly_csv, "weights do not match the recorded gru model", "missing")
 

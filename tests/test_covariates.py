@@ -16,7 +16,7 @@ from seqcast import checkpoint
 from seqcast.data import DataConfig, series_from_text
 from seqcast.registry import get_spec, list_models
 from seqcast.fitting import ModelConfig, fit
-from seqcast.training import TrainConfig
+from seqcast.budget import TrainConfig
 
 FUTURE_MODELS = [n for n in list_models() if "future" in get_spec(n).capabilities.covariates]
 LOOKBACK, HORIZON = 12, 3
@@ -236,14 +236,16 @@ def test_a_checkpoint_whose_covariates_break_the_schema_is_refused(trained, tmp_
 
     _, ckpt, _ = trained
     meta = checkpoint.to_meta(checkpoint.load(ckpt))
-    for change, message in ((lambda c: c[0].update(std=[0.0]), "covariates[0]: expected 1 finite mean and positive std"),
-                            (lambda c: c[1].update(name="minute"), "covariates[1].name: 'minute' is not a calendar"),
-                            (lambda c: c.reverse(), "expected past, calendar, future, then static"),
-                            (lambda c: c[3].update(categories=["a"]), "covariates[3]: expected 1 finite mean")):
-        columns = json.loads(json.dumps(meta["covariates"]))
+    for change, message in (
+            (lambda c: c[0].update(std=[0.0]), "meta.covariates.columns[0]: expected 1 finite mean and positive std"),
+            (lambda c: c[1].update(name="minute"), "meta.covariates.columns[1].name: 'minute' is not a calendar"),
+            (lambda c: c.reverse(), "meta.covariates.columns: expected past, calendar, future, then static"),
+            (lambda c: c[3].update(categories=["a"]), "meta.covariates.columns[3]: expected 1 finite mean"),
+            (lambda c: c[0].update(mean=[True]), "meta.covariates.columns[0].mean[0]: True is not a number")):
+        columns = json.loads(json.dumps(meta["covariates"]["columns"]))
         change(columns)
         with pytest.raises(meta_schema.SchemaError, match=message.replace("[", r"\[").replace("]", r"\]")):
-            meta_schema.check({**meta, "covariates": columns})
+            meta_schema.check(checkpoint.from_meta({**meta, "covariates": {"columns": columns}}))
 
 
 def test_an_exported_covariate_model_forecasts_what_the_checkpoint_does(trained, invoke, tmp_path):

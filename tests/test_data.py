@@ -7,7 +7,8 @@ import torch
 
 from seqcast.data import DataConfig, future_times, season_length, series_from_text
 from seqcast.errors import InputError
-from seqcast.windows import Scaler, Split, build_windows, default_split, explicit_split, scaled_arrays, split_targets
+from seqcast.scaling import Scaler
+from seqcast.windows import Split, build_windows, default_split, explicit_split, scaled_arrays, split_targets
 
 
 def _csv(n=200, freq="h", start="2024-01-01", value=lambda i: float(i)):

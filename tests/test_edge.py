@@ -309,10 +309,10 @@ def test_files_that_are_not_intact_seqcast_models_exit_2_naming_why(onnx_extra, 
     newer = resigned(exported, tmp_path, lambda d: d.update(format=edge.FORMAT + 1))
     code, _, err = invoke("predict", newer, hourly_csv)
     assert code == 2 and "is newer than this seqcast supports" in err
-    broken = resigned(exported, tmp_path, lambda d: d["meta"]["data"].update(lookback="24"))
+    broken = resigned(exported, tmp_path, lambda d: d["meta"]["schema"].update(lookback="24"))
     code, _, err = invoke("predict", broken, hourly_csv)
-    assert code == 2 and "data.lookback" in err
-    wrong = resigned(exported, tmp_path, lambda d: d["meta"]["data"].update(lookback=25))
+    assert code == 2 and "meta.schema.lookback: '24' is not an integer" in err
+    wrong = resigned(exported, tmp_path, lambda d: d["meta"]["schema"].update(lookback=25))
     code, _, err = invoke("predict", wrong, hourly_csv)
     assert code == 2 and "the graph does not match its seqcast metadata" in err
 

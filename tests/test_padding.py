@@ -13,7 +13,8 @@ import pytest
 from conftest import long_text
 from seqcast import checkpoint
 from seqcast.data import DataConfig, series_from_text
-from seqcast.windows import Scaler, build_windows, needs_padding, scaled_arrays
+from seqcast.scaling import Scaler
+from seqcast.windows import build_windows, needs_padding, scaled_arrays
 
 
 def _panel(short: int = 20, long: int = 200, n_long: int = 3) -> str:

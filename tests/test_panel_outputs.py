@@ -89,7 +89,7 @@ def test_statistics_of_stacked_series_equal_those_of_each_alone():
     import numpy as np
 
     from seqcast.evaluation import _seasonal_scale
-    from seqcast.windows import by_length, moments
+    from seqcast.scaling import by_length, moments
 
     rng = np.random.default_rng(0)
     for dtype, channels in ((np.float64, 1), (np.float64, 3), (np.float32, 2)):

@@ -9,7 +9,7 @@ from seqcast.data import series_from_text
 from seqcast.errors import TrainingError
 from seqcast.fitting import ModelConfig, fit
 from seqcast.budget import auto_batch_size, auto_epochs
-from seqcast.training import TrainConfig
+from seqcast.budget import TrainConfig
 
 
 def _series(n=300, noise=0.1, seed=0):

@@ -10,7 +10,8 @@ from conftest import TINY_FIT
 from seqcast import checkpoint
 from seqcast.errors import UsageError
 from seqcast.build import create_model
-from seqcast.training import Schedule, TrainConfig, _parameter_groups
+from seqcast.budget import Schedule, TrainConfig
+from seqcast.training import _parameter_groups
 
 
 @pytest.mark.parametrize("bad", [{"lr": math.nan}, {"lr": 2.0}, {"patience": 0}, {"epochs": -1},
@@ -34,7 +35,7 @@ def test_weight_decay_reaches_weight_matrices_only():
 def test_schedule_is_recorded_and_read_back(tiny_ckpt):
     loaded = checkpoint.load(tiny_ckpt)
     assert loaded.training.settings.schedule == Schedule()
-    assert checkpoint.to_meta(loaded)["training"]["schedule"]["warmup_divisor"] == 20
+    assert checkpoint.to_meta(loaded)["training"]["settings"]["schedule"]["warmup_divisor"] == 20
 
 
 def test_format_1_records_the_rules_0_1_0_trained_with(tiny_ckpt):

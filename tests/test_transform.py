@@ -129,13 +129,14 @@ def test_the_onnx_export_forecasts_through_the_transform_and_the_floor(invoke, t
 
 def test_a_crafted_transform_is_refused():
     meta = checkpoint.to_meta(checkpoint.load(FORMAT_7 / "panel_nlinear.ckpt"))
-    meta_schema.check(meta)
-    series = meta["data"]["series"]
+    meta_schema.check(checkpoint.from_meta(meta))
+    series = meta["schema"]["series"]
     for bad in ({"kind": "sqrt"}, {"floor": [True, False, True]}, {"kind": "boxcox"},
-                {"kind": "boxcox", "lambdas": {series[0]: [9.0]}}, {"lambdas": {"unknown": [0.5]}}):
+                {"kind": "boxcox", "lambdas": {series[0]: [9.0]}}, {"lambdas": {"unknown": [0.5]}},
+                {"lambdas": {series[0]: "0.5"}}, {"floor": [1]}):
         meta["transform"] = {"kind": "none", "lambdas": {}, "floor": [], **bad}
-        with pytest.raises(meta_schema.SchemaError, match="transform"):
-            meta_schema.check(meta)
+        with pytest.raises(meta_schema.SchemaError, match="meta.transform"):
+            meta_schema.check(checkpoint.from_meta(meta))
 
 
 @pytest.mark.parametrize("entry", json.loads((FORMAT_7 / "manifest.json").read_text(encoding="utf-8")),

@@ -119,8 +119,8 @@ def reading(*, time_col=None, target=None, id_col=None, freq=None, fill=None, de
 
 def train_config(*, epochs=0, max_steps=0, batch_size=0, lr=0.0, patience=2, seed=0, device="auto", time_budget=0.0,
                  threads=0, loss="auto", **_):
-    """The run's training settings (training.TrainConfig, which checks them)."""
-    from ..training import TrainConfig
+    """The run's training settings (budget.TrainConfig, which checks them)."""
+    from ..budget import TrainConfig
 
     return TrainConfig(epochs=epochs, max_steps=max_steps, batch_size=batch_size, lr=lr, patience=patience,
                        seed=seed, device=device, time_budget=time_budget, threads=threads, loss=loss)

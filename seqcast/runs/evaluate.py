@@ -56,7 +56,7 @@ class CompareRequest:
     models: list[str]
     params: dict[str, dict[str, str]]  # per model, its --param values
     model: Any  # training.ModelConfig shared by every model (lookback, horizon, window norm, ...)
-    training: Any  # training.TrainConfig
+    training: Any  # budget.TrainConfig
     metric: str  # the leaderboard's order (evaluation.leaderboard_metric)
     reading: Reading = Reading()
     windows: int = 0  # 0: as many as the data allow, up to the default

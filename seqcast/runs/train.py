@@ -21,7 +21,7 @@ from . import Quiet, Reading, Reporter, load
 class FitRequest:
     data: str  # a file, or - for stdin
     model: Any  # training.ModelConfig as asked (its name None: gru, or the warm start's model)
-    training: Any  # training.TrainConfig
+    training: Any  # budget.TrainConfig
     reading: Reading = Reading()
     output: Path | None = None  # None: MODEL.ckpt here
     force: bool = False
@@ -102,7 +102,7 @@ def fit_to_file(request: FitRequest, reporter: Reporter, other_ranks: Reporter =
 class TuneRequest:
     data: str
     model: Any  # training.ModelConfig: the model, the hyperparameters fixed, lookback, horizon, window norm
-    training: Any  # training.TrainConfig
+    training: Any  # budget.TrainConfig
     study: Any  # tuning.TuneConfig
     reading: Reading = Reading()
     output: Path | None = None  # None: MODEL.tuned.ckpt here

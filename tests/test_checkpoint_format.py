@@ -1,0 +1,233 @@
+"""Checkpoint format 9: the metadata is the forecaster's dataclasses as they are, read by one strict
+decoder driven by their annotations (decode.py); the digest covers the format number; format-8 files
+(tests/fixtures/format8, written by format-8 code) load through the upgrade and forecast what they did."""
+
+from __future__ import annotations
+
+import json
+import struct
+import subprocess
+import sys
+import types
+import typing
+from dataclasses import dataclass, is_dataclass, replace
+from pathlib import Path
+
+import pytest
+from conftest import assert_forecasts_as_recorded
+
+from seqcast import checkpoint, meta_schema
+from seqcast.decode import SchemaError, decode, encode, stored_fields
+from seqcast.forecaster import Forecaster, InitFrom, Tuning
+
+FORMAT_8 = Path(__file__).parent / "fixtures" / "format8"
+
+
+def _document(data: bytes) -> tuple[int, dict, dict]:
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    return size, header, json.loads(header["__metadata__"]["seqcast"])
+
+
+def _with_document(data: bytes, document: dict) -> bytes:
+    size, header, _ = _document(data)
+    header["__metadata__"]["seqcast"] = json.dumps(document)
+    raw = json.dumps(header).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + data[8 + size :]
+
+
+# --- the format-8 fixtures ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("entry", json.loads((FORMAT_8 / "manifest.json").read_text(encoding="utf-8")),
+                         ids=lambda e: e["checkpoint"])
+def test_format_8_checkpoints_load_and_forecast_what_they_did(entry, invoke):
+    path, data = FORMAT_8 / entry["checkpoint"], (FORMAT_8 / entry["data"]).resolve()
+    loaded = checkpoint.load(path)
+    assert loaded.stored.format == 8 < checkpoint.FORMAT_VERSION
+    assert loaded.name == entry["model"] and loaded.choices and loaded.transform.floor
+    arguments = [str((FORMAT_8 / a).resolve()) if a.startswith("..") else a for a in entry["predict_args"]]
+    code, out, err = invoke("predict", path, data, *arguments)
+    assert code == 0, err
+    assert_forecasts_as_recorded(out, FORMAT_8 / entry["forecast"])
+    code, out, err = invoke("info", path)
+    assert code == 0 and f"format      8, upgraded to {checkpoint.FORMAT_VERSION} on reading" in out, err
+
+
+def test_a_format_8_file_saved_again_is_format_9_and_means_the_same(tmp_path):
+    """Upgrading moves the sections into the dataclasses' shape and nothing else: saved again, the same
+    forecaster comes back (every section, the weights included)."""
+    for path in sorted(FORMAT_8.glob("*.ckpt")):
+        old = checkpoint.load(path)
+        again = checkpoint.load(checkpoint.save(tmp_path / path.name, old).stored.path)
+        assert again.stored.format == checkpoint.FORMAT_VERSION
+        assert replace(again, model=None) == replace(old, model=None)
+        _, _, document = _document((tmp_path / path.name).read_bytes())
+        assert set(document["meta"]) == {name for name, _ in stored_fields(Forecaster)}
+        assert document["meta"]["training"]["settings"]["schedule"] == json.loads(json.dumps(
+            encode(old.training.settings.schedule)))
+
+
+def test_a_format_8_file_with_an_unknown_section_is_refused(tmp_path, invoke):
+    """The upgrade moves format 8's sections by name; one it does not know is refused, never dropped."""
+    from safetensors.torch import load_file, save
+
+    source = FORMAT_8 / "panel_gru.ckpt"
+    _, _, document = _document(source.read_bytes())
+    meta = {**document["meta"], "wormhole": 1}
+    tensors = load_file(source)
+    crafted = {"format": 8, "meta": meta, "sha256": checkpoint._digest(8, checkpoint._canonical(meta), tensors)}
+    path = tmp_path / "crafted.ckpt"
+    path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(crafted)}))
+    code, out, err = invoke("predict", path, (FORMAT_8 / "../../../sample_data/us_macro_quarterly.csv").resolve())
+    assert code == 2 and out == "" and "cannot build" in err and "wormhole" in err, err
+
+
+# --- the digest covers the format ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("stored", [8, 7, 1, 10, 9.0, 1.9, -7, 0, "9", True, None])
+def test_a_format_9_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, hourly_csv, tmp_path, invoke):
+    data = tiny_ckpt.read_bytes()
+    _, _, document = _document(data)
+    assert document["format"] == checkpoint.FORMAT_VERSION == 9
+    path = tmp_path / "edited.ckpt"
+    path.write_bytes(_with_document(data, {**document, "format": stored}))
+    code, out, err = invoke("predict", path, hourly_csv)
+    assert code == 2 and out == "", err
+    assert any(why in err for why in ("damaged", "newer than this seqcast", "cannot build", "incomplete")), err
+
+
+def test_the_digest_of_format_9_covers_the_format_number(tiny_ckpt, tmp_path, invoke, hourly_csv):
+    """Even with a metadata shape the edited format would accept, the digest tells: a format-9 document
+    relabelled 10 and read by a seqcast that knows 10 would fail its digest. Here: the digest differs by
+    format, and a file whose digest was taken without the format is damaged."""
+    from safetensors.torch import load_file, save
+
+    tensors = load_file(tiny_ckpt)
+    _, _, document = _document(tiny_ckpt.read_bytes())
+    canonical = checkpoint._canonical(document["meta"])
+    assert checkpoint._digest(9, canonical, tensors) == document["sha256"]
+    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10)}) == 3
+    unlabelled = {**document, "sha256": checkpoint._digest(8, canonical, tensors)}  # the old digest
+    path = tmp_path / "unlabelled.ckpt"
+    path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(unlabelled)}))
+    code, _, err = invoke("predict", path, hourly_csv)
+    assert code == 2 and "digest does not match" in err, err
+
+
+# --- the decoder ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Inner:
+    rate: float
+    sizes: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class Outer:
+    name: str
+    inner: Inner
+    maybe: int | None
+    table: dict[str, list[float]]
+    rows: tuple[Inner, ...] = ()
+    free: dict[str, typing.Any] = None
+
+
+GOOD = {"name": "a", "inner": {"rate": 1, "sizes": [1, 2]}, "maybe": None, "table": {"x": [1, 2.5]},
+        "rows": [{"rate": 0.5, "sizes": []}], "free": {"anything": [1, {"b": None}]}}
+
+
+def test_the_decoder_builds_the_typed_object_and_encode_undoes_it():
+    value = decode(Outer, json.loads(json.dumps(GOOD)), "meta")
+    assert value == Outer("a", Inner(1.0, (1, 2)), None, {"x": [1.0, 2.5]}, (Inner(0.5, ()),),
+                          {"anything": [1, {"b": None}]})
+    assert isinstance(value.inner.rate, float) and isinstance(value.inner.sizes, tuple)  # an int read as a float
+    assert encode(value) == {**GOOD, "inner": {"rate": 1.0, "sizes": [1, 2]}}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda v: v.update(maybe=True), "meta.maybe: True is not an integer or null"),
+    (lambda v: v.update(maybe=1.0), "meta.maybe: 1.0 is not an integer or null"),
+    (lambda v: v.update(name=None), "meta.name: None is not a string"),
+    (lambda v: v["inner"].update(rate=False), "meta.inner.rate: False is not a number"),
+    (lambda v: v["inner"].update(rate=10**400), "meta.inner.rate: 1000000"),
+    (lambda v: v["inner"].update(sizes=[1, "2"]), "meta.inner.sizes[1]: '2' is not an integer"),
+    (lambda v: v["inner"].update(sizes=(1, 2)), "meta.inner.sizes: (1, 2) is not a list of integers"),
+    (lambda v: v["table"].update(x=[1, None]), "meta.table['x'][1]: None is not a number"),
+    (lambda v: v["rows"][0].pop("rate"), "meta.rows[0]: missing rate"),
+    (lambda v: v["rows"][0].update(extra=1), "meta.rows[0]: unknown 'extra'"),
+    (lambda v: v.update(inner=[1]), "meta.inner: expected an object, found a list"),
+    (lambda v: v.update(free=[]), "meta.free: [] is not"),
+])
+def test_the_decoder_refuses_naming_the_key_path(change, message):
+    value = json.loads(json.dumps(GOOD))
+    change(value)
+    with pytest.raises(SchemaError) as caught:
+        decode(Outer, value, "meta")
+    assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_the_decoder_refuses_an_annotation_it_has_no_rule_for():
+    @dataclass
+    class Odd:
+        either: int | str
+
+    with pytest.raises(TypeError, match="only X | None"):
+        decode(Odd, {"either": 1}, "meta")
+
+
+def _annotations(hint, seen):
+    """Every annotation reachable from ``hint`` through the stored fields of dataclasses."""
+    if is_dataclass(hint) and isinstance(hint, type):
+        if hint in seen:
+            return
+        seen.add(hint)
+        for _, resolve in stored_fields(hint):
+            yield from _annotations(resolve(), seen)
+        return
+    yield hint
+    for arg in typing.get_args(hint):
+        if arg is not Ellipsis:
+            yield from _annotations(arg, seen)
+
+
+def test_every_stored_annotation_is_one_the_decoder_reads():
+    """A new checkpoint field whose annotation the decoder has no rule for fails here, not in a user's load."""
+    known = {bool, int, float, str, dict, list, tuple, typing.Any, type(None), typing.Union}
+    for hint in _annotations(Forecaster, set()):
+        origin = typing.get_origin(hint)
+        assert hint in known or origin in known or origin is types.UnionType, hint
+
+
+def test_every_section_round_trips_through_json(tiny_ckpt):
+    """A forecaster with every optional section filled (tuning, warm start, calibration, choices ...) is
+    written and read back equal: the decoder reads what encode writes, field for field."""
+    filled = checkpoint.load(FORMAT_8 / "panel_gru.ckpt")
+    filled = replace(filled, tuning=Tuning("study", None, 3, 2, 1, 0, 1, 0.5, None, {"hidden_size": 8},
+                                           {"hidden_size": "8..64"}, 1.5),
+                     training=replace(filled.training, init_from=InitFrom("old.ckpt", "0" * 64),
+                                      warnings=("a warning",), seen_until={"cpi": "2009-07-01"}))
+    meta = json.loads(checkpoint._canonical(checkpoint.to_meta(filled)))
+    again = checkpoint.from_meta(meta, filled.model, filled.stored)
+    meta_schema.check(again)
+    assert again == filled and again.tuning is not None and again.training.init_from.sha256 == "0" * 64
+
+
+def test_reading_for_a_forecast_reads_no_training_record_and_imports_no_torch(tmp_path):
+    """The exported model's path (edge.py): the training record's key must be there but is not read, so
+    neither training.py nor torch is imported to decode and check the rest."""
+    meta = checkpoint.to_meta(checkpoint.load(FORMAT_8 / "bikes_nlinear.ckpt"))
+    meta["training"] = {"not": "read"}
+    (tmp_path / "meta.json").write_text(json.dumps(meta), encoding="utf-8")
+    script = ("import json, sys\n"
+              "from seqcast import checkpoint, meta_schema\n"
+              "f = checkpoint.from_meta(json.load(open(sys.argv[1])), record=False)\n"
+              "meta_schema.check(f)\n"
+              "print(f.training, f.schema.lookback, 'torch' in sys.modules)\n")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path / "meta.json")], capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.split() == ["None", "48", "False"]
+    del meta["training"]
+    with pytest.raises(SchemaError, match="meta: missing training"):
+        checkpoint.from_meta(meta, record=False)
