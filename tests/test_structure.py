@@ -1,5 +1,5 @@
-"""The shape of the code: no import cycle among seqcast's modules, and no module reaching into another's
-private names. Read from the source with ``ast``, so nothing is imported.
+"""The shape of the code: no import cycle among seqcast's modules, no module reaching into another's
+private names, no library file past about 400 lines and no command body past about 40. Read from the source with ``ast``, so nothing is imported.
 
 Every ``import`` and ``from ... import`` counts, at module level and inside functions (a function-level
 import still ties the two modules together); those under ``if TYPE_CHECKING:`` do not, since they never
@@ -9,6 +9,8 @@ run. ``models/__init__.py`` registers the families through importlib, which is n
 from __future__ import annotations
 
 import ast
+import inspect
+import textwrap
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parent.parent / "seqcast"
@@ -157,3 +159,32 @@ def test_the_checks_see_what_they_should():
                                        ("seqcast.models.x", "seqcast.models._layers", ("Covariates",)),
                                        ("seqcast.models.x", "seqcast.windows", ("Split",))]
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}, "e": {"e"}}) == [["a", "b", "c"], ["e"]]
+
+
+LIBRARY_LINES = 420  # "about 400": a file past this is doing more than one job
+COMMAND_BODY_LINES = 40
+
+
+def test_no_library_file_is_over_about_400_lines():
+    """issue 31: each module has one job; a file past about 400 lines is split by job."""
+    long = {str(path.relative_to(PACKAGE.parent)): n for path in sorted(PACKAGE.rglob("*.py"))
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > LIBRARY_LINES}
+    assert not long, f"split these by job: {long}"
+
+
+def test_every_command_body_is_short_and_ends_in_the_library():
+    """issue 31: a command parses its options, builds typed requests, makes one library call and renders:
+    about 20-40 lines (the docstring and the signature's options not counted)."""
+    from seqcast.cli import app
+
+    long = {}
+    for registered in app.registered_commands:
+        function = inspect.unwrap(registered.callback)
+        tree = ast.parse(textwrap.dedent(inspect.getsource(function)))
+        body = tree.body[0].body
+        if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+            body = body[1:]
+        lines = body[-1].end_lineno - body[0].lineno + 1
+        if lines > COMMAND_BODY_LINES:
+            long[registered.name or function.__name__] = lines
+    assert not long, f"move the work of these commands into seqcast/runs: {long}"
