@@ -113,18 +113,18 @@ def per_model(names: list[str], calls: int) -> list[dict]:
     torch.set_num_threads(1)
     rows = []
     for name in names:
-        spec = get_spec(name)
+        model_info = get_spec(name)
         torch.manual_seed(0)
         model = create_model(name, 96, HORIZON, 1)
         with torch.no_grad():  # every parameter non-zero, like a trained model's (zero heads included)
             for p in model.parameters():
                 p.add_(torch.randn_like(p) * 0.05)
-        mode = spec.capabilities.window_norm
+        mode = model_info.capabilities.window_norm
         model = WindowNorm(model, mode, season_length("h") if mode == "season" else 1).eval()
         graph = exporting._Graph(model).eval()
         x = np.random.default_rng(0).normal(size=(1, 96, 1)).astype(np.float32)
         eager = _latency(lambda: run_model(model, x, None), calls)
-        row = {"model": name, "declared": spec.capabilities.onnx_exporter, "torch_eager_ms": eager}
+        row = {"model": name, "declared": model_info.capabilities.onnx_exporter, "torch_eager_ms": eager}
         for exporter in ("dynamo", "torchscript"):
             started = time.perf_counter()
             try:
@@ -142,7 +142,7 @@ def per_model(names: list[str], calls: int) -> list[dict]:
                 expected = model(torch.from_numpy(x)).numpy()
             row[f"{exporter}_difference"] = float(np.abs(run.forward_numpy(x) - expected).max())
             row[f"{exporter}_ort_ms"] = _latency(lambda: run.forward_numpy(x), calls)
-        declared = spec.capabilities.onnx_exporter
+        declared = model_info.capabilities.onnx_exporter
         if f"{declared}_bytes" in row:  # the declared graph quantized: bytes, what stays fp32, difference
             proto = exporting._trace(graph, declared, (torch.randn(2, 96, 1),), False, name)
             exporting._strip(proto)
@@ -216,8 +216,8 @@ def write(results: dict, out: Path) -> None:
     out.with_suffix(".md").write_text(markdown(results))
 
 
-def _f(value, spec: str = ".3f") -> str:
-    return "-" if value is None else format(value, spec)
+def _f(value, model_info: str = ".3f") -> str:
+    return "-" if value is None else format(value, model_info)
 
 
 RECURRENT = ("rnn", "lstm", "gru", "bilstm", "stacked_lstm")

@@ -100,7 +100,7 @@ FORMAT_5_CALENDAR = ("hour", "dow", "dom", "doy", "month")
 FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
 # What format 9 changed (nothing was added, and a format-8 file means what it meant):
 #   the shape     the metadata is the Forecaster's dataclasses as they are, each field under its name:
-#                 spec, schema, policy, scaler, training (TrainingRecord: settings, the TrainConfig with
+#                 model_info, schema, policy, scaler, training (TrainingRecord: settings, the TrainConfig with
 #                 its schedule, then the record with split, seen_until and val_mse_scaled), versions,
 #                 notes, calibration, tuning, covariates ({"columns": [...]}), choices and transform. Format
 #                 8 named them model, data (with policy and seen_until), scaler, split, training (settings
@@ -220,7 +220,7 @@ def _format_9(meta: dict[str, Any]) -> dict[str, Any]:
                           f"of format 8, found {', '.join(found)}")
     data, settings = dict(meta["data"]), dict(meta["training"])
     record = {key: settings.pop(key) for key in FORMAT_8_RECORD}
-    return {"spec": meta["model"], "schema": data, "policy": data.pop("policy"), "scaler": meta["scaler"],
+    return {"model_info": meta["model"], "schema": data, "policy": data.pop("policy"), "scaler": meta["scaler"],
             "training": {"settings": settings, **record, "split": meta["split"], "seen_until": data.pop("seen_until"),
                          "val_mse_scaled": meta["metrics"]["val_mse_scaled"]},
             "versions": meta["versions"], "notes": meta["notes"], "calibration": meta["calibration"],
@@ -319,13 +319,13 @@ def _build(name: str, described: Forecaster, entries: dict) -> torch.nn.Module:
     bytes the file's tensors hold: a crafted ``hidden_size`` fails in a millisecond, not after gigabytes."""
     from .models._layers import Covariates
 
-    spec, schema = described.spec, described.schema
+    model_info, schema = described.model_info, described.schema
     stored_bytes = sum(e[3] - e[2] for e in entries.values())
     try:
-        data_seasons = seasons(schema.freq) if spec.window_norm in ("season", "deseason") else ()
-        return build_network(spec.name, schema.lookback, schema.horizon, len(schema.targets), spec.params,
-                             window_norm=spec.window_norm, seasons=data_seasons, quantiles=spec.quantiles,
-                             covariates=Covariates(*described.covariates.widths), members=spec.ensemble,
+        data_seasons = seasons(schema.freq) if model_info.window_norm in ("season", "deseason") else ()
+        return build_network(model_info.name, schema.lookback, schema.horizon, len(schema.targets), model_info.params,
+                             window_norm=model_info.window_norm, seasons=data_seasons, quantiles=model_info.quantiles,
+                             covariates=Covariates(*described.covariates.widths), members=model_info.ensemble,
                              max_bytes=(2 * stored_bytes + _PARAMETER_SLACK, stored_bytes + _BUFFER_SLACK))
     except (UsageError, OverflowError, ValueError) as exc:  # a 400-digit number; a freq pandas cannot read
         raise _cannot_build(name, exc) from None
@@ -392,7 +392,7 @@ def load(path: str | Path) -> Forecaster:
             described = _described(name, current)
             model = _build(name, described, entries)
             expected = model.state_dict()
-            _match(name, described.spec.name, expected, entries)
+            _match(name, described.model_info.name, expected, entries)
             length = max((e[3] for e in entries.values()), default=0)
             body = stream.read(length)
             if len(body) < length or (size_on_disk is None and stream.read(1)):

@@ -52,24 +52,24 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
     and each returns the whole leaderboard once all are done (``compare_trials``).
     """
     config = replace(train_config, threads=train_config.threads or 1)
-    specs = [replace(base, name=name, params={**base.params, **(params or {}).get(name, {})}) for name in names]
+    model_configs = [replace(base, name=name, params={**base.params, **(params or {}).get(name, {})}) for name in names]
     results: dict[str, tuple[dict[str, Any], Any, dict[str, Any]]] = {}
     if study is not None:
-        results = compare_trials(series, specs, config, eval_config, save_dir, replace(study, jobs=jobs), on_model)
-    elif jobs > 1 and len(specs) > 1:
+        results = compare_trials(series, model_configs, config, eval_config, save_dir, replace(study, jobs=jobs), on_model)
+    elif jobs > 1 and len(model_configs) > 1:
         def finished(name: str, result: tuple) -> None:
             results[name] = result
             if on_model:
                 on_model(name, result[0])
 
-        in_processes(series, specs, config, eval_config, save_dir, min(jobs, len(specs)), finished)
+        in_processes(series, model_configs, config, eval_config, save_dir, min(jobs, len(model_configs)), finished)
     else:
-        for spec in specs:
+        for model_config in model_configs:
             if on_model:
-                on_model(spec.name, None)
-            results[spec.name] = train_and_score(series, spec, config, eval_config, save_dir, on_epoch)
+                on_model(model_config.name, None)
+            results[model_config.name] = train_and_score(series, model_config, config, eval_config, save_dir, on_epoch)
             if on_model:
-                on_model(spec.name, results[spec.name][0])
+                on_model(model_config.name, results[model_config.name][0])
     rows = [results[name][0] for name in names]
     last = results[names[-1]][2] if names else None  # the baselines, scored on the windows of every model
     for b in (*BASELINES, NAIVE2) if rows else ():
@@ -88,27 +88,27 @@ def compare(series: SeriesSet, names: list[str], base: ModelConfig, train_config
     return rows
 
 
-def train_and_score(series: SeriesSet, spec: ModelConfig, config: TrainConfig, eval_config: EvalConfig,
+def train_and_score(series: SeriesSet, model_config: ModelConfig, config: TrainConfig, eval_config: EvalConfig,
                     save_dir: str | None, on_epoch: Callable[[EpochReport], None] | None = None
                     ) -> tuple[dict[str, Any], Any, dict[str, Any]]:
     """One model of ``compare``: fit before the test windows, save, score. Returns its leaderboard row,
     its forecasts frame and what the baselines' rows need (the windows and the baselines' metrics)."""
     from .threads import using_threads
 
-    name = spec.name
+    name = model_config.name
     if eval_config.split:
         train_series, split = series, Split(eval_config.split.train, eval_config.split.val)
     else:
-        train_series, split = _before_test(series, spec, eval_config), None
+        train_series, split = _before_test(series, model_config, eval_config), None
     with using_threads(config.threads):  # forecasting on the threads it trained on, in every mode
         started = time.perf_counter()
-        fitted = fit(train_series, spec, config, split=split, on_epoch=on_epoch)
+        fitted = fit(train_series, model_config, config, split=split, on_epoch=on_epoch)
         train_s = time.perf_counter() - started
         if save_dir:
             save(Path(save_dir) / f"{name}.ckpt", fitted)
         report, elapsed = score(fitted, series, eval_config)
     epochs = fitted.training.epochs_run
-    row = {"model": name, "parameters": fitted.spec.n_parameters,
+    row = {"model": name, "parameters": fitted.model_info.n_parameters,
            "train_s": round(train_s, 3), "epochs": epochs,
            "seconds_per_epoch": round(train_s / max(epochs, 1), 3),
            "predict_ms": round(elapsed, 2), "val_mse": fitted.training.val_mse_scaled,
@@ -124,11 +124,11 @@ def train_and_score(series: SeriesSet, spec: ModelConfig, config: TrainConfig, e
 DEFAULT_WINDOWS = 20  # compare's rolling-origin test windows per series, where the series allow them
 
 
-def fitting_windows(series: SeriesSet, spec: ModelConfig, stride: int = 0) -> tuple[int, list[str]]:
+def fitting_windows(series: SeriesSet, model_config: ModelConfig, stride: int = 0) -> tuple[int, list[str]]:
     """``compare``'s default number of test windows per series: ``DEFAULT_WINDOWS``, or fewer where the
     shortest series could not keep half its rows (and two horizons) to train on before its first test
     window; at least 1. Returns the number and a note saying why when it is fewer."""
-    _, horizon = resolve_windows(series, spec, None, [])
+    _, horizon = resolve_windows(series, model_config, None, [])
     stride = stride or horizon
     shortest = min(series.series, key=lambda s: len(s.times))
     rows = len(shortest.times)
@@ -141,9 +141,9 @@ def fitting_windows(series: SeriesSet, spec: ModelConfig, stride: int = 0) -> tu
                      "give --windows to choose"]
 
 
-def _before_test(series: SeriesSet, spec: ModelConfig, config: EvalConfig) -> SeriesSet:
+def _before_test(series: SeriesSet, model_config: ModelConfig, config: EvalConfig) -> SeriesSet:
     """Cut each series before its first rolling-origin test window, so nothing tested is trained on."""
-    _, horizon = resolve_windows(series, spec, None, [])
+    _, horizon = resolve_windows(series, model_config, None, [])
     stride = config.stride or horizon
     keep = {s.id: len(s.times) - horizon - stride * (config.windows - 1) for s in series.series}
     short = [sid for sid, rows in keep.items() if rows < 2 * horizon]
@@ -153,16 +153,16 @@ def _before_test(series: SeriesSet, spec: ModelConfig, config: EvalConfig) -> Se
     return truncate(series, keep)
 
 
-def in_processes(series: SeriesSet, specs: list[ModelConfig], config: TrainConfig, eval_config: EvalConfig,
+def in_processes(series: SeriesSet, model_configs: list[ModelConfig], config: TrainConfig, eval_config: EvalConfig,
                  save_dir: str | None, jobs: int, finished: Callable[[str, tuple], None]) -> None:
-    """``train_and_score`` of every spec in ``jobs`` worker processes; ``finished(name,
+    """``train_and_score`` of every model_config in ``jobs`` worker processes; ``finished(name,
     result)`` as each model is done. On an error in a model or an interrupt (KeyboardInterrupt:
     Ctrl-C, SIGTERM) the workers are ended at once and the exception is raised here."""
     run_tasks(series, config.threads, jobs, train_and_score,
-              {spec.name: (spec, config, eval_config, save_dir) for spec in specs}, finished)
+              {model_config.name: (model_config, config, eval_config, save_dir) for model_config in model_configs}, finished)
 
 
-def compare_trials(series: SeriesSet, specs: list, train_config, eval_config, save_dir: str | None,
+def compare_trials(series: SeriesSet, model_configs: list, train_config, eval_config, save_dir: str | None,
                    config: TuneConfig, on_model: Callable[[str, dict[str, Any]], None] | None = None
                    ) -> dict[str, tuple[dict[str, Any], None, dict[str, Any]]]:
     """``compare``'s models as the trials of one study in ``config.storage``: the process that creates
@@ -172,17 +172,17 @@ def compare_trials(series: SeriesSet, specs: list, train_config, eval_config, sa
     ``train_and_score`` results by name (without the forecast frames, which stay with
     the process that made them)."""
     optuna = require_optuna()
-    names = [spec.name for spec in specs]
-    identity = {**fingerprint(series, specs[0]), "models": names, "windows": eval_config.windows,
+    names = [model_config.name for model_config in model_configs]
+    identity = {**fingerprint(series, model_configs[0]), "models": names, "windows": eval_config.windows,
                 "stride": eval_config.stride, "split": list(eval_config.split) if eval_config.split else None}
     name = config.study or f"compare-{'-'.join(names)}"[:200]
     study = _compare_study(config, name, identity, names)
     if config.jobs > 1:
         run_tasks(series, train_config.threads, config.jobs, _compare_work,
-                  {f"worker {i}": (specs, train_config, eval_config, save_dir, config, name, identity)
+                  {f"worker {i}": (model_configs, train_config, eval_config, save_dir, config, name, identity)
                    for i in range(config.jobs)})
     else:
-        _compare_work(series, specs, train_config, eval_config, save_dir, config, name, identity, study)
+        _compare_work(series, model_configs, train_config, eval_config, save_dir, config, name, identity, study)
     results: dict[str, tuple] = {}
     state = optuna.trial.TrialState
     while len(results) < len(names):  # models other processes are still training
@@ -229,11 +229,11 @@ def _compare_study(config: TuneConfig, name: str, identity: dict[str, Any], name
     return study
 
 
-def _compare_work(series: SeriesSet, specs: list, train_config, eval_config, save_dir, config: TuneConfig, name: str,
+def _compare_work(series: SeriesSet, model_configs: list, train_config, eval_config, save_dir, config: TuneConfig, name: str,
                   identity, study=None) -> None:
     """Take queued models of the study, one trial each, train and score them, until the queue is empty."""
     optuna = require_optuna()
-    by_name = {spec.name: spec for spec in specs}
+    by_name = {model_config.name: model_config for model_config in model_configs}
     if study is None:
         study = optuna.load_study(study_name=name, storage=open_storage(optuna, config.storage))
     while study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,)):

@@ -220,7 +220,7 @@ def forecaster(opened: Opened, name: str, record: bool = False):
 
 def _match_graph(name: str, run, described, members: Any) -> None:
     """The graph's inputs and output have the shapes the metadata describes (batch axis free)."""
-    schema, spec = described.schema, described.spec
+    schema, model_info = described.schema, described.model_info
     lookback, horizon, channels = schema.lookback, schema.horizon, len(schema.targets)
     past, future, static = described.covariates.widths
     wanted = {"x": [lookback, channels], "past": [lookback, past], "future": [lookback + horizon, future],
@@ -228,12 +228,12 @@ def _match_graph(name: str, run, described, members: Any) -> None:
     wanted = {k: v for k, v in wanted.items() if v[-1]}
     if "future" in wanted and "marks" in [i.name for i in run.get_inputs()]:
         wanted["marks"] = wanted.pop("future")
-    out = ([members] if members != 1 else []) + [horizon, channels] + ([len(spec.quantiles)] if spec.quantiles else [])
+    out = ([members] if members != 1 else []) + [horizon, channels] + ([len(model_info.quantiles)] if model_info.quantiles else [])
     inputs = {i.name: i.shape for i in run.get_inputs()}
     outputs = [o.shape for o in run.get_outputs()]
     problem = None
-    if not isinstance(members, int) or isinstance(members, bool) or members != spec.ensemble:
-        problem = f"{members!r} ensemble members in the graph, {spec.ensemble} in the metadata"
+    if not isinstance(members, int) or isinstance(members, bool) or members != model_info.ensemble:
+        problem = f"{members!r} ensemble members in the graph, {model_info.ensemble} in the metadata"
     elif set(inputs) != set(wanted):
         problem = f"inputs {sorted(inputs)}, expected {sorted(wanted)}"
     elif len(outputs) != 1 or not _fits(outputs[0], out):

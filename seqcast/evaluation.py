@@ -162,7 +162,7 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     started = time.perf_counter()
     raw = run_model(forecaster.model, x, {k: v.numpy() for k, v in inputs.items()})  # (N, H, C), or (N, H, C, Q) with quantiles
     elapsed_ms = (time.perf_counter() - started) * 1000
-    quantiles = forecaster.spec.quantiles
+    quantiles = forecaster.model_info.quantiles
     predictions = {name: intervals.point(raw, quantiles)}
     season = season_length(series.freq)
     for baseline in BASELINES:

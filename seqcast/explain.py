@@ -209,7 +209,7 @@ def covariate_effects(ckpt: Forecaster, series: SeriesSet, window: int = 0) -> p
 
     def forecast(covariates: dict[str, np.ndarray]) -> np.ndarray:  # (N, H, C) in original units
         raw = run_model(ckpt.model, windows.inputs, covariates).astype(np.float64)
-        return windows.to_units(intervals.point(raw, ckpt.spec.quantiles))
+        return windows.to_units(intervals.point(raw, ckpt.model_info.quantiles))
 
     base = forecast(windows.covariates)
     blocks = {"past": ("past",), "future": ("calendar", "future"), "static": ("static",)}

@@ -157,7 +157,7 @@ def _document(forecaster: Forecaster, exporter: str, source: dict[str, Any] | No
         "checkpoint": source or {"path": stored.path if stored else None, "format": stored.format if stored else None,
                                  "sha256": stored.sha256 if stored else None},
         "graph": {"inputs": input_names(forecaster),
-                  "members": forecaster.spec.ensemble, "exporter": exporter, "int8": False, "quantized": [],
+                  "members": forecaster.model_info.ensemble, "exporter": exporter, "int8": False, "quantized": [],
                   "fp32": []},
         "parity": {"batches": list(PARITY_BATCHES), "max_difference": difference, "tolerance": tolerance},
         "versions": {"seqcast": _version(), "torch": torch.__version__.split("+")[0], "onnx": onnx.__version__,

@@ -44,7 +44,7 @@ def calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], q
     return calibration, float(np.mean((point - actual) ** 2))
 
 
-def describe(model: nn.Module, spec: ModelConfig, layout: Layout, data: Prepared, *, explicit: Split | None,
+def describe(model: nn.Module, model_config: ModelConfig, layout: Layout, data: Prepared, *, explicit: Split | None,
              resolved: dict[str, Any], window_norm: str, quantiles: tuple[float, ...], covariates: CovariateSchema,
              config: TrainConfig, results: list[TrainResult], init: Forecaster | None, dist: Distributed | None,
              window_flops: float, notes: list[str], dropped: list[str], calibration: Any, val_mse: float,
@@ -77,8 +77,8 @@ def describe(model: nn.Module, spec: ModelConfig, layout: Layout, data: Prepared
         val_mse_scaled=val_mse, warnings=tuple(warnings), world_size=dist.world_size if dist else 1)
     return Forecaster(
         model=model,
-        spec=ModelInfo(spec.name, resolved, window_norm, sum(p.numel() for p in model.parameters()), quantiles,
-                       spec.ensemble),
+        model_info=ModelInfo(model_config.name, resolved, window_norm, sum(p.numel() for p in model.parameters()), quantiles,
+                       model_config.ensemble),
         schema=DataSchema(series.source, series.time_col, tuple(series.targets), series.id_col, series.freq,
                           series.integer_time, layout.lookback, layout.horizon, tuple(s.id for s in series.series),
                           layout.pad_short),

@@ -65,18 +65,18 @@ class Prepared(NamedTuple):
     val: WindowSet
 
 
-def transform_candidates(spec: ModelConfig, series: SeriesSet, init: Forecaster | None) -> list[str]:
+def transform_candidates(model_config: ModelConfig, series: SeriesSet, init: Forecaster | None) -> list[str]:
     """The transforms fit probes, the declared one ("none") first: a warm start keeps its checkpoint's, a
     given --transform is used as given, and auto tries "log" beside "none" for targets never negative."""
     if init is not None:
         return [init.transform.kind]
-    if spec.transform != "auto":
-        return [spec.transform]
+    if model_config.transform != "auto":
+        return [model_config.transform]
     nonnegative = all(len(s.values) == 0 or s.values.min() >= 0 for s in series.series)
-    return ["none", "log"] if nonnegative and not spec.allow_negative else ["none"]
+    return ["none", "log"] if nonnegative and not model_config.allow_negative else ["none"]
 
 
-def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
+def resolve_windows(series: SeriesSet, model_config: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
     """Lookback and horizon: the user's, or defaults by frequency, shrunk to fit a typical series.
 
     The default lookback is cut to what the (lower) median series can hold (half its training rows),
@@ -84,8 +84,8 @@ def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, n
     (``windows.needs_padding``); with one series (or an explicit split) the median is that length.
     """
     horizon_default, lookback_default = default_horizon_lookback(series.freq)
-    horizon = spec.horizon or horizon_default
-    lookback = spec.lookback
+    horizon = model_config.horizon or horizon_default
+    lookback = model_config.lookback
     if not lookback:
         lengths = sorted(len(s.times) for s in series.series)
         typical = lengths[(len(lengths) - 1) // 2]  # the lower median: fewer than half are shorter, and padded
@@ -100,26 +100,26 @@ def resolve_windows(series: SeriesSet, spec: ModelConfig, split: Split | None, n
 def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
     """The model a warm start trains: the checkpoint's, which the options given must not contradict."""
     clashes = [f"{flag} {mine} (the checkpoint has {theirs})"
-               for flag, mine, theirs in (("--model", asked.name, init.spec.name),
+               for flag, mine, theirs in (("--model", asked.name, init.model_info.name),
                                           ("--lookback", asked.lookback, init.lookback),
                                           ("--horizon", asked.horizon, init.horizon),
-                                          ("--window-norm", asked.window_norm, init.spec.window_norm),
+                                          ("--window-norm", asked.window_norm, init.model_info.window_norm),
                                           ("--transform", asked.transform, init.transform.kind))
                if mine not in (None, 0, "auto", theirs)]
     if asked.params:
         clashes.append("--param (the hyperparameters come from the checkpoint)")
-    if asked.ensemble not in (1, init.spec.ensemble):
-        clashes.append(f"--ensemble {asked.ensemble} (the checkpoint has {init.spec.ensemble})")
-    if asked.quantiles and tuple(asked.quantiles) != tuple(q for q in init.spec.quantiles if q in asked.quantiles):
-        clashes.append(f"--quantiles (the checkpoint has {list(init.spec.quantiles) or 'none'})")
+    if asked.ensemble not in (1, init.model_info.ensemble):
+        clashes.append(f"--ensemble {asked.ensemble} (the checkpoint has {init.model_info.ensemble})")
+    if asked.quantiles and tuple(asked.quantiles) != tuple(q for q in init.model_info.quantiles if q in asked.quantiles):
+        clashes.append(f"--quantiles (the checkpoint has {list(init.model_info.quantiles) or 'none'})")
     levels = asked.levels or (init.calibration.levels if init.calibration else ())
     if asked.allow_negative and any(init.transform.floor):
         clashes.append("--allow-negative (the checkpoint floors its forecasts at 0)")
     if clashes:
         raise UsageError(f"--init-from {init.label}: continues the same model; drop {'; '.join(clashes)}, "
                          "or fit a fresh model without --init-from")
-    return ModelConfig(init.spec.name, dict(init.spec.params), init.lookback, init.horizon, init.spec.window_norm,
-                       init.spec.quantiles, levels, init.spec.ensemble, init.transform.kind,
+    return ModelConfig(init.model_info.name, dict(init.model_info.params), init.lookback, init.horizon, init.model_info.window_norm,
+                       init.model_info.quantiles, levels, init.model_info.ensemble, init.transform.kind,
                        drop_sparse=asked.drop_sparse)
 
 
@@ -128,9 +128,9 @@ def requested_model(asked: ModelConfig, init: Forecaster | None = None) -> Model
     checkpoint's, which the options given must not contradict."""
     if init is not None:
         return warm_start_config(init, asked)
-    spec = replace(asked, name=asked.name or "gru")
-    resolve_params(spec.name, spec.params)
-    return spec
+    model_config = replace(asked, name=asked.name or "gru")
+    resolve_params(model_config.name, model_config.params)
+    return model_config
 
 
 
@@ -159,49 +159,49 @@ def auto_window_norm(series: SeriesSet, name: str) -> str:
 
 
 
-def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(), split: Split | None = None,
+def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = TrainConfig(), split: Split | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
         on_step: Callable[[int, int], None] | None = None,
         init: Forecaster | None = None, dist: Distributed | None = None) -> Forecaster:
-    """Train ``spec`` on ``series``: split chronologically, scale on training rows, train, describe.
+    """Train ``model_config`` on ``series``: split chronologically, scale on training rows, train, describe.
 
     ``init`` is a checkpoint of the same model to continue from (a warm start: its weights, a shorter
     automatic budget); the data must fit its schema. How ``series`` was read is recorded, so that
     later commands read new data alike. ``dist``: this process's rank in a torchrun run (``train``).
     """
-    if not 1 <= spec.ensemble <= 64:
-        raise UsageError(f"--ensemble {spec.ensemble}: give 1 (no ensemble) to 64 members")
-    if spec.window_norm not in ("auto", *WINDOW_NORMS):
-        raise UsageError(f"--window-norm {spec.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
+    if not 1 <= model_config.ensemble <= 64:
+        raise UsageError(f"--ensemble {model_config.ensemble}: give 1 (no ensemble) to 64 members")
+    if model_config.window_norm not in ("auto", *WINDOW_NORMS):
+        raise UsageError(f"--window-norm {model_config.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
     notes: list[str] = list(series.notes)  # how the data was read (a decimal separator decided, say): kept too
-    check_covariates(spec.name, series.covariate_inputs)  # before anything is built: nothing accepted and ignored
-    layout = _layout(series, spec, split, init, notes)
+    check_covariates(model_config.name, series.covariate_inputs)  # before anything is built: nothing accepted and ignored
+    layout = _layout(series, model_config, split, init, notes)
     series = layout.series
-    params, resolved = _hyperparameters(spec, series, layout.lookback, notes)
-    quantiles = quantile_head.with_median(spec.quantiles) if spec.quantiles else ()
-    window_norm = auto_window_norm(series, spec.name) if spec.window_norm == "auto" else spec.window_norm
+    params, resolved = _hyperparameters(model_config, series, layout.lookback, notes)
+    quantiles = quantile_head.with_median(model_config.quantiles) if model_config.quantiles else ()
+    window_norm = auto_window_norm(series, model_config.name) if model_config.window_norm == "auto" else model_config.window_norm
     train_rows = {sid: sp.train for sid, sp in layout.splits.items()}
     dropped: list[str] = []
     if init is None:
         series, dropped = without_constant(series, train_rows)
         layout = layout._replace(series=series)
     covariates = init.covariates if init is not None else fit_schema(series, train_rows)
-    candidates = Candidates(layout, spec, params, quantiles, covariates, config.seed, init)
+    candidates = Candidates(layout, model_config, params, quantiles, covariates, config.seed, init)
     model = candidates.build(window_norm)
     if init is not None:
         check_schema(init, series)
         model.load_state_dict(init.model.state_dict())
-    transforms = transform_candidates(spec, series, init)
+    transforms = transform_candidates(model_config, series, init)
     data = candidates.prepare(transforms[0])
-    _check_windows(data, spec, layout)
+    _check_windows(data, model_config, layout)
     window_flops = _window_flops(model, data.train)
     # Attention models train better at a lower peak learning rate; a model declares its own (lr).
     asked_loss = config.loss
-    config = replace(config, lr=config.lr or get_spec(spec.name).capabilities.lr,
+    config = replace(config, lr=config.lr or get_spec(model_config.name).capabilities.lr,
                      threads=config.threads or _auto_threads(window_flops, data.train, config),
                      loss=config.loss if config.loss != "auto" else
-                     init.training.settings.loss if init is not None else auto_loss(series, spec.name))
-    stages = _stages(spec, layout, window_norm, transforms, config.loss, asked_loss)
+                     init.training.settings.loss if init is not None else auto_loss(series, model_config.name))
+    stages = _stages(model_config, layout, window_norm, transforms, config.loss, asked_loss)
     probed = any(len(options) > 1 for _, options in stages)
     unprobed = ("a warm start keeps its checkpoint's" if init is not None else
                 "torchrun does not probe" if dist is not None else
@@ -227,10 +227,10 @@ def fit(series: SeriesSet, spec: ModelConfig, config: TrainConfig = TrainConfig(
         results = _train_members(members, data, config, training, loss, init is not None, dist, window_flops,
                                  on_epoch, on_step)
         model.to("cpu")
-        calibration, val_mse = fit_record.calibrate(model, data.val, spec.levels, quantiles, results[0].val_loss,
+        calibration, val_mse = fit_record.calibrate(model, data.val, model_config.levels, quantiles, results[0].val_loss,
                                                     exact=loss is None and len(members) == 1)
     return fit_record.describe(
-        model, spec, layout, data, explicit=split, resolved=resolved, window_norm=window_norm, quantiles=quantiles,
+        model, model_config, layout, data, explicit=split, resolved=resolved, window_norm=window_norm, quantiles=quantiles,
         covariates=covariates, config=config, results=results, init=init, dist=dist, window_flops=window_flops,
         notes=notes, dropped=dropped, calibration=calibration, val_mse=val_mse, choices=choices)
 
@@ -245,15 +245,15 @@ class Layout(NamedTuple):
     splits: dict[str, Split]
 
 
-def _layout(series: SeriesSet, spec: ModelConfig, split: Split | None, init: Forecaster | None,
+def _layout(series: SeriesSet, model_config: ModelConfig, split: Split | None, init: Forecaster | None,
             notes: list[str]) -> Layout:
     """The window sizes and the chronological split of every series, with a note on what it did to
     the short ones (left out, padded, or trained without validation rows)."""
-    lookback, horizon = resolve_windows(series, spec, split, notes)
+    lookback, horizon = resolve_windows(series, model_config, split, notes)
     pad_short = split is None and (init.schema.pad_short if init is not None else
                                    needs_padding(series, lookback, horizon))
     splits = explicit_split(series, split, lookback, horizon) if split else \
-        default_split(series, lookback, horizon, pad_short=pad_short, drop_short=spec.drop_sparse)
+        default_split(series, lookback, horizon, pad_short=pad_short, drop_short=model_config.drop_sparse)
     left_out = [s.id for s in series.series if s.id not in splits]
     if left_out:  # --drop-sparse: the series too short to train or validate on are left out, by name
         series = replace(series, series=[s for s in series.series if s.id in splits])
@@ -276,16 +276,16 @@ def _layout(series: SeriesSet, spec: ModelConfig, split: Split | None, init: For
     return Layout(series, lookback, horizon, pad_short, splits)
 
 
-def _hyperparameters(spec: ModelConfig, series: SeriesSet, lookback: int, notes: list[str]
+def _hyperparameters(model_config: ModelConfig, series: SeriesSet, lookback: int, notes: list[str]
                      ) -> tuple[dict[str, Any], dict[str, Any]]:
     """The hyperparameters given (with the frequency's season, for a model that takes one) and all of
     them resolved against the model's constructor."""
-    params = dict(spec.params)
-    if get_spec(spec.name).capabilities.season and "season" not in params:
+    params = dict(model_config.params)
+    if get_spec(model_config.name).capabilities.season and "season" not in params:
         params["season"] = season_length(series.freq)
-    resolved = resolve_params(spec.name, params)
-    if get_spec(spec.name).capabilities.season and int(resolved["season"] or 1) > lookback:
-        notes.append(f"{spec.name}: its season of {resolved['season']} steps is longer than the lookback {lookback}, "
+    resolved = resolve_params(model_config.name, params)
+    if get_spec(model_config.name).capabilities.season and int(resolved["season"] or 1) > lookback:
+        notes.append(f"{model_config.name}: its season of {resolved['season']} steps is longer than the lookback {lookback}, "
                      f"so it cannot use it; give --lookback {resolved['season']} or more")
     return params, resolved
 
@@ -294,18 +294,18 @@ class Candidates:
     """What fit may train: the network under any window normalisation (seeded, so that a network built
     again is the same to the bit), and the scaled windows under any target transform (made once each)."""
 
-    def __init__(self, layout: Layout, spec: ModelConfig, params: dict[str, Any], quantiles: tuple[float, ...],
+    def __init__(self, layout: Layout, model_config: ModelConfig, params: dict[str, Any], quantiles: tuple[float, ...],
                  covariates: CovariateSchema, seed: int, init: Forecaster | None) -> None:
-        self.layout, self.spec, self.params, self.quantiles = layout, spec, params, quantiles
+        self.layout, self.model_info, self.params, self.quantiles = layout, model_config, params, quantiles
         self.covariates, self.widths, self.seed, self.init = covariates, Covariates(*covariates.widths), seed, init
         self.prepared: dict[str, Prepared] = {}
 
     def build(self, norm: str, count: int = 0):
         """The network (``count`` members, default the ensemble's), member i seeded with seed + i."""
         series = self.layout.series
-        return build_network(self.spec.name, self.layout.lookback, self.layout.horizon, len(series.targets),
+        return build_network(self.model_info.name, self.layout.lookback, self.layout.horizon, len(series.targets),
                              self.params, window_norm=norm, seasons=seasons(series.freq), quantiles=self.quantiles,
-                             covariates=self.widths, members=count or self.spec.ensemble, seed=self.seed)
+                             covariates=self.widths, members=count or self.model_info.ensemble, seed=self.seed)
 
     def prepare(self, kind: str) -> Prepared:
         """The scaler and windows of the targets under the transform ``kind``."""
@@ -313,7 +313,7 @@ class Candidates:
             series, init, (lookback, horizon, pad_short, splits) = self.layout.series, self.init, self.layout[1:]
             train_rows = {sid: sp.train for sid, sp in splits.items()}
             transform = init.transform.refit(series, train_rows) if init is not None else \
-                TargetTransform.fit(kind, series, train_rows, allow_negative=self.spec.allow_negative)
+                TargetTransform.fit(kind, series, train_rows, allow_negative=self.model_info.allow_negative)
             shown = transform.apply(series)
             scaler = Scaler.fit(shown, train_rows)
             arrays, static = model_arrays(shown, scaler, self.covariates)
@@ -326,26 +326,26 @@ class Candidates:
         return self.prepared[kind]
 
 
-def _check_windows(data: Prepared, spec: ModelConfig, layout: Layout) -> None:
+def _check_windows(data: Prepared, model_config: ModelConfig, layout: Layout) -> None:
     """Refuse a split with no training windows, or intervals without the validation windows to calibrate on."""
     if len(data.train) == 0:
         raise UsageError(f"no training windows: lookback {layout.lookback} + horizon {layout.horizon} exceed the "
                          "training rows")
-    if spec.levels:
+    if model_config.levels:
         if len(data.val) == 0:
             raise UsageError("--level: intervals are calibrated on the validation windows, and this split has "
                              "none; give --split with a validation part")
-        intervals.require_windows(spec.levels, len(data.val))
+        intervals.require_windows(model_config.levels, len(data.val))
 
 
-def _stages(spec: ModelConfig, layout: Layout, window_norm: str, transforms: list[str], loss: str,
+def _stages(model_config: ModelConfig, layout: Layout, window_norm: str, transforms: list[str], loss: str,
             asked_loss: str) -> list[tuple[str, list[str]]]:
     """The candidates of each setting fit may probe, the declared one first; a forced setting has one.
 
     The window normalisation first (its candidates differ most), then the transform with the winner (a
     transform chosen beside a poor normalisation did not carry over: M3 Quarterly's gru chose log with the
     window mean, and its OWA went from 0.954 to 1.012 with deseason), then the loss with both."""
-    return [("window_norm", [window_norm] if spec.window_norm != "auto" else
+    return [("window_norm", [window_norm] if model_config.window_norm != "auto" else
              choosing.norm_candidates(window_norm, seasons(layout.series.freq), layout.lookback)),
             ("transform", transforms),
             ("loss", [loss] if asked_loss != "auto" else list(dict.fromkeys([loss, *POINT_LOSSES])))]

@@ -197,7 +197,7 @@ class Forecaster:
     # a WindowNorm around the registered model, in eval mode on the CPU; for an exported model (seqcast
     # export) an edge.OnnxModel, which forecasts numpy arrays through onnxruntime
     model: "nn.Module" = field(metadata=NOT_STORED)
-    spec: ModelInfo
+    model_info: ModelInfo
     schema: DataSchema
     policy: ReadingPolicy
     scaler: "Scaler"
@@ -213,7 +213,7 @@ class Forecaster:
 
     @property
     def name(self) -> str:
-        return self.spec.name
+        return self.model_info.name
 
     @property
     def lookback(self) -> int:
@@ -226,7 +226,7 @@ class Forecaster:
     @property
     def label(self) -> str:
         """How messages name it: its path, or the model name before it is saved."""
-        return self.stored.path if self.stored else self.spec.name
+        return self.stored.path if self.stored else self.model_info.name
 
     def summary(self) -> dict[str, Any]:
         """What ``fit --json`` prints: the model, its windows and how training went."""
@@ -234,14 +234,14 @@ class Forecaster:
         return {"checkpoint": self.stored.path if self.stored else None, "model": self.name,
                 "source": self.schema.source, "series": len(self.schema.series), "targets": list(self.schema.targets),
                 "freq": self.schema.freq, "lookback": self.lookback, "horizon": self.horizon,
-                "parameters": self.spec.n_parameters, "window_norm": self.spec.window_norm,
+                "parameters": self.model_info.n_parameters, "window_norm": self.model_info.window_norm,
                 "epochs": record.epochs_run, "steps": record.steps, "best_epoch": record.best_epoch,
                 "round_steps": record.round_steps, "stopped": record.stopped,
                 "threads": record.settings.threads or None,
                 "val_mse_scaled": record.val_mse_scaled,
                 "init_from": {"path": record.init_from.path, "sha256": record.init_from.sha256}
                 if record.init_from else None,
-                "quantiles": list(self.spec.quantiles),
+                "quantiles": list(self.model_info.quantiles),
                 "covariates": {kind: list(self.covariates.names(kind)) for kind in COVARIATE_KINDS},
                 "levels": list(self.calibration.levels) if self.calibration else [],
                 "calibration_windows": self.calibration.windows if self.calibration else None,

@@ -195,7 +195,7 @@ def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0, levels: tuple
     horizon = horizon or ckpt.horizon
     windows = last_windows(ckpt, series)
     scaled = run_model(ckpt.model, windows.inputs, windows.covariates)[:, :horizon].astype(np.float64)  # (N, H, C[, Q])
-    quantiles = ckpt.spec.quantiles
+    quantiles = ckpt.model_info.quantiles
 
     original = windows.to_units  # (N, H, C) scaled -> the target's units
     values = original(intervals.point(scaled, quantiles))

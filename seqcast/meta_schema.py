@@ -41,15 +41,15 @@ def check(forecaster: Forecaster, where: str = "meta") -> None:
     a training record (an exported model read for forecasting, torch-free) the rules on the record, and
     those naming window normalisations and losses (torch modules hold their names), are left out: the
     graph carries those."""
-    spec, schema = forecaster.spec, forecaster.schema
-    _within(f"{where}.spec.n_parameters", spec.n_parameters, 0, math.inf)
-    _within(f"{where}.spec.ensemble", spec.ensemble, 1, MAX_ENSEMBLE)
-    quantiles = spec.quantiles
+    model_info, schema = forecaster.model_info, forecaster.schema
+    _within(f"{where}.model_info.n_parameters", model_info.n_parameters, 0, math.inf)
+    _within(f"{where}.model_info.ensemble", model_info.ensemble, 1, MAX_ENSEMBLE)
+    quantiles = model_info.quantiles
     if len(quantiles) > MAX_QUANTILES or not all(0 < q < 1 for q in quantiles) or list(quantiles) != sorted(
             set(quantiles)) or (quantiles and (0.5 not in quantiles or len(quantiles) < 2)):
-        raise SchemaError(f"{where}.spec.quantiles: {list(quantiles)!r} is not an ascending list of quantiles "
+        raise SchemaError(f"{where}.model_info.quantiles: {list(quantiles)!r} is not an ascending list of quantiles "
                           "in (0, 1) with 0.5 and others")
-    _hyperparameters(f"{where}.spec.params", spec.params, HYPERPARAMETER_TYPES, at_least=0)  # sizes, rates, flags
+    _hyperparameters(f"{where}.model_info.params", model_info.params, HYPERPARAMETER_TYPES, at_least=0)  # sizes, rates, flags
 
     _within(f"{where}.schema.lookback", schema.lookback, 1, MAX_WINDOW)
     _within(f"{where}.schema.horizon", schema.horizon, 1, MAX_WINDOW - schema.lookback)
@@ -70,10 +70,10 @@ def check(forecaster: Forecaster, where: str = "meta") -> None:
     if forecaster.training is not None:
         from .registry import WINDOW_NORMS
 
-        if spec.window_norm not in WINDOW_NORMS:
-            raise SchemaError(f"{where}.spec.window_norm: {spec.window_norm!r} is not one of {', '.join(WINDOW_NORMS)}")
+        if model_info.window_norm not in WINDOW_NORMS:
+            raise SchemaError(f"{where}.model_info.window_norm: {model_info.window_norm!r} is not one of {', '.join(WINDOW_NORMS)}")
         _check_training(f"{where}.training", forecaster.training, series)
-        _check_choices(f"{where}.choices", forecaster.choices, {"window_norm": spec.window_norm,
+        _check_choices(f"{where}.choices", forecaster.choices, {"window_norm": model_info.window_norm,
                                                                 "loss": forecaster.training.settings.loss,
                                                                 "transform": forecaster.transform.kind})
 

@@ -80,28 +80,28 @@ def require_optuna():
     return optuna
 
 
-def space(series: SeriesSet, spec, split=None) -> tuple[dict[str, Any], dict[str, Any], int]:
-    """The search space of ``spec.name`` on ``series``, the model's defaults in it, and the horizon."""
+def space(series: SeriesSet, model_config, split=None) -> tuple[dict[str, Any], dict[str, Any], int]:
+    """The search space of ``model_config.name`` on ``series``, the model's defaults in it, and the horizon."""
     from .build import create_model
     from .registry import get_spec, resolve_params
     from .fitting import auto_window_norm, resolve_windows
 
-    model = get_spec(spec.name)
-    if not any(p.requires_grad for p in create_model(spec.name, 4, 2, 1).parameters()):
-        raise UsageError(f"{spec.name} has nothing to tune (it learns no weights); tune a trained model "
+    model = get_spec(model_config.name)
+    if not any(p.requires_grad for p in create_model(model_config.name, 4, 2, 1).parameters()):
+        raise UsageError(f"{model_config.name} has nothing to tune (it learns no weights); tune a trained model "
                          "such as nlinear or gru")
-    lookback, horizon = resolve_windows(series, spec, split, [])
+    lookback, horizon = resolve_windows(series, model_config, split, [])
     lengths = sorted(len(s.times) for s in series.series)
     usable = (split.train if split else int(lengths[(len(lengths) - 1) // 2] * 0.9)) - horizon
     dimensions = dict(shared_space(model.capabilities.lr, horizon, lookback, max(usable, horizon)))
-    if spec.lookback:
+    if model_config.lookback:
         dimensions.pop("lookback", None)  # the user fixed it
-    if spec.window_norm != "auto" or model.capabilities.window_norm == "none":  # fixed, or the model's own (eslstm)
+    if model_config.window_norm != "auto" or model.capabilities.window_norm == "none":  # fixed, or the model's own (eslstm)
         dimensions.pop("window_norm")
-    declared = {k: v for k, v in model.capabilities.search.items() if k not in spec.params}  # --param fixes a key
+    declared = {k: v for k, v in model.capabilities.search.items() if k not in model_config.params}  # --param fixes a key
     dimensions.update(declared)
-    resolved = resolve_params(spec.name, spec.params)
-    defaults = {"lr": model.capabilities.lr, "lookback": lookback, "window_norm": auto_window_norm(series, spec.name),
+    resolved = resolve_params(model_config.name, model_config.params)
+    defaults = {"lr": model.capabilities.lr, "lookback": lookback, "window_norm": auto_window_norm(series, model_config.name),
                 **{k: resolved[k] for k in declared}}
     return dimensions, {k: v for k, v in defaults.items() if k in dimensions}, horizon
 
@@ -114,17 +114,17 @@ def _suggest(trial, key: str, dimension) -> Any:
     return trial.suggest_categorical(key, list(dimension.options))
 
 
-def trial_spec(spec, train_config, values: dict[str, Any]):
+def trial_config(model_config, train_config, values: dict[str, Any]):
     """The model and training settings of one trial's ``values``."""
     params = {k: v for k, v in values.items() if k not in ("lr", "lookback", "window_norm")}
-    model = replace(spec, params={**spec.params, **params}, lookback=values.get("lookback", spec.lookback),
-                    window_norm=values.get("window_norm", spec.window_norm))
+    model = replace(model_config, params={**model_config.params, **params}, lookback=values.get("lookback", model_config.lookback),
+                    window_norm=values.get("window_norm", model_config.window_norm))
     return model, replace(train_config, lr=values.get("lr", train_config.lr))
 
 
-def fingerprint(series: SeriesSet, spec) -> dict[str, Any]:
+def fingerprint(series: SeriesSet, model_config) -> dict[str, Any]:
     """What a study is for: the model and the data, so that a worker with other data cannot join it."""
-    return {"model": spec.name, "horizon": spec.horizon, "source": os.path.basename(series.source),
+    return {"model": model_config.name, "horizon": model_config.horizon, "source": os.path.basename(series.source),
             "targets": list(series.targets), "series": len(series.series),
             "rows": int(sum(len(s.times) for s in series.series))}
 
@@ -190,7 +190,7 @@ def open_storage(optuna, where: str | None):
                          f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
 
 
-def run_trials(study, series: SeriesSet, spec, train_config, dimensions: dict[str, Any], trials: int,
+def run_trials(study, series: SeriesSet, model_config, train_config, dimensions: dict[str, Any], trials: int,
                time_budget: float, prune: bool, split=None, on_trial: Callable[[TrialRow], None] | None = None,
                stale: set[int] | None = None) -> None:
     """Run trials of ``study`` in this process until it holds ``trials`` finished ones (or the time
@@ -234,7 +234,7 @@ def run_trials(study, series: SeriesSet, spec, train_config, dimensions: dict[st
             trial.set_user_attr("repeat_of", earlier.number)
             study.tell(trial, earlier.value)
         else:
-            model, settings = trial_spec(spec, train_config, values)
+            model, settings = trial_config(model_config, train_config, values)
 
             def on_epoch(report) -> None:
                 trial.report(report.val_loss, report.epoch)
@@ -264,7 +264,7 @@ def row(trial) -> TrialRow:
                                                       if repeat is not None else None))
 
 
-def tune(series: SeriesSet, spec, train_config, config: TuneConfig, split=None,
+def tune(series: SeriesSet, model_config, train_config, config: TuneConfig, split=None,
          on_trial: Callable[[TrialRow], None] | None = None) -> tuple[Forecaster, list[TrialRow]]:
     """Search, then fit the best configuration again. Returns the fitted best model (its ``tuning``
     the study's summary) and every trial of the study."""
@@ -272,18 +272,18 @@ def tune(series: SeriesSet, spec, train_config, config: TuneConfig, split=None,
     from .fitting import auto_loss, fit
 
     if train_config.loss == "auto":  # the search decides; no trial probes the loss (choosing.py) on its own
-        train_config = replace(train_config, loss=auto_loss(series, spec.name))
-    if spec.transform == "auto":  # every trial in the same units: its validation MSE is what the search ranks
-        spec = replace(spec, transform="none")
+        train_config = replace(train_config, loss=auto_loss(series, model_config.name))
+    if model_config.transform == "auto":  # every trial in the same units: its validation MSE is what the search ranks
+        model_config = replace(model_config, transform="none")
     if config.jobs > 1 and config.storage is None:
         raise UsageError(f"--jobs {config.jobs}: worker processes share the study through a storage; give "
                          "--storage FILE (a journal file) or a database URL")
-    dimensions, defaults, horizon = space(series, spec, split)
-    spec = replace(spec, horizon=horizon)
+    dimensions, defaults, horizon = space(series, model_config, split)
+    model_config = replace(model_config, horizon=horizon)
     if config.jobs > 1:  # each worker trains on its own threads, 1 unless told
         train_config = replace(train_config, threads=train_config.threads or 1)
-    name = config.study or f"{spec.name}-h{horizon}"
-    identity = fingerprint(series, spec)
+    name = config.study or f"{model_config.name}-h{horizon}"
+    identity = fingerprint(series, model_config)
     study = open_study(config, name, identity, train_config.seed, create=bool(config.trials))
     if config.trials and not study.get_trials(deepcopy=False):
         study.enqueue_trial(defaults)  # the first trial: the defaults, so the best is never worse on validation
@@ -294,10 +294,10 @@ def tune(series: SeriesSet, spec, train_config, config: TuneConfig, split=None,
         stale = {t.number for t in study.get_trials(deepcopy=False) if t.state.name == "RUNNING"}
         with _watching(study, on_trial):
             run_tasks(series, train_config.threads, config.jobs, _work,
-                      {f"worker {i}": (config, name, identity, spec, train_config, dimensions, split,
+                      {f"worker {i}": (config, name, identity, model_config, train_config, dimensions, split,
                                        train_config.seed + i, stale) for i in range(config.jobs)})
     elif config.trials:
-        run_trials(study, series, spec, train_config, dimensions, config.trials, config.time_budget, config.prune,
+        run_trials(study, series, model_config, train_config, dimensions, config.trials, config.time_budget, config.prune,
                    split, on_trial)
     trials = [row(t) for t in study.get_trials(deepcopy=False) if not t.user_attrs.get("surplus")]
     complete = [t for t in trials if t.state == "complete" and t.value is not None and math.isfinite(t.value)]
@@ -306,7 +306,7 @@ def tune(series: SeriesSet, spec, train_config, config: TuneConfig, split=None,
         raise UsageError(f"--study {name}: no trial completed" + (f"; the first failed with: {errors[0]}" if errors
                                                                    else "; give more --trials or a longer --time-budget"))
     best = min(complete, key=lambda t: (t.value, t.number))
-    model, settings = trial_spec(spec, train_config, best.params)
+    model, settings = trial_config(model_config, train_config, best.params)
     fitted = fit(series, model, settings, split=split)
     summary = {"study": name, "storage": _shown(config.storage), "trials": len(trials),
                "complete": len(complete), "pruned": sum(t.state == "pruned" for t in trials),
@@ -357,9 +357,9 @@ def _watching(study, on_trial: Callable[[TrialRow], None] | None):
         watcher.join()
 
 
-def _work(series: SeriesSet, config: TuneConfig, name: str, identity, spec, train_config, dimensions, split,
+def _work(series: SeriesSet, config: TuneConfig, name: str, identity, model_config, train_config, dimensions, split,
           seed: int, stale: set[int]) -> None:
     """One worker process: join the study and run trials until it is full or the time budget is spent."""
     study = open_study(config, name, identity, seed)
-    run_trials(study, series, spec, train_config, dimensions, config.trials, config.time_budget, config.prune, split,
+    run_trials(study, series, model_config, train_config, dimensions, config.trials, config.time_budget, config.prune, split,
                stale=stale)

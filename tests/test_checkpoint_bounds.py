@@ -29,7 +29,7 @@ def _refused(invoke, path, data, *messages):
 def test_an_unknown_window_norm_is_exit_2(invoke, tiny_ckpt, hourly_csv, tmp_path):
     ckpt = ckpt_module.load(tiny_ckpt)
     meta = ckpt_module.to_meta(ckpt)
-    meta["spec"]["window_norm"] = "sideways"
+    meta["model_info"]["window_norm"] = "sideways"
     path = tmp_path / "norm.ckpt"
     path.write_bytes(ckpt_module.to_bytes(ckpt_module.from_meta(meta, ckpt.model)))
     _refused(invoke, path, hourly_csv, "cannot build", "sideways")
@@ -90,7 +90,7 @@ BOUNDED = textwrap.dedent('''
 def test_a_crafted_model_size_is_refused_at_once_within_memory(tiny_ckpt, tmp_path, param, value):
     """A 3 KB file whose metadata asks for a model of gigabytes (or of 20,000 layers) is refused in a
     moment, inside a 6 GiB address space, instead of building for minutes or taking 5 GB."""
-    path = _crafted(tiny_ckpt, tmp_path, _set("spec.params", param, value))
+    path = _crafted(tiny_ckpt, tmp_path, _set("model_info.params", param, value))
     assert path.stat().st_size < 10_000
     result = subprocess.run([sys.executable, "-c", BOUNDED, str(path)], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -109,9 +109,9 @@ def test_a_crafted_model_size_is_refused_at_once_within_memory(tiny_ckpt, tmp_pa
     (_set("schema", "targets", "y"), "meta.schema.targets: 'y' is not a list of strings"),
     (_set("schema", "source", None), "meta.schema.source: None is not a string"),
     (_set("schema", "wormhole", 1), "meta.schema: unknown 'wormhole'"),
-    (_set("spec.params", "hidden_size", -8), "meta.spec.params.hidden_size"),
-    (_set("spec.params", "hidden_size", {"a": 1}), "meta.spec.params.hidden_size"),
-    (_set("spec", "n_parameters", "many"), "meta.spec.n_parameters"),
+    (_set("model_info.params", "hidden_size", -8), "meta.model_info.params.hidden_size"),
+    (_set("model_info.params", "hidden_size", {"a": 1}), "meta.model_info.params.hidden_size"),
+    (_set("model_info", "n_parameters", "many"), "meta.model_info.n_parameters"),
     (_set("training.settings", "seed", -1), "meta.training.settings: --seed -1"),
     (_set("training.settings", "lr", True), "meta.training.settings.lr: True is not a number"),
     (_set("training", "steps", -3), "meta.training.steps"),
@@ -139,8 +139,8 @@ def test_the_schema_accepts_every_checkpoint_seqcast_writes(tiny_ckpt):
     meta = ckpt_module.to_meta(ckpt_module.load(tiny_ckpt))
     meta_schema.check(ckpt_module.from_meta(meta))
     for name in list_models():
-        spec = {**meta["spec"], "name": name, "params": get_spec(name).defaults()}
-        meta_schema.check(ckpt_module.from_meta({**meta, "spec": spec}))
+        spec = {**meta["model_info"], "name": name, "params": get_spec(name).defaults()}
+        meta_schema.check(ckpt_module.from_meta({**meta, "model_info": spec}))
 
 
 def test_a_header_that_promises_more_than_the_file_holds_is_refused_unread(tiny_ckpt, tmp_path, monkeypatch):

@@ -111,7 +111,7 @@ def test_fit_chooses_on_validation_records_it_and_equals_the_forced_fit(invoke, 
     assert [c.setting for c in loaded.choices] == ["window_norm", "transform", "loss"]
     norm, transform, loss = loaded.choices
     assert transform.candidates == ("none", "log") and transform.chosen == loaded.transform.kind  # sea temperatures > 0
-    assert norm.candidates == ("mean", "last", "deseason") and norm.chosen == loaded.spec.window_norm
+    assert norm.candidates == ("mean", "last", "deseason") and norm.chosen == loaded.model_info.window_norm
     assert loss.candidates == ("mse", "mae") and loss.chosen == loaded.training.settings.loss
     assert all(np.isfinite(c.scores).all() and c.probe_steps > 0 for c in loaded.choices)
     code, out, _ = invoke("info", auto)

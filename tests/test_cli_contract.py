@@ -985,12 +985,12 @@ def test_item29_weights_that_do_not_fit_the_recorded_config_are_refused(invoke, 
     """item 29: weight shapes that differ from the recorded config are refused, even with a correct digest."""
     ckpt = ckpt_module.load(tiny_ckpt)
     meta = ckpt_module.to_meta(ckpt)
-    meta["spec"]["params"]["hidden_size"] = 16  # the weights are for hidden_size 8
+    meta["model_info"]["params"]["hidden_size"] = 16  # the weights are for hidden_size 8
     path = tmp_path / "shape.ckpt"
     path.write_bytes(ckpt_module.to_bytes(ckpt_module.from_meta(meta, ckpt.model)))
     assert_refused(invoke, path, hourly_csv, "has shape", "the recorded gru config needs")
     meta = ckpt_module.to_meta(ckpt)
-    meta["spec"]["params"]["num_layers"] = 2
+    meta["model_info"]["params"]["num_layers"] = 2
     path.write_bytes(ckpt_module.to_bytes(ckpt_module.from_meta(meta, ckpt.model)))
     assert_refused(invoke, path, hourly_csv, "weights do not match the recorded gru model", "missing")
 

@@ -273,7 +273,7 @@ def test_format_5_checkpoints_load_with_their_calendar_as_covariates_and_forecas
     path, data = FORMAT_5 / entry["checkpoint"], (FORMAT_5 / entry["data"]).resolve()
     loaded = checkpoint.load(path)
     assert loaded.stored.format == 5 < checkpoint.FORMAT_VERSION
-    assert "calendar" not in loaded.spec.params
+    assert "calendar" not in loaded.model_info.params
     calendar = ("hour", "dow", "dom", "doy", "month") if entry["model"] == "informer" else ()
     assert loaded.covariates.names("calendar") == calendar
     assert all(c.mean == (0.0,) and c.std == (1.0,) for c in loaded.covariates.columns)  # fed as they were

@@ -88,7 +88,7 @@ def forecaster_for(base, name, channels=1, quantiles=(), covariates=False, ensem
         model = members[0]
     targets = tuple(f"y{i}" for i in range(channels)) if channels > 1 else base.schema.targets
     return replace(base, model=model,
-                   spec=ModelInfo(name, resolve_params(name), mode, 0, tuple(quantiles), ensemble),
+                   model_info=ModelInfo(name, resolve_params(name), mode, 0, tuple(quantiles), ensemble),
                    schema=replace(base.schema, lookback=LOOKBACK, horizon=HORIZON, targets=targets),
                    covariates=schema, transform=replace(base.transform, floor=base.transform.floor[:1] * channels),
                    scaler=replace(base.scaler, mean={k: [0.0] * channels for k in base.scaler.mean},

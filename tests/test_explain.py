@@ -39,8 +39,8 @@ def make_ckpt(tiny_ckpt, tmp_path_factory):
         model = randomised(name, LOOKBACK, HORIZON, 1, scale=0.3, **params)
         path = folder / f"{name}.ckpt"
         checkpoint.save(path, replace(
-            base, model=WindowNorm(model, base.spec.window_norm),
-            spec=replace(base.spec, name=name, params=params)))
+            base, model=WindowNorm(model, base.model_info.window_norm),
+            model_info=replace(base.model_info, name=name, params=params)))
         return path
 
     return make
@@ -95,7 +95,7 @@ def test_explain_feeds_the_window_normalised_input(make_ckpt, hourly):
     assert list(m.input_times) == list(s.times[-5 - LOOKBACK : -5])
     scaled = torch.tensor((s.values[-5 - LOOKBACK : -5] - ckpt.scaler.mean["main"])
                           / ckpt.scaler.std["main"], dtype=torch.float32)[None]
-    level = {"last": scaled[:, -1:], "mean": scaled.mean(dim=1, keepdim=True)}[ckpt.spec.window_norm]
+    level = {"last": scaled[:, -1:], "mean": scaled.mean(dim=1, keepdim=True)}[ckpt.model_info.window_norm]
     expected = ckpt.model.model.explain(scaled - level)
     assert m.kinds == ["forget_gate", "input_gate", "output_gate"]
     assert torch.allclose(torch.from_numpy(m.weights).float(), torch.stack(list(expected.values()), 1)[0], atol=1e-6)

@@ -61,7 +61,7 @@ def test_predict_writes_nested_bands_around_the_forecast(invoke, calibrated, hou
 
 def test_a_quantile_model_writes_its_quantiles_and_conformalised_bands(invoke, calibrated, hourly_csv):
     loaded = checkpoint.load(calibrated["quantile"])
-    assert loaded.spec.quantiles == (0.025, 0.1, 0.5, 0.9, 0.975)
+    assert loaded.model_info.quantiles == (0.025, 0.1, 0.5, 0.9, 0.975)
     assert loaded.calibration.methods == ("cqr", "cqr")  # both levels have their quantile pair
     code, out, err = invoke("predict", calibrated["quantile"], hourly_csv)
     assert code == 0, err
@@ -112,7 +112,7 @@ def test_a_warm_start_keeps_the_quantiles_and_recalibrates(invoke, calibrated, h
                           "--output", tmp_path / "again.ckpt")
     assert code == 0, err
     again = checkpoint.load(tmp_path / "again.ckpt")
-    assert again.spec.quantiles == (0.025, 0.1, 0.5, 0.9, 0.975) and again.calibration.levels == (80.0, 95.0)
+    assert again.model_info.quantiles == (0.025, 0.1, 0.5, 0.9, 0.975) and again.calibration.levels == (80.0, 95.0)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -144,7 +144,7 @@ def test_format_3_checkpoints_load_as_point_models_and_forecast_what_they_did(en
     path, data = FORMAT_3 / entry["checkpoint"], (FORMAT_3 / entry["data"]).resolve()
     loaded = checkpoint.load(path)
     assert loaded.stored.format == 3 < checkpoint.FORMAT_VERSION
-    assert loaded.spec.quantiles == () and loaded.calibration is None
+    assert loaded.model_info.quantiles == () and loaded.calibration is None
     code, out, err = invoke("predict", path, data, *entry["predict_args"])
     assert code == 0, err
     now, then = _frame(out), pd.read_csv(FORMAT_3 / entry["forecast"])
@@ -288,7 +288,7 @@ def test_an_ensemble_forecasts_the_median_of_its_members_and_loads_identically(i
                           "--output", tmp_path / "e.ckpt")
     assert code == 0 and "ensemble of 3 members (seeds 0..2), median forecast" in err, err
     loaded = checkpoint.load(tmp_path / "e.ckpt")
-    assert loaded.spec.ensemble == 3 and len(loaded.model.members) == 3
+    assert loaded.model_info.ensemble == 3 and len(loaded.model.members) == 3
     x = torch.randn(5, 24, 1)
     with torch.no_grad():
         members = torch.stack([m(x) for m in loaded.model.members])

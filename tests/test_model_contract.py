@@ -170,7 +170,7 @@ def test_save_load_gives_identical_forecast(name, tmp_path, tiny_ckpt):
     lookback, horizon, channels = 32, 6, 1
     model = WindowNorm(randomised(name, lookback, horizon, channels, scale=0.05), "last").eval()
     base = load(tiny_ckpt)  # a real forecaster's record, around this model
-    save(tmp_path / "m.ckpt", replace(base, model=model, spec=ModelInfo(name, resolve_params(name), "last", 0),
+    save(tmp_path / "m.ckpt", replace(base, model=model, model_info=ModelInfo(name, resolve_params(name), "last", 0),
                                       schema=replace(base.schema, lookback=lookback, horizon=horizon)))
     loaded = load(tmp_path / "m.ckpt")
     x, _ = _inputs(3, lookback, horizon, channels)
@@ -377,10 +377,10 @@ def test_a_quantile_model_saves_and_loads_to_identical_quantiles(name, tmp_path,
     model = WindowNorm(create_model(name, lookback, horizon, 1, quantiles=quantiles), "last").eval()
     base = load(tiny_ckpt)
     spec = ModelInfo(name, resolve_params(name), "last", 0, quantiles)
-    save(tmp_path / "q.ckpt", replace(base, model=model, spec=spec,
+    save(tmp_path / "q.ckpt", replace(base, model=model, model_info=spec,
                                       schema=replace(base.schema, lookback=lookback, horizon=horizon)))
     loaded = load(tmp_path / "q.ckpt")
-    assert loaded.spec.quantiles == quantiles
+    assert loaded.model_info.quantiles == quantiles
     x, _ = _inputs(3, lookback, horizon, 1)
     with torch.no_grad():
         assert torch.equal(model(x), loaded.model(x))

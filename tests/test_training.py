@@ -43,18 +43,18 @@ def test_model_default_window_norm_is_used_and_recorded():
     # the declared norm is the first candidate probed (the only one for nlinear: a season does not fit twice
     # in 24 hourly steps, and "last" is its own); the one kept is recorded
     norm = {c.setting: c for c in gru.choices}["window_norm"]
-    assert norm.candidates == ("mean", "last") and gru.model.mode == gru.spec.window_norm == norm.chosen
+    assert norm.candidates == ("mean", "last") and gru.model.mode == gru.model_info.window_norm == norm.chosen
     assert "window_norm" not in {c.setting for c in nlinear.choices}
-    assert (nlinear.model.mode, nlinear.spec.window_norm) == ("last", "last")
+    assert (nlinear.model.mode, nlinear.model_info.window_norm) == ("last", "last")
     explicit = fit(series, ModelConfig("gru", {"hidden_size": 4}, window_norm="revin", **spec), TrainConfig(epochs=1))
-    assert (explicit.model.mode, explicit.spec.window_norm) == ("revin", "revin")
+    assert (explicit.model.mode, explicit.model_info.window_norm) == ("revin", "revin")
 
 
 def test_a_declared_season_is_filled_from_the_frequency_unless_given():
     series = _series()  # hourly: a daily season of 24 steps
     filled = fit(series, ModelConfig("seasonal_naive", {}, 48, 6), TrainConfig(epochs=1))
     given = fit(series, ModelConfig("seasonal_naive", {"season": "12"}, 48, 6), TrainConfig(epochs=1))
-    assert (filled.spec.params["season"], given.spec.params["season"]) == (24, 12)
+    assert (filled.model_info.params["season"], given.model_info.params["season"]) == (24, 12)
 
 
 def test_weights_never_worse_than_the_start_on_validation():

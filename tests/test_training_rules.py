@@ -84,9 +84,9 @@ def test_the_automatic_window_norm_is_the_declared_panel_one_on_a_panel(invoke, 
         choices = {c.setting: c for c in loaded.choices}
         if norm == "mean":  # probed against "last" (a daily season does not fit twice in 24 steps)
             assert choices["window_norm"].candidates == ("mean", "last"), data
-            assert loaded.spec.window_norm == loaded.model.mode == choices["window_norm"].chosen
+            assert loaded.model_info.window_norm == loaded.model.mode == choices["window_norm"].chosen
         else:  # "last" alone is no choice; "revin" was given
-            assert (loaded.spec.window_norm, loaded.model.mode) == (norm, norm) and "window_norm" not in choices
+            assert (loaded.model_info.window_norm, loaded.model.mode) == (norm, norm) and "window_norm" not in choices
 
 
 def test_a_season_longer_than_the_lookback_is_said_not_silently_cut(invoke, hourly_csv, tmp_path):

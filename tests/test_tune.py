@@ -91,7 +91,7 @@ def test_tune_searches_on_validation_and_saves_the_best_as_an_ordinary_checkpoin
     tuning = loaded.tuning
     assert tuning.best_trial == best["number"] and tuning.trials == 4 and tuning.storage is None
     assert loaded.lookback == best["params"].get("lookback", loaded.lookback)
-    assert loaded.spec.window_norm == best["params"]["window_norm"]
+    assert loaded.model_info.window_norm == best["params"]["window_norm"]
     # The refit of the best reproduces its validation score (same seed, same settings).
     assert loaded.training.val_mse_scaled == pytest.approx(best["val_mse_scaled"], rel=1e-6)
     code, out, err = invoke("predict", ckpt, data)

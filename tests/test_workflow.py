@@ -164,7 +164,7 @@ def test_warm_start_continues_from_a_checkpoint_at_a_fraction_of_the_budget(invo
     second = tmp_path / "tuesday.ckpt"
     out, err = fit_ok(invoke, SAMPLES / "nino12_monthly.csv", "--init-from", first, "-o", second, "--json")
     warm = ckpt_module.load(second)
-    assert warm.spec == fresh.spec
+    assert warm.model_info == fresh.model_info
     assert (warm.training.init_from.path, warm.training.init_from.sha256) == (str(first), fresh.stored.sha256)
     # The default budget of a warm start is a quarter of a fresh fit's on the same data.
     per_epoch = -(-(warm.training.split["main"]["train"] - 48 - 12 + 1) // warm.training.settings.batch_size)

@@ -13,7 +13,7 @@ from .output import Output, fmt
 def fit_lines(fitted, seconds: float, output: Path) -> list[str]:
     """What fit says when the checkpoint is written."""
     record = fitted.training
-    lines = [f"{fitted.name}: lookback {fitted.lookback}, horizon {fitted.horizon}, {fitted.spec.n_parameters} "
+    lines = [f"{fitted.name}: lookback {fitted.lookback}, horizon {fitted.horizon}, {fitted.model_info.n_parameters} "
              f"parameters, {_rounds_text(record)} in {seconds:.1f}s on {_threads_text(record)}, "
              f"validation MSE {record.val_mse_scaled:.5f} (scaled)"]
     if fitted.calibration:
@@ -178,7 +178,7 @@ def leaderboard(out: Output, rows: list[dict], metric: str, split: Optional[str]
               [[r.get(c) for c in columns] for r in rows])
 
 def info_lines(ckpt, current_format: int) -> list[str]:
-    m, d, p, t = ckpt.spec, ckpt.schema, ckpt.policy, ckpt.training
+    m, d, p, t = ckpt.model_info, ckpt.schema, ckpt.policy, ckpt.training
     reading = [f"frequency {d.freq} ({'given' if p.freq_given else 'inferred'})", f"fill {p.fill}",
                f"decimal {p.decimal or '(inferred)'}"]
     if p.dayfirst is not None:

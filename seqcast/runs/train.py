@@ -61,9 +61,9 @@ def fit_to_file(request: FitRequest, reporter: Reporter, other_ranks: Reporter =
     from ..fitting import fit, requested_model
 
     init = checkpoint.load(request.init_from) if request.init_from else None
-    spec = requested_model(request.model, init)
+    model_config = requested_model(request.model, init)
     reading = request.reading.for_fit(init)
-    output = request.output or Path(f"{spec.name}.ckpt")
+    output = request.output or Path(f"{model_config.name}.ckpt")
     dist = from_environment(request.training.device)
     writer = dist is None or dist.rank == 0
     config = request.training
@@ -86,8 +86,8 @@ def fit_to_file(request: FitRequest, reporter: Reporter, other_ranks: Reporter =
                 raise refused
             series = load(reporter, request.data, reading, describe=True)
             started = time.perf_counter()
-            with reporter.progress(spec.name) as progress:
-                fitted = fit(series, spec, config, split=request.split, on_epoch=progress.epoch,
+            with reporter.progress(model_config.name) as progress:
+                fitted = fit(series, model_config, config, split=request.split, on_epoch=progress.epoch,
                              on_step=progress.step, init=init, dist=dist)
             seconds = time.perf_counter() - started
             reporter.notes([n for n in fitted.notes if n not in series.notes], fitted.training.warnings)
@@ -123,9 +123,9 @@ def tune_to_file(request: TuneRequest, reporter: Reporter, on_trial=None) -> tup
     from ..tuning import require_optuna, tune
 
     require_optuna()
-    spec = requested_model(request.model)
+    model_config = requested_model(request.model)
     with locked_output(tune_output(request), force=request.force):
         series = load(reporter, request.data, request.reading.fresh(), describe=True)
-        fitted, rows = tune(series, spec, request.training, request.study, request.split, on_trial=on_trial)
+        fitted, rows = tune(series, model_config, request.training, request.study, request.split, on_trial=on_trial)
         reporter.notes([n for n in fitted.notes if n not in series.notes], fitted.training.warnings)
         return checkpoint.save(tune_output(request), fitted), rows
