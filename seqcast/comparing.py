@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 from .checkpoint import save
 from .data import SeriesSet
-from .errors import InputError, UsageError
+from .errors import InputError, UsageError, named
 from .evaluation import BASELINES, NAIVE2, EvalConfig, score, truncate
 from .fitting import ModelConfig, fit, resolve_windows
 from .budget import TrainConfig
@@ -127,10 +127,13 @@ DEFAULT_WINDOWS = 20  # compare's rolling-origin test windows per series, where 
 def fitting_windows(series: SeriesSet, model_config: ModelConfig, stride: int = 0) -> tuple[int, list[str]]:
     """``compare``'s default number of test windows per series: ``DEFAULT_WINDOWS``, or fewer where the
     shortest series could not keep half its rows (and two horizons) to train on before its first test
-    window; at least 1. Returns the number and a note saying why when it is fewer."""
+    window; at least 1. With ``--drop-sparse`` the series too short for even one window (which
+    ``without_short`` then leaves out) do not decide it. Returns the number and a note saying why when
+    it is fewer."""
     _, horizon = resolve_windows(series, model_config, None, [])
     stride = stride or horizon
-    shortest = min(series.series, key=lambda s: len(s.times))
+    counted = [s for s in series.series if len(s.times) >= 3 * horizon] if model_config.drop_sparse else []
+    shortest = min(counted or series.series, key=lambda s: len(s.times))
     rows = len(shortest.times)
     keep = max(2 * horizon, rows // 2)
     windows = max(1, min(DEFAULT_WINDOWS, (rows - keep - horizon) // stride + 1))
@@ -141,16 +144,37 @@ def fitting_windows(series: SeriesSet, model_config: ModelConfig, stride: int = 
                      "give --windows to choose"]
 
 
-def _before_test(series: SeriesSet, model_config: ModelConfig, config: EvalConfig) -> SeriesSet:
-    """Cut each series before its first rolling-origin test window, so nothing tested is trained on."""
+def _rows_before_test(series: SeriesSet, model_config: ModelConfig, config: EvalConfig) -> tuple[dict[str, int], str]:
+    """Per series, its rows before the first rolling-origin test window, and the windows in words."""
     _, horizon = resolve_windows(series, model_config, None, [])
     stride = config.stride or horizon
     keep = {s.id: len(s.times) - horizon - stride * (config.windows - 1) for s in series.series}
+    return keep, f"{config.windows} test window{'s' if config.windows > 1 else ''} of horizon {horizon} " \
+                 f"with stride {stride} (and two horizons to train on before them)"
+
+
+def without_short(series: SeriesSet, model_config: ModelConfig, config: EvalConfig) -> tuple[SeriesSet, list[str]]:
+    """The series of ``series`` long enough for compare's test windows and two horizons of training rows
+    before them. A shorter one is left out with a note under ``--drop-sparse`` (as fit leaves out what it
+    cannot train on); otherwise the error names every one at once."""
+    keep, windows = _rows_before_test(series, model_config, config)
+    _, horizon = resolve_windows(series, model_config, None, [])
     short = [sid for sid, rows in keep.items() if rows < 2 * horizon]
-    if short:
-        raise InputError(f"{series.source}: series {short[0]!r} is too short for {config.windows} test windows of "
-                         f"horizon {horizon} with stride {stride}; use fewer --windows")
-    return truncate(series, keep)
+    if not short:
+        return series, []
+    if not model_config.drop_sparse or len(short) == len(series.series):
+        raise InputError(f"{series.source}: {len(short)} of {len(series.series)} series are too short for {windows}: "
+                         f"{named(short)}; use fewer --windows"
+                         + (", or --drop-sparse to leave them out" if len(short) < len(series.series) else ""))
+    kept = replace(series, series=[s for s in series.series if s.id not in set(short)])
+    return kept, [f"--drop-sparse: left out {len(short)} of {len(series.series)} series too short for {windows}: "
+                  f"{named(short)}"]
+
+
+def _before_test(series: SeriesSet, model_config: ModelConfig, config: EvalConfig) -> SeriesSet:
+    """Cut each series before its first rolling-origin test window, so nothing tested is trained on."""
+    series, _ = without_short(series, replace(model_config, drop_sparse=False), config)
+    return truncate(series, _rows_before_test(series, model_config, config)[0])
 
 
 def in_processes(series: SeriesSet, model_configs: list[ModelConfig], config: TrainConfig, eval_config: EvalConfig,

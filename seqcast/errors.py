@@ -27,3 +27,9 @@ class LockedError(SeqcastError):
     """Another run holds the lock on the same output."""
 
     exit_code = 75
+
+
+def named(ids, limit: int = 10) -> str:
+    """Series ids as a message names many of them: the first ``limit``, quoted, then how many more."""
+    ids = list(ids)
+    return ", ".join(repr(i) for i in ids[:limit]) + (f" and {len(ids) - limit} more" if len(ids) > limit else "")

@@ -24,7 +24,7 @@ from .build import build_network, members_of
 from .covariates import fit_schema, without_constant
 from .data import SeriesSet, season_length, seasons
 from .distributed import Distributed
-from .errors import UsageError
+from .errors import UsageError, named
 from .forecaster import CovariateSchema, Decision, Forecaster
 from .forecasting import check_schema
 from .models._layers import Covariates
@@ -258,8 +258,7 @@ def _layout(series: SeriesSet, model_config: ModelConfig, split: Split | None, i
     if left_out:  # --drop-sparse: the series too short to train or validate on are left out, by name
         series = replace(series, series=[s for s in series.series if s.id in splits])
         notes.append(f"--drop-sparse: left out {len(left_out)} series too short for lookback {lookback} and "
-                     f"horizon {horizon}: {', '.join(repr(sid) for sid in left_out[:10])}"
-                     + (f" and {len(left_out) - 10} more" if len(left_out) > 10 else ""))
+                     f"horizon {horizon}: {named(left_out)}")
     if pad_short and init is None:
         notes.append(f"{short_series(series, lookback, horizon)} of {len(series.series)} series are too short for "
                      f"lookback {lookback}: windows reach up to {lookback - real_inputs(lookback, horizon)} rows "

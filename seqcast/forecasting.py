@@ -24,7 +24,7 @@ from .forecaster import Forecaster
 from .transform import TargetTransform
 from .covariates import horizon_values, static_inputs, step_values
 from .data import DataConfig, SeriesSet, future_grid
-from .errors import InputError, UsageError
+from .errors import InputError, UsageError, named
 from .windows import bounds, real_inputs, stacked_times, stacked_values
 
 COLUMNS = ["series", "timestamp", "step", "model", "target", "forecast"]
@@ -75,7 +75,7 @@ def unseen_series(ckpt: Forecaster, series: SeriesSet) -> list[str]:
     if not new:
         return []
     return [f"{len(new)} series not seen at fit, scaled by their own history: "
-            + ", ".join(repr(sid) for sid in new[:10]) + (f" and {len(new) - 10} more" if len(new) > 10 else "")]
+            + named(new)]
 
 
 def run_model(model, x: np.ndarray, covariates: dict[str, np.ndarray] | None = None,

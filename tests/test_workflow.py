@@ -392,6 +392,33 @@ def test_sparse_series_are_listed_at_once_and_can_be_left_out(invoke, tmp_path):
     assert code == 0 and "not seen at fit" not in err and len(set(pd.read_csv(io.StringIO(out))["series"])) == 24
 
 
+def test_compare_treats_a_short_series_of_a_panel_as_fit_does(invoke, tmp_path):
+    """Monthly stores, one opened 14 months ago: fit trains the whole file (the new store's windows are
+    padded), and compare, which trains every model on the rows before its test windows, neither lets
+    that store cut everyone's test windows to one nor fails without naming every short store and the way
+    out; with --drop-sparse it leaves the store out with a note, as fit leaves out what it cannot use."""
+    rng = np.random.default_rng(4)
+    rows = [(store, t, 100 + 10 * np.sin(i * np.pi / 6) + rng.normal())
+            for store, n in (("north", 120), ("south", 120), ("east", 120), ("new", 14))
+            for i, t in enumerate(pd.date_range("2014-01-01", periods=n, freq="MS"))]
+    data = tmp_path / "stores.csv"
+    pd.DataFrame(rows, columns=["store", "month", "sales"]).to_csv(data, index=False)
+    code, _, err = invoke("fit", data, "--id-col", "store", "--model", "nlinear", "--max-steps", "3", "-o",
+                          tmp_path / "m.ckpt")
+    assert code == 0, err
+    args = ("compare", data, "--id-col", "store", "--models", "nlinear", "--max-steps", "3")
+    code, _, err = invoke(*args)
+    assert code == 2 and "1 of 4 series are too short for 1 test window of horizon 12" in err, err
+    assert "'new'; use fewer --windows, or --drop-sparse to leave them out" in err
+    code, out, err = invoke(*args, "--drop-sparse", "--json")
+    assert code == 0, err
+    assert "note: --windows 5 per series (not 20): series 'north' has 120 rows" in err
+    assert "--drop-sparse: left out 1 of 4 series too short for 5 test windows of horizon 12" in err and "'new'" in err
+    rows = json.loads(out)
+    assert {row["windows"] for row in rows} == {15} and all(set(row["series"]) == {"north", "south", "east"}
+                                                          for row in rows)
+
+
 def test_a_wide_file_of_countries_by_year_is_refused_without_wide_and_read_as_a_panel_with_it(invoke, tmp_path):
     """One row per country and one column per year (how statistics offices publish): without --wide
     seqcast would model the rows as time; it refuses, naming the option. With it, each row is a series,

@@ -15,7 +15,7 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from ..errors import InputError, UsageError
+from ..errors import InputError, UsageError, named
 from .calendar import resolve_calendar
 from .cells import MISSING, is_text
 from .columns import (covariate_columns, default_target, id_column, reader_hints, require, time_columns,
@@ -156,7 +156,7 @@ def _at_least(name: str, rows: int, times, values, lines, bounds, ids, ahead, no
                          "rows); give a smaller --min-length")
     left = [sid for sid, k in zip(ids, keep) if not k]
     notes.append(f"--min-length {rows}: left out {len(left)} of {len(ids)} series with fewer rows: "
-                 + ", ".join(repr(sid) for sid in left[:10]) + (f" and {len(left) - 10} more" if len(left) > 10 else ""))
+                 + named(left))
     rows_kept = np.repeat(keep, lengths)
     kept_ids = [sid for sid, k in zip(ids, keep) if k]
     new_bounds = np.concatenate([[0], np.cumsum(lengths[keep])])

@@ -78,7 +78,7 @@ def compare_file(request: CompareRequest, reporter: Reporter, on_model: Callable
                  on_epoch: Callable | None = None, on_forecasts: Callable | None = None) -> list[dict[str, Any]]:
     """Every model of ``request`` trained alike and scored on the same test windows: the leaderboard's
     rows, ranked by ``request.metric`` (evaluation.compare says what the callbacks receive)."""
-    from ..comparing import DEFAULT_WINDOWS, compare, fitting_windows
+    from ..comparing import DEFAULT_WINDOWS, compare, fitting_windows, without_short
     from ..evaluation import EvalConfig, rank
     from ..files import output_lock
     from ..fitting import ModelConfig
@@ -95,11 +95,15 @@ def compare_file(request: CompareRequest, reporter: Reporter, on_model: Callable
     jobs = min(jobs_for_cores(request.jobs, request.training.threads), len(request.models))
     series = load(reporter, request.data, request.reading.fresh(), describe=True)
     windows = request.windows
+    asked = ModelConfig(lookback=request.model.lookback, horizon=request.model.horizon,
+                        drop_sparse=request.model.drop_sparse)
     if not windows and not request.split:  # the default: as many as the data allow, up to DEFAULT_WINDOWS
-        asked = ModelConfig(lookback=request.model.lookback, horizon=request.model.horizon)
         windows, notes = fitting_windows(series, asked, request.stride)
         reporter.notes(notes)
     eval_config = EvalConfig(windows or DEFAULT_WINDOWS, request.stride, request.split)
+    if not request.split:  # every model trains on each series' rows before its test windows
+        series, notes = without_short(series, asked, eval_config)
+        reporter.notes(notes)
     if jobs > 1:
         threads = request.training.threads
         reporter.say(f"training {len(request.models)} models, {jobs} at a time in worker processes, {threads or 1} "
