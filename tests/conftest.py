@@ -15,7 +15,9 @@ All data here is synthetic.
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 import subprocess
 import sys
 from pathlib import Path
@@ -166,3 +168,19 @@ def assert_forecasts_as_recorded(out: str, recorded: Path) -> None:
     pd.testing.assert_frame_equal(now.drop(columns=numbers), then.drop(columns=numbers))
     for column in numbers:
         assert now[column].to_numpy() == pytest.approx(then[column].to_numpy(), rel=1e-6), column
+
+
+def ckpt_parts(data: bytes) -> tuple[int, dict, dict]:
+    """(header size, safetensors header, seqcast document) of a checkpoint's bytes."""
+    (size,) = struct.unpack("<Q", data[:8])
+    header = json.loads(data[8 : 8 + size])
+    return size, header, json.loads(header["__metadata__"]["seqcast"])
+
+
+def with_document(data: bytes, document: dict) -> bytes:
+    """The checkpoint with its seqcast document replaced (header re-serialised, tensors untouched)."""
+    size, header, _ = ckpt_parts(data)
+    header["__metadata__"]["seqcast"] = json.dumps(document)
+    raw = json.dumps(header).encode("utf-8")
+    raw += b" " * (-len(raw) % 8)
+    return struct.pack("<Q", len(raw)) + raw + data[8 + size :]

@@ -5,7 +5,6 @@ decoder driven by their annotations (decode.py); the digest covers the format nu
 from __future__ import annotations
 
 import json
-import struct
 import subprocess
 import sys
 import types
@@ -14,27 +13,13 @@ from dataclasses import dataclass, is_dataclass, replace
 from pathlib import Path
 
 import pytest
-from conftest import assert_forecasts_as_recorded
+from conftest import assert_forecasts_as_recorded, ckpt_parts, with_document
 
 from seqcast import checkpoint, meta_schema
 from seqcast.decode import SchemaError, decode, encode, stored_fields
 from seqcast.forecaster import Forecaster, InitFrom, Tuning
 
 FORMAT_8 = Path(__file__).parent / "fixtures" / "format8"
-
-
-def _document(data: bytes) -> tuple[int, dict, dict]:
-    (size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + size])
-    return size, header, json.loads(header["__metadata__"]["seqcast"])
-
-
-def _with_document(data: bytes, document: dict) -> bytes:
-    size, header, _ = _document(data)
-    header["__metadata__"]["seqcast"] = json.dumps(document)
-    raw = json.dumps(header).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)
-    return struct.pack("<Q", len(raw)) + raw + data[8 + size :]
 
 
 # --- the format-8 fixtures ---------------------------------------------------------------------------
@@ -62,7 +47,7 @@ def test_a_format_8_file_saved_again_is_format_9_and_means_the_same(tmp_path):
         again = checkpoint.load(checkpoint.save(tmp_path / path.name, old).stored.path)
         assert again.stored.format == checkpoint.FORMAT_VERSION
         assert replace(again, model=None) == replace(old, model=None)
-        _, _, document = _document((tmp_path / path.name).read_bytes())
+        _, _, document = ckpt_parts((tmp_path / path.name).read_bytes())
         assert set(document["meta"]) == {name for name, _ in stored_fields(Forecaster)}
         assert document["meta"]["training"]["settings"]["schedule"] == json.loads(json.dumps(
             encode(old.training.settings.schedule)))
@@ -73,7 +58,7 @@ def test_a_format_8_file_with_an_unknown_section_is_refused(tmp_path, invoke):
     from safetensors.torch import load_file, save
 
     source = FORMAT_8 / "panel_gru.ckpt"
-    _, _, document = _document(source.read_bytes())
+    _, _, document = ckpt_parts(source.read_bytes())
     meta = {**document["meta"], "wormhole": 1}
     tensors = load_file(source)
     crafted = {"format": 8, "meta": meta, "sha256": checkpoint._digest(8, checkpoint._canonical(meta), tensors)}
@@ -88,10 +73,10 @@ def test_a_format_8_file_with_an_unknown_section_is_refused(tmp_path, invoke):
 @pytest.mark.parametrize("stored", [8, 7, 1, 10, 9.0, 1.9, -7, 0, "9", True, None])
 def test_a_format_9_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, hourly_csv, tmp_path, invoke):
     data = tiny_ckpt.read_bytes()
-    _, _, document = _document(data)
+    _, _, document = ckpt_parts(data)
     assert document["format"] == checkpoint.FORMAT_VERSION == 9
     path = tmp_path / "edited.ckpt"
-    path.write_bytes(_with_document(data, {**document, "format": stored}))
+    path.write_bytes(with_document(data, {**document, "format": stored}))
     code, out, err = invoke("predict", path, hourly_csv)
     assert code == 2 and out == "", err
     assert any(why in err for why in ("damaged", "newer than this seqcast", "cannot build", "incomplete")), err
@@ -104,7 +89,7 @@ def test_the_digest_of_format_9_covers_the_format_number(tiny_ckpt, tmp_path, in
     from safetensors.torch import load_file, save
 
     tensors = load_file(tiny_ckpt)
-    _, _, document = _document(tiny_ckpt.read_bytes())
+    _, _, document = ckpt_parts(tiny_ckpt.read_bytes())
     canonical = checkpoint._canonical(document["meta"])
     assert checkpoint._digest(9, canonical, tensors) == document["sha256"]
     assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10)}) == 3

@@ -15,7 +15,6 @@ import pickle
 import pty
 import re
 import signal
-import struct
 import subprocess
 import sys
 import threading
@@ -26,7 +25,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from conftest import (FORECAST_COLUMNS, NON_ASCII_ID, TINY_FIT, cli_command, hourly_text, long_text,
+from conftest import (FORECAST_COLUMNS, ckpt_parts, with_document, NON_ASCII_ID, TINY_FIT, cli_command, hourly_text, long_text,
                       subprocess_env)
 
 from seqcast import __version__
@@ -814,22 +813,6 @@ def test_item25_an_interrupt_swallowed_by_python_still_stops_training(monkeypatc
 
 # ---------------------------------------------------------------------------------------------------
 # Checkpoints (items 26-30)
-
-
-def ckpt_parts(data: bytes) -> tuple[int, dict, dict]:
-    """(header size, safetensors header, seqcast document) of a checkpoint's bytes."""
-    (size,) = struct.unpack("<Q", data[:8])
-    header = json.loads(data[8 : 8 + size])
-    return size, header, json.loads(header["__metadata__"]["seqcast"])
-
-
-def with_document(data: bytes, document: dict) -> bytes:
-    """The checkpoint with its seqcast document replaced (header re-serialised, tensors untouched)."""
-    size, header, _ = ckpt_parts(data)
-    header["__metadata__"]["seqcast"] = json.dumps(document)
-    raw = json.dumps(header).encode("utf-8")
-    raw += b" " * (-len(raw) % 8)
-    return struct.pack("<Q", len(raw)) + raw + data[8 + size :]
 
 
 @pytest.fixture

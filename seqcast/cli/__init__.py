@@ -36,6 +36,7 @@ def _closed_streams() -> set[str]:
 _CLOSED = _closed_streams()
 
 import functools  # noqa: E402
+from inspect import signature  # noqa: E402  (cli.inspect is the module of info and models)
 import signal  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
@@ -60,14 +61,18 @@ app = typer.Typer(
 GLOBAL_FLAGS = ("-q", "--quiet", "-v", "--verbose", "--debug", "--no-color")
 
 
-def command(**settings):
+def command(*, shared: tuple = (), **settings):
     """Register a command (its first parameter is the Typer context) whose failures become one line
-    on stderr and the documented exit code."""
+    on stderr and the documented exit code. ``shared``: groups of options several commands take
+    (``options.COLUMNS``, ...), declared once; the command reads them from ``ctx.params``."""
 
     def decorate(fn: Callable) -> Callable:
+        own = signature(fn)
+
         @functools.wraps(fn)
         def wrapper(ctx: typer.Context, *args, **kwargs):
             out: Output = ctx.obj
+            kwargs = {name: value for name, value in kwargs.items() if name in own.parameters}
             try:
                 with warnings.catch_warnings():
                     warnings.showwarning = lambda message, *_, **__: out.say(f"warning: {message}")
@@ -101,6 +106,8 @@ def command(**settings):
                 out.error(f"unexpected {type(exc).__name__}: {exc} (run again with --debug to see the traceback)")
                 raise typer.Exit(1) from None
 
+        wrapper.__signature__ = own.replace(parameters=[*own.parameters.values(),
+                                                        *(option for group in shared for option in group)])
         return app.command(**settings)(wrapper)
 
     return decorate

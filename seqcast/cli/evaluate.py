@@ -8,15 +8,12 @@ import typer
 
 from ..errors import UsageError
 from . import command, options, render
-from .options import (AllowNegative, Batch, Ckpt, CompareThreads, Data, DateFormat, DayFirst, Decimal, Device, DropSparse,
-                      EnsembleOpt, Epochs, Fill, FillAgain, Forecasts, Freq, FreqAgain, Horizon, IdCol, Jobs, Json, LR,
-                      Levels, LevelsAgain, Lookback, Loss, MaxSteps, MinLength, Patience, Plot, PlotSeries, Quantiles,
-                      Seed, SplitOpt, Stride, Target, Threads, TimeBudget, TimeCol, TransformOpt, Wide, WindowNormOpt,
-                      Windows)
+from .options import (Ckpt, CompareThreads, Data, Fill, Forecasts, Jobs, Json, LevelsAgain, MinLength, Plot,
+                      PlotSeries, SplitOpt, Stride, Threads, Windows)
 from .output import Output, to_json
 
 
-@command()
+@command(shared=(options.READING_AGAIN,))
 def evaluate(
     ctx: typer.Context,
     checkpoint_path: Ckpt,
@@ -25,11 +22,6 @@ def evaluate(
     stride: Stride = 0,
     split: SplitOpt = None,
     in_sample: Annotated[bool, typer.Option("--in-sample", help="Also score windows the model was trained or validated on (their scores flatter it).")] = False,
-    fill: FillAgain = None,
-    freq: FreqAgain = None,
-    decimal: Decimal = None,
-    dayfirst: DayFirst = None,
-    date_format: DateFormat = None,
     forecasts: Forecasts = None,
     threads: Threads = 0,
     min_length: MinLength = 0,
@@ -66,7 +58,7 @@ def evaluate(
         render.report_tables(out, report)
 
 
-@command()
+@command(shared=(options.COLUMNS, options.READING, options.COVARIATES, options.TRAINING, options.SCHEDULE, options.MODELLING))
 def compare(
     ctx: typer.Context,
     data: Data,
@@ -78,42 +70,11 @@ def compare(
     windows: Annotated[int, typer.Option("--windows", help="Rolling-origin test windows per series (the last N). Default: 20, or fewer where the shortest series would keep less than half its rows (and two horizons) to train on, with a note. With 1, sMAPE and MASE are also scored for Naive2, and OWA against it (the M4 protocol).")] = 0,
     stride: Stride = 0,
     split: SplitOpt = None,
-    lookback: Lookback = 0,
-    horizon: Horizon = 0,
-    target: Target = None,
-    time_col: TimeCol = None,
-    id_col: IdCol = None,
-    freq: Freq = None,
     fill: Fill = "none",
-    decimal: Decimal = None,
-    dayfirst: DayFirst = None,
-    date_format: DateFormat = None,
-    past_cols: options.PastCols = None,
-    future_cols: options.FutureCols = None,
-    static_cols: options.StaticCols = None,
-    calendar: options.Calendar = "none",
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="MODEL.key=value for one model, or key=value for all that accept it.")] = None,
-    window_norm: WindowNormOpt = "auto",
-    epochs: Epochs = 0,
-    max_steps: MaxSteps = 0,
-    batch_size: Batch = 0,
-    lr: LR = 0.0,
-    patience: Patience = 2,
-    seed: Seed = 0,
-    device: Device = "auto",
-    time_budget: TimeBudget = 0.0,
     threads: CompareThreads = 0,
-    loss: Loss = "auto",
-    ensemble: EnsembleOpt = 1,
-    transform: TransformOpt = "auto",
-    allow_negative: AllowNegative = False,
-    min_length: MinLength = 0,
-    drop_sparse: DropSparse = False,
-    wide: Wide = False,
     jobs: Jobs = 1,
     forecasts: Forecasts = None,
-    quantiles: Quantiles = None,
-    level: Levels = None,
     storage: Annotated[Optional[str], typer.Option("--storage", help="Share the models among processes and hosts through an Optuna storage (a journal file on a shared filesystem, or a database URL; pip install 'seqcast[tune]'): every compare started with the same options and --storage trains the models not yet taken, and each prints the whole leaderboard when all are done.")] = None,
     study: Annotated[Optional[str], typer.Option("--study", help="The study's name in --storage. Default: compare-MODELS.")] = None,
     json_out: Json = False,

@@ -7,12 +7,11 @@ from typing import Annotated, Optional
 import typer
 
 from . import command, options, render
-from .options import (Ckpt, Data, DateFormat, DayFirst, Decimal, FillAgain, FreqAgain, Json, LevelsAgain, MinLength, Plot,
-                      PlotSeries, Threads)
+from .options import Ckpt, Data, Json, LevelsAgain, MinLength, Plot, PlotSeries, Threads
 from .output import Output, to_json
 
 
-@command()
+@command(shared=(options.READING_AGAIN,))
 def predict(
     ctx: typer.Context,
     checkpoint_path: options.CkptOrOnnx,
@@ -20,11 +19,6 @@ def predict(
     output: Annotated[str, typer.Option("--output", "-o", help="Forecast CSV path, or - for stdout.")] = "-",
     horizon: Annotated[int, typer.Option("--horizon", "-H", help="Forecast only the first N steps (at most the trained horizon; 0 = all).")] = 0,
     future: options.FutureFile = None,
-    fill: FillAgain = None,
-    freq: FreqAgain = None,
-    decimal: Decimal = None,
-    dayfirst: DayFirst = None,
-    date_format: DateFormat = None,
     threads: Threads = 0,
     min_length: MinLength = 0,
     level: LevelsAgain = None,
@@ -90,7 +84,7 @@ def export_command(
         out.emit(to_json(render.export_document(ckpt, exported, export_output(request), checkpoint_path)), "-")
 
 
-@command()
+@command(shared=(options.READING_AGAIN,))
 def explain(
     ctx: typer.Context,
     checkpoint_path: Ckpt,
@@ -102,11 +96,6 @@ def explain(
     series_id: Annotated[Optional[str], typer.Option("--series", help="Only this series id.")] = None,
     output: Annotated[str, typer.Option("--output", "-o", help="CSV (or --json) path, or - for stdout.")] = "-",
     plot: Annotated[Optional[Path], typer.Option("--plot", help="Also draw the first series' maps as a PNG heatmap (needs seqcast[plot]).")] = None,
-    fill: FillAgain = None,
-    freq: FreqAgain = None,
-    decimal: Decimal = None,
-    dayfirst: DayFirst = None,
-    date_format: DateFormat = None,
     threads: Threads = 0,
     json_out: Json = False,
 ) -> None:

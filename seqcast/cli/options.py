@@ -1,7 +1,8 @@
 """Option types shared by the commands, and the run settings they build."""
 
+import inspect
 from pathlib import Path
-from typing import Annotated, Optional, Sequence
+from typing import Annotated, Any, Optional, Sequence
 
 import typer
 
@@ -65,6 +66,30 @@ LevelsAgain = Annotated[Optional[str], typer.Option("--level", metavar="PCT,PCT,
 Plot = Annotated[Optional[Path], typer.Option("--plot", metavar="FILE.png", help="Also draw the forecasts with their intervals as a PNG: the first 4 series, or those named by --series (needs seqcast[plot]).")]
 PlotSeries = Annotated[Optional[list[str]], typer.Option("--series", help="Series to draw with --plot (repeat for several). Default: the first 4.")]
 Forecasts = Annotated[Optional[str], typer.Option("--forecasts", help="Also write every test window's forecasts as CSV (model, series, origin, step, target, actual, forecast); - for stdout.")]
+
+
+def _group(*options: tuple[str, Any, Any]) -> tuple[inspect.Parameter, ...]:
+    """Options (name, type, default) that several commands take, as ``command(shared=...)`` adds them."""
+    return tuple(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+                 for name, annotation, default in options)
+
+
+# Groups of options shared by commands, declared once (command(shared=(...))); a command reads them from
+# ctx.params, through the request builders below.
+COLUMNS = _group(("target", Target, None), ("time_col", TimeCol, None), ("id_col", IdCol, None))
+READING = _group(("freq", Freq, None), ("decimal", Decimal, None), ("dayfirst", DayFirst, None),
+                 ("date_format", DateFormat, None))
+READING_AGAIN = _group(("fill", FillAgain, None), ("freq", FreqAgain, None), ("decimal", Decimal, None),
+                       ("dayfirst", DayFirst, None), ("date_format", DateFormat, None))
+COVARIATES = _group(("past_cols", PastCols, None), ("future_cols", FutureCols, None), ("static_cols", StaticCols, None),
+                    ("calendar", Calendar, "none"))
+TRAINING = _group(("epochs", Epochs, 0), ("max_steps", MaxSteps, 0), ("batch_size", Batch, 0), ("patience", Patience, 2),
+                  ("seed", Seed, 0), ("device", Device, "auto"), ("loss", Loss, "auto"))
+SCHEDULE = _group(("lr", LR, 0.0), ("time_budget", TimeBudget, 0.0))
+MODELLING = _group(("lookback", Lookback, 0), ("horizon", Horizon, 0), ("window_norm", WindowNormOpt, "auto"),
+                   ("transform", TransformOpt, "auto"), ("allow_negative", AllowNegative, False),
+                   ("ensemble", EnsembleOpt, 1), ("quantiles", Quantiles, None), ("level", Levels, None),
+                   ("min_length", MinLength, 0), ("drop_sparse", DropSparse, False), ("wide", Wide, False))
 
 
 def columns(text: str | None) -> tuple[str, ...]:

@@ -7,14 +7,11 @@ from typing import Annotated, Optional
 import typer
 
 from . import command, options, render
-from .options import (AllowNegative, Batch, Data, DateFormat, DayFirst, Decimal, Device, DropSparse, EnsembleOpt, Epochs,
-                      Fill, FillAgain, Freq, Horizon, IdCol, Json, LR, Levels, Lookback, Loss, MaxSteps, MinLength, Param,
-                      Patience, Quantiles, Seed, SplitOpt, Target, Threads, TimeBudget, TimeCol, TransformOpt, Wide,
-                      WindowNormOpt)
+from .options import Data, Fill, FillAgain, Horizon, Json, Param, SplitOpt, Threads
 from .output import Output, to_json
 
 
-@command()
+@command(shared=(options.COLUMNS, options.READING, options.COVARIATES, options.TRAINING, options.SCHEDULE, options.MODELLING))
 def fit(
     ctx: typer.Context,
     data: Data,
@@ -23,41 +20,10 @@ def fit(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another run writing the same checkpoint instead of exiting 75.")] = False,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Continue training from this checkpoint's weights: same model, windows and way of reading the data; a shorter default budget.")] = None,
-    lookback: Lookback = 0,
-    horizon: Horizon = 0,
-    target: Target = None,
-    time_col: TimeCol = None,
-    id_col: IdCol = None,
-    freq: Freq = None,
     fill: FillAgain = None,
-    decimal: Decimal = None,
-    dayfirst: DayFirst = None,
-    date_format: DateFormat = None,
-    past_cols: options.PastCols = None,
-    future_cols: options.FutureCols = None,
-    static_cols: options.StaticCols = None,
-    calendar: options.Calendar = "none",
     param: Param = None,
-    window_norm: WindowNormOpt = "auto",
     split: SplitOpt = None,
-    epochs: Epochs = 0,
-    max_steps: MaxSteps = 0,
-    batch_size: Batch = 0,
-    lr: LR = 0.0,
-    patience: Patience = 2,
-    seed: Seed = 0,
-    device: Device = "auto",
-    time_budget: TimeBudget = 0.0,
     threads: Threads = 0,
-    loss: Loss = "auto",
-    transform: TransformOpt = "auto",
-    allow_negative: AllowNegative = False,
-    min_length: MinLength = 0,
-    drop_sparse: DropSparse = False,
-    wide: Wide = False,
-    ensemble: EnsembleOpt = 1,
-    quantiles: Quantiles = None,
-    level: Levels = None,
     json_out: Json = False,
 ) -> None:
     """Train a model on a CSV and save a checkpoint.
@@ -81,7 +47,7 @@ def fit(
         out.emit(to_json({**fitted.forecaster.summary(), "seconds": fitted.seconds}), "-")
 
 
-@command()
+@command(shared=(options.COLUMNS, options.READING, options.COVARIATES, options.TRAINING))
 def tune(
     ctx: typer.Context,
     data: Data,
@@ -96,29 +62,11 @@ def tune(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
     lookback: Annotated[int, typer.Option("--lookback", "-L", help="Fix the lookback (default: searched among multiples of the horizon).")] = 0,
     horizon: Horizon = 0,
-    target: Target = None,
-    time_col: TimeCol = None,
-    id_col: IdCol = None,
-    freq: Freq = None,
     fill: Fill = "none",
-    decimal: Decimal = None,
-    dayfirst: DayFirst = None,
-    date_format: DateFormat = None,
-    past_cols: options.PastCols = None,
-    future_cols: options.FutureCols = None,
-    static_cols: options.StaticCols = None,
-    calendar: options.Calendar = "none",
     param: Annotated[Optional[list[str]], typer.Option("--param", "-p", help="Fix a hyperparameter key=value (it is then not searched).")] = None,
     window_norm: Annotated[str, typer.Option("--window-norm", help="Fix the window normalisation (default auto: searched among last, mean, revin, deseason).")] = "auto",
     split: SplitOpt = None,
-    epochs: Epochs = 0,
-    max_steps: MaxSteps = 0,
-    batch_size: Batch = 0,
-    patience: Patience = 2,
-    seed: Seed = 0,
-    device: Device = "auto",
     threads: Threads = 0,
-    loss: Loss = "auto",
     json_out: Annotated[bool, typer.Option("--json", help="Print the trials table and the best trial as one JSON document on stdout.")] = False,
 ) -> None:
     """Search a model's hyperparameters with Optuna on the validation split, then fit the best.
