@@ -315,6 +315,9 @@ def test_the_column_seqcast_would_forecast_named_as_a_covariate_is_refused(invok
     data = write(panel().drop(columns=["store", "size"]), tmp_path / "p.csv")
     code, _, err = invoke("fit", data, "--model", "nlinear", "--past-cols", "y,noise", *FAST)
     assert code == 2 and "--past-cols y: 'y' is the column seqcast would forecast; give --target" in err
+    alone = write(panel()[["unique_id", "ds", "y"]], tmp_path / "alone.csv")  # its only numeric column, too
+    code, _, err = invoke("fit", alone, "--model", "nlinear", "--past-cols", "y", *FAST)
+    assert code == 2 and "--past-cols y: 'y' is the column seqcast would forecast" in err, err
     code, _, err = invoke("fit", data, "--model", "nlinear", "--past-cols", "y", "--target", "promo", *FAST,
                           "--max-steps", "5", "-o", tmp_path / "promo.ckpt")
     assert code == 0, err

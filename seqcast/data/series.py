@@ -83,14 +83,15 @@ def _series_set(table: Table, config: DataConfig) -> SeriesSet:
     decimal, proven = decimal_for(table, config.decimal, [c for c in candidates if c not in static], candidates)
     if not targets:
         left = [c for c in candidates if c not in named]
-        if not left:
-            raise InputError(f"{name}: no column left to forecast; columns are: {', '.join(header)}")
-        natural = default_target([c for c in candidates if c not in static], columns, decimal, [])
+        forecastable = [c for c in candidates if c not in static]
+        natural = default_target(forecastable, columns, decimal, []) if forecastable else None
         if natural in named:  # the column seqcast would forecast, named as a covariate: never switch silently
             option = "--past-cols" if natural in past else "--future-cols"
             raise UsageError(f"{name}: {option} {natural}: {natural!r} is the column seqcast would forecast; "
                              f"give --target to forecast another column with {natural!r} as a covariate, "
                              f"or leave it out of {option}")
+        if not left:
+            raise InputError(f"{name}: no column left to forecast; columns are: {', '.join(header)}")
         targets = [default_target(left, columns, decimal, notes)]
     unused = [h for h in header if h not in used and h not in named and h not in targets]
     if unused:
