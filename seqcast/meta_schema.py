@@ -72,6 +72,7 @@ def check(forecaster: Forecaster, where: str = "meta") -> None:
 
         if model_info.window_norm not in WINDOW_NORMS:
             raise SchemaError(f"{where}.model_info.window_norm: {model_info.window_norm!r} is not one of {', '.join(WINDOW_NORMS)}")
+        _check_params(f"{where}.model_info.params", model_info.name, model_info.params)
         _check_training(f"{where}.training", forecaster.training, series)
         _check_choices(f"{where}.choices", forecaster.choices, {"window_norm": model_info.window_norm,
                                                                 "loss": forecaster.training.settings.loss,
@@ -90,6 +91,26 @@ def _hyperparameters(where: str, params: dict[str, Any], kinds: tuple[type, ...]
             raise SchemaError(f"{where}.{key}: {value!r} is not a hyperparameter value")
         if at_least is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
             _within(f"{where}.{key}", value, at_least, MAX_HYPERPARAMETER)
+
+
+def _check_params(where: str, model: str, params: dict[str, Any]) -> None:
+    """Each stored hyperparameter of a registered model has the kind of the constructor's default (a flag is
+    true or false, a size an integer, a rate a number, a list a list); an unknown model or parameter is
+    refused when the model is built, naming it."""
+    from .registry import list_models, get_spec
+
+    if model not in list_models():
+        return
+    defaults = get_spec(model).defaults()
+    for key, value in params.items():
+        default = defaults.get(key)
+        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,), tuple: (list, tuple)}.get(type(default))
+        if kinds and (not isinstance(value, kinds) or (isinstance(value, bool) and not isinstance(default, bool))):
+            raise SchemaError(f"{where}.{key}: {value!r} is not {_kind_name(default)}, as {model} takes")
+
+
+def _kind_name(default: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(type(default), "a list")
 
 
 def _per_series(where: str, table: dict[str, list[float]], ids: set[str], width: int, positive: bool) -> None:
