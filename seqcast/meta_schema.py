@@ -54,6 +54,7 @@ def check(forecaster: Forecaster, where: str = "meta") -> None:
     _within(f"{where}.schema.lookback", schema.lookback, 1, MAX_WINDOW)
     _within(f"{where}.schema.horizon", schema.horizon, 1, MAX_WINDOW - schema.lookback)
     _within(f"{where}.schema.targets", len(schema.targets), 1, MAX_TARGETS)
+    _check_freq(f"{where}.schema.freq", schema.freq, schema.integer_time)
     series, targets = set(schema.series), len(schema.targets)
     if not series or len(series) != len(schema.series):
         raise SchemaError(f"{where}.schema.series: expected one or more distinct series names")
@@ -91,6 +92,26 @@ def _hyperparameters(where: str, params: dict[str, Any], kinds: tuple[type, ...]
             raise SchemaError(f"{where}.{key}: {value!r} is not a hyperparameter value")
         if at_least is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
             _within(f"{where}.{key}", value, at_least, MAX_HYPERPARAMETER)
+
+
+def _check_freq(where: str, freq: str, integer_time: bool) -> None:
+    """A whole positive step for integer times, else a frequency pandas reads with a positive step."""
+    if integer_time:
+        if not (freq.isascii() and freq.isdigit() and len(freq) <= 18 and int(freq) >= 1):
+            raise SchemaError(f"{where}: {freq[:40]!r} is not a whole positive step")
+        return
+    import warnings
+
+    import pandas as pd
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            offset = pd.tseries.frequencies.to_offset(freq)
+    except (ValueError, TypeError, OverflowError):
+        offset = None
+    if offset is None or offset.n < 1:
+        raise SchemaError(f"{where}: {freq[:40]!r} is not a frequency (a pandas alias such as h, D, W or MS)")
 
 
 def _check_params(where: str, model: str, params: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 import subprocess
 import sys
 
@@ -20,7 +21,7 @@ import pytest
 from conftest import TINY_FIT
 from seqcast import edge, onnx_graph
 from seqcast.checkpoint import load
-from seqcast.registry import list_models
+from seqcast.registry import WINDOW_NORMS, list_models
 
 
 @pytest.fixture(scope="module")
@@ -126,12 +127,12 @@ def input_rank(proto):
     (renamed_op("Loop"), ["control flow", "'Loop'"]),
     (renamed_op("Scan"), ["control flow", "'Scan'"]),
     (subgraph_attribute, ["control flow or a subgraph"]),
-    (renamed_op("Range"), ["operator 'Range'", "never writes"]),
+    (renamed_op("RandomNormal"), ["operator 'RandomNormal'", "never writes"]),
     (renamed_op("Exec", "com.example"), ["'com.example'"]),
     (external_weight, ["external data"]),
     (output_renamed, ["does not match its seqcast metadata", "'y'"]),
     (input_rank, ["does not match its seqcast metadata", "input x"]),
-], ids=["loop 2^63", "Loop", "Scan", "subgraph", "Range", "custom domain", "external data", "output name",
+], ids=["loop 2^63", "Loop", "Scan", "subgraph", "RandomNormal", "custom domain", "external data", "output name",
         "input rank"])
 def test_a_crafted_graph_is_refused_before_onnxruntime_sees_it(onnx_extra, invoke, exported, hourly_csv, tmp_path,
                                                                monkeypatch, change, messages):
@@ -213,13 +214,23 @@ def test_deeply_nested_metadata_is_a_damaged_file(onnx_extra, invoke, exported, 
 VARIANTS = [(name, {}) for name in list_models()] + [("nlinear", {"quantiles": (0.1, 0.5, 0.9)}),
                                                      ("transformer", {"covariates": True}),
                                                      ("lstm", {"covariates": True}), ("gru", {"ensemble": 3})]
+# Every window normalisation around a model of each exporter (dynamo: dlinear, TorchScript: gru), with a
+# season that fits the lookback twice, so that "season" and "deseason" export what they compute.
+NORMED = [(name, mode) for name in ("dlinear", "gru") for mode in WINDOW_NORMS]
+
+
+def normed(forecaster, mode):
+    from seqcast.window_norm import WindowNorm
+
+    return replace(forecaster, model=WindowNorm(forecaster.model.model, mode, (4,)).eval(),
+                   model_info=replace(forecaster.model_info, window_norm=mode))
 
 
 def test_the_allow_list_is_exactly_the_operators_every_model_exports_fp32_and_int8(onnx_extra, tiny_ckpt,
                                                                                     monkeypatch, tmp_path):
-    """Every registered model (and the quantile head, covariates and an ensemble), exported through the
-    exporter it declares, fp32 and --int8: each graph passes the check and loads, and the operators all of
-    them write together are the allow-list, no more and no fewer."""
+    """Every registered model (and the quantile head, covariates, an ensemble and every window
+    normalisation), exported through the exporter it declares, fp32 and --int8: each graph passes the
+    check and loads, and the operators all of them write together are the allow-list, no more, no fewer."""
     from test_edge import forecaster_for
 
     base, written, signed = load(tiny_ckpt), set(), onnx_extra._signed
@@ -230,11 +241,13 @@ def test_the_allow_list_is_exactly_the_operators_every_model_exports_fp32_and_in
         return signed(proto, document)
 
     monkeypatch.setattr(onnx_extra, "_signed", recording)
-    for name, kwargs in VARIANTS:
-        result = onnx_extra.export(forecaster_for(base, name, **kwargs), int8=True)
-        path = tmp_path / f"{name}.onnx"
+    cases = [forecaster_for(base, name, **kwargs) for name, kwargs in VARIANTS]
+    cases += [normed(forecaster_for(base, name), mode) for name, mode in NORMED]
+    for i, forecaster in enumerate(cases):
+        result = onnx_extra.export(forecaster, int8=True)
+        path = tmp_path / f"{i}.onnx"
         path.write_bytes(result.data)
-        assert edge.load(path).name == name
+        assert edge.load(path).name == forecaster.name
     allowed = {(domain, op) for domain, ops in onnx_graph.ALLOWED.items() for op in ops}
     assert written - allowed == set(), "the exporter writes operators the allow-list lacks"
     assert allowed - written == set(), "the allow-list holds operators no export writes"
