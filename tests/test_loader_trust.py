@@ -61,8 +61,10 @@ def test_every_older_fixture_has_the_shape_of_its_own_format():
     (lambda m: m["model"]["params"].update(hidden_size=None), "meta.model_info.params.hidden_size: None is not an integer"),
     (lambda m: m["model"]["params"].update(hidden_size=10**400), "meta.model_info.params.hidden_size"),
     (lambda m: m["data"].update(lookback=float("nan")), "meta.schema.lookback: nan is not an integer"),
+    (lambda m: m["model"]["params"].update(bidirectional=1), "meta.model_info.params.bidirectional: 1 is not true"),
+    (lambda m: m["data"].update(freq=""), "meta.schema.freq: '' is not a frequency"),
 ], ids=["missing section", "later section", "integer_time list", "data list", "params list", "missing key",
-        "metrics extra", "hidden_size null", "huge int", "NaN"])
+        "metrics extra", "hidden_size null", "huge int", "NaN", "bidirectional 1", "freq empty"])
 def test_crafted_values_in_a_format_1_file_are_exit_2_naming_the_key(invoke, tmp_path, change, named):
     """None of these is exit 1; each is refused naming the key (integer_time is read as a flag: any value
     means what bool() makes of it, as format 1 meant)."""
