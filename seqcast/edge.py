@@ -140,7 +140,7 @@ def session(data: bytes, threads: int = 0, name: str = "model"):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or 1
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: nothing on stderr for a model that loads
+    options.log_severity_level = 4  # fatal only: a model that does not load is reported by seqcast, once
     try:
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's own error classes (InvalidProtobuf, Fail, ...) are not public
@@ -244,11 +244,41 @@ def _document(name: str, data: bytes, text: str | None) -> tuple[dict[str, Any],
         if meta_format > FORMAT_VERSION:
             raise CheckpointError(f"{name}: its checkpoint format {meta_format} is newer than this seqcast "
                                   f"supports ({FORMAT_VERSION}); upgrade seqcast")
+        _check_sections(document)
         return document, upgrade(meta_format, document["meta"])
     except SchemaError as exc:
         raise CheckpointError(f"{name}: seqcast metadata describes a model this seqcast cannot use ({exc})") from None
     except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
         raise CheckpointError(f"{name}: seqcast metadata is incomplete; export the model again") from None
+
+
+# What the document's other sections must hold, by key: the kinds info and predict read (more keys may follow).
+_TEXTS, _NUMBER = ("list", str), (int, float)
+SECTIONS = {
+    "graph": {"inputs": _TEXTS, "members": int, "exporter": str, "int8": bool, "quantized": _TEXTS, "fp32": _TEXTS},
+    "parity": {"batches": ("list", int), "max_difference": _NUMBER, "tolerance": _NUMBER},
+    "checkpoint": {"path": (str, type(None)), "sha256": (str, type(None))},
+    "versions": {"torch": str, "onnx": str, "onnxruntime": str},
+}
+
+
+def _check_sections(document: dict[str, Any]) -> None:
+    """``SchemaError`` naming the key unless each section of ``SECTIONS`` holds its keys, of their kinds."""
+    from .decode import SchemaError
+
+    for section, keys in SECTIONS.items():
+        value = document[section]
+        if not isinstance(value, dict):
+            raise SchemaError(f"{section}: expected an object")
+        for key, kind in keys.items():
+            item = value.get(key, ...)
+            if isinstance(kind, tuple) and kind[0] == "list":
+                good = isinstance(item, list) and all(isinstance(v, kind[1]) and not isinstance(v, bool) for v in item)
+            else:
+                good = isinstance(item, kind) and (kind is bool or not isinstance(item, bool))
+            if not good:
+                raise SchemaError(f"{section}.{key}: {str(item)[:40] if item is not ... else 'missing'}, not what "
+                                  "seqcast's exporter writes")
 
 
 def load(path: str | Path, threads: int = 0, record: bool = False):
