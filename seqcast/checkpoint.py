@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
-import stat
 import struct
 from dataclasses import replace
 from pathlib import Path
@@ -32,88 +30,15 @@ from .build import build_network
 from .data import seasons
 from .files import atomic_write
 from .forecaster import Forecaster, Stored
+from .formats import FORMAT_VERSION, upgrade
+from .model_files import open_model_file, parse_json
 
 if TYPE_CHECKING:  # torch loads with the weights: from_meta serves the torch-free ONNX predict too (edge.py)
     import torch
 
     from .window_norm import WindowNorm
 
-FORMAT_VERSION = 9
 _MAX_HEADER = 100 * 1024 * 1024
-
-# What format 2 added, and what a format-1 file is taken to have meant:
-#   data.policy      how fit read its data, so later commands read new history the same way. Format 1
-#                    recorded only the resolved frequency (re-inferred on every read, except an integer
-#                    step, kept so that a `year` column stays integers as 0.1.0 read it) and no fill.
-#   data.seen_until  per series, the last timestamp fit trained or validated on (None: not recorded).
-#   training.best_epoch  the epoch whose weights were kept, 0 = the starting weights (None: not recorded).
-#   training.init_from   the checkpoint a warm start continued from (path and digest), else None.
-#   training.warnings    what fit warned about (a constant target, weights never beaten), else [].
-FORMAT_1_POLICY = {"freq_given": False, "fill": "none", "decimal": None, "dayfirst": None, "date_format": None}
-#   training.schedule    the loop's rules (Schedule); 0.1.0 had no minimum patience and no warm start.
-FORMAT_1_SCHEDULE = {"warmup_divisor": 20, "lr_floor": 0.55, "min_epochs": 4, "min_steps": 200, "batch_divisor": 50,
-                     "min_batch": 32, "max_batch": 256, "improvement": 1e-7, "patience_share": 0.0,
-                     "warm_start_divisor": 4}
-
-# What format 3 added, and what a format-2 (or older) file is taken to have meant. A format-2 reader
-# builds TrainConfig from every stored setting, so these new keys needed a new format: an older
-# seqcast now says "format 3 is newer; upgrade seqcast" instead of calling the file incomplete.
-#   training.time_budget         --time-budget seconds, 0 = none (older files had no time budget).
-#   training.threads             the torch intra-op threads training ran with; 0 = not recorded.
-#   training.schedule.max_auto_steps   the automatic budget's cap; 0 = no cap (as older code trained).
-#   training.steps_per_epoch, training.round_steps   steps of an epoch and between validations
-#                                (None: not recorded; the rounds were epochs).
-#   training.stopped             why training ended (a key of training.STOPPED); None: not recorded.
-#   training.window_flops        FLOPs of one window's forward, for choosing forecast threads without
-#                                counting again; None: not recorded (counted when needed).
-FORMAT_2_TRAINING = {"time_budget": 0.0, "threads": 0, "steps_per_epoch": None, "round_steps": None,
-                     "stopped": None, "window_flops": None}
-# What format 4 added, and what a format-3 (or older) file is taken to have meant:
-#   model.quantiles   the quantiles a quantile head was trained on; [] = a point model (all before it).
-#   calibration       conformal intervals (fit --level); null = none.
-#   data.pad_short    windows of short series start before their first row (padded); false before it.
-#   training.loss     the point loss (mse or mae); mse before it.
-#   model.ensemble    members trained from consecutive seeds, median forecast; 1 before it.
-# What format 5 added, and what a format-4 (or older) file is taken to have meant:
-#   tuning            the Optuna study a tuned model came from (seqcast tune); null = not tuned.
-#   training.world_size   processes that trained the model together (torchrun); 1 before it.
-# What format 6 changed, and what a format-5 (or older) file is taken to have meant:
-#   covariates        what the model reads besides the targets (forecaster.CovariateSchema), with their
-#                     training statistics; [] = nothing. Format 5 knew only calendar features, as a switch
-#                     of the models reading them (informer and transformer: model.params.calendar, every
-#                     feature of FORMAT_5_CALENDAR, fed as they are: mean 0, std 1); that switch and
-#                     data.calendar are gone, and the features are covariates of kind "calendar".
-FORMAT_5_CALENDAR = ("hour", "dow", "dom", "doy", "month")
-# What format 7 added, and what a format-6 (or older) file is taken to have meant:
-#   choices           what fit chose on its validation windows (forecaster.Decision: the window normalisation
-#                     and the loss, with each candidate's probe score); [] = nothing chosen, the model's
-#                     declared or the user's settings (all before it).
-#   model.window_norm may be "deseason" (older files never are).
-#   training.schedule.max_auto_flops   the automatic budget's compute cap; 0 = no cap (as older code trained).
-# What format 8 added, and what a format-7 (or older) file is taken to have meant:
-#   transform         the targets' transform before scaling (transform.TargetTransform: none, log or boxcox
-#                     with its lambdas) and, per target, whether forecasts are floored at zero;
-#                     none and no floor before it (older files forecast exactly what they did).
-#   data.policy.wide  the file was wide (fit --wide: a row per series, a column per time); false before it.
-#   covariates[].span (lowest, highest) training value of a numeric covariate, for predict's note on
-#                     values outside it; [] = not recorded (all before it).
-FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
-# What format 9 changed (nothing was added, and a format-8 file means what it meant):
-#   the shape     the metadata is the Forecaster's dataclasses as they are, each field under its name:
-#                 model_info, schema, policy, scaler, training (TrainingRecord: settings, the TrainConfig with
-#                 its schedule, then the record with split, seen_until and val_mse_scaled), versions,
-#                 notes, calibration, tuning, covariates ({"columns": [...]}), choices and transform. Format
-#                 8 named them model, data (with policy and seen_until), scaler, split, training (settings
-#                 and record side by side), metrics, versions, notes, calibration, tuning, covariates (a
-#                 list), choices and transform; ``_format_9`` moves them. Reading is one strict decoder
-#                 (decode.py) instead of code per key, so a new field is its dataclass field.
-#   the digest    covers the format number too: a format-9 file whose "format" is changed is damaged
-#                 (formats 1 to 8 keep their digest, over the metadata and the tensors).
-FORMAT_8_SECTIONS = ("calibration", "choices", "covariates", "data", "metrics", "model", "notes", "scaler", "split",
-                     "training", "transform", "tuning", "versions")
-FORMAT_8_RECORD = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
-                   "stopped", "window_flops", "world_size")  # format 8's training keys that are not TrainConfig's
-
 
 def _digest(version: int, meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     """The digest of a checkpoint of format ``version``: from format 9 on, over the format number too."""
@@ -177,57 +102,6 @@ def save(path: str | Path, forecaster: Forecaster) -> Forecaster:
     return replace(forecaster, stored=Stored(str(path), FORMAT_VERSION, digest))
 
 
-def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
-    """Bring the metadata of an older format up to ``FORMAT_VERSION``, one format at a time."""
-    if format_version < 2:
-        meta = {**meta,
-                "data": {**meta["data"], "seen_until": None,
-                         "policy": {**FORMAT_1_POLICY, "freq_given": bool(meta["data"]["integer_time"])}},
-                "training": {**meta["training"], "best_epoch": None, "init_from": None, "warnings": [],
-                             "schedule": FORMAT_1_SCHEDULE}}
-    if format_version < 3:
-        training = meta["training"]
-        meta = {**meta, "training": {**training, **FORMAT_2_TRAINING,
-                                     "schedule": {**training["schedule"], "max_auto_steps": 0}}}
-    if format_version < 4:
-        meta = {**meta, "model": {**meta["model"], "quantiles": [], "ensemble": 1}, "calibration": None,
-                "data": {**meta["data"], "pad_short": False}, "training": {**meta["training"], "loss": "mse"}}
-    if format_version < 5:
-        meta = {**meta, "tuning": None, "training": {**meta["training"], "world_size": 1}}
-    if format_version < 6:
-        data = {k: v for k, v in meta["data"].items() if k != "calendar"}
-        params = dict(meta["model"]["params"])
-        calendar = bool(params.pop("calendar", False)) and bool(meta["data"].get("calendar"))
-        meta = {**meta, "data": data, "model": {**meta["model"], "params": params},
-                "covariates": [{"name": n, "kind": "calendar", "mean": [0.0], "std": [1.0], "categories": []}
-                               for n in FORMAT_5_CALENDAR] if calendar else []}
-    if format_version < 7:
-        training = meta["training"]
-        meta = {**meta, "choices": [], "training": {**training, "schedule": {**training["schedule"], "max_auto_flops": 0.0}}}
-    if format_version < 8:
-        meta = {**meta, "transform": {**FORMAT_7_TRANSFORM, "lambdas": {}, "floor": []}, "covariates": [{**c, "span": []} for c in meta["covariates"]],
-                "data": {**meta["data"], "policy": {**meta["data"]["policy"], "wide": False}}}
-    if format_version < 9:
-        meta = _format_9(meta)
-    return meta
-
-
-def _format_9(meta: dict[str, Any]) -> dict[str, Any]:
-    """Format 8's sections in the shape of the dataclasses (format 9): what FORMAT_8_SECTIONS says."""
-    if set(meta) != set(FORMAT_8_SECTIONS) or set(meta["metrics"]) != {"val_mse_scaled"}:
-        found = sorted(map(str, meta)) + sorted(f"metrics.{k}" for k in meta["metrics"])
-        raise SchemaError(f"meta: expected the sections {', '.join(FORMAT_8_SECTIONS)} and metrics.val_mse_scaled "
-                          f"of format 8, found {', '.join(found)}")
-    data, settings = dict(meta["data"]), dict(meta["training"])
-    record = {key: settings.pop(key) for key in FORMAT_8_RECORD}
-    return {"model_info": meta["model"], "schema": data, "policy": data.pop("policy"), "scaler": meta["scaler"],
-            "training": {"settings": settings, **record, "split": meta["split"], "seen_until": data.pop("seen_until"),
-                         "val_mse_scaled": meta["metrics"]["val_mse_scaled"]},
-            "versions": meta["versions"], "notes": meta["notes"], "calibration": meta["calibration"],
-            "tuning": meta["tuning"], "covariates": {"columns": meta["covariates"]}, "choices": meta["choices"],
-            "transform": meta["transform"]}
-
-
 # What a model described by a checkpoint may allocate while it is built: parameters up to twice the
 # bytes the file's tensors hold (an honest file holds exactly its model's; the margin lets a wrong
 # shape be reported as one), buffers up to those bytes plus what buffers that are not stored
@@ -275,10 +149,10 @@ def read_header(name: str, stream: BinaryIO, size_on_disk: int | None) -> tuple[
     if len(raw) < size:
         raise CheckpointError(f"{name}: checkpoint is truncated ({8 + len(raw)} bytes, header alone needs {8 + size})")
     try:
-        header = json.loads(raw.decode("utf-8"))
-        document = json.loads(header["__metadata__"]["seqcast"])
+        header = parse_json(raw.decode("utf-8"))
+        document = parse_json(header["__metadata__"]["seqcast"])
         version = document["format"]
-    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError):
+    except (UnicodeDecodeError, KeyError, TypeError, ValueError):  # malformed or too deeply nested JSON too
         raise CheckpointError(f"{name}: damaged checkpoint header, or {not_ours.split(': ', 1)[1]}") from None
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:  # "9", 9.0, 1.9, -7, true
         raise CheckpointError(f"{name}: damaged checkpoint header (format {_shown(version)}); refit or restore it")
@@ -348,21 +222,6 @@ def _match(name: str, model_name: str, expected: dict[str, torch.Tensor], entrie
                                   f"{needed}; refit the model")
 
 
-def _open(name: str, path: str | Path) -> tuple[BinaryIO, int | None]:
-    """The checkpoint opened for reading, with its size when it is a regular file (None for a pipe)."""
-    try:
-        stream = open(path, "rb")  # noqa: SIM115  (closed by load)
-    except FileNotFoundError:
-        raise CheckpointError(f"{name}: no such checkpoint") from None
-    except OSError as exc:
-        raise CheckpointError(f"{name}: cannot read ({exc.strerror})") from None
-    info = os.fstat(stream.fileno())
-    if stat.S_ISDIR(info.st_mode):
-        stream.close()
-        raise CheckpointError(f"{name}: cannot read (Is a directory)")
-    return stream, info.st_size if stat.S_ISREG(info.st_mode) else None
-
-
 def load(path: str | Path) -> Forecaster:
     """Load and verify a checkpoint; raises ``CheckpointError`` (exit 2) for anything not intact.
 
@@ -376,7 +235,7 @@ def load(path: str | Path) -> Forecaster:
     from safetensors.torch import load as load_tensors
 
     name = str(path)
-    stream, size_on_disk = _open(name, path)
+    stream, size_on_disk = open_model_file(path, name, "checkpoint", streams=True)  # a pipe: bounded by its header
     with stream:
         try:
             version, document, entries, head = read_header(name, stream, size_on_disk)
@@ -387,7 +246,7 @@ def load(path: str | Path) -> Forecaster:
                 current = upgrade(version, meta)
             except SchemaError as exc:
                 raise _cannot_build(name, exc) from None
-            except (KeyError, TypeError, AttributeError, ValueError):
+            except (KeyError, TypeError, AttributeError, ValueError, OverflowError, RecursionError):
                 raise CheckpointError(f"{name}: checkpoint metadata is incomplete; refit the model") from None
             described = _described(name, current)
             model = _build(name, described, entries)

@@ -17,6 +17,13 @@ The file is one ONNX model with its weights inside (no external data). Its metad
     sha256      the digest of the file's bytes, taken with this value written as 64 zeros: a changed byte
                 anywhere (weights included) is caught before anything is forecast
 
+Reading one (``open_model``) meets the checkpoint's standard of trust, each step before the next
+is trusted: a bounded read (a regular file of at most ``MAX_BYTES``, never a pipe or device), the
+proto parsed by onnx without external data, the document and its digest, the metadata of its own
+format upgraded, decoded and range-checked, then the graph (``onnx_graph``: operators on the
+exporter's allow-list, no control flow or subgraph, inputs and output as the metadata describes);
+only then does onnxruntime see the bytes. The digest detects damage, not forgery.
+
 What runs where. The graph: the registered model, its per-window normalisation (``WindowNorm``: the
 window's level, spread or season subtracted and added back), the quantile head when there is one,
 and, for an ensemble, every member (its output is (B, M, H, C[, Q])). The numpy side is
@@ -99,9 +106,11 @@ class OnnxModel:
     """An exported graph run by onnxruntime: scaled windows (B, L, C), with the covariate inputs the graph
     takes (past (B, L, P), future (B, L + H, F), static (B, S)), -> scaled forecasts (B, H, C), or (B, H, C, Q)."""
 
-    def __init__(self, session, members: int = 1):
+    def __init__(self, session, members: int = 1, shape: list[int] | None = None, name: str = "model"):
         self.session = session
         self.members = members  # > 1: the graph gives every member's forecast, (B, M, H, C[, Q])
+        self.shape = shape  # the output's shape after the batch axis, as the metadata describes it
+        self.name = name
         self.inputs = [i.name for i in session.get_inputs()]
 
     def forward_numpy(self, x: np.ndarray, covariates: dict[str, np.ndarray] | None = None) -> np.ndarray:
@@ -110,7 +119,15 @@ class OnnxModel:
             if name != "x":  # "marks": a format-5 file's name for the known-future block
                 feed[name] = np.ascontiguousarray((covariates or {})["future" if name == "marks" else name],
                                                   dtype=np.float32)
-        (out,) = self.session.run(None, feed)
+        try:
+            (out,) = self.session.run(None, feed)
+        except Exception as exc:  # onnxruntime's own error classes are not public
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise CheckpointError(f"{self.name}: the exported graph fails on these windows ({reason}); export the "
+                                  "checkpoint again, or predict with the checkpoint") from None
+        if self.shape is not None and list(out.shape) != [len(x), *self.shape]:
+            raise CheckpointError(f"{self.name}: the graph's forecast has shape {tuple(out.shape)}, its seqcast "
+                                  f"metadata describes {(len(x), *self.shape)}; export the checkpoint again")
         if self.members > 1:  # the median member, the lower of the two middle ones when M is even (torch.median)
             out = np.sort(out, axis=1)[:, (self.members - 1) // 2]
         return out
@@ -123,7 +140,7 @@ def session(data: bytes, threads: int = 0, name: str = "model"):
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads or 1
     options.inter_op_num_threads = 1
-    options.log_severity_level = 3  # errors only: nothing on stderr for a model that loads
+    options.log_severity_level = 4  # fatal only: a model that does not load is reported by seqcast, once
     try:
         return ort.InferenceSession(data, options, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's own error classes (InvalidProtobuf, Fail, ...) are not public
@@ -142,29 +159,75 @@ class Opened:
     sha256: str
 
 
+# The largest file an export can be: one protobuf message with its weights inside, which protobuf caps at
+# 2 GiB (seqcast never writes external data). A larger file is not one seqcast wrote.
+MAX_BYTES = 2**31 - 1
+
+
+def read_model(path: str | Path) -> bytes:
+    """The bytes of the exported model at ``path``, read as ``model_files`` reads a model file: a regular
+    file only (never a pipe or device, which could go on for ever), at most ``MAX_BYTES``, exactly as many
+    bytes as its size says; ``CheckpointError`` naming the file otherwise."""
+    from .model_files import open_model_file, read_whole
+
+    name = str(path)
+    stream, size = open_model_file(path, name, "exported model", streams=False, limit=MAX_BYTES,
+                                   advice="predict with the checkpoint it came from, or export it again")
+    with stream:
+        return read_whole(stream, size, name, "exported model")
+
+
 def open_model(path: str | Path, threads: int = 0) -> Opened:
     """Read ``path``, check it is an intact seqcast ONNX model and return it; ``CheckpointError`` (exit
-    2) for anything else, ``UsageError`` when onnxruntime is missing."""
-    from .checkpoint import FORMAT_VERSION, upgrade
-    from .decode import SchemaError
+    2) for anything else, ``UsageError`` when onnxruntime is missing. In this order, each before the
+    next is trusted: a bounded read (``read_model``), the proto parsed by onnx, the seqcast document and
+    its digest, the metadata of its own format upgraded, decoded and range-checked, the graph's operators
+    (``onnx_graph``) and its inputs and output against the metadata; only then onnxruntime's session."""
+    from . import meta_schema, onnx_graph
+    from .checkpoint import from_meta
 
     name = str(path)
     require_onnxruntime()
+    require_onnx()
+    data = read_model(path)
+    proto = onnx_graph.parse(data, name)
+    document, meta = _document(name, data, onnx_graph.metadata(proto, KEY))
+    onnx_graph.check_operators(proto, name)
     try:
-        data = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise CheckpointError(f"{name}: no such model") from None
-    except OSError as exc:
-        raise CheckpointError(f"{name}: cannot read ({exc.strerror})") from None
-    run = session(data, threads, name)
-    text = run.get_modelmeta().custom_metadata_map.get(KEY)
+        described = from_meta(meta, record=False)
+        meta_schema.check(described)
+    except meta_schema.SchemaError as exc:
+        raise CheckpointError(f"{name}: seqcast metadata describes a model this seqcast cannot use ({exc})") from None
+    graph = document["graph"]
+    _match_graph(name, *onnx_graph.shapes(proto), described, graph.get("members") if isinstance(graph, dict) else None)
+    del proto
+    return Opened(document, meta, session(data, threads, name), document["sha256"])
+
+
+def require_onnx():
+    """onnx (which reads the graph before onnxruntime runs it), or the exit-2 error that says how to install it."""
+    try:
+        import onnx
+    except ImportError:
+        raise UsageError(f"ONNX models need onnx, which is not installed: {INSTALL}") from None
+    return onnx
+
+
+def _document(name: str, data: bytes, text: str | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The file's seqcast document, its digest checked, and its metadata upgraded to the current format."""
+    from .checkpoint import FORMAT_VERSION, upgrade
+    from .decode import SchemaError
+    from .model_files import parse_json
+
     if text is None:
         raise CheckpointError(f"{name}: not a seqcast ONNX model (it has no seqcast metadata); export one with "
                               "`seqcast export CHECKPOINT`")
     try:
-        document = json.loads(text)
-        version = int(document["format"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+        document = parse_json(text)
+        version = document["format"]
+        if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+            raise ValueError
+    except (KeyError, TypeError, ValueError):
         raise CheckpointError(f"{name}: damaged seqcast metadata; export the model again") from None
     if version > FORMAT:
         raise CheckpointError(f"{name}: exported model format {version} is newer than this seqcast supports "
@@ -181,12 +244,41 @@ def open_model(path: str | Path, threads: int = 0) -> Opened:
         if meta_format > FORMAT_VERSION:
             raise CheckpointError(f"{name}: its checkpoint format {meta_format} is newer than this seqcast "
                                   f"supports ({FORMAT_VERSION}); upgrade seqcast")
-        meta = upgrade(meta_format, document["meta"])
+        _check_sections(document)
+        return document, upgrade(meta_format, document["meta"])
     except SchemaError as exc:
         raise CheckpointError(f"{name}: seqcast metadata describes a model this seqcast cannot use ({exc})") from None
-    except (KeyError, TypeError, ValueError, AttributeError):
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError):
         raise CheckpointError(f"{name}: seqcast metadata is incomplete; export the model again") from None
-    return Opened(document, meta, run, digest)
+
+
+# What the document's other sections must hold, by key: the kinds info and predict read (more keys may follow).
+_TEXTS, _NUMBER = ("list", str), (int, float)
+SECTIONS = {
+    "graph": {"inputs": _TEXTS, "members": int, "exporter": str, "int8": bool, "quantized": _TEXTS, "fp32": _TEXTS},
+    "parity": {"batches": ("list", int), "max_difference": _NUMBER, "tolerance": _NUMBER},
+    "checkpoint": {"path": (str, type(None)), "sha256": (str, type(None))},
+    "versions": {"torch": str, "onnx": str, "onnxruntime": str},
+}
+
+
+def _check_sections(document: dict[str, Any]) -> None:
+    """``SchemaError`` naming the key unless each section of ``SECTIONS`` holds its keys, of their kinds."""
+    from .decode import SchemaError
+
+    for section, keys in SECTIONS.items():
+        value = document[section]
+        if not isinstance(value, dict):
+            raise SchemaError(f"{section}: expected an object")
+        for key, kind in keys.items():
+            item = value.get(key, ...)
+            if isinstance(kind, tuple) and kind[0] == "list":
+                good = isinstance(item, list) and all(isinstance(v, kind[1]) and not isinstance(v, bool) for v in item)
+            else:
+                good = isinstance(item, kind) and (kind is bool or not isinstance(item, bool))
+            if not good:
+                raise SchemaError(f"{section}.{key}: {str(item)[:40] if item is not ... else 'missing'}, not what "
+                                  "seqcast's exporter writes")
 
 
 def load(path: str | Path, threads: int = 0, record: bool = False):
@@ -211,33 +303,37 @@ def forecaster(opened: Opened, name: str, record: bool = False):
         meta_schema.check(described)
     except meta_schema.SchemaError as exc:
         raise CheckpointError(f"{name}: seqcast metadata describes a model this seqcast cannot use ({exc})") from None
-    graph = opened.document["graph"]
-    members = graph.get("members") if isinstance(graph, dict) else None
-    _match_graph(name, opened.session, described, members)
-    return replace(described, model=OnnxModel(opened.session, members),
+    return replace(described, model=OnnxModel(opened.session, opened.document["graph"]["members"],
+                                              _output_shape(described, opened.document["graph"]["members"]), name),
                    stored=Stored(name, FORMAT_VERSION, opened.sha256))
 
 
-def _match_graph(name: str, run, described, members: Any) -> None:
-    """The graph's inputs and output have the shapes the metadata describes (batch axis free)."""
+def _output_shape(described, members: int) -> list[int]:
+    """The graph's output shape after the batch axis: (M,) H, C (, Q)."""
+    quantiles = described.model_info.quantiles
+    return ([members] if members != 1 else []) + [described.schema.horizon, len(described.schema.targets)] + (
+        [len(quantiles)] if quantiles else [])
+
+
+def _match_graph(name: str, inputs: dict[str, list], outputs: list[tuple[str, list]], described, members: Any) -> None:
+    """The graph's inputs and output, as the proto declares them (``onnx_graph.shapes``), have the names,
+    ranks and dimensions the metadata describes (batch axis free; a dimension the exporter left unnamed
+    or symbolic is checked on every run, ``OnnxModel``)."""
     schema, model_info = described.schema, described.model_info
     lookback, horizon, channels = schema.lookback, schema.horizon, len(schema.targets)
     past, future, static = described.covariates.widths
     wanted = {"x": [lookback, channels], "past": [lookback, past], "future": [lookback + horizon, future],
               "static": [static]}
     wanted = {k: v for k, v in wanted.items() if v[-1]}
-    if "future" in wanted and "marks" in [i.name for i in run.get_inputs()]:
+    if "future" in wanted and "marks" in inputs:
         wanted["marks"] = wanted.pop("future")
-    out = ([members] if members != 1 else []) + [horizon, channels] + ([len(model_info.quantiles)] if model_info.quantiles else [])
-    inputs = {i.name: i.shape for i in run.get_inputs()}
-    outputs = [o.shape for o in run.get_outputs()]
-    problem = None
+    problem, out = None, _output_shape(described, members)
     if not isinstance(members, int) or isinstance(members, bool) or members != model_info.ensemble:
         problem = f"{members!r} ensemble members in the graph, {model_info.ensemble} in the metadata"
     elif set(inputs) != set(wanted):
-        problem = f"inputs {sorted(inputs)}, expected {sorted(wanted)}"
-    elif len(outputs) != 1 or not _fits(outputs[0], out):
-        problem = f"output shape {outputs[0] if outputs else None}, expected (batch, {', '.join(map(str, out))})"
+        problem = f"inputs {[n[:40] for n in sorted(inputs)][:5]}, expected {sorted(wanted)}"
+    elif len(outputs) != 1 or outputs[0][0] != "forecast" or not _fits(outputs[0][1], out):
+        problem = f"outputs {[(n[:40], s[:6]) for n, s in outputs][:3]}, expected forecast (batch, {', '.join(map(str, out))})"
     else:
         bad = [key for key, shape in wanted.items() if not _fits(inputs[key], shape)]
         problem = f"input {bad[0]} has shape {inputs[bad[0]]}, expected (batch, {wanted[bad[0]]})" if bad else None

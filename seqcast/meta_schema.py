@@ -54,6 +54,7 @@ def check(forecaster: Forecaster, where: str = "meta") -> None:
     _within(f"{where}.schema.lookback", schema.lookback, 1, MAX_WINDOW)
     _within(f"{where}.schema.horizon", schema.horizon, 1, MAX_WINDOW - schema.lookback)
     _within(f"{where}.schema.targets", len(schema.targets), 1, MAX_TARGETS)
+    _check_freq(f"{where}.schema.freq", schema.freq, schema.integer_time)
     series, targets = set(schema.series), len(schema.targets)
     if not series or len(series) != len(schema.series):
         raise SchemaError(f"{where}.schema.series: expected one or more distinct series names")
@@ -72,6 +73,7 @@ def check(forecaster: Forecaster, where: str = "meta") -> None:
 
         if model_info.window_norm not in WINDOW_NORMS:
             raise SchemaError(f"{where}.model_info.window_norm: {model_info.window_norm!r} is not one of {', '.join(WINDOW_NORMS)}")
+        _check_params(f"{where}.model_info.params", model_info.name, model_info.params)
         _check_training(f"{where}.training", forecaster.training, series)
         _check_choices(f"{where}.choices", forecaster.choices, {"window_norm": model_info.window_norm,
                                                                 "loss": forecaster.training.settings.loss,
@@ -90,6 +92,46 @@ def _hyperparameters(where: str, params: dict[str, Any], kinds: tuple[type, ...]
             raise SchemaError(f"{where}.{key}: {value!r} is not a hyperparameter value")
         if at_least is not None and isinstance(value, (int, float)) and not isinstance(value, bool):
             _within(f"{where}.{key}", value, at_least, MAX_HYPERPARAMETER)
+
+
+def _check_freq(where: str, freq: str, integer_time: bool) -> None:
+    """A whole positive step for integer times, else a frequency pandas reads with a positive step."""
+    if integer_time:
+        if not (freq.isascii() and freq.isdigit() and len(freq) <= 18 and int(freq) >= 1):
+            raise SchemaError(f"{where}: {freq[:40]!r} is not a whole positive step")
+        return
+    import warnings
+
+    import pandas as pd
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            offset = pd.tseries.frequencies.to_offset(freq)
+    except (ValueError, TypeError, OverflowError):
+        offset = None
+    if offset is None or offset.n < 1:
+        raise SchemaError(f"{where}: {freq[:40]!r} is not a frequency (a pandas alias such as h, D, W or MS)")
+
+
+def _check_params(where: str, model: str, params: dict[str, Any]) -> None:
+    """Each stored hyperparameter of a registered model has the kind of the constructor's default (a flag is
+    true or false, a size an integer, a rate a number, a list a list); an unknown model or parameter is
+    refused when the model is built, naming it."""
+    from .registry import list_models, get_spec
+
+    if model not in list_models():
+        return
+    defaults = get_spec(model).defaults()
+    for key, value in params.items():
+        default = defaults.get(key)
+        kinds = {bool: (bool,), int: (int,), float: (int, float), str: (str,), tuple: (list, tuple)}.get(type(default))
+        if kinds and (not isinstance(value, kinds) or (isinstance(value, bool) and not isinstance(default, bool))):
+            raise SchemaError(f"{where}.{key}: {value!r} is not {_kind_name(default)}, as {model} takes")
+
+
+def _kind_name(default: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(type(default), "a list")
 
 
 def _per_series(where: str, table: dict[str, list[float]], ids: set[str], width: int, positive: bool) -> None:

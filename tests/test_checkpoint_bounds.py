@@ -162,7 +162,9 @@ def test_a_header_that_promises_more_than_the_file_holds_is_refused_unread(tiny_
             return chunk
         stream.read = read
         return stream
-    monkeypatch.setattr(ckpt_module, "open", counting_open, raising=False)
+    from seqcast import model_files  # where every model file is opened
+
+    monkeypatch.setattr(model_files, "open", counting_open, raising=False)
     with pytest.raises(CheckpointError, match="truncated or has extra bytes"):
         ckpt_module.load(path)
     (header_size,) = struct.unpack("<Q", data[:8])

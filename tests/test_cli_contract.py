@@ -931,7 +931,9 @@ def test_item28_an_older_format_is_upgraded_from_a_stored_fixture(entry, invoke)
     ckpt = ckpt_module.load(path)
     assert ckpt.stored.format == 1 < ckpt_module.FORMAT_VERSION
     integer_time = ckpt.schema.integer_time  # an integer step is kept, so `year` stays integers
-    assert ckpt_module.to_meta(ckpt)["policy"] == {**ckpt_module.FORMAT_1_POLICY, "freq_given": integer_time,
+    from seqcast.formats import FORMAT_1_POLICY  # the format history lives in formats.py
+
+    assert ckpt_module.to_meta(ckpt)["policy"] == {**FORMAT_1_POLICY, "freq_given": integer_time,
                                                    "wide": False}  # (format 8 added it)
     assert ckpt.training.seen_until is None and ckpt.training.best_epoch is None
     code, out, err = invoke("predict", path, data, *entry["predict_args"])

@@ -294,7 +294,7 @@ def test_files_that_are_not_intact_seqcast_models_exit_2_naming_why(onnx_extra, 
     bare = onnx.load(str(exported))
     del bare.metadata_props[:]
     cases = {"not seqcast's": (bare.SerializeToString(), "not a seqcast ONNX model (it has no seqcast metadata)"),
-             "garbage": (b"\x08\x07 not protobuf at all", "not a seqcast ONNX model (onnxruntime cannot read it"),
+             "garbage": (b"\x08\x07 not protobuf at all", "not a seqcast ONNX model (onnx cannot read it"),
              "a checkpoint": (tiny_ckpt.read_bytes(), "not a seqcast ONNX model")}
     data = bytearray(exported.read_bytes())
     weight = max(bare.graph.initializer, key=lambda t: len(t.raw_data)).raw_data
