@@ -45,8 +45,8 @@ from typing import Annotated, Callable  # noqa: E402
 import typer  # noqa: E402
 
 from .. import __version__
-from ..errors import SeqcastError
-from .output import Output, Signals  # noqa: E402
+from ..errors import SeqcastError, UsageError, from_library
+from .output import Output, Signals, stdout_errors  # noqa: E402
 
 Signals.closed |= _CLOSED
 
@@ -74,11 +74,15 @@ def command(*, shared: tuple = (), **settings):
             out: Output = ctx.obj
             kwargs = {name: value for name, value in kwargs.items() if name in own.parameters}
             try:
+                _check_integers(ctx)
                 with warnings.catch_warnings():
                     warnings.showwarning = lambda message, *_, **__: out.say(f"warning: {message}")
                     warnings.simplefilter("ignore")
                     warnings.filterwarnings("default", category=UserWarning, module=r"seqcast\.")
-                    return fn(ctx, *args, **kwargs)
+                    done = fn(ctx, *args, **kwargs)
+                with stdout_errors():  # what is still buffered fails here, not at exit
+                    sys.stdout.flush()
+                return done
             except SeqcastError as exc:
                 if out.debug:
                     traceback.print_exc()
@@ -100,6 +104,12 @@ def command(*, shared: tuple = (), **settings):
                     # seen in a CI run): it is still the interrupt, not our bug
                     out.error("interrupted; nothing was written")
                     raise typer.Exit(130) from None
+                known = from_library(exc)  # a dependency's failure the user's input or machine caused: exit 2
+                if known is not None:
+                    if out.debug:
+                        traceback.print_exc()
+                    out.error(str(known))
+                    raise typer.Exit(known.exit_code) from None
                 if out.debug:
                     traceback.print_exc()
                     raise typer.Exit(1) from None
@@ -111,6 +121,19 @@ def command(*, shared: tuple = (), **settings):
         return app.command(**settings)(wrapper)
 
     return decorate
+
+
+LARGEST = 2**63 - 1  # the largest whole number an option may hold (numpy's and pandas' int64)
+
+
+def _check_integers(ctx: typer.Context) -> None:
+    """Every whole-number option within 64 bits, or UsageError naming it: a count beyond that (``--windows
+    2**70``) means nothing here, and would overflow where numpy or pandas meets it."""
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > LARGEST:
+            flag = max(param.opts, key=len) if param.opts and param.opts[0].startswith("-") else param.name.upper()
+            raise UsageError(f"{flag} {value}: too large; give a whole number up to {LARGEST}")
 
 
 def _version(value: bool) -> None:
