@@ -120,9 +120,10 @@ def tune_to_file(request: TuneRequest, reporter: Reporter, on_trial=None) -> tup
     from .. import checkpoint
     from ..files import locked_output
     from ..fitting import requested_model
-    from ..tuning import require_optuna, tune
+    from ..tuning import repair_journal, require_optuna, tune
 
     require_optuna()
+    reporter.notes([note for note in [repair_journal(request.study.storage)] if note])
     model_config = requested_model(request.model)
     with locked_output(tune_output(request), force=request.force):
         series = load(reporter, request.data, request.reading.fresh(), describe=True)
