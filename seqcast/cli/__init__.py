@@ -5,9 +5,28 @@
 to stderr. torch and pandas are imported inside commands, so `seqcast --help` starts fast.
 """
 
-import fcntl
 import os
+import signal
 import sys
+
+
+def _interrupted_while_starting(signum, frame) -> None:
+    """SIGINT, SIGTERM or SIGHUP before ``main()`` installs a run's handlers (while Python imports typer,
+    rich and the commands, the first half second): nothing has been opened or written yet, so the
+    process ends at once with the documented 130 and its one line, not a KeyboardInterrupt traceback."""
+    try:
+        os.write(2, b"seqcast: error: interrupted; nothing was written\n")
+    except OSError:
+        pass
+    os._exit(130)
+
+
+if os.path.basename(sys.argv[0]) in ("seqcast", "__main__.py"):  # the command line, not an importer of seqcast.cli
+    for _name in ("SIGINT", "SIGTERM", "SIGHUP"):
+        if hasattr(signal, _name):
+            signal.signal(getattr(signal, _name), _interrupted_while_starting)
+
+import fcntl  # noqa: E402
 
 
 def _closed_streams() -> set[str]:
@@ -37,7 +56,6 @@ _CLOSED = _closed_streams()
 
 import functools  # noqa: E402
 from inspect import signature  # noqa: E402  (cli.inspect is the module of info and models)
-import signal  # noqa: E402
 import traceback  # noqa: E402
 import warnings  # noqa: E402
 from typing import Annotated, Callable  # noqa: E402
@@ -192,9 +210,14 @@ def main() -> None:
     try:
         app(args=flags + rest + args[end:], prog_name="seqcast")
     except SystemExit as done:
-        if Signals.interrupted:
-            _leave(done.code)
+        if Signals.interrupted:  # also an interrupt while Typer parsed the options, before a command ran
+            if not Signals.reported:
+                Output.error("interrupted; nothing was written")
+            _leave(done.code if Signals.reported else 130)
         raise
+    except KeyboardInterrupt:
+        Output.error("interrupted; nothing was written")
+        _leave(130)
 
 
 def _leave(code) -> None:

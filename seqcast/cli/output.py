@@ -38,9 +38,11 @@ def shown(text: object) -> str:
 class Signals:
     """Process-wide state the entry point sets: ``interrupted`` by the SIGINT/SIGTERM/SIGHUP handler
     (training progress re-raises the interrupt at the next step even if the first KeyboardInterrupt
-    was swallowed), ``closed`` the standard streams that were closed at start (now /dev/null)."""
+    was swallowed), ``reported`` once an error line is written, ``closed`` the standard streams that
+    were closed at start (now /dev/null)."""
 
     interrupted = False
+    reported = False  # an error line was written (main() adds the interrupt's line when none was)
     closed: set[str] = set()
 
     @classmethod
@@ -94,6 +96,7 @@ class Output:
 
     @staticmethod
     def error(message: str) -> None:
+        Signals.reported = True
         try:
             sys.stderr.write(f"seqcast: error: {shown(message)}\n")
             sys.stderr.flush()
