@@ -94,3 +94,32 @@ def test_stdout_on_a_full_device_is_exit_2_saying_so(command, tiny_ckpt, hourly_
     err = done.stderr.decode()
     assert done.returncode == 2, err
     assert "the disk is full" in err and "Traceback" not in err and "unexpected" not in err, err
+
+
+def test_an_onnxruntime_failure_at_predict_is_exit_2_saying_what_to_do(tiny_ckpt, hourly_csv, tmp_path, invoke,
+                                                                       monkeypatch):
+    """onnxruntime refusing a graph at run time (as a crafted or mismatched graph makes it do) is the
+    model file's fault, not a bug of seqcast's: exit 2 with what to do."""
+    for module in ("onnxruntime", "onnx", "onnxscript"):
+        pytest.importorskip(module)
+    import onnxruntime
+    from onnxruntime.capi.onnxruntime_pybind11_state import RuntimeException
+
+    from seqcast import export
+    from seqcast.checkpoint import load
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(export.export(load(tiny_ckpt)).data)
+
+    def refuses(*_, **__):
+        raise RuntimeException("[ONNXRuntimeError] : 6 : RUNTIME_EXCEPTION : Non-zero status code returned while "
+                               "running Reshape node.")
+    monkeypatch.setattr(onnxruntime.InferenceSession, "run", refuses)
+    code, out, err = invoke("predict", model, hourly_csv)
+    assert code == 2 and out == "", err
+    assert "onnxruntime cannot run this model" in err and "unexpected" not in err, err
+    with pytest.raises(Exception) as caught:
+        onnxruntime.InferenceSession(b"not a model")
+    from seqcast.errors import from_library
+
+    assert from_library(caught.value).exit_code == 2
