@@ -123,3 +123,23 @@ def test_an_onnxruntime_failure_at_predict_is_exit_2_saying_what_to_do(tiny_ckpt
     from seqcast.errors import from_library
 
     assert from_library(caught.value).exit_code == 2
+
+
+def test_json_nested_past_the_recursion_limit_is_exit_2(tiny_ckpt, hourly_csv, tmp_path, invoke):
+    """A checkpoint header or a journal record nested 200,000 deep (RecursionError in json) is bad input."""
+    import struct
+
+    pytest.importorskip("optuna")
+    data = tiny_ckpt.read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = b'{"__metadata__":{"x":' + b"[" * 200_000 + b"]" * 200_000 + b"}}"
+    deep = tmp_path / "deep.ckpt"
+    deep.write_bytes(struct.pack("<Q", len(header)) + header + data[8 + size:])
+    for args in (["info", deep], ["predict", deep, hourly_csv]):
+        code, _, err = invoke(*args)
+        assert code == 2 and "unexpected" not in err, err
+    journal = tmp_path / "deep.log"
+    journal.write_bytes(b'{"op_code":0}\n' + b"[" * 200_000 + b"]" * 200_000 + b'\n{"op_code":0}\n')
+    code, _, err = invoke("tune", hourly_csv, "--model", "nlinear", "--trials", "1", "--storage", journal,
+                          "--output", tmp_path / "t.ckpt")
+    assert code == 2 and "unexpected" not in err, err
