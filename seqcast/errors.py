@@ -1,5 +1,7 @@
 """seqcast's errors: one base class, a few subclasses, each mapped to one exit code by the CLI."""
 
+import errno
+
 
 class SeqcastError(Exception):
     """An error a user can act on. The message says what, where, and what to do."""
@@ -37,9 +39,10 @@ def named(ids, limit: int = 10) -> str:
 
 # Failures of the file system that a user fixes (free space, a quota, permissions, a device that
 # cannot be written), by errno, as a message says them.
-DISK_REASONS = {28: "the disk is full", 122: "the disk quota is exceeded", 27: "it would exceed the file-size limit (ulimit -f)",
-                30: "the file system is read-only", 13: "permission denied", 1: "permission denied",
-                5: "an input/output error on the device"}
+DISK_REASONS = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+                errno.EFBIG: "it would exceed the file-size limit (ulimit -f)",
+                errno.EROFS: "the file system is read-only", errno.EACCES: "permission denied",
+                errno.EPERM: "permission denied", errno.EIO: "an input/output error on the device"}
 
 
 def from_library(exc: BaseException) -> SeqcastError | None:

@@ -7,7 +7,6 @@ One ``Output`` per invocation, built from the global flags and kept on the Typer
 
 from __future__ import annotations
 
-import errno
 import json
 import math
 import os
@@ -17,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Iterator
 
-from ..errors import InputError, UsageError
+from ..errors import DISK_REASONS, InputError, UsageError
 
 # What may not reach a terminal as it is: C0 and C1 control characters (escape sequences start with
 # ESC or CSI; a newline or carriage return would forge a line of its own) and the bidirectional
@@ -191,8 +190,7 @@ def stdout_errors() -> Iterator[None]:
     except BrokenPipeError:
         raise
     except OSError as exc:
-        reason = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
-                  errno.EFBIG: "it would exceed the file-size limit (ulimit -f)"}.get(exc.errno, exc.strerror or str(exc))
+        reason = DISK_REASONS.get(exc.errno, exc.strerror or str(exc))
         raise InputError(f"cannot write the output to stdout: {reason} (redirect it elsewhere, or pass "
                          "--output FILE)") from None
 
