@@ -6,25 +6,12 @@ to stderr. torch and pandas are imported inside commands, so `seqcast --help` st
 """
 
 import os
-import signal
 import sys
 
+from .. import startup
 
-def _interrupted_while_starting(signum, frame) -> None:
-    """SIGINT, SIGTERM or SIGHUP before ``main()`` installs a run's handlers (while Python imports typer,
-    rich and the commands, the first half second): nothing has been opened or written yet, so the
-    process ends at once with the documented 130 and its one line, not a KeyboardInterrupt traceback."""
-    try:
-        os.write(2, b"seqcast: error: interrupted; nothing was written\n")
-    except OSError:
-        pass
-    os._exit(130)
-
-
-if os.path.basename(sys.argv[0]) in ("seqcast", "__main__.py"):  # the command line, not an importer of seqcast.cli
-    for _name in ("SIGINT", "SIGTERM", "SIGHUP"):
-        if hasattr(signal, _name):
-            signal.signal(getattr(signal, _name), _interrupted_while_starting)
+if os.path.basename(sys.argv[0]) == "seqcast":  # the console script, not a program importing seqcast.cli
+    startup.install()
 
 import fcntl  # noqa: E402
 
@@ -55,6 +42,7 @@ def _closed_streams() -> set[str]:
 _CLOSED = _closed_streams()
 
 import functools  # noqa: E402
+import signal  # noqa: E402
 from inspect import signature  # noqa: E402  (cli.inspect is the module of info and models)
 import traceback  # noqa: E402
 import warnings  # noqa: E402
