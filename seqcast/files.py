@@ -195,8 +195,8 @@ def locked_output(path: str | Path, force: bool = False, wait: bool = False) -> 
 def output_lock(path: str | Path, wait: bool = False) -> Iterator[Path]:
     """Hold an exclusive lock on ``path`` for the duration of a run that writes it.
 
-    The lock is an flock on a hidden file beside the output: the kernel releases it when the holder
-    dies, so a SIGKILLed run never leaves it stuck (a later run takes the file over). The file is
+    The lock is an flock on a hidden file beside the output (never through a symbolic link: a lock path
+    that is one is refused, exit 2 naming it): the kernel releases it when the holder dies, so a SIGKILLed run never leaves it stuck (a later run takes the file over). The file is
     removed on release; a waiter that locked a file removed meanwhile notices (inode changed) and
     locks the new one. Outputs that are devices or pipes take no lock.
     """
@@ -204,12 +204,18 @@ def output_lock(path: str | Path, wait: bool = False) -> Iterator[Path]:
         yield Path(os.devnull)
         return
     target = lock_path(path)
+    planted = UsageError(f"{path}: its lock {target} is a symbolic link, which seqcast does not follow (it could "
+                         "make a run write where the link points); remove the link and run again")
     while True:
+        if os.path.islink(target):
+            raise planted
         try:
-            fd = os.open(target, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except FileNotFoundError:
             raise InputError(f"{path}: folder {Path(path).parent} does not exist") from None
         except OSError as exc:
+            if exc.errno == errno.ELOOP:  # a link put there since the check above
+                raise planted from None
             raise _write_error(Path(path), exc) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))

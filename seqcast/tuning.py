@@ -167,9 +167,11 @@ def open_study(config: TuneConfig, name: str, identity: dict[str, Any] | None, s
 
 def open_storage(optuna, where: str | None):
     """The Optuna storage at ``where`` (a journal file path or a database URL; None: in memory), or a
-    UsageError naming what is wrong with it."""
+    UsageError naming what is wrong with it (a URL's password hidden). A journal's last record cut
+    short by a failed write is dropped first (``repair_journal``)."""
     if where is None:
         return None  # in memory
+    shown = _shown(where)
     try:
         if "://" in where:
             return optuna.storages.RDBStorage(where)
@@ -178,16 +180,64 @@ def open_storage(optuna, where: str | None):
         folder = os.path.dirname(os.path.abspath(where))
         if not os.path.isdir(folder):
             raise UsageError(f"--storage {where}: no such folder {folder}")
+        if os.path.exists(where) and not os.path.isfile(where):
+            raise UsageError(f"--storage {where}: not a regular file (a journal is appended to and read back); "
+                             "name a journal file or give a database URL")
         if os.path.exists(where) and not os.access(where, os.R_OK | os.W_OK):
             raise UsageError(f"--storage {where}: cannot read and write it (check its permissions)")
         if not os.access(folder, os.W_OK):
             raise UsageError(f"--storage {where}: the folder {folder} is not writable (the journal takes a lock file)")
+        repair_journal(where)
         return optuna.storages.JournalStorage(JournalFileBackend(where))
     except SeqcastError:
         raise
     except Exception as exc:  # Optuna and SQLAlchemy raise their own kinds for a storage they cannot open
-        raise UsageError(f"--storage {where}: cannot open it as an Optuna storage ({type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else 'no detail'})") from None
+        detail = (str(exc).splitlines()[0] if str(exc) else "no detail").replace(where, shown)
+        raise UsageError(f"--storage {shown}: cannot open it as an Optuna storage ({type(exc).__name__}: {detail})") from None
+
+
+def repair_journal(where: str | None) -> str | None:
+    """Drop the last record of the journal file ``where`` when a failed or interrupted write cut it
+    short (bytes after the last newline, or a last line that is not JSON), under Optuna's own lock so
+    that no process appends meanwhile; Optuna would otherwise refuse the study once anything followed
+    it. Returns the note that says so, None when the journal is whole (or is no journal file)."""
+    if not where or "://" in where or not os.path.isfile(where) or not os.access(where, os.R_OK | os.W_OK):
+        return None
+    from optuna.storages.journal import JournalFileSymlinkLock
+
+    lock = JournalFileSymlinkLock(where)
+    lock.acquire()
+    try:
+        with open(where, "rb+") as journal:
+            size = journal.seek(0, os.SEEK_END)
+            keep = _whole_records(journal, size)
+            if keep == size:
+                return None
+            journal.truncate(keep)
+            os.fsync(journal.fileno())
+    finally:
+        lock.release()
+    return (f"--storage {where}: dropped its last record ({size - keep} bytes), cut short by a failed or "
+            "interrupted write; the search resumes from the records before it")
+
+
+def _whole_records(journal, size: int) -> int:
+    """The bytes of ``journal`` up to the end of its last whole record (a JSON line ending in a newline)."""
+    import json
+
+    tail, start = b"", size
+    while start > 0 and b"\n" not in tail[:-1]:  # back to the newline before the last line
+        start -= min(1 << 16, start)
+        journal.seek(start)
+        tail = journal.read(size - start)
+    if not tail.endswith(b"\n"):
+        return start + tail.rfind(b"\n") + 1  # a record without its newline: up to the one before it
+    before = tail.rfind(b"\n", 0, len(tail) - 1)
+    try:
+        json.loads(tail[before + 1:])
+    except (ValueError, RecursionError):
+        return start + before + 1
+    return size
 
 
 def run_trials(study, series: SeriesSet, model_config, train_config, dimensions: dict[str, Any], trials: int,

@@ -76,3 +76,39 @@ def test_more_processes_than_a_batch_can_share_is_refused(panel, tmp_path):
     done = torchrun("fit", panel, *FIT, "--batch-size", "1", "-o", out)
     assert done.returncode != 0 and not out.exists()
     assert "2 processes share each batch of 1 windows" in done.stderr
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.parametrize("killed", [1, 0])
+def test_a_rank_killed_mid_training_leaves_the_other_with_a_clear_message_not_exit_1(killed, panel, tmp_path):
+    """The processes torchrun starts, started here by hand (the same environment) so that one can be
+    killed once training is under way: the survivor ends with exit 2 saying another process stopped,
+    never 'unexpected RuntimeError ... Connection reset'; nothing is written."""
+    port, out, ranks = _free_port(), tmp_path / "ddp.ckpt", []
+    for rank in (0, 1):
+        env = subprocess_env(RANK=str(rank), WORLD_SIZE="2", LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE="2",
+                             MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+        ranks.append(subprocess.Popen([sys.executable, "-m", "seqcast", "fit", str(panel), *FIT[:2], "--epochs", "100000",
+                                       "--patience", "100000", *FIT[4:], "-o", str(out)],
+                                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env))
+    try:
+        while b" epoch " not in ranks[0].stderr.readline():  # rank 0 reports each epoch: training is under way
+            assert ranks[0].poll() is None, ranks[0].stderr.read().decode()
+        ranks[killed].kill()
+        _, err = ranks[1 - killed].communicate(timeout=180)
+    finally:
+        for process in ranks:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+    err = err.decode("utf-8", "replace")
+    assert ranks[1 - killed].returncode == 2, err
+    assert "another of the 2 processes of this run stopped" in err and "unexpected" not in err, err
+    assert not out.exists()

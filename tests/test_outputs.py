@@ -15,6 +15,7 @@ import pytest
 
 from seqcast import checkpoint as ckpt_module
 from seqcast.errors import InputError, UsageError
+from seqcast.errors import UsageError
 from seqcast.files import atomic_write, check_outputs, lock_path, output_lock
 
 
@@ -235,3 +236,22 @@ def test_a_forecast_that_is_not_finite_is_exit_2_and_leaves_the_last_good_one(in
     code, _, err = invoke("predict", tiny_ckpt, glitch, "--output", out)
     assert code == 2 and "series 'main': the forecast is not finite" in err and "1e39" in err
     assert out.read_bytes() == good
+
+
+@pytest.mark.parametrize("points_at", ["victim", "missing"])
+def test_a_lock_path_planted_as_a_symbolic_link_is_refused_not_followed(points_at, invoke, hourly_csv, tmp_path):
+    """Someone who can write the output's folder plants ``.m.ckpt.lock`` -> a file of the user's: seqcast
+    neither follows it (it would create or truncate the file) nor removes what it points to; exit 2 naming it."""
+    victim = tmp_path / points_at
+    if points_at == "victim":
+        victim.write_text("precious\n")
+    output = tmp_path / "m.ckpt"
+    lock_path(output).symlink_to(victim)
+    code, _, err = invoke("fit", hourly_csv, "--model", "nlinear", "--epochs", "1", "-L", "24", "-H", "6",
+                          "--output", output)
+    assert code == 2 and str(lock_path(output)) in err and "symbolic link" in err, err
+    assert not output.exists() and lock_path(output).is_symlink()
+    assert (victim.read_text() == "precious\n") if points_at == "victim" else not victim.exists()
+    with pytest.raises(UsageError, match="symbolic link"):
+        with output_lock(output):
+            pass

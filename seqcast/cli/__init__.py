@@ -5,9 +5,15 @@
 to stderr. torch and pandas are imported inside commands, so `seqcast --help` starts fast.
 """
 
-import fcntl
 import os
 import sys
+
+from .. import startup
+
+if os.path.basename(sys.argv[0]) == "seqcast":  # the console script, not a program importing seqcast.cli
+    startup.install()
+
+import fcntl  # noqa: E402
 
 
 def _closed_streams() -> set[str]:
@@ -36,8 +42,8 @@ def _closed_streams() -> set[str]:
 _CLOSED = _closed_streams()
 
 import functools  # noqa: E402
-from inspect import signature  # noqa: E402  (cli.inspect is the module of info and models)
 import signal  # noqa: E402
+from inspect import signature  # noqa: E402  (cli.inspect is the module of info and models)
 import traceback  # noqa: E402
 import warnings  # noqa: E402
 from typing import Annotated, Callable  # noqa: E402
@@ -45,8 +51,8 @@ from typing import Annotated, Callable  # noqa: E402
 import typer  # noqa: E402
 
 from .. import __version__
-from ..errors import SeqcastError
-from .output import Output, Signals  # noqa: E402
+from ..errors import SeqcastError, UsageError, from_library
+from .output import Output, Signals, stdout_errors  # noqa: E402
 
 Signals.closed |= _CLOSED
 
@@ -74,11 +80,15 @@ def command(*, shared: tuple = (), **settings):
             out: Output = ctx.obj
             kwargs = {name: value for name, value in kwargs.items() if name in own.parameters}
             try:
+                _check_integers(ctx)
                 with warnings.catch_warnings():
                     warnings.showwarning = lambda message, *_, **__: out.say(f"warning: {message}")
                     warnings.simplefilter("ignore")
                     warnings.filterwarnings("default", category=UserWarning, module=r"seqcast\.")
-                    return fn(ctx, *args, **kwargs)
+                    done = fn(ctx, *args, **kwargs)
+                with stdout_errors():  # what is still buffered fails here, not at exit
+                    sys.stdout.flush()
+                return done
             except SeqcastError as exc:
                 if out.debug:
                     traceback.print_exc()
@@ -100,6 +110,12 @@ def command(*, shared: tuple = (), **settings):
                     # seen in a CI run): it is still the interrupt, not our bug
                     out.error("interrupted; nothing was written")
                     raise typer.Exit(130) from None
+                known = from_library(exc)  # a dependency's failure the user's input or machine caused: exit 2
+                if known is not None:
+                    if out.debug:
+                        traceback.print_exc()
+                    out.error(str(known))
+                    raise typer.Exit(known.exit_code) from None
                 if out.debug:
                     traceback.print_exc()
                     raise typer.Exit(1) from None
@@ -111,6 +127,19 @@ def command(*, shared: tuple = (), **settings):
         return app.command(**settings)(wrapper)
 
     return decorate
+
+
+LARGEST = 2**63 - 1  # the largest whole number an option may hold (numpy's and pandas' int64)
+
+
+def _check_integers(ctx: typer.Context) -> None:
+    """Every whole-number option within 64 bits, or UsageError naming it: a count beyond that (``--windows
+    2**70``) means nothing here, and would overflow where numpy or pandas meets it."""
+    for param in ctx.command.params:
+        value = ctx.params.get(param.name)
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > LARGEST:
+            flag = max(param.opts, key=len) if param.opts and param.opts[0].startswith("-") else param.name.upper()
+            raise UsageError(f"{flag} {value}: too large; give a whole number up to {LARGEST}")
 
 
 def _version(value: bool) -> None:
@@ -169,9 +198,14 @@ def main() -> None:
     try:
         app(args=flags + rest + args[end:], prog_name="seqcast")
     except SystemExit as done:
-        if Signals.interrupted:
-            _leave(done.code)
+        if Signals.interrupted:  # also an interrupt while Typer parsed the options, before a command ran
+            if not Signals.reported:
+                Output.error("interrupted; nothing was written")
+            _leave(done.code if Signals.reported else 130)
         raise
+    except KeyboardInterrupt:
+        Output.error("interrupted; nothing was written")
+        _leave(130)
 
 
 def _leave(code) -> None:

@@ -17,7 +17,7 @@ def models_command(ctx: typer.Context, json_out: Json = False) -> None:
     if json_out:
         out.emit(to_json(entries), "-")
         return
-    typer.echo("\n".join(render.model_lines(entries)))
+    out.lines([line for entry in render.model_lines(entries) for line in entry.split("\n")])
     out.say("parameters counted at lookback 96, horizon 24, one channel")
 
 
@@ -38,4 +38,4 @@ def info(ctx: typer.Context, checkpoint_path: options.CkptOrOnnx, json_out: Json
     if json_out:
         out.emit(to_json(document), "-")
     else:
-        typer.echo("\n".join(lines))
+        out.lines(lines)

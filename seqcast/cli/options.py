@@ -185,6 +185,9 @@ def model_names(text: str | None, covariates: tuple[str, ...] = ()) -> list[str]
     when ``text`` is empty, every model that does."""
     known = list_models()
     names = [m.strip() for m in text.split(",") if m.strip()] if text else models_reading(covariates)
+    if text and not names:
+        raise UsageError(f"--models {text!r}: names no model; give names separated by commas, e.g. --models gru,nlinear "
+                         "(`seqcast models` lists them), or leave --models out to compare every model")
     unknown = [name for name in names if name not in known]
     if unknown:
         raise UsageError(f"unknown model {unknown[0]!r}; choose from: {', '.join(known)}")

@@ -10,19 +10,38 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
-from ..errors import UsageError
+from ..errors import DISK_REASONS, InputError, UsageError
+
+# What may not reach a terminal as it is: C0 and C1 control characters (escape sequences start with
+# ESC or CSI; a newline or carriage return would forge a line of its own) and the bidirectional
+# overrides that reorder what is shown. Each is written as its Python escape (``\x1b``) instead.
+_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# scheme://user:PASSWORD@host: the password up to the host's @ (a password may hold an @ of its own)
+_PASSWORD = re.compile(r"(\b[A-Za-z][A-Za-z0-9+.\-]*://[^\s/:@]*:)[^\s/]*@")
+
+
+def shown(text: object) -> str:
+    """``text`` as one line fit for a terminal: a URL's password as ``***``, every control character
+    and bidirectional override escaped. The one place where text from files, checkpoints, studies and
+    libraries meets the user's terminal: every note, progress line, table cell and error passes here."""
+    text = _PASSWORD.sub(r"\1***@", str(text))
+    return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
 class Signals:
     """Process-wide state the entry point sets: ``interrupted`` by the SIGINT/SIGTERM/SIGHUP handler
     (training progress re-raises the interrupt at the next step even if the first KeyboardInterrupt
-    was swallowed), ``closed`` the standard streams that were closed at start (now /dev/null)."""
+    was swallowed), ``reported`` once an error line is written, ``closed`` the standard streams that
+    were closed at start (now /dev/null)."""
 
     interrupted = False
+    reported = False  # an error line was written (main() adds the interrupt's line when none was)
     closed: set[str] = set()
 
     @classmethod
@@ -55,12 +74,18 @@ class Output:
     def say(self, message: str) -> None:
         """A note for the user on stderr (silent with -q)."""
         if not self.quiet:
-            self.console().print(message, markup=False)
+            self.console().print(shown(message), markup=False)
 
     def detail(self, message: str) -> None:
         """More detail on stderr, with -v only."""
         if self.verbose and not self.quiet:
-            self.console().print(message, markup=False)
+            self.console().print(shown(message), markup=False)
+
+    @staticmethod
+    def lines(lines: list[str]) -> None:
+        """Lines of text as a command's result (info, models) on stdout, each one line, shown()."""
+        Signals.require_stdout()
+        write(("\n".join(shown(line) for line in lines) + "\n").encode("utf-8"))
 
     def notes(self, notes, warnings=()) -> None:
         for note in notes:
@@ -70,8 +95,12 @@ class Output:
 
     @staticmethod
     def error(message: str) -> None:
-        sys.stderr.write(f"seqcast: error: {message}\n")
-        sys.stderr.flush()
+        Signals.reported = True
+        try:
+            sys.stderr.write(f"seqcast: error: {shown(message)}\n")
+            sys.stderr.flush()
+        except OSError:  # stderr on a full disk or a dead terminal: the exit code still says it
+            pass
 
     @staticmethod
     def emit(data: bytes, output: str) -> None:
@@ -80,8 +109,7 @@ class Output:
 
         if output == "-":
             Signals.require_stdout()
-            sys.stdout.buffer.write(data)
-            sys.stdout.buffer.flush()
+            write(data)
         else:
             atomic_write(output, data)
 
@@ -93,8 +121,10 @@ class Output:
         for i, column in enumerate(columns):
             table.add_column(column, justify="left" if i == 0 else "right")
         for row in rows:
-            table.add_row(*[fmt(v) for v in row])
-        self.console(stderr=False).print(table)
+            table.add_row(*[shown(fmt(v)) for v in row])
+        table.title = shown(title)
+        with stdout_errors():
+            self.console(stderr=False).print(table)
 
     def progress(self, label: str) -> "Progress":
         return Progress(self, label)
@@ -116,7 +146,7 @@ class Progress:
     def __enter__(self):
         if self.bar:
             self.bar.start()
-            self.task = self.bar.add_task(self.label, total=None, status="")
+            self.task = self.bar.add_task(shown(self.label), total=None, status="")
         return self
 
     def __exit__(self, *exc):
@@ -138,9 +168,31 @@ class Progress:
         if self.bar:
             self.bar.update(self.task, status=f"{report.unit} {report.epoch} val {report.val_loss:.4f}")
             if self.out.verbose:
-                self.bar.console.print(line, markup=False)
+                self.bar.console.print(shown(line), markup=False)
         else:
             self.out.say(line)
+
+
+def write(data: bytes) -> None:
+    """Bytes to stdout, flushed; a failing stdout (a full disk, ``> /dev/full``) is exit 2 saying so."""
+    with stdout_errors():
+        sys.stdout.flush()
+        sys.stdout.buffer.write(data)
+        sys.stdout.buffer.flush()
+
+
+@contextmanager
+def stdout_errors() -> Iterator[None]:
+    """Within: an OSError writing stdout (other than a closed pipe, which ends the run quietly) becomes
+    InputError naming stdout and the reason."""
+    try:
+        yield
+    except BrokenPipeError:
+        raise
+    except OSError as exc:
+        reason = DISK_REASONS.get(exc.errno, exc.strerror or str(exc))
+        raise InputError(f"cannot write the output to stdout: {reason} (redirect it elsewhere, or pass "
+                         "--output FILE)") from None
 
 
 def _jsonable(value: Any) -> Any:

@@ -215,10 +215,16 @@ def check_freq(freq: str, times: pd.Index) -> str:
         if not INTEGER.match(freq.strip()) or int(freq) < 1:
             raise InputError(f"--freq {freq!r}: the time column holds integer steps; give the step as a whole "
                              "number, e.g. --freq 1")
+        if int(freq) >= 2**63:
+            raise InputError(f"--freq {freq!r}: a step beyond what a 64-bit integer holds; give a smaller step")
         return str(int(freq))
     try:
         offset = pd.tseries.frequencies.to_offset(freq)
-    except ValueError:
+        pd.Timestamp("2000-01-01") + offset  # one step must stay within the timestamps pandas can hold
+    except (ValueError, OverflowError) as exc:
+        if isinstance(exc, (OverflowError, pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta)):
+            raise InputError(f"--freq {freq!r}: a step longer than the timestamps can span (about 292 years); "
+                             "give a smaller step") from None
         offset = None
     if offset is None or offset.n < 1:
         raise InputError(f"--freq {freq!r} is not a frequency for timestamps; use a pandas alias such as "

@@ -93,6 +93,10 @@ def compare_file(request: CompareRequest, reporter: Reporter, on_model: Callable
         raise UsageError(f"--save-dir {request.save_dir}: {', '.join(existing)} exist; pass --force to overwrite "
                          "them (or choose another folder)")
     jobs = min(jobs_for_cores(request.jobs, request.training.threads), len(request.models))
+    if shared:
+        from ..tuning import repair_journal
+
+        reporter.notes([note for note in [repair_journal(request.storage)] if note])
     series = load(reporter, request.data, request.reading.fresh(), describe=True)
     windows = request.windows
     asked = ModelConfig(lookback=request.model.lookback, horizon=request.model.horizon,

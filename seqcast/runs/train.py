@@ -55,7 +55,7 @@ def fit_to_file(request: FitRequest, reporter: Reporter, other_ranks: Reporter =
     """Train the model ``request`` asks for and save it; under torchrun (``distributed.from_environment``)
     every rank trains, rank 0 reports to ``reporter`` and writes, the others report to ``other_ranks``."""
     from .. import checkpoint
-    from ..distributed import close, from_environment
+    from ..distributed import close, from_environment, peer_failure
     from ..files import locked_output, same_file
     from ..workers import available_cores
     from ..fitting import fit, requested_model
@@ -93,6 +93,11 @@ def fit_to_file(request: FitRequest, reporter: Reporter, other_ranks: Reporter =
             reporter.notes([n for n in fitted.notes if n not in series.notes], fitted.training.warnings)
             if writer:
                 fitted = checkpoint.save(output, fitted)
+    except RuntimeError as exc:
+        stopped = peer_failure(exc, dist)  # another rank of a torchrun went away: say so, exit 2
+        if stopped is None:
+            raise
+        raise stopped from None
     finally:
         close(dist)
     return Fitted(fitted, output, seconds, writer)
@@ -120,9 +125,10 @@ def tune_to_file(request: TuneRequest, reporter: Reporter, on_trial=None) -> tup
     from .. import checkpoint
     from ..files import locked_output
     from ..fitting import requested_model
-    from ..tuning import require_optuna, tune
+    from ..tuning import repair_journal, require_optuna, tune
 
     require_optuna()
+    reporter.notes([note for note in [repair_journal(request.study.storage)] if note])
     model_config = requested_model(request.model)
     with locked_output(tune_output(request), force=request.force):
         series = load(reporter, request.data, request.reading.fresh(), describe=True)
