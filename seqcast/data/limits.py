@@ -8,7 +8,9 @@ limit. It keeps a few counters between blocks, so a file of one 1 GB line costs 
 Lines are found without looking at every byte: a line longer than ``2 * _WINDOW`` bytes covers an
 aligned window of ``_WINDOW`` bytes without a newline, so only such windows, the first line (the
 header) and the lines cut by a block's ends are counted exactly; a shorter line holds fewer fields
-and a shorter field than any limit here.
+and a shorter field than any limit here. A long row of another width than the header is the error
+the readers would give once they reached it, so it is given at once (in a file whose every line is
+one row: no quotes, no UTF-16); a short one is left to the readers.
 """
 
 from __future__ import annotations
@@ -45,24 +47,32 @@ class LineLimits:
         self.line = 1  # the line the next block starts on
         self.fields = 0  # delimiters on the current line so far
         self.run = 0  # bytes since the current line's last separator
+        self.length = 0  # bytes of the current line counted so far
         self.delimiter: int | None = None  # decided at the end of the header (the first line with text)
+        self.width = 0  # the header's fields
         self.header = {d: 0 for d in _CANDIDATES}  # each candidate's count on the header so far
-        self.header_text = False
+        self.text = False  # the current line has more than blanks
+        # No quote, no NUL (UTF-16) and no carriage return but before a newline so far: each line is one row
+        # as the readers split it, so a counted row of another width than the header is the reader's error.
+        self.literal = True
 
     def feed(self, block: bytes) -> None:
+        if self.literal and (b'"' in block or b"\x00" in block
+                             or (b"\r" in block and block.count(b"\r") != block.count(b"\r\n"))):
+            self.literal = False
         first, last = block.find(b"\n"), block.rfind(b"\n")
         if first < 0:
             self._count(block, 0, len(block), self.line)
             return
         self._count(block, 0, first, self.line)
-        self._line_ends()
+        self._line_ends(self.line)
         line = self.line + 1
         start = first + 1
         if self.delimiter is None:  # blank lines before the header, then the header: count each exactly
             while start <= last and self.delimiter is None:
                 end = block.index(b"\n", start)
                 self._count(block, start, end, line)
-                self._line_ends()
+                self._line_ends(line)
                 start, line = end + 1, line + 1
         seen = start
         for window in range(-(-start // _WINDOW) * _WINDOW, last - _WINDOW + 1, _WINDOW):
@@ -70,23 +80,30 @@ class LineLimits:
                 continue
             begin = block.rfind(b"\n", 0, window) + 1
             end = block.index(b"\n", window + _WINDOW)
-            self._count(block, begin, end, line + block.count(b"\n", start, begin))
-            self._line_ends()
+            at = line + block.count(b"\n", start, begin)
+            self._count(block, begin, end, at)
+            self._line_ends(at)
             seen = end
         self.line += block.count(b"\n")
         self._count(block, last + 1, len(block), self.line)
 
-    def _line_ends(self) -> None:
-        if self.delimiter is None and self.header_text:
+    def _line_ends(self, line: int) -> None:
+        if self.delimiter is None and self.text:
             counts = self.header
             self.delimiter = max(counts, key=counts.get) if max(counts.values()) else ord(",")
-        self.fields = self.run = 0
+            self.width = max(counts.values()) + 1
+        elif self.delimiter is not None and self.text and self.literal and self.fields + 1 != self.width \
+                and self.length > 2 * _WINDOW:  # every such line is counted: a long row's error comes at once
+            raise InputError(f"{self.name}: line {line}: expected {self.width} fields, saw {self.fields + 1}")
+        self.fields = self.run = self.length = 0
+        self.text = False
 
     def _count(self, block: bytes, start: int, end: int, line: int) -> None:
         """One stretch of a single line, ``block[start:end]``, counted exactly onto the current line's state."""
         if start >= end:
             return
         data = np.frombuffer(block, dtype=np.uint8, count=end - start, offset=start)
+        self.length += end - start
         separators = np.flatnonzero(_SEPARATORS[data])
         if separators.size:
             longest = max(int(separators[0]) + self.run, int(np.diff(separators).max(initial=1)) - 1)
@@ -96,8 +113,8 @@ class LineLimits:
         if max(longest, self.run) > _FIELD_BYTES:
             raise InputError(f"{self.name}: line {line}: a field longer than {FIELD_LIMIT:,} characters, the most "
                              "seqcast reads in one field; is a quote left open, or is this file not a table of series?")
+        self.text = self.text or bool((data > 32).any())
         if self.delimiter is None:
-            self.header_text = self.header_text or bool((data > 32).any())
             for d in self.header:
                 self.header[d] += int(np.count_nonzero(data == d))
             fields = max(self.header.values()) + 1
