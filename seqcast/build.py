@@ -123,9 +123,9 @@ def create_model(name: str, lookback: int, horizon: int, n_features: int, params
     except (MemoryError, RuntimeError) as exc:  # torch reports a failed allocation as a RuntimeError
         if isinstance(exc, RuntimeError) and not any(w in str(exc) for w in ("allocate", "size calculation")):
             raise
-        budget_note = f" (the budget is {max_parameters:,} parameters, --max-parameters)" if max_parameters else ""
-        raise UsageError(f"{name} with {given}: not enough memory to build it{budget_note}; choose smaller --param "
-                         "values") from None
+        budget_note = f" (--max-parameters is {max_parameters:,})" if max_parameters else ""
+        raise UsageError(f"{name} with {given}: not enough memory to build it; choose smaller --param values"
+                         f"{budget_note}") from None
 
 
 def build_network(name: str, lookback: int, horizon: int, n_targets: int, params: dict | None = None, *,

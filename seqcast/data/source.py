@@ -54,7 +54,7 @@ def _read_bounded(name: str, stream, size: int | None, max_columns: int = MAX_CO
         if not blocks:
             kind = next((k for magic, k in _COMPRESSED.items() if block.startswith(magic)), None)
             if kind:
-                return _checked(_decompressed(name, kind, _chained(block, stream), limit, too_big), limits)
+                return _decompressed(name, kind, _chained(block, stream), limit, too_big, limits)
             if block.startswith(_PARQUET):
                 data = _bounded(_chained(block, stream), limit, too_big)
                 return _checked(_parquet_as_csv(name, data, limit, too_big), limits)
@@ -68,10 +68,13 @@ def _read_bounded(name: str, stream, size: int | None, max_columns: int = MAX_CO
     return b"".join(blocks)
 
 
+_PIECE = 1 << 22  # bytes inflated at a time
+
+
 def _checked(data: bytes, limits: LineLimits) -> bytes:
-    """Decompressed or converted CSV bytes, held to the same limits as a plain file's."""
-    for start in range(0, len(data), 1 << 22):
-        limits.feed(data[start : start + (1 << 22)])
+    """Converted CSV bytes (zstd, Parquet), held to the same limits as a plain file's."""
+    for start in range(0, len(data), _PIECE):
+        limits.feed(data[start : start + _PIECE])
     return data
 
 
@@ -92,20 +95,25 @@ def _bounded(blocks, limit: int, too_big: InputError) -> bytes:
     return bytes(out)
 
 
-def _decompressed(name: str, kind: str, blocks, limit: int, too_big: InputError) -> bytes:
+def _decompressed(name: str, kind: str, blocks, limit: int, too_big: InputError, limits: LineLimits) -> bytes:
     """The CSV inside compressed ``blocks``: never more than ``limit`` bytes inflated at any moment (each
     step asks the decompressor for at most what is left, so a small file that inflates past the limit is
     refused as a large one, not held in memory first); concatenated members (gzip, bzip2, xz) follow one
-    another; a stream that stops before its end is an error (a copy cut short), never a shorter CSV."""
+    another; a stream that stops before its end is an error (a copy cut short), never a shorter CSV. The
+    CSV is inflated at most 4 MiB at a time, each piece through ``limits`` as it comes."""
     import bz2
     import lzma
     import zlib
 
     if kind == "zstd":
-        return _zstd(name, blocks, limit, too_big)
+        return _checked(_zstd(name, blocks, limit, too_big), limits)
     fresh = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
              "xz": lzma.LZMADecompressor}[kind]
     out, decompressor, ended = bytearray(), fresh(), False
+
+    def inflated(piece: bytes) -> None:
+        out.extend(piece)
+        limits.feed(piece)
     try:
         for block in blocks:
             pending = block
@@ -114,15 +122,15 @@ def _decompressed(name: str, kind: str, blocks, limit: int, too_big: InputError)
                     if kind == "gzip" and not pending.strip(b"\x00"):
                         break
                     decompressor, ended = fresh(), False
-                left = limit - len(out) + 1
+                left = min(limit - len(out) + 1, _PIECE)
                 if kind == "gzip":
-                    out += decompressor.decompress(pending, left)
+                    inflated(decompressor.decompress(pending, left))
                     pending = decompressor.unconsumed_tail or (decompressor.unused_data if decompressor.eof else b"")
                 else:
-                    out += decompressor.decompress(pending, left)
+                    inflated(decompressor.decompress(pending, left))
                     pending = decompressor.unused_data if decompressor.eof else b""
                     while not decompressor.eof and not decompressor.needs_input and len(out) <= limit:
-                        out += decompressor.decompress(b"", limit - len(out) + 1)
+                        inflated(decompressor.decompress(b"", min(limit - len(out) + 1, _PIECE)))
                 if len(out) > limit:
                     raise too_big
                 ended = decompressor.eof
