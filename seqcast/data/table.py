@@ -139,7 +139,7 @@ def read_table(path: str, keep_as_text, read_as_times, last: int | None = None,
             rows = scan.newlines - scan.skipped if scan is not None else 0
             if scan is not None and last and rows > 2 * last:
                 data = scan.header_line.encode("utf-8") + b"\n" + _last_lines(handle, last)
-                table = table_from_bytes(display_name(path), data, keep_as_text, read_as_times)
+                table = table_from_bytes(display_name(path), data, keep_as_text, read_as_times, max_columns)
                 table.lines = table.lines + scan.skipped + rows - last
                 table.partial = True
                 return table
