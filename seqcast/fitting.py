@@ -20,7 +20,7 @@ from torch import nn
 
 from . import choosing, fit_record, intervals, quantile_head
 from .budget import VALIDATION_WINDOWS, auto_batch_size
-from .build import build_network, members_of
+from .build import DEFAULT_MAX_PARAMETERS, build_network, members_of
 from .covariates import fit_schema, without_constant
 from .data import SeriesSet, season_length, seasons
 from .distributed import Distributed
@@ -53,6 +53,7 @@ class ModelConfig:
     transform: str = "auto"  # the targets' transform (transform.py): auto = probed where the target is never negative
     allow_negative: bool = False  # with transform "none": forecasts of a never-negative target may go below zero
     drop_sparse: bool = False  # leave out (with a note) the series too short to train on, instead of refusing
+    max_parameters: int = DEFAULT_MAX_PARAMETERS  # each network's budget, refused as it is built (build.create_model)
 
 
 class Prepared(NamedTuple):
@@ -120,7 +121,7 @@ def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
                          "or fit a fresh model without --init-from")
     return ModelConfig(init.model_info.name, dict(init.model_info.params), init.lookback, init.horizon, init.model_info.window_norm,
                        init.model_info.quantiles, levels, init.model_info.ensemble, init.transform.kind,
-                       drop_sparse=asked.drop_sparse)
+                       drop_sparse=asked.drop_sparse, max_parameters=asked.max_parameters)
 
 
 def requested_model(asked: ModelConfig, init: Forecaster | None = None) -> ModelConfig:
@@ -295,16 +296,17 @@ class Candidates:
 
     def __init__(self, layout: Layout, model_config: ModelConfig, params: dict[str, Any], quantiles: tuple[float, ...],
                  covariates: CovariateSchema, seed: int, init: Forecaster | None) -> None:
-        self.layout, self.model_info, self.params, self.quantiles = layout, model_config, params, quantiles
+        self.layout, self.model_config, self.params, self.quantiles = layout, model_config, params, quantiles
         self.covariates, self.widths, self.seed, self.init = covariates, Covariates(*covariates.widths), seed, init
         self.prepared: dict[str, Prepared] = {}
 
     def build(self, norm: str, count: int = 0):
         """The network (``count`` members, default the ensemble's), member i seeded with seed + i."""
         series = self.layout.series
-        return build_network(self.model_info.name, self.layout.lookback, self.layout.horizon, len(series.targets),
+        return build_network(self.model_config.name, self.layout.lookback, self.layout.horizon, len(series.targets),
                              self.params, window_norm=norm, seasons=seasons(series.freq), quantiles=self.quantiles,
-                             covariates=self.widths, members=count or self.model_info.ensemble, seed=self.seed)
+                             covariates=self.widths, members=count or self.model_config.ensemble, seed=self.seed,
+                             max_parameters=self.model_config.max_parameters)
 
     def prepare(self, kind: str) -> Prepared:
         """The scaler and windows of the targets under the transform ``kind``."""
@@ -312,7 +314,7 @@ class Candidates:
             series, init, (lookback, horizon, pad_short, splits) = self.layout.series, self.init, self.layout[1:]
             train_rows = {sid: sp.train for sid, sp in splits.items()}
             transform = init.transform.refit(series, train_rows) if init is not None else \
-                TargetTransform.fit(kind, series, train_rows, allow_negative=self.model_info.allow_negative)
+                TargetTransform.fit(kind, series, train_rows, allow_negative=self.model_config.allow_negative)
             shown = transform.apply(series)
             scaler = Scaler.fit(shown, train_rows)
             arrays, static = model_arrays(shown, scaler, self.covariates)

@@ -87,10 +87,13 @@ def space(series: SeriesSet, model_config, split=None) -> tuple[dict[str, Any], 
     from .fitting import auto_window_norm, resolve_windows
 
     model = get_spec(model_config.name)
-    if not any(p.requires_grad for p in create_model(model_config.name, 4, 2, 1).parameters()):
+    lookback, horizon = resolve_windows(series, model_config, split, [])
+    # the defaults with the --param values fixed, built once under --max-parameters before any trial runs
+    built = create_model(model_config.name, lookback, horizon, len(series.targets), model_config.params,
+                         max_parameters=model_config.max_parameters)
+    if not any(p.requires_grad for p in built.parameters()):
         raise UsageError(f"{model_config.name} has nothing to tune (it learns no weights); tune a trained model "
                          "such as nlinear or gru")
-    lookback, horizon = resolve_windows(series, model_config, split, [])
     lengths = sorted(len(s.times) for s in series.series)
     usable = (split.train if split else int(lengths[(len(lengths) - 1) // 2] * 0.9)) - horizon
     dimensions = dict(shared_space(model.capabilities.lr, horizon, lookback, max(usable, horizon)))

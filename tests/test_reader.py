@@ -24,7 +24,7 @@ def _load(path: Path, exact: bool, monkeypatch, config: DataConfig = DataConfig(
     """``load_series`` through the fast path, or with the scan refusing every file (the exact reader)."""
     with monkeypatch.context() as patch:
         if exact:
-            patch.setattr(csv_table, "_scan", lambda handle: None)
+            patch.setattr(csv_table, "_scan", lambda handle, limits: None)
         try:
             return load_series(str(path), config)
         except InputError as error:

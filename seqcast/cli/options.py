@@ -6,6 +6,7 @@ from typing import Annotated, Any, Optional, Sequence
 
 import typer
 
+from ..build import DEFAULT_MAX_PARAMETERS
 from ..errors import UsageError
 from ..registry import check_covariates, get_spec, list_models, models_reading, resolve_params
 
@@ -57,6 +58,7 @@ AllowNegative = Annotated[bool, typer.Option("--allow-negative", help="With --tr
 MinLength = Annotated[int, typer.Option("--min-length", metavar="N", help="Leave out the series with fewer than N rows, with a note naming them (the count and the first ten). 0 = keep every series.")]
 DropSparse = Annotated[bool, typer.Option("--drop-sparse", help="Leave out, with a note naming them, the series too short to train on at this lookback and horizon, instead of refusing the file.")]
 Wide = Annotated[bool, typer.Option("--wide", help="The file has one row per series and one column per time (headers like 1960, 1961, ... or 2024-01): read each row as a series, its id from --id-col or the first column that is not a time. The checkpoint remembers it, so predict and evaluate read such files again by themselves.")]
+MaxParameters = Annotated[int, typer.Option("--max-parameters", metavar="N", min=1, help="The most parameters a model may have (and one tensor or layer per 25,000 of them, at least 4,000): a network past it is refused as it is built, before any training. The default is 100 times the largest model at its defaults.")]
 EnsembleOpt = Annotated[int, typer.Option("--ensemble", metavar="N", help="Train N members of the model from seeds SEED..SEED+N-1 and forecast their median (N times the training time). 1 = one model.")]
 # Probabilistic forecasts: quantile training and conformal intervals (seqcast/intervals.py).
 Quantiles = Annotated[Optional[str], typer.Option("--quantiles", metavar="Q,Q,...", help="Also train quantiles, e.g. 0.1,0.9 (each in (0, 1), ascending), with the pinball loss, through one head shared by every model that places them around the model's forecast (the 0.5 column, always added; the model itself trains as without quantiles); quantiles never cross. predict writes them as q10, q90, ...")]
@@ -89,7 +91,8 @@ SCHEDULE = _group(("lr", LR, 0.0), ("time_budget", TimeBudget, 0.0))
 MODELLING = _group(("lookback", Lookback, 0), ("horizon", Horizon, 0), ("window_norm", WindowNormOpt, "auto"),
                    ("transform", TransformOpt, "auto"), ("allow_negative", AllowNegative, False),
                    ("ensemble", EnsembleOpt, 1), ("quantiles", Quantiles, None), ("level", Levels, None),
-                   ("min_length", MinLength, 0), ("drop_sparse", DropSparse, False), ("wide", Wide, False))
+                   ("min_length", MinLength, 0), ("drop_sparse", DropSparse, False), ("wide", Wide, False),
+                   ("max_parameters", MaxParameters, DEFAULT_MAX_PARAMETERS))
 
 
 def columns(text: str | None) -> tuple[str, ...]:
@@ -152,14 +155,15 @@ def train_config(*, epochs=0, max_steps=0, batch_size=0, lr=0.0, patience=2, see
 
 
 def model_config(*, model=None, param=None, lookback=0, horizon=0, window_norm="auto", quantiles=None, level=None,
-                 ensemble=1, transform="auto", allow_negative=False, drop_sparse=False, **_):
+                 ensemble=1, transform="auto", allow_negative=False, drop_sparse=False,
+                 max_parameters=DEFAULT_MAX_PARAMETERS, **_):
     """What to build (training.ModelConfig): the model (None: gru, or a warm start's), its --param values,
-    windows, normalisation, quantiles, intervals, ensemble and transform."""
+    windows, normalisation, quantiles, intervals, ensemble, transform and parameter budget."""
     from ..intervals import parse_levels, parse_quantiles
     from ..fitting import ModelConfig
 
     return ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm, parse_quantiles(quantiles),
-                       parse_levels(level), ensemble, transform, allow_negative, drop_sparse)
+                       parse_levels(level), ensemble, transform, allow_negative, drop_sparse, max_parameters)
 
 
 def split(text: Optional[str]):

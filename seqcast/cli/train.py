@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from . import command, options, render
-from .options import Data, Fill, FillAgain, Horizon, Json, Param, SplitOpt, Threads
+from ..build import DEFAULT_MAX_PARAMETERS
+from .options import Data, Fill, FillAgain, Horizon, Json, MaxParameters, Param, SplitOpt, Threads
 from .output import Output, to_json
 
 
@@ -67,6 +68,7 @@ def tune(
     window_norm: Annotated[str, typer.Option("--window-norm", help="Fix the window normalisation (default auto: searched among last, mean, revin, deseason).")] = "auto",
     split: SplitOpt = None,
     threads: Threads = 0,
+    max_parameters: MaxParameters = DEFAULT_MAX_PARAMETERS,
     json_out: Annotated[bool, typer.Option("--json", help="Print the trials table and the best trial as one JSON document on stdout.")] = False,
 ) -> None:
     """Search a model's hyperparameters with Optuna on the validation split, then fit the best.

@@ -4,6 +4,7 @@ One module per decision, each importing only those above it in this list:
 
     config.py     DataConfig (how to read), Series, SeriesSet (what was read), Ahead
     cells.py      what a cell may hold: missing-value markers, whole numbers, time-zone offsets
+    limits.py     the field, column and row-width limits checked on the bytes as they stream past
     source.py     bytes from a path or stdin: bounded reads, compressed CSV, Parquet, decoding
     frequency.py  frequencies, grids, the gap check over all series at once, seasons
     times.py      timestamps: ISO 8601, day/month order (the only place), quarters, years

@@ -23,6 +23,7 @@ from .columns import (covariate_columns, default_target, id_column, reader_hints
 from .config import DEFAULT_ID, Ahead, DataConfig, Series, SeriesSet, check_config
 from .frequency import check_freq, common_frequency, regular_series, regularise
 from .numbers import ambiguity_notes, column_numbers, decimal_for, looks_numeric, static_number
+from .limits import columns_allowed
 from .table import Table, read_table, table_from_bytes
 from .times import read_times
 from .wide import long_form
@@ -39,7 +40,7 @@ def load_series(path: str, config: DataConfig = DataConfig(), last: int | None =
     check_config(config)
     if config.past_cols or config.future_cols or config.static_cols:
         last = None  # covariates, and rows to forecast at the end, are checked in the whole file
-    table = read_table(path, *reader_hints(config), last=last)
+    table = read_table(path, *reader_hints(config), last=last, max_columns=columns_allowed(config.wide))
     if table.partial:
         try:
             loaded = _series_set(table, config)
@@ -48,7 +49,7 @@ def load_series(path: str, config: DataConfig = DataConfig(), last: int | None =
         if loaded is not None and loaded.id_col is None and loaded.time_col \
                 and not any(_missing_first(table, t) for t in loaded.targets):
             return loaded
-        table = read_table(path, *reader_hints(config))
+        table = read_table(path, *reader_hints(config), max_columns=columns_allowed(config.wide))
     return _series_set(table, config)
 
 
@@ -59,7 +60,8 @@ def _missing_first(table: Table, column: str) -> bool:
 
 def series_from_text(name: str, text: str, config: DataConfig = DataConfig()) -> SeriesSet:
     check_config(config)
-    return _series_set(table_from_bytes(name, text.encode("utf-8"), *reader_hints(config)), config)
+    table = table_from_bytes(name, text.encode("utf-8"), *reader_hints(config), columns_allowed(config.wide))
+    return _series_set(table, config)
 
 
 def _series_set(table: Table, config: DataConfig) -> SeriesSet:
@@ -177,7 +179,7 @@ def load_future(path: str, config: DataConfig) -> dict[str, Ahead]:
     check_config(config)
     if not config.time_col:
         raise InputError(f"{path}: --future needs timestamps, and the model was trained on numbered rows")
-    table = read_table(path, *reader_hints(config))
+    table = read_table(path, *reader_hints(config), max_columns=columns_allowed(config.wide))
     name, header, columns, lines = table.name, table.header, table.columns, table.lines
     id_col = require(config.id_col, header, name, "series id column") if config.id_col else None
     time_cols = time_columns(config.time_col, header, columns, set(), name)

@@ -14,6 +14,7 @@ import stat
 import sys
 
 from ..errors import InputError
+from .limits import MAX_COLUMNS, LineLimits
 
 
 def display_name(path: str) -> str:
@@ -36,9 +37,11 @@ _COMPRESSED = {b"\x1f\x8b": "gzip", b"BZh": "bzip2", b"\xfd7zXZ\x00": "xz", b"\x
 _PARQUET = b"PAR1"
 
 
-def _read_bounded(name: str, stream, size: int | None) -> bytes:
+def _read_bounded(name: str, stream, size: int | None, max_columns: int = MAX_COLUMNS) -> bytes:
     """All of ``stream`` (``size`` bytes when known), refusing input larger than ``_memory_limit``
     and, from its first block, binary input (NUL bytes with no UTF-16 mark): ``/dev/zero``, say.
+    Each block passes ``limits.LineLimits`` as it arrives: a field or line past the limits is refused
+    at the block that shows it, not once the whole input is held.
     Compressed CSV (gzip, bzip2, xz, zstd: told by its first bytes, whatever the file is called) is
     decompressed, bounded alike; a Parquet file is read as a table and given back as CSV text."""
     limit = _memory_limit()
@@ -46,21 +49,33 @@ def _read_bounded(name: str, stream, size: int | None) -> bytes:
                          "memory, what seqcast reads a CSV into); split the file, or run on a larger machine")
     if size is not None and size > limit:
         raise too_big
-    blocks, total = [], 0
+    blocks, total, limits = [], 0, LineLimits(name, max_columns)
     while block := stream.read(1 << 20):
         if not blocks:
             kind = next((k for magic, k in _COMPRESSED.items() if block.startswith(magic)), None)
             if kind:
-                return _decompressed(name, kind, _chained(block, stream), limit, too_big)
+                return _decompressed(name, kind, _chained(block, stream), limit, too_big, limits)
             if block.startswith(_PARQUET):
-                return _parquet_as_csv(name, _bounded(_chained(block, stream), limit, too_big), limit, too_big)
+                data = _bounded(_chained(block, stream), limit, too_big)
+                return _checked(_parquet_as_csv(name, data, limit, too_big), limits)
         if not blocks and b"\x00" in block and not block.startswith((b"\xff\xfe", b"\xfe\xff")):
             decode(name, block[: block.index(b"\x00") + 1])  # raises for its first problem: a byte, or the NUL
+        limits.feed(block)
         blocks.append(block)
         total += len(block)
         if total > limit:
             raise too_big
     return b"".join(blocks)
+
+
+_PIECE = 1 << 22  # bytes inflated at a time
+
+
+def _checked(data: bytes, limits: LineLimits) -> bytes:
+    """Converted CSV bytes (zstd, Parquet), held to the same limits as a plain file's."""
+    for start in range(0, len(data), _PIECE):
+        limits.feed(data[start : start + _PIECE])
+    return data
 
 
 def _chained(first: bytes, stream):
@@ -80,20 +95,25 @@ def _bounded(blocks, limit: int, too_big: InputError) -> bytes:
     return bytes(out)
 
 
-def _decompressed(name: str, kind: str, blocks, limit: int, too_big: InputError) -> bytes:
+def _decompressed(name: str, kind: str, blocks, limit: int, too_big: InputError, limits: LineLimits) -> bytes:
     """The CSV inside compressed ``blocks``: never more than ``limit`` bytes inflated at any moment (each
     step asks the decompressor for at most what is left, so a small file that inflates past the limit is
     refused as a large one, not held in memory first); concatenated members (gzip, bzip2, xz) follow one
-    another; a stream that stops before its end is an error (a copy cut short), never a shorter CSV."""
+    another; a stream that stops before its end is an error (a copy cut short), never a shorter CSV. The
+    CSV is inflated at most 4 MiB at a time, each piece through ``limits`` as it comes."""
     import bz2
     import lzma
     import zlib
 
     if kind == "zstd":
-        return _zstd(name, blocks, limit, too_big)
+        return _checked(_zstd(name, blocks, limit, too_big), limits)
     fresh = {"gzip": lambda: zlib.decompressobj(wbits=31), "bzip2": bz2.BZ2Decompressor,
              "xz": lzma.LZMADecompressor}[kind]
     out, decompressor, ended = bytearray(), fresh(), False
+
+    def inflated(piece: bytes) -> None:
+        out.extend(piece)
+        limits.feed(piece)
     try:
         for block in blocks:
             pending = block
@@ -102,15 +122,15 @@ def _decompressed(name: str, kind: str, blocks, limit: int, too_big: InputError)
                     if kind == "gzip" and not pending.strip(b"\x00"):
                         break
                     decompressor, ended = fresh(), False
-                left = limit - len(out) + 1
+                left = min(limit - len(out) + 1, _PIECE)
                 if kind == "gzip":
-                    out += decompressor.decompress(pending, left)
+                    inflated(decompressor.decompress(pending, left))
                     pending = decompressor.unconsumed_tail or (decompressor.unused_data if decompressor.eof else b"")
                 else:
-                    out += decompressor.decompress(pending, left)
+                    inflated(decompressor.decompress(pending, left))
                     pending = decompressor.unused_data if decompressor.eof else b""
                     while not decompressor.eof and not decompressor.needs_input and len(out) <= limit:
-                        out += decompressor.decompress(b"", limit - len(out) + 1)
+                        inflated(decompressor.decompress(b"", min(limit - len(out) + 1, _PIECE)))
                 if len(out) > limit:
                     raise too_big
                 ended = decompressor.eof
@@ -175,8 +195,9 @@ def _parquet_as_csv(name: str, data: bytes, limit: int, too_big: InputError) -> 
     return sink.getvalue().to_pybytes()
 
 
-def read_bytes(path: str) -> tuple[str, bytes]:
-    """The raw bytes of ``path``, or of stdin for ``-``, with the name errors should use."""
+def read_bytes(path: str, max_columns: int = MAX_COLUMNS) -> tuple[str, bytes]:
+    """The raw bytes of ``path``, or of stdin for ``-``, with the name errors should use; a line of more
+    than ``max_columns`` fields, or a field over the readers' limit, is refused as it is read."""
     if path == "-":
         if sys.stdin is None or sys.stdin.closed:
             raise InputError("reading data from stdin ('-'), but stdin is closed; pipe a CSV in, e.g. "
@@ -184,14 +205,15 @@ def read_bytes(path: str) -> tuple[str, bytes]:
         if sys.stdin.isatty():
             raise InputError("reading data from stdin ('-'), but stdin is a terminal; pipe a CSV in, e.g. "
                              "`cat data.csv | seqcast ... -`")
-        return "<stdin>", _read_bounded("<stdin>", sys.stdin.buffer, None)
+        return "<stdin>", _read_bounded("<stdin>", sys.stdin.buffer, None, max_columns)
     name = display_name(path)
     try:
         with open(path, "rb") as stream:
             info = os.fstat(stream.fileno())
             if stat.S_ISDIR(info.st_mode):
                 raise IsADirectoryError
-            return name, _read_bounded(name, stream, info.st_size if stat.S_ISREG(info.st_mode) else None)
+            size = info.st_size if stat.S_ISREG(info.st_mode) else None
+            return name, _read_bounded(name, stream, size, max_columns)
     except FileNotFoundError:
         raise InputError(f"{name}: no such file") from None
     except IsADirectoryError:

@@ -27,6 +27,7 @@ import pandas as pd
 
 from ..errors import InputError
 from .cells import MISSING, is_text
+from .limits import MAX_COLUMNS, LineLimits
 from .source import decode, display_name, read_bytes
 from .times import typed_times
 
@@ -117,31 +118,35 @@ class Table:
         return {c: np.concatenate(parts) if parts else np.empty(0, dtype=object) for c, parts in text.items()}
 
 
-def read_table(path: str, keep_as_text, read_as_times, last: int | None = None) -> Table:
+def read_table(path: str, keep_as_text, read_as_times, last: int | None = None,
+               max_columns: int = MAX_COLUMNS) -> Table:
     """The table in ``path`` (``-`` for stdin). ``keep_as_text(header)`` names the columns that must
     stay text (series ids), ``read_as_times(header)`` those to read as timestamps when they are ISO
     8601 or integer steps (None: read none so, as with --date-format); ``columns.reader_hints`` gives both.
 
     With ``last``, a plain file of many more rows is read from its last ``last`` rows only (seeking
     from the end; ``Table.partial`` says so, and lines are still the file's); others are read whole.
+
+    A header of more than ``max_columns`` columns, a line of more fields or a field longer than the
+    readers' limit is refused by the byte scan, before any line is held whole (``limits.py``).
     """
     if path == "-" or not _regular(path):  # stdin, a pipe (bash's <(...)): read once, from memory
-        name, data = read_bytes(path)
-        return table_from_bytes(name, data, keep_as_text, read_as_times)
+        name, data = read_bytes(path, max_columns)
+        return table_from_bytes(name, data, keep_as_text, read_as_times, max_columns)
     try:
         with open(path, "rb") as handle:
-            scan = _scan(handle)
+            scan = _scan(handle, LineLimits(display_name(path), max_columns))
             rows = scan.newlines - scan.skipped if scan is not None else 0
             if scan is not None and last and rows > 2 * last:
                 data = scan.header_line.encode("utf-8") + b"\n" + _last_lines(handle, last)
-                table = table_from_bytes(display_name(path), data, keep_as_text, read_as_times)
+                table = table_from_bytes(display_name(path), data, keep_as_text, read_as_times, max_columns)
                 table.lines = table.lines + scan.skipped + rows - last
                 table.partial = True
                 return table
     except OSError:
         scan = None  # read_bytes below names what is wrong with the path
     table = _fast(display_name(path), path, scan, keep_as_text, read_as_times) if scan is not None else None
-    return table or _exact(*read_bytes(path))
+    return table or _exact(*read_bytes(path, max_columns))
 
 
 def _regular(path: str) -> bool:
@@ -171,8 +176,8 @@ def _last_lines(handle, n: int) -> bytes:
     return body[cut + 1 :] + b"\n"
 
 
-def table_from_bytes(name: str, data: bytes, keep_as_text, read_as_times) -> Table:
-    scan = _scan(io.BytesIO(data))
+def table_from_bytes(name: str, data: bytes, keep_as_text, read_as_times, max_columns: int = MAX_COLUMNS) -> Table:
+    scan = _scan(io.BytesIO(data), LineLimits(name, max_columns))
     table = _fast(name, data, scan, keep_as_text, read_as_times) if scan is not None else None
     return table or _exact(name, data)
 
@@ -190,9 +195,10 @@ class _Scan:
     delimiters: dict[str, int]  # each candidate delimiter's count before the trailing blank lines
 
 
-def _scan(handle) -> _Scan | None:
-    """One pass over the bytes: None unless the file is UTF-8 (a BOM allowed) without NUL bytes or
-    quotes, with a header line, in which case the counts that prove each line one row."""
+def _scan(handle, limits: LineLimits) -> _Scan | None:
+    """One pass over the bytes, each block through ``limits`` (which raises): None unless the file is
+    UTF-8 (a BOM allowed) without NUL bytes or quotes, with a header line, in which case the counts
+    that prove each line one row. (What returns None is read by ``read_bytes``, held to the same limits.)"""
     decoder = codecs.getincrementaldecoder("utf-8")()
     counts = {d: 0 for d in (",", ";", "\t", "|")}
     newlines, first, tail = 0, b"", b""
@@ -204,6 +210,7 @@ def _scan(handle) -> _Scan | None:
             first = block
         if b"\x00" in block or b'"' in block:
             return None
+        limits.feed(block)
         try:
             decoder.decode(block)
         except UnicodeDecodeError:
