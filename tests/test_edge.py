@@ -103,11 +103,23 @@ def windows(batch, channels, seed=7, widths=(0, 0, 0)):
     return x, {k: torch.randn(shape, generator=g) for k, shape in shapes.items() if shape[-1]}
 
 
-def exported_model(onnx_extra, forecaster, tmp_path, int8=False):
-    result = onnx_extra.export(forecaster, int8=int8)
-    path = tmp_path / ("m.int8.onnx" if int8 else "m.onnx")
+def loaded(result, tmp_path):
+    """An export's result and the file it writes, read back."""
+    path = tmp_path / ("m.int8.onnx" if result.document["graph"].get("int8") else "m.onnx")
     path.write_bytes(result.data)
     return result, edge.load(path)
+
+
+_EXPORTS: dict = {}
+
+
+def export_of(onnx_extra, base, name, int8=False, **kwargs):
+    """The export of ``forecaster_for(base, name, **kwargs)``, made once per run: that forecaster is the
+    same model each time (seeded), so its export is the same file (shared with test_onnx_graph.py)."""
+    key = (name, int8, tuple(sorted(kwargs.items())))
+    if key not in _EXPORTS:
+        _EXPORTS[key] = onnx_extra.export(forecaster_for(base, name, **kwargs), int8=int8)
+    return _EXPORTS[key]
 
 
 def assert_matches(forecaster, loaded, channels=1, tolerance=1e-4):
@@ -126,11 +138,11 @@ def assert_matches(forecaster, loaded, channels=1, tolerance=1e-4):
 @pytest.mark.parametrize("name", MODELS)
 def test_every_model_exports_and_onnxruntime_forecasts_what_torch_does(name, onnx_extra, base, tmp_path):
     forecaster = forecaster_for(base, name)
-    result, loaded = exported_model(onnx_extra, forecaster, tmp_path)
+    result, back = loaded(export_of(onnx_extra, base, name), tmp_path)
     assert result.exporter == get_spec(name).capabilities.onnx_exporter == result.document["graph"]["exporter"]
     assert result.max_difference <= onnx_extra.FP32_TOLERANCE
-    assert_matches(forecaster, loaded)
-    assert loaded.training is None and loaded.name == name and loaded.lookback == LOOKBACK
+    assert_matches(forecaster, back)
+    assert back.training is None and back.name == name and back.lookback == LOOKBACK
 
 
 @pytest.mark.parametrize("variant", ["quantiles", "covariates", "recurrent covariates", "ensemble", "channels"])
@@ -141,22 +153,22 @@ def test_quantile_heads_covariates_ensembles_and_channels_export_too(variant, on
                     "ensemble": ("gru", {"ensemble": 3}),
                     "channels": ("tcn", {"channels": 2})}[variant]
     forecaster = forecaster_for(base, name, **kwargs)
-    result, loaded = exported_model(onnx_extra, forecaster, tmp_path)
+    result, back = loaded(export_of(onnx_extra, base, name, **kwargs), tmp_path)
     assert result.document["graph"]["inputs"] == (["x", "past", "future", "static"] if "covariates" in variant
                                                   else ["x"])
     assert result.document["graph"]["members"] == kwargs.get("ensemble", 1)
-    assert_matches(forecaster, loaded, channels=kwargs.get("channels", 1))
+    assert_matches(forecaster, back, channels=kwargs.get("channels", 1))
 
 
 @pytest.mark.parametrize("name", INT8_MODELS)
 def test_int8_quantizes_within_its_tolerance(name, onnx_extra, base, tmp_path):
     forecaster = forecaster_for(base, name)
-    result, loaded = exported_model(onnx_extra, forecaster, tmp_path, int8=True)
-    fp32 = onnx_extra.export(forecaster)
+    result, back = loaded(export_of(onnx_extra, base, name, int8=True), tmp_path)
+    fp32 = export_of(onnx_extra, base, name)
     if result.int8:  # a tiny model can gain nothing from int8; then the file says it is fp32 and why
         assert result.quantized and result.document["graph"]["int8"]
         assert len(result.data) < len(fp32.data)
-        assert_matches(forecaster, loaded, tolerance=onnx_extra.INT8_TOLERANCE)
+        assert_matches(forecaster, back, tolerance=onnx_extra.INT8_TOLERANCE)
     else:
         assert "saves nothing" in result.notes[0] and result.data == fp32.data
 

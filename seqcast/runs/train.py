@@ -96,10 +96,13 @@ def fit_to_file(request: FitRequest, reporter: Reporter, other_ranks: Reporter =
     except RuntimeError as exc:
         stopped = peer_failure(exc, dist)  # another rank of a torchrun went away: say so, exit 2
         if stopped is None:
+            close(dist)
             raise
-        raise stopped from None
-    finally:
+        raise stopped from None  # the group is left as it is: tearing down a broken one can abort the process
+    except BaseException:
         close(dist)
+        raise
+    close(dist)
     return Fitted(fitted, output, seconds, writer)
 
 
