@@ -125,7 +125,7 @@ def export(forecaster: Forecaster, int8: bool = False, source: dict[str, Any] | 
     plain = Exported(fp32_file, document, exporter, seconds, len(fp32_file), (), (), difference, FP32_TOLERANCE)
     if not int8:
         return plain
-    int8_proto, quantized, kept = _quantize(fp32, forecaster.label)
+    int8_proto, quantized, kept = quantize(fp32, forecaster.label)
     if not quantized:
         return replace(plain, notes=(f"--int8: {forecaster.name} has no weights onnxruntime can quantize "
                                      "(no linear, convolution or LSTM layer); the file is fp32",))
@@ -285,8 +285,9 @@ def _weighted(proto) -> set[str]:
     return {node.op_type for node in proto.graph.node if node.op_type in WEIGHTED and floats & set(node.input)}
 
 
-def _quantize(fp32: bytes, label: str):
-    """(int8 ModelProto, operator types quantized, weight-holding types kept fp32)."""
+def quantize(fp32: bytes, label: str):
+    """The fp32 graph ``fp32`` quantized as --int8 does: (int8 ModelProto, operator types quantized,
+    weight-holding types kept fp32)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

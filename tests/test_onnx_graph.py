@@ -228,24 +228,24 @@ def normed(forecaster, mode):
 
 def test_the_allow_list_is_exactly_the_operators_every_model_exports_fp32_and_int8(onnx_extra, tiny_ckpt, tmp_path):
     """Every registered model (and the quantile head, covariates, an ensemble), exported through the
-    exporter it declares, fp32 and --int8, and every window normalisation around a model of each
-    exporter: each graph passes the check and loads, and the operators all of them write together are
-    the allow-list, no more, no fewer. (The exports are test_edge.py's, made once per run.)"""
+    exporter it declares, fp32 and quantized as --int8 quantizes it, and every window normalisation
+    around a model of each exporter: each graph passes the check, each file loads, and the operators all
+    of them write together are the allow-list, no more, no fewer. (The fp32 exports are test_edge.py's,
+    made once per run; --int8 is the same export followed by export.quantize.)"""
     import onnx
 
     from test_edge import export_of, forecaster_for
 
-    base, written, results = load(tiny_ckpt), set(), []
-    for name, kwargs in VARIANTS:
-        results += [(name, export_of(onnx_extra, base, name, int8=int8, **kwargs)) for int8 in (False, True)]
+    base, written = load(tiny_ckpt), set()
+    results = [(name, export_of(onnx_extra, base, name, **kwargs)) for name, kwargs in VARIANTS]
     results += [(name, onnx_extra.export(normed(forecaster_for(base, name), mode))) for name, mode in NORMED]
     for i, (name, result) in enumerate(results):
-        proto = onnx.load_from_string(result.data)
-        written.update((onnx_graph.DOMAINS.get(node.domain, node.domain), node.op_type) for node in proto.graph.node)
-        onnx_graph.check_operators(proto, "export")
         path = tmp_path / f"{i}.onnx"
         path.write_bytes(result.data)
         assert edge.load(path).name == name
+        for proto in (onnx.load_from_string(result.data), onnx_extra.quantize(result.data, name)[0]):
+            written.update((onnx_graph.DOMAINS.get(node.domain, node.domain), node.op_type) for node in proto.graph.node)
+            onnx_graph.check_operators(proto, "export")
     allowed = {(domain, op) for domain, ops in onnx_graph.ALLOWED.items() for op in ops}
     assert written - allowed == set(), "the exporter writes operators the allow-list lacks"
     assert allowed - written == set(), "the allow-list holds operators no export writes"
