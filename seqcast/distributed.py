@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from .errors import SeqcastError, UsageError
+from .errors import PeerLostError, UsageError
 
 # What torch.distributed's backends say when another process of the run went away (killed, out of
 # memory, its host gone): a RuntimeError whose text names the transport.
@@ -76,8 +76,8 @@ def from_environment(device: str) -> Distributed | None:
     return Distributed(rank, world_size, local_rank, local_world_size, backend)
 
 
-def peer_failure(exc: BaseException, context: Distributed | None) -> SeqcastError | None:
-    """The SeqcastError (exit 2) for a collective that failed because another process of the run
+def peer_failure(exc: BaseException, context: Distributed | None) -> PeerLostError | None:
+    """The PeerLostError (exit 2) for a collective that failed because another process of the run
     stopped, so that this one ends with what happened instead of an unexpected error; None otherwise."""
     text = str(exc)
     if context is None or not isinstance(exc, RuntimeError) or not any(m in text.lower() for m in _PEER_GONE):
@@ -85,7 +85,7 @@ def peer_failure(exc: BaseException, context: Distributed | None) -> SeqcastErro
     detail = text.splitlines()[0] if text else type(exc).__name__
     if len(detail) > 200:
         detail = detail[:200] + "..."
-    return SeqcastError(f"torchrun: another of the {context.world_size} processes of this run stopped while "
+    return PeerLostError(f"torchrun: another of the {context.world_size} processes of this run stopped while "
                         f"rank {context.rank} was training ({detail}); nothing was written. Its own messages say "
                         "why; run the command again")
 

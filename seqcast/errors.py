@@ -25,6 +25,11 @@ class TrainingError(SeqcastError):
     """Training could not produce a usable model (for example the loss became NaN)."""
 
 
+class PeerLostError(SeqcastError):
+    """Another process of a torchrun run stopped. The process ends as soon as it has said so: tearing
+    down the broken gloo group (or Python's own shutdown around it) can abort the process instead."""
+
+
 class LockedError(SeqcastError):
     """Another run holds the lock on the same output."""
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import glob
+import importlib.util
 import json
 import random
 import subprocess
@@ -24,8 +25,6 @@ from seqcast.formats import check_own_format
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 OLDER = sorted(Path(p) for p in glob.glob(str(FIXTURES / "format[1-8]" / "*.ckpt")))
-POOL = [0, -1, 2**63, 10**30, 10**400, 1.5, float("nan"), float("inf"), "", "x", None, True, [], {}, [1, 2],
-        {"a": 1}, [[[[1]]]]]
 
 
 def resigned(source: Path, meta: dict, version: int | None = None) -> bytes:
@@ -107,35 +106,25 @@ def test_a_deeply_nested_current_checkpoint_is_damaged(invoke, tiny_ckpt, tmp_pa
     assert code == 2 and "damaged checkpoint header" in err, err
 
 
-def _paths(node, rng, path=()):
-    yield path
-    if isinstance(node, dict):
-        for key, value in node.items():
-            yield from _paths(value, rng, path + (key,))
-    elif isinstance(node, list) and node:
-        index = rng.randrange(len(node))
-        yield from _paths(node[index], rng, path + (index,))
+def _fuzz_script():
+    """benchmarks/fuzz_loaders.py as a module: the test mutates files as the benchmark does."""
+    spec = importlib.util.spec_from_file_location("fuzz_loaders", ROOT / "benchmarks" / "fuzz_loaders.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_fuzzed_older_formats_load_or_exit_2_and_never_1(invoke, tmp_path):
     """200 format-1..8 files, each with 1-3 values swapped for a wrong type, a huge integer, NaN, nesting,
     or a key dropped, and the digest recomputed: loading is CheckpointError or a forecaster, and every
     one that loads predicts (exit 0 or 2; cli_invoke re-raises an exit-1 crash)."""
-    rng = random.Random(30)
+    rng, mutate = random.Random(30), _fuzz_script().mutate_values
     loaded = refused = 0
     documents = {source: ckpt_parts(source.read_bytes())[2] for source in OLDER}
     for case in range(200):
         source = rng.choice(OLDER)
         meta = copy.deepcopy(documents[source]["meta"])
-        for _ in range(rng.randint(1, 3)):
-            path = rng.choice([p for p in _paths(meta, rng) if p])
-            node = meta
-            for part in path[:-1]:
-                node = node[part]
-            if rng.random() < 0.2 and isinstance(node, dict):
-                node.pop(path[-1])
-            else:
-                node[path[-1]] = copy.deepcopy(rng.choice(POOL))
+        mutate(meta, rng)
         target = tmp_path / f"case{case % 4}.ckpt"
         target.write_bytes(resigned(source, meta))
         try:

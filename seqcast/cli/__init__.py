@@ -51,7 +51,7 @@ from typing import Annotated, Callable  # noqa: E402
 import typer  # noqa: E402
 
 from .. import __version__
-from ..errors import SeqcastError, UsageError, from_library
+from ..errors import PeerLostError, SeqcastError, UsageError, from_library
 from .output import Output, Signals, stdout_errors  # noqa: E402
 
 Signals.closed |= _CLOSED
@@ -93,6 +93,7 @@ def command(*, shared: tuple = (), **settings):
                 if out.debug:
                     traceback.print_exc()
                 out.error(str(exc))
+                Signals.leave_at_once = isinstance(exc, PeerLostError)
                 raise typer.Exit(exc.exit_code) from None
             except KeyboardInterrupt:
                 out.error("interrupted; nothing was written")
@@ -202,6 +203,8 @@ def main() -> None:
             if not Signals.reported:
                 Output.error("interrupted; nothing was written")
             _leave(done.code if Signals.reported else 130)
+        if Signals.leave_at_once:
+            _leave(done.code)
         raise
     except KeyboardInterrupt:
         Output.error("interrupted; nothing was written")

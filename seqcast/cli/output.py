@@ -42,6 +42,7 @@ class Signals:
 
     interrupted = False
     reported = False  # an error line was written (main() adds the interrupt's line when none was)
+    leave_at_once = False  # the error said must end the process without Python's shutdown (errors.PeerLostError)
     closed: set[str] = set()
 
     @classmethod
