@@ -184,3 +184,13 @@ def with_document(data: bytes, document: dict) -> bytes:
     raw = json.dumps(header).encode("utf-8")
     raw += b" " * (-len(raw) % 8)
     return struct.pack("<Q", len(raw)) + raw + data[8 + size :]
+
+
+@pytest.fixture(scope="session")
+def onnx_extra():
+    """seqcast.export, or the test is skipped saying which extra it needs (seqcast[onnx])."""
+    for module in ("onnxruntime", "onnx", "onnxscript"):
+        pytest.importorskip(module, reason="the ONNX tests need seqcast[onnx]")
+    from seqcast import export
+
+    return export

@@ -45,15 +45,6 @@ INT8_MODELS = ["lstm", "transformer", "nlinear", "cnn", "patchtst"]  # one per k
 
 
 @pytest.fixture(scope="module")
-def onnx_extra():
-    for module in ("onnxruntime", "onnx", "onnxscript"):
-        pytest.importorskip(module, reason="the edge tests need seqcast[onnx]")
-    from seqcast import export
-
-    return export
-
-
-@pytest.fixture(scope="module")
 def base(tiny_ckpt):
     return load(tiny_ckpt)
 

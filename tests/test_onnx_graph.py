@@ -25,15 +25,6 @@ from seqcast.registry import WINDOW_NORMS, list_models
 
 
 @pytest.fixture(scope="module")
-def onnx_extra():
-    for module in ("onnxruntime", "onnx", "onnxscript"):
-        pytest.importorskip(module, reason="the ONNX tests need seqcast[onnx]")
-    from seqcast import export
-
-    return export
-
-
-@pytest.fixture(scope="module")
 def exported(onnx_extra, tiny_ckpt, tmp_path_factory):
     path = tmp_path_factory.mktemp("graph") / "m.onnx"
     path.write_bytes(onnx_extra.export(load(tiny_ckpt)).data)
