@@ -170,6 +170,35 @@ def assert_forecasts_as_recorded(out: str, recorded: Path) -> None:
         assert now[column].to_numpy() == pytest.approx(then[column].to_numpy(), rel=1e-6), column
 
 
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def format_fixtures(version: int) -> list:
+    """pytest parameters, one per checkpoint in tests/fixtures/formatN (its manifest.json: the checkpoint
+    that format's code wrote, its data, predict arguments and the forecast it wrote), named by the file."""
+    manifest = FIXTURES / f"format{version}" / "manifest.json"
+    return [pytest.param(entry, id=entry["checkpoint"]) for entry in json.loads(manifest.read_text(encoding="utf-8"))]
+
+
+def load_fixture(version: int, entry: dict):
+    """A format-N fixture as today's code loads it, upgraded on reading (and still saying it was stored as N)."""
+    from seqcast import checkpoint
+
+    loaded = checkpoint.load(FIXTURES / f"format{version}" / entry["checkpoint"])
+    assert loaded.stored.format == version < checkpoint.FORMAT_VERSION
+    return loaded
+
+
+def assert_fixture_forecasts_as_recorded(invoke, version: int, entry: dict) -> None:
+    """predict with a format-N fixture, its manifest's data and arguments (paths relative to its folder),
+    forecasts what that format's code wrote."""
+    folder = FIXTURES / f"format{version}"
+    arguments = [str((folder / a).resolve()) if a.startswith("..") else a for a in entry["predict_args"]]
+    code, out, err = invoke("predict", folder / entry["checkpoint"], (folder / entry["data"]).resolve(), *arguments)
+    assert code == 0, err
+    assert_forecasts_as_recorded(out, folder / entry["forecast"])
+
+
 def ckpt_parts(data: bytes) -> tuple[int, dict, dict]:
     """(header size, safetensors header, seqcast document) of a checkpoint's bytes."""
     (size,) = struct.unpack("<Q", data[:8])

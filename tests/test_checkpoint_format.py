@@ -13,7 +13,7 @@ from dataclasses import dataclass, is_dataclass, replace
 from pathlib import Path
 
 import pytest
-from conftest import assert_forecasts_as_recorded, ckpt_parts, with_document
+from conftest import assert_fixture_forecasts_as_recorded, format_fixtures, load_fixture, ckpt_parts, with_document
 
 from seqcast import checkpoint, meta_schema
 from seqcast.decode import SchemaError, decode, encode, stored_fields
@@ -24,18 +24,12 @@ FORMAT_8 = Path(__file__).parent / "fixtures" / "format8"
 
 # --- the format-8 fixtures ---------------------------------------------------------------------------
 
-@pytest.mark.parametrize("entry", json.loads((FORMAT_8 / "manifest.json").read_text(encoding="utf-8")),
-                         ids=lambda e: e["checkpoint"])
+@pytest.mark.parametrize("entry", format_fixtures(8))
 def test_format_8_checkpoints_load_and_forecast_what_they_did(entry, invoke):
-    path, data = FORMAT_8 / entry["checkpoint"], (FORMAT_8 / entry["data"]).resolve()
-    loaded = checkpoint.load(path)
-    assert loaded.stored.format == 8 < checkpoint.FORMAT_VERSION
+    loaded = load_fixture(8, entry)
     assert loaded.name == entry["model"] and loaded.choices and loaded.transform.floor
-    arguments = [str((FORMAT_8 / a).resolve()) if a.startswith("..") else a for a in entry["predict_args"]]
-    code, out, err = invoke("predict", path, data, *arguments)
-    assert code == 0, err
-    assert_forecasts_as_recorded(out, FORMAT_8 / entry["forecast"])
-    code, out, err = invoke("info", path)
+    assert_fixture_forecasts_as_recorded(invoke, 8, entry)
+    code, out, err = invoke("info", FORMAT_8 / entry["checkpoint"])
     assert code == 0 and f"format      8, upgraded to {checkpoint.FORMAT_VERSION} on reading" in out, err
 
 

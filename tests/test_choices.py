@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import torch
 
-from conftest import assert_forecasts_as_recorded, randomised
+from conftest import assert_fixture_forecasts_as_recorded, format_fixtures, load_fixture, randomised
 from seqcast import checkpoint, choosing
 from seqcast.build import create_model
 from seqcast.data import seasons
@@ -149,15 +149,10 @@ def test_choose_keeps_the_declared_candidate_unless_another_is_clearly_better():
     assert choosing.norm_candidates("mean", (12,), 20) == ["mean", "last"]
 
 
-@pytest.mark.parametrize("entry", json.loads((FORMAT_6 / "manifest.json").read_text(encoding="utf-8")),
-                         ids=lambda e: e["checkpoint"])
+@pytest.mark.parametrize("entry", format_fixtures(6))
 def test_format_6_checkpoints_load_with_nothing_chosen_and_forecast_what_they_did(entry, invoke):
-    path, data = FORMAT_6 / entry["checkpoint"], (FORMAT_6 / entry["data"]).resolve()
-    loaded = checkpoint.load(path)
-    assert loaded.stored.format == 6 < checkpoint.FORMAT_VERSION and loaded.choices == ()
-    code, out, err = invoke("predict", path, data, *entry["predict_args"])
-    assert code == 0, err
-    assert_forecasts_as_recorded(out, FORMAT_6 / entry["forecast"])
+    assert load_fixture(6, entry).choices == ()
+    assert_fixture_forecasts_as_recorded(invoke, 6, entry)
 
 
 def test_a_crafted_choice_is_refused(tmp_path):

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import assert_forecasts_as_recorded
+from conftest import assert_fixture_forecasts_as_recorded, format_fixtures, load_fixture
 from seqcast import checkpoint
 from seqcast.data import DataConfig, series_from_text
 from seqcast.registry import get_spec, list_models
@@ -264,22 +264,16 @@ def test_an_exported_covariate_model_forecasts_what_the_checkpoint_does(trained,
 
 # --- checkpoint format 5 -------------------------------------------------------------------------------
 
-FORMAT_5 = Path(__file__).parent / "fixtures" / "format5"
 
 
-@pytest.mark.parametrize("entry", json.loads((FORMAT_5 / "manifest.json").read_text(encoding="utf-8")),
-                         ids=lambda e: e["checkpoint"])
+@pytest.mark.parametrize("entry", format_fixtures(5))
 def test_format_5_checkpoints_load_with_their_calendar_as_covariates_and_forecast_what_they_did(entry, invoke):
-    path, data = FORMAT_5 / entry["checkpoint"], (FORMAT_5 / entry["data"]).resolve()
-    loaded = checkpoint.load(path)
-    assert loaded.stored.format == 5 < checkpoint.FORMAT_VERSION
+    loaded = load_fixture(5, entry)
     assert "calendar" not in loaded.model_info.params
     calendar = ("hour", "dow", "dom", "doy", "month") if entry["model"] == "informer" else ()
     assert loaded.covariates.names("calendar") == calendar
     assert all(c.mean == (0.0,) and c.std == (1.0,) for c in loaded.covariates.columns)  # fed as they were
-    code, out, err = invoke("predict", path, data, *entry["predict_args"])
-    assert code == 0, err
-    assert_forecasts_as_recorded(out, FORMAT_5 / entry["forecast"])
+    assert_fixture_forecasts_as_recorded(invoke, 5, entry)
 
 
 # --- covariates that carry no information, values the model never saw, the target named as one -----------

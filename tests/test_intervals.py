@@ -7,17 +7,15 @@ from __future__ import annotations
 import io
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import TINY_FIT, hourly_text, long_text
+from conftest import TINY_FIT, assert_fixture_forecasts_as_recorded, format_fixtures, hourly_text, load_fixture, long_text
 from seqcast import checkpoint, intervals
 from seqcast.errors import UsageError
 
-FORMAT_3 = Path(__file__).parent / "fixtures" / "format3"
 FAST = ["--epochs", "2", "--lookback", "24", "--horizon", "6"]
 
 
@@ -138,18 +136,11 @@ def test_intervals_asked_of_a_checkpoint_without_them_are_exit_2(invoke, tiny_ck
     assert code == 2 and "has intervals for 80, 95 %; refit it with `seqcast fit ... --level 80,90,95`" in err, err
 
 
-@pytest.mark.parametrize("entry", json.loads((FORMAT_3 / "manifest.json").read_text(encoding="utf-8")),
-                         ids=lambda e: e["checkpoint"])
+@pytest.mark.parametrize("entry", format_fixtures(3))
 def test_format_3_checkpoints_load_as_point_models_and_forecast_what_they_did(entry, invoke):
-    path, data = FORMAT_3 / entry["checkpoint"], (FORMAT_3 / entry["data"]).resolve()
-    loaded = checkpoint.load(path)
-    assert loaded.stored.format == 3 < checkpoint.FORMAT_VERSION
+    loaded = load_fixture(3, entry)
     assert loaded.model_info.quantiles == () and loaded.calibration is None
-    code, out, err = invoke("predict", path, data, *entry["predict_args"])
-    assert code == 0, err
-    now, then = _frame(out), pd.read_csv(FORMAT_3 / entry["forecast"])
-    pd.testing.assert_frame_equal(now.drop(columns="forecast"), then.drop(columns="forecast"))
-    assert now["forecast"].to_numpy() == pytest.approx(then["forecast"].to_numpy(), rel=1e-6)
+    assert_fixture_forecasts_as_recorded(invoke, 3, entry)
 
 
 # --- the library: calibration, bands and scores by their definitions --------------------------------

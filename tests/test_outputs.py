@@ -15,7 +15,6 @@ import pytest
 
 from seqcast import checkpoint as ckpt_module
 from seqcast.errors import InputError, UsageError
-from seqcast.errors import UsageError
 from seqcast.files import atomic_write, check_outputs, lock_path, output_lock
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import assert_forecasts_as_recorded
+from conftest import assert_fixture_forecasts_as_recorded, format_fixtures, load_fixture
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -139,18 +139,12 @@ def test_a_crafted_transform_is_refused():
             meta_schema.check(checkpoint.from_meta(meta))
 
 
-@pytest.mark.parametrize("entry", json.loads((FORMAT_7 / "manifest.json").read_text(encoding="utf-8")),
-                         ids=lambda e: e["checkpoint"])
+@pytest.mark.parametrize("entry", format_fixtures(7))
 def test_format_7_checkpoints_load_untransformed_and_forecast_what_they_did(entry, invoke):
-    path, data = FORMAT_7 / entry["checkpoint"], (FORMAT_7 / entry["data"]).resolve()
-    loaded = checkpoint.load(path)
-    assert loaded.stored.format == 7 < checkpoint.FORMAT_VERSION
+    loaded = load_fixture(7, entry)
     assert loaded.transform.kind == "none" and loaded.transform.floor == ()
-    arguments = [str((FORMAT_7 / a).resolve()) if a.startswith("..") else a for a in entry["predict_args"]]
-    code, out, err = invoke("predict", path, data, *arguments)
-    assert code == 0, err
-    assert_forecasts_as_recorded(out, FORMAT_7 / entry["forecast"])
-    assert "no floor at 0" in invoke("info", path)[1]
+    assert_fixture_forecasts_as_recorded(invoke, 7, entry)
+    assert "no floor at 0" in invoke("info", FORMAT_7 / entry["checkpoint"])[1]
 
 
 def test_a_box_cox_warm_start_keeps_known_lambdas_and_fits_a_new_series_its_own(invoke, tmp_path):

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import assert_fixture_forecasts_as_recorded, format_fixtures, load_fixture
 
 from seqcast.build import create_model
 from seqcast.registry import get_spec, list_models, register_model, resolve_params
@@ -252,22 +253,13 @@ def test_a_database_url_works_as_optuna_supports_it(tmp_path, invoke):
     assert len(json.loads(out)["trials"]) == 3
 
 
-FORMAT_4 = Path(__file__).parent / "fixtures" / "format4"
 
 
-@pytest.mark.parametrize("entry", json.loads((FORMAT_4 / "manifest.json").read_text(encoding="utf-8")),
-                         ids=lambda e: e["checkpoint"])
+@pytest.mark.parametrize("entry", format_fixtures(4))
 def test_format_4_checkpoints_load_untuned_on_one_process_and_forecast_what_they_did(entry, invoke):
-    from conftest import assert_forecasts_as_recorded
-    from seqcast import checkpoint
-
-    path, data = FORMAT_4 / entry["checkpoint"], (FORMAT_4 / entry["data"]).resolve()
-    loaded = checkpoint.load(path)
-    assert loaded.stored.format == 4 < checkpoint.FORMAT_VERSION
+    loaded = load_fixture(4, entry)
     assert loaded.tuning is None and loaded.training.world_size == 1
-    code, out, err = invoke("predict", path, data, *entry["predict_args"])
-    assert code == 0, err
-    assert_forecasts_as_recorded(out, FORMAT_4 / entry["forecast"])
+    assert_fixture_forecasts_as_recorded(invoke, 4, entry)
 
 
 def test_without_optuna_tune_and_a_shared_compare_say_how_to_install_it(tmp_path, invoke, monkeypatch):
