@@ -10,7 +10,7 @@ from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
 from .errors import UsageError
-from .registry import check_covariates, get_spec, list_models, resolve_params
+from .registry import check_covariates, get_spec, list_models, missing_extra, resolve_params
 
 
 DEFAULT_MAX_PARAMETERS = 100_000_000  # fit, compare and tune's --max-parameters: 100x the largest model at its defaults
@@ -142,6 +142,9 @@ def build_network(name: str, lookback: int, horizon: int, n_targets: int, params
     from .ensemble import Ensemble
     from .window_norm import WindowNorm
 
+    missing = missing_extra(name)
+    if missing:
+        raise UsageError(missing)
     built = []
     for i in range(members):
         if seed is not None:
@@ -151,6 +154,25 @@ def build_network(name: str, lookback: int, horizon: int, n_targets: int, params
                                              quantiles=quantiles, covariates=covariates,
                                              max_parameters=max_parameters), window_norm, seasons))
     return built[0] if members == 1 else Ensemble(built)
+
+
+def build_blend(members: list[tuple[str, dict, str]], weights: list[float], lookback: int, horizon: int,
+                n_targets: int, *, seasons: tuple[int, ...], quantiles: tuple[float, ...] = (), covariates=None,
+                max_bytes: tuple[int, int] | None = None, max_parameters: int | None = None):
+    """The weighted ensemble of different models ``--model auto`` keeps (ensemble.Blend): each member
+    ``(name, params, window_norm)`` built as ``build_network`` builds it, reading the covariate inputs
+    when its model declares their kinds (the others read the targets alone)."""
+    from .ensemble import Blend
+
+    built, reads = [], []
+    for name, params, norm in members:
+        takes = covariates is not None and bool(covariates.kinds) and set(covariates.kinds) <= set(
+            get_spec(name).capabilities.covariates)
+        built.append(build_network(name, lookback, horizon, n_targets, params, window_norm=norm, seasons=seasons,
+                                   quantiles=quantiles, covariates=covariates if takes else None,
+                                   max_bytes=max_bytes, max_parameters=max_parameters))
+        reads.append(takes)
+    return Blend(built, weights, reads)
 
 
 def members_of(network) -> list:

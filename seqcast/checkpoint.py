@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from . import meta_schema
 from .decode import SchemaError, decode, encode
 from .errors import CheckpointError, UsageError
-from .build import build_network
+from .build import build_blend, build_network
 from .data import seasons
 from .files import atomic_write
 from .forecaster import Forecaster, Stored
@@ -196,11 +196,18 @@ def _build(name: str, described: Forecaster, entries: dict) -> torch.nn.Module:
     model_info, schema = described.model_info, described.schema
     stored_bytes = sum(e[3] - e[2] for e in entries.values())
     try:
-        data_seasons = seasons(schema.freq) if model_info.window_norm in ("season", "deseason") else ()
+        norms = [m.window_norm for m in model_info.members] or [model_info.window_norm]
+        data_seasons = seasons(schema.freq) if {"season", "deseason"} & set(norms) else ()
+        bounds = (2 * stored_bytes + _PARAMETER_SLACK, stored_bytes + _BUFFER_SLACK)
+        if model_info.members:
+            return build_blend([(m.name, m.params, m.window_norm) for m in model_info.members],
+                               [m.weight for m in model_info.members], schema.lookback, schema.horizon,
+                               len(schema.targets), seasons=data_seasons, quantiles=model_info.quantiles,
+                               covariates=Covariates(*described.covariates.widths), max_bytes=bounds)
         return build_network(model_info.name, schema.lookback, schema.horizon, len(schema.targets), model_info.params,
                              window_norm=model_info.window_norm, seasons=data_seasons, quantiles=model_info.quantiles,
                              covariates=Covariates(*described.covariates.widths), members=model_info.ensemble,
-                             max_bytes=(2 * stored_bytes + _PARAMETER_SLACK, stored_bytes + _BUFFER_SLACK))
+                             max_bytes=bounds)
     except (UsageError, OverflowError, ValueError) as exc:  # a 400-digit number; a freq pandas cannot read
         raise _cannot_build(name, exc) from None
 

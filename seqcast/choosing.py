@@ -71,9 +71,15 @@ def validation_score(model: nn.Module, windows: WindowSet, quantiles: tuple[floa
     if common is not None:
         pred, actual = common(pred.astype(np.float64), windows.series_index), common(
             actual.astype(np.float64), windows.series_index)
+    return forecast_score(pred, actual, windows.series_index)
+
+
+def forecast_score(pred: np.ndarray, actual: np.ndarray, series_index: np.ndarray) -> float:
+    """Mean absolute error of point forecasts (N, H, C) against ``actual``, per series (``series_index``:
+    each window's), then the mean over series: the score every choice on validation windows compares."""
     errors = np.abs(pred - actual).mean(axis=(1, 2))  # (N,): one per window
-    counts = np.bincount(windows.series_index)
-    sums = np.bincount(windows.series_index, weights=errors)
+    counts = np.bincount(series_index)
+    sums = np.bincount(series_index, weights=errors)
     return float(np.mean(sums[counts > 0] / counts[counts > 0]))
 
 

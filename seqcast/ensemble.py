@@ -30,3 +30,24 @@ class Ensemble(nn.Module):
     def forward(self, x: torch.Tensor, **covariates: torch.Tensor | None) -> torch.Tensor:
         outputs = torch.stack([member(x, **covariates) for member in self.members])
         return outputs.median(dim=0).values  # the lower of the two middle members when N is even
+
+
+class Blend(nn.Module):
+    """Members of different models (each inside its own window normalisation) -> the weighted sum of their
+    forecasts (``--model auto``; the weights are positive and sum to 1, so a blend of forecasts in
+    per-series z-scored units is the same blend in the data's units). Each member reads the covariate
+    inputs only when ``reads`` says it was built for them (naive and the statistical models read none)."""
+
+    def __init__(self, members: list[nn.Module], weights: list[float], reads: list[bool]):
+        super().__init__()
+        if not (len(members) == len(weights) == len(reads)) or not members:
+            raise ValueError("a blend needs one weight and one reads flag per member")
+        self.members = nn.ModuleList(members)
+        self.weights, self.reads = [float(w) for w in weights], list(reads)
+
+    def forward(self, x: torch.Tensor, **covariates: torch.Tensor | None) -> torch.Tensor:
+        total = None
+        for member, weight, reads in zip(self.members, self.weights, self.reads):
+            out = weight * member(x, **covariates) if reads else weight * member(x)
+            total = out if total is None else total + out
+        return total

@@ -125,12 +125,18 @@ def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
 
 
 def requested_model(asked: ModelConfig, init: Forecaster | None = None) -> ModelConfig:
-    """The model fit trains: the one asked for (gru when none is named), or for a warm start the
-    checkpoint's, which the options given must not contradict."""
+    """The model fit trains: the one asked for (auto, the validated ensemble, when none is named), or for
+    a warm start the checkpoint's, which the options given must not contradict."""
+    if init is not None and init.model_info.members:  # an auto ensemble continues as one (auto.fit_auto)
+        if asked.name not in (None, "auto"):
+            raise UsageError(f"--init-from {init.label}: continues the auto ensemble it holds; drop --model "
+                             f"{asked.name}, or fit a fresh model without --init-from")
+        return replace(asked, name="auto")
     if init is not None:
         return warm_start_config(init, asked)
-    model_config = replace(asked, name=asked.name or "gru")
-    resolve_params(model_config.name, model_config.params)
+    model_config = replace(asked, name=asked.name or "auto")
+    if model_config.name != "auto":
+        resolve_params(model_config.name, model_config.params)
     return model_config
 
 
@@ -234,6 +240,17 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
         model, model_config, layout, data, explicit=split, resolved=resolved, window_norm=window_norm, quantiles=quantiles,
         covariates=covariates, config=config, results=results, init=init, dist=dist, window_flops=window_flops,
         notes=notes, dropped=dropped, calibration=calibration, val_mse=val_mse, choices=choices)
+
+
+def validation_data(series: SeriesSet, model_config: ModelConfig, split: Split | None = None) -> Prepared:
+    """The scaler and windows a fresh fit of ``model_config`` trains and validates on, under its transform
+    (given, not "auto"): what ``--model auto`` scores its candidates on, the same for each of them."""
+    layout = _layout(series, model_config, split, None, [])
+    train_rows = {sid: sp.train for sid, sp in layout.splits.items()}
+    series, _ = without_constant(layout.series, train_rows)
+    layout = layout._replace(series=series)
+    return Candidates(layout, model_config, {}, (), fit_schema(series, train_rows), 0, None).prepare(
+        model_config.transform)
 
 
 class Layout(NamedTuple):

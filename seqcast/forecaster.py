@@ -22,6 +22,20 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
+class Member:
+    """One model of a weighted ensemble of different models (``--model auto``): what was built, its weight
+    in the forecast, and what fit chose for it on the validation windows."""
+
+    name: str
+    params: dict[str, Any]
+    window_norm: str
+    n_parameters: int
+    weight: float  # its share of the forecast: the members' weights are positive and sum to 1
+    loss: str  # the point loss it trained on (as TrainConfig.loss; its own, since members choose their own)
+    choices: tuple[Decision, ...] = ()
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """What was built: the registered model, its resolved hyperparameters and window normalisation."""
 
@@ -31,6 +45,9 @@ class ModelInfo:
     n_parameters: int
     quantiles: tuple[float, ...] = ()  # trained on these (the median among them) under a quantile head; () = point
     ensemble: int = 1  # members trained from seeds seed .. seed + N - 1; the forecast is their median
+    # name "auto": the models whose weighted forecasts are summed (then name's own params, window_norm "none",
+    # quantiles and ensemble 1 describe the whole); () = one registered model
+    members: tuple[Member, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -174,6 +191,30 @@ class Decision:
 
 
 @dataclass(frozen=True)
+class Candidate:
+    """One model ``--model auto`` tried, and what became of it (``auto.py``)."""
+
+    name: str
+    status: str  # "member" (in the ensemble), "not chosen", "skipped" (the budget or the data), "failed"
+    score: float | None  # validation score (Decision's: scaled mean absolute error per series); None: not scored
+    seconds: float  # fitting it, probes included
+    weight: float = 0.0  # its share of the forecast; 0 unless a member
+    note: str = ""  # why it was skipped or failed
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    """What ``--model auto`` did: every candidate it tried, in order, and the ensemble it chose from their
+    validation forecasts by greedy selection with replacement (Caruana et al. 2004)."""
+
+    candidates: tuple[Candidate, ...]
+    score: float  # the ensemble's validation score (never above the best candidate's)
+    windows: int  # the validation windows the candidates were scored on, all series together
+    time_budget: float  # seconds the portfolio was given
+    seconds: float  # seconds it took
+
+
+@dataclass(frozen=True)
 class Versions:
     seqcast: str
     torch: str
@@ -209,6 +250,7 @@ class Forecaster:
     covariates: CovariateSchema = CovariateSchema()  # what it reads besides the targets; () = nothing
     choices: tuple[Decision, ...] = ()  # what fit chose on its validation windows; () = nothing (forced or not probed)
     transform: TargetTransform = TargetTransform()  # the targets' transform before scaling, and their floor at 0
+    portfolio: Portfolio | None = None  # what --model auto tried and chose (model_info.members); None: one model
     stored: Stored | None = field(default=None, compare=False, metadata=NOT_STORED)  # None until saved or loaded
 
     @property
@@ -249,4 +291,9 @@ class Forecaster:
                              "probe_steps": c.probe_steps} for c in self.choices],
                 "loss": record.settings.loss,
                 "transform": self.transform.kind, "floored_at_zero": list(self.transform.floor),
-                "notes": list(self.notes), "warnings": list(record.warnings)}
+                "notes": list(self.notes), "warnings": list(record.warnings),
+                "members": [{"model": m.name, "weight": m.weight, "window_norm": m.window_norm, "loss": m.loss,
+                             "params": m.params} for m in self.model_info.members],
+                "candidates": [{"model": c.name, "status": c.status, "score": c.score, "weight": c.weight,
+                                "seconds": c.seconds, "note": c.note} for c in self.portfolio.candidates]
+                if self.portfolio else []}

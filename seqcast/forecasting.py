@@ -23,7 +23,7 @@ from . import intervals
 from .forecaster import Forecaster
 from .transform import TargetTransform
 from .covariates import horizon_values, static_inputs, step_values
-from .data import DataConfig, SeriesSet, future_grid
+from .data import DataConfig, SeriesSet, canonical_freq, future_grid
 from .errors import InputError, UsageError, named
 from .windows import bounds, real_inputs, stacked_times, stacked_values
 
@@ -54,7 +54,7 @@ def check_schema(ckpt: Forecaster, series: SeriesSet) -> None:
     if tuple(series.targets) != schema.targets:
         raise InputError(f"{series.source}: targets differ from training: expected {list(schema.targets)}, "
                          f"got {series.targets}")
-    same = series.freq == schema.freq or (
+    same = canonical_freq(series.freq) == canonical_freq(schema.freq) or (
         not series.integer_time and not schema.integer_time
         and pd.tseries.frequencies.to_offset(series.freq) == pd.tseries.frequencies.to_offset(schema.freq))
     if series.integer_time != schema.integer_time or not same:

@@ -14,7 +14,7 @@ from typing import Any
 
 from .decode import SchemaError
 
-FORMAT_VERSION = 9
+FORMAT_VERSION = 10
 
 # What format 2 added, and what a format-1 file is taken to have meant:
 #   data.policy      how fit read its data, so later commands read new history the same way. Format 1
@@ -84,6 +84,12 @@ FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
 #                 (decode.py) instead of code per key, so a new field is its dataclass field.
 #   the digest    covers the format number too: a format-9 file whose "format" is changed is damaged
 #                 (formats 1 to 8 keep their digest, over the metadata and the tensors).
+# What format 10 added, and what a format-9 file is taken to have meant:
+#   model_info.members  the models of a weighted ensemble of different models (--model auto): none, one model
+#   portfolio           the candidates --model auto tried: none
+FORMAT_9_SECTIONS = ("model_info", "schema", "policy", "scaler", "training", "versions", "notes", "calibration",
+                     "tuning", "covariates", "choices", "transform")
+FORMAT_9_MODEL_INFO = ("name", "params", "window_norm", "n_parameters", "quantiles", "ensemble")
 FORMAT_8_SECTIONS = ("calibration", "choices", "covariates", "data", "metrics", "model", "notes", "scaler", "split",
                      "training", "transform", "tuning", "versions")
 FORMAT_8_RECORD = ("epochs_run", "steps", "best_epoch", "init_from", "warnings", "steps_per_epoch", "round_steps",
@@ -108,12 +114,18 @@ OBJECTS = ("metrics", "scaler", "data.policy", "model.params", "training.schedul
 
 
 def check_own_format(version: int, meta: Any) -> None:
-    """``SchemaError`` naming the key path unless ``meta`` has the shape of format ``version`` (below 9):
-    exactly its sections, exactly the keys of data, model and training it had, and objects and lists where
-    the upgrade reads them. The values themselves are checked once upgraded, by the strict decoder."""
+    """``SchemaError`` naming the key path unless ``meta`` has the shape of format ``version`` (below 10):
+    exactly its sections, exactly the keys of the sections the upgrade changes, and objects and lists
+    where the upgrade reads them. The values themselves are checked once upgraded, by the strict decoder."""
     at = f"meta (format {version})"
     if not isinstance(meta, dict):
         raise SchemaError(f"{at}: expected an object")
+    if version == 9:
+        _keys(at, meta, set(FORMAT_9_SECTIONS))
+        if not isinstance(meta["model_info"], dict):
+            raise SchemaError(f"{at}.model_info: expected an object")
+        _keys(f"{at}.model_info", meta["model_info"], set(FORMAT_9_MODEL_INFO))
+        return
     _keys(at, meta, {k for k, since in SECTIONS.items() if since <= version})
     for section, keys in KEYS.items():
         if not isinstance(meta[section], dict):
@@ -179,6 +191,8 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
                 "data": {**meta["data"], "policy": {**meta["data"]["policy"], "wide": False}}}
     if format_version < 9:
         meta = _format_9(meta)
+    if format_version < 10:
+        meta = {**meta, "model_info": {**meta["model_info"], "members": []}, "portfolio": None}
     return meta
 
 

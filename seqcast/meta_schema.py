@@ -29,6 +29,8 @@ MAX_WINDOW = 100_000
 MAX_TARGETS = 10_000
 MAX_QUANTILES = 99
 MAX_ENSEMBLE = 64
+MAX_MEMBERS = 64  # models in an auto ensemble, and candidates in its portfolio
+CANDIDATE_STATUSES = ("member", "not chosen", "skipped", "failed")
 MAX_COVARIATES = 10_000  # columns, and categories of one static column
 HYPERPARAMETER_TYPES = (bool, int, float, str, list, tuple, type(None))  # a tuple before JSON has made it a list
 SEARCHED_TYPES = (bool, int, float, str, type(None))  # a tuned hyperparameter's value
@@ -74,10 +76,47 @@ def check(forecaster: Forecaster, where: str = "meta") -> None:
         if model_info.window_norm not in WINDOW_NORMS:
             raise SchemaError(f"{where}.model_info.window_norm: {model_info.window_norm!r} is not one of {', '.join(WINDOW_NORMS)}")
         _check_params(f"{where}.model_info.params", model_info.name, model_info.params)
+        if model_info.members or forecaster.portfolio is not None:
+            _check_blend(where, forecaster)
         _check_training(f"{where}.training", forecaster.training, series)
         _check_choices(f"{where}.choices", forecaster.choices, {"window_norm": model_info.window_norm,
                                                                 "loss": forecaster.training.settings.loss,
                                                                 "transform": forecaster.transform.kind})
+
+
+def _check_blend(where: str, forecaster: Forecaster) -> None:
+    """An auto ensemble: named auto, one model each of its members (registered, with their own kinds of
+    hyperparameters and choices), positive weights summing to 1, and the portfolio it was chosen from."""
+    from .registry import POINT_LOSSES, WINDOW_NORMS
+
+    info, portfolio = forecaster.model_info, forecaster.portfolio
+    if info.name != "auto" or not info.members or portfolio is None or info.params or info.ensemble != 1:
+        raise SchemaError(f"{where}.model_info: members and a portfolio go together, under the name auto with no "
+                          "params of its own and ensemble 1")
+    _within(f"{where}.model_info.members", len(info.members), 1, MAX_MEMBERS)
+    for i, member in enumerate(info.members):
+        at = f"{where}.model_info.members[{i}]"
+        if member.window_norm not in WINDOW_NORMS or member.loss not in POINT_LOSSES or member.name == "auto":
+            raise SchemaError(f"{at}: window_norm, loss or name is not one seqcast knows")
+        _within(f"{at}.weight", member.weight, 1e-9, 1)
+        _within(f"{at}.n_parameters", member.n_parameters, 0, math.inf)
+        _hyperparameters(f"{at}.params", member.params, HYPERPARAMETER_TYPES, at_least=0)
+        _check_params(f"{at}.params", member.name, member.params)
+        _check_choices(f"{at}.choices", member.choices, {"window_norm": member.window_norm, "loss": member.loss,
+                                                         "transform": forecaster.transform.kind})
+    if abs(sum(m.weight for m in info.members) - 1) > 1e-6:
+        raise SchemaError(f"{where}.model_info.members: the weights must sum to 1")
+    _within(f"{where}.portfolio.candidates", len(portfolio.candidates), len(info.members), MAX_MEMBERS)
+    for i, candidate in enumerate(portfolio.candidates):
+        at = f"{where}.portfolio.candidates[{i}]"
+        if candidate.status not in CANDIDATE_STATUSES:
+            raise SchemaError(f"{at}.status: {candidate.status[:40]!r} is not one of {', '.join(CANDIDATE_STATUSES)}")
+        _within(f"{at}.weight", candidate.weight, 0, 1)
+        _within(f"{at}.seconds", candidate.seconds, 0, math.inf)
+        if candidate.score is not None:
+            _within(f"{at}.score", candidate.score, 0, math.inf)
+    for key in ("windows", "time_budget", "seconds", "score"):
+        _within(f"{where}.portfolio.{key}", getattr(portfolio, key), 0, math.inf)
 
 
 def _within(where: str, value: float, low: float, high: float) -> None:

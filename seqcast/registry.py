@@ -21,6 +21,8 @@ from .errors import UsageError
 DEFAULT_LR = 3e-3  # the training loop's peak learning rate, for models that declare no other
 EXPLAIN_KINDS = ("attention", "gates")
 ONNX_EXPORTERS = ("dynamo", "torchscript")
+# the optional extras a model may need (pip install 'seqcast[stats]'), each with the module it brings
+EXTRAS = {"stats": "statsforecast"}
 COVARIATE_INPUTS = ("past", "future", "static")  # the contract's covariate inputs (models/_layers.Covariates)
 COVARIATE_OPTIONS = {"past": "--past-cols", "future": "--future-cols or --calendar", "static": "--static-cols"}
 # the per-window normalisations window_norm.WindowNorm applies (what each does: its docstring)
@@ -51,6 +53,20 @@ class Capabilities:
     # measured (docs/benchmarks.md, "Edge"): dynamo takes 2-10 s on torch's recurrent layers and unrolls the
     # vanilla RNN over time, and its LSTM graphs lose onnxruntime's quantized LSTM
     onnx_exporter: str = "dynamo"
+    # a statistical model: it fits each window on its own as it forecasts (in Python, through a kept library),
+    # so it has nothing to train, no ONNX form and no quantile head, and reads its windows as they are
+    statistical: bool = False
+    extra: str | None = None  # the optional extra (a key of EXTRAS) it needs to forecast; None: none
+
+
+def missing_extra(name: str) -> str | None:
+    """What to install for model ``name`` when the optional extra it needs is absent; None when present."""
+    import importlib.util
+
+    extra = get_spec(name).capabilities.extra
+    if extra is None or importlib.util.find_spec(EXTRAS[extra]) is not None:
+        return None
+    return f"{name} needs {EXTRAS[extra]}: pip install 'seqcast[{extra}]'"
 
 
 @dataclass(frozen=True)
@@ -112,7 +128,12 @@ def _declare(name: str, cls: type, preset: dict[str, Any], declared: dict[str, A
         raise wrong(f"declares explain={caps.explain!r} but defines no explain(x, *, past=None, future=None, static=None) method")
     if caps.onnx_exporter not in ONNX_EXPORTERS:
         raise wrong(f"onnx_exporter={caps.onnx_exporter!r}: choose one of {', '.join(ONNX_EXPORTERS)}")
-    for flag in ("season", "starts_at_level", "quantiles"):
+    if caps.extra not in (None, *EXTRAS):
+        raise wrong(f"extra={caps.extra!r}: choose one of {', '.join(EXTRAS)} (or leave it out)")
+    if caps.statistical and (caps.quantiles or caps.window_norm != "none" or caps.starts_at_level or caps.search):
+        raise wrong("a statistical model declares quantiles=False, window_norm='none', starts_at_level=False "
+                    "and no search space")
+    for flag in ("season", "starts_at_level", "quantiles", "statistical"):
         if not isinstance(getattr(caps, flag), bool):
             raise wrong(f"{flag}={getattr(caps, flag)!r}: declare True or False")
     from .search import check_dimension

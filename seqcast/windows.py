@@ -184,6 +184,16 @@ class WindowSet:
         moved._series = self._series.to(device) if self._series is not None else None
         return moved
 
+    def subset(self, index: np.ndarray) -> "WindowSet":
+        """The windows at ``index`` (a view of the same rows)."""
+        import torch
+
+        part = WindowSet(self.values, self.static, np.empty(0, dtype=np.int64), self.series_index[index],
+                         self.origins[index], self.lookback, self.horizon, self.targets, self.past)
+        part.starts = self.starts[torch.as_tensor(index, dtype=torch.long)]
+        part._series = torch.as_tensor(part.series_index, dtype=torch.long) if self.static is not None else None
+        return part
+
     def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """x (B, L, C), y (B, H, C) and the covariate inputs, by keyword (empty without covariates)."""
         starts = self.starts[index]

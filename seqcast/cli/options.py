@@ -37,7 +37,7 @@ Lookback = Annotated[int, typer.Option("--lookback", "-L", help="Input steps per
 Horizon = Annotated[int, typer.Option("--horizon", "-H", help="Steps to forecast. 0 = by frequency: minutes 60, hourly 24, daily 14, business days 10, weekly 13, monthly 12, quarterly 8, yearly 5, integer steps 10.")]
 WindowNormOpt = Annotated[str, typer.Option("--window-norm", help="Per-window normalisation: last (subtract the last value), mean, revin (subtract the mean, divide by the std), season (learn the change from seasonal naive: the last season repeated), deseason (take out the window's level and its seasons, estimated from the window), none. auto = probe the model's default (see `seqcast models`), last and deseason on the validation windows and keep the best.")]
 Epochs = Annotated[int, typer.Option("--epochs", help="Full passes over the training windows; early stopping may end sooner. 0 = the automatic budget: about 200 steps and at least 4 epochs, but at most 2,000 steps (validated every 500 when epochs are longer); with --init-from a quarter of it.")]
-TimeBudget = Annotated[float, typer.Option("--time-budget", metavar="SECONDS", help="Most seconds of training (per model); when spent, training validates once more, keeps the best weights and the checkpoint records that it stopped on the time budget. 0 = none.")]
+TimeBudget = Annotated[float, typer.Option("--time-budget", metavar="SECONDS", help="Most seconds of training (per model; for --model auto, of all its candidates together, by default from the data and printed); when spent, training validates once more, keeps the best weights and the checkpoint records that it stopped on the time budget. 0 = none.")]
 Threads = Annotated[int, typer.Option("--threads", help="torch intra-op threads. 0 = chosen for the work: one, unless a step has billions of FLOPs and cores are free (load average), and never more than OMP_NUM_THREADS or torch.set_num_threads already allow. Convolutional and attention models differ in the last bits between thread counts: pass --threads for byte-identical reruns (`seqcast info` shows the count used).")]
 MaxSteps = Annotated[int, typer.Option("--max-steps", help="Most optimisation steps in all (0 = no cap).")]
 Batch = Annotated[int, typer.Option("--batch-size", help="Windows per optimisation step (0 = auto: 1/50 of the training windows, 32 to 256).")]
@@ -182,6 +182,11 @@ def parse_param_options(options: list[str] | None) -> dict[str, str]:
             raise UsageError(f"--param {item!r}: write it as key=value, e.g. --param hidden_size=64")
         out[key.strip()] = value.strip()
     return out
+
+
+def names(text: str | None) -> tuple[str, ...]:
+    """``"nlinear, nbeats"`` -> ``("nlinear", "nbeats")``; None -> ()."""
+    return tuple(name.strip() for name in (text or "").split(",") if name.strip())
 
 
 def model_names(text: str | None, covariates: tuple[str, ...] = ()) -> list[str]:

@@ -127,15 +127,15 @@ class Output:
         with stdout_errors():
             self.console(stderr=False).print(table)
 
-    def progress(self, label: str) -> "Progress":
-        return Progress(self, label)
+    def progress(self, label: str, epochs: bool = True) -> "Progress":
+        return Progress(self, label, epochs)
 
 
 class Progress:
     """Training progress on stderr: a rich bar on a terminal, one plain line per epoch otherwise."""
 
-    def __init__(self, out: Output, label: str):
-        self.out, self.label, self.bar, self.task = out, label, None, None
+    def __init__(self, out: Output, label: str, epochs: bool = True):
+        self.out, self.label, self.bar, self.task, self.lines = out, label, None, None, epochs
         console = out.console()
         if not out.quiet and console.is_terminal and not out.color_off:
             from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
@@ -170,7 +170,7 @@ class Progress:
             self.bar.update(self.task, status=f"{report.unit} {report.epoch} val {report.val_loss:.4f}")
             if self.out.verbose:
                 self.bar.console.print(shown(line), markup=False)
-        else:
+        elif self.lines or self.out.verbose:
             self.out.say(line)
 
 

@@ -13,15 +13,31 @@ from .output import Output, fmt
 def fit_lines(fitted, seconds: float, output: Path) -> list[str]:
     """What fit says when the checkpoint is written."""
     record = fitted.training
-    lines = [f"{fitted.name}: lookback {fitted.lookback}, horizon {fitted.horizon}, {fitted.model_info.n_parameters} "
-             f"parameters, {_rounds_text(record)} in {seconds:.1f}s on {_threads_text(record)}, "
-             f"validation MSE {record.val_mse_scaled:.5f} (scaled)"]
+    if fitted.portfolio is not None:
+        lines = [f"auto: lookback {fitted.lookback}, horizon {fitted.horizon}, {len(fitted.model_info.members)} members, "
+                 f"{fitted.model_info.n_parameters} parameters, in {seconds:.1f}s; validation MSE "
+                 f"{record.val_mse_scaled:.5f} (scaled)", *portfolio_lines(fitted.portfolio)]
+    else:
+        lines = [f"{fitted.name}: lookback {fitted.lookback}, horizon {fitted.horizon}, {fitted.model_info.n_parameters} "
+                 f"parameters, {_rounds_text(record)} in {seconds:.1f}s on {_threads_text(record)}, "
+                 f"validation MSE {record.val_mse_scaled:.5f} (scaled)"]
     if fitted.calibration:
         calibration = fitted.calibration
         how = ", ".join(sorted(set(calibration.methods)))
         lines.append(f"intervals {', '.join(f'{v:g}' for v in calibration.levels)} %: calibrated on "
                      f"{calibration.windows} validation windows ({'conformalised quantiles' if how == 'cqr' else how})")
     return lines + [f"checkpoint: {output}"]
+
+
+def portfolio_lines(portfolio) -> list[str]:
+    """The candidates auto tried, one line each: what became of it, its validation score, weight and time."""
+    width = max(len(c.name) for c in portfolio.candidates)
+    lines = [f"  {c.name:<{width}}  {c.status:<10}  "
+             + (f"score {c.score:.4f}" if c.score is not None else "score -     ")
+             + f"  weight {c.weight:.2f}  {c.seconds:6.1f}s" + (f"  ({c.note})" if c.note else "")
+             for c in portfolio.candidates]
+    return lines + [f"  {'ensemble':<{width}}  {'':<10}  score {portfolio.score:.4f}  ({portfolio.windows} validation "
+                    f"windows, {portfolio.seconds:.0f} s of a {portfolio.time_budget:g} s budget)"]
 
 
 def trial_line(row) -> str:
@@ -211,6 +227,12 @@ def info_lines(ckpt, current_format: int) -> list[str]:
         f"tuned       {_tuning_text(ckpt.tuning)}",
         f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]
+    if m.members:
+        lines[0] = f"model       auto (a weighted ensemble of {len(m.members)} models, {m.n_parameters:,} parameters)"
+        lines[1:1] = [f"member      {x.name} weight {x.weight:.2f}, window norm {x.window_norm}, loss {x.loss}"
+                      + "".join(f" {k}={v}" for k, v in x.params.items())
+                      + (f"; chosen: {_choices_text(x.choices)}" if x.choices else "") for x in m.members]
+        lines += ["portfolio", *portfolio_lines(ckpt.portfolio)]
     lines += [f"warning     {w}" for w in t.warnings]
     lines += [f"note        {n}" for n in ckpt.notes]  # what fit said: how it read the data, what it decided
     if ckpt.stored.format != current_format:

@@ -16,7 +16,8 @@ from .output import Output, to_json
 def fit(
     ctx: typer.Context,
     data: Data,
-    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered model name (`seqcast models`). Default: gru, or the --init-from checkpoint's model.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="Registered model name (`seqcast models`), or auto: a weighted ensemble of a portfolio of models, chosen on the validation windows. Default: auto, or the --init-from checkpoint's model.")] = None,
+    candidates: Annotated[Optional[str], typer.Option("--candidates", metavar="MODEL,...", help="--model auto: the models it tries (naive and seasonal_naive are always among them). Default: its validated portfolio.")] = None,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint path. Default: MODEL.ckpt here.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another run writing the same checkpoint instead of exiting 75.")] = False,
@@ -37,7 +38,7 @@ def fit(
 
     request = FitRequest(data=data, model=options.model_config(**ctx.params), training=options.train_config(**ctx.params),
                          reading=options.reading(**ctx.params), output=output, force=force, wait=wait,
-                         init_from=init_from, split=options.split(split))
+                         init_from=init_from, split=options.split(split), candidates=options.names(candidates))
     options.check_files(ctx, output=fit_output(request))
     fitted = fit_to_file(request, out, other_ranks=dataclasses.replace(out, quiet=True))
     if not fitted.writer:

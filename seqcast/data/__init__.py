@@ -20,9 +20,9 @@ Code outside the package imports from here; the names below are the whole of it.
 
 from .calendar import CALENDAR_FEATURES
 from .config import DEFAULT_ID, DataConfig, Series, SeriesSet
-from .frequency import future_grid, future_times, season_length, seasons
+from .frequency import canonical as canonical_freq, future_grid, future_times, season_length, seasons
 from .series import load_future, load_series, series_from_text
 from .table import write_csv
 
-__all__ = ["load_series", "load_future", "series_from_text", "write_csv", "DataConfig", "SeriesSet", "Series",
+__all__ = ["canonical_freq", "load_series", "load_future", "series_from_text", "write_csv", "DataConfig", "SeriesSet", "Series",
            "DEFAULT_ID", "CALENDAR_FEATURES", "season_length", "seasons", "future_times", "future_grid"]

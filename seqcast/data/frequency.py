@@ -32,7 +32,7 @@ def infer_frequency(times: pd.Index) -> str | None:
             warnings.simplefilter("ignore")  # pandas 3 announces infer_freq's future return type
             freq = pd.infer_freq(times)
         if freq:
-            return pd.tseries.frequencies.to_offset(freq).freqstr
+            return canonical(pd.tseries.frequencies.to_offset(freq).freqstr)
     diffs = np.diff(times.to_numpy())  # timedelta64 in the index's own resolution
     values, counts = np.unique(diffs, return_counts=True)
     mode = pd.Timedelta(values[np.argmax(counts)])
@@ -58,6 +58,21 @@ def infer_frequency(times: pd.Index) -> str | None:
         if on_grid:
             return pd.tseries.frequencies.to_offset(candidate).freqstr
     return None
+
+
+_MONTHS = ("JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC")
+
+
+def canonical(freq: str) -> str:
+    """One name for each quarterly grid: a quarter anchored in any of its three months is the same grid
+    (QS-OCT and QS-JAN; QE-SEP and QE-DEC), and pandas 2 and 3 infer different anchors for the same
+    dates. The name kept is the first quarter's (QS-JAN/FEB/MAR, QE-DEC/JAN/FEB), as a checkpoint records it."""
+    kind, dash, anchor = freq.partition("-")
+    if not dash or kind.lstrip("0123456789") not in ("QS", "QE", "Q", "BQS", "BQE", "BQ") or anchor not in _MONTHS:
+        return freq
+    month = _MONTHS.index(anchor) % 3  # 0 = JAN/APR/JUL/OCT
+    first = _MONTHS[month] if kind.lstrip("0123456789").endswith("S") else ("JAN", "FEB", "DEC")[month]
+    return f"{kind}-{first}"
 
 
 def _business_days(times: pd.DatetimeIndex, diffs: np.ndarray, mode: pd.Timedelta) -> bool:

@@ -26,8 +26,9 @@ class Reporter(Protocol):
     def say(self, message: str) -> None:
         """One line of what was found (the data a run read)."""
 
-    def progress(self, label: str) -> ContextManager[Any]:
-        """Training progress of one model: the object entered has ``epoch(report)`` and ``step(step, total)``."""
+    def progress(self, label: str, epochs: bool = True) -> ContextManager[Any]:
+        """Training progress of one model: the object entered has ``epoch(report)`` and ``step(step, total)``;
+        ``epochs`` False: a line per epoch only on a progress bar, not as text of its own."""
 
 
 class Quiet:
@@ -39,7 +40,7 @@ class Quiet:
     def say(self, message: str) -> None:
         pass
 
-    def progress(self, label: str) -> ContextManager[Any]:
+    def progress(self, label: str, epochs: bool = True) -> ContextManager[Any]:
         return contextlib.nullcontext(_Silent())
 
 

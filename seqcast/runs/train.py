@@ -28,6 +28,7 @@ class FitRequest:
     wait: bool = False
     init_from: Path | None = None
     split: Any = None  # windows.Split, or None for the automatic split
+    candidates: tuple[str, ...] = ()  # --model auto's portfolio (auto.portfolio); () = the default one
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ def fit_output(request: FitRequest) -> Path:
     """Where ``request`` writes: ``--output``, else MODEL.ckpt here (MODEL the one asked, or the warm start's)."""
     if request.output is not None:
         return request.output
-    return Path(f"{request.model.name or _init_name(request.init_from) or 'gru'}.ckpt")
+    return Path(f"{request.model.name or _init_name(request.init_from) or 'auto'}.ckpt")
 
 
 def _init_name(init_from: Path | None) -> str | None:
@@ -86,9 +87,12 @@ def fit_to_file(request: FitRequest, reporter: Reporter, other_ranks: Reporter =
                 raise refused
             series = load(reporter, request.data, reading, describe=True)
             started = time.perf_counter()
-            with reporter.progress(model_config.name) as progress:
-                fitted = fit(series, model_config, config, split=request.split, on_epoch=progress.epoch,
-                             on_step=progress.step, init=init, dist=dist)
+            if model_config.name == "auto":
+                fitted = _fit_auto(request, series, model_config, config, init, dist, reporter)
+            else:
+                with reporter.progress(model_config.name) as progress:
+                    fitted = fit(series, model_config, config, split=request.split, on_epoch=progress.epoch,
+                                 on_step=progress.step, init=init, dist=dist)
             seconds = time.perf_counter() - started
             reporter.notes([n for n in fitted.notes if n not in series.notes], fitted.training.warnings)
             if writer:
@@ -104,6 +108,28 @@ def fit_to_file(request: FitRequest, reporter: Reporter, other_ranks: Reporter =
         raise
     close(dist)
     return Fitted(fitted, output, seconds, writer)
+
+
+def _fit_auto(request: FitRequest, series: Any, model_config: Any, config: Any, init: Any, dist: Any,
+              reporter: Reporter) -> Any:
+    """``--model auto``: the portfolio, each network's progress on its own bar (a terminal) or one line per
+    candidate as it ends (otherwise)."""
+    from ..auto import fit_auto, portfolio
+
+    if dist is not None:
+        raise UsageError("--model auto does not run under torchrun; give one --model to train data-parallel")
+    names = [m.name for m in init.model_info.members] if init is not None else portfolio(request.candidates)
+    budget = f"{config.time_budget:g} s (--time-budget)" if config.time_budget else "the default for the data"
+    reporter.say(f"auto: candidates {', '.join(names)}; time budget {budget}")
+    return fit_auto(series, model_config, config, request.split, candidates=request.candidates, init=init,
+                    progress=lambda name: reporter.progress(f"auto: {name}", epochs=False),
+                    on_candidate=lambda c: reporter.say(_candidate_line(c)))
+
+
+def _candidate_line(candidate: Any) -> str:
+    """One line for a candidate auto has finished with."""
+    what = candidate.status if candidate.status != "fitted" else "fitted"
+    return f"auto: {candidate.name} {what} in {candidate.seconds:.1f} s" + (f" ({candidate.note})" if candidate.note else "")
 
 
 @dataclass(frozen=True, kw_only=True)
