@@ -146,9 +146,16 @@ def _select(series, model_config, config, split, data, fitted, results, budget, 
     if not fitted:
         raise UsageError("--model auto: no candidate could be fitted to this data (" +
                          "; ".join(f"{c.name}: {c.note}" for c in results) + ")")
-    base = fitting.fit(series, replace(model_config, name="naive", levels=(), quantiles=(), window_norm="last",
-                                       transform=data.transform.kind), replace(config, time_budget=0.0, loss="mse"),
-                       split)
+    networks = [f for f in fitted.values() if f is not None]
+    if networks:  # the data's description, scaling and record: the first network's (they all share them)
+        base = networks[0]
+    elif series.covariate_inputs:
+        raise UsageError("--model auto: no candidate that reads the covariates given could be fitted (" +
+                         "; ".join(f"{c.name}: {c.note}" for c in results) + ")")
+    else:  # naive, fitted as fit would: the description of the data and its scaling, nothing trained
+        base = fitting.fit(series, replace(model_config, name="naive", levels=(), quantiles=(), window_norm="last",
+                                           transform=data.transform.kind),
+                           replace(config, time_budget=0.0, loss="mse"), split)
     _same_scaling(base, fitted)
     windows = data.val.subset(_selection(data.val)) if len(data.val) else data.val
     if len(windows) == 0:
@@ -330,16 +337,18 @@ def _described(base: Forecaster, blend, members: tuple[Member, ...], chosen: Por
     """The auto forecaster: the base's data, scaling and record, the blend, its members and portfolio."""
     networks = [f for f in fitted.values() if f is not None]
     record = base.training
-    warnings = tuple(f"{f.name}: {w}" for f in networks for w in f.training.warnings)
-    record = replace(record, settings=replace(config, time_budget=budget, loss=record.settings.loss),
+    shared = [w for w in record.warnings if all(w in f.training.warnings for f in networks)]  # the data's
+    warnings = tuple(shared) + tuple(f"{f.name}: {w}" for f in networks for w in f.training.warnings
+                                     if w not in shared)
+    record = replace(record, settings=replace(config, time_budget=budget, loss="mse"),
                      epochs_run=sum(f.training.epochs_run for f in networks),
                      steps=sum(f.training.steps for f in networks), best_epoch=None, val_mse_scaled=val_mse,
-                     warnings=record.warnings + warnings, steps_per_epoch=None, round_steps=None, stopped=None,
+                     warnings=warnings, steps_per_epoch=None, round_steps=None, stopped=None,
                      window_flops=sum(f.training.window_flops or 0.0 for f in networks),
                      init_from=None)
     info = ModelInfo("auto", {}, "none", sum(m.n_parameters for m in members), _with_median(model_config), 1, members)
     ranked = sorted((c for c in chosen.candidates if c.score is not None), key=lambda c: c.score)
-    notes = list(base.notes)
+    notes = [n for n in base.notes if all(n in f.notes for f in networks) and not n.startswith("chosen:")]
     notes.append(f"auto: ensemble of {', '.join(f'{m.name} {m.weight:.2f}' for m in members)}; validation score "
                  f"{chosen.score:.4f} against {ranked[0].score:.4f} for the best single candidate ({ranked[0].name}), "
                  f"over {chosen.windows} windows; {chosen.seconds:.0f} s of a {budget:g} s budget")

@@ -102,7 +102,12 @@ def train_and_score(series: SeriesSet, model_config: ModelConfig, config: TrainC
         train_series, split = _before_test(series, model_config, eval_config), None
     with using_threads(config.threads):  # forecasting on the threads it trained on, in every mode
         started = time.perf_counter()
-        fitted = fit(train_series, model_config, config, split=split, on_epoch=on_epoch)
+        if name == "auto":
+            from .auto import fit_auto
+
+            fitted = fit_auto(train_series, model_config, config, split)
+        else:
+            fitted = fit(train_series, model_config, config, split=split, on_epoch=on_epoch)
         train_s = time.perf_counter() - started
         if save_dir:
             save(Path(save_dir) / f"{name}.ckpt", fitted)

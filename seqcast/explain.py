@@ -115,15 +115,34 @@ def explain(ckpt: Forecaster, series: SeriesSet, window: int = 0, per_layer: boo
     """Attention maps or gate activations for one window per series (see the module docstring)."""
     if window < 0:
         raise UsageError(f"--window must be 0 or more (steps before the end), not {window}")
-    how = _check(ckpt)
+    members = _explained_members(ckpt)
     inputs, covariates, pasts, _ = window_inputs(ckpt, series, offset=window)
-    x = ckpt.model.normalise(torch.from_numpy(inputs.astype(np.float32)))  # what the inner model sees
-    extra = {k: torch.from_numpy(v) for k, v in covariates.items()}
     ids = [s.id for s in series.series]
-    ckpt.model.eval()
-    with torch.no_grad():
-        raw = ckpt.model.network.explain(x, **extra)  # {"0.self_attention": (B, Q, L), ...}
-    return (_attention if how == "attention" else _gates)(raw, ids, pasts, per_layer)
+    maps = []
+    for label, model, how, reads in members:  # one model; or each member of an auto ensemble that explains
+        x = model.normalise(torch.from_numpy(inputs.astype(np.float32)))  # what the inner model sees
+        extra = {k: torch.from_numpy(v) for k, v in covariates.items()} if reads else {}
+        model.eval()
+        with torch.no_grad():
+            raw = model.network.explain(x, **extra)  # {"0.self_attention": (B, Q, L), ...}
+        found = (_attention if how == "attention" else _gates)(raw, ids, pasts, per_layer)
+        maps += [Map(m.series, f"{label}:{m.layer}", m.kinds, m.query_axis, m.input_times, m.weights)
+                 for m in found] if label else found
+    return maps
+
+
+def _explained_members(ckpt: Forecaster) -> list[tuple[str, Any, str, bool]]:
+    """(label, network, what it explains, reads the covariates) for the model, or for each member of an auto
+    ensemble that declares something to explain (label: its name, which prefixes its layers)."""
+    if not ckpt.model_info.members:
+        return [("", ckpt.model, _check(ckpt), True)]
+    found = [(m.name, network, get_spec(m.name).capabilities.explain, reads)
+             for m, network, reads in zip(ckpt.model_info.members, ckpt.model.members, ckpt.model.reads)
+             if get_spec(m.name).capabilities.explain]
+    if not found:
+        raise UsageError(f"{ckpt.label}: none of its members ({', '.join(m.name for m in ckpt.model_info.members)}) "
+                         f"has attention or gates to explain; explain works for {', '.join(explainable_models())}")
+    return found
 
 
 def to_frame(maps: list[Map], model: str) -> pd.DataFrame:

@@ -78,7 +78,9 @@ class _Graph(nn.Module):
     def __init__(self, model: nn.Module, names: tuple[str, ...] = ()):
         super().__init__()
         self.model, self.names = model, names
-        self.members = getattr(model, "members", None)
+        from .ensemble import Ensemble
+
+        self.members = model.members if isinstance(model, Ensemble) else None  # a Blend sums its own members
 
     def forward(self, x: torch.Tensor, first: torch.Tensor | None = None, second: torch.Tensor | None = None,
                 third: torch.Tensor | None = None) -> torch.Tensor:
@@ -102,14 +104,28 @@ def require_exporter() -> None:
             raise UsageError(f"seqcast export needs {module}, which is not installed: {edge.INSTALL}") from None
 
 
+def exporter_of(forecaster: Forecaster) -> str:
+    """How ``forecaster``'s model is traced: its model's declared exporter; for an auto ensemble TorchScript
+    when any member declares it (it keeps their quantized LSTMs), else dynamo. A statistical model (or an
+    ensemble holding one) has no ONNX form: ``UsageError`` naming it."""
+    from .registry import get_spec
+
+    members = [m.name for m in forecaster.model_info.members]
+    for name in members or [forecaster.name]:
+        if get_spec(name).capabilities.statistical:
+            fix = "refit auto without it (--candidates lists the others)" if members else "export another model"
+            raise UsageError(f"{forecaster.label}: {name} fits its statistical model on each window in Python "
+                             f"(statsforecast) and has no ONNX form; {fix}")
+    kinds = {get_spec(name).capabilities.onnx_exporter for name in members or [forecaster.name]}
+    return "torchscript" if "torchscript" in kinds else "dynamo"
+
+
 def export(forecaster: Forecaster, int8: bool = False, source: dict[str, Any] | None = None) -> Exported:
     """The checked ONNX file of ``forecaster``'s model (nothing is written here); ``CheckpointError``
     when the exported graph does not forecast what the model does. ``source`` describes the checkpoint
     (its path, format and digest; default: ``forecaster.stored``)."""
-    from .registry import get_spec
-
     require_exporter()
-    exporter = get_spec(forecaster.name).capabilities.onnx_exporter
+    exporter = exporter_of(forecaster)
     names = input_names(forecaster)
     graph = _Graph(forecaster.model, tuple(names[1:])).eval()
     started = time.perf_counter()

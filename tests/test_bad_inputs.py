@@ -18,7 +18,7 @@ from seqcast.errors import SeqcastError
 
 CORPUS = Path(__file__).parent / "bad_inputs"
 EXPECTED = json.loads((CORPUS / "expected.json").read_text(encoding="utf-8"))
-FIT = ["--epochs", "1", "--lookback", "4", "--horizon", "2", "--param", "hidden_size=4", "--seed", "0"]
+FIT = ["--model", "gru", "--epochs", "1", "--lookback", "4", "--horizon", "2", "--param", "hidden_size=4", "--seed", "0"]
 
 
 def test_corpus_is_large_and_fully_described():

@@ -64,11 +64,11 @@ def test_a_format_8_file_with_an_unknown_section_is_refused(tmp_path, invoke):
 
 # --- the digest covers the format ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stored", [8, 7, 1, 10, 9.0, 1.9, -7, 0, "9", True, None])
-def test_a_format_9_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, hourly_csv, tmp_path, invoke):
+@pytest.mark.parametrize("stored", [9, 8, 7, 1, 11, 10.0, 1.9, -7, 0, "10", True, None])
+def test_a_current_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, hourly_csv, tmp_path, invoke):
     data = tiny_ckpt.read_bytes()
     _, _, document = ckpt_parts(data)
-    assert document["format"] == checkpoint.FORMAT_VERSION == 9
+    assert document["format"] == checkpoint.FORMAT_VERSION == 10
     path = tmp_path / "edited.ckpt"
     path.write_bytes(with_document(data, {**document, "format": stored}))
     code, out, err = invoke("predict", path, hourly_csv)
@@ -76,17 +76,17 @@ def test_a_format_9_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt,
     assert any(why in err for why in ("damaged", "newer than this seqcast", "cannot build", "incomplete")), err
 
 
-def test_the_digest_of_format_9_covers_the_format_number(tiny_ckpt, tmp_path, invoke, hourly_csv):
-    """Even with a metadata shape the edited format would accept, the digest tells: a format-9 document
-    relabelled 10 and read by a seqcast that knows 10 would fail its digest. Here: the digest differs by
+def test_the_digest_covers_the_format_number(tiny_ckpt, tmp_path, invoke, hourly_csv):
+    """Even with a metadata shape the edited format would accept, the digest tells: a format-10 document
+    relabelled 11 and read by a seqcast that knows 11 would fail its digest. Here: the digest differs by
     format, and a file whose digest was taken without the format is damaged."""
     from safetensors.torch import load_file, save
 
     tensors = load_file(tiny_ckpt)
     _, _, document = ckpt_parts(tiny_ckpt.read_bytes())
     canonical = checkpoint._canonical(document["meta"])
-    assert checkpoint._digest(9, canonical, tensors) == document["sha256"]
-    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10)}) == 3
+    assert checkpoint._digest(10, canonical, tensors) == document["sha256"]
+    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10, 11)}) == 4
     unlabelled = {**document, "sha256": checkpoint._digest(8, canonical, tensors)}  # the old digest
     path = tmp_path / "unlabelled.ckpt"
     path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(unlabelled)}))

@@ -192,7 +192,7 @@ def names(text: str | None) -> tuple[str, ...]:
 def model_names(text: str | None, covariates: tuple[str, ...] = ()) -> list[str]:
     """``"rnn, gru"`` -> ``["rnn", "gru"]``, each a registered model that reads the ``covariates`` kinds;
     when ``text`` is empty, every model that does."""
-    known = list_models()
+    known = [*list_models(), "auto"]  # auto: the validated ensemble (auto.py), never in the default list
     names = [m.strip() for m in text.split(",") if m.strip()] if text else models_reading(covariates)
     if text and not names:
         raise UsageError(f"--models {text!r}: names no model; give names separated by commas, e.g. --models gru,nlinear "
