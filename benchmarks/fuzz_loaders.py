@@ -2,8 +2,9 @@
 
     python benchmarks/fuzz_loaders.py [--cases N] [--seed S] [--memory GIB] [--json]
 
-Sources: the checkpoint fixtures of formats 1 to 8 (tests/fixtures/formatN), a format-9 checkpoint and
-its ONNX export (made here from format8/panel_gru.ckpt; the ONNX part is left out without seqcast[onnx]).
+Sources: the checkpoint fixtures of every earlier format (tests/fixtures/formatN), a checkpoint of the
+current format and its ONNX export (made here from format8/panel_gru.ckpt; the ONNX part is left out without
+seqcast[onnx]).
 Each case changes one source as an attacker would and re-signs it (the digest detects damage, not
 forgery): metadata values swapped for wrong types, huge integers, NaN, deep nesting, keys dropped or
 added, the format edited, or nothing changed but the signature; for ONNX also operators renamed (Loop, If, Scan, unlisted ones), a node
@@ -41,14 +42,14 @@ OPS = [("", "Loop"), ("", "If"), ("", "Scan"), ("", "Range"), ("", "RandomNormal
 
 def sources(work: Path) -> list[tuple[str, Path, Path]]:
     """(label, model file, data file) for each source."""
+    from seqcast import checkpoint
+
     found = []
-    for version in range(1, 9):
+    for version in range(1, checkpoint.FORMAT_VERSION):
         manifest = json.loads((FIXTURES / f"format{version}" / "manifest.json").read_text(encoding="utf-8"))
         for entry in manifest[:2]:
             found.append((f"format {version}", FIXTURES / f"format{version}" / entry["checkpoint"],
                           (FIXTURES / f"format{version}" / entry["data"]).resolve()))
-    from seqcast import checkpoint
-
     panel = FIXTURES / "format8" / "panel_gru.ckpt"
     data = (ROOT / "sample_data" / "us_macro_quarterly.csv").resolve()
     current = checkpoint.save(work / "current.ckpt", checkpoint.load(panel))
@@ -198,7 +199,7 @@ def _alarm(signum, frame):
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--cases", type=int, default=100, help="cases per source kind (format 1..9, onnx)")
+    parser.add_argument("--cases", type=int, default=100, help="cases per source kind (each format, onnx)")
     parser.add_argument("--seed", type=int, default=20261207)
     parser.add_argument("--memory", type=float, default=6.0, help="address-space limit, GiB")
     parser.add_argument("--json", action="store_true")

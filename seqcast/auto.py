@@ -338,8 +338,8 @@ def _described(base: Forecaster, blend, members: tuple[Member, ...], chosen: Por
     networks = [f for f in fitted.values() if f is not None]
     record = base.training
     shared = [w for w in record.warnings if all(w in f.training.warnings for f in networks)]  # the data's
-    warnings = tuple(shared) + tuple(f"{f.name}: {w}" for f in networks for w in f.training.warnings
-                                     if w not in shared)
+    kept = [fitted[m.name] for m in members if fitted.get(m.name) is not None]  # a candidate left out does not forecast
+    warnings = tuple(shared) + tuple(f"{f.name}: {w}" for f in kept for w in f.training.warnings if w not in shared)
     record = replace(record, settings=replace(config, time_budget=budget, loss="mse"),
                      epochs_run=sum(f.training.epochs_run for f in networks),
                      steps=sum(f.training.steps for f in networks), best_epoch=None, val_mse_scaled=val_mse,

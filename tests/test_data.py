@@ -188,7 +188,8 @@ def test_years_written_as_floats_are_years():
 
 
 PUBLIC_DATA = {"load_series", "load_future", "series_from_text", "write_csv", "DataConfig", "SeriesSet", "Series",
-               "DEFAULT_ID", "CALENDAR_FEATURES", "season_length", "seasons", "future_times", "future_grid"}
+               "DEFAULT_ID", "CALENDAR_FEATURES", "season_length", "seasons", "future_times", "future_grid",
+               "canonical_freq"}
 
 
 def test_the_data_package_is_one_entry_that_loads_pandas_not_torch():

@@ -21,13 +21,16 @@ def run(*args):
 
 
 def test_fit_with_no_flags_says_what_it_chose(tmp_path, monkeypatch):
+    """No --model: auto, its candidates, the budget it chose, the table and the ensemble it kept."""
     monkeypatch.chdir(tmp_path)
     code, out, err = run("fit", SAMPLES / "nino12_monthly.csv", "--epochs", "1")
     assert code == 0, err
     assert out == ""
-    for chosen in ("time column month", "target sst", "frequency MS", "lookback 48", "horizon 12", "checkpoint: gru.ckpt"):
+    for chosen in ("time column month", "target sst", "frequency MS", "lookback 48", "horizon 12",
+                   "auto: candidates naive, seasonal_naive", "of a 120 s budget", "checkpoint: auto.ckpt"):
         assert chosen in err
-    assert (tmp_path / "gru.ckpt").exists()
+    assert "  seasonal_naive  " in err and "  ensemble  " in err
+    assert (tmp_path / "auto.ckpt").exists()
 
 
 def test_fit_predict_evaluate_info_on_monthly_series(tmp_path):
@@ -54,7 +57,7 @@ def test_fit_predict_evaluate_info_on_monthly_series(tmp_path):
 
 def test_many_series_in_long_format_one_global_model(tmp_path):
     ckpt = tmp_path / "gru.ckpt"
-    code, _, err = run("fit", SAMPLES / "us_macro_quarterly.csv", "-o", ckpt, *FAST)
+    code, _, err = run("fit", SAMPLES / "us_macro_quarterly.csv", "--model", "gru", "-o", ckpt, *FAST)
     assert code == 0, err
     assert "8 series" in err
     code, out, _ = run("predict", ckpt, SAMPLES / "us_macro_quarterly.csv")
@@ -118,14 +121,15 @@ def test_calendar_features_opt_in_reach_fit_and_predict(tmp_path, hourly_csv):
 
 def test_window_norm_revin_round_trips_through_fit_info_predict(tmp_path, hourly_csv):
     ckpt = tmp_path / "gru.ckpt"
-    code, _, err = run("fit", hourly_csv, "--window-norm", "revin", *FAST, "-L", "24", "-H", "6", "-o", ckpt)
+    code, _, err = run("fit", hourly_csv, "--model", "gru", "--window-norm", "revin", *FAST, "-L", "24", "-H", "6",
+                       "-o", ckpt)
     assert code == 0, err
     code, out, _ = run("info", ckpt)
     assert code == 0 and "window norm revin" in out
     code, out, err = run("predict", ckpt, hourly_csv)
     assert code == 0, err
     assert len(pd.read_csv(io.StringIO(out))) == 6
-    code, _, err = run("fit", hourly_csv, "--window-norm", "std", *FAST, "-o", tmp_path / "x.ckpt")
+    code, _, err = run("fit", hourly_csv, "--model", "gru", "--window-norm", "std", *FAST, "-o", tmp_path / "x.ckpt")
     assert code == 2 and "--window-norm 'std'" in err and "revin" in err
 
 

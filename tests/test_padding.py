@@ -55,8 +55,8 @@ def padded(tmp_path_factory):
     folder = tmp_path_factory.mktemp("padded")
     data, ckpt = folder / "panel.csv", folder / "m.ckpt"
     data.write_text(_panel(short=30), encoding="utf-8")
-    code, _, err = cli_invoke("fit", data, "--epochs", "1", "--lookback", "48", "--horizon", "6",
-                              "--param", "hidden_size=8", "--output", ckpt)
+    code, _, err = cli_invoke("fit", data, "--model", "gru", "--epochs", "1", "--lookback", "48", "--horizon",
+                              "6", "--param", "hidden_size=8", "--output", ckpt)
     assert code == 0, err
     return data, ckpt, err
 

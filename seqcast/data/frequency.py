@@ -169,9 +169,13 @@ def future_grid(lasts: pd.Index, freq: str, horizon: int) -> pd.Index:
         return pd.Index((lasts.to_numpy()[:, None] + int(freq) * steps).reshape(-1), dtype=np.int64)
     _, first, inverse = np.unique(lasts.asi8, return_index=True, return_inverse=True)
     starts, offset = lasts[first], pd.tseries.frequencies.to_offset(freq)
-    with warnings.catch_warnings():  # offsets pandas cannot vectorise (custom business days) it steps one by one
-        warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
-        ahead = np.stack([(starts + k * offset).asi8 for k in steps], axis=1)  # (distinct lasts, H), UTC epoch
+    if lasts.tz is not None and isinstance(offset, pd.offsets.Day) and isinstance(offset, pd.offsets.Tick):
+        # pandas 2 adds a Day as 24 h, where date_range steps calendar days in the zone: each start on its own
+        ahead = np.stack([future_times(t, freq, horizon).as_unit(lasts.unit).asi8 for t in starts])
+    else:
+        with warnings.catch_warnings():  # offsets pandas cannot vectorise (custom business days) it steps one by one
+            warnings.simplefilter("ignore", pd.errors.PerformanceWarning)
+            ahead = np.stack([(starts + k * offset).asi8 for k in steps], axis=1)  # (distinct lasts, H), UTC epoch
     flat = pd.DatetimeIndex(ahead[inverse.reshape(-1)].reshape(-1).view(f"M8[{lasts.unit}]"))
     flat = flat.tz_localize("UTC").tz_convert(lasts.tz) if lasts.tz is not None else flat
     return flat.as_unit(future_times(lasts[0], freq, 1).unit)  # the unit date_range gives (business days: us)
@@ -235,7 +239,7 @@ def check_freq(freq: str, times: pd.Index) -> str:
         return str(int(freq))
     try:
         offset = pd.tseries.frequencies.to_offset(freq)
-        pd.Timestamp("2000-01-01") + offset  # one step must stay within the timestamps pandas can hold
+        (pd.Timestamp("2000-01-01") + offset).as_unit("ns")  # one step must stay within nanosecond timestamps
     except (ValueError, OverflowError) as exc:
         if isinstance(exc, (OverflowError, pd.errors.OutOfBoundsDatetime, pd.errors.OutOfBoundsTimedelta)):
             raise InputError(f"--freq {freq!r}: a step longer than the timestamps can span (about 292 years); "

@@ -301,7 +301,7 @@ def _chunks(source, delimiter: str, dtypes: dict, na: dict, usecols=None):
     handle = io.BytesIO(source) if isinstance(source, bytes) else source
     return pd.read_csv(handle, sep=delimiter, dtype=dtypes, keep_default_na=False, na_values=na,
                        na_filter=bool(na), index_col=False, encoding="utf-8-sig", engine="c", usecols=usecols,
-                       chunksize=CHUNK_ROWS, skip_blank_lines=True)
+                       chunksize=CHUNK_ROWS, skip_blank_lines=True, float_precision="round_trip")  # exact as pandas 3
 
 
 def _shared_strings(values: pd.Series, shared: dict[str, str]) -> np.ndarray:

@@ -296,7 +296,11 @@ def typed_times(values: pd.Series) -> tuple[str, object] | None:
     if not parsed.notna().all():
         return None
     index = pd.DatetimeIndex(parsed)
-    return ("naive", index) if index.tz is None else ("utc", index.tz_convert("UTC"))
+    if index.tz is None:
+        return "naive", index
+    if not text.str.contains(TIME_ZONE_OFFSET.pattern, regex=True).all():  # pandas 2 reads a mix as UTC
+        return None
+    return "utc", index.tz_convert("UTC")
 
 
 
