@@ -13,8 +13,9 @@ reproduce BENCHMARKS.md to 4 decimals, or the run stops.
     python benchmarks/ett.py --merge A.csv B.csv --out benchmarks/results/ett   # one table from runs
                                                  # done in parts (a later file's rows replace earlier ones)
 
-Lookback: 336 for the linear, convolutional, N-BEATS and PatchTST models (as their papers), 96 for
-the recurrent and attention models (as the Transformer rows of the tables); `--lookback N` for all.
+Lookback: 336 for the linear, convolutional, N-BEATS and PatchTST models (as their papers) and auto (a
+portfolio mostly of those), 96 for the recurrent and attention models (as the Transformer rows of the
+tables); `--lookback N` for all.
 
 Every fit gets `--transform none --allow-negative`: the protocol scores each model's own forecast of
 the values, and ETTh2's training part never goes below 0 while its test part does, so seqcast's
@@ -33,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DATA_DIRS = [ROOT.parent / "shared" / "data" / "ett", ROOT / "sample_data"]
 SPLIT = "8640,2880,2880"
-LONG_LOOKBACK = {"nlinear", "dlinear", "patchtst", "nbeats", "nbeats_interpretable", "tcn", "cnn"}
+LONG_LOOKBACK = {"nlinear", "dlinear", "patchtst", "nbeats", "nbeats_interpretable", "tcn", "cnn", "auto"}
 
 NAIVE = {  # BENCHMARKS.md section 1, repeat-last-value on OT, all windows: (MSE, MAE)
     "ETTh1": {24: (0.03431, 0.13941), 48: (0.05014, 0.17109), 96: (0.06926, 0.20328), 168: (0.08718, 0.22884),

@@ -97,6 +97,19 @@ def _decimal_note(raw: np.ndarray, column: str) -> str | None:
             "If the file writes decimal commas (1.234,5), pass --decimal ,")
 
 
+def _exactly(text: pd.Series, read: np.ndarray) -> np.ndarray:
+    """``read`` (what pandas made of ``text``) with each number it read parsed again to the nearest double:
+    pandas 2's parser can miss the last bit (21.173999786376953 read as ...957), numpy's does not."""
+    ok = np.isfinite(read)
+    if ok.any():
+        try:
+            read = read.copy()
+            read[ok] = np.asarray(text.to_numpy(dtype=object)[ok], dtype=str).astype(np.float64)
+        except ValueError:  # a form pandas reads and numpy does not: pandas' reading stands
+            pass
+    return read
+
+
 def parse_numbers(raw: np.ndarray, column: str, lines: np.ndarray, name: str, decimal: str = ".",
                   forced: bool = False) -> np.ndarray:
     """Strings -> float64, NaN where a value is missing; a non-number, infinity, or a value that
@@ -111,6 +124,7 @@ def parse_numbers(raw: np.ndarray, column: str, lines: np.ndarray, name: str, de
         contradicts, kind = _matches(text, _COMMA_PROOF), "a decimal comma (as 1.234,5 does)"
         cleaned = text.str.replace(r"^([+-]?\d{1,3}(?:,\d{3})+)(?=\.|$)", lambda m: m.group(1).replace(",", ""), regex=True)
     distinct = pd.to_numeric(cleaned.where(~missing, None), errors="coerce").to_numpy(dtype=np.float64)
+    distinct = _exactly(cleaned, distinct)
     bad = ((np.isnan(distinct) & ~missing) | contradicts)[codes]
     if bad.any():
         i = int(np.argmax(bad))
