@@ -5,7 +5,8 @@ Each candidate is fitted as ``fit --model NAME`` would fit it (its own probes of
 and loss, its automatic budget, cut to its share of the time left), on the same series, split, windows
 and scaling: the target transform is probed once, by the first network, and then shared, so that all
 forecast in one set of per-series z-scored units. The models with nothing to train (naive, seasonal
-naive and the statistical models) are built as they are. Every candidate then forecasts the same
+naive and the statistical models) are built as they are; the time a statistical model will take to
+forecast the selection windows (it fits each one) is timed on a few and kept out of the networks' shares. Every candidate then forecasts the same
 validation windows (each series' latest first, ``SELECTION_WINDOWS`` in all, at least one per series),
 scored as fit's probes are (``choosing.forecast_score``: scaled mean absolute error per series, then
 over series). The ensemble is chosen by greedy selection with replacement (Caruana et al. 2004,
@@ -48,6 +49,8 @@ ROUNDS = 25  # greedy selection rounds: weights in steps of 1/25 at the finest
 SELECTION_WINDOWS = 1024  # validation windows every candidate forecasts (more when there are more series)
 MAX_SERIES_WINDOWS = 4096  # ... one per series up to this many series
 MIN_SECONDS = 2.0  # a network is not started with less of the budget left than this
+MAX_STATISTICAL_SHARE = 0.25  # a statistical model whose scoring would take more of the budget is skipped
+TIMED_WINDOWS = 8  # windows a statistical model's scoring time is estimated from
 
 
 def default_time_budget(train_windows: int) -> float:
@@ -75,6 +78,7 @@ def portfolio_index(name: str, order: list[str]) -> tuple[int, int]:
 def fit_auto(series: SeriesSet, model_config: Any, config: TrainConfig, split: Any = None, *,
              candidates: tuple[str, ...] = (), init: Forecaster | None = None,
              progress: Callable[[str], ContextManager[Any]] | None = None,
+             on_start: Callable[[list[str], float, int], None] | None = None,
              on_candidate: Callable[[Candidate], None] | None = None) -> Forecaster:
     """Fit the portfolio on ``series`` and keep the weighted ensemble of it that validates best.
 
@@ -82,7 +86,8 @@ def fit_auto(series: SeriesSet, model_config: Any, config: TrainConfig, split: A
     the other settings every candidate shares; ``config.time_budget`` the seconds for them all (0: the
     default for the data). ``init``: an auto checkpoint whose networks continue from their weights (its
     members are the candidates). ``progress(name)`` enters each network's training progress (its object
-    has ``epoch`` and ``step``); ``on_candidate`` hears each candidate as it ends.
+    has ``epoch`` and ``step``); ``on_start`` hears the candidates, the budget and the training windows it
+    scales with, before any is fitted; ``on_candidate`` hears each candidate as it ends.
     """
     from . import fitting
 
@@ -93,10 +98,16 @@ def fit_auto(series: SeriesSet, model_config: Any, config: TrainConfig, split: A
     shared = replace(model_config, name="naive", levels=(), transform=transform if transform != "auto" else "none")
     data = fitting.validation_data(series, shared)
     budget = config.time_budget or default_time_budget(len(data.train))
+    if on_start:
+        on_start(names, budget, len(data.train))
     quantiles = model_config.quantiles
     results: list[Candidate] = []
     fitted: dict[str, Forecaster | None] = {}  # name -> its forecaster (None: nothing to train, built here)
     neural = [n for n in names if _trains(n, quantiles)]
+    # the statistical models fit each window as they forecast it: the time to score them on the selection
+    # windows, timed on a few of them, is kept out of the networks' shares
+    reserve = {n: _scoring_seconds(n, data.val, series) for n in names
+               if get_spec(n).capabilities.statistical and not _unfit(n, series, quantiles, init)}
 
     def record(candidate: Candidate) -> None:
         results.append(candidate)
@@ -106,7 +117,9 @@ def fit_auto(series: SeriesSet, model_config: Any, config: TrainConfig, split: A
     for name in names:
         begun = time.perf_counter()
         why = _unfit(name, series, quantiles, init)
-        left = budget - (begun - started)
+        if not why and reserve.get(name, 0.0) > budget * MAX_STATISTICAL_SHARE:
+            why = f"scoring it would take about {reserve.pop(name):.0f} s of the {budget:g} s budget"
+        left = budget - (begun - started) - sum(reserve.values())
         if not why and name in neural and left < MIN_SECONDS:
             why = f"the time budget of {budget:g} s was spent"
         if why:
@@ -162,7 +175,8 @@ def _select(series, model_config, config, split, data, fitted, results, budget, 
         raise UsageError("--model auto scores its candidates on validation windows, and this split has none; "
                          "give a longer history, or --split with a validation part, or one --model")
     season = season_length(series.freq)
-    built = {name: forecaster.model if forecaster is not None else _untrained(name, base, season, series)
+    built = {name: forecaster.model if forecaster is not None else
+             _untrained(name, base.lookback, base.horizon, len(base.schema.targets), series)
              for name, forecaster in fitted.items()}
     reads = {name: _reads(name, base) for name in built}
     x, y, covariates = windows.batch(slice(None))
@@ -277,13 +291,27 @@ def _params(name: str, season: int) -> dict[str, Any]:
     return {"season": season} if get_spec(name).capabilities.season else {}
 
 
-def _untrained(name: str, base: Forecaster, season: int, series: SeriesSet):
+def _untrained(name: str, lookback: int, horizon: int, channels: int, series: SeriesSet):
     """A candidate with nothing to train (naive, seasonal naive, a statistical model), built as it is."""
     from .build import build_network
     from .data import seasons
 
-    return build_network(name, base.lookback, base.horizon, len(base.schema.targets), _params(name, season),
+    return build_network(name, lookback, horizon, channels, _params(name, season_length(series.freq)),
                          window_norm=get_spec(name).capabilities.window_norm, seasons=seasons(series.freq))
+
+
+def _scoring_seconds(name: str, val, series: SeriesSet) -> float:
+    """About how long statistical model ``name`` takes to forecast the selection windows of ``val``: timed on
+    TIMED_WINDOWS of them, after a first call."""
+    if not len(val):
+        return 0.0
+    chosen = _selection(val)
+    x, _, _ = val.subset(chosen[:TIMED_WINDOWS]).batch(slice(None))
+    network = _untrained(name, val.lookback, val.horizon, x.shape[-1], series).eval()
+    run_model(network, x[:1].numpy(), {})  # the first call compiles the library's code (numba): not timed
+    begun = time.perf_counter()
+    run_model(network, x.numpy(), {})
+    return (time.perf_counter() - begun) * len(chosen) / len(x)
 
 
 def _with_median(model_config: Any) -> tuple[float, ...]:

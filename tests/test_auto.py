@@ -150,11 +150,33 @@ def test_a_candidate_that_does_not_read_the_covariates_is_skipped_with_a_note(in
 
 def test_export_of_an_auto_checkpoint_exports_its_members_or_names_the_one_that_cannot(auto_ckpt, invoke, tmp_path,
                                                                                         onnx_extra):
+    from dataclasses import replace
+
+    from seqcast.errors import UsageError
+    from seqcast.forecaster import Member
+
     path = auto_ckpt[0]
     code, out, err = invoke("export", path, "--output", tmp_path / "auto.onnx")
     assert code == 0, err
     code, out, err = invoke("predict", tmp_path / "auto.onnx", QUARTERLY)
     assert code == 0 and "auto" in out, err
+    loaded = checkpoint.load(path)  # the same ensemble, told that one member is statistical
+    members = (*loaded.model_info.members[:-1], Member("theta", {"season": 4}, "none", 0, 0.5, "mse"))
+    with pytest.raises(UsageError, match="theta fits its statistical model on each window .* refit auto without it"):
+        onnx_extra.export(replace(loaded, model_info=replace(loaded.model_info, members=members)))
+
+
+def test_the_readme_line_with_a_budget_and_candidates_tries_exactly_those(invoke, tmp_path, monkeypatch):
+    """README: `seqcast fit DATA.csv --time-budget 600 --candidates nlinear,patchtst,ets` (steps capped here)."""
+    monkeypatch.chdir(tmp_path)
+    code, out, err = invoke("fit", *PANEL, "--time-budget", "600", "--candidates", "nlinear,patchtst,ets", *QUICK,
+                            "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert [c["model"] for c in summary["candidates"]] == ["naive", "seasonal_naive", "ets", "nlinear", "patchtst"]
+    assert "time budget 600 s (--time-budget)" in err and summary["checkpoint"].endswith("auto.ckpt")
+    ets = next(c for c in summary["candidates"] if c["model"] == "ets")
+    assert ets["status"] in ("member", "not chosen") if _has_statsforecast() else ets["status"] == "skipped"
 
 
 # --- the statistical models -----------------------------------------------------------------------------
@@ -192,6 +214,28 @@ def test_theta_on_a_seasonal_window_follows_its_season():
     y = model(x)[0, :, 0]
     expected = torch.sin(2 * torch.pi * torch.arange(48, 60) / 12)
     assert float((y - expected).abs().max()) < 0.2
+
+
+@needs_stats
+def test_a_statistical_candidate_too_slow_for_the_budget_is_skipped_and_its_time_kept_from_the_networks(
+        monkeypatch, invoke, tmp_path):
+    from seqcast import fitting
+
+    budgets, real_fit = [], fitting.fit
+    monkeypatch.setattr(auto, "_scoring_seconds", lambda name, val, series: {"ets": 1000.0, "theta": 5.0}[name])
+
+    def spy(series, model_config, config, *args, **kwargs):  # the time budget each network is given
+        budgets.append(config.time_budget)
+        return real_fit(series, model_config, config, *args, **kwargs)
+
+    monkeypatch.setattr(fitting, "fit", spy)
+    code, out, err = invoke("fit", *PANEL, "--time-budget", "60", "--candidates", "ets,theta,nlinear", *QUICK,
+                            "--output", tmp_path / "a.ckpt", "--json")
+    assert code == 0, err
+    table = {c["model"]: c for c in json.loads(out)["candidates"]}
+    assert table["ets"]["status"] == "skipped" and "about 1000 s of the 60 s budget" in table["ets"]["note"]
+    assert table["theta"]["status"] in ("member", "not chosen")
+    assert budgets and max(budgets) <= 60 - 5  # theta's scoring time is kept out of the network's
 
 
 def test_without_the_extra_a_statistical_model_says_what_to_install(monkeypatch, invoke, tmp_path):

@@ -27,7 +27,8 @@ def test_fit_with_no_flags_says_what_it_chose(tmp_path, monkeypatch):
     assert code == 0, err
     assert out == ""
     for chosen in ("time column month", "target sst", "frequency MS", "lookback 48", "horizon 12",
-                   "auto: candidates naive, seasonal_naive", "of a 120 s budget", "checkpoint: auto.ckpt"):
+                   "auto: candidates naive, seasonal_naive", "time budget 120 s (the default for 600 training windows)",
+                   "of a 120 s budget", "checkpoint: auto.ckpt"):
         assert chosen in err
     assert "  seasonal_naive  " in err and "  ensemble  " in err
     assert (tmp_path / "auto.ckpt").exists()

@@ -114,22 +114,25 @@ def _fit_auto(request: FitRequest, series: Any, model_config: Any, config: Any, 
               reporter: Reporter) -> Any:
     """``--model auto``: the portfolio, each network's progress on its own bar (a terminal) or one line per
     candidate as it ends (otherwise)."""
-    from ..auto import fit_auto, portfolio
+    from ..auto import fit_auto
 
     if dist is not None:
         raise UsageError("--model auto does not run under torchrun; give one --model to train data-parallel")
-    names = [m.name for m in init.model_info.members] if init is not None else portfolio(request.candidates)
-    budget = f"{config.time_budget:g} s (--time-budget)" if config.time_budget else "the default for the data"
-    reporter.say(f"auto: candidates {', '.join(names)}; time budget {budget}")
+    given = bool(config.time_budget)
+
+    def started(names: list[str], budget: float, windows: int) -> None:
+        why = "--time-budget" if given else f"the default for {windows:,} training windows"
+        reporter.say(f"auto: candidates {', '.join(names)}; time budget {budget:g} s ({why})")
+
     return fit_auto(series, model_config, config, request.split, candidates=request.candidates, init=init,
                     progress=lambda name: reporter.progress(f"auto: {name}", epochs=False),
-                    on_candidate=lambda c: reporter.say(_candidate_line(c)))
+                    on_start=started, on_candidate=lambda c: reporter.say(_candidate_line(c)))
 
 
 def _candidate_line(candidate: Any) -> str:
     """One line for a candidate auto has finished with."""
-    what = candidate.status if candidate.status != "fitted" else "fitted"
-    return f"auto: {candidate.name} {what} in {candidate.seconds:.1f} s" + (f" ({candidate.note})" if candidate.note else "")
+    note = f" ({candidate.note})" if candidate.note else ""
+    return f"auto: {candidate.name} {candidate.status} in {candidate.seconds:.1f} s{note}"
 
 
 @dataclass(frozen=True, kw_only=True)
