@@ -194,5 +194,6 @@ def catalogue() -> list[dict[str, Any]]:
                         "summary": spec.summary, "defaults": spec.defaults(), "window_norm": caps.window_norm,
                         "panel_window_norm": caps.panel_window_norm or caps.window_norm,
                         "panel_loss": caps.panel_loss, "covariates": list(caps.covariates),
+                        "extra": caps.extra or None, "extra_missing": bool(missing_extra(name)),
                         "search": {k: d.describe() for k, d in caps.search.items()}})
     return entries

@@ -238,6 +238,16 @@ def test_a_statistical_candidate_too_slow_for_the_budget_is_skipped_and_its_time
     assert budgets and max(budgets) <= 60 - 5  # theta's scoring time is kept out of the network's
 
 
+def test_models_lists_the_extra_each_statistical_model_needs_and_what_auto_ensembles(invoke):
+    code, out, err = invoke("models")
+    assert code == 0, err
+    lines = out.splitlines()
+    for name in STATISTICAL:
+        described = lines[next(i for i, line in enumerate(lines) if line.startswith(f"{name} ")) + 1]
+        assert "needs seqcast[stats]" in described
+    assert f"--model auto, ensembles {', '.join(auto.PORTFOLIO)}" in err
+
+
 def test_without_the_extra_a_statistical_model_says_what_to_install(monkeypatch, invoke, tmp_path):
     import importlib.util
 

@@ -19,6 +19,7 @@ def models_command(ctx: typer.Context, json_out: Json = False) -> None:
         return
     out.lines([line for entry in render.model_lines(entries) for line in entry.split("\n")])
     out.say("parameters counted at lookback 96, horizon 24, one channel")
+    out.say(render.auto_line())
 
 
 @command()

@@ -96,8 +96,22 @@ def model_lines(entries: list[dict]) -> list[str]:
             f"{'':<22} {' '.join(f'{k}={v}' for k, v in e['defaults'].items()) or '(no hyperparameters)'}"
             f"  [window norm {e['window_norm']}"
             f"{'' if e['panel_window_norm'] == e['window_norm'] else ' (on a panel ' + e['panel_window_norm'] + ')'}"
-            f", panel loss {e['panel_loss']}, covariates {', '.join(e['covariates']) or 'none'}]"
+            f", panel loss {e['panel_loss']}, covariates {', '.join(e['covariates']) or 'none'}"
+            f"{_extra(e)}]"
             for e in entries]
+
+
+def _extra(entry: dict) -> str:
+    if not entry["extra"]:
+        return ""
+    return f", needs seqcast[{entry['extra']}]" + (" (not installed)" if entry["extra_missing"] else "")
+
+
+def auto_line() -> str:
+    """`seqcast models`: what fit's default ensembles."""
+    from ..auto import PORTFOLIO
+
+    return f"fit's default, --model auto, ensembles {', '.join(PORTFOLIO)} (choose with fit --candidates)"
 
 
 def checkpoint_info(ckpt, current_format: int, to_meta) -> tuple[dict[str, Any], list[str]]:
