@@ -2,6 +2,7 @@
 
     python benchmarks/auto.py                         # M4 Weekly, M3 (every frequency), ETTh1 H=24 and 96
     python benchmarks/auto.py --panels m3 --out /tmp/auto_m3
+    python benchmarks/auto.py --merge m4=A.csv m4=B.csv m3=C.csv ett=D.csv   # a summary of runs done in parts
 
 Runs the panel runners beside this file with auto and the strong single models (each at its defaults,
 in the same run, so that times compare): `m4.py --models auto,SINGLES`, `m3.py --freq
@@ -85,7 +86,8 @@ def write(table: pd.DataFrame, out: Path, command: str) -> None:
         lines += ["", f"M4 Weekly: auto OWA {m4['auto'].iloc[0]:.3f} against the best published entry "
                       f"{M4_BEST_PUBLISHED}."]
     lines += ["", "Scores: OWA (M4, M3) and test MSE on z-scored values (ETT); lower is better. Times: the whole "
-                  "default `fit`, one thread, in the same run."]
+                  "default `fit` (for ETT, the compare run's training), one thread; tables merged from several runs "
+                  "(--merge) compare times across runs, which shared the machine differently."]
     Path(f"{out}.md").write_text("\n".join(lines) + "\n")
 
 
@@ -95,15 +97,16 @@ def main() -> None:
     parser.add_argument("--out", default=str(HERE / "results" / "auto"), help="PREFIX of the summary files")
     parser.add_argument("--work", default=str(HERE / "results" / "tmp" / "auto_work"))
     parser.add_argument("--merge", nargs="*", default=[], metavar="PANEL=CSV",
-                        help="summarise runner tables written before (e.g. m4=/tmp/m4_auto.csv); run nothing")
+                        help="summarise runner tables written before (e.g. m4=results/m4_auto.csv), a later "
+                             "table's row replacing an earlier one for the same cell and model; run nothing")
     args = parser.parse_args()
     out, work = Path(args.out).resolve(), Path(args.work).resolve()
     if args.merge:
-        paths = dict(item.split("=", 1) for item in args.merge)
+        paths = [tuple(item.split("=", 1)) for item in args.merge]
     else:
-        paths = {p.strip(): run(p.strip(), out, work) for p in args.panels.split(",") if p.strip()}
-    frames = [read(panel, Path(path)) for panel, path in paths.items()]
-    table = summary(pd.concat(frames))
+        paths = [(p.strip(), run(p.strip(), out, work)) for p in args.panels.split(",") if p.strip()]
+    rows = pd.concat([read(panel, Path(path)) for panel, path in paths])
+    table = summary(rows.drop_duplicates(["panel", "cell", "model"], keep="last"))
     write(table, out, shlex.join(["python", *sys.argv]))
     print(Path(f"{out}.md").read_text())
 

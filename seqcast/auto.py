@@ -43,8 +43,8 @@ from .registry import get_spec, list_models, missing_extra, resolve_params
 
 # The candidates, in the order they are fitted (docs/benchmarks.md, "auto"): the baselines and the
 # statistical models first (seconds), then the networks from the cheapest; the recurrent hybrid last.
-# tcn was one too, and the selection gave it weight on one of six development panels' validation windows
-# (M3 Quarterly, 0.11) while it took a third of the fit's time on M3 Monthly and M4 Weekly: it left.
+# tcn was one too, and the selection gave it weight in one of the five M4 and M3 fits (M3 Quarterly, 0.11)
+# while it took a third of the fit's time on M3 Monthly and M4 Weekly: it left.
 PORTFOLIO = ("naive", "seasonal_naive", "theta", "ets", "nlinear", "patchtst", "nbeats", "mstl", "eslstm")
 ALWAYS = ("naive", "seasonal_naive")  # candidates whatever --candidates says: the ensemble never loses to them
 ROUNDS = 25  # greedy selection rounds: weights in steps of 1/25 at the finest
