@@ -98,7 +98,7 @@ def fit_auto(series: SeriesSet, model_config: Any, config: TrainConfig, split: A
     names = [m.name for m in init.model_info.members] if init is not None else portfolio(candidates)
     transform = init.transform.kind if init is not None else model_config.transform
     shared = replace(model_config, name="naive", levels=(), transform=transform if transform != "auto" else "none")
-    data = fitting.validation_data(series, shared)
+    data = fitting.validation_data(series, shared, split)
     budget = config.time_budget or default_time_budget(len(data.train))
     if on_start:
         on_start(names, budget, len(data.train))
@@ -146,7 +146,7 @@ def fit_auto(series: SeriesSet, model_config: Any, config: TrainConfig, split: A
             transform = member.transform.kind
             if transform != shared.transform:
                 shared = replace(shared, transform=transform)
-                data = fitting.validation_data(series, shared)
+                data = fitting.validation_data(series, shared, split)
         fitted[name] = member
         record(Candidate(name, "fitted", None, time.perf_counter() - begun))
     return _select(series, model_config, config, split, data, fitted, results, budget, started, progress)

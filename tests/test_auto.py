@@ -138,6 +138,16 @@ def test_auto_refuses_what_it_chooses_itself(flags, message, invoke, tmp_path):
     assert code == 2 and message in err, err
 
 
+def test_with_an_explicit_split_the_candidates_are_chosen_on_its_validation_rows(invoke, hourly_csv, tmp_path):
+    """--split 300,60 of 400 rows: the selection scores the 55 windows ending in rows 300-359 (H = 6), not
+    the default split's last 10 % (35 windows), which would reach rows the split leaves out."""
+    path = tmp_path / "a.ckpt"
+    code, out, err = invoke("fit", hourly_csv, "--split", "300,60", "-L", "24", "-H", "6", "--candidates", "nlinear",
+                            *QUICK, "--output", path)
+    assert code == 0, err
+    assert checkpoint.load(path).portfolio.windows == 60 - 6 + 1
+
+
 def test_a_candidate_that_does_not_read_the_covariates_is_skipped_with_a_note(invoke, tmp_path):
     bikes = FIXTURES.parent.parent / "sample_data" / "bikeshare_dc_hourly.csv"
     code, out, err = invoke("fit", bikes, "--past-cols", "observed_temp_c", "--candidates", "nlinear,patchtst",

@@ -242,7 +242,8 @@ def info_lines(ckpt, current_format: int) -> list[str]:
         f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]
     if m.members:
-        lines[0] = f"model       auto (a weighted ensemble of {len(m.members)} models, {m.n_parameters:,} parameters)"
+        count = f"{len(m.members)} model{'s' if len(m.members) != 1 else ''}"
+        lines[0] = f"model       auto (a weighted ensemble of {count}, {m.n_parameters:,} parameters)"
         lines[1:1] = [f"member      {x.name} weight {x.weight:.2f}, window norm {x.window_norm}, loss {x.loss}"
                       + "".join(f" {k}={v}" for k, v in x.params.items())
                       + (f"; chosen: {_choices_text(x.choices)}" if x.choices else "") for x in m.members]
