@@ -184,12 +184,12 @@ def _select(series, model_config, config, split, data, fitted, results, budget, 
     x, y, covariates = windows.batch(slice(None))
     x, actual = x.numpy(), y.numpy().astype(np.float64)
     inputs = {k: v.numpy() for k, v in covariates.items()}
-    forecasts, scores, seconds = {}, {}, {}
+    outputs, forecasts, scores, seconds = {}, {}, {}, {}
     for name, network in built.items():
         begun = time.perf_counter()
         network.eval()
-        out = run_model(network, x, inputs if reads[name] else {})
-        forecasts[name] = point(out, _with_median(model_config)).astype(np.float64)
+        outputs[name] = run_model(network, x, inputs if reads[name] else {}).astype(np.float64)
+        forecasts[name] = point(outputs[name], _with_median(model_config))
         scores[name] = forecast_score(forecasts[name], actual, windows.series_index)
         seconds[name] = time.perf_counter() - begun
     weights, score = greedy_selection(forecasts, actual, windows.series_index)
@@ -197,8 +197,9 @@ def _select(series, model_config, config, split, data, fitted, results, budget, 
     blend = _blend(built, reads, names, weights)
     if model_config.levels:
         require_windows(model_config.levels, len(windows))
+    blended = sum(weights[n] * outputs[n] for n in names)  # the blend's output, its members not run again
     calibration, val_mse = calibrate(blend, windows, model_config.levels, _with_median(model_config), float("nan"),
-                                     exact=False)
+                                     exact=False, pred=blended)
     members = tuple(_member(name, fitted[name], built[name], weights[name], base, season) for name in names)
     table = []
     for candidate in results:

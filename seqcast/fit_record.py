@@ -27,16 +27,18 @@ if TYPE_CHECKING:
 
 
 def calibrate(model: nn.Module, val_set: WindowSet, levels: tuple[float, ...], quantiles: tuple[float, ...],
-              val_loss: float, exact: bool) -> tuple[Any, float]:
+              val_loss: float, exact: bool, pred: np.ndarray | None = None) -> tuple[Any, float]:
     """The conformal calibration of ``levels`` on the validation windows (None without levels), and the
-    point forecast's validation MSE (``val_loss`` itself when ``exact``: the model trained on the MSE alone)."""
+    point forecast's validation MSE (``val_loss`` itself when ``exact``: the model trained on the MSE alone).
+    ``pred``: the model's output on those windows, when the caller has it already."""
     if not levels and exact:
         return None, val_loss
     if len(val_set) == 0:  # (fit has refused --level without validation windows)
         return None, val_loss if exact else float("nan")  # no validation MSE to report
     x, y, covariates = val_set.batch(slice(None))
     x, y = x.numpy(), y.numpy()
-    pred = run_model(model, x, {k: v.numpy() for k, v in covariates.items()}).astype(np.float64)
+    if pred is None:
+        pred = run_model(model, x, {k: v.numpy() for k, v in covariates.items()}).astype(np.float64)
     actual = y.astype(np.float64)
     point = intervals.point(pred, quantiles)
     scale = intervals.window_scale(x, val_set.origins)  # origins: the real rows before each window's targets
