@@ -119,6 +119,28 @@ def test_compare_takes_auto_beside_single_models(invoke):
     assert {"auto", "nlinear", "naive"} <= rows
 
 
+def test_explain_maps_each_member_that_explains_and_refuses_an_ensemble_with_none(auto_ckpt, invoke):
+    from dataclasses import replace
+
+    from seqcast import explain
+    from seqcast.build import build_network
+    from seqcast.data import load_series
+    from seqcast.ensemble import Blend
+    from seqcast.forecasting import data_config
+
+    path = auto_ckpt[0]
+    code, out, err = invoke("explain", path, QUARTERLY)
+    assert code == 2 and "none of its members (nlinear, nbeats) has attention or gates to explain" in err, err
+    loaded = checkpoint.load(path)  # the same ensemble with a gru in its first member's place
+    gru = build_network("gru", loaded.lookback, loaded.horizon, 1, {"hidden_size": 8}, window_norm="mean", seasons=())
+    members = (replace(loaded.model_info.members[0], name="gru", params={"hidden_size": 8}),
+               *loaded.model_info.members[1:])
+    blend = Blend([gru, *loaded.model.members[1:]], loaded.model.weights, loaded.model.reads)
+    swapped = replace(loaded, model=blend, model_info=replace(loaded.model_info, members=members))
+    maps = explain.explain(swapped, load_series(str(QUARTERLY), data_config(swapped)))
+    assert maps and {m.layer.split(":")[0] for m in maps} == {"gru"}
+
+
 def test_a_warm_start_continues_the_members_and_chooses_the_weights_again(auto_ckpt, invoke, tmp_path):
     path = auto_ckpt[0]
     code, out, err = invoke("fit", QUARTERLY, "--init-from", path, *QUICK, "--output", tmp_path / "again.ckpt")
