@@ -6,8 +6,9 @@ and loss, its automatic budget, cut to its share of the time left), on the same 
 and scaling: the target transform is probed once, by the first network, and then shared, so that all
 forecast in one set of per-series z-scored units. The models with nothing to train (naive, seasonal
 naive and the statistical models) are built as they are; the time a statistical model will take to
-forecast the selection windows (it fits each one) is timed on a few and kept out of the networks' shares. Every candidate then forecasts the same
-validation windows (each series' latest first, ``SELECTION_WINDOWS`` in all, at least one per series),
+forecast the selection windows (it fits each one) is timed on a few and kept out of the networks'
+shares. Every candidate then forecasts the same validation windows (each series' latest first,
+``SELECTION_WINDOWS`` in all, at least one per series),
 scored as fit's probes are (``choosing.forecast_score``: scaled mean absolute error per series, then
 over series). The ensemble is chosen by greedy selection with replacement (Caruana et al. 2004,
 "Ensemble selection from libraries of models"): start from the best candidate, add whichever
