@@ -283,7 +283,10 @@ def typed_times(values: pd.Series) -> tuple[str, object] | None:
     text = pd.Series(values.to_numpy(dtype=object), dtype=object)
     if INTEGER.match(text.iloc[0]):  # a cheap look first: the full check only where it can pass
         if text.str.fullmatch(INTEGER.pattern).all():
-            return "steps", text.astype(np.int64).to_numpy()
+            try:
+                return "steps", text.astype(np.int64).to_numpy()
+            except OverflowError:  # beyond 64 bits (pandas 2 raises here): the exact reader names the row
+                return None
         return None
     try:
         parsed = pd.to_datetime(text, format="ISO8601", errors="coerce")
