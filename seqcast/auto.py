@@ -120,8 +120,10 @@ def fit_auto(series: SeriesSet, model_config: Any, config: TrainConfig, split: A
     for name in names:
         begun = time.perf_counter()
         why = _unfit(name, series, quantiles, init)
-        if not why and reserve.get(name, 0.0) > budget * MAX_STATISTICAL_SHARE:
-            why = f"scoring it would take about {reserve.pop(name):.0f} s of the {budget:g} s budget"
+        cost = reserve.get(name, 0.0)
+        if not why and cost > budget * MAX_STATISTICAL_SHARE:
+            del reserve[name]  # skipped: its time is no longer kept from the networks
+            why = f"scoring it would take about {cost:.0f} s of the {budget:g} s budget"
         left = budget - (begun - started) - sum(reserve.values())
         if not why and name in neural and left < MIN_SECONDS:
             why = f"the time budget of {budget:g} s was spent"
