@@ -36,11 +36,13 @@ import numpy as np
 from .choosing import forecast_score
 from .data import SeriesSet, season_length
 from .errors import SeqcastError, UsageError
+from .evaluation import validation_backtest
 from .forecaster import Candidate, Forecaster, Member, ModelInfo, Portfolio
 from .forecasting import run_model
 from .budget import TrainConfig
 from .intervals import point
 from .registry import get_spec, list_models, missing_extra, resolve_params
+from .windows import Split
 
 # The candidates, in the order they are fitted (docs/benchmarks.md, "auto"): the baselines and the
 # statistical models first (seconds), then the networks from the cheapest; the recurrent hybrid last.
@@ -141,7 +143,7 @@ def fit_auto(series: SeriesSet, model_config: Any, config: TrainConfig, split: A
                 member = fitting.fit(series, fitting.requested_model(asked, own_init),
                                      replace(config, time_budget=min(share * 2, left)), split,
                                      on_epoch=getattr(bar, "epoch", None), on_step=getattr(bar, "step", None),
-                                     init=own_init)
+                                     init=own_init, backtest=False)
         except (UsageError, SeqcastError) as exc:
             record(Candidate(name, "failed", None, time.perf_counter() - begun, note=str(exc)))
             continue
@@ -173,7 +175,7 @@ def _select(series, model_config, config, split, data, fitted, results, budget, 
     else:  # naive, fitted as fit would: the description of the data and its scaling, nothing trained
         base = fitting.fit(series, replace(model_config, name="naive", levels=(), quantiles=(), window_norm="last",
                                            transform=data.transform.kind),
-                           replace(config, time_budget=0.0, loss="mse"), split)
+                           replace(config, time_budget=0.0, loss="mse"), split, backtest=False)
     _same_scaling(base, fitted)
     windows = data.val.subset(_selection(data.val)) if len(data.val) else data.val
     if len(windows) == 0:
@@ -219,7 +221,10 @@ def _select(series, model_config, config, split, data, fitted, results, budget, 
     table.sort(key=lambda c: portfolio_index(c.name, order))
     elapsed = time.perf_counter() - started
     chosen = Portfolio(tuple(table), score, len(windows), budget, elapsed)
-    return _described(base, blend, members, chosen, fitted, calibration, val_mse, model_config, config, budget)
+    described = _described(base, blend, members, chosen, fitted, calibration, val_mse, model_config, config, budget)
+    splits = ({s.id: split for s in series.series} if split is not None else
+              {sid: Split(**rows) for sid, rows in base.training.split.items()})
+    return replace(described, backtest=validation_backtest(described, series, splits))
 
 
 def greedy_selection(forecasts: dict[str, np.ndarray], actual: np.ndarray, series_index: np.ndarray,

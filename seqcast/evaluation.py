@@ -20,7 +20,7 @@ from . import intervals
 from .naive2 import naive2, owa
 from .data import SeriesSet, season_length
 from .errors import InputError, UsageError
-from .forecaster import Forecaster
+from .forecaster import Backtest, Forecaster
 from .forecasting import check_schema, run_model
 from .build import create_model
 from .scaling import by_length, moments
@@ -356,3 +356,33 @@ def unseen_rows(series: SeriesSet, seen_until: dict[str, Any]) -> dict[str, int]
 def truncate(series: SeriesSet, rows: dict[str, int]) -> SeriesSet:
     """The first ``rows[id]`` rows of each series: what a model may train on before the test windows."""
     return replace(series, series=[s.head(rows[s.id]) for s in series.series], ahead={})
+
+
+def validation_backtest(forecaster: Forecaster, series: SeriesSet, splits: dict[str, Split]) -> Backtest | None:
+    """The windows of each series' validation rows (``splits``: the fit's), stride the horizon, scored as
+    ``evaluate`` scores test windows (original units, MASE against the in-sample seasonal naive): what
+    fit records as the reference for ``seqcast monitor``. None without validation windows."""
+    validating = {sid: sp for sid, sp in splits.items() if sp.val >= forecaster.horizon}
+    if not validating:
+        return None
+    kept = replace(series, series=[s.head(validating[s.id].train + validating[s.id].val)
+                                   for s in series.series if s.id in validating], ahead={})
+    first_rows = {sid: sp.train for sid, sp in validating.items()}
+    windows = max(sp.val for sp in validating.values()) // forecaster.horizon + 1
+    try:
+        report, _ = score(forecaster, kept, EvalConfig(windows=windows), first_rows)
+    except _NoWindows:
+        return None
+    overall, frame = report["overall"][forecaster.name], report["forecasts"]
+    error = (frame["forecast"] - frame["actual"]).to_numpy(dtype=np.float64)
+    spread = float(np.abs(error).sum())
+    levels = forecaster.calibration.levels if forecaster.calibration else ()
+    coverage = tuple(float(overall[f"coverage_{intervals.label(level)}"]) for level in levels)
+    values = (overall["mase"], overall["smape"], *coverage)
+    if not all(np.isfinite(v) for v in values):
+        return None
+    return Backtest(windows=report["windows"], season=report["season"], mase=float(overall["mase"]),
+                    smape=float(overall["smape"]), bias=float(error.sum() / spread) if spread > 0 else 0.0,
+                    coverage=coverage,
+                    series_mase={sid: float(row[forecaster.name]["mase"]) for sid, row in report["series"].items()
+                                 if np.isfinite(row[forecaster.name]["mase"])})

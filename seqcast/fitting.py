@@ -27,6 +27,7 @@ from .distributed import Distributed
 from .errors import UsageError, named
 from .forecaster import CovariateSchema, Decision, Forecaster
 from .forecasting import check_schema
+from .evaluation import validation_backtest
 from .models._layers import Covariates
 from .registry import POINT_LOSSES, WINDOW_NORMS, check_covariates, get_spec, resolve_params
 from .threads import TRAINING_STEP, forward_flops, pick_threads, using_threads
@@ -169,8 +170,9 @@ def auto_window_norm(series: SeriesSet, name: str) -> str:
 def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = TrainConfig(), split: Split | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
         on_step: Callable[[int, int], None] | None = None,
-        init: Forecaster | None = None, dist: Distributed | None = None) -> Forecaster:
-    """Train ``model_config`` on ``series``: split chronologically, scale on training rows, train, describe.
+        init: Forecaster | None = None, dist: Distributed | None = None, backtest: bool = True) -> Forecaster:
+    """Train ``model_config`` on ``series``: split chronologically, scale on training rows, train, describe,
+    and (``backtest``) score the validation windows in the targets' units (``Forecaster.backtest``).
 
     ``init`` is a checkpoint of the same model to continue from (a warm start: its weights, a shorter
     automatic budget); the data must fit its schema. How ``series`` was read is recorded, so that
@@ -236,10 +238,14 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
         model.to("cpu")
         calibration, val_mse = fit_record.calibrate(model, data.val, model_config.levels, quantiles, results[0].val_loss,
                                                     exact=loss is None and len(members) == 1)
-    return fit_record.describe(
+    fitted = fit_record.describe(
         model, model_config, layout, data, explicit=split, resolved=resolved, window_norm=window_norm, quantiles=quantiles,
         covariates=covariates, config=config, results=results, init=init, dist=dist, window_flops=window_flops,
         notes=notes, dropped=dropped, calibration=calibration, val_mse=val_mse, choices=choices)
+    if not backtest:
+        return fitted
+    with using_threads(config.threads):
+        return replace(fitted, backtest=validation_backtest(fitted, layout.series, layout.splits))
 
 
 def validation_data(series: SeriesSet, model_config: ModelConfig, split: Split | None = None) -> Prepared:

@@ -159,6 +159,21 @@ class Calibration:
 
 
 @dataclass(frozen=True)
+class Backtest:
+    """How the model forecast the windows of its own validation rows when it was fit, in the targets'
+    units, as ``evaluate`` scores test windows (``evaluation.validation_backtest``): the reference
+    ``seqcast monitor`` holds production forecasts to."""
+
+    windows: int  # validation windows scored (stride: the horizon), all series together
+    season: int  # MASE's seasonal lag
+    mase: float
+    smape: float
+    bias: float  # sum(forecast - actual) / sum(|forecast - actual|): -1 every error under, +1 every one over
+    coverage: tuple[float, ...]  # per calibrated level (calibration.levels): the share of actuals inside the band
+    series_mase: dict[str, float]  # MASE of each series that had validation windows
+
+
+@dataclass(frozen=True)
 class Tuning:
     """The Optuna study a tuned model's configuration was chosen from (``seqcast tune``)."""
 
@@ -251,6 +266,7 @@ class Forecaster:
     choices: tuple[Decision, ...] = ()  # what fit chose on its validation windows; () = nothing (forced or not probed)
     transform: TargetTransform = TargetTransform()  # the targets' transform before scaling, and their floor at 0
     portfolio: Portfolio | None = None  # what --model auto tried and chose (model_info.members); None: one model
+    backtest: Backtest | None = None  # its validation windows scored at fit; None: none to score, or not recorded
     stored: Stored | None = field(default=None, compare=False, metadata=NOT_STORED)  # None until saved or loaded
 
     @property
@@ -291,6 +307,10 @@ class Forecaster:
                              "probe_steps": c.probe_steps} for c in self.choices],
                 "loss": record.settings.loss,
                 "transform": self.transform.kind, "floored_at_zero": list(self.transform.floor),
+                "backtest": None if self.backtest is None else {
+                    "windows": self.backtest.windows, "mase": self.backtest.mase, "smape": self.backtest.smape,
+                    "bias": self.backtest.bias, "coverage": dict(zip((f"{v:.10g}" for v in self.calibration.levels) if self.calibration
+                                                                     else (), self.backtest.coverage))},
                 "notes": list(self.notes), "warnings": list(record.warnings),
                 "members": [{"model": m.name, "weight": m.weight, "window_norm": m.window_norm, "loss": m.loss,
                              "params": m.params} for m in self.model_info.members],

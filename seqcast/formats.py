@@ -14,7 +14,7 @@ from typing import Any
 
 from .decode import SchemaError
 
-FORMAT_VERSION = 10
+FORMAT_VERSION = 11
 
 # What format 2 added, and what a format-1 file is taken to have meant:
 #   data.policy      how fit read its data, so later commands read new history the same way. Format 1
@@ -87,6 +87,9 @@ FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
 # What format 10 added, and what a format-9 file is taken to have meant:
 #   model_info.members  the models of a weighted ensemble of different models (--model auto): none, one model
 #   portfolio           the candidates --model auto tried: none
+# What format 11 added, and what a format-10 file is taken to have meant:
+#   backtest            the fit's validation windows scored in the targets' units (MASE, sMAPE, bias,
+#                       coverage; what seqcast monitor compares production forecasts with): not recorded
 FORMAT_9_SECTIONS = ("model_info", "schema", "policy", "scaler", "training", "versions", "notes", "calibration",
                      "tuning", "covariates", "choices", "transform")
 FORMAT_9_MODEL_INFO = ("name", "params", "window_norm", "n_parameters", "quantiles", "ensemble")
@@ -114,17 +117,17 @@ OBJECTS = ("metrics", "scaler", "data.policy", "model.params", "training.schedul
 
 
 def check_own_format(version: int, meta: Any) -> None:
-    """``SchemaError`` naming the key path unless ``meta`` has the shape of format ``version`` (below 10):
+    """``SchemaError`` naming the key path unless ``meta`` has the shape of format ``version`` (below 11):
     exactly its sections, exactly the keys of the sections the upgrade changes, and objects and lists
     where the upgrade reads them. The values themselves are checked once upgraded, by the strict decoder."""
     at = f"meta (format {version})"
     if not isinstance(meta, dict):
         raise SchemaError(f"{at}: expected an object")
-    if version == 9:
-        _keys(at, meta, set(FORMAT_9_SECTIONS))
+    if version in (9, 10):  # the dataclasses' shape; format 10 added an ensemble's members and portfolio
+        _keys(at, meta, set(FORMAT_9_SECTIONS) | ({"portfolio"} if version == 10 else set()))
         if not isinstance(meta["model_info"], dict):
             raise SchemaError(f"{at}.model_info: expected an object")
-        _keys(f"{at}.model_info", meta["model_info"], set(FORMAT_9_MODEL_INFO))
+        _keys(f"{at}.model_info", meta["model_info"], set(FORMAT_9_MODEL_INFO) | ({"members"} if version == 10 else set()))
         return
     _keys(at, meta, {k for k, since in SECTIONS.items() if since <= version})
     for section, keys in KEYS.items():
@@ -193,6 +196,8 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         meta = _format_9(meta)
     if format_version < 10:
         meta = {**meta, "model_info": {**meta["model_info"], "members": []}, "portfolio": None}
+    if format_version < 11:
+        meta = {**meta, "backtest": None}
     return meta
 
 

@@ -18,7 +18,7 @@ from .decode import SchemaError
 from .forecaster import COVARIATE_KINDS
 
 if TYPE_CHECKING:
-    from .forecaster import Calibration, CovariateSchema, Decision, Forecaster, TrainingRecord, Tuning
+    from .forecaster import Backtest, Calibration, CovariateSchema, Decision, Forecaster, TrainingRecord, Tuning
     from .transform import TargetTransform
 
 __all__ = ["SchemaError", "check", "MAX_WINDOW", "MAX_TARGETS", "MAX_QUANTILES", "MAX_ENSEMBLE", "MAX_COVARIATES"]
@@ -70,6 +70,8 @@ def check(forecaster: Forecaster, where: str = "meta") -> None:
     _check_transform(f"{where}.transform", forecaster.transform, series, targets)
     if forecaster.tuning is not None:
         _check_tuning(f"{where}.tuning", forecaster.tuning)
+    if forecaster.backtest is not None:
+        _check_backtest(f"{where}.backtest", forecaster.backtest, forecaster.calibration, series)
     if forecaster.training is not None:
         from .registry import WINDOW_NORMS
 
@@ -277,6 +279,22 @@ def _check_covariates(where: str, schema: CovariateSchema) -> None:
         order.append(COVARIATE_KINDS.index(column.kind))
     if order != sorted(order):
         raise SchemaError(f"{where}.columns: expected past, calendar, future, then static columns")
+
+
+def _check_backtest(where: str, backtest: Backtest, calibration: Calibration | None, series: set[str]) -> None:
+    _within(f"{where}.windows", backtest.windows, 1, math.inf)
+    _within(f"{where}.season", backtest.season, 1, math.inf)
+    _within(f"{where}.mase", backtest.mase, 0, math.inf)
+    _within(f"{where}.smape", backtest.smape, 0, 200)
+    _within(f"{where}.bias", backtest.bias, -1, 1)
+    levels = calibration.levels if calibration else ()
+    if len(backtest.coverage) != len(levels) or not all(0 <= v <= 1 for v in backtest.coverage):
+        raise SchemaError(f"{where}.coverage: expected a share in [0, 1] for each calibrated level ({len(levels)})")
+    unknown = set(backtest.series_mase) - series
+    if unknown:
+        raise SchemaError(f"{where}.series_mase: series {sorted(unknown)[0][:40]!r} is not one the model was fit on")
+    for sid, value in backtest.series_mase.items():
+        _within(f"{where}.series_mase[{sid[:40]!r}]", value, 0, math.inf)
 
 
 def _check_calibration(where: str, calibration: Calibration, horizon: int, targets: int) -> None:

@@ -294,7 +294,7 @@ def run_trials(study, series: SeriesSet, model_config, train_config, dimensions:
                 if prune and trial.should_prune():
                     raise optuna.TrialPruned()
             try:
-                fitted = fit(series, model, settings, split=split, on_epoch=on_epoch)
+                fitted = fit(series, model, settings, split=split, on_epoch=on_epoch, backtest=False)
                 trial.set_user_attr("steps", fitted.training.steps)
                 study.tell(trial, fitted.training.val_mse_scaled)
             except optuna.TrialPruned:

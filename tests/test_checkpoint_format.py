@@ -17,6 +17,7 @@ from conftest import assert_fixture_forecasts_as_recorded, format_fixtures, load
 
 from seqcast import checkpoint, meta_schema
 from seqcast.decode import SchemaError, decode, encode, stored_fields
+from seqcast.errors import SeqcastError
 from seqcast.forecaster import Forecaster, InitFrom, Tuning
 
 FORMAT_8 = Path(__file__).parent / "fixtures" / "format8"
@@ -64,11 +65,11 @@ def test_a_format_8_file_with_an_unknown_section_is_refused(tmp_path, invoke):
 
 # --- the digest covers the format ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stored", [9, 8, 7, 1, 11, 10.0, 1.9, -7, 0, "10", True, None])
+@pytest.mark.parametrize("stored", [10, 9, 8, 1, 12, 11.0, 1.9, -7, 0, "11", True, None])
 def test_a_current_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, hourly_csv, tmp_path, invoke):
     data = tiny_ckpt.read_bytes()
     _, _, document = ckpt_parts(data)
-    assert document["format"] == checkpoint.FORMAT_VERSION == 10
+    assert document["format"] == checkpoint.FORMAT_VERSION == 11
     path = tmp_path / "edited.ckpt"
     path.write_bytes(with_document(data, {**document, "format": stored}))
     code, out, err = invoke("predict", path, hourly_csv)
@@ -77,16 +78,16 @@ def test_a_current_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, 
 
 
 def test_the_digest_covers_the_format_number(tiny_ckpt, tmp_path, invoke, hourly_csv):
-    """Even with a metadata shape the edited format would accept, the digest tells: a format-10 document
-    relabelled 11 and read by a seqcast that knows 11 would fail its digest. Here: the digest differs by
+    """Even with a metadata shape the edited format would accept, the digest tells: a format-11 document
+    relabelled 12 and read by a seqcast that knows 12 would fail its digest. Here: the digest differs by
     format, and a file whose digest was taken without the format is damaged."""
     from safetensors.torch import load_file, save
 
     tensors = load_file(tiny_ckpt)
     _, _, document = ckpt_parts(tiny_ckpt.read_bytes())
     canonical = checkpoint._canonical(document["meta"])
-    assert checkpoint._digest(10, canonical, tensors) == document["sha256"]
-    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10, 11)}) == 4
+    assert checkpoint._digest(11, canonical, tensors) == document["sha256"]
+    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10, 11, 12)}) == 5
     unlabelled = {**document, "sha256": checkpoint._digest(8, canonical, tensors)}  # the old digest
     path = tmp_path / "unlabelled.ckpt"
     path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(unlabelled)}))
@@ -210,3 +211,32 @@ def test_reading_for_a_forecast_reads_no_training_record_and_imports_no_torch(tm
     del meta["training"]
     with pytest.raises(SchemaError, match="meta: missing training"):
         checkpoint.from_meta(meta, record=False)
+
+
+# --- the format-10 fixtures: format 11 added the fit's backtest --------------------------------------------
+
+@pytest.mark.parametrize("entry", format_fixtures(10))
+def test_format_10_checkpoints_load_without_a_backtest_and_forecast_what_they_did(entry, invoke):
+    if entry["model"] == "auto":
+        pytest.importorskip("statsforecast", reason="this auto ensemble holds theta, which needs seqcast[stats]")
+    loaded = load_fixture(10, entry)
+    assert loaded.name == entry["model"] and loaded.backtest is None
+    assert (loaded.portfolio is not None) == (entry["model"] == "auto")
+    assert_fixture_forecasts_as_recorded(invoke, 10, entry)
+    code, out, err = invoke("info", Path(__file__).parent / "fixtures" / "format10" / entry["checkpoint"])
+    assert code == 0 and "backtest    - (no validation windows scored at fit" in out, err
+
+
+def test_a_format_10_file_with_a_backtest_section_is_refused(tmp_path):
+    """Format 10 had no backtest: a format-10 file holding one is not what that format wrote."""
+    from safetensors.torch import load_file, save
+
+    source = Path(__file__).parent / "fixtures" / "format10" / "panel_gru.ckpt"
+    _, _, document = ckpt_parts(source.read_bytes())
+    meta = {**document["meta"], "backtest": None}
+    tensors = load_file(source)
+    crafted = {"format": 10, "meta": meta, "sha256": checkpoint._digest(10, checkpoint._canonical(meta), tensors)}
+    path = tmp_path / "crafted.ckpt"
+    path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(crafted)}))
+    with pytest.raises(SeqcastError, match=r"cannot build \(meta \(format 10\): unknown backtest\)"):
+        checkpoint.load(path)

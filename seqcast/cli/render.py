@@ -238,6 +238,7 @@ def info_lines(ckpt, current_format: int) -> list[str]:
         f"quantiles   {', '.join(f'{q:g}' for q in m.quantiles) + ' (pinball loss; 0.5 is the forecast)' if m.quantiles else '-'}",
         f"ensemble    {f'{m.ensemble} members (seeds {settings.seed}..{settings.seed + m.ensemble - 1}), median forecast' if m.ensemble > 1 else '-'}",
         f"intervals   {_intervals_text(ckpt.calibration)}",
+        f"backtest    {_backtest_text(ckpt)}",
         f"tuned       {_tuning_text(ckpt.tuning)}",
         f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]
@@ -287,6 +288,15 @@ def _intervals_text(calibration) -> str:
     kinds = {"residual": "around the forecast", "cqr": "conformalised quantiles"}
     levels = ", ".join(f"{v:g} % ({kinds[how]})" for v, how in zip(calibration.levels, calibration.methods))
     return f"{levels}; calibrated on {calibration.windows} validation windows"
+
+def _backtest_text(ckpt) -> str:
+    backtest = ckpt.backtest
+    if backtest is None:
+        return "- (no validation windows scored at fit; seqcast monitor then has no error to compare with)"
+    coverage = "".join(f", coverage {v:g} % {c:.3f}" for v, c in zip(ckpt.calibration.levels, backtest.coverage)) \
+        if ckpt.calibration else ""
+    return (f"MASE {backtest.mase:.4g}, sMAPE {backtest.smape:.4g}, bias {backtest.bias:+.2f}{coverage} on "
+            f"{backtest.windows} validation windows (season {backtest.season})")
 
 def _seen_text(seen) -> str:
     if seen is None:
