@@ -207,3 +207,29 @@ def backtest_plot(forecasts: pd.DataFrame, freq: str, integer_time: bool, path, 
         ax.set_title(f"{models}: series {key[0]}, {key[1]} ({count} backtest windows)", fontsize=10)
     _finish(fig, axes[:, 0], integer_time, note, path)
     return panels
+
+
+def monitor_plot(report: dict, path) -> None:
+    """``seqcast monitor``'s timeline to a PNG at ``path``: each run's MASE beside the fit's backtest MASE,
+    and each level's coverage beside its nominal level, by the run's forecast origin."""
+    plt = _pyplot()
+    timeline = report["timeline"]
+    if not timeline:
+        raise InputError("--plot: no recorded forecast has its actuals yet; there is nothing to draw")
+    x = _times([t["origin"] for t in timeline], report["integer_time"])
+    fig, axes = plt.subplots(2, 1, figsize=(10, 6.6), sharex=True)
+    axes[0].plot(x, [t["mase"] for t in timeline], color=_FORECAST_COLOUR, marker=".", label="MASE of the run")
+    if report["backtest"]:
+        axes[0].axhline(report["backtest"]["mase"], color=_ACTUAL_COLOUR, linestyle="--", linewidth=1,
+                        label="backtest at fit")
+    axes[0].set_title(f"{report['checkpoint']['model']}: error of each recorded forecast run", fontsize=10)
+    for i, level in enumerate(report["levels"]):
+        key = f"{level:.10g}"
+        colour = f"C{i + 2}"
+        axes[1].plot(x, [t[f"coverage_{key}"] for t in timeline], color=colour, marker=".", label=f"{key} % coverage")
+        axes[1].axhline(level / 100, color=colour, linestyle="--", linewidth=1)
+    axes[1].set_ylim(-0.02, 1.02)
+    axes[1].set_title("coverage of each run's intervals (dashed: nominal)", fontsize=10)
+    flagged = len(report["drift"])
+    _finish(fig, axes, report["integer_time"], f"{flagged} drift finding{'s' if flagged != 1 else ''}" if flagged
+            else "", path)

@@ -104,3 +104,39 @@ def compare(
         out.emit(to_json(rows), "-")
     elif forecasts != "-":
         render.leaderboard(out, rows, request.metric, split)
+
+
+@command()
+def monitor(
+    ctx: typer.Context,
+    record: Annotated[Path, typer.Argument(metavar="DIR", help="The forecast record: the folder predict --record DIR appends to.")],
+    actuals: Annotated[str, typer.Argument(metavar="ACTUALS", help="CSV with the actuals (the history file predict reads, as it grows), or - for stdin; read with the options the latest recorded checkpoint reads with.")],
+    window: Annotated[int, typer.Option("--window", help="Judge the latest N runs that have actuals due (0: every run of the current model).")] = 30,
+    margin: Annotated[float, typer.Option("--margin", help="Error drift: MASE above the fit's backtest MASE times 1 + MARGIN.")] = 0.5,
+    alpha: Annotated[float, typer.Option("--alpha", help="Coverage drift: outside the binomial band of probability 1 - ALPHA around the nominal level (per series: ALPHA over the number of series).")] = 0.01,
+    stale_steps: Annotated[int, typer.Option("--stale-steps", help="A series is stale when this many of its due forecast timestamps have no actual.")] = 1,
+    plot: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE.png", help="Also draw each run's error and coverage over time as a PNG (needs seqcast[plot]).")] = None,
+    json_out: Json = False,
+) -> None:
+    """Score the recorded forecasts whose actuals have arrived, per series and overall, and find drift.
+
+    Error (MASE, sMAPE), bias and interval coverage of each series over the latest runs, against what
+    fit measured on its validation windows (the checkpoint's backtest). Drift: coverage outside a
+    binomial band around the nominal level, error above the backtest's by more than --margin, and
+    series whose actuals stopped arriving. Exit 0: healthy; 3: drift found; 2: bad input.
+    """
+    out: Output = ctx.obj
+    from ..runs.evaluate import MonitorRequest, monitor_file
+
+    options.check_files(ctx)
+    report = monitor_file(MonitorRequest(record=record, actuals=actuals, window=window, margin=margin, alpha=alpha,
+                                         stale_steps=stale_steps, plot=plot), out)
+    if plot:
+        out.say(f"plot: {plot}")
+    if json_out:
+        out.emit(to_json({**report, "healthy": not report["drift"]}), "-")
+    else:
+        render.monitor_tables(out, report)
+    if report["drift"]:
+        out.say(f"drift: {len(report['drift'])} finding{'s' if len(report['drift']) != 1 else ''} (exit 3)")
+        raise typer.Exit(3)

@@ -25,6 +25,9 @@ def predict(
     plot: Plot = None,
     plot_series: PlotSeries = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout (with the forecast rows unless --output names a file).")] = False,
+    record: Annotated[Optional[Path], typer.Option("--record", envvar="SEQCAST_RECORD", show_envvar=True, help="Also append the forecast to the forecast record in this folder (created if missing), which `seqcast monitor` scores once the actuals arrive.")] = None,
+    adapt: Annotated[bool, typer.Option("--adapt", help="Draw the interval bands at the coverage rates the record's earlier forecasts call for (adaptive conformal inference); needs --record. Adds level_80, ...: the coverage each band was drawn at.")] = False,
+    adapt_rate: Annotated[float, typer.Option("--adapt-rate", help="How fast --adapt moves a band's rate per point scored (gamma).")] = 0.005,
 ) -> None:
     """Forecast the next horizon steps after each series' last timestamp (CSV on stdout).
 
@@ -42,7 +45,8 @@ def predict(
     options.check_files(ctx)
     done = predict_file(PredictRequest(checkpoint=checkpoint_path, data=data, reading=options.reading(**ctx.params),
                                        horizon=horizon, levels=parse_levels(level), future=future, threads=threads,
-                                       plot=plot, plot_series=plot_series), out)
+                                       plot=plot, plot_series=plot_series, record=record, adapt=adapt,
+                                       adapt_rate=adapt_rate), out)
     if plot:
         out.say(f"plot: {plot}")
     if json_out:
@@ -52,6 +56,8 @@ def predict(
     else:
         out.emit(write_csv(done.frame), output)
     out.detail(f"{len(done.frame)} forecast rows for {len(done.series.series)} series")
+    if done.recorded:
+        out.detail(f"recorded as run {done.recorded['run']} in {record}")
 
 
 @command(name="export")

@@ -104,7 +104,7 @@ def columns(text: str | None) -> tuple[str, ...]:
 # written over, except a warm start's checkpoint, which fit reads whole before it replaces the file
 # atomically (`fit --init-from m.ckpt --output m.ckpt`, the README's cron line). A test checks that
 # every path parameter of every command is named here.
-READS = ("data", "checkpoint_path", "future", "init_from", "storage")
+READS = ("data", "checkpoint_path", "future", "init_from", "storage", "actuals")
 WRITES = ("output", "plot", "forecasts")
 UPDATES = ("init_from",)
 

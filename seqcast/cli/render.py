@@ -332,3 +332,40 @@ def _threads_text(t) -> str:
         return "(not recorded by this checkpoint's format)"
     each = f"{threads} thread{'s' if threads > 1 else ''}"
     return each if t.world_size == 1 else f"{t.world_size} processes (torchrun, data parallel) of {each} each"
+
+
+MONITOR_ROWS = 30  # series rows the monitor table shows (flagged first); --json has all
+
+
+def monitor_tables(out, report) -> None:
+    """``seqcast monitor``'s report as tables on stdout: the run, overall, the series (flagged first), drift."""
+    checkpoint, runs = report["checkpoint"], report["window"]
+    what = (f"runs {runs[0]}..{runs[-1]} ({len(runs)} of {report['model_runs']} by this model)" if runs else
+            "no run has actuals due yet")
+    lines = [f"record    {report['record']}: {report['runs']} runs; model {checkpoint['model']} "
+             f"({checkpoint['checkpoint']}, {checkpoint['sha256'][:12]})",
+             f"actuals   {report['actuals']}, up to {report['newest_actual']}",
+             f"window    {what}"]
+    backtest = report["backtest"]
+    lines.append(f"backtest  MASE {backtest['mase']:.4g}, sMAPE {backtest['smape']:.4g} on {backtest['windows']} "
+                 "validation windows at fit" if backtest else "backtest  - (the checkpoint has none: no error drift is judged)")
+    out.lines(lines)
+    overall, keys = report["overall"], [f"{level:.10g}" for level in report["levels"]]
+    if overall is None:
+        out.lines(["scored    nothing yet: no recorded forecast has its actuals in this file"])
+    else:
+        columns = ["", "forecasts", "points", "MASE", "backtest", "ratio", "sMAPE", "bias",
+                   *(f"cov {k}" for k in keys), "flags"]
+        rows = [["overall", overall["forecasts"], overall["points"], overall["mase"], overall.get("backtest_mase"),
+                 overall.get("error_ratio"), overall["smape"], overall["bias"],
+                 *(overall[f"coverage_{k}"] for k in keys), ""]]
+        table = sorted(report["series"], key=lambda r: not r["flags"])
+        for row in table[:MONITOR_ROWS]:
+            rows.append([row["series"] + (f" {row['target']}" if len({r['target'] for r in table}) > 1 else ""),
+                         row["forecasts"], row["points"], row["mase"], row.get("backtest_mase"), row.get("error_ratio"),
+                         row["smape"], row["bias"], *(row[f"coverage_{k}"] for k in keys),
+                         "; ".join(flag.split(":")[0] for flag in row["flags"])])
+        more = len(table) - MONITOR_ROWS
+        out.table(f"recorded forecasts scored against their actuals{f' ({more} more series in --json)' if more > 0 else ''}",
+                  columns, rows)
+    out.lines([f"drift     {line}" for line in report["drift"]] or ["drift     none found"])

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import UsageError
+from ..errors import InputError, UsageError
 from . import Reading, Reporter, load
 
 
@@ -134,3 +134,36 @@ def _shared_study(request: CompareRequest, forecasts: bool):
         raise UsageError("--forecasts with --storage: each model's forecasts stay with the process that trained "
                          "it; keep the checkpoints with --save-dir and run `seqcast evaluate --forecasts` on them")
     return TuneConfig(trials=len(request.models), storage=request.storage, study=request.study)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MonitorRequest:
+    record: Path  # a forecast record folder (predict --record)
+    actuals: str  # the file with the actuals, read as the latest recorded run's data was
+    window: int = 30
+    margin: float = 0.5
+    alpha: float = 0.01
+    stale_steps: int = 1
+    plot: Path | None = None
+
+
+def monitor_file(request: MonitorRequest, reporter: Reporter) -> dict[str, Any]:
+    """``monitor.monitor``'s report on the record's forecasts against ``request.actuals``, drawn to
+    ``request.plot``; the record's and the reader's notes to ``reporter``."""
+    from .. import record
+    from ..monitor import MonitorConfig, monitor
+    from ..plots import monitor_plot, require_matplotlib
+
+    config = MonitorConfig(window=request.window, margin=request.margin, alpha=request.alpha,
+                           stale_steps=request.stale_steps)
+    if request.plot:
+        require_matplotlib()
+    held = record.read(request.record)
+    reporter.notes(held.notes)
+    if not held.runs:
+        raise InputError(f"{request.record}: the record lists no forecast yet; predict --record {request.record} adds one")
+    actuals = load(reporter, request.actuals, record.reading_config(held.runs[-1]["reading"]))
+    report = monitor(held, actuals, config)
+    if request.plot:
+        monitor_plot(report, request.plot)
+    return {"record": str(request.record), **report}

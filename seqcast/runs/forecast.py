@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import UsageError
+from ..record import ENVIRONMENT
 from . import Reading, Reporter, load
 
 
@@ -85,6 +86,9 @@ class PredictRequest:
     threads: int = 0
     plot: Path | None = None
     plot_series: tuple[str, ...] | None = None
+    record: Path | None = None  # append the forecast to this forecast record (record.py)
+    adapt: bool = False  # draw the bands at the rates the record's coverage left (adaptive.py)
+    adapt_rate: float = 0.005  # adaptive conformal inference's gamma
 
 
 @dataclass(frozen=True)
@@ -92,6 +96,7 @@ class Forecast:
     frame: Any  # pandas.DataFrame: forecasting.COLUMNS, then interval and quantile columns
     forecaster: Any
     series: Any  # the history read (data.SeriesSet)
+    recorded: dict[str, Any] | None = None  # the record's index entry of this run (request.record)
 
 
 def predict_file(request: PredictRequest, reporter: Reporter) -> Forecast:
@@ -102,16 +107,61 @@ def predict_file(request: PredictRequest, reporter: Reporter) -> Forecast:
 
     if request.plot:
         require_matplotlib()
+    if request.adapt and request.record is None:
+        raise UsageError(f"--adapt draws the bands from the coverage the forecast record measured; give --record DIR "
+                         f"(or set {ENVIRONMENT})")
+    if not 0 < request.adapt_rate < 1:
+        raise UsageError(f"--adapt-rate {request.adapt_rate:g}: give a rate in (0, 1), e.g. 0.005")
     ckpt = open_forecaster(request.checkpoint, request.threads)
     levels = check_levels(request.levels, ckpt.calibration, str(request.checkpoint))
+    if request.adapt and not levels:
+        raise UsageError(f"--adapt: {request.checkpoint} has no intervals to adapt; refit it with `seqcast fit ... "
+                         "--level 80,95`")
     config = request.reading.again(ckpt)
     series = load(reporter, request.data, config, last=None if request.plot else rows_needed(ckpt))
     series = with_future(reporter, series, request.future, config, ckpt)
     with forecast_threads(ckpt, request.threads, len(series.series)):
         frame = predict(ckpt, series, request.horizon, levels)
+    entry = None
+    if request.record is not None:
+        frame, entry = record_forecast(request, reporter, ckpt, series, config, frame, levels)
     if request.plot:
         forecast_plot(series, frame, request.plot, request.plot_series)
-    return Forecast(frame, ckpt, series)
+    return Forecast(frame, ckpt, series, entry)
+
+
+def record_forecast(request: PredictRequest, reporter: Reporter, ckpt, series, config, frame, levels):
+    """Append ``frame`` to the forecast record ``request.record``; with ``request.adapt``, first feed the
+    record's forecasts whose actuals ``series`` now holds to the adaptive state, and draw the bands at it.
+    Returns the frame as recorded and its index entry."""
+    from dataclasses import asdict
+
+    from .. import adaptive, record
+    from ..data import season_length
+
+    folder = record.folder_of(request.record)
+    training = ckpt.training
+    integer_time = ckpt.schema.integer_time
+    entry = {"checkpoint": str(request.checkpoint), "sha256": ckpt.stored.sha256,
+             "parent": training.init_from.sha256 if training is not None and training.init_from else None,
+             "model": ckpt.name, "data": series.source, "series": len(series.series), "targets": list(series.targets),
+             "horizon": int(frame["step"].max()), "levels": list(levels), "freq": ckpt.schema.freq,
+             "integer_time": integer_time, "season": season_length(series.freq),
+             "reading": record.reading_options(config),
+             "backtest": asdict(ckpt.backtest) if ckpt.backtest is not None else None,
+             "backtest_levels": list(ckpt.calibration.levels) if ckpt.calibration else [],
+             "adapt": request.adapt_rate if request.adapt else None}
+    origins = {s.id: s.times[-1] for s in series.series}
+    with record.writing(folder) as held:
+        reporter.notes(held.notes)
+        if request.adapt:
+            state = adaptive.load(folder)
+            fed = held.forecasts(adaptive.runs_to_feed(held, state, integer_time))
+            state = adaptive.update(state, fed, record.actual_values(series), levels, request.adapt_rate, integer_time)
+            frame = adaptive.apply(frame, state, levels)
+            adaptive.save(folder, state)
+        entry = record.append(held, frame, origins, entry)
+    return frame, entry
 
 
 @dataclass(frozen=True, kw_only=True)

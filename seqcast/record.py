@@ -1,0 +1,203 @@
+"""The forecast record: every forecast ``predict --record DIR`` writes, kept for ``seqcast monitor``.
+
+A record is a folder of plain files a user can read:
+
+    index.jsonl           one JSON line per recorded run: its number, the time it ran (UTC), the checkpoint
+                          (path, digest, and the digest it was warm-started from), the data, the targets,
+                          horizon, levels and frequency, the first and last forecast timestamp, how to read
+                          the actuals (the checkpoint's reading options), the fit's backtest, and the rate of
+                          adaptive intervals (predict --adapt; null: static)
+    forecasts/NNNNNN.csv  that run's forecast: predict's columns, with the run number first and each
+                          series' origin (its last observed timestamp) after the series
+    adapt.csv             adaptive conformal state, one row per series, target and level (predict --adapt)
+
+Append-only and crash-safe: a run's CSV is written whole (``files.atomic_write``) before its index line
+is appended and fsynced. A run killed before its line leaves a CSV no line names, which readers ignore
+and the next run of that number replaces; a line torn by a kill (no newline at its end) is dropped when
+read and cut away by the next writer; a line that is not JSON is skipped with a note. One writer at a
+time: the lock of index.jsonl (``files.output_lock``), which a writer waits for (each holds it for
+the milliseconds of an append), and which a killed writer never leaves stuck.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import pandas as pd
+
+from .errors import InputError, UsageError
+
+INDEX = "index.jsonl"
+FORECASTS = "forecasts"
+ENVIRONMENT = "SEQCAST_RECORD"  # predict records into this folder when --record is not given
+
+
+@dataclass(frozen=True)
+class Record:
+    """A record's runs as its index lists them (oldest first), with what reading them noted."""
+
+    folder: Path
+    runs: tuple[dict[str, Any], ...]
+    notes: tuple[str, ...] = ()
+
+    def forecasts(self, runs: list[dict[str, Any]]) -> pd.DataFrame:
+        """The recorded rows of ``runs`` (index entries), one frame, in run order."""
+        frames = []
+        for run in runs:
+            path = self.folder / run["file"]
+            try:
+                frames.append(pd.read_csv(path, keep_default_na=False, na_values=[""],
+                                          dtype={"series": str, "target": str, "model": str}))
+            except (OSError, ValueError) as exc:
+                raise InputError(f"{path}: run {run['run']} of the record cannot be read ({exc}); restore the "
+                                 f"file, or remove its line from {self.folder / INDEX}") from None
+        if not frames:
+            return pd.DataFrame()
+        return pd.concat(frames, ignore_index=True)
+
+
+def folder_of(path: str | Path) -> Path:
+    """The record folder ``path`` names, created when missing; UsageError when it is a file."""
+    folder = Path(path)
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--record {path}: is a file; give a folder for the forecast record")
+    try:
+        (folder / FORECASTS).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"--record {path}: cannot create the record folder ({exc.strerror})") from None
+    return folder
+
+
+def read(path: str | Path) -> Record:
+    """The runs a record's index lists; a torn last line is dropped, a damaged line skipped with a note."""
+    folder = Path(path)
+    index = folder / INDEX
+    if not folder.is_dir():
+        raise InputError(f"{path}: no such record folder; predict --record {path} creates it")
+    try:
+        text = index.read_bytes().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        raise InputError(f"{path}: holds no forecast record ({INDEX} is missing); predict --record {path} "
+                         "writes one") from None
+    lines = text.split("\n")
+    torn = lines.pop()  # the text after the last newline: empty, or a line a killed writer left half-written
+    runs, notes = [], []
+    if torn:
+        notes.append(f"{index}: its last line was cut off (a run killed while recording); it is ignored")
+    for number, line in enumerate(lines, start=1):
+        try:
+            entry = json.loads(line)
+            if not isinstance(entry, dict) or not isinstance(entry.get("run"), int) or "file" not in entry:
+                raise ValueError("not a run")
+        except ValueError:
+            notes.append(f"{index}: line {number} is not a recorded run; it is skipped")
+            continue
+        runs.append(entry)
+    return Record(folder, tuple(runs), tuple(notes))
+
+
+@contextlib.contextmanager
+def writing(folder: Path) -> Iterator[Record]:
+    """The record, held by this writer alone (waiting for another), its torn last line cut away."""
+    from .files import output_lock
+
+    index = folder / INDEX
+    with output_lock(index, wait=True):
+        _cut_torn_line(index)
+        yield read(folder) if index.exists() else Record(folder, ())
+
+
+def _cut_torn_line(index: Path) -> None:
+    with contextlib.suppress(FileNotFoundError), open(index, "r+b") as handle:
+        data = handle.read()
+        if data and not data.endswith(b"\n"):
+            handle.truncate(data.rfind(b"\n") + 1)
+            handle.flush()
+            os.fsync(handle.fileno())
+
+
+def append(record: Record, frame: pd.DataFrame, origins: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+    """Write ``frame`` (predict's forecast) as the record's next run, then its index line (``entry`` plus the
+    run number, file, time and rows). ``origins``: each series' last observed timestamp. Inside ``writing``."""
+    from .data import write_csv
+    from .files import atomic_write
+
+    number = max((r["run"] for r in record.runs), default=0) + 1
+    name = f"{FORECASTS}/{number:06d}.csv"
+    rows = frame.copy()
+    rows.insert(0, "run", number)
+    rows.insert(2, "origin", rows["series"].map(origins))
+    stamps = frame["timestamp"]
+    entry = {"run": number, "file": name, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+             **entry, "rows": len(frame), "first": _text(stamps.min()), "last": _text(stamps.max())}
+    atomic_write(record.folder / name, write_csv(rows))
+    line = (json.dumps(entry, ensure_ascii=False, default=_text) + "\n").encode("utf-8")
+    index = record.folder / INDEX
+    try:
+        with open(index, "ab") as handle:
+            handle.write(line)
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError as exc:
+        raise InputError(f"{index}: cannot append to the forecast record ({exc.strerror}); the forecast was "
+                         "not recorded") from None
+    return entry
+
+
+def _text(value: Any) -> Any:
+    """JSON for what the index holds besides plain values: timestamps as predict writes them."""
+    if isinstance(value, (np.integer,)):
+        return int(value)
+    if isinstance(value, (np.floating,)):
+        return float(value)
+    return str(value)
+
+
+def reading_options(config) -> dict[str, Any]:
+    """A data.DataConfig as the index stores it (how monitor reads the actuals)."""
+    return asdict(config)
+
+
+def reading_config(options: dict[str, Any]):
+    """The data.DataConfig an index entry stored."""
+    from .data import DataConfig
+
+    try:
+        return DataConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
+    except TypeError as exc:
+        raise InputError(f"the record's reading options are not this seqcast's ({exc}); record again") from None
+
+
+def time_keys(values: Any, integer_time: bool) -> np.ndarray:
+    """Timestamps (text as predict writes them, or an index of a series) as int64 keys that compare and join:
+    the integer step itself, or nanoseconds since the epoch in UTC (naive times taken as UTC)."""
+    if integer_time:
+        return np.asarray(values, dtype=np.int64)
+    if isinstance(values, pd.DatetimeIndex):
+        times = values
+    else:
+        times = pd.DatetimeIndex(pd.to_datetime(pd.Series(values, dtype=object), format="ISO8601", utc=True))
+    if times.tz is not None:
+        times = times.tz_convert("UTC").tz_localize(None)
+    return times.as_unit("ns").asi8
+
+
+def actual_values(series) -> pd.DataFrame:
+    """Every observed target value of ``series`` (a data.SeriesSet), one row per series, target and time:
+    series, target, key (``time_keys``), actual."""
+    if not series.series:
+        return pd.DataFrame({"series": [], "target": [], "key": np.array([], dtype=np.int64), "actual": []})
+    keys = np.concatenate([time_keys(s.times, series.integer_time) for s in series.series])
+    ids = np.repeat(np.array([s.id for s in series.series], dtype=object), [len(s.times) for s in series.series])
+    values = np.concatenate([s.values for s in series.series])  # (rows, C)
+    frames = [pd.DataFrame({"series": ids, "target": target, "key": keys, "actual": values[:, c]})
+              for c, target in enumerate(series.targets)]
+    frame = pd.concat(frames, ignore_index=True)
+    return frame[np.isfinite(frame["actual"].to_numpy())]
