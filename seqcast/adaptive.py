@@ -38,7 +38,7 @@ def load(folder: Path) -> pd.DataFrame:
     """The record's adaptive state (COLUMNS); empty before the first adapted run."""
     path = folder / STATE
     if not path.exists():
-        return pd.DataFrame({c: pd.Series(dtype=object if c in ("series", "target", "through") else float)
+        return pd.DataFrame({c: pd.Series(dtype=str if c in ("series", "target", "through") else float)
                              for c in COLUMNS})
     try:
         state = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype={"series": str, "target": str,
@@ -76,8 +76,8 @@ def update(state: pd.DataFrame, recorded: pd.DataFrame, actuals: pd.DataFrame, l
         return state
     rows = recorded.assign(key=time_keys(recorded["timestamp"], integer_time))
     rows = rows.merge(actuals, on=["series", "target", "key"], how="inner")
-    known = state.assign(through_key=time_keys(state["through"].astype(str), integer_time)) if not state.empty \
-        else state.assign(through_key=pd.Series(dtype=np.int64))
+    known = state.assign(through_key=time_keys(state["through"].astype(str), integer_time) if not state.empty
+                         else np.array([], dtype=np.int64))
     updated = []
     for level in levels:
         lo, hi = f"lo_{label(level)}", f"hi_{label(level)}"
@@ -102,6 +102,8 @@ def update(state: pd.DataFrame, recorded: pd.DataFrame, actuals: pd.DataFrame, l
     if not updated:
         return state
     new = pd.concat(updated, ignore_index=True)
+    if state.empty:
+        return new[COLUMNS].sort_values(["series", "target", "level"], ignore_index=True)
     kept = state.merge(new[["series", "target", "level"]], how="left", indicator=True)
     kept = kept[kept["_merge"] == "left_only"].drop(columns="_merge")
     return pd.concat([kept, new], ignore_index=True)[COLUMNS].sort_values(["series", "target", "level"],

@@ -1,0 +1,305 @@
+"""The forecast record (predict --record), seqcast monitor, and adaptive intervals (predict --adapt), through
+the CLI on a two-series hourly panel that is replayed run by run, and the record's crash safety through
+real SIGKILLs."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import subprocess_env
+
+from seqcast import adaptive, checkpoint, record
+from seqcast.monitor import binomial_band
+
+HORIZON = 6
+FIT = ["--model", "nlinear", "--lookback", "24", "--horizon", str(HORIZON), "--id-col", "unique_id",
+       "--level", "80,95", "--max-steps", "60", "--seed", "0", "--loss", "mse", "--window-norm", "last",
+       "--transform", "none"]
+
+
+def panel(n: int = 400, shift_from: int | None = None, shift: float = 0.0, ids=("north", "south")) -> pd.DataFrame:
+    """Hourly series: a daily sine and noise at their own level; from row ``shift_from`` on, raised by ``shift``."""
+    rng = np.random.default_rng(3)
+    times = pd.date_range("2024-01-01", periods=n, freq="h")
+    parts = []
+    for k, sid in enumerate(ids):
+        values = 10 * (k + 1) + np.sin(np.arange(n) * 2 * np.pi / 24) + rng.normal(scale=0.2, size=n)
+        if shift_from is not None:
+            values[shift_from:] += shift
+        parts.append(pd.DataFrame({"unique_id": sid, "ds": times.strftime("%Y-%m-%d %H:%M:%S"), "y": values}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def cut(frame: pd.DataFrame, rows: int, path: Path) -> Path:
+    """The first ``rows`` rows of every series of ``frame``, written to ``path``."""
+    frame.groupby("unique_id", sort=False).head(rows).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def fitted(tmp_path_factory, ) -> tuple[Path, pd.DataFrame]:
+    """A checkpoint fit on the first 300 rows of each series (with intervals), and the whole panel."""
+    from conftest import cli_invoke
+
+    folder = tmp_path_factory.mktemp("monitor")
+    frame = panel()
+    code, _, err = cli_invoke("fit", cut(frame, 300, folder / "fit.csv"), *FIT, "--output", folder / "m.ckpt")
+    assert code == 0, err
+    return folder / "m.ckpt", frame
+
+
+def replay(invoke, ckpt: Path, frame: pd.DataFrame, folder: Path, starts: range, *extra) -> Path:
+    """predict --record once per start (the history's rows per series), as a nightly job would."""
+    rec = folder / "record"
+    for rows in starts:
+        code, _, err = invoke("predict", ckpt, cut(frame, rows, folder / "now.csv"), "--record", rec,
+                              "--output", folder / "forecast.csv", *extra)
+        assert code == 0, err
+    return rec
+
+
+# --- what fit records ------------------------------------------------------------------------------------
+
+def test_fit_scores_its_validation_windows_and_info_and_json_show_it(fitted, invoke):
+    ckpt, _ = fitted
+    loaded = checkpoint.load(ckpt)
+    backtest = loaded.backtest
+    assert backtest is not None and backtest.windows >= 2 and backtest.season == 24
+    assert 0 < backtest.mase < 5 and 0 < backtest.smape < 20 and -1 <= backtest.bias <= 1
+    assert len(backtest.coverage) == 2 and all(0 <= c <= 1 for c in backtest.coverage)
+    assert set(backtest.series_mase) == {"north", "south"}
+    code, out, err = invoke("info", ckpt)
+    assert code == 0 and f"backtest    MASE {backtest.mase:.4g}" in out and "coverage 80 %" in out, err
+
+
+# --- the record --------------------------------------------------------------------------------------------
+
+def test_predict_record_appends_each_run_with_its_checkpoint_and_origin(fitted, invoke, tmp_path):
+    ckpt, frame = fitted
+    rec = replay(invoke, ckpt, frame, tmp_path, range(300, 312, 6))
+    runs = record.read(rec).runs
+    assert [r["run"] for r in runs] == [1, 2] and runs[0]["sha256"] == checkpoint.load(ckpt).stored.sha256
+    assert runs[0]["levels"] == [80.0, 95.0] and runs[0]["reading"]["id_col"] == "unique_id"
+    assert runs[0]["backtest"]["mase"] == checkpoint.load(ckpt).backtest.mase
+    rows = pd.read_csv(rec / runs[1]["file"])
+    written = pd.read_csv(tmp_path / "forecast.csv")
+    assert list(rows.columns[:3]) == ["run", "series", "origin"] and (rows["run"] == 2).all()
+    assert set(rows["origin"]) == {"2024-01-13 17:00:00"}  # row 306 of each series, the last observed
+    pd.testing.assert_frame_equal(rows.drop(columns=["run", "origin"]), written)
+
+
+def test_the_environment_variable_names_the_record_and_adapt_needs_one(fitted, invoke, tmp_path):
+    ckpt, frame = fitted
+    data = cut(frame, 300, tmp_path / "now.csv")
+    code, _, err = invoke("predict", ckpt, data, "-o", tmp_path / "f.csv", env={"SEQCAST_RECORD": str(tmp_path / "r")})
+    assert code == 0 and len(record.read(tmp_path / "r").runs) == 1, err
+    code, out, err = invoke("predict", ckpt, data, "--adapt")
+    assert code == 2 and out == "" and "--adapt" in err and "--record" in err and "SEQCAST_RECORD" in err
+
+
+def test_adapt_needs_intervals(invoke, tmp_path):
+    data = cut(panel(), 300, tmp_path / "d.csv")
+    code, _, err = invoke("fit", data, *[a for a in FIT if a not in ("--level", "80,95")], "--output", tmp_path / "p.ckpt")
+    assert code == 0, err
+    code, _, err = invoke("predict", tmp_path / "p.ckpt", data, "--record", tmp_path / "r", "--adapt")
+    assert code == 2 and "has no intervals to adapt" in err and "--level" in err
+
+
+def test_a_torn_last_line_and_an_orphan_file_are_ignored_then_repaired(fitted, invoke, tmp_path):
+    """What a kill between the CSV and its line, or inside the line, leaves: readable, and the next run
+    writes over both."""
+    ckpt, frame = fitted
+    rec = replay(invoke, ckpt, frame, tmp_path, range(300, 306, 6))
+    with open(rec / "index.jsonl", "ab") as handle:
+        handle.write(b'{"run": 2, "file": "forecasts/0000')  # torn
+    (rec / "forecasts" / "000002.csv").write_text("run,series\n2,half")  # orphan
+    held = record.read(rec)
+    assert [r["run"] for r in held.runs] == [1] and "cut off" in held.notes[0]
+    code, out, err = invoke("monitor", rec, cut(frame, 306, tmp_path / "now.csv"))
+    assert code == 0 and "cut off" in err, err
+    replay(invoke, ckpt, frame, tmp_path, range(306, 312, 6))
+    text = (rec / "index.jsonl").read_text()
+    assert text.endswith("\n") and [json.loads(line)["run"] for line in text.splitlines()] == [1, 2]
+    assert len(pd.read_csv(rec / "forecasts" / "000002.csv")) == 2 * HORIZON * 1
+
+
+APPENDER = """
+import sys, pandas as pd
+from pathlib import Path
+from seqcast import record
+folder = record.folder_of(sys.argv[1])
+frame = pd.DataFrame({"series": ["a"] * 500, "timestamp": range(500), "step": range(1, 501), "model": "naive",
+                      "target": "y", "forecast": [float(i) for i in range(500)]})
+print("ready", flush=True)
+while True:
+    with record.writing(folder) as held:
+        record.append(held, frame, {"a": -1}, {"sha256": "0" * 64, "integer_time": True, "note": "x" * 20000})
+"""
+
+
+def test_sigkill_while_recording_leaves_a_readable_record(tmp_path):
+    """CLI-CONTRACT item 20 for the record: a writer SIGKILLed at any moment leaves every listed run whole;
+    the next writer goes on from it."""
+    for attempt, delay in enumerate((0.3, 0.55, 0.8)):
+        folder = tmp_path / f"r{attempt}"
+        proc = subprocess.Popen([sys.executable, "-c", APPENDER, str(folder)], stdout=subprocess.PIPE,
+                                env=subprocess_env())
+        assert proc.stdout.readline().strip() == b"ready"
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        held = record.read(folder)
+        assert held.runs, "some runs were recorded before the kill"
+        for run in held.runs:
+            assert len(pd.read_csv(folder / run["file"])) == 500
+        with record.writing(folder) as again:  # the lock the killed writer held is free, the torn line cut
+            record.append(again, pd.read_csv(folder / held.runs[0]["file"]).drop(columns=["run", "origin"]),
+                          {"a": -1}, {"sha256": "0" * 64, "integer_time": True})
+        assert [r["run"] for r in record.read(folder).runs][-1] == held.runs[-1]["run"] + 1
+        assert (folder / "index.jsonl").read_bytes().endswith(b"\n")
+
+
+# --- monitor ---------------------------------------------------------------------------------------------
+
+def test_monitor_before_any_actual_is_due_is_healthy(fitted, invoke, tmp_path):
+    ckpt, frame = fitted
+    rec = replay(invoke, ckpt, frame, tmp_path, range(300, 301))
+    code, out, err = invoke("monitor", rec, tmp_path / "now.csv")
+    assert code == 0 and "scored    nothing yet" in out and "drift     none found" in out, err
+
+
+def test_monitor_on_data_like_the_training_is_healthy_and_reports_every_series(fitted, invoke, tmp_path):
+    ckpt, frame = fitted
+    rec = replay(invoke, ckpt, frame, tmp_path, range(300, 390, 6))
+    code, out, err = invoke("monitor", rec, cut(frame, 390, tmp_path / "all.csv"), "--json")
+    assert code == 0, (out, err)
+    report = json.loads(out)
+    assert report["healthy"] and report["drift"] == [] and report["window"] == list(range(1, 16))
+    overall = report["overall"]
+    assert overall["forecasts"] == 2 * 15 and overall["points"] == 2 * 15 * HORIZON
+    assert 0.6 <= overall["coverage_80"] <= 1 and overall["error_ratio"] < 1.5
+    assert [row["series"] for row in report["series"]] == ["north", "south"]
+    code, out, _ = invoke("monitor", rec, tmp_path / "all.csv")
+    assert code == 0 and "overall" in out and "north" in out and "drift     none found" in out
+
+
+def test_a_level_shift_is_drift_exit_3_naming_the_series(fitted, invoke, tmp_path):
+    ckpt, _ = fitted
+    shifted = panel(shift_from=330, shift=6.0)
+    rec = replay(invoke, ckpt, shifted, tmp_path, range(300, 390, 6))
+    code, out, err = invoke("monitor", rec, cut(shifted, 390, tmp_path / "all.csv"))
+    assert code == 3, (out, err)
+    assert "drift: " in err and "(exit 3)" in err
+    drift = [line for line in out.splitlines() if line.startswith("drift")]
+    assert any(line.startswith("drift     series 'north': error: MASE") for line in drift), drift
+    assert any(line.startswith("drift     series 'south': coverage 95 %") for line in drift), drift
+    assert any(line.startswith("drift     overall: error") for line in drift), drift
+    code, out, err = invoke("-q", "monitor", rec, tmp_path / "all.csv", "--json")
+    assert code == 3 and err == "" and json.loads(out)["healthy"] is False
+
+
+def test_a_series_whose_actuals_stop_is_stale(fitted, invoke, tmp_path):
+    ckpt, frame = fitted
+    rec = replay(invoke, ckpt, frame, tmp_path, range(300, 312, 6))
+    actuals = frame.groupby("unique_id", sort=False).head(318)
+    actuals = actuals[~((actuals["unique_id"] == "south") & (actuals["ds"] > "2024-01-13 11:00:00"))]
+    actuals.to_csv(tmp_path / "late.csv", index=False)
+    code, out, _ = invoke("monitor", rec, tmp_path / "late.csv", "--json")
+    assert code == 3
+    drift = json.loads(out)["drift"]
+    assert any(line.startswith("series 'south': stale: 12 forecast timestamps due up to 2024-01-14 05:00:00")
+               and "its actuals end at 2024-01-13 11:00:00" in line for line in drift), drift
+
+
+def test_a_fresh_fit_starts_a_new_window_and_a_warm_start_keeps_it(fitted, invoke, tmp_path):
+    ckpt, frame = fitted
+    rec = replay(invoke, ckpt, frame, tmp_path, range(300, 318, 6))
+    warm = tmp_path / "warm.ckpt"
+    code, _, err = invoke("fit", cut(frame, 318, tmp_path / "fit2.csv"), "--init-from", ckpt, "--max-steps", "20",
+                          "--output", warm)
+    assert code == 0, err
+    replay(invoke, warm, frame, tmp_path, range(318, 324, 6))
+    code, out, _ = invoke("monitor", rec, cut(frame, 330, tmp_path / "all.csv"), "--json")
+    assert json.loads(out)["window"] == [1, 2, 3, 4] and json.loads(out)["model_runs"] == 4
+    fresh = tmp_path / "fresh.ckpt"
+    code, _, err = invoke("fit", tmp_path / "fit2.csv", *FIT, "--seed", "1", "--output", fresh)
+    assert code == 0, err
+    replay(invoke, fresh, frame, tmp_path, range(324, 330, 6))
+    code, out, _ = invoke("monitor", rec, tmp_path / "all.csv", "--json")
+    report = json.loads(out)
+    assert report["model_runs"] == 1 and report["window"] == [5] and report["overall"]["forecasts"] == 2
+
+
+def test_monitor_plot_draws_error_and_coverage(fitted, invoke, tmp_path):
+    pytest.importorskip("matplotlib", reason="--plot needs seqcast[plot]")
+    ckpt, frame = fitted
+    rec = replay(invoke, ckpt, frame, tmp_path, range(300, 330, 6))
+    code, _, err = invoke("monitor", rec, cut(frame, 330, tmp_path / "all.csv"), "--plot", tmp_path / "m.png")
+    assert code == 0 and (tmp_path / "m.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", err
+
+
+def test_monitor_bad_input_is_exit_2(fitted, invoke, tmp_path):
+    code, _, err = invoke("monitor", tmp_path / "none", tmp_path / "x.csv")
+    assert code == 2 and "no such record folder" in err
+    (tmp_path / "empty").mkdir()
+    code, _, err = invoke("monitor", tmp_path / "empty", tmp_path / "x.csv")
+    assert code == 2 and "holds no forecast record" in err
+    ckpt, frame = fitted
+    rec = replay(invoke, ckpt, frame, tmp_path, range(300, 301))
+    code, _, err = invoke("monitor", rec, tmp_path / "now.csv", "--alpha", "2")
+    assert code == 2 and "--alpha 2" in err
+    code, _, err = invoke("monitor", rec, tmp_path / "now.csv", "--plot", tmp_path / "now.csv")
+    assert code == 2 and "is the input" in err
+
+
+# --- the pieces ------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("n,p,alpha", [(1, 0.8, 0.01), (4, 0.8, 0.01), (20, 0.95, 0.05), (50, 0.8, 0.001)])
+def test_the_binomial_band_is_the_exact_two_sided_region(n, p, alpha):
+    pmf = [math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(n + 1)]
+    low = min(k for k in range(n + 1) if sum(pmf[: k + 1]) > alpha / 2)
+    high = max(k for k in range(n + 1) if sum(pmf[k:]) > alpha / 2)
+    assert binomial_band(n, p, alpha) == pytest.approx((low / n, high / n))
+
+
+def test_aci_moves_each_rate_by_gamma_times_nominal_less_misses_and_widens_below_nominal():
+    recorded = pd.DataFrame({"series": ["a"] * 10, "target": "y", "timestamp": list(range(10)), "forecast": 0.0,
+                             "lo_80": -1.0, "hi_80": 1.0})
+    actuals = pd.DataFrame({"series": "a", "target": "y", "key": np.arange(10), "actual": [5.0] * 4 + [0.0] * 6})
+    state = adaptive.update(adaptive.load(Path("/nonexistent")), recorded, actuals, (80.0,), 0.01, integer_time=True)
+    row = state.iloc[0]
+    assert row["alpha"] == pytest.approx(0.2 + 0.01 * (10 * 0.2 - 4)) and row["points"] == 10 and row["misses"] == 4
+    assert row["through"] == "9"
+    again = adaptive.update(state, recorded, actuals, (80.0,), 0.01, integer_time=True)
+    assert again["alpha"].iloc[0] == row["alpha"]  # nothing new to feed
+    frame = pd.DataFrame({"series": ["a"], "target": ["y"], "forecast": [10.0], "lo_80": [8.0], "hi_80": [13.0]})
+    wider = adaptive.apply(frame, state, (80.0,))
+    assert wider["lo_80"].iloc[0] < 8.0 and wider["hi_80"].iloc[0] > 13.0
+    assert wider["level_80"].iloc[0] == pytest.approx(100 * (1 - row["alpha"]))
+    assert (10 - wider["lo_80"].iloc[0]) / 2 == pytest.approx((wider["hi_80"].iloc[0] - 10) / 3)  # shape kept
+
+
+def test_adapt_widens_bands_after_misses_and_records_the_levels_drawn(fitted, invoke, tmp_path):
+    ckpt, _ = fitted
+    shifted = panel(shift_from=306, shift=6.0)
+    rec = replay(invoke, ckpt, shifted, tmp_path, range(300, 342, 6), "--adapt", "--adapt-rate", "0.05")
+    state = pd.read_csv(rec / "adapt.csv")
+    assert set(state["level"]) == {80.0, 95.0} and (state["misses"] > 0).all()
+    last = pd.read_csv(tmp_path / "forecast.csv")
+    assert {"level_80", "level_95"} <= set(last.columns) and (last["level_80"] > 80).any()
+    assert (last["lo_95"] <= last["lo_80"]).all() and (last["hi_80"] <= last["hi_95"]).all()
+    static = tmp_path / "static"
+    static.mkdir()
+    replay(invoke, ckpt, shifted, static, range(336, 342, 6))
+    plain = pd.read_csv(static / "forecast.csv")
+    assert ((last["hi_80"] - last["lo_80"]) >= (plain["hi_80"] - plain["lo_80"]) - 1e-9).all()
