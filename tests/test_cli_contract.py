@@ -750,9 +750,11 @@ def _readme_cron_lines() -> list[str]:
 def test_item24_the_readme_cron_lines_run_verbatim_with_the_warm_start_in_place(tmp_path):
     """The README's cron lines, run as cron runs them (`env -i`, no LANG, /bin/sh through bash), in a folder
     standing for /srv/forecast: Sunday's fit, the nightly warm start that writes its checkpoint back in
-    place (also through a link), and the nightly forecast. Each exits 0 and writes nothing to the log."""
+    place (also through a link), the nightly forecast into the record, and the monitor, which refits
+    when the forecasts drifted. Each exits 0 and writes nothing to the log."""
     lines = _readme_cron_lines()
-    assert len(lines) == 3 and "--init-from models/load.ckpt --output models/load.ckpt" in lines[1]
+    assert len(lines) == 4 and "--init-from models/load.ckpt --output models/load.ckpt" in lines[1]
+    assert "--record records/load" in lines[2] and "monitor records/load" in lines[3] and "test $? -ne 3" in lines[3]
     for folder in ("data", "models", "out", "logs", "home"):
         (tmp_path / folder).mkdir()
     (tmp_path / "data" / "load.csv").write_text(hourly_text(500), encoding="utf-8")
@@ -780,6 +782,19 @@ def test_item24_the_readme_cron_lines_run_verbatim_with_the_warm_start_in_place(
     run(lines[2])
     forecasts = list((tmp_path / "out").glob("load-*.csv"))
     assert len(forecasts) == 1 and len(pd.read_csv(forecasts[0])) == 24
+    assert "level_95" in pd.read_csv(forecasts[0]).columns  # --adapt: the coverage each band was drawn at
+    before = ckpt_module.load(ckpt).stored.sha256
+    run(lines[3])  # nothing due yet: healthy, no refit
+    report = json.loads(next((tmp_path / "out").glob("monitor-*.json")).read_text())
+    assert report["healthy"] and ckpt_module.load(ckpt).stored.sha256 == before
+    shifted = hourly_text(524).splitlines()  # the next day arrives, ten units above everything before
+    rows = [f"{line.split(',')[0]},{float(line.split(',')[1]) + 10:.6f}" for line in shifted[501:]]
+    (tmp_path / "data" / "load.csv").write_text("\n".join(shifted[:501] + rows) + "\n", encoding="utf-8")
+    run(lines[3])  # monitor exits 3: the line refits from scratch
+    report = json.loads(next((tmp_path / "out").glob("monitor-*.json")).read_text())
+    assert not report["healthy"] and any("overall: error" in line for line in report["drift"]), report["drift"]
+    refit = ckpt_module.load(ckpt)
+    assert refit.stored.sha256 != before and refit.training.init_from is None
 
 
 def test_item25_sigint_during_fit_exits_130_and_leaves_nothing(background, hourly_csv, tmp_path):
