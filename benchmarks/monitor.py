@@ -29,6 +29,7 @@ commands make, except the timed part, which runs the command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -93,41 +94,42 @@ def _coverage(record: Path, actuals: pd.DataFrame, first_origin: pd.Timestamp | 
 
 
 def ett_part(work: Path) -> dict:
-    frame = pd.read_csv(ETT)[["date", "OT"]]
     results = {}
-    fit_csv = work / "ett_fit.csv"
-    frame.iloc[: TRAIN + VAL].to_csv(fit_csv, index=False)
-    ckpt = work / "ett.ckpt"
-    started = time.perf_counter()
-    _cli("fit", str(fit_csv), *MODEL, "--level", "80,95", "--split", f"{TRAIN},{VAL}", "--seed", "0",
-         "--output", str(ckpt), "--force", "-q")
-    results["fit_seconds"] = time.perf_counter() - started
-    std = float(frame["OT"].iloc[:TRAIN].std())
-    days = TEST // 24
-    for name in ("real", "shifted"):
-        data = frame.copy()
-        if name == "shifted":
-            data.loc[TRAIN + VAL + 24 * SHIFT_DAY:, "OT"] += SHIFT_STD * std
-        static, adapted = work / f"ett_{name}_static", work / f"ett_{name}_adapt"
-        flags = []
-        for day in range(days):
-            history = work / f"ett_{name}_now.csv"
-            data.iloc[: TRAIN + VAL + 24 * day].to_csv(history, index=False)
-            _predict(ckpt, history, static, adapt=False)
-            _predict(ckpt, history, adapted, adapt=True)
-            report = _monitor(static, history)
-            flags.append(report["drift"])
-        actuals = data.assign(timestamp=pd.to_datetime(data["date"]), actual=data["OT"])[["timestamp", "actual"]]
-        start = SHIFT_DAY if name == "shifted" else 0
-        origin = pd.Timestamp(data["date"].iloc[TRAIN + VAL + 24 * start - 1])
-        flagged = [d for d, found in enumerate(flags) if found]
-        first_after = next((d for d in flagged if d >= start), None)
-        results[name] = {
-            "nights": days, "nights_flagged": len(flagged), "first_flag_night": flagged[0] if flagged else None,
-            "first_flag_after_shift": None if first_after is None else first_after - start,
-            "first_flag_lines": flags[first_after][:3] if first_after is not None else [],
-            "static": _coverage(static, actuals, origin), "adapted": _coverage(adapted, actuals, origin)}
-        print(f"ett {name}: {json.dumps(results[name])}", flush=True)
+    for dataset, names in (("ETTh2", ("real", "shifted")), ("ETTh1", ("real",))):
+        frame = pd.read_csv(ETT.with_name(f"{dataset}.csv"))[["date", "OT"]]
+        fit_csv = work / "ett_fit.csv"
+        frame.iloc[: TRAIN + VAL].to_csv(fit_csv, index=False)
+        ckpt = work / f"{dataset}.ckpt"
+        started = time.perf_counter()
+        _cli("fit", str(fit_csv), *MODEL, "--level", "80,95", "--split", f"{TRAIN},{VAL}", "--seed", "0",
+             "--output", str(ckpt), "--force", "-q")
+        results[f"{dataset}_fit_seconds"] = time.perf_counter() - started
+        std = float(frame["OT"].iloc[:TRAIN].std())
+        days = TEST // 24
+        for name in names:
+            data = frame.copy()
+            if name == "shifted":
+                data.loc[TRAIN + VAL + 24 * SHIFT_DAY:, "OT"] += SHIFT_STD * std
+            static, adapted = work / f"{dataset}_{name}_static", work / f"{dataset}_{name}_adapt"
+            flags = []
+            for day in range(days):
+                history = work / f"ett_{name}_now.csv"
+                data.iloc[: TRAIN + VAL + 24 * day].to_csv(history, index=False)
+                _predict(ckpt, history, static, adapt=False)
+                _predict(ckpt, history, adapted, adapt=True)
+                flags.append(_monitor(static, history)["drift"])
+            actuals = data.assign(timestamp=pd.to_datetime(data["date"]), actual=data["OT"])[["timestamp", "actual"]]
+            start = SHIFT_DAY if name == "shifted" else 0
+            origin = pd.Timestamp(data["date"].iloc[TRAIN + VAL + 24 * start - 1])
+            flagged = [d for d, found in enumerate(flags) if found]
+            first_after = next((d for d in flagged if d >= start), None)
+            key = f"{dataset} {name}"
+            results[key] = {
+                "nights": days, "nights_flagged": len(flagged), "first_flag_night": flagged[0] if flagged else None,
+                "first_flag_after_shift": None if first_after is None or name != "shifted" else first_after - start,
+                "first_flag_lines": flags[first_after][:3] if first_after is not None else [],
+                "static": _coverage(static, actuals, origin), "adapted": _coverage(adapted, actuals, origin)}
+            print(f"ett {key}: {json.dumps(results[key])}", flush=True)
     results["needed_nights"] = {level: needed_forecasts(level) for level in (80, 95)}
     return results
 
@@ -180,7 +182,12 @@ def m4_part(work: Path) -> dict:
             for line in check["drift"]:
                 sid = line.split("'")[1] if line.startswith("series") else "overall"
                 first.setdefault(sid, check["week"])
-        entry = {"checks": len(checks), "checks_flagged": len(flagged_checks),
+        kinds = {}
+        for check in checks:
+            for line in check["drift"]:
+                kind = line.split(": ")[1].split(" ")[0]  # coverage, error or stale
+                kinds[kind] = kinds.get(kind, 0) + 1
+        entry = {"checks": len(checks), "checks_flagged": len(flagged_checks), "findings_by_kind": kinds,
                  "false_alarm_rate": None if name == "shifted" else len(flagged_checks) / len(checks),
                  "series_flagged": sorted(s for s in first if s != "overall"), "overall_flagged": "overall" in first}
         if name == "shifted":
@@ -251,11 +258,12 @@ def write_markdown(results: dict, path: Path) -> None:
     lines = ["# seqcast monitor and predict --adapt (benchmarks/monitor.py)", ""]
     if "ett" in results:
         ett = results["ett"]
-        lines += ["## ETTh2 nightly replay (nlinear, H=24, fit on the protocol's training and validation months)", "",
-                  "| replay | nights | nights flagged | first flag (nights after the shift) | static 80 / 95 | adapted 80 / 95 |",
+        lines += ["## ETT nightly replays (nlinear, H=24, fit on the protocol's training and validation months)", "",
+                  "| replay | nights | nights flagged | first flag after the shift | static 80 / 95 | adapted 80 / 95 |",
                   "|---|---|---|---|---|---|"]
-        for name in ("real", "shifted"):
-            r = ett[name]
+        for name, r in ett.items():
+            if not isinstance(r, dict) or "nights" not in r:
+                continue
             lines.append(f"| {name} | {r['nights']} | {r['nights_flagged']} | {r['first_flag_after_shift']} | "
                          f"{r['static']['coverage_80']:.3f} / {r['static']['coverage_95']:.3f} | "
                          f"{r['adapted']['coverage_80']:.3f} / {r['adapted']['coverage_95']:.3f} |")
@@ -280,11 +288,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--parts", default="ett,m4,speed")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "monitor"))
+    parser.add_argument("--keep", help="Work in this folder and keep the records (default: a temporary one).")
     args = parser.parse_args()
     torch_threads = os.environ.setdefault("OMP_NUM_THREADS", "1")
     results = {"threads": torch_threads}
     parts = {"ett": ett_part, "m4": m4_part, "speed": speed_part}
-    with tempfile.TemporaryDirectory() as folder:
+    with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory()) as folder:
+        Path(folder).mkdir(parents=True, exist_ok=True)
         for name in args.parts.split(","):
             started = time.perf_counter()
             results[name] = parts[name](Path(folder))

@@ -12,14 +12,18 @@ the actual fell inside the band issued.
 Drift, each found thing a line of the report:
   * coverage: a level's coverage outside the two-sided binomial band of probability ``1 - alpha``
     around the nominal level. The points of one forecast share its errors, so a forecast counts as one
-    trial (its share of points covered); per series the trials are its forecasts, at ``alpha`` divided by
-    the number of series tested (Bonferroni: a panel of hundreds raises no alarm by chance), and overall
-    the runs, each run's share of all its points covered;
-  * error: MASE over the window above the fit's own validation MASE (the checkpoint's backtest) times
-    ``1 + margin``: overall, and per series against the series' own backtest where it has one, among
-    series with at least ``MIN_FORECASTS`` forecasts scored;
-  * stale: a series whose actuals stopped: at least ``stale_steps`` of its forecast timestamps are due
-    (the file's newest actual is later) but the series' own actuals end before them.
+    trial (its share of points covered). Overall, the trials are the window's runs, each run's share of
+    all its points covered. Per series, its latest ``RECENT`` forecasts, at ``alpha`` divided by the
+    number of series tested (Bonferroni: a panel of hundreds raises no alarm by chance), and only where
+    the series' forecasts before them were inside the band: a drift is a change, and a series whose
+    intervals never suited it (the calibration is pooled over the panel) is not one;
+  * error: MASE above a reference times ``1 + margin``: overall, the window's against the fit's own
+    validation MASE (the checkpoint's backtest); per series, its latest ``RECENT`` forecasts' (at least
+    ``MIN_FORECASTS``) against its forecasts before them, or, before it has ``RECENT`` of those, its
+    backtest MASE shrunk toward the panel's (a series has only a window or two of validation);
+  * stale: a series whose actuals stopped: the latest runs forecast it from the same last actual although
+    they ran at least ``stale_steps`` steps of its frequency apart by the clock (for integer time: that
+    many runs after the first), so its data did not advance while predict kept running.
 """
 
 from __future__ import annotations
@@ -36,6 +40,8 @@ from .intervals import label
 from .record import Record, actual_values, time_keys
 
 MIN_FORECASTS = 3  # a series' error is judged on at least this many forecasts
+RECENT = 4  # a series is judged on its latest forecasts, against those before them
+SHRINK = 4  # validation windows' weight of the panel's backtest MASE in a series' own (when it has few)
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,7 @@ class MonitorConfig:
     window: int = 30  # runs with points due, newest first; 0 = every run of the current model
     margin: float = 0.5  # error drift: MASE above the backtest's times (1 + margin)
     alpha: float = 0.01  # coverage drift: outside the binomial band of probability 1 - alpha
-    stale_steps: int = 1  # a series is stale when this many of its due timestamps have no actual
+    stale_steps: int = 1  # stale: runs this many steps of the frequency apart forecast from one last actual
 
     def __post_init__(self) -> None:
         if self.window < 0:
@@ -148,14 +154,13 @@ def monitor(record: Record, actuals: Any, config: MonitorConfig = MonitorConfig(
         "checkpoint": {k: latest[k] for k in ("checkpoint", "sha256", "model")}, "levels": levels,
         "integer_time": integer_time, "actuals": actuals.source, "newest_actual": None if newest is None else _text(newest, integer_time),
         "backtest": latest.get("backtest"), "overall": None, "series": [], "timeline": [], "drift": []}
+    report["drift"] += _stale(record, family, config, integer_time, latest["freq"])
     if not window:
         return report
     rows = record.forecasts(window)
     rows = rows[[c for c in rows.columns if not c.startswith("level_")]]
     rows = rows.assign(key=time_keys(rows["timestamp"], integer_time), origin_key=time_keys(rows["origin"], integer_time))
     rows = rows.merge(known, on=["series", "target", "key"], how="left")
-    last_actual = known.groupby("series")["key"].max()
-    report["drift"] += _stale(rows, last_actual, newest, config, integer_time)
     scored = rows[rows["actual"].notna()]
     if scored.empty:
         return report
@@ -183,29 +188,59 @@ def _text(key: int, integer_time: bool) -> str:
 
 
 def _per_series(points: pd.DataFrame, levels: list[float], backtest: dict | None, config: MonitorConfig) -> list[dict]:
-    """Each series (and target): its scores, its backtest MASE, and what drifted."""
-    groups = points.groupby(["series", "target"], sort=True)
-    tested = groups.ngroups
+    """Each series (and target): its scores over the window and over its latest ``RECENT`` forecasts, the
+    error those are held to, and what drifted (a change: see the module's docstring)."""
+    keys = [f"inside_{label(level)}" for level in levels]
+    points = points.assign(signed=points["error"])
+    units = points.groupby(["series", "target", "run"], sort=True).agg(
+        scaled=("scaled", "sum"), count=("scaled", "size"), **{k: (k, "mean") for k in keys}).reset_index()
+    totals = points.groupby(["series", "target"], sort=True).agg(
+        points=("scaled", "size"), mase=("scaled", "mean"), smape=("smape", "mean"), error=("signed", "sum"),
+        absolute=("absolute", "sum"), **{f"coverage_{k[7:]}": (k, "mean") for k in keys})
+    tested = len(totals)
+    per_series_windows = backtest["windows"] / max(len(backtest["series_mase"]), 1) if backtest else 0
     table = []
-    for (sid, target), group in groups:
-        forecasts = group.groupby("run").ngroups
-        row = {"series": sid, "target": target, "forecasts": forecasts, **_summary(group, levels), "flags": []}
-        if backtest is not None:
-            reference = backtest["series_mase"].get(sid, backtest["mase"])
-            row["backtest_mase"], row["error_ratio"] = reference, row["mase"] / reference if reference > 0 else None
-            if forecasts >= MIN_FORECASTS and row["error_ratio"] is not None and row["error_ratio"] > 1 + config.margin:
-                row["flags"].append(f"error: MASE {row['mase']:.3g} over {forecasts} forecasts, {row['error_ratio']:.2f} "
-                                    f"times its backtest's {reference:.3g} (more than 1 + --margin {config.margin:g})")
-        for level in levels:
-            key = label(level)
-            share = group.groupby("run")[f"inside_{key}"].mean()  # each forecast: one trial
-            low, high = binomial_band(len(share), level / 100, config.alpha / tested)
-            row[f"band_{key}"] = [low, high]
-            if not low <= row[f"coverage_{key}"] <= high:
-                row["flags"].append(f"coverage {key} %: {row[f'coverage_{key}']:.3f} over {len(share)} forecasts, "
+    for (sid, target), at in units.groupby(["series", "target"], sort=True).indices.items():
+        total = totals.loc[(sid, target)]
+        forecasts = len(at)
+        row = {"series": sid, "target": target, "forecasts": forecasts, "points": int(total["points"]),
+               "mase": float(total["mase"]), "smape": float(total["smape"]),
+               "bias": float(total["error"] / total["absolute"]) if total["absolute"] > 0 else 0.0,
+               **{f"coverage_{k[7:]}": float(total[f"coverage_{k[7:]}"]) for k in keys}, "flags": []}
+        recent, earlier = at[-RECENT:], at[:-RECENT]
+        scaled, count = units["scaled"].to_numpy(), units["count"].to_numpy()
+        row["recent_mase"] = float(scaled[recent].sum() / count[recent].sum())
+        if len(earlier) >= RECENT:
+            reference = float(scaled[earlier].sum() / count[earlier].sum())
+            against = f"its {len(earlier)} forecasts before"
+        elif backtest is not None:  # its own validation windows, shrunk toward the panel's as they are few
+            own = backtest["series_mase"].get(sid, backtest["mase"])
+            reference = (per_series_windows * own + SHRINK * backtest["mase"]) / (per_series_windows + SHRINK)
+            against = "its backtest"
+        else:
+            reference, against = None, ""
+        row["reference_mase"] = reference
+        if reference and len(recent) >= MIN_FORECASTS and row["recent_mase"] > (1 + config.margin) * reference:
+            row["flags"].append(f"error: MASE {row['recent_mase']:.3g} over its last {len(recent)} forecasts, "
+                                f"{row['recent_mase'] / reference:.2f} times the {reference:.3g} of {against} "
+                                f"(more than 1 + --margin {config.margin:g})")
+        for level, key in zip(levels, keys):
+            shares = units[key].to_numpy()  # each forecast: one trial, its share of points covered
+            low, high = binomial_band(len(recent), level / 100, config.alpha / tested)
+            share = float(shares[recent].mean())
+            row[f"recent_coverage_{label(level)}"], row[f"band_{label(level)}"] = share, [low, high]
+            steady = len(earlier) < RECENT or _inside(float(shares[earlier].mean()), len(earlier), level,
+                                                      config.alpha / tested)
+            if steady and not low <= share <= high:
+                row["flags"].append(f"coverage {label(level)} %: {share:.3f} over its last {len(recent)} forecasts, "
                                     f"outside {low:.3f}..{high:.3f}")
         table.append(row)
     return table
+
+
+def _inside(share: float, n: int, level: float, alpha: float) -> bool:
+    low, high = binomial_band(n, level / 100, alpha)
+    return low <= share <= high
 
 
 def _overall_drift(report: dict, levels: list[float], backtest: dict | None, config: MonitorConfig) -> list[str]:
@@ -229,18 +264,47 @@ def _overall_drift(report: dict, levels: list[float], backtest: dict | None, con
     return found
 
 
-def _stale(rows: pd.DataFrame, last_actual: pd.Series, newest: int, config: MonitorConfig,
-           integer_time: bool) -> list[str]:
-    """A line per series whose actuals stopped: due timestamps after the end of its own actuals."""
-    ends = rows["series"].map(last_actual)
-    missing = rows[rows["actual"].isna() & (rows["key"] <= newest) & (ends.isna() | (rows["key"] > ends))]
+def _stale(record: Record, runs: list[dict], config: MonitorConfig, integer_time: bool, freq: str) -> list[str]:
+    """A line per series whose actuals stopped: the latest runs forecast it from the same last actual, though
+    they ran at least ``stale_steps`` of its frequency apart (by the clock; with integer time, that many
+    runs after the first), so its data did not advance while predict ran. A rerun by hand minutes after
+    a run, or a daily job on weekly data, is not stale."""
+    recent = runs[-max(config.window, 2):] if config.window else runs
+    if len(recent) < 2:
+        return []
+    parts = []
+    for run in recent:
+        path = record.folder / run["file"]
+        origins = pd.read_csv(path, usecols=["series", "origin"], dtype={"series": str}).drop_duplicates("series")
+        parts.append(origins.assign(run=run["run"], time=pd.Timestamp(run["time"])))
+    table = pd.concat(parts, ignore_index=True)
+    table["key"] = time_keys(table["origin"], integer_time)
+    latest = runs[-1]["run"]
+    step = None if integer_time else _step(freq, table["origin"].iloc[-1])
     found = []
-    for sid, group in missing.groupby("series", sort=True):
-        count = group["key"].nunique()
-        if count >= config.stale_steps:
-            end = last_actual.get(sid)
-            since = f"its actuals end at {_text(int(end), integer_time)}" if end is not None and not pd.isna(end) \
-                else "it has no actuals in the file"
-            found.append(f"series {sid!r}: stale: {count} forecast timestamp{'s' if count != 1 else ''} due up to "
-                         f"{_text(newest, integer_time)} without an actual ({since})")
+    for sid, group in table.groupby("series", sort=True):
+        group = group.sort_values("run")
+        if group["run"].iloc[-1] != latest:
+            continue  # not forecast by the latest run
+        keys = group["key"].to_numpy()
+        changed = np.flatnonzero(keys != keys[-1])
+        same = group.iloc[changed[-1] + 1:] if len(changed) else group  # the latest runs at its last origin
+        if len(same) < 2:
+            continue
+        span = same["time"].iloc[-1] - same["time"].iloc[0]
+        stopped = len(same) - 1 >= config.stale_steps if step is None else span >= config.stale_steps * step
+        if stopped:
+            found.append(f"series {sid!r}: stale: its actuals end at {same['origin'].iloc[-1]}, the origin of the last "
+                         f"{len(same)} runs ({_hours(span)} apart): no new actual arrived while predict ran")
     return found
+
+
+def _step(freq: str, origin: str) -> pd.Timedelta:
+    """How long one step of ``freq`` lasts after ``origin`` (a month, a quarter: as the calendar has it)."""
+    at = pd.Timestamp(origin)
+    return (at + pd.tseries.frequencies.to_offset(freq)) - at
+
+
+def _hours(span: pd.Timedelta) -> str:
+    hours = span.total_seconds() / 3600
+    return f"{hours / 24:.3g} days" if hours >= 48 else f"{hours:.3g} hours"

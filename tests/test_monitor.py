@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
 import subprocess
 import sys
@@ -47,7 +46,7 @@ def cut(frame: pd.DataFrame, rows: int, path: Path) -> Path:
 
 
 @pytest.fixture(scope="module")
-def fitted(tmp_path_factory, ) -> tuple[Path, pd.DataFrame]:
+def fitted(tmp_path_factory) -> tuple[Path, pd.DataFrame]:
     """A checkpoint fit on the first 300 rows of each series (with intervals), and the whole panel."""
     from conftest import cli_invoke
 
@@ -193,32 +192,67 @@ def test_monitor_on_data_like_the_training_is_healthy_and_reports_every_series(f
     assert code == 0 and "overall" in out and "north" in out and "drift     none found" in out
 
 
-def test_a_level_shift_is_drift_exit_3_naming_the_series(fitted, invoke, tmp_path):
+def test_a_level_shift_is_overall_drift_exit_3(fitted, invoke, tmp_path):
+    """A jump the model recovers from within a run: the window's error and coverage drift overall; no series
+    is flagged, since each series' latest forecasts are as good as those before them."""
     ckpt, _ = fitted
     shifted = panel(shift_from=330, shift=6.0)
     rec = replay(invoke, ckpt, shifted, tmp_path, range(300, 390, 6))
     code, out, err = invoke("monitor", rec, cut(shifted, 390, tmp_path / "all.csv"))
     assert code == 3, (out, err)
-    assert "drift: " in err and "(exit 3)" in err
+    assert "drift: 2 findings (exit 3)" in err
     drift = [line for line in out.splitlines() if line.startswith("drift")]
-    assert any(line.startswith("drift     series 'north': error: MASE") for line in drift), drift
-    assert any(line.startswith("drift     series 'south': coverage 95 %") for line in drift), drift
-    assert any(line.startswith("drift     overall: error") for line in drift), drift
+    assert drift[0].startswith("drift     overall: error: MASE") and "times the backtest's" in drift[0], drift
+    assert drift[1].startswith("drift     overall: coverage 95 %: 0.717 over 15 runs, outside 0.733..1.000"), drift
     code, out, err = invoke("-q", "monitor", rec, tmp_path / "all.csv", "--json")
     assert code == 3 and err == "" and json.loads(out)["healthy"] is False
 
 
-def test_a_series_whose_actuals_stop_is_stale(fitted, invoke, tmp_path):
+def test_forecasts_that_keep_missing_are_drift_of_their_series(fitted, invoke, tmp_path):
+    """From row 360 on, 'north' climbs half a unit an hour: every later forecast of it misses, and its latest
+    four are judged against its forecasts before them; 'south' is not flagged."""
+    ckpt, _ = fitted
+    ramp = panel()
+    north = ramp["unique_id"] == "north"
+    steps = np.arange(north.sum())
+    ramp.loc[north, "y"] += np.where(steps >= 360, 0.5 * (steps - 359), 0.0)
+    rec = replay(invoke, ckpt, ramp, tmp_path, range(300, 390, 6))
+    code, out, _ = invoke("monitor", rec, cut(ramp, 390, tmp_path / "all.csv"), "--json")
+    assert code == 3
+    report = json.loads(out)
+    north_row, south_row = report["series"]
+    assert any(f.startswith("error: MASE") and "over its last 4 forecasts" in f and "of its 11 forecasts before" in f
+               for f in north_row["flags"]), north_row["flags"]
+    assert any(f.startswith("coverage 80 %: 0.000 over its last 4 forecasts") for f in north_row["flags"])
+    assert south_row["flags"] == [] and not any("'south'" in line for line in report["drift"])
+
+
+def test_a_series_whose_actuals_stop_is_stale_but_a_rerun_is_not(fitted, invoke, tmp_path):
+    """Nightly runs: 'south' stops arriving after row 306 while 'north' goes on; runs a day apart forecast
+    it from the same last actual. The same runs minutes apart (a rerun by hand) are not stale."""
     ckpt, frame = fitted
-    rec = replay(invoke, ckpt, frame, tmp_path, range(300, 312, 6))
-    actuals = frame.groupby("unique_id", sort=False).head(318)
-    actuals = actuals[~((actuals["unique_id"] == "south") & (actuals["ds"] > "2024-01-13 11:00:00"))]
-    actuals.to_csv(tmp_path / "late.csv", index=False)
-    code, out, _ = invoke("monitor", rec, tmp_path / "late.csv", "--json")
+    rec = tmp_path / "record"
+    for rows in (300, 306, 312):
+        now = frame.groupby("unique_id", sort=False).head(rows)
+        now = now[(now["unique_id"] == "north") | (now.groupby("unique_id").cumcount() < 306)]
+        now.to_csv(tmp_path / "now.csv", index=False)
+        code, _, err = invoke("predict", ckpt, tmp_path / "now.csv", "--record", rec, "-o", tmp_path / "f.csv")
+        assert code == 0, err
+    code, out, _ = invoke("monitor", rec, tmp_path / "now.csv", "--json")
+    assert not any("stale" in line for line in json.loads(out)["drift"])  # seconds apart: a rerun
+    index = rec / "index.jsonl"
+    entries = [json.loads(line) for line in index.read_text().splitlines()]
+    for day, entry in enumerate(entries):
+        entry["time"] = f"2024-02-0{day + 1}T02:30:00+00:00"
+    index.write_text("".join(json.dumps(e) + "\n" for e in entries))
+    code, out, _ = invoke("monitor", rec, tmp_path / "now.csv", "--json")
     assert code == 3
     drift = json.loads(out)["drift"]
-    assert any(line.startswith("series 'south': stale: 12 forecast timestamps due up to 2024-01-14 05:00:00")
-               and "its actuals end at 2024-01-13 11:00:00" in line for line in drift), drift
+    assert [line for line in drift if "stale" in line] == [
+        "series 'south': stale: its actuals end at 2024-01-13 17:00:00, the origin of the last 2 runs (24 hours "
+        "apart): no new actual arrived while predict ran"], drift
+    code, out, _ = invoke("monitor", rec, tmp_path / "now.csv", "--json", "--stale-steps", "25")
+    assert not any("stale" in line for line in json.loads(out)["drift"])
 
 
 def test_a_fresh_fit_starts_a_new_window_and_a_warm_start_keeps_it(fitted, invoke, tmp_path):

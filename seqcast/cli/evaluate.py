@@ -114,7 +114,7 @@ def monitor(
     window: Annotated[int, typer.Option("--window", help="Judge the latest N runs that have actuals due (0: every run of the current model).")] = 30,
     margin: Annotated[float, typer.Option("--margin", help="Error drift: MASE above the fit's backtest MASE times 1 + MARGIN.")] = 0.5,
     alpha: Annotated[float, typer.Option("--alpha", help="Coverage drift: outside the binomial band of probability 1 - ALPHA around the nominal level (per series: ALPHA over the number of series).")] = 0.01,
-    stale_steps: Annotated[int, typer.Option("--stale-steps", help="A series is stale when this many of its due forecast timestamps have no actual.")] = 1,
+    stale_steps: Annotated[int, typer.Option("--stale-steps", help="A series is stale when runs at least this many steps of its frequency apart (by the clock) all forecast it from the same last actual.")] = 1,
     plot: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE.png", help="Also draw each run's error and coverage over time as a PNG (needs seqcast[plot]).")] = None,
     json_out: Json = False,
 ) -> None:
