@@ -176,7 +176,7 @@ def test_every_file_a_command_names_has_one_role():
     from seqcast.cli import app
     from seqcast.cli.options import READS, UPDATES, WRITES
 
-    folders = {"save_dir"}  # a folder the command writes new files into (checked as outputs where derived)
+    folders = {"save_dir", "record"}  # folders a command writes new files into (compare --save-dir, the forecast record)
     for registered in app.registered_commands:
         for name in inspect.signature(registered.callback).parameters:
             hint = typing.get_type_hints(registered.callback).get(name)

@@ -112,7 +112,8 @@ def monitor(
     record: Annotated[Path, typer.Argument(metavar="DIR", help="The forecast record: the folder predict --record DIR appends to.")],
     actuals: Annotated[str, typer.Argument(metavar="ACTUALS", help="CSV with the actuals (the history file predict reads, as it grows), or - for stdin; read with the options the latest recorded checkpoint reads with.")],
     window: Annotated[int, typer.Option("--window", help="Judge the latest N runs that have actuals due (0: every run of the current model).")] = 30,
-    margin: Annotated[float, typer.Option("--margin", help="Error drift: MASE above the fit's backtest MASE times 1 + MARGIN.")] = 0.5,
+    margin: Annotated[float, typer.Option("--margin", help="Error drift overall: the window's MASE above the fit's backtest MASE times 1 + MARGIN.")] = 0.5,
+    series_margin: Annotated[float, typer.Option("--series-margin", help="Error drift of a series: its latest forecasts' MASE above that of its forecasts before them times 1 + SERIES_MARGIN.")] = 2.0,
     alpha: Annotated[float, typer.Option("--alpha", help="Coverage drift: outside the binomial band of probability 1 - ALPHA around the nominal level (per series: ALPHA over the number of series).")] = 0.01,
     stale_steps: Annotated[int, typer.Option("--stale-steps", help="A series is stale when runs at least this many steps of its frequency apart (by the clock) all forecast it from the same last actual.")] = 1,
     plot: Annotated[Optional[Path], typer.Option("--plot", metavar="FILE.png", help="Also draw each run's error and coverage over time as a PNG (needs seqcast[plot]).")] = None,
@@ -129,7 +130,8 @@ def monitor(
     from ..runs.evaluate import MonitorRequest, monitor_file
 
     options.check_files(ctx)
-    report = monitor_file(MonitorRequest(record=record, actuals=actuals, window=window, margin=margin, alpha=alpha,
+    report = monitor_file(MonitorRequest(record=record, actuals=actuals, window=window, margin=margin,
+                                         series_margin=series_margin, alpha=alpha,
                                          stale_steps=stale_steps, plot=plot), out)
     if plot:
         out.say(f"plot: {plot}")

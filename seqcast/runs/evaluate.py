@@ -142,6 +142,7 @@ class MonitorRequest:
     actuals: str  # the file with the actuals, read as the latest recorded run's data was
     window: int = 30
     margin: float = 0.5
+    series_margin: float = 2.0
     alpha: float = 0.01
     stale_steps: int = 1
     plot: Path | None = None
@@ -154,7 +155,8 @@ def monitor_file(request: MonitorRequest, reporter: Reporter) -> dict[str, Any]:
     from ..monitor import MonitorConfig, monitor
     from ..plots import monitor_plot, require_matplotlib
 
-    config = MonitorConfig(window=request.window, margin=request.margin, alpha=request.alpha,
+    config = MonitorConfig(window=request.window, margin=request.margin, series_margin=request.series_margin,
+                           alpha=request.alpha,
                            stale_steps=request.stale_steps)
     if request.plot:
         require_matplotlib()
