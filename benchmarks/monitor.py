@@ -111,13 +111,15 @@ def ett_part(work: Path) -> dict:
             if name == "shifted":
                 data.loc[TRAIN + VAL + 24 * SHIFT_DAY:, "OT"] += SHIFT_STD * std
             static, adapted = work / f"{dataset}_{name}_static", work / f"{dataset}_{name}_adapt"
-            flags = []
+            flags, watched = [], []
             for day in range(days):
                 history = work / f"ett_{name}_now.csv"
                 data.iloc[: TRAIN + VAL + 24 * day].to_csv(history, index=False)
                 _predict(ckpt, history, static, adapt=False)
                 _predict(ckpt, history, adapted, adapt=True)
-                flags.append(_monitor(static, history)["drift"])
+                report = _monitor(static, history)
+            flags.append(report["drift"])
+            watched.append(report["watch"])
             actuals = data.assign(timestamp=pd.to_datetime(data["date"]), actual=data["OT"])[["timestamp", "actual"]]
             start = SHIFT_DAY if name == "shifted" else 0
             origin = pd.Timestamp(data["date"].iloc[TRAIN + VAL + 24 * start - 1])
@@ -128,6 +130,7 @@ def ett_part(work: Path) -> dict:
                 "nights": days, "nights_flagged": len(flagged), "first_flag_night": flagged[0] if flagged else None,
                 "first_flag_after_shift": None if first_after is None or name != "shifted" else first_after - start,
                 "first_flag_lines": flags[first_after][:3] if first_after is not None else [],
+                "nights_with_watch": sum(bool(w) for w in watched),
                 "static": _coverage(static, actuals, origin), "adapted": _coverage(adapted, actuals, origin)}
             print(f"ett {key}: {json.dumps(results[key])}", flush=True)
     results["needed_nights"] = {level: needed_forecasts(level) for level in (80, 95)}
@@ -175,19 +178,18 @@ def m4_part(work: Path) -> dict:
             write(panel, back - week, history)
             _predict(ckpt, history, record, adapt=False)
             report = _monitor(record, history)
-            checks.append({"week": week, "drift": report["drift"]})
+            checks.append({"week": week, "drift": report["drift"], "watch": report["watch"]})
         flagged_checks = [c for c in checks if c["drift"]]
-        first = {}
+        first, kinds = {}, {}
         for check in checks:
-            for line in check["drift"]:
-                sid = line.split("'")[1] if line.startswith("series") else "overall"
-                first.setdefault(sid, check["week"])
-        kinds = {}
-        for check in checks:
-            for line in check["drift"]:
-                kind = line.split(": ")[1].split(" ")[0]  # coverage, error or stale
-                kinds[kind] = kinds.get(kind, 0) + 1
-        entry = {"checks": len(checks), "checks_flagged": len(flagged_checks), "findings_by_kind": kinds,
+            for tier in ("drift", "watch"):
+                for line in check[tier]:
+                    sid = line.split("'")[1] if line.startswith("series") else "overall"
+                    first.setdefault(sid, check["week"])
+                    kind = f"{tier} {line.split(': ')[1].split(' ')[0]}"  # coverage, error or stale
+                    kinds[kind] = kinds.get(kind, 0) + 1
+        entry = {"checks": len(checks), "checks_flagged": len(flagged_checks),
+                 "checks_with_watch": sum(bool(c["watch"]) for c in checks), "findings_by_kind": kinds,
                  "false_alarm_rate": None if name == "shifted" else len(flagged_checks) / len(checks),
                  "series_flagged": sorted(s for s in first if s != "overall"), "overall_flagged": "overall" in first}
         if name == "shifted":
@@ -195,7 +197,7 @@ def m4_part(work: Path) -> dict:
             entry.update({"shifted_caught": len(caught), "weeks_to_flag": sorted(caught.values()),
                           "median_weeks_to_flag": statistics.median(caught.values()) if caught else None,
                           "unshifted_flagged": sorted(s for s in first if s not in shifted_ids and s != "overall")})
-        entry["example_lines"] = flagged_checks[-1]["drift"][:3] if flagged_checks else []
+        entry["example_lines"] = (flagged_checks[-1]["drift"][:3] if flagged_checks else []) + checks[-1]["watch"][:3]
         results[name] = entry
         print(f"m4 {name}: {json.dumps({k: v for k, v in entry.items() if k != 'series_flagged'})}", flush=True)
     results["needed_forecasts_80_bonferroni"] = needed_forecasts(80, tested=len(ids))
@@ -271,12 +273,14 @@ def write_markdown(results: dict, path: Path) -> None:
     if "m4" in results:
         m4 = results["m4"]
         lines += ["## M4 Weekly replay (359 series, 20 weekly runs, nlinear H=13)", "",
-                  f"- unshifted: {m4['unshifted']['checks_flagged']} of {m4['unshifted']['checks']} checks flagged "
-                  f"(false-alarm rate {m4['unshifted']['false_alarm_rate']:.3f}); series flagged: "
-                  f"{len(m4['unshifted']['series_flagged'])}",
+                  f"- unshifted: {m4['unshifted']['checks_flagged']} of {m4['unshifted']['checks']} checks found drift "
+                  f"(false-alarm rate {m4['unshifted']['false_alarm_rate']:.3f}); {m4['unshifted']['checks_with_watch']} "
+                  f"had watch lines; series named: {len(m4['unshifted']['series_flagged'])}; "
+                  f"findings {m4['unshifted']['findings_by_kind']}",
                   f"- shifted ({m4['shifted_series']} series +{M4_SHIFT:.0%} of their level from week {M4_SHIFT_WEEK}): "
-                  f"{m4['shifted']['shifted_caught']} caught, median {m4['shifted']['median_weeks_to_flag']} weeks after "
-                  f"the shift; unshifted series flagged: {len(m4['shifted']['unshifted_flagged'])}", ""]
+                  f"{m4['shifted']['shifted_caught']} named (drift or watch), median {m4['shifted']['median_weeks_to_flag']} "
+                  f"weeks after the shift; unshifted series named: {len(m4['shifted']['unshifted_flagged'])}; "
+                  f"{m4['shifted']['checks_flagged']} checks found drift; findings {m4['shifted']['findings_by_kind']}", ""]
     if "speed" in results:
         s = results["speed"]
         lines += ["## Speed", "", f"`seqcast monitor` over {s['forecasts']:,} recorded forecasts of {s['series']:,} series "

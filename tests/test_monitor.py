@@ -210,7 +210,7 @@ def test_a_level_shift_is_overall_drift_exit_3(fitted, invoke, tmp_path):
 
 def test_forecasts_that_keep_missing_are_drift_of_their_series(fitted, invoke, tmp_path):
     """From row 360 on, 'north' climbs half a unit an hour: every later forecast of it misses, and its latest
-    four are judged against its forecasts before them; 'south' is not flagged."""
+    four runs' worth of target times are judged against those before; 'south' is not flagged."""
     ckpt, _ = fitted
     ramp = panel()
     north = ramp["unique_id"] == "north"
@@ -221,10 +221,26 @@ def test_forecasts_that_keep_missing_are_drift_of_their_series(fitted, invoke, t
     assert code == 3
     report = json.loads(out)
     north_row, south_row = report["series"]
-    assert any(f.startswith("error: MASE") and "over its last 4 forecasts" in f and "of its 11 forecasts before" in f
+    assert any(f.startswith("error: MASE") and "over its latest 24 target times" in f and "of its earlier target times"
+               in f for f in north_row["flags"]), north_row["flags"]
+    assert any(f.startswith("coverage 80 %: 0.000 over its latest 24 target times (4 forecasts' worth)")
                for f in north_row["flags"]), north_row["flags"]
-    assert any(f.startswith("coverage 80 %: 0.000 over its last 4 forecasts") for f in north_row["flags"])
     assert south_row["flags"] == [] and not any("'south'" in line for line in report["drift"])
+
+
+def test_a_series_with_no_history_yet_is_held_to_its_backtest_as_a_note_not_drift(fitted, invoke, tmp_path):
+    """Before a series has earlier target times to compare with, an error far above its backtest is a line in
+    watch (its backtest had a window or two): reported, and the run stays healthy."""
+    ckpt, _ = fitted
+    noisy = panel()
+    north = (noisy["unique_id"] == "north").to_numpy()
+    noisy.loc[north, "y"] += np.where(np.arange(north.sum()) >= 300, np.random.default_rng(0).normal(0, 6, north.sum()), 0)
+    rec = replay(invoke, ckpt, noisy, tmp_path, range(300, 318, 6))
+    code, out, err = invoke("monitor", rec, cut(noisy, 318, tmp_path / "all.csv"), "--margin", "100", "--alpha", "1e-9")
+    assert code == 0, (out, err)
+    watch = [line for line in out.splitlines() if line.startswith("watch")]
+    assert len(watch) == 1 and watch[0].startswith("watch     series 'north': error: MASE") and "of its backtest" in watch[0]
+    assert "drift     none found" in out and "watch error" in out
 
 
 def test_a_series_whose_actuals_stop_is_stale_but_a_rerun_is_not(fitted, invoke, tmp_path):

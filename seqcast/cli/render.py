@@ -359,13 +359,16 @@ def monitor_tables(out, report) -> None:
         rows = [["overall", overall["forecasts"], overall["points"], overall["mase"], overall.get("backtest_mase"),
                  overall.get("error_ratio"), overall["smape"], overall["bias"],
                  *(overall[f"coverage_{k}"] for k in keys), ""]]
-        table = sorted(report["series"], key=lambda r: not r["flags"])
+        table = sorted(report["series"], key=lambda r: (not r["flags"], not r["watch"]))
         for row in table[:MONITOR_ROWS]:
             rows.append([row["series"] + (f" {row['target']}" if len({r['target'] for r in table}) > 1 else ""),
                          row["forecasts"], row["points"], row["mase"], row.get("backtest_mase"), row.get("error_ratio"),
                          row["smape"], row["bias"], *(row[f"coverage_{k}"] for k in keys),
-                         "; ".join(flag.split(":")[0] for flag in row["flags"])])
+                         "; ".join([*(flag.split(":")[0] for flag in row["flags"]),
+                                    *(f"watch {note.split(':')[0]}" for note in row["watch"])])])
         more = len(table) - MONITOR_ROWS
         out.table(f"recorded forecasts scored against their actuals{f' ({more} more series in --json)' if more > 0 else ''}",
                   columns, rows)
     out.lines([f"drift     {line}" for line in report["drift"]] or ["drift     none found"])
+    if report["watch"]:
+        out.lines([f"watch     {line}" for line in report["watch"]])
