@@ -10,7 +10,8 @@ Parts:
          a second record `--adapt`), and `monitor` scores the record against the same file. Once as the
          data are ("real"), and once with a level shift injected into the actuals from day SHIFT_DAY on
          ("shifted": every value after it raised by SHIFT_STD standard deviations of the training
-         rows). Reports, per replay: the night monitor first flags drift (and what), against the nights
+         rows), and once with a drift ("drifting": from day SHIFT_DAY the values climb SHIFT_STD standard
+         deviations a day for RAMP_DAYS days, then stay there). Reports, per replay: the night monitor first flags drift (and what), against the nights
          the binomial test needs at the nominal level for a forecast that misses every point; and the
          80 % and 95 % coverage of the static and the adapted intervals over the nights after the shift.
   m4     M4 Weekly (359 series): a model fit on each series less its last 33 weeks, then 20 weekly runs
@@ -49,6 +50,7 @@ ETT = ROOT.parent / "shared" / "data" / "ett" / "ETTh2.csv"
 TRAIN, VAL, TEST = 8640, 2880, 2880
 SHIFT_DAY = 30  # of the ETT replay
 SHIFT_STD = 1.0
+RAMP_DAYS = 10  # of the drifting ETT replay
 M4_WEEKS, M4_SHIFT_WEEK, M4_SHIFT = 20, 8, 0.2
 MODEL = ["--model", "nlinear"]
 
@@ -95,7 +97,7 @@ def _coverage(record: Path, actuals: pd.DataFrame, first_origin: pd.Timestamp | 
 
 def ett_part(work: Path) -> dict:
     results = {}
-    for dataset, names in (("ETTh2", ("real", "shifted")), ("ETTh1", ("real",))):
+    for dataset, names in (("ETTh2", ("real", "shifted", "drifting")), ("ETTh1", ("real",))):
         frame = pd.read_csv(ETT.with_name(f"{dataset}.csv"))[["date", "OT"]]
         fit_csv = work / "ett_fit.csv"
         frame.iloc[: TRAIN + VAL].to_csv(fit_csv, index=False)
@@ -108,8 +110,12 @@ def ett_part(work: Path) -> dict:
         days = TEST // 24
         for name in names:
             data = frame.copy()
+            shift_at = TRAIN + VAL + 24 * SHIFT_DAY
             if name == "shifted":
-                data.loc[TRAIN + VAL + 24 * SHIFT_DAY:, "OT"] += SHIFT_STD * std
+                data.loc[shift_at:, "OT"] += SHIFT_STD * std
+            if name == "drifting":  # climbing SHIFT_STD standard deviations a day for RAMP_DAYS days, then level
+                hours = np.clip(np.arange(len(data)) - shift_at, 0, 24 * RAMP_DAYS)
+                data["OT"] += SHIFT_STD * std * hours / 24
             static, adapted = work / f"{dataset}_{name}_static", work / f"{dataset}_{name}_adapt"
             flags, watched = [], []
             for day in range(days):
@@ -121,14 +127,14 @@ def ett_part(work: Path) -> dict:
             flags.append(report["drift"])
             watched.append(report["watch"])
             actuals = data.assign(timestamp=pd.to_datetime(data["date"]), actual=data["OT"])[["timestamp", "actual"]]
-            start = SHIFT_DAY if name == "shifted" else 0
+            start = SHIFT_DAY if name != "real" else 0
             origin = pd.Timestamp(data["date"].iloc[TRAIN + VAL + 24 * start - 1])
             flagged = [d for d, found in enumerate(flags) if found]
             first_after = next((d for d in flagged if d >= start), None)
             key = f"{dataset} {name}"
             results[key] = {
                 "nights": days, "nights_flagged": len(flagged), "first_flag_night": flagged[0] if flagged else None,
-                "first_flag_after_shift": None if first_after is None or name != "shifted" else first_after - start,
+                "first_flag_after_shift": None if first_after is None or name == "real" else first_after - start,
                 "first_flag_lines": flags[first_after][:3] if first_after is not None else [],
                 "nights_with_watch": sum(bool(w) for w in watched),
                 "static": _coverage(static, actuals, origin), "adapted": _coverage(adapted, actuals, origin)}
