@@ -14,10 +14,11 @@ Drift, each found thing a line of the report:
     around the nominal level. The points of one forecast share its errors, so a horizon of target
     times counts as one trial (runs closer together than the horizon overlap, and count as fewer;
     ``Spacing``). Overall: the window's runs, each run's share of all its points covered. Per series: its
-    latest target times, ``RECENT`` runs' worth, at ``alpha`` divided by the number of series tested
-    (Bonferroni: a panel of hundreds raises no alarm by chance), and only where its earlier target
-    times were inside the band: a drift is a change, and a series whose intervals never suited it (the
-    calibration is pooled over the panel) is not one;
+    latest target times, ``RECENT`` runs' worth, then twice, four times ... as many, and its whole
+    window (``_spans``), each at ``alpha`` divided by the number of series tested and of spans
+    (Bonferroni: a panel of hundreds raises no alarm by chance), and only where its target times before
+    the span were inside the band: a drift is a change, and a series whose intervals never suited it
+    (the calibration is pooled over the panel) is not one;
   * error: overall, the window's MASE above the fit's own validation MASE (the checkpoint's backtest)
     times ``1 + margin``; per series, the MASE of its latest target times (from at least
     ``MIN_FORECASTS`` runs) above ``1 + series_margin`` times that of its earlier ones at the same leads,
@@ -284,19 +285,36 @@ def _per_series(points: pd.DataFrame, levels: list[float], backtest: dict | None
                 f"error: MASE {row['recent_mase']:.3g} over its latest {recent_steps} target times, "
                 f"{row['recent_mase'] / reference:.2f} times the {reference:.3g} of {against} "
                 f"(more than 1 + --series-margin {config.series_margin:g})")
+        spans = _spans(times, span, spacing)
         for level, key in zip(levels, keys):
-            trials = spacing.trials(recent_steps)
-            low, high = binomial_band(trials, level / 100, config.alpha / tested)
             share = float(inside[key][recent].mean())
-            row[f"recent_coverage_{label(level)}"], row[f"band_{label(level)}"] = share, [low, high]
-            steady = earlier_steps < recent_steps or _inside(float(inside[key][earlier].mean()),
-                                                              spacing.trials(earlier_steps), level, config.alpha / tested)
-            if steady and not low <= share <= high:
-                row["flags"].append(f"coverage {label(level)} %: {share:.3f} over its latest {recent_steps} target "
-                                    f"times ({trials} forecast{'s' if trials != 1 else ''}' worth), outside "
-                                    f"{low:.3f}..{high:.3f}")
+            row[f"recent_coverage_{label(level)}"] = share
+            for latest_times in spans:  # the latest 4, 8, 16, ... runs' worth: the shortest that shows a change
+                late = times > times[-1] - latest_times
+                late_steps, early_steps = len(np.unique(times[late])), len(np.unique(times[~late]))
+                trials, alpha = spacing.trials(late_steps), config.alpha / tested / len(spans)
+                low, high = binomial_band(trials, level / 100, alpha)
+                share = float(inside[key][at[late]].mean())
+                steady = early_steps < late_steps or _inside(float(inside[key][at[~late]].mean()),
+                                                              spacing.trials(early_steps), level, alpha)
+                if steady and not low <= share <= high:
+                    row["flags"].append(f"coverage {label(level)} %: {share:.3f} over its latest {late_steps} target "
+                                        f"times ({trials} forecast{'s' if trials != 1 else ''}' worth), outside "
+                                        f"{low:.3f}..{high:.3f}")
+                    break
         table.append(row)
     return table
+
+
+def _spans(times: np.ndarray, shortest: float, spacing: Spacing) -> list[float]:
+    """The spans of latest target times a series' coverage is judged over: ``shortest`` (``RECENT`` runs'
+    worth), doubled while it still leaves target times out, and its whole window: a change that misses
+    every point shows in the shortest, a milder one over a longer span (each at its share of alpha)."""
+    spans, length = [], shortest
+    while length < times[-1] - times[0]:
+        spans.append(length)
+        length *= 2
+    return spans + [float(times[-1] - times[0] + spacing.step)]
 
 
 def _rose(recent: np.ndarray, recent_times: np.ndarray, earlier: np.ndarray, earlier_times: np.ndarray,

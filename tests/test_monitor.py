@@ -193,17 +193,20 @@ def test_monitor_on_data_like_the_training_is_healthy_and_reports_every_series(f
 
 
 def test_a_level_shift_is_overall_drift_exit_3(fitted, invoke, tmp_path):
-    """A jump the model recovers from within a run: the window's error and coverage drift overall; no series
-    is flagged, since each series' latest forecasts are as good as those before them."""
+    """A jump the model recovers from within a run: the window's error and coverage drift overall, and the
+    coverage of the series whose misses it holds over its whole window; none over its latest runs, which
+    are as good as those before them."""
     ckpt, _ = fitted
     shifted = panel(shift_from=330, shift=6.0)
     rec = replay(invoke, ckpt, shifted, tmp_path, range(300, 390, 6))
     code, out, err = invoke("monitor", rec, cut(shifted, 390, tmp_path / "all.csv"))
     assert code == 3, (out, err)
-    assert "drift: 2 findings (exit 3)" in err
+    assert "drift: 3 findings (exit 3)" in err
     drift = [line for line in out.splitlines() if line.startswith("drift")]
     assert drift[0].startswith("drift     overall: error: MASE") and "times the backtest's" in drift[0], drift
     assert drift[1].startswith("drift     overall: coverage 95 %: 0.717 over 15 runs, outside 0.733..1.000"), drift
+    assert drift[2].startswith("drift     series 'south': coverage 95 %: 0.678 over its latest 90 target times "
+                               "(15 forecasts' worth)"), drift
     code, out, err = invoke("-q", "monitor", rec, tmp_path / "all.csv", "--json")
     assert code == 3 and err == "" and json.loads(out)["healthy"] is False
 
@@ -223,7 +226,7 @@ def test_forecasts_that_keep_missing_are_drift_of_their_series(fitted, invoke, t
     north_row, south_row = report["series"]
     assert any(f.startswith("error: MASE") and "over its latest 24 target times" in f and "of its earlier target times"
                in f for f in north_row["flags"]), north_row["flags"]
-    assert any(f.startswith("coverage 80 %: 0.000 over its latest 24 target times (4 forecasts' worth)")
+    assert any(f.startswith("coverage 95 %: 0.000 over its latest 24 target times (4 forecasts' worth)")
                for f in north_row["flags"]), north_row["flags"]
     assert south_row["flags"] == [] and not any("'south'" in line for line in report["drift"])
 
