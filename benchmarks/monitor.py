@@ -124,8 +124,8 @@ def ett_part(work: Path) -> dict:
                 _predict(ckpt, history, static, adapt=False)
                 _predict(ckpt, history, adapted, adapt=True)
                 report = _monitor(static, history)
-            flags.append(report["drift"])
-            watched.append(report["watch"])
+                flags.append(report["drift"])
+                watched.append(report["watch"])
             actuals = data.assign(timestamp=pd.to_datetime(data["date"]), actual=data["OT"])[["timestamp", "actual"]]
             start = SHIFT_DAY if name != "real" else 0
             origin = pd.Timestamp(data["date"].iloc[TRAIN + VAL + 24 * start - 1])

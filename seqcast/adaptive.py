@@ -93,12 +93,13 @@ def update(state: pd.DataFrame, recorded: pd.DataFrame, actuals: pd.DataFrame, l
         last = fresh.loc[fresh.groupby(["series", "target"])["key"].idxmax(), ["series", "target", "timestamp"]]
         grouped = fresh.groupby(["series", "target"]).agg(n=("miss", "size"), missed=("miss", "sum")).reset_index()
         grouped = grouped.merge(old, on=["series", "target"], how="left").merge(last, on=["series", "target"])
-        start = grouped["alpha"].fillna(nominal)
+        start = pd.to_numeric(grouped["alpha"]).fillna(nominal)
         updated.append(pd.DataFrame({
             "series": grouped["series"], "target": grouped["target"], "level": level,
             "alpha": start + rate * (grouped["n"] * nominal - grouped["missed"]),
             "through": grouped["timestamp"].astype(str),
-            "points": grouped["points"].fillna(0) + grouped["n"], "misses": grouped["misses"].fillna(0) + grouped["missed"]}))
+            "points": pd.to_numeric(grouped["points"]).fillna(0) + grouped["n"],
+            "misses": pd.to_numeric(grouped["misses"]).fillna(0) + grouped["missed"]}))
     if not updated:
         return state
     new = pd.concat(updated, ignore_index=True)
