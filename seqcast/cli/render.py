@@ -354,16 +354,21 @@ def monitor_tables(out, report) -> None:
     if overall is None:
         out.lines(["scored    nothing yet: no recorded forecast has its actuals in this file"])
     else:
-        columns = ["", "forecasts", "points", "MASE", "backtest", "ratio", "sMAPE", "bias",
+        # MASE over the window; the latest MASE (a series': its latest target times) and what it is held to
+        # (overall: the fit's backtest; a series: its earlier target times, or its backtest)
+        columns = ["", "forecasts", "points", "MASE", "latest", "held to", "ratio", "sMAPE", "bias",
                    *(f"cov {k}" for k in keys), "flags"]
-        rows = [["overall", overall["forecasts"], overall["points"], overall["mase"], overall.get("backtest_mase"),
-                 overall.get("error_ratio"), overall["smape"], overall["bias"],
+        rows = [["overall", overall["forecasts"], overall["points"], overall["mase"], overall["mase"],
+                 overall.get("backtest_mase"), overall.get("error_ratio"), overall["smape"], overall["bias"],
                  *(overall[f"coverage_{k}"] for k in keys), ""]]
         table = sorted(report["series"], key=lambda r: (not r["flags"], not r["watch"]))
+        several = len({r["target"] for r in table}) > 1
         for row in table[:MONITOR_ROWS]:
-            rows.append([row["series"] + (f" {row['target']}" if len({r['target'] for r in table}) > 1 else ""),
-                         row["forecasts"], row["points"], row["mase"], row.get("backtest_mase"), row.get("error_ratio"),
-                         row["smape"], row["bias"], *(row[f"coverage_{k}"] for k in keys),
+            reference = row["reference_mase"]
+            rows.append([row["series"] + (f" {row['target']}" if several else ""), row["forecasts"], row["points"],
+                         row["mase"], row["recent_mase"], reference,
+                         row["recent_mase"] / reference if reference else None, row["smape"], row["bias"],
+                         *(row[f"coverage_{k}"] for k in keys),
                          "; ".join([*(flag.split(":")[0] for flag in row["flags"]),
                                     *(f"watch {note.split(':')[0]}" for note in row["watch"])])])
         more = len(table) - MONITOR_ROWS
