@@ -27,8 +27,8 @@ Drift, each found thing a line of the report:
     every run that forecast past it. Before a series has that history, its error is held to its
     backtest MASE shrunk toward the panel's (it had a window or two of validation), untested: a line
     in ``watch``, which does not make the report unhealthy. One series' error over a few forecasts
-    swings far more than a panel's: on the M4 Weekly replay (benchmarks/monitor.py) a margin of 0.5
-    without the test flagged 151 of 323 unshifted series;
+    swings far more than a panel's: on the M4 Weekly replay (benchmarks/monitor.py), latest forecasts
+    against earlier ones at a margin of 0.5, untested, named 151 of 323 unshifted series;
   * stale: a series whose actuals stopped: the latest runs forecast it from the same last actual although
     they ran at least ``stale_steps`` steps of its frequency apart by the clock (for integer time: that
     many runs after the first), so its data did not advance while predict kept running.
@@ -164,7 +164,8 @@ def monitor(record: Record, actuals: Any, config: MonitorConfig = MonitorConfig(
     report: dict[str, Any] = {
         "runs": len(record.runs), "model_runs": len(family), "window": [r["run"] for r in window],
         "checkpoint": {k: latest[k] for k in ("checkpoint", "sha256", "model")}, "levels": levels,
-        "integer_time": integer_time, "actuals": actuals.source, "newest_actual": None if newest is None else _text(newest, integer_time),
+        "integer_time": integer_time, "actuals": actuals.source,
+        "newest_actual": None if newest is None else _text(newest, integer_time),
         "backtest": latest.get("backtest"), "overall": None, "series": [], "timeline": [], "drift": [], "watch": []}
     report["drift"] += _stale(record, family, config, integer_time, latest["freq"])
     if not window:
