@@ -356,3 +356,16 @@ def test_adapt_widens_bands_after_misses_and_records_the_levels_drawn(fitted, in
     replay(invoke, ckpt, shifted, static, range(336, 342, 6))
     plain = pd.read_csv(static / "forecast.csv")
     assert ((last["hi_80"] - last["lo_80"]) >= (plain["hi_80"] - plain["lo_80"]) - 1e-9).all()
+
+
+def test_an_exported_model_records_with_its_backtest_and_monitor_reads_stdin(fitted, invoke, tmp_path, onnx_extra):
+    ckpt, frame = fitted
+    code, _, err = invoke("export", ckpt, "--output", tmp_path / "m.onnx")
+    assert code == 0, err
+    data = cut(frame, 300, tmp_path / "now.csv")
+    code, _, err = invoke("predict", tmp_path / "m.onnx", data, "--record", tmp_path / "r", "--adapt", "-o", tmp_path / "f.csv")
+    assert code == 0, err
+    run = record.read(tmp_path / "r").runs[0]
+    assert run["checkpoint"].endswith("m.onnx") and run["backtest"]["mase"] == checkpoint.load(ckpt).backtest.mase
+    code, out, err = invoke("monitor", tmp_path / "r", "-", input=cut(frame, 306, tmp_path / "later.csv").read_text())
+    assert code == 0 and "actuals   <stdin>" in out and "overall" in out, err
