@@ -229,6 +229,9 @@ def speed_part(work: Path) -> dict:
                "calendar": "none", "min_length": 0, "wide": False}
     backtest = {"windows": 2000, "season": 24, "mase": 1.0, "smape": 3.0, "bias": 0.0, "coverage": [0.8, 0.95],
                 "series_mase": {sid: 1.0 for sid in ids}}
+    (record / "checkpoints").mkdir()
+    (record / "checkpoints" / f"{'0' * 64}.json").write_text(json.dumps(
+        {"checkpoint": "m.ckpt", "reading": reading, "backtest": backtest, "backtest_levels": [80.0, 95.0]}))
     lines = []
     for run in range(1, runs + 1):
         origin_at = hours + (run - 1) * horizon - 1
@@ -246,8 +249,7 @@ def speed_part(work: Path) -> dict:
         lines.append(json.dumps({"run": run, "file": name, "time": "2025-02-01T00:00:00+00:00", "checkpoint": "m.ckpt",
                                  "sha256": "0" * 64, "parent": None, "model": "nlinear", "data": str(actuals),
                                  "series": series, "targets": ["y"], "horizon": horizon, "levels": [80.0, 95.0],
-                                 "freq": "h", "integer_time": False, "season": 24, "reading": reading,
-                                 "backtest": backtest, "backtest_levels": [80.0, 95.0], "adapt": None,
+                                 "freq": "h", "integer_time": False, "season": 24, "adapt": None,
                                  "rows": len(frame), "first": str(times[origin_at + 1]), "last": str(times[origin_at + horizon])}))
     (record / "index.jsonl").write_text("\n".join(lines) + "\n")
     seconds = []

@@ -154,6 +154,7 @@ def monitor(record: Record, actuals: Any, config: MonitorConfig = MonitorConfig(
     """The report on ``record``'s forecasts against ``actuals`` (a data.SeriesSet read with the record's
     reading options): what was scored, per series and overall, over time, and the drift found."""
     latest = record.runs[-1]
+    backtest = record.described(latest)["backtest"]
     integer_time, season = bool(latest["integer_time"]), int(latest.get("season") or 1)
     levels = [float(v) for v in latest["levels"]]
     known = actual_values(actuals).sort_values(["series", "target", "key"], kind="stable", ignore_index=True)
@@ -166,7 +167,7 @@ def monitor(record: Record, actuals: Any, config: MonitorConfig = MonitorConfig(
         "checkpoint": {k: latest[k] for k in ("checkpoint", "sha256", "model")}, "levels": levels,
         "integer_time": integer_time, "actuals": actuals.source,
         "newest_actual": None if newest is None else _text(newest, integer_time),
-        "backtest": latest.get("backtest"), "overall": None, "series": [], "timeline": [], "drift": [], "watch": []}
+        "backtest": backtest, "overall": None, "series": [], "timeline": [], "drift": [], "watch": []}
     report["drift"] += _stale(record, family, config, integer_time, latest["freq"])
     if not window:
         return report
@@ -180,7 +181,6 @@ def monitor(record: Record, actuals: Any, config: MonitorConfig = MonitorConfig(
     units = scored[["series", "target", "origin_key"]].drop_duplicates(ignore_index=True)
     units["scale"] = _scales(known, units, season)
     points = _scored(scored.merge(units, on=["series", "target", "origin_key"]), levels)
-    backtest = latest.get("backtest")
     report["overall"] = {**_summary(points, levels), "forecasts": int(points.groupby(["run", "series", "target"]).ngroups),
                          "runs": int(points["run"].nunique())}
     report["timeline"] = [{"run": int(run), "origin": str(group["origin"].iloc[0]), **_summary(group, levels)}

@@ -4,11 +4,13 @@ A record is a folder of plain files a user can read:
 
     index.jsonl           one JSON line per recorded run: its number, the time it ran (UTC), the checkpoint
                           (path, digest, and the digest it was warm-started from), the data, the targets,
-                          horizon, levels and frequency, the first and last forecast timestamp, how to read
-                          the actuals (the checkpoint's reading options), the fit's backtest, and the rate of
-                          adaptive intervals (predict --adapt; null: static)
+                          horizon, levels and frequency, the first and last forecast timestamp, and the
+                          rate of adaptive intervals (predict --adapt; null: static)
     forecasts/NNNNNN.csv  that run's forecast: predict's columns, with the run number first and each
                           series' origin (its last observed timestamp) after the series
+    checkpoints/SHA.json  once per checkpoint: how to read the actuals (its reading options) and the fit's
+                          backtest, which every run of it shares (so an index line stays a few hundred
+                          bytes however many series the backtest names)
     adapt.csv             adaptive conformal state, one row per series, target and level (predict --adapt)
 
 Append-only and crash-safe: a run's CSV is written whole (``files.atomic_write``) before its index line
@@ -36,6 +38,7 @@ from .errors import InputError, UsageError
 
 INDEX = "index.jsonl"
 FORECASTS = "forecasts"
+CHECKPOINTS = "checkpoints"
 ENVIRONMENT = "SEQCAST_RECORD"  # predict records into this folder when --record is not given
 
 
@@ -46,6 +49,18 @@ class Record:
     folder: Path
     runs: tuple[dict[str, Any], ...]
     notes: tuple[str, ...] = ()
+
+    def described(self, run: dict[str, Any]) -> dict[str, Any]:
+        """What the record keeps of ``run``'s checkpoint: its reading options and backtest."""
+        path = self.folder / CHECKPOINTS / f"{run['sha256']}.json"
+        try:
+            described = json.loads(path.read_text(encoding="utf-8"))
+            if not isinstance(described, dict) or "reading" not in described:
+                raise ValueError("not a checkpoint's description")
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{path}: the record's description of run {run['run']}'s checkpoint cannot be read "
+                             f"({exc}); record a forecast with that checkpoint again") from None
+        return described
 
     def forecasts(self, runs: list[dict[str, Any]]) -> pd.DataFrame:
         """The recorded rows of ``runs`` (index entries), one frame, in run order."""
@@ -123,11 +138,20 @@ def _cut_torn_line(index: Path) -> None:
             os.fsync(handle.fileno())
 
 
-def append(record: Record, frame: pd.DataFrame, origins: dict[str, Any], entry: dict[str, Any]) -> dict[str, Any]:
+def append(record: Record, frame: pd.DataFrame, origins: dict[str, Any], entry: dict[str, Any],
+           described: dict[str, Any] | None = None) -> dict[str, Any]:
     """Write ``frame`` (predict's forecast) as the record's next run, then its index line (``entry`` plus the
-    run number, file, time and rows). ``origins``: each series' last observed timestamp. Inside ``writing``."""
+    run number, file, time and rows). ``origins``: each series' last observed timestamp; ``described``: what
+    the record keeps once per checkpoint (``Record.described``), written if it has not been. Inside
+    ``writing``."""
     from .data import write_csv
     from .files import atomic_write
+
+    if described is not None:
+        kept = record.folder / CHECKPOINTS / f"{entry['sha256']}.json"
+        if not kept.exists():
+            kept.parent.mkdir(exist_ok=True)
+            atomic_write(kept, json.dumps(described, ensure_ascii=False, default=_text).encode("utf-8"))
 
     number = max((r["run"] for r in record.runs), default=0) + 1
     name = f"{FORECASTS}/{number:06d}.csv"

@@ -86,10 +86,14 @@ def test_fit_scores_its_validation_windows_and_info_and_json_show_it(fitted, inv
 def test_predict_record_appends_each_run_with_its_checkpoint_and_origin(fitted, invoke, tmp_path):
     ckpt, frame = fitted
     rec = replay(invoke, ckpt, frame, tmp_path, range(300, 312, 6))
-    runs = record.read(rec).runs
+    held = record.read(rec)
+    runs = held.runs
     assert [r["run"] for r in runs] == [1, 2] and runs[0]["sha256"] == checkpoint.load(ckpt).stored.sha256
-    assert runs[0]["levels"] == [80.0, 95.0] and runs[0]["reading"]["id_col"] == "unique_id"
-    assert runs[0]["backtest"]["mase"] == checkpoint.load(ckpt).backtest.mase
+    assert runs[0]["levels"] == [80.0, 95.0] and len((rec / "index.jsonl").read_text().splitlines()[0]) < 1000
+    described = held.described(runs[1])  # once per checkpoint, beside the index
+    assert described["reading"]["id_col"] == "unique_id"
+    assert described["backtest"]["mase"] == checkpoint.load(ckpt).backtest.mase
+    assert [p.name for p in (rec / "checkpoints").iterdir()] == [f"{runs[0]['sha256']}.json"]
     rows = pd.read_csv(rec / runs[1]["file"])
     written = pd.read_csv(tmp_path / "forecast.csv")
     assert list(rows.columns[:3]) == ["run", "series", "origin"] and (rows["run"] == 2).all()
@@ -365,7 +369,9 @@ def test_an_exported_model_records_with_its_backtest_and_monitor_reads_stdin(fit
     data = cut(frame, 300, tmp_path / "now.csv")
     code, _, err = invoke("predict", tmp_path / "m.onnx", data, "--record", tmp_path / "r", "--adapt", "-o", tmp_path / "f.csv")
     assert code == 0, err
-    run = record.read(tmp_path / "r").runs[0]
-    assert run["checkpoint"].endswith("m.onnx") and run["backtest"]["mase"] == checkpoint.load(ckpt).backtest.mase
+    held = record.read(tmp_path / "r")
+    run = held.runs[0]
+    assert run["checkpoint"].endswith("m.onnx")
+    assert held.described(run)["backtest"]["mase"] == checkpoint.load(ckpt).backtest.mase
     code, out, err = invoke("monitor", tmp_path / "r", "-", input=cut(frame, 306, tmp_path / "later.csv").read_text())
     assert code == 0 and "actuals   <stdin>" in out and "overall" in out, err

@@ -147,20 +147,20 @@ def record_forecast(request: PredictRequest, reporter: Reporter, ckpt, series, c
              "model": ckpt.name, "data": series.source, "series": len(series.series), "targets": list(series.targets),
              "horizon": int(frame["step"].max()), "levels": list(levels), "freq": ckpt.schema.freq,
              "integer_time": integer_time, "season": season_length(series.freq),
-             "reading": record.reading_options(config),
-             "backtest": asdict(ckpt.backtest) if ckpt.backtest is not None else None,
-             "backtest_levels": list(ckpt.calibration.levels) if ckpt.calibration else [],
              "adapt": request.adapt_rate if request.adapt else None}
+    described = {"checkpoint": str(request.checkpoint), "reading": record.reading_options(config),
+                 "backtest": asdict(ckpt.backtest) if ckpt.backtest is not None else None,
+                 "backtest_levels": list(ckpt.calibration.levels) if ckpt.calibration else []}
     origins = {s.id: s.times[-1] for s in series.series}
     with record.writing(folder) as held:
         reporter.notes(held.notes)
         if request.adapt:
             state = adaptive.load(folder)
-            fed = held.forecasts(adaptive.runs_to_feed(held, state, integer_time))
+            fed = held.forecasts(adaptive.runs_to_feed(held, state, integer_time, set(origins)))
             state = adaptive.update(state, fed, record.actual_values(series), levels, request.adapt_rate, integer_time)
             frame = adaptive.apply(frame, state, levels)
             adaptive.save(folder, state)
-        entry = record.append(held, frame, origins, entry)
+        entry = record.append(held, frame, origins, entry, described)
     return frame, entry
 
 
