@@ -109,13 +109,30 @@ def read(path: str | Path) -> Record:
     for number, line in enumerate(lines, start=1):
         try:
             entry = json.loads(line)
-            if not isinstance(entry, dict) or not isinstance(entry.get("run"), int) or "file" not in entry:
-                raise ValueError("not a run")
         except ValueError:
+            entry = None
+        if not _is_run(entry):
             notes.append(f"{index}: line {number} is not a recorded run; it is skipped")
             continue
         runs.append(entry)
     return Record(folder, tuple(runs), tuple(notes))
+
+
+# What every index line holds, and of which JSON kind (bool is not taken for int).
+KEYS = {"run": int, "file": str, "time": str, "sha256": str, "model": str, "series": int, "targets": list,
+        "horizon": int, "levels": list, "freq": str, "integer_time": bool, "first": str, "last": str}
+
+
+def _is_run(entry: Any) -> bool:
+    """Whether an index line is a recorded run: every key of ``KEYS`` of its kind, and a file under the
+    record's forecasts folder (a hand-edited line cannot send a reader elsewhere)."""
+    if not isinstance(entry, dict):
+        return False
+    for key, kind in KEYS.items():
+        value = entry.get(key)
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            return False
+    return entry["file"].startswith(f"{FORECASTS}/") and ".." not in entry["file"] and "\\" not in entry["file"]
 
 
 @contextlib.contextmanager
@@ -160,7 +177,7 @@ def append(record: Record, frame: pd.DataFrame, origins: dict[str, Any], entry: 
     rows.insert(2, "origin", rows["series"].map(origins))
     stamps = frame["timestamp"]
     entry = {"run": number, "file": name, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-             **entry, "rows": len(frame), "first": _text(stamps.min()), "last": _text(stamps.max())}
+             **entry, "rows": len(frame), "first": str(stamps.min()), "last": str(stamps.max())}
     atomic_write(record.folder / name, write_csv(rows))
     line = (json.dumps(entry, ensure_ascii=False, default=_text) + "\n").encode("utf-8")
     index = record.folder / INDEX

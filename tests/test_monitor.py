@@ -124,15 +124,17 @@ def test_a_torn_last_line_and_an_orphan_file_are_ignored_then_repaired(fitted, i
     ckpt, frame = fitted
     rec = replay(invoke, ckpt, frame, tmp_path, range(300, 306, 6))
     with open(rec / "index.jsonl", "ab") as handle:
+        handle.write(b'{"run": 7, "file": "../../etc/passwd"}\n')  # a hand-edited line: not a run, skipped
         handle.write(b'{"run": 2, "file": "forecasts/0000')  # torn
     (rec / "forecasts" / "000002.csv").write_text("run,series\n2,half")  # orphan
     held = record.read(rec)
     assert [r["run"] for r in held.runs] == [1] and "cut off" in held.notes[0]
+    assert held.notes[1].endswith("line 2 is not a recorded run; it is skipped")
     code, out, err = invoke("monitor", rec, cut(frame, 306, tmp_path / "now.csv"))
     assert code == 0 and "cut off" in err, err
     replay(invoke, ckpt, frame, tmp_path, range(306, 312, 6))
     text = (rec / "index.jsonl").read_text()
-    assert text.endswith("\n") and [json.loads(line)["run"] for line in text.splitlines()] == [1, 2]
+    assert text.endswith("\n") and [json.loads(line)["run"] for line in text.splitlines()] == [1, 7, 2]
     assert len(pd.read_csv(rec / "forecasts" / "000002.csv")) == 2 * HORIZON * 1
 
 
@@ -140,14 +142,19 @@ APPENDER = """
 import sys, pandas as pd
 from pathlib import Path
 from seqcast import record
+ENTRY = ENTRY_LITERAL
 folder = record.folder_of(sys.argv[1])
 frame = pd.DataFrame({"series": ["a"] * 500, "timestamp": range(500), "step": range(1, 501), "model": "naive",
                       "target": "y", "forecast": [float(i) for i in range(500)]})
 print("ready", flush=True)
 while True:
     with record.writing(folder) as held:
-        record.append(held, frame, {"a": -1}, {"sha256": "0" * 64, "integer_time": True, "note": "x" * 20000})
+        record.append(held, frame, {"a": -1}, {**ENTRY, "note": "x" * 20000})
 """
+# what predict records of a run besides its number, time, file, rows and timestamps (record.KEYS)
+ENTRY = {"checkpoint": "m.ckpt", "sha256": "0" * 64, "parent": None, "model": "naive", "data": "d.csv", "series": 1,
+         "targets": ["y"], "horizon": 500, "levels": [], "freq": "1", "integer_time": True}
+APPENDER = APPENDER.replace("ENTRY_LITERAL", repr(ENTRY))
 
 
 def test_sigkill_while_recording_leaves_a_readable_record(tmp_path):
@@ -167,7 +174,7 @@ def test_sigkill_while_recording_leaves_a_readable_record(tmp_path):
             assert len(pd.read_csv(folder / run["file"])) == 500
         with record.writing(folder) as again:  # the lock the killed writer held is free, the torn line cut
             record.append(again, pd.read_csv(folder / held.runs[0]["file"]).drop(columns=["run", "origin"]),
-                          {"a": -1}, {"sha256": "0" * 64, "integer_time": True})
+                          {"a": -1}, ENTRY)
         assert [r["run"] for r in record.read(folder).runs][-1] == held.runs[-1]["run"] + 1
         assert (folder / "index.jsonl").read_bytes().endswith(b"\n")
 
