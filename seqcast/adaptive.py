@@ -88,7 +88,8 @@ def update(state: pd.DataFrame, recorded: pd.DataFrame, actuals: pd.DataFrame, l
             continue
         old = known[known["level"] == level][["series", "target", "alpha", "through_key", "points", "misses"]]
         fresh = rows.merge(old, on=["series", "target"], how="left")
-        fresh = fresh[fresh["through_key"].isna() | (fresh["key"] > fresh["through_key"])]
+        fresh = fresh[(fresh["through_key"].isna() | (fresh["key"] > fresh["through_key"]))
+                      & fresh[lo].notna() & fresh[hi].notna()]  # a run that did not issue the level has no say
         if fresh.empty:
             continue
         nominal = 1 - level / 100

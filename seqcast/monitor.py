@@ -134,10 +134,13 @@ def _scored(rows: pd.DataFrame, levels: list[float]) -> pd.DataFrame:
     with np.errstate(invalid="ignore", divide="ignore"):
         smape = np.where(denominator > 0, 200 * np.abs(error) / np.where(denominator > 0, denominator, 1), 0.0)
     out = rows.assign(error=error, absolute=np.abs(error), scaled=np.abs(error) / rows["scale"].to_numpy(), smape=smape)
-    for level in levels:
+    for level in levels:  # NaN where a run did not issue the level (the levels changed between runs)
         key = label(level)
-        out[f"inside_{key}"] = ((actual >= rows[f"lo_{key}"].to_numpy()) &
-                                (actual <= rows[f"hi_{key}"].to_numpy())).astype(np.float64)
+        if f"lo_{key}" not in rows or f"hi_{key}" not in rows:
+            out[f"inside_{key}"] = np.nan
+            continue
+        lo, hi = rows[f"lo_{key}"].to_numpy(dtype=np.float64), rows[f"hi_{key}"].to_numpy(dtype=np.float64)
+        out[f"inside_{key}"] = np.where(np.isnan(lo) | np.isnan(hi), np.nan, ((actual >= lo) & (actual <= hi)))
     return out
 
 
@@ -146,7 +149,8 @@ def _summary(points: pd.DataFrame, levels: list[float]) -> dict[str, float]:
     summary = {"points": len(points), "mase": float(points["scaled"].mean()), "smape": float(points["smape"].mean()),
                "bias": float(points["error"].sum() / spread) if spread > 0 else 0.0}
     for level in levels:
-        summary[f"coverage_{label(level)}"] = float(points[f"inside_{label(level)}"].mean())
+        share = points[f"inside_{label(level)}"].mean()  # over the points whose run issued the level
+        summary[f"coverage_{label(level)}"] = None if pd.isna(share) else float(share)
     return summary
 
 
@@ -258,7 +262,7 @@ def _per_series(points: pd.DataFrame, levels: list[float], backtest: dict | None
         row = {"series": sid, "target": target, "forecasts": len(np.unique(runs[at])), "points": len(at),
                "mase": float(scaled[at].mean()), "smape": float(smape[at].mean()),
                "bias": float(error[at].sum() / spread) if spread > 0 else 0.0,
-               **{f"coverage_{key[7:]}": float(inside[key][at].mean()) for key in keys}, "flags": []}
+               **{f"coverage_{key[7:]}": _share(inside[key][at]) for key in keys}, "flags": []}
         times = target_keys[at]
         is_recent = times > times[-1] - span
         recent, earlier = at[is_recent], at[~is_recent]
@@ -286,18 +290,20 @@ def _per_series(points: pd.DataFrame, levels: list[float], backtest: dict | None
                 f"error: MASE {row['recent_mase']:.3g} over its latest {recent_steps} target times, "
                 f"{row['recent_mase'] / reference:.2f} times the {reference:.3g} of {against} "
                 f"(more than 1 + --series-margin {config.series_margin:g})")
-        spans = _spans(times, span, spacing)
+        spans = _spans(times, span)
         for level, key in zip(levels, keys):
-            share = float(inside[key][recent].mean())
-            row[f"recent_coverage_{label(level)}"] = share
+            issued = ~np.isnan(inside[key][at])  # the points whose run issued this level
+            row[f"recent_coverage_{label(level)}"] = _share(inside[key][recent])
             for latest_times in spans:  # the latest 4, 8, 16, ... runs' worth: the shortest that shows a change
-                late = times > times[-1] - latest_times
-                late_steps, early_steps = len(np.unique(times[late])), len(np.unique(times[~late]))
+                late = (times > times[-1] - latest_times) & issued
+                early = ~(times > times[-1] - latest_times) & issued
+                late_steps, early_steps = len(np.unique(times[late])), len(np.unique(times[early]))
+                if not late_steps or early_steps < late_steps:  # a change needs as long a stretch before it
+                    continue
                 trials, alpha = spacing.trials(late_steps), config.alpha / tested / len(spans)
                 low, high = binomial_band(trials, level / 100, alpha)
                 share = float(inside[key][at[late]].mean())
-                steady = early_steps < late_steps or _inside(float(inside[key][at[~late]].mean()),
-                                                              spacing.trials(early_steps), level, alpha)
+                steady = _inside(float(inside[key][at[early]].mean()), spacing.trials(early_steps), level, alpha)
                 if steady and not low <= share <= high:
                     row["flags"].append(f"coverage {label(level)} %: {share:.3f} over its latest {late_steps} target "
                                         f"times ({trials} forecast{'s' if trials != 1 else ''}' worth), outside "
@@ -307,15 +313,21 @@ def _per_series(points: pd.DataFrame, levels: list[float], backtest: dict | None
     return table
 
 
-def _spans(times: np.ndarray, shortest: float, spacing: Spacing) -> list[float]:
+def _spans(times: np.ndarray, shortest: float) -> list[float]:
     """The spans of latest target times a series' coverage is judged over: ``shortest`` (``RECENT`` runs'
-    worth), doubled while it still leaves target times out, and its whole window: a change that misses
-    every point shows in the shortest, a milder one over a longer span (each at its share of alpha)."""
+    worth), doubled while at least as long a stretch lies before it: a change that misses every point
+    shows in the shortest, a milder one that lasts over a longer span (each at its share of alpha)."""
     spans, length = [], shortest
-    while length < times[-1] - times[0]:
+    while 2 * length <= times[-1] - times[0] + 1 or not spans:
         spans.append(length)
         length *= 2
-    return spans + [float(times[-1] - times[0] + spacing.step)]
+    return spans
+
+
+def _share(values: np.ndarray) -> float | None:
+    """The mean of the points that were scored for a level (None when none was)."""
+    values = values[~np.isnan(values)]
+    return float(values.mean()) if len(values) else None
 
 
 def _rose(recent: np.ndarray, recent_times: np.ndarray, earlier: np.ndarray, earlier_times: np.ndarray,
@@ -347,13 +359,15 @@ def _overall_drift(report: dict, levels: list[float], backtest: dict | None, con
                          f"the backtest's {backtest['mase']:.3g} (more than 1 + --margin {config.margin:g})")
     for level in levels:
         key = label(level)
-        low, high = binomial_band(max(1, int(round(runs * report["independence"]))), level / 100, config.alpha)
-        overall[f"band_{key}"] = [low, high]
-        run_shares = [t[f"coverage_{key}"] for t in report["timeline"]]
+        run_shares = [t[f"coverage_{key}"] for t in report["timeline"] if t[f"coverage_{key}"] is not None]
+        if not run_shares:  # no scored run issued this level
+            continue
+        issued = len(run_shares)
+        low, high = binomial_band(max(1, int(round(issued * report["independence"]))), level / 100, config.alpha)
         share = float(np.mean(run_shares))
-        overall[f"coverage_runs_{key}"] = share
+        overall[f"band_{key}"], overall[f"coverage_runs_{key}"] = [low, high], share
         if not low <= share <= high:
-            found.append(f"overall: coverage {key} %: {share:.3f} over {runs} runs, outside {low:.3f}..{high:.3f}")
+            found.append(f"overall: coverage {key} %: {share:.3f} over {issued} runs, outside {low:.3f}..{high:.3f}")
     return found
 
 

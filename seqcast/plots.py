@@ -226,7 +226,8 @@ def monitor_plot(report: dict, path) -> None:
     for i, level in enumerate(report["levels"]):
         key = f"{level:.10g}"
         colour = f"C{i + 2}"
-        axes[1].plot(x, [t[f"coverage_{key}"] for t in timeline], color=colour, marker=".", label=f"{key} % coverage")
+        shares = [np.nan if t[f"coverage_{key}"] is None else t[f"coverage_{key}"] for t in timeline]
+        axes[1].plot(x, shares, color=colour, marker=".", label=f"{key} % coverage")
         axes[1].axhline(level / 100, color=colour, linestyle="--", linewidth=1)
     axes[1].set_ylim(-0.02, 1.02)
     axes[1].set_title("coverage of each run's intervals (dashed: nominal)", fontsize=10)
