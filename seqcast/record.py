@@ -15,8 +15,9 @@ A record is a folder of plain files a user can read:
 
 Append-only and crash-safe: a run's CSV is written whole (``files.atomic_write``) before its index line
 is appended and fsynced. A run killed before its line leaves a CSV no line names, which readers ignore
-and the next run of that number replaces; a line torn by a kill (no newline at its end) is dropped when
-read and cut away by the next writer; a line that is not JSON is skipped with a note. One writer at a
+(the next run takes the next free number: no file is written over); a line torn by a kill (no newline
+at its end) is dropped when read and cut away by the next writer (a whole run without its newline, as
+an editor may save it, gets one); a line that is not a run is skipped with a note. One writer at a
 time: the lock of index.jsonl (``files.output_lock``), which a writer waits for (each holds it for
 the milliseconds of an append), and which a killed writer never leaves stuck.
 """
@@ -147,10 +148,20 @@ def writing(folder: Path) -> Iterator[Record]:
 
 
 def _cut_torn_line(index: Path) -> None:
+    """A last line without its newline: ended with one when it is a whole run (an editor saved the file so),
+    else cut away (a writer killed mid-line)."""
     with contextlib.suppress(FileNotFoundError), open(index, "r+b") as handle:
         data = handle.read()
         if data and not data.endswith(b"\n"):
-            handle.truncate(data.rfind(b"\n") + 1)
+            tail = data[data.rfind(b"\n") + 1:]
+            try:
+                whole = _is_run(json.loads(tail))
+            except ValueError:
+                whole = False
+            if whole:
+                handle.write(b"\n")
+            else:
+                handle.truncate(data.rfind(b"\n") + 1)
             handle.flush()
             os.fsync(handle.fileno())
 
@@ -170,7 +181,10 @@ def append(record: Record, frame: pd.DataFrame, origins: dict[str, Any], entry: 
             kept.parent.mkdir(exist_ok=True)
             atomic_write(kept, json.dumps(described, ensure_ascii=False, default=_text).encode("utf-8"))
 
-    number = max((r["run"] for r in record.runs), default=0) + 1
+    # after every run listed and every forecast file present (an orphan of a killed run, a line skipped as
+    # damaged): a number is never used twice, and no file is written over
+    present = [int(p.stem) for p in (record.folder / FORECASTS).glob("*.csv") if p.stem.isdigit()]
+    number = max([*(r["run"] for r in record.runs), *present], default=0) + 1
     name = f"{FORECASTS}/{number:06d}.csv"
     rows = frame.copy()
     rows.insert(0, "run", number)

@@ -119,8 +119,8 @@ def test_adapt_needs_intervals(invoke, tmp_path):
 
 
 def test_a_torn_last_line_and_an_orphan_file_are_ignored_then_repaired(fitted, invoke, tmp_path):
-    """What a kill between the CSV and its line, or inside the line, leaves: readable, and the next run
-    writes over both."""
+    """What a kill between the CSV and its line, or inside the line, leaves: readable; the next run cuts
+    the torn line and takes the next free number. A whole last line without its newline is kept."""
     ckpt, frame = fitted
     rec = replay(invoke, ckpt, frame, tmp_path, range(300, 306, 6))
     with open(rec / "index.jsonl", "ab") as handle:
@@ -134,8 +134,13 @@ def test_a_torn_last_line_and_an_orphan_file_are_ignored_then_repaired(fitted, i
     assert code == 0 and "cut off" in err, err
     replay(invoke, ckpt, frame, tmp_path, range(306, 312, 6))
     text = (rec / "index.jsonl").read_text()
-    assert text.endswith("\n") and [json.loads(line)["run"] for line in text.splitlines()] == [1, 7, 2]
-    assert len(pd.read_csv(rec / "forecasts" / "000002.csv")) == 2 * HORIZON * 1
+    assert text.endswith("\n") and [json.loads(line)["run"] for line in text.splitlines()] == [1, 7, 3]
+    assert (rec / "forecasts" / "000002.csv").read_text() == "run,series\n2,half"  # never written over
+    assert len(pd.read_csv(rec / "forecasts" / "000003.csv")) == 2 * HORIZON * 1
+    index = rec / "index.jsonl"
+    index.write_bytes(index.read_bytes().rstrip(b"\n"))  # saved by an editor without the last newline
+    replay(invoke, ckpt, frame, tmp_path, range(312, 318, 6))
+    assert [json.loads(line)["run"] for line in index.read_text().splitlines()] == [1, 7, 3, 4]
 
 
 APPENDER = """
