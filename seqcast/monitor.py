@@ -9,7 +9,7 @@ error of the series' actuals up to the run's origin (MASE, as ``evaluate`` scale
 error (bias: sum of errors over sum of absolute errors, -1 to 1), and for each interval level whether
 the actual fell inside the band issued.
 
-Drift, each found thing a line of the report:
+Drift, each found thing a line of the report (``drift``, which a refit may cure; ``stale``, which it cannot):
   * coverage: a level's coverage outside the two-sided binomial band of probability ``1 - alpha``
     around the nominal level. The points of one forecast share its errors, so a horizon of target
     times counts as one trial (runs closer together than the horizon overlap, and count as fewer;
@@ -171,8 +171,8 @@ def monitor(record: Record, actuals: Any, config: MonitorConfig = MonitorConfig(
         "checkpoint": {k: latest[k] for k in ("checkpoint", "sha256", "model")}, "levels": levels,
         "integer_time": integer_time, "actuals": actuals.source,
         "newest_actual": None if newest is None else _text(newest, integer_time),
-        "backtest": backtest, "overall": None, "series": [], "timeline": [], "drift": [], "watch": []}
-    report["drift"] += _stale(record, family, config, integer_time, latest["freq"])
+        "backtest": backtest, "overall": None, "series": [], "timeline": [], "drift": [], "watch": [],
+        "stale": _stale(record, family, config, integer_time, latest["freq"])}
     if not window:
         return report
     rows = record.forecasts(window)

@@ -272,20 +272,20 @@ def test_a_series_whose_actuals_stop_is_stale_but_a_rerun_is_not(fitted, invoke,
         code, _, err = invoke("predict", ckpt, tmp_path / "now.csv", "--record", rec, "-o", tmp_path / "f.csv")
         assert code == 0, err
     code, out, _ = invoke("monitor", rec, tmp_path / "now.csv", "--json")
-    assert not any("stale" in line for line in json.loads(out)["drift"])  # seconds apart: a rerun
+    assert code == 0 and json.loads(out)["stale"] == []  # seconds apart: a rerun
     index = rec / "index.jsonl"
     entries = [json.loads(line) for line in index.read_text().splitlines()]
     for day, entry in enumerate(entries):
         entry["time"] = f"2024-02-0{day + 1}T02:30:00+00:00"
     index.write_text("".join(json.dumps(e) + "\n" for e in entries))
-    code, out, _ = invoke("monitor", rec, tmp_path / "now.csv", "--json")
-    assert code == 3
-    drift = json.loads(out)["drift"]
-    assert [line for line in drift if "stale" in line] == [
+    code, out, err = invoke("monitor", rec, tmp_path / "now.csv", "--json")
+    assert code == 4 and "stale: 1 finding (exit 4)" in err  # a refit cannot cure it: not exit 3
+    report = json.loads(out)
+    assert report["drift"] == [] and not report["healthy"] and report["stale"] == [
         "series 'south': stale: its actuals end at 2024-01-13 17:00:00, the origin of the last 2 runs (24 hours "
-        "apart): no new actual arrived while predict ran"], drift
+        "apart): no new actual arrived while predict ran"], report["stale"]
     code, out, _ = invoke("monitor", rec, tmp_path / "now.csv", "--json", "--stale-steps", "25")
-    assert not any("stale" in line for line in json.loads(out)["drift"])
+    assert code == 0 and json.loads(out)["stale"] == []
 
 
 def test_a_fresh_fit_starts_a_new_window_and_a_warm_start_keeps_it(fitted, invoke, tmp_path):

@@ -124,7 +124,8 @@ def monitor(
     Error (MASE, sMAPE), bias and interval coverage of each series over the latest runs, against what
     fit measured on its validation windows (the checkpoint's backtest). Drift: coverage outside a
     binomial band around the nominal level, error above the backtest's by more than --margin, and
-    series whose actuals stopped arriving. Exit 0: healthy; 3: drift found; 2: bad input.
+    series whose actuals stopped arriving. Exit 0: healthy; 3: drift found (a refit may cure it); 4:
+    only stale series (actuals stopped arriving: a refit cannot); 2: bad input.
     """
     out: Output = ctx.obj
     from ..runs.evaluate import MonitorRequest, monitor_file
@@ -136,9 +137,11 @@ def monitor(
     if plot:
         out.say(f"plot: {plot}")
     if json_out:
-        out.emit(to_json({**report, "healthy": not report["drift"]}), "-")
+        out.emit(to_json({**report, "healthy": not report["drift"] and not report["stale"]}), "-")
     else:
         render.monitor_tables(out, report)
-    if report["drift"]:
-        out.say(f"drift: {len(report['drift'])} finding{'s' if len(report['drift']) != 1 else ''} (exit 3)")
-        raise typer.Exit(3)
+    for key, code in (("drift", 3), ("stale", 4)):  # drift first: a refit may cure it, and not stale data
+        if report[key]:
+            count = len(report[key])
+            out.say(f"{key}: {count} finding{'s' if count != 1 else ''}{' (and stale series)' if code == 3 and report['stale'] else ''} (exit {code})")
+            raise typer.Exit(code)

@@ -375,5 +375,7 @@ def monitor_tables(out, report) -> None:
         out.table(f"recorded forecasts scored against their actuals{f' ({more} more series in --json)' if more > 0 else ''}",
                   columns, rows)
     out.lines([f"drift     {line}" for line in report["drift"]] or ["drift     none found"])
+    if report["stale"]:
+        out.lines([f"stale     {line}" for line in report["stale"]])
     if report["watch"]:
         out.lines([f"watch     {line}" for line in report["watch"]])
