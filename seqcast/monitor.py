@@ -91,13 +91,10 @@ def binomial_band(n: int, p: float, alpha: float) -> tuple[float, float]:
 
 
 def lineage(runs: tuple[dict, ...]) -> list[dict]:
-    """The runs of the latest run's model: its checkpoint and the ones it was warm-started from."""
-    parents = {run["sha256"]: run.get("parent") for run in runs}
-    digest, family = runs[-1]["sha256"], set()
-    while digest is not None and digest not in family:
-        family.add(digest)
-        digest = parents.get(digest)
-    return [run for run in runs if run["sha256"] in family]
+    """The runs of the latest run's model: those of the same ``root`` (record.root: a fresh fit starts a
+    model, its warm starts continue it)."""
+    model = runs[-1].get("root", runs[-1]["sha256"])
+    return [run for run in runs if run.get("root", run["sha256"]) == model]
 
 
 def _scales(actuals: pd.DataFrame, units: pd.DataFrame, season: int) -> np.ndarray:

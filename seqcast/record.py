@@ -3,7 +3,8 @@
 A record is a folder of plain files a user can read:
 
     index.jsonl           one JSON line per recorded run: its number, the time it ran (UTC), the checkpoint
-                          (path, digest, and the digest it was warm-started from), the data, the targets,
+                          (path, digest, the digest it was warm-started from, and its model's: ``root``),
+                          the data, the targets,
                           horizon, levels and frequency, the first and last forecast timestamp, and the
                           rate of adaptive intervals (predict --adapt; null: static)
     forecasts/NNNNNN.csv  that run's forecast: predict's columns, with the run number first and each
@@ -204,6 +205,24 @@ def append(record: Record, frame: pd.DataFrame, origins: dict[str, Any], entry: 
         raise InputError(f"{index}: cannot append to the forecast record ({exc.strerror}); the forecast was "
                          "not recorded") from None
     return entry
+
+
+def root(record: Record, entry: dict[str, Any]) -> str:
+    """The digest that names the model a new run's checkpoint belongs to (``monitor`` judges one model's runs
+    together): its own for a fresh fit; for a warm start, its parent's model, or, when the parent was never
+    recorded (a night whose predict failed), the model of the latest run if that run's checkpoint had the
+    same path (a nightly warm start written in place). A checkpoint recorded before keeps its model."""
+    known = {run["sha256"]: run.get("root", run["sha256"]) for run in record.runs}
+    if entry["sha256"] in known:
+        return known[entry["sha256"]]
+    if entry["parent"] is None:
+        return entry["sha256"]
+    if entry["parent"] in known:
+        return known[entry["parent"]]
+    latest = record.runs[-1] if record.runs else None
+    if latest is not None and latest.get("checkpoint") == entry["checkpoint"]:
+        return latest.get("root", latest["sha256"])
+    return entry["sha256"]
 
 
 def _text(value: Any) -> Any:

@@ -402,3 +402,21 @@ def test_levels_that_change_between_runs_are_scored_where_they_were_issued(fitte
     assert state[state["level"] == 95.0]["points"].tolist() == [HORIZON, HORIZON]
     code, out, err = invoke("monitor", rec, cut(frame, 336, tmp_path / "early.csv"))  # the 95 % run not due yet
     assert code == 0, err
+
+
+def test_a_warm_start_written_in_place_keeps_the_model_even_when_a_night_went_unrecorded(fitted, invoke, tmp_path):
+    """The README's nightly warm start writes over the same file; a night whose predict failed leaves a
+    checkpoint the record never saw between two it did: the runs still belong to one model."""
+    ckpt, frame = fitted
+    nightly = tmp_path / "load.ckpt"
+    nightly.write_bytes(ckpt.read_bytes())
+    rec = replay(invoke, nightly, frame, tmp_path, range(300, 306, 6))
+    for rows in (306, 312):  # two warm starts in place; no predict after the first
+        code, _, err = invoke("fit", cut(frame, rows, tmp_path / "fit.csv"), "--init-from", nightly, "--max-steps", "20",
+                              "--output", nightly, "--force")
+        assert code == 0, err
+    replay(invoke, nightly, frame, tmp_path, range(312, 318, 6))
+    runs = record.read(rec).runs
+    assert runs[1]["parent"] not in {r["sha256"] for r in runs} and runs[1]["root"] == runs[0]["sha256"]
+    code, out, _ = invoke("monitor", rec, cut(frame, 318, tmp_path / "all.csv"), "--json")
+    assert json.loads(out)["model_runs"] == 2

@@ -160,7 +160,7 @@ def record_forecast(request: PredictRequest, reporter: Reporter, ckpt, series, c
             state = adaptive.update(state, fed, record.actual_values(series), levels, request.adapt_rate, integer_time)
             frame = adaptive.apply(frame, state, levels)
             adaptive.save(folder, state)
-        entry = record.append(held, frame, origins, entry, described)
+        entry = record.append(held, frame, origins, {**entry, "root": record.root(held, entry)}, described)
     return frame, entry
 
 
