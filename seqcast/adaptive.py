@@ -34,7 +34,7 @@ RATE = 0.005  # gamma: Gibbs and Candès's choice in their experiments
 HIGHEST = 99.9  # the widest band drawn, in percent
 
 
-def load(folder: Path) -> pd.DataFrame:
+def load(folder: Path, integer_time: bool = False) -> pd.DataFrame:
     """The record's adaptive state (COLUMNS); empty before the first adapted run."""
     path = folder / STATE
     if not path.exists():
@@ -49,6 +49,15 @@ def load(folder: Path) -> pd.DataFrame:
     if list(state.columns) != COLUMNS:
         raise InputError(f"{path}: expected the columns {', '.join(COLUMNS)}; remove it to start again from the "
                          "calibrated bands")
+    try:
+        for column in ("level", "alpha", "points", "misses"):
+            state[column] = pd.to_numeric(state[column]).astype(np.float64)
+        time_keys(state["through"].astype(str), integer_time)
+        if state[["series", "target"]].isna().any().any() or not np.isfinite(state["alpha"]).all():
+            raise ValueError("a row without its series, target or rate")
+    except (ValueError, TypeError) as exc:
+        raise InputError(f"{path}: the adaptive state cannot be read ({exc}); remove it to start again from the "
+                         "calibrated bands") from None
     return state
 
 

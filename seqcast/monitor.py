@@ -378,8 +378,7 @@ def _stale(record: Record, runs: list[dict], config: MonitorConfig, integer_time
         return []
     parts = []
     for run in recent:
-        path = record.folder / run["file"]
-        origins = pd.read_csv(path, usecols=["series", "origin"], dtype={"series": str}).drop_duplicates("series")
+        origins = record.forecasts([run], ("series", "origin")).drop_duplicates("series")
         parts.append(origins.assign(run=run["run"], time=pd.Timestamp(run["time"])))
     table = pd.concat(parts, ignore_index=True)
     table["key"] = time_keys(table["origin"], integer_time)

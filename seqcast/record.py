@@ -57,21 +57,29 @@ class Record:
         path = self.folder / CHECKPOINTS / f"{run['sha256']}.json"
         try:
             described = json.loads(path.read_text(encoding="utf-8"))
-            if not isinstance(described, dict) or "reading" not in described:
-                raise ValueError("not a checkpoint's description")
+            backtest = described.get("backtest", "") if isinstance(described, dict) else ""
+            if not isinstance(described.get("reading"), dict) or not (backtest is None or (
+                    isinstance(backtest, dict) and isinstance(backtest.get("series_mase"), dict)
+                    and all(isinstance(backtest.get(k), (int, float)) for k in ("windows", "mase", "smape", "bias")))):
+                raise ValueError("not a checkpoint's reading options and backtest")
         except (OSError, ValueError) as exc:
             raise InputError(f"{path}: the record's description of run {run['run']}'s checkpoint cannot be read "
                              f"({exc}); record a forecast with that checkpoint again") from None
         return described
 
-    def forecasts(self, runs: list[dict[str, Any]]) -> pd.DataFrame:
-        """The recorded rows of ``runs`` (index entries), one frame, in run order."""
+    def forecasts(self, runs: list[dict[str, Any]], columns: tuple[str, ...] | None = None) -> pd.DataFrame:
+        """The recorded rows of ``runs`` (index entries), one frame, in run order (only ``columns``, if given)."""
         frames = []
+        needed = set(columns or ("run", "series", "origin", "timestamp", "step", "target", "forecast"))
         for run in runs:
             path = self.folder / run["file"]
             try:
-                frames.append(pd.read_csv(path, keep_default_na=False, na_values=[""],
-                                          dtype={"series": str, "target": str, "model": str}))
+                frame = pd.read_csv(path, keep_default_na=False, na_values=[""], usecols=columns,
+                                    dtype={"series": str, "target": str, "model": str})
+                if not needed <= set(frame.columns):
+                    raise ValueError(f"it lacks {', '.join(sorted(needed - set(frame.columns)))}")
+                frame["timestamp" if "timestamp" in frame else "origin"].pipe(time_keys, run["integer_time"])
+                frames.append(frame)
             except (OSError, ValueError) as exc:
                 raise InputError(f"{path}: run {run['run']} of the record cannot be read ({exc}); restore the "
                                  f"file, or remove its line from {self.folder / INDEX}") from None
@@ -126,15 +134,25 @@ KEYS = {"run": int, "file": str, "time": str, "sha256": str, "model": str, "seri
 
 
 def _is_run(entry: Any) -> bool:
-    """Whether an index line is a recorded run: every key of ``KEYS`` of its kind, and a file under the
-    record's forecasts folder (a hand-edited line cannot send a reader elsewhere)."""
+    """Whether an index line is a recorded run: every key of ``KEYS`` of its kind, times and levels that
+    read, and a file under the record's forecasts folder (a hand-edited line cannot send a reader
+    elsewhere)."""
     if not isinstance(entry, dict):
         return False
     for key, kind in KEYS.items():
         value = entry.get(key)
         if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
             return False
-    return entry["file"].startswith(f"{FORECASTS}/") and ".." not in entry["file"] and "\\" not in entry["file"]
+    if not entry["file"].startswith(f"{FORECASTS}/") or ".." in entry["file"] or "\\" in entry["file"]:
+        return False
+    try:
+        pd.Timestamp(entry["time"])
+        time_keys([entry["first"], entry["last"]], entry["integer_time"])
+        if not entry["integer_time"]:
+            pd.tseries.frequencies.to_offset(entry["freq"])
+    except (ValueError, TypeError, OverflowError):
+        return False
+    return all(isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < 100 for v in entry["levels"])
 
 
 @contextlib.contextmanager
@@ -239,14 +257,15 @@ def reading_options(config) -> dict[str, Any]:
     return asdict(config)
 
 
-def reading_config(options: dict[str, Any]):
-    """The data.DataConfig an index entry stored."""
+def reading_config(options: dict[str, Any], where: str):
+    """The data.DataConfig a record stored (``where``: its file, for the message)."""
     from .data import DataConfig
 
     try:
         return DataConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in options.items()})
     except TypeError as exc:
-        raise InputError(f"the record's reading options are not this seqcast's ({exc}); record again") from None
+        raise InputError(f"{where}: the reading options are not this seqcast's ({exc}); record a forecast "
+                         "again") from None
 
 
 def time_keys(values: Any, integer_time: bool) -> np.ndarray:

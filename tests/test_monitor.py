@@ -420,3 +420,25 @@ def test_a_warm_start_written_in_place_keeps_the_model_even_when_a_night_went_un
     assert runs[1]["parent"] not in {r["sha256"] for r in runs} and runs[1]["root"] == runs[0]["sha256"]
     code, out, _ = invoke("monitor", rec, cut(frame, 318, tmp_path / "all.csv"), "--json")
     assert json.loads(out)["model_runs"] == 2
+
+
+def test_damaged_record_files_are_exit_2_naming_them(fitted, invoke, tmp_path):
+    ckpt, frame = fitted
+    rec = replay(invoke, ckpt, frame, tmp_path, range(300, 312, 6), "--adapt")
+    data = cut(frame, 318, tmp_path / "all.csv")
+    (rec / "adapt.csv").write_text("series,target,level,alpha,through,points,misses\nnorth,y,80,high,soon,6,1\n")
+    code, _, err = invoke("predict", ckpt, data, "--record", rec, "--adapt")
+    assert code == 2 and "adapt.csv: the adaptive state cannot be read" in err and "remove it" in err
+    (rec / "adapt.csv").unlink()
+    first = record.read(rec).runs[0]
+    described = rec / "checkpoints" / f"{first['sha256']}.json"
+    described.write_text('{"reading": {}}')
+    code, _, err = invoke("monitor", rec, data)
+    assert code == 2 and f"{first['sha256']}.json" in err and "cannot be read" in err
+    described.unlink()
+    code, _, err = invoke("monitor", rec, data)
+    assert code == 2 and "record a forecast with that checkpoint again" in err
+    replay(invoke, ckpt, frame, tmp_path, range(312, 318, 6))  # writes the description again
+    (rec / "forecasts" / "000001.csv").write_text("run,series\n1,north\n")
+    code, _, err = invoke("monitor", rec, data)
+    assert code == 2 and "000001.csv: run 1 of the record cannot be read" in err and "restore the file" in err

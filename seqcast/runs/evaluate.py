@@ -164,7 +164,9 @@ def monitor_file(request: MonitorRequest, reporter: Reporter) -> dict[str, Any]:
     reporter.notes(held.notes)
     if not held.runs:
         raise InputError(f"{request.record}: the record lists no forecast yet; predict --record {request.record} adds one")
-    actuals = load(reporter, request.actuals, record.reading_config(held.described(held.runs[-1])["reading"]))
+    latest = held.runs[-1]
+    actuals = load(reporter, request.actuals, record.reading_config(
+        held.described(latest)["reading"], str(held.folder / record.CHECKPOINTS / f"{latest['sha256']}.json")))
     report = monitor(held, actuals, config)
     if request.plot:
         monitor_plot(report, request.plot)

@@ -155,7 +155,7 @@ def record_forecast(request: PredictRequest, reporter: Reporter, ckpt, series, c
     with record.writing(folder) as held:
         reporter.notes(held.notes)
         if request.adapt:
-            state = adaptive.load(folder)
+            state = adaptive.load(folder, integer_time)
             fed = held.forecasts(adaptive.runs_to_feed(held, state, integer_time, set(origins)))
             state = adaptive.update(state, fed, record.actual_values(series), levels, request.adapt_rate, integer_time)
             frame = adaptive.apply(frame, state, levels)
