@@ -68,15 +68,20 @@ def save(folder: Path, state: pd.DataFrame) -> None:
     atomic_write(folder / STATE, write_csv(state[COLUMNS]))
 
 
-def runs_to_feed(record: Record, state: pd.DataFrame, integer_time: bool, series: set[str]) -> list[dict]:
-    """The recorded runs that may hold points of ``series`` (those forecast now) not yet fed: every run whose
-    last forecast timestamp is after the earliest point the state has fed any of them through (all runs
-    when one has none yet). Series no longer forecast do not hold it back, so a nightly run reads the
-    last horizon's runs, not the years before."""
-    state = state[state["series"].isin(series)]
-    if state.empty or not series <= set(state["series"]):
+def runs_to_feed(record: Record, state: pd.DataFrame, integer_time: bool, latest: dict[str, int]) -> list[dict]:
+    """The recorded runs that may hold points not yet fed of the series with new actuals (``latest``: each
+    series' last actual, as a time key): every run whose last forecast timestamp is after the earliest
+    point the state has fed any of them through (all runs when one has none yet). Series no longer
+    forecast, or whose actuals stopped, do not hold it back, so a nightly run reads the last horizon's
+    runs, not the years before."""
+    state = state[state["series"].isin(latest)]
+    if not set(latest) <= set(state["series"]):
         return list(record.runs)
-    through = time_keys(state["through"].astype(str), integer_time).min()
+    through = time_keys(state["through"].astype(str), integer_time)
+    fresh = through < state["series"].map(latest).to_numpy()
+    if not fresh.any():
+        return []
+    through = through[fresh].min()
     return [run for run in record.runs if time_keys([run["last"]], integer_time)[0] > through]
 
 

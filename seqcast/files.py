@@ -118,12 +118,28 @@ def atomic_write(path: str | Path, data: bytes) -> None:
             os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, target)
+        _sync_folder(folder)
     except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
             raise _write_error(shown, exc) from None
         raise
+
+
+def _sync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a power loss after it keeps the new name): fsync the folder,
+    where the file system allows it."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # a file system that cannot sync a folder: the rename is as durable as it allows
+        pass
+    finally:
+        os.close(fd)
 
 
 def _stream_write(path: Path, data: bytes) -> None:

@@ -156,7 +156,8 @@ def record_forecast(request: PredictRequest, reporter: Reporter, ckpt, series, c
         reporter.notes(held.notes)
         if request.adapt:
             state = adaptive.load(folder, integer_time)
-            fed = held.forecasts(adaptive.runs_to_feed(held, state, integer_time, set(origins)))
+            latest = {sid: int(record.time_keys([origin], integer_time)[0]) for sid, origin in origins.items()}
+            fed = held.forecasts(adaptive.runs_to_feed(held, state, integer_time, latest))
             state = adaptive.update(state, fed, record.actual_values(series), levels, request.adapt_rate, integer_time)
             frame = adaptive.apply(frame, state, levels)
             adaptive.save(folder, state)
