@@ -87,11 +87,12 @@ def runs_to_feed(record: Record, state: pd.DataFrame, integer_time: bool, latest
 
 def update(state: pd.DataFrame, recorded: pd.DataFrame, actuals: pd.DataFrame, levels: tuple[float, ...],
            rate: float, integer_time: bool) -> pd.DataFrame:
-    """The state after feeding the recorded points (``recorded``: runs' rows with lo_/hi_ of each level)
-    whose actuals (``actuals``: series, target, key, actual) have arrived and that it has not fed yet."""
+    """The state after feeding the recorded points (``recorded``: runs' rows with lo_/hi_ of each level, and
+    their ``key`` where the caller has it) whose actuals (``actuals``: series, target, key, actual) have
+    arrived and that it has not fed yet."""
     if recorded.empty:
         return state
-    rows = recorded.assign(key=time_keys(recorded["timestamp"], integer_time))
+    rows = recorded if "key" in recorded else recorded.assign(key=time_keys(recorded["timestamp"], integer_time))
     rows = rows.merge(actuals, on=["series", "target", "key"], how="inner")
     known = state.assign(through_key=time_keys(state["through"].astype(str), integer_time) if not state.empty
                          else np.array([], dtype=np.int64))

@@ -46,7 +46,7 @@ import pandas as pd
 
 from .errors import UsageError
 from .intervals import label
-from .record import Record, actual_values, time_keys
+from .record import Record, actual_values, recorded_keys, time_keys
 
 MIN_FORECASTS = 3  # a series' error is judged on at least this many forecasts
 RECENT = 4  # a series is judged on its latest target times, this many runs' worth, against its earlier ones
@@ -174,7 +174,8 @@ def monitor(record: Record, actuals: Any, config: MonitorConfig = MonitorConfig(
         return report
     rows = record.forecasts(window)
     rows = rows[[c for c in rows.columns if not c.startswith("level_")]]
-    rows = rows.assign(key=time_keys(rows["timestamp"], integer_time), origin_key=time_keys(rows["origin"], integer_time))
+    rows = rows.assign(key=recorded_keys(record, rows["timestamp"], integer_time),
+                       origin_key=recorded_keys(record, rows["origin"], integer_time))
     rows = rows.merge(known, on=["series", "target", "key"], how="left")
     scored = rows[rows["actual"].notna()]
     if scored.empty:
@@ -381,7 +382,7 @@ def _stale(record: Record, runs: list[dict], config: MonitorConfig, integer_time
         origins = record.forecasts([run], ("series", "origin")).drop_duplicates("series")
         parts.append(origins.assign(run=run["run"], time=pd.Timestamp(run["time"])))
     table = pd.concat(parts, ignore_index=True)
-    table["key"] = time_keys(table["origin"], integer_time)
+    table["key"] = recorded_keys(record, table["origin"], integer_time)
     latest = runs[-1]["run"]
     step = None if integer_time else _step(freq, table["origin"].iloc[-1])
     found = []

@@ -78,7 +78,6 @@ class Record:
                                     dtype={"series": str, "target": str, "model": str})
                 if not needed <= set(frame.columns):
                     raise ValueError(f"it lacks {', '.join(sorted(needed - set(frame.columns)))}")
-                frame["timestamp" if "timestamp" in frame else "origin"].pipe(time_keys, run["integer_time"])
                 frames.append(frame)
             except (OSError, ValueError) as exc:
                 raise InputError(f"{path}: run {run['run']} of the record cannot be read ({exc}); restore the "
@@ -266,6 +265,15 @@ def reading_config(options: dict[str, Any], where: str):
     except TypeError as exc:
         raise InputError(f"{where}: the reading options are not this seqcast's ({exc}); record a forecast "
                          "again") from None
+
+
+def recorded_keys(record: Record, values: Any, integer_time: bool) -> np.ndarray:
+    """``time_keys`` of timestamps read from ``record``'s forecasts; InputError naming it when one does not read."""
+    try:
+        return time_keys(values, integer_time)
+    except (ValueError, TypeError, OverflowError) as exc:
+        raise InputError(f"{record.folder}: a recorded timestamp cannot be read ({exc}); restore the run's file "
+                         f"under {FORECASTS}/, or remove its line from {INDEX}") from None
 
 
 def time_keys(values: Any, integer_time: bool) -> np.ndarray:

@@ -442,3 +442,7 @@ def test_damaged_record_files_are_exit_2_naming_them(fitted, invoke, tmp_path):
     (rec / "forecasts" / "000001.csv").write_text("run,series\n1,north\n")
     code, _, err = invoke("monitor", rec, data)
     assert code == 2 and "000001.csv: run 1 of the record cannot be read" in err and "restore the file" in err
+    rows = pd.read_csv(rec / "forecasts" / "000002.csv")
+    rows.assign(timestamp="soon").to_csv(rec / "forecasts" / "000001.csv", index=False)
+    code, _, err = invoke("monitor", rec, data)
+    assert code == 2 and "a recorded timestamp cannot be read" in err

@@ -158,6 +158,7 @@ def record_forecast(request: PredictRequest, reporter: Reporter, ckpt, series, c
             state = adaptive.load(folder, integer_time)
             latest = {sid: int(record.time_keys([origin], integer_time)[0]) for sid, origin in origins.items()}
             fed = held.forecasts(adaptive.runs_to_feed(held, state, integer_time, latest))
+            fed = fed.assign(key=record.recorded_keys(held, fed["timestamp"], integer_time)) if len(fed) else fed
             state = adaptive.update(state, fed, record.actual_values(series), levels, request.adapt_rate, integer_time)
             frame = adaptive.apply(frame, state, levels)
             adaptive.save(folder, state)
