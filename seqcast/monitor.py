@@ -333,12 +333,17 @@ def _rose(recent: np.ndarray, recent_times: np.ndarray, earlier: np.ndarray, ear
     """Whether a series' latest errors are above its earlier ones beyond what its own swings explain: the
     difference of the mean errors per target time, over the spread of the earlier ones with a horizon of
     target times as one observation, above the one-sided normal quantile of ``alpha``."""
-    late = pd.Series(recent).groupby(recent_times).mean()
-    early = pd.Series(earlier).groupby(earlier_times).mean()
+    late, early = _by_time(recent, recent_times), _by_time(earlier, earlier_times)
     if len(early) < 2:
         return True
-    spread = float(early.std()) * math.sqrt(1 / spacing.trials(len(late)) + 1 / spacing.trials(len(early)))
+    spread = float(early.std(ddof=1)) * math.sqrt(1 / spacing.trials(len(late)) + 1 / spacing.trials(len(early)))
     return float(late.mean() - early.mean()) > NormalDist().inv_cdf(1 - alpha) * max(spread, 1e-12)
+
+
+def _by_time(values: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` at each distinct time."""
+    _, at = np.unique(times, return_inverse=True)
+    return np.bincount(at, weights=values) / np.bincount(at)
 
 
 def _inside(share: float, n: int, level: float, alpha: float) -> bool:

@@ -180,7 +180,9 @@ def test_sigkill_while_recording_leaves_a_readable_record(tmp_path):
         with record.writing(folder) as again:  # the lock the killed writer held is free, the torn line cut
             record.append(again, pd.read_csv(folder / held.runs[0]["file"]).drop(columns=["run", "origin"]),
                           {"a": -1}, ENTRY)
-        assert [r["run"] for r in record.read(folder).runs][-1] == held.runs[-1]["run"] + 1
+        after = record.read(folder).runs
+        assert list(after[:-1]) == list(held.runs) and after[-1]["run"] > held.runs[-1]["run"]  # an orphan's number skipped
+        assert len(pd.read_csv(folder / after[-1]["file"])) == 500
         assert (folder / "index.jsonl").read_bytes().endswith(b"\n")
 
 
