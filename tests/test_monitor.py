@@ -18,7 +18,7 @@ import pytest
 from conftest import subprocess_env
 
 from seqcast import adaptive, checkpoint, record
-from seqcast.monitor import binomial_band
+from seqcast.drift import binomial_band
 
 HORIZON = 6
 FIT = ["--model", "nlinear", "--lookback", "24", "--horizon", str(HORIZON), "--id-col", "unique_id",
