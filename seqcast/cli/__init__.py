@@ -177,7 +177,21 @@ def _interrupt(signum, frame) -> None:
     Signals.interrupted = True
     for name in SIGNALS:
         signal.signal(getattr(signal, name), signal.SIG_IGN)
+    if _importing(frame):
+        # an exception raised inside an import can cross a C extension's boundary (torch's pybind11 start-up),
+        # which aborts the process ("terminate called after throwing ... error_already_set"): leave as
+        # start-up does, at once; an import writes nothing, and a lock it held is freed with the process
+        startup.interrupted_while_starting(signum, frame)
     raise KeyboardInterrupt
+
+
+def _importing(frame) -> bool:
+    """Whether the interrupted code runs inside an import (the import system's frames are on its stack)."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
 
 
 def main() -> None:
