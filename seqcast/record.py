@@ -28,7 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -249,11 +249,6 @@ def _text(value: Any) -> Any:
     if isinstance(value, (np.floating,)):
         return float(value)
     return str(value)
-
-
-def reading_options(config) -> dict[str, Any]:
-    """A data.DataConfig as the index stores it (how monitor reads the actuals)."""
-    return asdict(config)
 
 
 def reading_config(options: dict[str, Any], where: str):

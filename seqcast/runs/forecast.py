@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from ..adaptive import RATE
 from ..errors import UsageError
 from ..record import ENVIRONMENT
 from . import Reading, Reporter, load
@@ -88,7 +89,7 @@ class PredictRequest:
     plot_series: tuple[str, ...] | None = None
     record: Path | None = None  # append the forecast to this forecast record (record.py)
     adapt: bool = False  # draw the bands at the rates the record's coverage left (adaptive.py)
-    adapt_rate: float = 0.005  # adaptive conformal inference's gamma
+    adapt_rate: float = RATE  # adaptive conformal inference's gamma
 
 
 @dataclass(frozen=True)
@@ -148,7 +149,7 @@ def record_forecast(request: PredictRequest, reporter: Reporter, ckpt, series, c
              "horizon": int(frame["step"].max()), "levels": list(levels), "freq": ckpt.schema.freq,
              "integer_time": integer_time, "season": season_length(series.freq),
              "adapt": request.adapt_rate if request.adapt else None}
-    described = {"checkpoint": str(request.checkpoint), "reading": record.reading_options(config),
+    described = {"checkpoint": str(request.checkpoint), "reading": asdict(config),
                  "backtest": asdict(ckpt.backtest) if ckpt.backtest is not None else None,
                  "backtest_levels": list(ckpt.calibration.levels) if ckpt.calibration else []}
     origins = {s.id: s.times[-1] for s in series.series}
