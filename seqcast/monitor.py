@@ -125,14 +125,20 @@ def monitor(record: Record, actuals: Any, config: MonitorConfig = MonitorConfig(
         "checkpoint": {k: latest[k] for k in ("checkpoint", "sha256", "model")}, "levels": levels,
         "integer_time": integer_time, "actuals": actuals.source,
         "newest_actual": None if newest is None else _text(newest, integer_time),
-        "backtest": backtest, "overall": None, "series": [], "timeline": [], "drift": [], "watch": [],
-        "stale": _stale(record, family, config, integer_time, latest["freq"])}
+        "backtest": backtest, "overall": None, "series": [], "timeline": [], "drift": [], "watch": [], "stale": []}
+    recent = family[-max(config.window, 2):] if config.window else family  # what the stale rule reads
+    wanted = sorted({run["run"]: run for run in [*window, *recent]}.values(), key=lambda run: run["run"])
+    if not wanted:
+        return report
+    read = record.forecasts(wanted)  # each run's file once, for both the scores and the stale rule
+    read = read.assign(origin_key=recorded_keys(record, read["origin"], integer_time))
+    report["stale"] = _stale(read[read["run"].isin([run["run"] for run in recent])], recent, config, integer_time,
+                             latest["freq"])
     if not window:
         return report
-    rows = record.forecasts(window)
+    rows = read[read["run"].isin([run["run"] for run in window])]
     rows = rows[[c for c in rows.columns if not c.startswith("level_")]]
-    rows = rows.assign(key=recorded_keys(record, rows["timestamp"], integer_time),
-                       origin_key=recorded_keys(record, rows["origin"], integer_time))
+    rows = rows.assign(key=recorded_keys(record, rows["timestamp"], integer_time))
     rows = rows.merge(known, on=["series", "target", "key"], how="left")
     scored = rows[rows["actual"].notna()]
     if scored.empty:
@@ -163,20 +169,16 @@ def _text(key: int, integer_time: bool) -> str:
     return str(key) if integer_time else str(pd.Timestamp(key))
 
 
-def _stale(record: Record, runs: list[dict], config: MonitorConfig, integer_time: bool, freq: str) -> list[str]:
-    """A line per series whose actuals stopped: the latest runs forecast it from the same last actual, though
-    they ran at least ``stale_steps`` of its frequency apart (by the clock; with integer time, that many
-    runs after the first), so its data did not advance while predict ran. A rerun by hand minutes after
-    a run, or a daily job on weekly data, is not stale."""
-    recent = runs[-max(config.window, 2):] if config.window else runs
-    if len(recent) < 2:
+def _stale(rows: pd.DataFrame, runs: list[dict], config: MonitorConfig, integer_time: bool, freq: str) -> list[str]:
+    """A line per series whose actuals stopped: the latest ``runs`` (their recorded ``rows``, with each origin's
+    key) forecast it from the same last actual, though they ran at least ``stale_steps`` of its frequency
+    apart (by the clock; with integer time, that many runs after the first), so its data did not advance
+    while predict ran. A rerun by hand minutes after a run, or a daily job on weekly data, is not stale."""
+    if len(runs) < 2:
         return []
-    parts = []
-    for run in recent:
-        origins = record.forecasts([run], ("series", "origin")).drop_duplicates("series")
-        parts.append(origins.assign(run=run["run"], time=pd.Timestamp(run["time"])))
-    table = pd.concat(parts, ignore_index=True)
-    table["key"] = recorded_keys(record, table["origin"], integer_time)
+    times = {run["run"]: pd.Timestamp(run["time"]) for run in runs}
+    table = rows[["run", "series", "origin", "origin_key"]].drop_duplicates(["run", "series"])
+    table = table.assign(key=table["origin_key"], time=table["run"].map(times))
     latest = runs[-1]["run"]
     step = None if integer_time else step_of(freq, table["origin"].iloc[-1])
     found = []

@@ -67,14 +67,14 @@ class Record:
                              f"({exc}); record a forecast with that checkpoint again") from None
         return described
 
-    def forecasts(self, runs: list[dict[str, Any]], columns: tuple[str, ...] | None = None) -> pd.DataFrame:
-        """The recorded rows of ``runs`` (index entries), one frame, in run order (only ``columns``, if given)."""
+    def forecasts(self, runs: list[dict[str, Any]]) -> pd.DataFrame:
+        """The recorded rows of ``runs`` (index entries), one frame, in run order."""
         frames = []
-        needed = set(columns or ("run", "series", "origin", "timestamp", "step", "target", "forecast"))
+        needed = {"run", "series", "origin", "timestamp", "step", "target", "forecast"}
         for run in runs:
             path = self.folder / run["file"]
             try:
-                frame = pd.read_csv(path, keep_default_na=False, na_values=[""], usecols=columns,
+                frame = pd.read_csv(path, keep_default_na=False, na_values=[""],
                                     dtype={"series": str, "target": str, "model": str})
                 if not needed <= set(frame.columns):
                     raise ValueError(f"it lacks {', '.join(sorted(needed - set(frame.columns)))}")
