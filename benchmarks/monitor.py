@@ -144,22 +144,16 @@ def ett_part(work: Path) -> dict:
 
 
 def m4_part(work: Path) -> dict:
-    from m4 import load_panel
+    from m4 import load_panel, write_long
 
     train, test = load_panel()
     full = {sid: np.concatenate([train[sid], test[sid]]) for sid in train}
     ids = list(full)
     shifted_ids = set(ids[::10])
     results = {"series": len(ids), "shifted_series": len(shifted_ids)}
-    start = "1990-01-07"
 
-    def write(panel: dict[str, np.ndarray], cut: int, path: Path) -> None:
-        parts = []
-        for sid, values in panel.items():
-            kept = values[: len(values) - cut]
-            dates = pd.date_range(start, periods=len(kept), freq="W-SUN").strftime("%Y-%m-%d")
-            parts.append(pd.DataFrame({"unique_id": sid, "ds": dates, "y": kept}))
-        pd.concat(parts).to_csv(path, index=False)
+    def write(panel: dict[str, np.ndarray], cut: int, path: Path) -> None:  # each series less its last ``cut``
+        write_long({sid: values[: len(values) - cut] for sid, values in panel.items()}, path)
 
     back = M4_WEEKS + 13
     fit_csv = work / "m4_fit.csv"
