@@ -134,7 +134,8 @@ def factor(alpha: np.ndarray, level: float) -> np.ndarray:
     """How much wider than the calibrated band of ``level`` the band at miscoverage ``alpha`` is."""
     normal = NormalDist()
     effective = np.clip(100 * (1 - np.asarray(alpha, dtype=np.float64)), 0, HIGHEST)
-    z = np.array([normal.inv_cdf(0.5 + e / 200) for e in effective.ravel()]).reshape(effective.shape)
+    values, at = np.unique(effective, return_inverse=True)  # one rate per series and level, many rows each
+    z = np.array([normal.inv_cdf(0.5 + e / 200) for e in values])[at].reshape(effective.shape)
     return z / normal.inv_cdf(0.5 + level / 200)
 
 

@@ -107,7 +107,8 @@ def train_and_score(series: SeriesSet, model_config: ModelConfig, config: TrainC
 
             fitted = fit_auto(train_series, model_config, config, split)
         else:
-            fitted = fit(train_series, model_config, config, split=split, on_epoch=on_epoch)
+            # the validation backtest is for a checkpoint that is kept (monitor's reference); compare scores its own
+            fitted = fit(train_series, model_config, config, split=split, on_epoch=on_epoch, backtest=bool(save_dir))
         train_s = time.perf_counter() - started
         if save_dir:
             save(Path(save_dir) / f"{name}.ckpt", fitted)
