@@ -448,3 +448,23 @@ def test_damaged_record_files_are_exit_2_naming_them(fitted, invoke, tmp_path):
     rows.assign(timestamp="soon").to_csv(rec / "forecasts" / "000001.csv", index=False)
     code, _, err = invoke("monitor", rec, data)
     assert code == 2 and "a recorded timestamp cannot be read" in err
+
+
+def test_the_readme_command_lines_for_the_record_and_monitor_run(fitted, invoke, tmp_path):
+    """The README's Commands lines `predict ... --record rec/ --adapt` and `monitor rec/ ACTUALS.csv`, with
+    its placeholders (gru.ckpt, DATA.csv, ACTUALS.csv) standing for a checkpoint and its data."""
+    import shlex
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    lines = [line.split("#")[0].split() for line in readme.splitlines()
+             if line.startswith(("seqcast predict gru.ckpt DATA.csv --record", "seqcast monitor rec/"))]
+    assert len(lines) == 2, lines
+    ckpt, frame = fitted
+    files = {"gru.ckpt": str(ckpt), "DATA.csv": str(cut(frame, 300, tmp_path / "data.csv")),
+             "ACTUALS.csv": str(cut(frame, 306, tmp_path / "actuals.csv")), "rec/": str(tmp_path / "rec")}
+    for words in lines:
+        args = [files.get(word, word) for word in shlex.split(" ".join(words))[1:]]
+        code, out, err = invoke(*args)
+        assert code == 0, (args, err)
+    assert len(record.read(tmp_path / "rec").runs) == 1 and (tmp_path / "rec" / "adapt.csv").exists()
+    assert "overall" in out
