@@ -136,7 +136,8 @@ def fit_auto(series: SeriesSet, model_config: Any, config: TrainConfig, split: A
             fitted[name] = None
             continue
         share = left / max(1, len([n for n in neural if n not in fitted and n not in _names(results)]))
-        asked = replace(model_config, name=name, levels=(), transform=transform)
+        # every member at the same lookback: they forecast the same selection windows (fit does not probe it)
+        asked = replace(model_config, name=name, levels=(), transform=transform, lookback=data.val.lookback)
         own_init = _member_view(init, name) if init is not None else None
         try:
             with (progress(name) if progress else _quiet()) as bar:

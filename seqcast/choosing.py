@@ -117,26 +117,29 @@ def describe(choices: tuple[Decision, ...]) -> str:
 
 
 def run_probes(candidates: Candidates, stages: list[tuple[str, list[str]]], start: dict[str, str],
-               config: TrainConfig, window_flops: float, on_epoch: Callable[[EpochReport], None] | None,
+               config: TrainConfig, on_epoch: Callable[[EpochReport], None] | None,
                on_step: Callable[[int, int], None] | None) -> tuple[dict[str, str], tuple[Decision, ...], TrainConfig]:
     """Each stage's candidates trained as short probes and scored on the validation windows
     (``choose``). Returns the settings chosen, the decisions, and the settings the final
     training runs on (a --time-budget less the time the probes took)."""
-    transforms, quantiles = dict(stages)["transform"], candidates.quantiles
+    transforms, lookbacks, quantiles = dict(stages)["transform"], dict(stages)["lookback"], candidates.quantiles
 
     def probe(settings: dict[str, str]) -> tuple[float, int]:
-        candidate = candidates.build(settings["window_norm"], 1)
-        data = candidates.prepare(settings["transform"])
+        at = candidates.at(int(settings["lookback"]))
+        candidate = at.build(settings["window_norm"], 1)
+        data = at.prepare(settings["transform"])
         label = (f"transform {settings['transform']}, " if len(transforms) > 1 else "") + \
-            f"window norm {settings['window_norm']}, loss {settings['loss']}"
+            f"window norm {settings['window_norm']}, loss {settings['loss']}" + \
+            (f", lookback {settings['lookback']}" if len(lookbacks) > 1 else "")
         report = (lambda r: on_epoch(replace(r, probe=label))) if on_epoch else None
         try:
             done = train(candidate, data.train, data.val, probing, report, on_step, share=PROBE_SHARE,
-                         loss=objective(quantiles, settings["loss"]), window_flops=window_flops)
+                         loss=objective(quantiles, settings["loss"]),
+                         window_flops=at.window_flops(start["window_norm"], transforms[0]))
         except TrainingError:  # this candidate diverged: it loses, and the others decide
             return math.inf, 0
         candidate.to("cpu")
-        common = _common_units(data, candidates.prepare("none")) if len(transforms) > 1 else None
+        common = _common_units(data, at.prepare("none")) if len(transforms) > 1 else None
         return validation_score(candidate, data.val, quantiles, common), done.steps
 
     probing = replace(config, time_budget=config.time_budget * PROBE_SHARE)

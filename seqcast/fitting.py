@@ -24,7 +24,7 @@ from .build import DEFAULT_MAX_PARAMETERS, build_network, members_of
 from .covariates import fit_schema, without_constant
 from .data import SeriesSet, season_length, seasons
 from .distributed import Distributed
-from .errors import UsageError, named
+from .errors import SeqcastError, UsageError, named
 from .forecaster import CovariateSchema, Decision, Forecaster
 from .forecasting import check_schema
 from .evaluation import validation_backtest
@@ -78,14 +78,16 @@ def transform_candidates(model_config: ModelConfig, series: SeriesSet, init: For
     return ["none", "log"] if nonnegative and not model_config.allow_negative else ["none"]
 
 
-def resolve_windows(series: SeriesSet, model_config: ModelConfig, split: Split | None, notes: list[str]) -> tuple[int, int]:
-    """Lookback and horizon: the user's, or defaults by frequency, shrunk to fit a typical series.
+def resolve_windows(series: SeriesSet, model_config: ModelConfig, split: Split | None, notes: list[str],
+                    default: int = 0) -> tuple[int, int]:
+    """Lookback and horizon: the user's, or defaults by frequency (or ``default``), shrunk to fit a typical series.
 
     The default lookback is cut to what the (lower) median series can hold (half its training rows),
     so a panel with a few short series keeps the frequency's lookback, and those series are padded
     (``windows.needs_padding``); with one series (or an explicit split) the median is that length.
     """
     horizon_default, lookback_default = default_horizon_lookback(series.freq)
+    lookback_default = default or lookback_default
     horizon = model_config.horizon or horizon_default
     lookback = model_config.lookback
     if not lookback:
@@ -195,7 +197,8 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
         series, dropped = without_constant(series, train_rows)
         layout = layout._replace(series=series)
     covariates = init.covariates if init is not None else fit_schema(series, train_rows)
-    candidates = Candidates(layout, model_config, params, quantiles, covariates, config.seed, init)
+    layouts = [layout, *longer_layouts(series, model_config, split, layout, init is not None or dist is not None)]
+    candidates = Candidates(layouts, model_config, params, quantiles, covariates, config.seed, init)
     model = candidates.build(window_norm)
     if init is not None:
         check_schema(init, series)
@@ -203,34 +206,37 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
     transforms = transform_candidates(model_config, series, init)
     data = candidates.prepare(transforms[0])
     _check_windows(data, model_config, layout)
-    window_flops = _window_flops(model, data.train)
+    window_flops = candidates.window_flops(window_norm, transforms[0])
     # Attention models train better at a lower peak learning rate; a model declares its own (lr).
     asked_loss = config.loss
     config = replace(config, lr=config.lr or get_spec(model_config.name).capabilities.lr,
                      threads=config.threads or _auto_threads(window_flops, data.train, config),
                      loss=config.loss if config.loss != "auto" else
                      init.training.settings.loss if init is not None else auto_loss(series, model_config.name))
-    stages = _stages(model_config, layout, window_norm, transforms, config.loss, asked_loss)
+    stages = _stages(model_config, layouts, window_norm, transforms, config.loss, asked_loss)
     probed = any(len(options) > 1 for _, options in stages)
     unprobed = ("a warm start keeps its checkpoint's" if init is not None else
                 "torchrun does not probe" if dist is not None else
                 "there are no validation windows to probe on" if not len(data.val) else
                 "" if any(p.requires_grad for p in model.parameters()) else "there is nothing to train")
     if probed and unprobed and init is None:
-        notes.append(f"transform {transforms[0]}, window norm {window_norm} and loss {config.loss}, the declared "
-                     f"ones: {unprobed}")
+        notes.append(f"transform {transforms[0]}, window norm {window_norm}, loss {config.loss} and lookback "
+                     f"{layout.lookback}, the declared ones: {unprobed}")
     with using_threads(config.threads):
         choices: tuple[Decision, ...] = ()
         training = config  # what the final training runs on (less the probes' time of a --time-budget)
         if probed and not unprobed:
             chosen, choices, training = choosing.run_probes(
-                candidates, stages, {"transform": transforms[0], "window_norm": window_norm, "loss": config.loss},
-                config, window_flops, on_epoch, on_step)
+                candidates, stages, {"transform": transforms[0], "window_norm": window_norm, "loss": config.loss,
+                                     "lookback": str(layout.lookback)}, config, on_epoch, on_step)
             # built again, seeded as a fit forced to the chosen settings builds them: the same model, to the bit
+            candidates = candidates.at(int(chosen["lookback"]))
+            layout, window_flops = candidates.layout, candidates.window_flops(window_norm, transforms[0])
             window_norm, model = chosen["window_norm"], candidates.build(chosen["window_norm"])
             config, training = replace(config, loss=chosen["loss"]), replace(training, loss=chosen["loss"])
             data = candidates.prepare(chosen["transform"])
-            notes.append(f"chosen: {choosing.describe(choices)}; force with --transform, --window-norm and --loss")
+            notes.append(f"chosen: {choosing.describe(choices)}; force with --transform, --window-norm, --loss and "
+                         "--lookback")
         loss = objective(quantiles, config.loss)
         members = members_of(model)
         results = _train_members(members, data, config, training, loss, init is not None, dist, window_flops,
@@ -313,15 +319,64 @@ def _hyperparameters(model_config: ModelConfig, series: SeriesSet, lookback: int
     return params, resolved
 
 
+# The longer lookback fit probes beside the frequency's default (choosing.py): twice it. Measured on M4 Weekly's
+# validation holdout (docs/benchmarks.md, "The lookback"): gru OWA 0.919 at 104 weeks, 0.773 at 208.
+LOOKBACK_MULTIPLE = 2
+
+
+def longer_layouts(series: SeriesSet, model_config: ModelConfig, split: Split | None, layout: Layout,
+                   fixed: bool) -> list[Layout]:
+    """The layouts of the longer lookback fit probes beside ``layout``'s: none when the lookback was given
+    or is fixed (a warm start's, torchrun's), or was shortened to fit the data; else ``LOOKBACK_MULTIPLE``
+    times it where the median series holds it as the default rule asks (``resolve_windows``) and every
+    series keeps its split, so that the probes of both lookbacks forecast the same validation targets."""
+    if fixed or model_config.lookback or layout.lookback < default_horizon_lookback(series.freq)[1]:
+        return []
+    longer = layout.lookback * LOOKBACK_MULTIPLE
+    if resolve_windows(series, replace(model_config, lookback=0), split, [], default=longer)[0] < longer:
+        return []
+    try:
+        other = _layout(series, replace(model_config, lookback=longer), split, None, [])
+    except SeqcastError:  # a series too short for it
+        return []
+    kept = [s.id for s in layout.series.series]  # constant series are left out after the split
+    same = all(other.splits.get(sid) == layout.splits.get(sid) for sid in kept)
+    return [other._replace(series=layout.series, splits=layout.splits)] if same else []
+
+
 class Candidates:
     """What fit may train: the network under any window normalisation (seeded, so that a network built
-    again is the same to the bit), and the scaled windows under any target transform (made once each)."""
+    again is the same to the bit), and the scaled windows under any target transform (made once each),
+    at the first of ``layouts``; ``at(lookback)`` is the same at another layout's lookback."""
 
-    def __init__(self, layout: Layout, model_config: ModelConfig, params: dict[str, Any], quantiles: tuple[float, ...],
-                 covariates: CovariateSchema, seed: int, init: Forecaster | None) -> None:
-        self.layout, self.model_config, self.params, self.quantiles = layout, model_config, params, quantiles
-        self.covariates, self.widths, self.seed, self.init = covariates, Covariates(*covariates.widths), seed, init
+    def __init__(self, layouts: list[Layout], model_config: ModelConfig, params: dict[str, Any],
+                 quantiles: tuple[float, ...], covariates: CovariateSchema, seed: int, init: Forecaster | None) -> None:
+        self.layout, self.layouts, self.model_config, self.params = layouts[0], layouts, model_config, params
+        self.quantiles, self.covariates, self.widths = quantiles, covariates, Covariates(*covariates.widths)
+        self.seed, self.init = seed, init
         self.prepared: dict[str, Prepared] = {}
+        self.others: dict[int, Candidates] = {self.layout.lookback: self}
+        self.flops: float | None = None
+
+    @property
+    def lookbacks(self) -> list[int]:
+        return [layout.lookback for layout in self.layouts]
+
+    def at(self, lookback: int) -> "Candidates":
+        """The candidates at the layout of ``lookback`` (one of ``lookbacks``), made once."""
+        if lookback not in self.others:
+            layout = next(lay for lay in self.layouts if lay.lookback == lookback)
+            other = Candidates([layout], self.model_config, self.params, self.quantiles, self.covariates, self.seed,
+                               self.init)
+            self.others[lookback] = other
+        return self.others[lookback]
+
+    def window_flops(self, norm: str, kind: str) -> float:
+        """FLOPs of the network's forward (under ``norm``) on one training window (under the transform ``kind``):
+        what the automatic budget and the threads are chosen from, counted once per lookback."""
+        if self.flops is None:
+            self.flops = _window_flops(self.build(norm), self.prepare(kind).train)
+        return self.flops
 
     def build(self, norm: str, count: int = 0):
         """The network (``count`` members, default the ensemble's), member i seeded with seed + i."""
@@ -362,17 +417,20 @@ def _check_windows(data: Prepared, model_config: ModelConfig, layout: Layout) ->
         intervals.require_windows(model_config.levels, len(data.val))
 
 
-def _stages(model_config: ModelConfig, layout: Layout, window_norm: str, transforms: list[str], loss: str,
+def _stages(model_config: ModelConfig, layouts: list[Layout], window_norm: str, transforms: list[str], loss: str,
             asked_loss: str) -> list[tuple[str, list[str]]]:
     """The candidates of each setting fit may probe, the declared one first; a forced setting has one.
 
     The window normalisation first (its candidates differ most), then the transform with the winner (a
     transform chosen beside a poor normalisation did not carry over: M3 Quarterly's gru chose log with the
-    window mean, and its OWA went from 0.954 to 1.012 with deseason), then the loss with both."""
+    window mean, and its OWA went from 0.954 to 1.012 with deseason), then the loss with both, and last
+    the longer lookback with all three (its probe costs the most: a longer window)."""
+    layout = layouts[0]
     return [("window_norm", [window_norm] if model_config.window_norm != "auto" else
              choosing.norm_candidates(window_norm, seasons(layout.series.freq), layout.lookback)),
             ("transform", transforms),
-            ("loss", [loss] if asked_loss != "auto" else list(dict.fromkeys([loss, *POINT_LOSSES])))]
+            ("loss", [loss] if asked_loss != "auto" else list(dict.fromkeys([loss, *POINT_LOSSES]))),
+            ("lookback", [str(lay.lookback) for lay in layouts])]
 
 
 def _train_members(members: list[nn.Module], data: Prepared, config: TrainConfig, training: TrainConfig,

@@ -14,7 +14,7 @@ from typing import Any
 
 from .decode import SchemaError
 
-FORMAT_VERSION = 11
+FORMAT_VERSION = 12
 
 # What format 2 added, and what a format-1 file is taken to have meant:
 #   data.policy      how fit read its data, so later commands read new history the same way. Format 1
@@ -90,6 +90,9 @@ FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
 # What format 11 added, and what a format-10 file is taken to have meant:
 #   backtest            the fit's validation windows scored in the targets' units (MASE, sMAPE, bias,
 #                       coverage; what seqcast monitor compares production forecasts with): not recorded
+# What format 12 added, and what a format-11 (or older) file is taken to have meant:
+#   choices[].setting may be "lookback": fit probed twice the frequency's lookback beside it (its candidates
+#                       are whole numbers of steps, as strings); older files never chose a lookback
 FORMAT_9_SECTIONS = ("model_info", "schema", "policy", "scaler", "training", "versions", "notes", "calibration",
                      "tuning", "covariates", "choices", "transform")
 FORMAT_9_MODEL_INFO = ("name", "params", "window_norm", "n_parameters", "quantiles", "ensemble")
@@ -117,17 +120,21 @@ OBJECTS = ("metrics", "scaler", "data.policy", "model.params", "training.schedul
 
 
 def check_own_format(version: int, meta: Any) -> None:
-    """``SchemaError`` naming the key path unless ``meta`` has the shape of format ``version`` (below 11):
+    """``SchemaError`` naming the key path unless ``meta`` has the shape of format ``version`` (below 12):
     exactly its sections, exactly the keys of the sections the upgrade changes, and objects and lists
     where the upgrade reads them. The values themselves are checked once upgraded, by the strict decoder."""
     at = f"meta (format {version})"
     if not isinstance(meta, dict):
         raise SchemaError(f"{at}: expected an object")
-    if version in (9, 10):  # the dataclasses' shape; format 10 added an ensemble's members and portfolio
-        _keys(at, meta, set(FORMAT_9_SECTIONS) | ({"portfolio"} if version == 10 else set()))
+    if version >= 9:  # the dataclasses' shape; format 10 added an ensemble's members and portfolio, 11 the backtest
+        _keys(at, meta, set(FORMAT_9_SECTIONS) | ({"portfolio"} if version >= 10 else set())
+              | ({"backtest"} if version >= 11 else set()))
         if not isinstance(meta["model_info"], dict):
             raise SchemaError(f"{at}.model_info: expected an object")
-        _keys(f"{at}.model_info", meta["model_info"], set(FORMAT_9_MODEL_INFO) | ({"members"} if version == 10 else set()))
+        _keys(f"{at}.model_info", meta["model_info"], set(FORMAT_9_MODEL_INFO) | ({"members"} if version >= 10 else set()))
+        _no_lookback_choice(at, meta["choices"])
+        for i, member in enumerate(meta["model_info"].get("members") or []):
+            _no_lookback_choice(f"{at}.model_info.members[{i}]", member.get("choices") if isinstance(member, dict) else [])
         return
     _keys(at, meta, {k for k, since in SECTIONS.items() if since <= version})
     for section, keys in KEYS.items():
@@ -149,6 +156,14 @@ def check_own_format(version: int, meta: Any) -> None:
     for i, column in enumerate(meta.get("covariates", [])):
         if not isinstance(column, dict):
             raise SchemaError(f"{at}.covariates[{i}]: expected an object")
+
+
+def _no_lookback_choice(at: str, choices: Any) -> None:
+    """Before format 12 fit never chose a lookback: a file of such a format that holds one was not written so."""
+    if not isinstance(choices, list):
+        raise SchemaError(f"{at}.choices: expected a list")
+    if any(isinstance(c, dict) and c.get("setting") == "lookback" for c in choices):
+        raise SchemaError(f"{at}.choices: a lookback choice, which only format 12 and later record")
 
 
 def _keys(at: str, section: dict, wanted: set[str]) -> None:
@@ -198,7 +213,7 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         meta = {**meta, "model_info": {**meta["model_info"], "members": []}, "portfolio": None}
     if format_version < 11:
         meta = {**meta, "backtest": None}
-    return meta
+    return meta  # format 12 added a kind of choice, which older files do not hold: nothing to add
 
 
 def _format_9(meta: dict[str, Any]) -> dict[str, Any]:

@@ -83,7 +83,8 @@ def check(forecaster: Forecaster, where: str = "meta") -> None:
         _check_training(f"{where}.training", forecaster.training, series)
         _check_choices(f"{where}.choices", forecaster.choices, {"window_norm": model_info.window_norm,
                                                                 "loss": forecaster.training.settings.loss,
-                                                                "transform": forecaster.transform.kind})
+                                                                "transform": forecaster.transform.kind,
+                                                                "lookback": str(forecaster.schema.lookback)})
 
 
 def _check_blend(where: str, forecaster: Forecaster) -> None:
@@ -203,12 +204,14 @@ def _check_tuning(where: str, tuning: Tuning) -> None:
 
 
 def _check_choices(where: str, choices: tuple[Decision, ...], used: dict[str, str]) -> None:
-    """What fit chose: at most one entry per setting, two or more distinct candidates of that setting with a
-    finite score or null each, and the one chosen among them and the one the model was trained with."""
+    """What fit chose: at most one entry per setting (of those ``used`` names: an auto ensemble's members
+    share its lookback), two or more distinct candidates of that setting with a finite score or null each,
+    and the one chosen among them and the one the model was trained with."""
     from .registry import POINT_LOSSES, WINDOW_NORMS
     from .transform import TRANSFORMS
 
-    allowed = {"transform": TRANSFORMS, "window_norm": WINDOW_NORMS, "loss": POINT_LOSSES}
+    allowed = {"transform": TRANSFORMS, "window_norm": WINDOW_NORMS, "loss": POINT_LOSSES, "lookback": ()}
+    allowed = {k: v for k, v in allowed.items() if k in used}
     if len(choices) > len(allowed):
         raise SchemaError(f"{where}: expected a list of at most {len(allowed)} entries")
     settings = set()
@@ -218,9 +221,12 @@ def _check_choices(where: str, choices: tuple[Decision, ...], used: dict[str, st
         if values is None or entry.setting in settings:
             raise SchemaError(f"{at}.setting: {entry.setting!r} is not one of {', '.join(allowed)}, once each")
         settings.add(entry.setting)
+        if entry.setting == "lookback":  # whole numbers of steps, up to the limit every lookback has
+            values = tuple(c for c in candidates if c.isdigit() and str(int(c)) == c and 0 < int(c) < MAX_WINDOW)
         if (len(candidates) < 2 or len(set(candidates)) != len(candidates) or not set(candidates) <= set(values)
                 or entry.chosen not in candidates or entry.chosen != used[entry.setting]):
-            raise SchemaError(f"{at}: two or more of {', '.join(values)}, the one chosen among them and the one "
+            kinds = "whole numbers of steps" if entry.setting == "lookback" else ", ".join(values)
+            raise SchemaError(f"{at}: two or more of {kinds}, the one chosen among them and the one "
                               f"trained with ({used[entry.setting]})")
         if len(scores) != len(candidates) or not all(v is None or math.isfinite(v) for v in scores):
             raise SchemaError(f"{at}.scores: one finite number or null per candidate")

@@ -300,3 +300,30 @@ def test_a_number_too_large_for_a_float_is_exit_2_naming_the_key(invoke, tiny_ck
         sid = next(iter(meta["scaler"]["mean"]))
         meta["scaler"]["mean"][sid] = [10**400]
     _refused(invoke, _crafted(tiny_ckpt, tmp_path, change), hourly_csv, "cannot build", "scaler.mean")
+
+
+def _choice(setting, chosen, candidates, scores=None):
+    def change(meta):
+        meta["choices"] = [{"setting": setting, "chosen": chosen, "candidates": list(candidates),
+                            "scores": list(scores or [0.5] * len(candidates)), "probe_steps": 9}]
+    return change
+
+
+@pytest.mark.parametrize("change, named", [
+    (_choice("lookback", "48", ["24", "48"]), "meta.choices[0]: two or more of whole numbers of steps, the one chosen "
+                                               "among them and the one trained with (24)"),
+    (_choice("lookback", "24", ["24", "-48"]), "whole numbers of steps"),
+    (_choice("lookback", "24", ["24", "048"]), "whole numbers of steps"),
+    (_choice("lookback", "24", ["24"]), "whole numbers of steps"),
+    (_choice("lookback", "24", ["24", "48"], [0.5]), "meta.choices[0].scores"),
+    (_choice("horizon", "6", ["6", "12"]), "meta.choices[0].setting: 'horizon' is not one of"),
+])
+def test_a_lookback_choice_must_be_whole_steps_and_the_lookback_trained(invoke, tiny_ckpt, hourly_csv, tmp_path,
+                                                                         change, named):
+    path = _crafted(tiny_ckpt, tmp_path, change)
+    _refused(invoke, path, hourly_csv, "cannot build", named)
+
+
+def test_a_lookback_choice_of_the_lookback_trained_loads(tiny_ckpt, tmp_path):
+    path = _crafted(tiny_ckpt, tmp_path, _choice("lookback", "24", ["24", "48"], [0.5, None]))
+    assert [c.chosen for c in ckpt_module.load(path).choices] == ["24"]

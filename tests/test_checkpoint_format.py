@@ -65,11 +65,11 @@ def test_a_format_8_file_with_an_unknown_section_is_refused(tmp_path, invoke):
 
 # --- the digest covers the format ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stored", [10, 9, 8, 1, 12, 11.0, 1.9, -7, 0, "11", True, None])
+@pytest.mark.parametrize("stored", [11, 10, 9, 8, 1, 13, 12.0, 1.9, -7, 0, "12", True, None])
 def test_a_current_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, hourly_csv, tmp_path, invoke):
     data = tiny_ckpt.read_bytes()
     _, _, document = ckpt_parts(data)
-    assert document["format"] == checkpoint.FORMAT_VERSION == 11
+    assert document["format"] == checkpoint.FORMAT_VERSION == 12
     path = tmp_path / "edited.ckpt"
     path.write_bytes(with_document(data, {**document, "format": stored}))
     code, out, err = invoke("predict", path, hourly_csv)
@@ -78,16 +78,16 @@ def test_a_current_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, 
 
 
 def test_the_digest_covers_the_format_number(tiny_ckpt, tmp_path, invoke, hourly_csv):
-    """Even with a metadata shape the edited format would accept, the digest tells: a format-11 document
-    relabelled 12 and read by a seqcast that knows 12 would fail its digest. Here: the digest differs by
+    """Even with a metadata shape the edited format would accept, the digest tells: a format-12 document
+    relabelled 13 and read by a seqcast that knows 13 would fail its digest. Here: the digest differs by
     format, and a file whose digest was taken without the format is damaged."""
     from safetensors.torch import load_file, save
 
     tensors = load_file(tiny_ckpt)
     _, _, document = ckpt_parts(tiny_ckpt.read_bytes())
     canonical = checkpoint._canonical(document["meta"])
-    assert checkpoint._digest(11, canonical, tensors) == document["sha256"]
-    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10, 11, 12)}) == 5
+    assert checkpoint._digest(12, canonical, tensors) == document["sha256"]
+    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10, 11, 12, 13)}) == 6
     unlabelled = {**document, "sha256": checkpoint._digest(8, canonical, tensors)}  # the old digest
     path = tmp_path / "unlabelled.ckpt"
     path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(unlabelled)}))
@@ -239,4 +239,37 @@ def test_a_format_10_file_with_a_backtest_section_is_refused(tmp_path):
     path = tmp_path / "crafted.ckpt"
     path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(crafted)}))
     with pytest.raises(SeqcastError, match=r"cannot build \(meta \(format 10\): unknown backtest\)"):
+        checkpoint.load(path)
+
+
+# --- the format-11 fixtures: format 12 added the lookback among fit's choices -----------------------------
+
+@pytest.mark.parametrize("entry", format_fixtures(11))
+def test_format_11_checkpoints_load_and_forecast_what_they_did(entry, invoke):
+    if entry["model"] == "auto":
+        pytest.importorskip("statsforecast", reason="this auto ensemble holds theta, which needs seqcast[stats]")
+    loaded = load_fixture(11, entry)
+    assert loaded.name == entry["model"] and loaded.backtest is not None
+    assert "lookback" not in [c.setting for c in loaded.choices]
+    if entry["checkpoint"] == "nino_gru.ckpt":  # format 11's choices read as they were made
+        assert [c.setting for c in loaded.choices] == ["window_norm", "transform", "loss"]
+    assert_fixture_forecasts_as_recorded(invoke, 11, entry)
+
+
+def test_a_format_11_file_with_a_lookback_choice_is_refused(tmp_path):
+    """Format 11 never chose a lookback: a format-11 file holding such a choice is not what that format wrote."""
+    from safetensors.torch import load_file, save
+
+    source = Path(__file__).parent / "fixtures" / "format11" / "nino_gru.ckpt"
+    _, _, document = ckpt_parts(source.read_bytes())
+    meta = document["meta"]
+    choice = {"setting": "lookback", "chosen": str(meta["schema"]["lookback"]),
+              "candidates": [str(meta["schema"]["lookback"]), str(2 * meta["schema"]["lookback"])],
+              "scores": [0.5, 0.6], "probe_steps": 9}
+    meta = {**meta, "choices": [*meta["choices"], choice]}
+    tensors = load_file(source)
+    crafted = {"format": 11, "meta": meta, "sha256": checkpoint._digest(11, checkpoint._canonical(meta), tensors)}
+    path = tmp_path / "crafted.ckpt"
+    path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(crafted)}))
+    with pytest.raises(SeqcastError, match=r"meta \(format 11\)\.choices: a lookback choice"):
         checkpoint.load(path)

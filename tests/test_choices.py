@@ -108,8 +108,9 @@ def test_fit_chooses_on_validation_records_it_and_equals_the_forced_fit(invoke, 
     assert code == 0, err
     assert "chosen: window norm " in err and "; transform " in err and "probes of up to" in err
     loaded = checkpoint.load(auto)
-    assert [c.setting for c in loaded.choices] == ["window_norm", "transform", "loss"]
-    norm, transform, loss = loaded.choices
+    assert [c.setting for c in loaded.choices] == ["window_norm", "transform", "loss", "lookback"]
+    norm, transform, loss, lookback = loaded.choices
+    assert lookback.candidates == ("48", "96") and lookback.chosen == str(loaded.schema.lookback)  # monthly: 48, twice it
     assert transform.candidates == ("none", "log") and transform.chosen == loaded.transform.kind  # sea temperatures > 0
     assert norm.candidates == ("mean", "last", "deseason") and norm.chosen == loaded.model_info.window_norm
     assert loss.candidates == ("mse", "mae") and loss.chosen == loaded.training.settings.loss
@@ -118,12 +119,14 @@ def test_fit_chooses_on_validation_records_it_and_equals_the_forced_fit(invoke, 
     assert code == 0 and f"chosen      window norm {norm.chosen} (" in out and f"; transform {transform.chosen} (" in out
     code, out, _ = invoke("fit", data, "--model", "gru", "--max-steps", "40", "--output", tmp_path / "j.ckpt", "--json")
     summary = json.loads(out)
-    assert [c["chosen"] for c in summary["choices"]] == [norm.chosen, transform.chosen, loss.chosen]
+    assert [c["chosen"] for c in summary["choices"]] == [norm.chosen, transform.chosen, loss.chosen, lookback.chosen]
     assert summary["loss"] == loss.chosen and summary["transform"] == transform.chosen
+    assert summary["lookback"] == int(lookback.chosen)
 
     # forcing what was chosen trains the same model: nothing probed, the same forecast to the bit
     code, _, err = invoke("fit", data, "--model", "gru", "--max-steps", "40", "--window-norm", norm.chosen,
-                          "--loss", loss.chosen, "--transform", transform.chosen, "--output", forced)
+                          "--loss", loss.chosen, "--transform", transform.chosen, "--lookback", lookback.chosen,
+                          "--output", forced)
     assert code == 0, err and "chosen:" not in err
     assert checkpoint.load(forced).choices == ()
     code, out, _ = invoke("info", forced)
