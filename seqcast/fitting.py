@@ -261,7 +261,7 @@ def validation_data(series: SeriesSet, model_config: ModelConfig, split: Split |
     train_rows = {sid: sp.train for sid, sp in layout.splits.items()}
     series, _ = without_constant(layout.series, train_rows)
     layout = layout._replace(series=series)
-    return Candidates(layout, model_config, {}, (), fit_schema(series, train_rows), 0, None).prepare(
+    return Candidates([layout], model_config, {}, (), fit_schema(series, train_rows), 0, None).prepare(
         model_config.transform)
 
 
