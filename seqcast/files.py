@@ -207,6 +207,18 @@ def locked_output(path: str | Path, force: bool = False, wait: bool = False) -> 
         yield lock
 
 
+_HELD: set[str] = set()  # the lock files this process holds now (remove_held_locks)
+
+
+def remove_held_locks() -> None:
+    """Remove the lock files this process holds, for a run that leaves at once (an interrupt that lands
+    inside an import, ``cli._interrupt``): the kernel frees the flocks with the process, and a waiter
+    that locked one of these files notices it was removed and locks afresh (``output_lock``)."""
+    for held in list(_HELD):
+        with contextlib.suppress(OSError):
+            os.unlink(held)
+
+
 @contextlib.contextmanager
 def output_lock(path: str | Path, wait: bool = False) -> Iterator[Path]:
     """Hold an exclusive lock on ``path`` for the duration of a run that writes it.
@@ -251,9 +263,11 @@ def output_lock(path: str | Path, wait: bool = False) -> Iterator[Path]:
             break
         os.close(fd)
         time.sleep(0.01)
+    _HELD.add(str(target))
     try:
         yield target
     finally:
+        _HELD.discard(str(target))
         with contextlib.suppress(FileNotFoundError):
             os.unlink(target)
         os.close(fd)

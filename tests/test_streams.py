@@ -76,6 +76,26 @@ def test_sighup_and_sigterm_stop_a_fit_like_ctrl_c(signum, hourly_csv, tmp_path)
     assert list(out_dir.iterdir()) == [], "no checkpoint, temporary or lock is left"
 
 
+def test_a_signal_inside_an_import_during_a_run_leaves_no_lock(tmp_path):
+    """An interrupt that lands inside an import (a module a command imports late) leaves at once with 130,
+    and removes the lock files the run holds: deterministic here, a module that signals its own process
+    as it is imported while an output's lock is held."""
+    (tmp_path / "signals_itself.py").write_text("import os, signal, time\nos.kill(os.getpid(), signal.SIGTERM)\n"
+                                                 "time.sleep(5)\n", encoding="utf-8")
+    script = ("import signal, sys\n"
+              "from seqcast import cli, files\n"
+              "signal.signal(signal.SIGTERM, cli._interrupt)\n"
+              f"with files.output_lock({str(tmp_path / 'out.csv')!r}):\n"
+              "    import signals_itself\n"
+              "sys.exit(0)\n")
+    proc = subprocess.run([os.sys.executable, "-c", script], capture_output=True, timeout=60, cwd=tmp_path,
+                          env={**subprocess_env(), "PYTHONPATH": os.pathsep.join(
+                              filter(None, [str(tmp_path), subprocess_env().get("PYTHONPATH", "")]))})
+    assert proc.returncode == 130, proc.stderr.decode()
+    assert proc.stderr.decode() == "seqcast: error: interrupted; nothing was written\n"
+    assert not (tmp_path / ".out.csv.lock").exists()
+
+
 def test_a_file_name_that_is_not_utf8_is_read_stored_and_shown_escaped(tmp_path, hourly_csv):
     folder = os.fsencode(tmp_path)
     data = os.path.join(folder, b"sales-\xff.csv")

@@ -180,7 +180,11 @@ def _interrupt(signum, frame) -> None:
     if _importing(frame):
         # an exception raised inside an import can cross a C extension's boundary (torch's pybind11 start-up),
         # which aborts the process ("terminate called after throwing ... error_already_set"): leave as
-        # start-up does, at once; an import writes nothing, and a lock it held is freed with the process
+        # start-up does, at once; an import writes nothing, the flocks are freed with the process, and their
+        # files removed here (no import in a handler that interrupted one: the module is looked up)
+        files = sys.modules.get("seqcast.files")
+        if files is not None:
+            files.remove_held_locks()
         startup.interrupted_while_starting(signum, frame)
     raise KeyboardInterrupt
 
