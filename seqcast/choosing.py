@@ -1,13 +1,16 @@
 """Choices that depend on the data, made on fit's own validation windows by short probes.
 
-The target's transform, window normalisation and the point loss suit some data and not other (a
-recurrent model on a monthly panel wants its seasons taken out; on hourly ETT the window mean serves
-it better; counts may want their logarithm), so ``fit`` does not take one declared answer: each
+The target's transform, window normalisation, the point loss and the lookback suit some data and not
+other (a recurrent model on a monthly panel wants its seasons taken out; on hourly ETT the window mean
+serves it better; counts may want their logarithm; gru on M4 Weekly forecasts better from four years
+of history than from two), so ``fit`` does not take one declared answer: each
 candidate trains a probe, one model on 15 % of the budget, and is scored on the validation windows;
 the best is then trained on the whole budget, exactly as if it had been asked for. The settings are
 chosen one after another (the window normalisation, then the transform with it, then the loss with
-both), each later stage reusing the probe of the last stage's winner: four probes (five with a
-transform to try) cost about 0.6 (0.75) of one fit. At a fifth of the budget each and before the
+both, then twice the lookback with all three where the data hold it: ``layout.longer_layouts``), each
+later stage reusing the probe of the last stage's winner: four probes (five with a transform to try,
+six with a longer lookback) cost about 0.6 (0.75, and 0.75 + 0.3 for a recurrent model, whose steps
+cost twice as much at twice the lookback) of one fit. At a fifth of the budget each and before the
 transform stage, a default gru fit on M4 Weekly cost 1.98 times the fit without probes. A forced
 option is not probed; a warm start keeps its checkpoint's choices. ``run_probes`` trains the probes
 of the candidates ``fitting.fit`` hands it, and ``choose`` settles the stages on their scores.

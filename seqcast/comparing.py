@@ -18,7 +18,8 @@ from .checkpoint import save
 from .data import SeriesSet
 from .errors import InputError, UsageError, named
 from .evaluation import BASELINES, NAIVE2, EvalConfig, score, truncate
-from .fitting import ModelConfig, fit, resolve_windows
+from .fitting import ModelConfig, fit
+from .layout import resolve_windows
 from .budget import TrainConfig
 from .training import EpochReport
 from .tuning import TuneConfig, fingerprint, open_storage, require_optuna

@@ -24,10 +24,11 @@ from .build import DEFAULT_MAX_PARAMETERS, build_network, members_of
 from .covariates import fit_schema, without_constant
 from .data import SeriesSet, season_length, seasons
 from .distributed import Distributed
-from .errors import SeqcastError, UsageError, named
+from .errors import UsageError
 from .forecaster import CovariateSchema, Decision, Forecaster
 from .forecasting import check_schema
 from .evaluation import validation_backtest
+from .layout import Layout, longer_layouts, make_layout
 from .models._layers import Covariates
 from .registry import POINT_LOSSES, WINDOW_NORMS, check_covariates, get_spec, resolve_params
 from .threads import TRAINING_STEP, forward_flops, pick_threads, using_threads
@@ -35,8 +36,7 @@ from .budget import TrainConfig
 from .training import EpochReport, objective, train
 from .transform import TargetTransform
 from .scaling import Scaler
-from .windows import (Split, WindowSet, build_windows, default_horizon_lookback, default_split, explicit_split,
-                      model_arrays, needs_padding, real_inputs, short_series, split_targets)
+from .windows import Split, WindowSet, build_windows, model_arrays, split_targets
 
 
 @dataclass(frozen=True)
@@ -76,29 +76,6 @@ def transform_candidates(model_config: ModelConfig, series: SeriesSet, init: For
         return [model_config.transform]
     nonnegative = all(len(s.values) == 0 or s.values.min() >= 0 for s in series.series)
     return ["none", "log"] if nonnegative and not model_config.allow_negative else ["none"]
-
-
-def resolve_windows(series: SeriesSet, model_config: ModelConfig, split: Split | None, notes: list[str],
-                    default: int = 0) -> tuple[int, int]:
-    """Lookback and horizon: the user's, or defaults by frequency (or ``default``), shrunk to fit a typical series.
-
-    The default lookback is cut to what the (lower) median series can hold (half its training rows),
-    so a panel with a few short series keeps the frequency's lookback, and those series are padded
-    (``windows.needs_padding``); with one series (or an explicit split) the median is that length.
-    """
-    horizon_default, lookback_default = default_horizon_lookback(series.freq)
-    lookback_default = default or lookback_default
-    horizon = model_config.horizon or horizon_default
-    lookback = model_config.lookback
-    if not lookback:
-        lengths = sorted(len(s.times) for s in series.series)
-        typical = lengths[(len(lengths) - 1) // 2]  # the lower median: fewer than half are shorter, and padded
-        usable = (split.train if split else int(typical * 0.9)) - horizon
-        lookback = max(2, min(lookback_default, usable // 2))
-        if lookback < lookback_default:
-            notes.append(f"lookback {lookback} (shortened from {lookback_default} to fit the "
-                         f"{'series' if len(series.series) == 1 else 'median series'})")
-    return lookback, horizon
 
 
 def warm_start_config(init: Forecaster, asked: ModelConfig) -> ModelConfig:
@@ -186,7 +163,7 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
         raise UsageError(f"--window-norm {model_config.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
     notes: list[str] = list(series.notes)  # how the data was read (a decimal separator decided, say): kept too
     check_covariates(model_config.name, series.covariate_inputs)  # before anything is built: nothing accepted and ignored
-    layout = _layout(series, model_config, split, init, notes)
+    layout = make_layout(series, model_config, split, init, notes)
     series = layout.series
     params, resolved = _hyperparameters(model_config, series, layout.lookback, notes)
     quantiles = quantile_head.with_median(model_config.quantiles) if model_config.quantiles else ()
@@ -257,52 +234,12 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
 def validation_data(series: SeriesSet, model_config: ModelConfig, split: Split | None = None) -> Prepared:
     """The scaler and windows a fresh fit of ``model_config`` trains and validates on, under its transform
     (given, not "auto"): what ``--model auto`` scores its candidates on, the same for each of them."""
-    layout = _layout(series, model_config, split, None, [])
+    layout = make_layout(series, model_config, split, None, [])
     train_rows = {sid: sp.train for sid, sp in layout.splits.items()}
     series, _ = without_constant(layout.series, train_rows)
     layout = layout._replace(series=series)
     return Candidates([layout], model_config, {}, (), fit_schema(series, train_rows), 0, None).prepare(
         model_config.transform)
-
-
-class Layout(NamedTuple):
-    """The series fit trains on (less any --drop-sparse left out), its window sizes, and each series' split."""
-
-    series: SeriesSet
-    lookback: int
-    horizon: int
-    pad_short: bool  # windows of short series reach before their first row (windows.needs_padding)
-    splits: dict[str, Split]
-
-
-def _layout(series: SeriesSet, model_config: ModelConfig, split: Split | None, init: Forecaster | None,
-            notes: list[str]) -> Layout:
-    """The window sizes and the chronological split of every series, with a note on what it did to
-    the short ones (left out, padded, or trained without validation rows)."""
-    lookback, horizon = resolve_windows(series, model_config, split, notes)
-    pad_short = split is None and (init.schema.pad_short if init is not None else
-                                   needs_padding(series, lookback, horizon))
-    splits = explicit_split(series, split, lookback, horizon) if split else \
-        default_split(series, lookback, horizon, pad_short=pad_short, drop_short=model_config.drop_sparse)
-    left_out = [s.id for s in series.series if s.id not in splits]
-    if left_out:  # --drop-sparse: the series too short to train or validate on are left out, by name
-        series = replace(series, series=[s for s in series.series if s.id in splits])
-        notes.append(f"--drop-sparse: left out {len(left_out)} series too short for lookback {lookback} and "
-                     f"horizon {horizon}: {named(left_out)}")
-    if pad_short and init is None:
-        notes.append(f"{short_series(series, lookback, horizon)} of {len(series.series)} series are too short for "
-                     f"lookback {lookback}: windows reach up to {lookback - real_inputs(lookback, horizon)} rows "
-                     "before the first row of each series, repeating its first value, so that they keep their "
-                     "windows; losses and scores use real rows only")
-    unvalidated = [sp.train for sp in splits.values() if sp.val == 0] if split is None else []
-    if unvalidated:
-        context = real_inputs(lookback, horizon) if pad_short else lookback
-        untrained = sum(rows < context + horizon for rows in unvalidated)
-        notes.append(f"{len(unvalidated)} of {len(splits)} series are too short to hold validation rows after a "
-                     "training window: they train on all their rows, and the other series validate"
-                     + (f"; {untrained} of them are too short for a training window too (fewer than {context + horizon} "
-                        "rows) and are only forecast" if untrained else ""))
-    return Layout(series, lookback, horizon, pad_short, splits)
 
 
 def _hyperparameters(model_config: ModelConfig, series: SeriesSet, lookback: int, notes: list[str]
@@ -317,31 +254,6 @@ def _hyperparameters(model_config: ModelConfig, series: SeriesSet, lookback: int
         notes.append(f"{model_config.name}: its season of {resolved['season']} steps is longer than the lookback {lookback}, "
                      f"so it cannot use it; give --lookback {resolved['season']} or more")
     return params, resolved
-
-
-# The longer lookback fit probes beside the frequency's default (choosing.py): twice it. Measured on M4 Weekly's
-# validation holdout (docs/benchmarks.md, "The lookback"): gru OWA 0.919 at 104 weeks, 0.773 at 208.
-LOOKBACK_MULTIPLE = 2
-
-
-def longer_layouts(series: SeriesSet, model_config: ModelConfig, split: Split | None, layout: Layout,
-                   fixed: bool) -> list[Layout]:
-    """The layouts of the longer lookback fit probes beside ``layout``'s: none when the lookback was given
-    or is fixed (a warm start's, torchrun's), or was shortened to fit the data; else ``LOOKBACK_MULTIPLE``
-    times it where the median series holds it as the default rule asks (``resolve_windows``) and every
-    series keeps its split, so that the probes of both lookbacks forecast the same validation targets."""
-    if fixed or model_config.lookback or layout.lookback < default_horizon_lookback(series.freq)[1]:
-        return []
-    longer = layout.lookback * LOOKBACK_MULTIPLE
-    if resolve_windows(series, replace(model_config, lookback=0), split, [], default=longer)[0] < longer:
-        return []
-    try:
-        other = _layout(series, replace(model_config, lookback=longer), split, None, [])
-    except SeqcastError:  # a series too short for it
-        return []
-    kept = [s.id for s in layout.series.series]  # constant series are left out after the split
-    same = all(other.splits.get(sid) == layout.splits.get(sid) for sid in kept)
-    return [other._replace(series=layout.series, splits=layout.splits)] if same else []
 
 
 class Candidates:

@@ -84,7 +84,8 @@ def space(series: SeriesSet, model_config, split=None) -> tuple[dict[str, Any], 
     """The search space of ``model_config.name`` on ``series``, the model's defaults in it, and the horizon."""
     from .build import create_model
     from .registry import get_spec, resolve_params
-    from .fitting import auto_window_norm, resolve_windows
+    from .fitting import auto_window_norm
+    from .layout import resolve_windows
 
     model = get_spec(model_config.name)
     lookback, horizon = resolve_windows(series, model_config, split, [])

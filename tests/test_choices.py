@@ -214,3 +214,51 @@ def test_a_panel_with_series_too_short_to_validate_trains_them_on_all_their_rows
     assert checkpoint.load(ckpt).training.split["c"] == {"train": 30, "val": 0, "test": 0}
     code, out, err = invoke("predict", ckpt, data)
     assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 36
+
+
+def _monthly_panel(tmp_path, lengths):
+    from seqcast import load_series
+    from seqcast.data import DataConfig
+
+    rows = [(f"s{i}", t, 10 + i + np.sin(k / 1.9) + 0.01 * k)
+            for i, n in enumerate(lengths) for k, t in enumerate(pd.date_range("1990-01-01", periods=n, freq="MS"))]
+    path = tmp_path / "panel.csv"
+    pd.DataFrame(rows, columns=["unique_id", "ds", "y"]).to_csv(path, index=False)
+    return load_series(str(path), DataConfig(id_col="unique_id"))
+
+
+@pytest.mark.parametrize("lengths, given, fixed, expected", [
+    ([300, 300, 300, 300], 0, False, [96]),  # monthly: 48, and twice it where every series keeps its split
+    ([100, 300, 300, 300], 0, False, [96]),  # the short series is padded at both, and validates at both
+    ([300, 300, 300, 300], 48, False, []),  # --lookback given: used as given
+    ([300, 300, 300, 300], 0, True, []),  # a warm start's or torchrun's lookback is fixed
+    ([100, 100, 100, 100], 0, False, []),  # the default was shortened to fit the series: the longer one fits less
+])
+def test_fit_probes_twice_the_default_lookback_only_where_the_data_hold_it(tmp_path, lengths, given, fixed, expected):
+    from seqcast.fitting import ModelConfig
+    from seqcast.layout import longer_layouts, make_layout
+
+    series = _monthly_panel(tmp_path, lengths)
+    model_config = ModelConfig(name="gru", lookback=given)
+    layout = make_layout(series, model_config, None, None, [])
+    longer = longer_layouts(series, model_config, None, layout, fixed)
+    assert [lay.lookback for lay in longer] == expected
+    assert all(lay.splits == layout.splits and lay.horizon == layout.horizon for lay in longer)
+
+
+def test_a_longer_lookback_chosen_is_trained_and_forecasts_from_its_windows(tmp_path, invoke):
+    """A panel whose series repeat every 70 months: only a lookback of 96 sees a whole period, and the probe
+    says so; the model trains at it, and its checkpoint forecasts from it."""
+    rows = [(f"s{i}", t, 50 + 10 * np.sign(np.sin(2 * np.pi * (k + 7 * i) / 70)) + i)
+            for i in range(6) for k, t in enumerate(pd.date_range("1980-01-01", periods=420, freq="MS"))]
+    data = tmp_path / "long_period.csv"
+    pd.DataFrame(rows, columns=["unique_id", "ds", "y"]).to_csv(data, index=False)
+    code, out, err = invoke("fit", data, "--id-col", "unique_id", "--model", "nlinear", "--max-steps", "300",
+                            "--seed", "0", "--output", tmp_path / "m.ckpt", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    lookback = next(c for c in summary["choices"] if c["setting"] == "lookback")
+    assert list(lookback["scores"]) == ["48", "96"] and lookback["chosen"] == "96", lookback
+    assert summary["lookback"] == 96 and checkpoint.load(tmp_path / "m.ckpt").schema.lookback == 96
+    code, out, err = invoke("predict", tmp_path / "m.ckpt", data)
+    assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 6 * 12, err
