@@ -100,7 +100,8 @@ def fit_auto(series: SeriesSet, model_config: Any, config: TrainConfig, split: A
     started = time.perf_counter()
     names = [m.name for m in init.model_info.members] if init is not None else portfolio(candidates)
     transform = init.transform.kind if init is not None else model_config.transform
-    shared = replace(model_config, name="naive", levels=(), transform=transform if transform != "auto" else "none")
+    shared = replace(model_config, name="naive", levels=(), transform=transform if transform != "auto" else "none",
+                     lookback=init.lookback if init is not None else model_config.lookback)  # a warm start keeps its windows
     data = fitting.validation_data(series, shared, split)
     budget = config.time_budget or default_time_budget(len(data.train))
     if on_start:
@@ -136,8 +137,8 @@ def fit_auto(series: SeriesSet, model_config: Any, config: TrainConfig, split: A
             fitted[name] = None
             continue
         share = left / max(1, len([n for n in neural if n not in fitted and n not in _names(results)]))
-        # every member at the same lookback: they forecast the same selection windows (fit does not probe it)
-        asked = replace(model_config, name=name, levels=(), transform=transform, lookback=data.val.lookback)
+        # every member at the same lookback, so that they forecast the same selection windows: none probes another
+        asked = replace(model_config, name=name, levels=(), transform=transform, lookback_probe=False)
         own_init = _member_view(init, name) if init is not None else None
         try:
             with (progress(name) if progress else _quiet()) as bar:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from .fitting import Candidates, Prepared
 
 PROBE_SHARE = 0.15  # each probe's share of the fit's budget
+PROBES_TIME = 0.75  # of a --time-budget, the most all probes take together (five at PROBE_SHARE; six share it)
 # Another candidate replaces the declared one only when its score is lower by more than this share: probes
 # of a few tenths of the budget differ by noise (ETTh1 nlinear H=24: MAE probed 0.17 % better than the declared
 # MSE, and trained to a 3 % worse test MSE), and the declared settings were validated.
@@ -119,6 +120,14 @@ def describe(choices: tuple[Decision, ...]) -> str:
             f"{max(c.probe_steps for c in choices)} steps")
 
 
+def probe_time_share(stages: list[tuple[str, list[str]]]) -> float:
+    """Each probe's share of a --time-budget: ``PROBE_SHARE``, less where more probes than five would
+    together take more than ``PROBES_TIME`` of it (each later stage reuses one probe of the last)."""
+    settled = [c for _, c in stages if len(c) > 1]
+    probes = sum(len(c) for c in settled) - max(0, len(settled) - 1)
+    return min(PROBE_SHARE, PROBES_TIME / max(1, probes))
+
+
 def run_probes(candidates: Candidates, stages: list[tuple[str, list[str]]], start: dict[str, str],
                config: TrainConfig, on_epoch: Callable[[EpochReport], None] | None,
                on_step: Callable[[int, int], None] | None) -> tuple[dict[str, str], tuple[Decision, ...], TrainConfig]:
@@ -145,7 +154,7 @@ def run_probes(candidates: Candidates, stages: list[tuple[str, list[str]]], star
         common = _common_units(data, at.prepare("none")) if len(transforms) > 1 else None
         return validation_score(candidate, data.val, quantiles, common), done.steps
 
-    probing = replace(config, time_budget=config.time_budget * PROBE_SHARE)
+    probing = replace(config, time_budget=config.time_budget * probe_time_share(stages))
     probes_started = time.perf_counter()
     chosen, choices = choose(stages, start, probe)
     training = config

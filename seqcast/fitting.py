@@ -54,6 +54,7 @@ class ModelConfig:
     transform: str = "auto"  # the targets' transform (transform.py): auto = probed where the target is never negative
     allow_negative: bool = False  # with transform "none": forecasts of a never-negative target may go below zero
     drop_sparse: bool = False  # leave out (with a note) the series too short to train on, instead of refusing
+    lookback_probe: bool = True  # without --lookback, probe twice the default (layout.longer_layouts); auto's members share one
     max_parameters: int = DEFAULT_MAX_PARAMETERS  # each network's budget, refused as it is built (build.create_model)
 
 
@@ -161,11 +162,12 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
         raise UsageError(f"--ensemble {model_config.ensemble}: give 1 (no ensemble) to 64 members")
     if model_config.window_norm not in ("auto", *WINDOW_NORMS):
         raise UsageError(f"--window-norm {model_config.window_norm!r}: choose auto or one of {', '.join(WINDOW_NORMS)}")
-    notes: list[str] = list(series.notes)  # how the data was read (a decimal separator decided, say): kept too
+    read_notes = list(series.notes)  # how the data was read (a decimal separator decided, say): kept too
+    notes: list[str] = []  # what fit did and chose; the notes of the layout trained on go before them
     check_covariates(model_config.name, series.covariate_inputs)  # before anything is built: nothing accepted and ignored
-    layout = make_layout(series, model_config, split, init, notes)
+    layout = make_layout(series, model_config, split, init)
     series = layout.series
-    params, resolved = _hyperparameters(model_config, series, layout.lookback, notes)
+    params, resolved = _hyperparameters(model_config, series)
     quantiles = quantile_head.with_median(model_config.quantiles) if model_config.quantiles else ()
     window_norm = auto_window_norm(series, model_config.name) if model_config.window_norm == "auto" else model_config.window_norm
     train_rows = {sid: sp.train for sid, sp in layout.splits.items()}
@@ -185,7 +187,7 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
     _check_windows(data, model_config, layout)
     window_flops = candidates.window_flops(window_norm, transforms[0])
     # Attention models train better at a lower peak learning rate; a model declares its own (lr).
-    asked_loss = config.loss
+    asked_loss, asked_threads = config.loss, config.threads
     config = replace(config, lr=config.lr or get_spec(model_config.name).capabilities.lr,
                      threads=config.threads or _auto_threads(window_flops, data.train, config),
                      loss=config.loss if config.loss != "auto" else
@@ -197,23 +199,26 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
                 "there are no validation windows to probe on" if not len(data.val) else
                 "" if any(p.requires_grad for p in model.parameters()) else "there is nothing to train")
     if probed and unprobed and init is None:
-        notes.append(f"transform {transforms[0]}, window norm {window_norm}, loss {config.loss} and lookback "
-                     f"{layout.lookback}, the declared ones: {unprobed}")
-    with using_threads(config.threads):
-        choices: tuple[Decision, ...] = ()
-        training = config  # what the final training runs on (less the probes' time of a --time-budget)
-        if probed and not unprobed:
+        notes.append(f"transform {transforms[0]}, window norm {window_norm} and loss {config.loss}"
+                     + (f" and lookback {layout.lookback}" if len(layouts) > 1 else "") + f", the declared ones: {unprobed}")
+    choices: tuple[Decision, ...] = ()
+    training = config  # what the final training runs on (less the probes' time of a --time-budget)
+    if probed and not unprobed:
+        with using_threads(config.threads):
             chosen, choices, training = choosing.run_probes(
                 candidates, stages, {"transform": transforms[0], "window_norm": window_norm, "loss": config.loss,
                                      "lookback": str(layout.lookback)}, config, on_epoch, on_step)
-            # built again, seeded as a fit forced to the chosen settings builds them: the same model, to the bit
-            candidates = candidates.at(int(chosen["lookback"]))
-            layout, window_flops = candidates.layout, candidates.window_flops(window_norm, transforms[0])
-            window_norm, model = chosen["window_norm"], candidates.build(chosen["window_norm"])
-            config, training = replace(config, loss=chosen["loss"]), replace(training, loss=chosen["loss"])
-            data = candidates.prepare(chosen["transform"])
-            notes.append(f"chosen: {choosing.describe(choices)}; force with --transform, --window-norm, --loss and "
-                         "--lookback")
+        # built again, seeded as a fit forced to the chosen settings builds them: the same model, to the bit
+        candidates = candidates.at(int(chosen["lookback"]))
+        layout, window_flops = candidates.layout, candidates.window_flops(window_norm, transforms[0])
+        window_norm, model = chosen["window_norm"], candidates.build(chosen["window_norm"])
+        data = candidates.prepare(chosen["transform"])
+        settings = {"loss": chosen["loss"], "threads": asked_threads or _auto_threads(window_flops, data.train, config)}
+        config, training = replace(config, **settings), replace(training, **settings)
+        notes.append(f"chosen: {choosing.describe(choices)}; force with --transform, --window-norm, --loss and "
+                     "--lookback")
+    notes[:0] = [*read_notes, *layout.notes, *_season_note(model_config, resolved, layout.lookback)]
+    with using_threads(config.threads):
         loss = objective(quantiles, config.loss)
         members = members_of(model)
         results = _train_members(members, data, config, training, loss, init is not None, dist, window_flops,
@@ -234,7 +239,7 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
 def validation_data(series: SeriesSet, model_config: ModelConfig, split: Split | None = None) -> Prepared:
     """The scaler and windows a fresh fit of ``model_config`` trains and validates on, under its transform
     (given, not "auto"): what ``--model auto`` scores its candidates on, the same for each of them."""
-    layout = make_layout(series, model_config, split, None, [])
+    layout = make_layout(series, model_config, split, None)
     train_rows = {sid: sp.train for sid, sp in layout.splits.items()}
     series, _ = without_constant(layout.series, train_rows)
     layout = layout._replace(series=series)
@@ -242,18 +247,21 @@ def validation_data(series: SeriesSet, model_config: ModelConfig, split: Split |
         model_config.transform)
 
 
-def _hyperparameters(model_config: ModelConfig, series: SeriesSet, lookback: int, notes: list[str]
-                     ) -> tuple[dict[str, Any], dict[str, Any]]:
+def _hyperparameters(model_config: ModelConfig, series: SeriesSet) -> tuple[dict[str, Any], dict[str, Any]]:
     """The hyperparameters given (with the frequency's season, for a model that takes one) and all of
     them resolved against the model's constructor."""
     params = dict(model_config.params)
     if get_spec(model_config.name).capabilities.season and "season" not in params:
         params["season"] = season_length(series.freq)
-    resolved = resolve_params(model_config.name, params)
+    return params, resolve_params(model_config.name, params)
+
+
+def _season_note(model_config: ModelConfig, resolved: dict[str, Any], lookback: int) -> list[str]:
+    """A note when the model's season is longer than the lookback it trained at."""
     if get_spec(model_config.name).capabilities.season and int(resolved["season"] or 1) > lookback:
-        notes.append(f"{model_config.name}: its season of {resolved['season']} steps is longer than the lookback {lookback}, "
-                     f"so it cannot use it; give --lookback {resolved['season']} or more")
-    return params, resolved
+        return [f"{model_config.name}: its season of {resolved['season']} steps is longer than the lookback {lookback}, "
+                f"so it cannot use it; give --lookback {resolved['season']} or more"]
+    return []
 
 
 class Candidates:
@@ -301,7 +309,7 @@ class Candidates:
     def prepare(self, kind: str) -> Prepared:
         """The scaler and windows of the targets under the transform ``kind``."""
         if kind not in self.prepared:
-            series, init, (lookback, horizon, pad_short, splits) = self.layout.series, self.init, self.layout[1:]
+            series, init, (lookback, horizon, pad_short, splits) = self.layout.series, self.init, self.layout[1:5]
             train_rows = {sid: sp.train for sid, sp in splits.items()}
             transform = init.transform.refit(series, train_rows) if init is not None else \
                 TargetTransform.fit(kind, series, train_rows, allow_negative=self.model_config.allow_negative)

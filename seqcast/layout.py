@@ -2,7 +2,7 @@
 longer lookback ``fit`` may probe beside the default (``choosing.py``).
 
 A layout is computed before anything is built or scaled, and says what it did to short series (left out
-with --drop-sparse, padded, trained without validation rows) in the notes it is handed.
+with --drop-sparse, padded, trained without validation rows) in its notes.
 """
 
 from __future__ import annotations
@@ -51,12 +51,13 @@ class Layout(NamedTuple):
     horizon: int
     pad_short: bool  # windows of short series reach before their first row (windows.needs_padding)
     splits: dict[str, Split]
+    notes: tuple[str, ...] = ()  # what it did to the lookback and to short series, for fit's notes
 
 
-def make_layout(series: SeriesSet, model_config: ModelConfig, split: Split | None, init: Forecaster | None,
-            notes: list[str]) -> Layout:
+def make_layout(series: SeriesSet, model_config: ModelConfig, split: Split | None, init: Forecaster | None) -> Layout:
     """The window sizes and the chronological split of every series, with a note on what it did to
     the short ones (left out, padded, or trained without validation rows)."""
+    notes: list[str] = []
     lookback, horizon = resolve_windows(series, model_config, split, notes)
     pad_short = split is None and (init.schema.pad_short if init is not None else
                                    needs_padding(series, lookback, horizon))
@@ -80,11 +81,12 @@ def make_layout(series: SeriesSet, model_config: ModelConfig, split: Split | Non
                      "training window: they train on all their rows, and the other series validate"
                      + (f"; {untrained} of them are too short for a training window too (fewer than {context + horizon} "
                         "rows) and are only forecast" if untrained else ""))
-    return Layout(series, lookback, horizon, pad_short, splits)
+    return Layout(series, lookback, horizon, pad_short, splits, tuple(notes))
 
 
 # The longer lookback fit probes beside the frequency's default (choosing.py): twice it. Measured on M4 Weekly's
-# validation holdout (docs/benchmarks.md, "The lookback"): gru OWA 0.919 at 104 weeks, 0.773 at 208.
+# validation holdout (docs/benchmarks.md, "A longer lookback, probed"): gru OWA 0.919 at 104 weeks, 0.773 at 208
+# (lstm 0.832 and 0.890: the better one depends on the model and the data, so fit probes it).
 LOOKBACK_MULTIPLE = 2
 
 
@@ -94,13 +96,14 @@ def longer_layouts(series: SeriesSet, model_config: ModelConfig, split: Split | 
     or is fixed (a warm start's, torchrun's), or was shortened to fit the data; else ``LOOKBACK_MULTIPLE``
     times it where the median series holds it as the default rule asks (``resolve_windows``) and every
     series keeps its split, so that the probes of both lookbacks forecast the same validation targets."""
-    if fixed or model_config.lookback or layout.lookback < default_horizon_lookback(series.freq)[1]:
+    if fixed or model_config.lookback or not model_config.lookback_probe or \
+            layout.lookback < default_horizon_lookback(series.freq)[1]:
         return []
     longer = layout.lookback * LOOKBACK_MULTIPLE
     if resolve_windows(series, replace(model_config, lookback=0), split, [], default=longer)[0] < longer:
         return []
     try:
-        other = make_layout(series, replace(model_config, lookback=longer), split, None, [])
+        other = make_layout(series, replace(model_config, lookback=longer), split, None)
     except SeqcastError:  # a series too short for it
         return []
     kept = [s.id for s in layout.series.series]  # constant series are left out after the split

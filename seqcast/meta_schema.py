@@ -12,6 +12,7 @@ seqcast knows. What the model's hyperparameters cost is bounded separately, when
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 from .decode import SchemaError
@@ -81,10 +82,10 @@ def check(forecaster: Forecaster, where: str = "meta") -> None:
         if model_info.members or forecaster.portfolio is not None:
             _check_blend(where, forecaster)
         _check_training(f"{where}.training", forecaster.training, series)
-        _check_choices(f"{where}.choices", forecaster.choices, {"window_norm": model_info.window_norm,
-                                                                "loss": forecaster.training.settings.loss,
-                                                                "transform": forecaster.transform.kind,
-                                                                "lookback": str(forecaster.schema.lookback)})
+        used = {"window_norm": model_info.window_norm, "loss": forecaster.training.settings.loss,
+                "transform": forecaster.transform.kind, "lookback": str(forecaster.schema.lookback)}
+        # an auto ensemble chooses nothing itself: its members' choices are theirs (_check_blend)
+        _check_choices(f"{where}.choices", forecaster.choices, {} if model_info.members else used)
 
 
 def _check_blend(where: str, forecaster: Forecaster) -> None:
@@ -222,7 +223,7 @@ def _check_choices(where: str, choices: tuple[Decision, ...], used: dict[str, st
             raise SchemaError(f"{at}.setting: {entry.setting!r} is not one of {', '.join(allowed)}, once each")
         settings.add(entry.setting)
         if entry.setting == "lookback":  # whole numbers of steps, up to the limit every lookback has
-            values = tuple(c for c in candidates if c.isdigit() and str(int(c)) == c and 0 < int(c) < MAX_WINDOW)
+            values = tuple(c for c in candidates if re.fullmatch(r"[1-9][0-9]{0,5}", c) and int(c) < MAX_WINDOW)
         if (len(candidates) < 2 or len(set(candidates)) != len(candidates) or not set(candidates) <= set(values)
                 or entry.chosen not in candidates or entry.chosen != used[entry.setting]):
             kinds = "whole numbers of steps" if entry.setting == "lookback" else ", ".join(values)

@@ -301,3 +301,21 @@ def test_format_9_checkpoints_load_as_one_model_and_forecast_what_they_did(entry
     loaded = load_fixture(9, entry)
     assert loaded.name == entry["model"] and loaded.model_info.members == () and loaded.portfolio is None
     assert_fixture_forecasts_as_recorded(invoke, 9, entry)
+
+
+def test_a_warm_start_on_a_longer_history_keeps_the_shortened_lookback_of_its_members(invoke, tmp_path):
+    """Fitted on a short history, auto shortens the lookback (and says so); continued nightly on the
+    grown history, its members and its selection windows keep that lookback, none probing another."""
+    table = pd.read_csv(QUARTERLY)
+    short = tmp_path / "short.csv"
+    table.groupby("unique_id").head(50).to_csv(short, index=False)
+    first, again = tmp_path / "first.ckpt", tmp_path / "again.ckpt"
+    code, out, err = invoke("fit", short, "--id-col", "unique_id", "--candidates", "nlinear", *QUICK,
+                            "--output", first, "--json")
+    assert code == 0, err
+    assert json.loads(out)["lookback"] == 18 and "lookback 18 (shortened from 32" in err
+    code, out, err = invoke("fit", QUARTERLY, "--init-from", first, *QUICK, "--output", again, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["lookback"] == 18 and "failed" not in err
+    assert all(c.setting != "lookback" for m in checkpoint.load(again).model_info.members for c in m.choices)

@@ -314,6 +314,8 @@ def _choice(setting, chosen, candidates, scores=None):
                                                "among them and the one trained with (24)"),
     (_choice("lookback", "24", ["24", "-48"]), "whole numbers of steps"),
     (_choice("lookback", "24", ["24", "048"]), "whole numbers of steps"),
+    (_choice("lookback", "24", ["24", "\u00b2"]), "whole numbers of steps"),  # a digit to str.isdigit, not to int()
+    (_choice("lookback", "24", ["24", "9" * 5000]), "whole numbers of steps"),
     (_choice("lookback", "24", ["24"]), "whole numbers of steps"),
     (_choice("lookback", "24", ["24", "48"], [0.5]), "meta.choices[0].scores"),
     (_choice("horizon", "6", ["6", "12"]), "meta.choices[0].setting: 'horizon' is not one of"),

@@ -240,25 +240,42 @@ def test_fit_probes_twice_the_default_lookback_only_where_the_data_hold_it(tmp_p
 
     series = _monthly_panel(tmp_path, lengths)
     model_config = ModelConfig(name="gru", lookback=given)
-    layout = make_layout(series, model_config, None, None, [])
+    layout = make_layout(series, model_config, None, None)
     longer = longer_layouts(series, model_config, None, layout, fixed)
     assert [lay.lookback for lay in longer] == expected
     assert all(lay.splits == layout.splits and lay.horizon == layout.horizon for lay in longer)
 
 
-def test_a_longer_lookback_chosen_is_trained_and_forecasts_from_its_windows(tmp_path, invoke):
+def test_a_longer_lookback_chosen_is_trained_and_forecasts_from_its_windows(tmp_path, invoke, monkeypatch):
     """A panel whose series repeat every 70 months: only a lookback of 96 sees a whole period, and the probe
-    says so; the model trains at it, and its checkpoint forecasts from it."""
+    says so; the model trains at it (its threads chosen for its windows, its notes those of its layout: the
+    short series is padded at 96, not at 48), and its checkpoint forecasts from it."""
+    from seqcast import fitting
+
+    lengths = [420, 420, 420, 420, 420, 110]
     rows = [(f"s{i}", t, 50 + 10 * np.sign(np.sin(2 * np.pi * (k + 7 * i) / 70)) + i)
-            for i in range(6) for k, t in enumerate(pd.date_range("1980-01-01", periods=420, freq="MS"))]
+            for i, n in enumerate(lengths) for k, t in enumerate(pd.date_range("1980-01-01", periods=n, freq="MS"))]
     data = tmp_path / "long_period.csv"
     pd.DataFrame(rows, columns=["unique_id", "ds", "y"]).to_csv(data, index=False)
+    counted = []  # the window FLOPs each choice of threads saw: 1 thread for the first, 2 for any later
+    monkeypatch.setattr(fitting, "_auto_threads", lambda flops, *_: counted.append(flops) or len(counted[:2]))
     code, out, err = invoke("fit", data, "--id-col", "unique_id", "--model", "nlinear", "--max-steps", "300",
                             "--seed", "0", "--output", tmp_path / "m.ckpt", "--json")
     assert code == 0, err
     summary = json.loads(out)
     lookback = next(c for c in summary["choices"] if c["setting"] == "lookback")
     assert list(lookback["scores"]) == ["48", "96"] and lookback["chosen"] == "96", lookback
-    assert summary["lookback"] == 96 and checkpoint.load(tmp_path / "m.ckpt").schema.lookback == 96
+    loaded = checkpoint.load(tmp_path / "m.ckpt")
+    assert summary["lookback"] == 96 and loaded.schema.lookback == 96 and loaded.schema.pad_short
+    assert counted[-1] == loaded.training.window_flops > counted[0] and loaded.training.settings.threads == 2
+    assert any(n.startswith("1 of 6 series are too short for lookback 96") for n in loaded.notes), loaded.notes
+    monkeypatch.undo()
     code, out, err = invoke("predict", tmp_path / "m.ckpt", data)
     assert code == 0 and len(pd.read_csv(io.StringIO(out))) == 6 * 12, err
+
+
+def test_six_probes_share_three_quarters_of_a_time_budget():
+    stages = [("window_norm", ["mean", "last", "deseason"]), ("transform", ["none", "log"]), ("loss", ["mse", "mae"])]
+    assert choosing.probe_time_share(stages) == choosing.PROBE_SHARE  # five probes at 0.15
+    assert choosing.probe_time_share([*stages, ("lookback", ["104", "208"])]) == pytest.approx(0.75 / 6)
+    assert choosing.probe_time_share([("loss", ["mse"])]) == choosing.PROBE_SHARE
