@@ -82,7 +82,7 @@ def run(model: str, extra: list[str], train_csv: Path, work: Path, horizon: int,
         return {"status": f"fit exit {done.returncode}: {done.stderr.strip().splitlines()[-1:]}", "fit_s": fit_s}
     summary = json.loads(done.stdout)
     predict = [sys.executable, "-m", "seqcast", "predict", str(ckpt), str(train_csv), "--threads", "1",
-               "--output", str(out), "--force"]
+               "--output", str(out)]
     done = subprocess.run(predict, capture_output=True, text=True, env=env, cwd=work)
     if done.returncode != 0:
         return {"status": f"predict exit {done.returncode}", "fit_s": fit_s}
@@ -107,7 +107,7 @@ def main() -> None:
     work = Path(args.work).resolve()
     work.mkdir(parents=True, exist_ok=True)
     panel = build_panel(args.rows, args.chunks)
-    train = panel.groupby("unique_id", sort=False, group_keys=False).apply(lambda g: g.iloc[:-args.horizon])
+    train = panel[panel.groupby("unique_id", sort=False).cumcount(ascending=False) >= args.horizon]
     train_csv = work / "train.csv"
     train.to_csv(train_csv, index=False)
     reference = score(panel, args.horizon, None)
