@@ -54,8 +54,8 @@ class ModelConfig:
     transform: str = "auto"  # the targets' transform (transform.py): auto = probed where the target is never negative
     allow_negative: bool = False  # with transform "none": forecasts of a never-negative target may go below zero
     drop_sparse: bool = False  # leave out (with a note) the series too short to train on, instead of refusing
-    lookback_probe: bool = True  # without --lookback, probe twice the default (layout.longer_layouts); auto's members share one
     max_parameters: int = DEFAULT_MAX_PARAMETERS  # each network's budget, refused as it is built (build.create_model)
+    lookback_probe: bool = True  # without --lookback, probe twice the default (layout.longer_layouts); auto's members share one
 
 
 class Prepared(NamedTuple):
