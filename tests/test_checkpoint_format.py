@@ -227,17 +227,22 @@ def test_format_10_checkpoints_load_without_a_backtest_and_forecast_what_they_di
     assert code == 0 and "backtest    - (no validation windows scored at fit" in out, err
 
 
-def test_a_format_10_file_with_a_backtest_section_is_refused(tmp_path):
-    """Format 10 had no backtest: a format-10 file holding one is not what that format wrote."""
+def _older_crafted(version: int, fixture: str, change, path: Path) -> Path:
+    """The format-``version`` fixture with its metadata changed by ``change(meta) -> meta``, digest correct."""
     from safetensors.torch import load_file, save
 
-    source = Path(__file__).parent / "fixtures" / "format10" / "panel_gru.ckpt"
+    source = Path(__file__).parent / "fixtures" / f"format{version}" / fixture
     _, _, document = ckpt_parts(source.read_bytes())
-    meta = {**document["meta"], "backtest": None}
-    tensors = load_file(source)
-    crafted = {"format": 10, "meta": meta, "sha256": checkpoint._digest(10, checkpoint._canonical(meta), tensors)}
-    path = tmp_path / "crafted.ckpt"
+    meta, tensors = change(document["meta"]), load_file(source)
+    crafted = {"format": version, "meta": meta,
+               "sha256": checkpoint._digest(version, checkpoint._canonical(meta), tensors)}
     path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(crafted)}))
+    return path
+
+
+def test_a_format_10_file_with_a_backtest_section_is_refused(tmp_path):
+    """Format 10 had no backtest: a format-10 file holding one is not what that format wrote."""
+    path = _older_crafted(10, "panel_gru.ckpt", lambda meta: {**meta, "backtest": None}, tmp_path / "crafted.ckpt")
     with pytest.raises(SeqcastError, match=r"cannot build \(meta \(format 10\): unknown backtest\)"):
         checkpoint.load(path)
 
@@ -258,18 +263,12 @@ def test_format_11_checkpoints_load_and_forecast_what_they_did(entry, invoke):
 
 def test_a_format_11_file_with_a_lookback_choice_is_refused(tmp_path):
     """Format 11 never chose a lookback: a format-11 file holding such a choice is not what that format wrote."""
-    from safetensors.torch import load_file, save
+    def with_lookback_choice(meta):
+        lookback = meta["schema"]["lookback"]
+        choice = {"setting": "lookback", "chosen": str(lookback), "candidates": [str(lookback), str(2 * lookback)],
+                  "scores": [0.5, 0.6], "probe_steps": 9}
+        return {**meta, "choices": [*meta["choices"], choice]}
 
-    source = Path(__file__).parent / "fixtures" / "format11" / "nino_gru.ckpt"
-    _, _, document = ckpt_parts(source.read_bytes())
-    meta = document["meta"]
-    choice = {"setting": "lookback", "chosen": str(meta["schema"]["lookback"]),
-              "candidates": [str(meta["schema"]["lookback"]), str(2 * meta["schema"]["lookback"])],
-              "scores": [0.5, 0.6], "probe_steps": 9}
-    meta = {**meta, "choices": [*meta["choices"], choice]}
-    tensors = load_file(source)
-    crafted = {"format": 11, "meta": meta, "sha256": checkpoint._digest(11, checkpoint._canonical(meta), tensors)}
-    path = tmp_path / "crafted.ckpt"
-    path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(crafted)}))
+    path = _older_crafted(11, "nino_gru.ckpt", with_lookback_choice, tmp_path / "crafted.ckpt")
     with pytest.raises(SeqcastError, match=r"meta \(format 11\)\.choices: a lookback choice"):
         checkpoint.load(path)
