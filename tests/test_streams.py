@@ -111,6 +111,12 @@ def test_a_file_name_that_is_not_utf8_is_read_stored_and_shown_escaped(tmp_path,
     assert predict.returncode == 0 and predict.stdout.decode().startswith("series,timestamp")
 
 
+def _default_signals() -> None:
+    """A child that starts as a terminal user's command does: a suite run in the background by a
+    non-interactive shell ignores SIGINT, and a child inherits that until seqcast installs its handlers."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
 def test_a_signal_while_seqcast_is_still_importing_is_exit_130_with_one_line(signum, hourly_csv, tmp_path):
     """The first half second of a run is spent importing (typer, rich, the commands) before main()
@@ -121,7 +127,7 @@ def test_a_signal_while_seqcast_is_still_importing_is_exit_130_with_one_line(sig
     for delay in (0.06, 0.1, 0.15, 0.2, 0.3, 0.45, 0.6):
         child = subprocess.Popen(cli_command("fit", hourly_csv, *ENDLESS_FIT, "--output", tmp_path / "m.ckpt"),
                                  stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 env=subprocess_env())
+                                 env=subprocess_env(), preexec_fn=_default_signals)
         time.sleep(delay)
         child.send_signal(signum)
         _, err = child.communicate(timeout=120)
