@@ -278,12 +278,8 @@ class Candidates:
         self.others: dict[int, Candidates] = {self.layout.lookback: self}
         self.flops: float | None = None
 
-    @property
-    def lookbacks(self) -> list[int]:
-        return [layout.lookback for layout in self.layouts]
-
     def at(self, lookback: int) -> "Candidates":
-        """The candidates at the layout of ``lookback`` (one of ``lookbacks``), made once."""
+        """The candidates at the layout of ``lookback`` (the lookback of one of ``layouts``), made once."""
         if lookback not in self.others:
             layout = next(lay for lay in self.layouts if lay.lookback == lookback)
             other = Candidates([layout], self.model_config, self.params, self.quantiles, self.covariates, self.seed,
