@@ -162,8 +162,10 @@ def model_config(*, model=None, param=None, lookback=0, horizon=0, window_norm="
     from ..intervals import parse_levels, parse_quantiles
     from ..fitting import ModelConfig
 
-    return ModelConfig(model, parse_param_options(param), lookback, horizon, window_norm, parse_quantiles(quantiles),
-                       parse_levels(level), ensemble, transform, allow_negative, drop_sparse, max_parameters)
+    return ModelConfig(name=model, params=parse_param_options(param), lookback=lookback, horizon=horizon,
+                       window_norm=window_norm, quantiles=parse_quantiles(quantiles), levels=parse_levels(level),
+                       ensemble=ensemble, transform=transform, allow_negative=allow_negative, drop_sparse=drop_sparse,
+                       max_parameters=max_parameters)
 
 
 def split(text: Optional[str]):
