@@ -185,7 +185,7 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
     transforms = transform_candidates(model_config, series, init)
     data = candidates.prepare(transforms[0])
     _check_windows(data, model_config, layout)
-    window_flops = candidates.window_flops(window_norm, transforms[0])
+    window_flops = candidates.window_flops(window_norm, transforms[0], model)
     # Attention models train better at a lower peak learning rate; a model declares its own (lr).
     asked_loss, asked_threads = config.loss, config.threads
     config = replace(config, lr=config.lr or get_spec(model_config.name).capabilities.lr,
@@ -287,11 +287,12 @@ class Candidates:
             self.others[lookback] = other
         return self.others[lookback]
 
-    def window_flops(self, norm: str, kind: str) -> float:
-        """FLOPs of the network's forward (under ``norm``) on one training window (under the transform ``kind``):
-        what the automatic budget and the threads are chosen from, counted once per lookback."""
+    def window_flops(self, norm: str, kind: str, model: nn.Module | None = None) -> float:
+        """FLOPs of the network's forward (under ``norm``; ``model``: that network, when the caller built it
+        already) on one training window (under the transform ``kind``): what the automatic budget and the
+        threads are chosen from, counted once per lookback."""
         if self.flops is None:
-            self.flops = _window_flops(self.build(norm), self.prepare(kind).train)
+            self.flops = _window_flops(model if model is not None else self.build(norm), self.prepare(kind).train)
         return self.flops
 
     def build(self, norm: str, count: int = 0):
