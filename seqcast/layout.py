@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from .data import SeriesSet
 from .errors import SeqcastError, named
 from .windows import (Split, default_horizon_lookback, default_split, explicit_split, needs_padding, real_inputs,
-                      short_series)
+                      short_series, validation_rows)
 
 if TYPE_CHECKING:
     from .fitting import ModelConfig
@@ -36,7 +36,8 @@ def resolve_windows(series: SeriesSet, model_config: ModelConfig, split: Split |
         lengths = sorted(len(s.times) for s in series.series)
         typical = lengths[(len(lengths) - 1) // 2]  # the lower median: fewer than half are shorter, and padded
         usable = (split.train if split else int(typical * 0.9)) - horizon
-        lookback = max(2, min(lookback_default, usable // 2))
+        fits = (split.train if split else typical - validation_rows(typical, horizon)) - horizon  # one window
+        lookback = max(2, min(lookback_default, usable // 2, fits))
         if lookback < lookback_default:
             notes.append(f"lookback {lookback} (shortened from {lookback_default} to fit the "
                          f"{'series' if len(series.series) == 1 else 'median series'})")

@@ -70,7 +70,7 @@ def real_inputs(lookback: int, horizon: int) -> int:
 
 def short_series(series: SeriesSet, lookback: int, horizon: int, val_fraction: float = 0.1) -> int:
     """How many series are too short for ``lookback`` plus a training window and their validation rows."""
-    return sum(len(s.times) < lookback + horizon + _validation_rows(len(s.times), horizon, val_fraction)
+    return sum(len(s.times) < lookback + horizon + validation_rows(len(s.times), horizon, val_fraction)
                for s in series.series)
 
 
@@ -82,7 +82,8 @@ def needs_padding(series: SeriesSet, lookback: int, horizon: int) -> bool:
     return 0 < 2 * short_series(series, lookback, horizon) < len(series.series)
 
 
-def _validation_rows(total: int, horizon: int, val_fraction: float) -> int:
+def validation_rows(total: int, horizon: int, val_fraction: float = 0.1) -> int:
+    """The rows a series of ``total`` rows keeps for validation: max(H, 10 %)."""
     return max(horizon, int(round(val_fraction * total)))
 
 
@@ -97,11 +98,11 @@ def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: 
     with ``drop_short`` (``--drop-sparse``) they get no split instead, and the caller leaves them out."""
     splits, short = {}, []
     context = real_inputs(lookback, horizon) if pad_short else lookback
-    validates = [context + horizon + _validation_rows(len(s.times), horizon, val_fraction) <= len(s.times)
+    validates = [context + horizon + validation_rows(len(s.times), horizon, val_fraction) <= len(s.times)
                  for s in series.series]
     for s, validated in zip(series.series, validates):
         total = len(s.times)
-        val = _validation_rows(total, horizon, val_fraction)
+        val = validation_rows(total, horizon, val_fraction)
         kept = not validated and any(validates) and context <= total  # trains on all its rows, or is only forecast
         if kept:
             val = 0

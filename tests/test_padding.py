@@ -5,6 +5,7 @@ predict and evaluate read a short history the same way."""
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pandas as pd
@@ -111,3 +112,17 @@ def test_explain_on_a_padded_checkpoint_gives_every_step_a_timestamp(invoke, pad
     assert code == 0, err
     frame = pd.read_csv(io.StringIO(out))
     assert frame["input_timestamp"].notna().all() and frame["input_step"].max() == 48
+
+
+def test_series_short_against_the_horizon_fit_at_the_default_lookback(invoke, tmp_path):
+    """60 hourly rows, horizon 24: validation takes 24 rows (not 10 %), so the default lookback is cut to
+    what is left for one training window (12), not to half of 90 % of the rows (15, which fits none)."""
+    times = pd.date_range("2024-01-01", periods=60, freq="h")
+    rows = ["unique_id,ds,y"] + [f"s{k},{t:%Y-%m-%d %H:%M},{10 + k + np.sin(i / 3):.3f}"
+                                 for k in range(3) for i, t in enumerate(times)]
+    data = tmp_path / "short_hourly.csv"
+    data.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    code, out, err = invoke("fit", data, "--model", "nlinear", "--horizon", "24", "--max-steps", "5",
+                            "--output", tmp_path / "m.ckpt", "--json")
+    assert code == 0, err
+    assert json.loads(out)["lookback"] == 12 and "lookback 12 (shortened from 96" in err, err
