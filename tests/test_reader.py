@@ -182,7 +182,7 @@ def test_an_endless_pipe_or_device_is_refused_not_read_until_memory_runs_out(mon
 
     from seqcast.data import source
 
-    monkeypatch.setattr(source, "_memory_limit", lambda: 8 << 20)
+    monkeypatch.setattr(source, "memory_limit", lambda: 8 << 20)
     endless = subprocess.Popen(["yes", "2024-01-01,1"], stdout=subprocess.PIPE)
     try:
         with pytest.raises(InputError, match=r"more than 0\.0 GiB of input .* split the file"):
@@ -235,7 +235,7 @@ def test_compressed_csv_and_parquet_forecast_what_the_plain_csv_does(kind, invok
 def test_a_small_file_that_inflates_past_the_limit_is_refused(monkeypatch, tmp_path):
     import gzip
 
-    monkeypatch.setattr(source, "_memory_limit", lambda: 8 << 20)
+    monkeypatch.setattr(source, "memory_limit", lambda: 8 << 20)
     bomb = tmp_path / "bomb.csv.gz"
     bomb.write_bytes(gzip.compress(b"ds,y\n" + b"2024-01-01,1\n" * (2 << 20)))  # 26 MB of CSV in a few KB
     assert bomb.stat().st_size < 1 << 20

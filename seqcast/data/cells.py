@@ -24,3 +24,14 @@ def is_text(values) -> bool:
     """Whether a column holds the file's text (object strings) rather than typed values: numbers or
     timestamps as the fast reader typed them."""
     return isinstance(values, np.ndarray) and values.dtype == object
+
+
+def values_as_text(values) -> np.ndarray:
+    """Typed values (numbers, or timestamps) as the text a CSV would hold: what a column read from a
+    typed source (Parquet) gives where its text is asked for (an error quoting a value, a decimal check).
+    NaN and NaT become empty fields."""
+    if np.asarray(values).dtype.kind == "M" or isinstance(values, pd.DatetimeIndex):
+        stamps = pd.Series(pd.DatetimeIndex(values))
+        text = stamps.dt.strftime("%Y-%m-%d %H:%M:%S").str.replace(" 00:00:00", "", regex=False)
+        return text.fillna("").to_numpy(dtype=object)
+    return np.array(["" if v != v else repr(v) for v in np.asarray(values).tolist()], dtype=object)

@@ -151,9 +151,11 @@ def decimal_for(table: Table, given: str | None, evidence: list[str], numbers: l
     ``evidence`` columns prove (``_proven_decimal``), else '.'. The second value is the proven one (None
     when given or when nothing proved one). Read with a comma, the ``numbers`` columns are read again as
     text: the fast reader typed them with a decimal point."""
+    if table.typed:  # Parquet: typed numbers have no separator; only its text columns can show one
+        evidence = [c for c in evidence if is_text(table.columns[c])]
     proven = None if given else _proven_decimal(table, evidence)
     decimal = given or proven or "."
-    if decimal == ",":
+    if decimal == "," and not table.typed:
         table.as_text(numbers)
     return decimal, proven
 
@@ -192,7 +194,7 @@ def column_numbers(table: Table, column: str, decimal: str, forced: bool) -> np.
     holds an infinity is read again as text so that the error quotes it. ``forced``: the separator was
     given (--decimal, or as a checkpoint recorded it), which the error for a value contradicting it says."""
     values = table.columns[column]
-    if not is_text(values) and np.asarray(values).dtype.kind in "fiu" and decimal == ".":
+    if not is_text(values) and np.asarray(values).dtype.kind in "fiu" and (decimal == "." or table.typed):
         numbers = np.asarray(values, dtype=np.float64)
         if not np.isinf(numbers).any():
             return numbers

@@ -3,8 +3,8 @@
 Input is read in blocks up to a quarter of the machine's memory, so that an endless pipe or device
 is refused rather than read until memory runs out; binary input is refused from its first block.
 Compressed CSV (gzip, bzip2, xz, zstd) and Parquet tables are told by their first bytes, whatever
-the file is called, and come back as the CSV bytes they hold. Every error names the file (or
-``<stdin>``) and what to do.
+the file is called: compressed CSV comes back as the CSV bytes it holds, Parquet as its own bytes
+(``parquet.py`` reads them as a table). Every error names the file (or ``<stdin>``) and what to do.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def display_name(path: str) -> str:
     return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
-def _memory_limit() -> int:
+def memory_limit() -> int:
     """The most bytes of CSV seqcast reads: a quarter of this machine's memory (parsing takes a few
     times the file's size), so that an endless pipe or device is refused instead of read until it runs out."""
     try:
@@ -38,13 +38,13 @@ _PARQUET = b"PAR1"
 
 
 def _read_bounded(name: str, stream, size: int | None, max_columns: int = MAX_COLUMNS) -> bytes:
-    """All of ``stream`` (``size`` bytes when known), refusing input larger than ``_memory_limit``
+    """All of ``stream`` (``size`` bytes when known), refusing input larger than ``memory_limit``
     and, from its first block, binary input (NUL bytes with no UTF-16 mark): ``/dev/zero``, say.
     Each block passes ``limits.LineLimits`` as it arrives: a field or line past the limits is refused
     at the block that shows it, not once the whole input is held.
     Compressed CSV (gzip, bzip2, xz, zstd: told by its first bytes, whatever the file is called) is
-    decompressed, bounded alike; a Parquet file is read as a table and given back as CSV text."""
-    limit = _memory_limit()
+    decompressed, bounded alike; a Parquet file comes back as its bytes (``parquet.py`` reads it)."""
+    limit = memory_limit()
     too_big = InputError(f"{name}: more than {limit / 2**30:.1f} GiB of input (a quarter of this machine's "
                          "memory, what seqcast reads a CSV into); split the file, or run on a larger machine")
     if size is not None and size > limit:
@@ -55,9 +55,8 @@ def _read_bounded(name: str, stream, size: int | None, max_columns: int = MAX_CO
             kind = next((k for magic, k in _COMPRESSED.items() if block.startswith(magic)), None)
             if kind:
                 return _decompressed(name, kind, _chained(block, stream), limit, too_big, limits)
-            if block.startswith(_PARQUET):
-                data = _bounded(_chained(block, stream), limit, too_big)
-                return _checked(_parquet_as_csv(name, data, limit, too_big), limits)
+            if block.startswith(_PARQUET):  # read as a table by parquet.py
+                return _bounded(_chained(block, stream), limit, too_big)
         if not blocks and b"\x00" in block and not block.startswith((b"\xff\xfe", b"\xfe\xff")):
             decode(name, block[: block.index(b"\x00") + 1])  # raises for its first problem: a byte, or the NUL
         limits.feed(block)
@@ -72,7 +71,7 @@ _PIECE = 1 << 22  # bytes inflated at a time
 
 
 def _checked(data: bytes, limits: LineLimits) -> bytes:
-    """Converted CSV bytes (zstd, Parquet), held to the same limits as a plain file's."""
+    """Converted CSV bytes (zstd), held to the same limits as a plain file's."""
     for start in range(0, len(data), _PIECE):
         limits.feed(data[start : start + _PIECE])
     return data
@@ -167,32 +166,6 @@ def _plain_text(name: str, data: bytes) -> bytes:
     if b"\x00" in data[: 1 << 20] and not data.startswith((b"\xff\xfe", b"\xfe\xff")):
         decode(name, data[: data.index(b"\x00") + 1])
     return data
-
-
-def _parquet_as_csv(name: str, data: bytes, limit: int, too_big: InputError) -> bytes:
-    """A Parquet file's table as CSV text (pyarrow writes it: ISO timestamps, numbers as read), so that
-    it is read exactly as the same table saved as CSV. A table that would take more than ``limit``
-    bytes unpacked (its own metadata says) is refused before it is read."""
-    try:
-        import pyarrow as pa
-        import pyarrow.csv
-        import pyarrow.parquet
-    except ImportError:
-        raise InputError(f"{name}: is a Parquet file; install seqcast[files] (pyarrow) to read it, or save it "
-                         "as CSV") from None
-    try:
-        parquet = pyarrow.parquet.ParquetFile(pa.BufferReader(data))
-        meta = parquet.metadata
-        if sum(meta.row_group(i).total_byte_size for i in range(meta.num_row_groups)) > limit:
-            raise too_big
-        table = parquet.read()
-        sink = pa.BufferOutputStream()
-        pyarrow.csv.write_csv(table, sink, pyarrow.csv.WriteOptions(quoting_style="needed"))
-    except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{name}: cannot read it as a Parquet table of numbers, text and times ({exc})") from None
-    if sink.tell() > limit:
-        raise too_big
-    return sink.getvalue().to_pybytes()
 
 
 def read_bytes(path: str, max_columns: int = MAX_COLUMNS) -> tuple[str, bytes]:

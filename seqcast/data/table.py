@@ -26,9 +26,9 @@ import numpy as np
 import pandas as pd
 
 from ..errors import InputError
-from .cells import MISSING, is_text
+from .cells import MISSING, is_text, values_as_text
 from .limits import MAX_COLUMNS, LineLimits
-from .source import decode, display_name, read_bytes
+from .source import decode, display_name, memory_limit, read_bytes
 from .times import typed_times
 
 
@@ -97,6 +97,7 @@ class Table:
     delimiter: str
     _source: str | bytes | None = field(default=None, repr=False)  # to read columns again as text
     partial: bool = False  # only the file's last rows were read (read_table's ``last``)
+    typed: bool = False  # from a typed source (Parquet): no text behind the typed columns, no decimal separator
 
     def text(self, column: str) -> np.ndarray:
         """The column exactly as written (object strings), read again from the file if it was typed."""
@@ -110,6 +111,8 @@ class Table:
             self.columns.update(self._read_text(typed))
 
     def _read_text(self, columns: list[str]) -> dict[str, np.ndarray]:
+        if self.typed:
+            return {c: values_as_text(self.columns[c]) for c in columns}
         text: dict[str, list] = {c: [] for c in columns}
         shared: dict[str, str] = {}
         for chunk in _chunks(self._source, self.delimiter, {c: str for c in columns}, {}, usecols=columns):
@@ -130,6 +133,11 @@ def read_table(path: str, keep_as_text, read_as_times, last: int | None = None,
     A header of more than ``max_columns`` columns, a line of more fields or a field longer than the
     readers' limit is refused by the byte scan, before any line is held whole (``limits.py``).
     """
+    from .parquet import parquet_files, parquet_table
+
+    files = parquet_files(path) if path != "-" else None
+    if files:  # a Parquet file, or a folder of them
+        return parquet_table(display_name(path), files, keep_as_text, read_as_times, memory_limit())
     if path == "-" or not _regular(path):  # stdin, a pipe (bash's <(...)): read once, from memory
         name, data = read_bytes(path, max_columns)
         return table_from_bytes(name, data, keep_as_text, read_as_times, max_columns)
@@ -177,6 +185,12 @@ def _last_lines(handle, n: int) -> bytes:
 
 
 def table_from_bytes(name: str, data: bytes, keep_as_text, read_as_times, max_columns: int = MAX_COLUMNS) -> Table:
+    from .parquet import MAGIC, parquet_table
+
+    if data.startswith(MAGIC):  # Parquet from stdin or a pipe
+        import pyarrow as pa
+
+        return parquet_table(name, [pa.BufferReader(data)], keep_as_text, read_as_times, memory_limit())
     scan = _scan(io.BytesIO(data), LineLimits(name, max_columns))
     table = _fast(name, data, scan, keep_as_text, read_as_times) if scan is not None else None
     return table or _exact(name, data)
