@@ -4,6 +4,7 @@ seqcast's own CLI, with peak memory; and the same end-to-end GRU job through neu
     python benchmarks/scale.py --quick --peer-python /tmp/nfenv/bin/python   # small panels, gru, 20 steps: minutes
     python benchmarks/scale.py --peer-python /tmp/nfenv/bin/python  # the full run (see docs/benchmarks.md)
     python benchmarks/scale.py --only load,predict --repeats 3      # some steps only
+    python benchmarks/scale.py --million --workers 2                # 1,000,000 series x 60 rows (issue 33)
 
 Data (generated once into --work, seeded, reused while the spec matches): hourly long-format panels
 `unique_id,ds,y` (daily and weekly seasons, a small trend, AR(1) noise; level, amplitudes, phases and
@@ -804,7 +805,20 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="results path without extension (default benchmarks/results/scale)")
     parser.add_argument("--generate-only", action="store_true", help="write the datasets and stop")
     parser.add_argument("--clean", action="store_true", help="delete the work folder's data first (regenerate)")
+    parser.add_argument("--million", action="store_true",
+                        help="the million-series run instead (benchmarks/million.py): load, naive and nlinear on "
+                             "1,000,000 x 60 hourly rows from Parquet and CSV, peak memory")
+    parser.add_argument("--series", type=int, default=1_000_000, help="--million: series in the panel")
+    parser.add_argument("--workers", type=int, default=0, help="--million: also predict over the Parquet folder with "
+                                                               "this many workers against one")
     args = parser.parse_args()
+    if args.million:
+        import million
+
+        args.repeats = args.repeats or 2
+        args.models = args.models or "naive,nlinear"
+        million.run(args)
+        return
     args.repeats = args.repeats or (1 if args.quick else 2)
     args.models = args.models or (QUICK_MODELS if args.quick else FULL_MODELS)
     args.max_steps = args.max_steps if args.max_steps is not None else (QUICK_MAX_STEPS if args.quick else 0)

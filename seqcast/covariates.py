@@ -52,9 +52,11 @@ def without_constant(series, train_rows: dict[str, int]) -> tuple[Any, list[str]
     """``series`` (a data.SeriesSet) less the past and future covariates that hold one value over every
     training row (a holiday flag that never fires tells the model nothing, and scaled by a zero spread
     would explode on the day it does), and a warning naming them ([] when none)."""
-    kept = [s for s in series.series if train_rows.get(s.id, 0) > 0]
     names = list(series.past_cols) + list(series.future_cols)
-    if not names or not kept:
+    if not names:
+        return series, []
+    kept = [s for s in series.series if train_rows.get(s.id, 0) > 0]
+    if not kept:
         return series, []
     rows = np.concatenate([s.covariates[: train_rows[s.id]] for s in kept])
     constant = [i for i in range(len(names)) if np.all(rows[:, i] == rows[0, i])

@@ -39,6 +39,13 @@ class SchemaError(ValueError):
 
 def encode(value: Any) -> Any:
     """``value`` as JSON values: a dataclass as an object of its stored fields, tuples as lists."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
+    if kind is list or kind is tuple:  # a million per-series values: no call for each plain one
+        return [v if type(v) in _SCALARS else encode(v) for v in value]
+    if kind is dict:
+        return {k: v if type(v) in _SCALARS else encode(v) for k, v in value.items()}
     if is_dataclass(value) and not isinstance(value, type):
         return {name: encode(getattr(value, name)) for name, _ in stored_fields(type(value))}
     if isinstance(value, (list, tuple)):
@@ -46,6 +53,9 @@ def encode(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: encode(v) for k, v in value.items()}
     return value
+
+
+_SCALARS = frozenset((str, int, float, bool, type(None)))
 
 
 def decode(hint: Any, value: Any, where: str, **given: Any) -> Any:
@@ -91,7 +101,11 @@ def _checked(hint: Any, value: Any, where: str, shown: Any, given: dict | None =
         if not isinstance(value, list):
             raise _wrong(where, value, shown)
         if origin is list or (len(args) == 2 and args[1] is Ellipsis):
-            items = [decode(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)]
+            kind = args[0]
+            if kind in (str, float) and all(type(v) is kind for v in value):  # the common case, checked at once
+                items = list(value)
+            else:
+                items = [decode(kind, v, f"{where}[{i}]") for i, v in enumerate(value)]
         else:  # a fixed tuple, e.g. tuple[float, float]
             if len(value) != len(args):
                 raise SchemaError(f"{where}: expected a list of {len(args)} values, found {len(value)}")
@@ -100,6 +114,11 @@ def _checked(hint: Any, value: Any, where: str, shown: Any, given: dict | None =
     if origin is dict:
         if not isinstance(value, dict) or args[0] is not str:
             raise _wrong(where, value, shown) if args[0] is str else TypeError(f"decode cannot read {hint!r}")
+        plain = _plain_list(args[1])
+        if plain is not None:  # e.g. the scaler's statistics, a list per series: checked without a call each
+            kind, container = plain
+            if all(type(v) is list and all(type(x) is kind for x in v) for v in value.values()):
+                return {key: container(v) for key, v in value.items()}
         return {key: decode(args[1], v, f"{where}[{key!r}]") for key, v in value.items()}
     if _is_class(hint):
         return _dataclass(hint, value, where, given or {})
@@ -124,6 +143,17 @@ def _dataclass(cls: type, value: Any, where: str, given: dict[str, Any]) -> Any:
         return cls(**values)
     except (SeqcastError, ValueError) as exc:  # a dataclass that checks its own ranges (TrainConfig)
         raise SchemaError(f"{where}: {exc}") from None
+
+
+@functools.cache
+def _plain_list(hint: Any) -> tuple[type, type] | None:
+    """(item type, list or tuple) for ``list[str]``, ``list[float]``, ``tuple[str, ...]``, ``tuple[float, ...]``."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list and args[0] in (str, float):
+        return args[0], list
+    if origin is tuple and len(args) == 2 and args[1] is Ellipsis and args[0] in (str, float):
+        return args[0], tuple
+    return None
 
 
 @functools.cache

@@ -23,7 +23,7 @@ from .errors import InputError, UsageError
 from .forecaster import Backtest, Forecaster
 from .forecasting import check_schema, run_model
 from .build import create_model
-from .scaling import by_length, moments
+from .scaling import by_length, moments, moments_rows
 from .windows import (Split, bounds, build_windows, explicit_split, model_arrays, split_targets, stacked_times,
                       stacked_values)
 
@@ -151,7 +151,7 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
                                 **covariates)
     else:
         stride = config.stride or horizon
-        targets = {s.id: (first_rows.get(s.id, 0), len(s.times)) for s in series.series}
+        targets = {sid: (first_rows.get(sid, 0), total) for sid, total in zip(series.ids, series.lengths.tolist())}
         windows = build_windows(series, arrays, lookback, horizon, targets, stride=stride, last=config.windows,
                                 pad_short=forecaster.schema.pad_short, **covariates)
     if len(windows) == 0:
@@ -177,7 +177,8 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     present = series_index[first]  # the series that have windows
     counts = np.diff(np.append(first, len(windows)))
     edges = bounds(series)
-    original_history = [series.series[i].values[: origins[g]] for g, i in zip(first, present)]
+    stacked = stacked_values(series)
+    original_history = [stacked[edges[i] : edges[i] + origins[g]] for g, i in zip(first.tolist(), present.tolist())]
     centre, spread = scaler.arrays(shown)  # (series, C), of the transformed targets
     mean, std = centre[series_index][:, None, :], spread[series_index][:, None, :]
     window_lambdas = lambdas[series_index]
@@ -191,12 +192,13 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     if transform.kind == "none":
         raw_centre, raw_spread = centre[series_index], spread[series_index]
     elif config.split:
-        trained = moments([s.values[: splits[s.id].train] for s in series.series])
+        trained = moments_rows(stacked, edges[:-1],
+                               np.array([splits[sid].train for sid in series.ids], dtype=np.int64))
         raw_centre, raw_spread = trained[0][series_index], trained[1][series_index]
     else:
         raw_centre, raw_spread = (np.repeat(m, counts, axis=0) for m in moments(original_history))
     raw_mean, raw_std = raw_centre[:, None, :], raw_spread[:, None, :]
-    truth_units = stacked_values(series)[(edges[series_index] + origins)[:, None] + np.arange(horizon)]
+    truth_units = stacked[(edges[series_index] + origins)[:, None] + np.arange(horizon)]
 
     def to_scaled(values: np.ndarray) -> np.ndarray:  # model output -> scaled metrics' units
         if transform.kind == "none":  # the model's own units, floored where the units are (bit for bit otherwise)
@@ -233,10 +235,11 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
         probabilistic["wql"] = intervals.quantile_loss(truth, quantile_values, quantiles, first)
         probabilistic["wql@all"] = intervals.quantile_loss(truth, quantile_values, quantiles, np.array([0]))
     per_series = {}
-    for g, i in enumerate(present):
-        per_series[series.series[i].id] = {"windows": int(counts[g]), **{
+    ids = series.ids
+    for g, i in enumerate(present.tolist()):
+        per_series[ids[i]] = {"windows": int(counts[g]), **{
             key: {metric: values[g] for metric, values in table.items()} for key, table in by_series.items()}}
-        per_series[series.series[i].id][name].update(
+        per_series[ids[i]][name].update(
             {k: float(v[g]) for k, v in probabilistic.items() if not k.endswith("@all")})
     extra = {}
     for level, (lo, hi) in bands.items():
@@ -277,7 +280,7 @@ def _forecast_frame(series: SeriesSet, windows, actual: np.ndarray, forecast: np
     # Windows come grouped by series in series order, as ``actual`` and ``forecast`` hold them.
     series_index, origins = windows.series_index, windows.origins
     n, horizon, channels = actual.shape
-    ids = np.array([s.id for s in series.series], dtype=object)[series_index]
+    ids = np.array(series.ids, dtype=object)[series_index]
     origin_times = np.asarray(stacked_times(series)[bounds(series)[series_index] + origins])
     repeat = horizon * channels
     return pd.DataFrame({
@@ -312,7 +315,7 @@ def backtest(ckpt: Forecaster, series: SeriesSet, config: EvalConfig = EvalConfi
     except _NoWindows:
         if first_rows is None or not any(first_rows.values()):
             raise
-        known = [s.id for s in series.series if s.id in seen]
+        known = [sid for sid in series.ids if sid in seen]
         raise InputError(
             f"{series.source}: no windows to score after the data {ckpt.label} was trained and validated on "
             f"(series {known[0]!r} up to {seen[known[0]]}{' and others' if len(known) > 1 else ''}); evaluate on newer "
@@ -326,11 +329,12 @@ def unseen_rows(series: SeriesSet, seen_until: dict[str, Any]) -> dict[str, int]
     """Per series, the first row after the last timestamp fit used (0 for a series it never saw)."""
     import pandas as pd
 
-    known = [i for i, s in enumerate(series.series) if seen_until.get(s.id) is not None]
+    ids = series.ids
+    known = [i for i, sid in enumerate(ids) if seen_until.get(sid) is not None]
     if not known:
-        return {s.id: 0 for s in series.series}
+        return dict.fromkeys(ids, 0)
     times, edges = stacked_times(series), bounds(series)
-    lasts = [seen_until[series.series[i].id] for i in known]
+    lasts = [seen_until[ids[i]] for i in known]
     if series.integer_time:
         last, times = np.array(lasts, dtype=np.int64), times.to_numpy()
         never = np.iinfo(np.int64).min  # no timestamp is at or before it
@@ -340,22 +344,22 @@ def unseen_rows(series: SeriesSet, seen_until: dict[str, Any]) -> dict[str, int]
         except (ValueError, TypeError):  # offsets that differ between series: one at a time
             last = pd.DatetimeIndex([pd.Timestamp(t) for t in lasts])
         if (last.tz is None) != (times.tz is None):
-            raise InputError(f"{series.source}: series {series.series[known[0]].id!r}: timestamps differ in time "
+            raise InputError(f"{series.source}: series {ids[known[0]]!r}: timestamps differ in time "
                              f"zone from the training data (it ended at {lasts[0]})")
         # As UTC instants in numpy, which compares timestamps of different units correctly.
         last, times = (t.tz_convert(None).to_numpy() if t.tz is not None else t.to_numpy() for t in (last, times))
         never = np.datetime64("NaT")  # compares false with every timestamp
-    until = np.full(len(series.series), never, dtype=last.dtype)
+    until = np.full(len(ids), never, dtype=last.dtype)
     until[known] = last
     # Timestamps increase within a series, so the rows at or before its last seen one lead it.
     seen = times <= np.repeat(until, np.diff(edges))
     counts = np.add.reduceat(seen.astype(np.int64), edges[:-1])
-    return {s.id: count for s, count in zip(series.series, counts.tolist())}
+    return dict(zip(ids, counts.tolist()))
 
 
 def truncate(series: SeriesSet, rows: dict[str, int]) -> SeriesSet:
     """The first ``rows[id]`` rows of each series: what a model may train on before the test windows."""
-    return replace(series, series=[s.head(rows[s.id]) for s in series.series], ahead={})
+    return replace(series.heads([rows[sid] for sid in series.ids]), ahead={})
 
 
 def validation_backtest(forecaster: Forecaster, series: SeriesSet, splits: dict[str, Split]) -> Backtest | None:
@@ -365,8 +369,8 @@ def validation_backtest(forecaster: Forecaster, series: SeriesSet, splits: dict[
     validating = {sid: sp for sid, sp in splits.items() if sp.val >= forecaster.horizon}
     if not validating:
         return None
-    kept = replace(series, series=[s.head(validating[s.id].train + validating[s.id].val)
-                                   for s in series.series if s.id in validating], ahead={})
+    kept = series.subset([sid in validating for sid in series.ids])
+    kept = replace(kept.heads([validating[sid].train + validating[sid].val for sid in kept.ids]), ahead={})
     first_rows = {sid: sp.train for sid, sp in validating.items()}
     windows = max(sp.val for sp in validating.values()) // forecaster.horizon + 1
     try:

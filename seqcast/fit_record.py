@@ -20,6 +20,7 @@ from .forecaster import (CovariateSchema, DataSchema, Decision, Forecaster, Init
 from .forecasting import run_model
 from .budget import TrainConfig
 from .training import TrainResult
+from .scaling import by_length_rows
 from .windows import Split, WindowSet
 
 if TYPE_CHECKING:
@@ -73,7 +74,8 @@ def describe(model: nn.Module, model_config: ModelConfig, layout: Layout, data: 
         steps_per_epoch=result.steps_per_epoch, round_steps=result.round_steps, stopped=result.stopped,
         window_flops=window_flops,
         init_from=InitFrom(init.stored.path, init.stored.sha256) if init is not None else None,
-        split={sid: asdict(sp) for sid, sp in splits.items()} if explicit is None else asdict(explicit),
+        split={sid: {"train": sp.train, "val": sp.val, "test": sp.test} for sid, sp in splits.items()}
+        if explicit is None else asdict(explicit),
         seen_until=seen_until(series, {sid: sp.train + sp.val for sid, sp in splits.items()})
         if series.time_col else None,  # row numbers restart in every file: they cannot say what is new
         val_mse_scaled=val_mse, warnings=tuple(warnings), world_size=dist.world_size if dist else 1)
@@ -82,7 +84,7 @@ def describe(model: nn.Module, model_config: ModelConfig, layout: Layout, data: 
         model_info=ModelInfo(model_config.name, resolved, window_norm, sum(p.numel() for p in model.parameters()), quantiles,
                        model_config.ensemble),
         schema=DataSchema(series.source, series.time_col, tuple(series.targets), series.id_col, series.freq,
-                          series.integer_time, layout.lookback, layout.horizon, tuple(s.id for s in series.series),
+                          series.integer_time, layout.lookback, layout.horizon, tuple(series.ids),
                           layout.pad_short),
         policy=ReadingPolicy(series.freq_given, series.fill, series.decimal, series.dayfirst, series.date_format,
                              series.wide),
@@ -93,15 +95,20 @@ def describe(model: nn.Module, model_config: ModelConfig, layout: Layout, data: 
 
 def seen_until(series: SeriesSet, rows: dict[str, int]) -> dict[str, Any]:
     """Per series, the last timestamp training or validation used (ISO text, or the integer step)."""
-    return {s.id: (str(s.times[rows[s.id] - 1]) if not series.integer_time else int(s.times[rows[s.id] - 1]))
-            for s in series.series}
+    ids = series.ids
+    last = series.stacked_times()[series.bounds[:-1] + np.array([rows[sid] for sid in ids], dtype=np.int64) - 1]
+    stamps = [str(t) for t in last] if not series.integer_time else np.asarray(last).tolist()
+    return dict(zip(ids, stamps))
 
 
 def constant_targets(series: SeriesSet, splits: dict[str, Split]) -> list[str]:
     """A warning for each target that does not change over the training rows of some series."""
     warnings = []
+    ids = series.ids
+    train = np.array([splits[sid].train for sid in ids], dtype=np.int64)
+    spread = by_length_rows(series.stacked_values(), series.bounds[:-1], train, lambda stack: np.ptp(stack, axis=1))
     for c, target in enumerate(series.targets):
-        flat = [s.id for s in series.series if np.ptp(s.values[: splits[s.id].train, c]) == 0]
+        flat = [sid for sid, still in zip(ids, (spread[:, c] == 0).tolist()) if still]
         if flat:
             where = "" if len(series.series) == 1 else f" of {len(flat)} of {len(series.series)} series (first {flat[0]!r})"
             warnings.append(f"target {target!r} is constant over the training rows{where}: the model can only "

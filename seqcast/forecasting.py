@@ -71,7 +71,7 @@ def unseen_series(ckpt: Forecaster, series: SeriesSet) -> list[str]:
     """The note to give when ``series`` holds series the model was not fit on ([] when none): each is
     scaled by its own history (and a Box-Cox lambda of its own), not by statistics fit on it."""
     known = set(ckpt.schema.series)
-    new = [s.id for s in series.series if s.id not in known]
+    new = [sid for sid in series.ids if sid not in known]
     if not new:
         return []
     return [f"{len(new)} series not seen at fit, scaled by their own history: "
@@ -129,7 +129,7 @@ def last_windows(ckpt: Forecaster, series: SeriesSet, offset: int = 0) -> LastWi
     lookback, horizon, freq = ckpt.lookback, ckpt.horizon, ckpt.schema.freq
     # A model trained with padded windows reads a short history padded the same way.
     need = real_inputs(lookback, horizon) if ckpt.schema.pad_short else lookback
-    short = [f"{s.id!r} has {len(s.times)}" for s in series.series if len(s.times) - offset < need]
+    short = [f"{sid!r} has {total}" for sid, total in zip(series.ids, series.lengths.tolist()) if total - offset < need]
     if short:
         back = f" ending {offset} steps before the end" if offset else ""
         what = (f"at least {need} rows (its lookback {lookback}, shorter histories padded)" if ckpt.schema.pad_short
@@ -214,7 +214,7 @@ def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0, levels: tuple
     def column(values: np.ndarray) -> np.ndarray:  # (N, H, C) -> (N, C, H), one row per series, target, step
         return values.transpose(0, 2, 1).reshape(-1)
     return pd.DataFrame({
-        "series": np.repeat(np.array([s.id for s in series.series], dtype=object), channels * horizon),
+        "series": np.repeat(np.array(series.ids, dtype=object), channels * horizon),
         "timestamp": timestamps,
         "step": np.tile(np.arange(1, horizon + 1), n * channels),
         "model": ckpt.name,
@@ -231,7 +231,7 @@ def _check_finite(values: np.ndarray, inputs: np.ndarray, series: SeriesSet, ckp
     if not bad.any():
         return
     i = int(np.argmax(bad))
-    sid = series.series[i].id
+    sid = series.ids[i]
     why = ("its last window holds values too large for the model once scaled (check it for a glitch, "
            "e.g. a value of 1e39 in a series of hundreds)" if not np.isfinite(inputs[i]).all()
            or np.abs(inputs[i]).max() > 1e6 else

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import TYPE_CHECKING, NamedTuple
 
+import numpy as np
+
 from .data import SeriesSet
 from .errors import SeqcastError, named
 from .windows import (Split, default_horizon_lookback, default_split, explicit_split, needs_padding, real_inputs,
@@ -33,7 +35,7 @@ def resolve_windows(series: SeriesSet, model_config: ModelConfig, split: Split |
     horizon = model_config.horizon or horizon_default
     lookback = model_config.lookback
     if not lookback:
-        lengths = sorted(len(s.times) for s in series.series)
+        lengths = np.sort(series.lengths).tolist()
         typical = lengths[(len(lengths) - 1) // 2]  # the lower median: fewer than half are shorter, and padded
         usable = (split.train if split else int(typical * 0.9)) - horizon
         fits = (split.train if split else typical - validation_rows(typical, horizon)) - horizon  # one window
@@ -64,9 +66,10 @@ def make_layout(series: SeriesSet, model_config: ModelConfig, split: Split | Non
                                    needs_padding(series, lookback, horizon))
     splits = explicit_split(series, split, lookback, horizon) if split else \
         default_split(series, lookback, horizon, pad_short=pad_short, drop_short=model_config.drop_sparse)
-    left_out = [s.id for s in series.series if s.id not in splits]
+    kept = [sid in splits for sid in series.ids]
+    left_out = [sid for sid, k in zip(series.ids, kept) if not k]
     if left_out:  # --drop-sparse: the series too short to train or validate on are left out, by name
-        series = replace(series, series=[s for s in series.series if s.id in splits])
+        series = series.subset(kept)
         notes.append(f"--drop-sparse: left out {len(left_out)} series too short for lookback {lookback} and "
                      f"horizon {horizon}: {named(left_out)}")
     if pad_short and init is None:
@@ -107,6 +110,6 @@ def longer_layouts(series: SeriesSet, model_config: ModelConfig, split: Split | 
         other = make_layout(series, replace(model_config, lookback=longer), split, None)
     except SeqcastError:  # a series too short for it
         return []
-    kept = [s.id for s in layout.series.series]  # constant series are left out after the split
+    kept = layout.series.ids  # constant series are left out after the split
     same = all(other.splits.get(sid) == layout.splits.get(sid) for sid in kept)
     return [other._replace(series=layout.series, splits=layout.splits)] if same else []

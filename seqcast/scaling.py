@@ -25,8 +25,9 @@ class Scaler:
 
     @classmethod
     def fit(cls, series: SeriesSet, train_rows: dict[str, int]) -> "Scaler":
-        ids = [s.id for s in series.series]
-        mean, std = moments([s.values[: train_rows[s.id]] for s in series.series])
+        ids = series.ids
+        rows = np.array([train_rows[sid] for sid in ids], dtype=np.int64)
+        mean, std = moments_rows(series.stacked_values(), series.bounds[:-1], rows)
         return cls(dict(zip(ids, mean.tolist())), dict(zip(ids, std.tolist())))
 
     def stats(self, sid: str, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -40,11 +41,14 @@ class Scaler:
         """Mean and std (N, C) of every series of ``series``, as ``stats`` gives them (a series not seen
         in training by its whole history)."""
         placeholder = [0.0] * len(series.targets)
-        mean = np.array([self.mean.get(s.id, placeholder) for s in series.series], dtype=np.float64)
-        std = np.array([self.std.get(s.id, placeholder) for s in series.series], dtype=np.float64)
-        unknown = [i for i, s in enumerate(series.series) if s.id not in self.mean]
-        if unknown:
-            mean[unknown], std[unknown] = moments([series.series[i].values for i in unknown])
+        ids = series.ids
+        mean = np.array([self.mean.get(sid, placeholder) for sid in ids], dtype=np.float64)
+        std = np.array([self.std.get(sid, placeholder) for sid in ids], dtype=np.float64)
+        unknown = np.array([i for i, sid in enumerate(ids) if sid not in self.mean], dtype=np.int64)
+        if len(unknown):
+            edges = series.bounds
+            mean[unknown], std[unknown] = moments_rows(series.stacked_values(), edges[unknown],
+                                                       edges[unknown + 1] - edges[unknown])
         return mean, std
 
     def transform(self, sid: str, values: np.ndarray, reference: np.ndarray | None = None) -> np.ndarray:
@@ -57,25 +61,52 @@ class Scaler:
 
 
 def by_length(arrays: list[np.ndarray], statistic: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
-    """``statistic`` (S, T, C) -> (S, C) of every array (T_i, C) in ``arrays``, as (N, C).
+    """``statistic`` (S, T, C) -> (S, C) of every array (T_i, C) in ``arrays``, as (N, C) (``by_length_rows``)."""
+    if not len(arrays):
+        return np.zeros((0, 1))
+    lengths = np.array([len(a) for a in arrays], dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    return by_length_rows(np.concatenate(arrays), starts, lengths, statistic)
 
-    Arrays of one length are stacked and reduced in one call; numpy reduces a stacked axis exactly as
-    it reduces each array alone, so the result is the same to the bit as a loop over the arrays.
+
+_GATHERED = 1 << 16  # series gathered into one (S, T, C) array at a time
+
+
+def by_length_rows(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                   statistic: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``statistic`` (S, T, C) -> (S, C) of the rows ``starts[i] : starts[i] + lengths[i]`` of ``values``
+    (rows, C), for every i, as (N, C): a panel's series where it holds them end to end, no array per series.
+
+    Series of one length are gathered and reduced in one call; numpy reduces a stacked axis exactly as
+    it reduces each series alone, so the result is the same to the bit as a loop over the series.
     """
-    lengths = np.array([len(a) for a in arrays])
     out = None
     for length in np.unique(lengths):
         members = np.flatnonzero(lengths == length)
-        value = statistic(np.stack([arrays[i] for i in members]))
-        if out is None:
-            out = np.empty((len(arrays), value.shape[1]), dtype=value.dtype)
-        out[members] = value
+        for first in range(0, len(members), _GATHERED):
+            part = members[first : first + _GATHERED]
+            value = statistic(values[starts[part, None] + np.arange(length)])
+            if out is None:
+                out = np.empty((len(lengths), value.shape[1]), dtype=value.dtype)
+            out[part] = value
     return out if out is not None else np.zeros((0, 1))
 
 
 def moments(arrays: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Mean and population std (N, C) of each array (T, C): the scaler's statistics."""
-    both = by_length(arrays, lambda stack: np.concatenate(_moments(stack), axis=1))
+    return _halves(by_length(arrays, _both))
+
+
+def moments_rows(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``moments`` of the rows ``starts[i] : starts[i] + lengths[i]`` of ``values`` (``by_length_rows``)."""
+    return _halves(by_length_rows(values, starts, lengths, _both))
+
+
+def _both(stack: np.ndarray) -> np.ndarray:
+    return np.concatenate(_moments(stack), axis=1)
+
+
+def _halves(both: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     channels = both.shape[1] // 2
     return both[:, :channels], both[:, channels:]
 

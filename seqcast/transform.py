@@ -55,8 +55,10 @@ class TargetTransform:
                              "give --transform none with --allow-negative")
         if kind != "none":
             _require_nonnegative(kind, series)
-        trained = [s.values[: train_rows.get(s.id, len(s.values))] for s in series.series]
-        lowest = np.min([v.min(axis=0) for v in trained if len(v)], axis=0)
+        edges, lengths = series.bounds, series.lengths
+        rows = np.array([train_rows.get(sid, n) for sid, n in zip(series.ids, lengths.tolist())], dtype=np.int64)
+        within = np.arange(edges[-1]) - np.repeat(edges[:-1], lengths)
+        lowest = series.stacked_values()[within < np.repeat(rows, lengths)].min(axis=0)
         floor = tuple(False if allow_negative else bool(v >= 0) for v in np.atleast_1d(lowest))
         return cls(kind, {}, floor).refit(series, train_rows)
 
@@ -73,6 +75,12 @@ class TargetTransform:
         if self.kind == "none":
             return series
         _require_nonnegative(self.kind, series)
+        from .data import Panel
+
+        if self.kind == "log" and isinstance(series.series, Panel):  # elementwise: the whole panel at once
+            panel = series.series
+            return replace(series, series=Panel(panel.ids, panel.times, forward(self.kind, panel.values), panel.bounds,
+                                                panel.covariates))
         lam = self.lambdas_of(series)
         return replace(series, series=[replace(s, values=forward(self.kind, s.values, lam[i]))
                                        for i, s in enumerate(series.series)])
@@ -146,14 +154,15 @@ def box_cox_lambda(values: np.ndarray) -> np.ndarray:
 
 def _require_nonnegative(kind: str, series: SeriesSet) -> None:
     """``log`` and ``boxcox`` need every target value at least 0: else an error naming the first one below."""
-    for s in series.series:
-        below = np.argwhere(s.values < 0)
-        if len(below):
-            row, column = below[0]
-            raise InputError(f"{series.source}: series {s.id!r}, target {series.targets[column]!r}: value "
-                             f"{s.values[row, column]:g} at {s.times[row]} is negative, and --transform {kind} needs "
-                             "values of at least 0; give --transform none (fit again with it, for a model fit with "
-                             f"{kind})")
+    values = series.stacked_values()
+    below = np.argwhere(values < 0)  # series by series, each row by row: the first in file order
+    if len(below):
+        row, column = below[0]
+        sid = series.ids[int(np.searchsorted(series.bounds, row, side="right")) - 1]
+        raise InputError(f"{series.source}: series {sid!r}, target {series.targets[column]!r}: value "
+                         f"{values[row, column]:g} at {series.stacked_times()[row]} is negative, and --transform {kind} "
+                         "needs values of at least 0; give --transform none (fit again with it, for a model fit with "
+                         f"{kind})")
 
 
 __all__ = ["TRANSFORMS", "LAMBDA_RANGE", "TargetTransform", "forward", "inverse", "box_cox_lambda"]

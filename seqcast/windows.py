@@ -70,8 +70,8 @@ def real_inputs(lookback: int, horizon: int) -> int:
 
 def short_series(series: SeriesSet, lookback: int, horizon: int, val_fraction: float = 0.1) -> int:
     """How many series are too short for ``lookback`` plus a training window and their validation rows."""
-    return sum(len(s.times) < lookback + horizon + validation_rows(len(s.times), horizon, val_fraction)
-               for s in series.series)
+    lengths = series.lengths
+    return int((lengths < lookback + horizon + np.maximum(horizon, np.round(val_fraction * lengths))).sum())
 
 
 def needs_padding(series: SeriesSet, lookback: int, horizon: int) -> bool:
@@ -98,20 +98,20 @@ def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: 
     with ``drop_short`` (``--drop-sparse``) they get no split instead, and the caller leaves them out."""
     splits, short = {}, []
     context = real_inputs(lookback, horizon) if pad_short else lookback
-    validates = [context + horizon + validation_rows(len(s.times), horizon, val_fraction) <= len(s.times)
-                 for s in series.series]
-    for s, validated in zip(series.series, validates):
-        total = len(s.times)
+    ids, lengths = series.ids, series.lengths.tolist()
+    validates = [context + horizon + validation_rows(total, horizon, val_fraction) <= total for total in lengths]
+    any_validates = any(validates)
+    for sid, total, validated in zip(ids, lengths, validates):
         val = validation_rows(total, horizon, val_fraction)
-        kept = not validated and any(validates) and context <= total  # trains on all its rows, or is only forecast
+        kept = not validated and any_validates and context <= total  # trains on all its rows, or is only forecast
         if kept:
             val = 0
         elif total < context + horizon + val:
             what = f"{context} real input rows of a padded window" if pad_short else f"lookback {lookback}"
-            short.append(f"{s.id!r} has {total} rows, needs {context + horizon + val} "
+            short.append(f"{sid!r} has {total} rows, needs {context + horizon + val} "
                          f"({what} + horizon {horizon} + validation {val})")
             continue
-        splits[s.id] = Split(total - val, val, 0)
+        splits[sid] = Split(total - val, val, 0)
     if short and not (drop_short and splits):
         counted = f"series too short ({len(short)} of {len(series.series)})" if len(series.series) > 1 else \
             "series too short"
@@ -126,29 +126,28 @@ def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: 
 def explicit_split(series: SeriesSet, split: Split, lookback: int, horizon: int) -> dict[str, Split]:
     """The same row-count split for every series; each must be long enough for it."""
     need = split.train + split.val + split.test
-    for s in series.series:
-        if len(s.times) < need:
-            raise InputError(f"{series.source}: series {s.id!r} has {len(s.times)} rows; --split needs {need}")
+    for sid, total in zip(series.ids, series.lengths.tolist()):
+        if total < need:
+            raise InputError(f"{series.source}: series {sid!r} has {total} rows; --split needs {need}")
     if split.train < lookback + horizon or (split.val and split.val < horizon) or (split.test and split.test < horizon):
         raise InputError(f"--split {split.train},{split.val},{split.test}: each part needs at least the horizon "
                          f"({horizon}) rows and training needs lookback + horizon ({lookback + horizon})")
-    return {s.id: split for s in series.series}
+    return dict.fromkeys(series.ids, split)
 
 
 def bounds(series: SeriesSet) -> np.ndarray:
     """Where each series starts in the concatenation of all (N + 1,: the last is the total rows)."""
-    return np.concatenate([[0], np.cumsum([len(s.times) for s in series.series])]).astype(np.int64)
+    return series.bounds
 
 
 def stacked_values(series: SeriesSet) -> np.ndarray:
     """Every series' values end to end, (rows, C) float64 in original units."""
-    return np.concatenate([s.values for s in series.series])
+    return series.stacked_values()
 
 
 def stacked_times(series: SeriesSet) -> pd.Index:
     """Every series' timestamps end to end, one Index (of the series' own dtype and time zone)."""
-    first = series.series[0].times
-    return first.append([s.times for s in series.series[1:]]) if len(series.series) > 1 else first
+    return series.stacked_times()
 
 
 class WindowSet:
@@ -255,7 +254,7 @@ def build_windows(series: SeriesSet, scaled: list[np.ndarray], lookback: int, ho
     import torch
 
     lengths = np.array([len(v) for v in scaled], dtype=np.int64)
-    span = np.array([targets.get(s.id, (0, 0)) for s in series.series], dtype=np.int64).reshape(-1, 2)
+    span = np.array([targets.get(sid, (0, 0)) for sid in series.ids], dtype=np.int64).reshape(-1, 2)
     first_input = real_inputs(lookback, horizon) if pad_short else lookback
     low = np.maximum(span[:, 0], first_input)  # the first origin allowed
     pads = np.maximum(lookback - low, 0) if pad_short else np.zeros_like(low)  # rows put before each series

@@ -4,6 +4,7 @@ checks run over all series at once while naming the first series that breaks the
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 
@@ -252,3 +253,112 @@ def test_a_small_file_that_inflates_past_the_limit_is_refused(monkeypatch, tmp_p
     members = tmp_path / "members.gz"  # concatenated members read as one file
     members.write_bytes(gzip.compress(b"ds,y\n2024-01-01,1\n") + gzip.compress(b"2024-01-02,2\n"))
     assert source.read_bytes(str(members))[1] == b"ds,y\n2024-01-01,1\n2024-01-02,2\n"
+
+
+# issue 33: Parquet read as typed columns, folders of Parquet files, Parquet forecasts, a columnar panel
+
+def _panel_frame(series: int = 5, rows: int = 120) -> pd.DataFrame:
+    times = pd.date_range("2024-01-01", periods=rows, freq="h")
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"unique_id": np.repeat([f"id{i}" for i in range(series)], rows),
+                         "ds": np.tile(times, series),
+                         "y": np.round(10 + rng.normal(size=series * rows) + np.tile(np.sin(np.arange(rows) / 4), series),
+                                       3)})
+
+
+def test_a_folder_of_parquet_files_forecasts_what_the_csv_does(invoke, tmp_path):
+    pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    frame = _panel_frame()
+    plain = tmp_path / "panel.csv"
+    frame.to_csv(plain, index=False)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for k, ids in enumerate((["id0", "id1"], ["id2"], ["id3", "id4"])):
+        frame[frame["unique_id"].isin(ids)].to_parquet(folder / f"part-{k}.parquet")
+    (folder / "_SUCCESS").write_text("")  # what Spark writes beside the data: left out
+    ckpt = tmp_path / "m.ckpt"
+    code, _, err = invoke("fit", folder, "--model", "nlinear", "--max-steps", "3", "-o", ckpt)
+    assert code == 0 and "5 series, 600 rows" in err, err
+    outputs = [invoke("predict", ckpt, path)[1] for path in (plain, folder)]
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") == 5 * 24 + 1
+    assert load_series(str(folder)).ids == [f"id{i}" for i in range(5)]
+
+
+def test_parquet_files_that_disagree_are_named(tmp_path):
+    pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame = _panel_frame(2, 30)
+    frame.to_parquet(folder / "a.parquet")
+    frame.rename(columns={"y": "sales"}).to_parquet(folder / "b.parquet")
+    with pytest.raises(InputError, match=r"b\.parquet: its columns \(unique_id, ds, sales\) are not those of .*a\.parquet"):
+        load_series(str(folder))
+    (folder / "b.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match=r"b\.parquet: cannot read it as a Parquet file"):
+        load_series(str(folder))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="is a folder, not a CSV file"):
+        load_series(str(empty))
+
+
+def test_parquet_types_are_read_as_the_csv_reader_types_them(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    import pyarrow.parquet as pq
+
+    stamps = pd.date_range("2024-03-01", periods=6, freq="D", tz="Europe/Berlin")
+    table = pa.table({"store": pa.array([7, 7, 7, 8, 8, 8], pa.int32()),  # an integer id: read as text
+                      "day": pa.array(list(stamps[:3]) * 2, pa.timestamp("ms", "Europe/Berlin")),
+                      "sales": pa.array([1, None, 3, 4, 5, 6], pa.int64()),  # nulls: float, filled as asked
+                      "price": pa.array([1.5, 2.5, 3.5, 1.0, 2.0, 3.0]).dictionary_encode()})
+    path = tmp_path / "typed.parquet"
+    pq.write_table(table, path)
+    series = load_series(str(path), DataConfig(id_col="store", target=("sales",), fill="interpolate"))
+    assert series.ids == ["7", "8"] and series.freq == "D"
+    assert str(series.series[0].times.tz) == "UTC" and series.series[0].times[0] == stamps[0]
+    assert series.series[0].values[:, 0].tolist() == [1.0, 2.0, 3.0]
+    assert "column not used: price" in " ".join(series.notes)
+    bad = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"ds": pa.array(list(stamps)), "y": pa.array([[1], [2], [3], [4], [5], [6]])}), bad)
+    with pytest.raises(InputError, match=r"column .y. is of Parquet type list<.*int64>, which seqcast does not read"):
+        load_series(str(bad))
+
+
+def test_forecasts_are_written_as_parquet_where_the_output_says_so(invoke, tmp_path):
+    pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    plain = tmp_path / "panel.csv"
+    _panel_frame(3, 100).to_csv(plain, index=False)
+    ckpt = tmp_path / "m.ckpt"
+    assert invoke("fit", plain, "--model", "naive", "-o", ckpt)[0] == 0
+    code, csv_out, err = invoke("predict", ckpt, plain)
+    assert code == 0, err
+    code, _, err = invoke("predict", ckpt, plain, "-o", tmp_path / "f.parquet")
+    assert code == 0, err
+    written = pd.read_parquet(tmp_path / "f.parquet")
+    expected = pd.read_csv(io.StringIO(csv_out), parse_dates=["timestamp"])
+    pd.testing.assert_frame_equal(written, expected, check_dtype=False)
+    assert str(written["timestamp"].dtype).startswith("datetime64")
+    code, _, err = invoke("evaluate", ckpt, plain, "--in-sample", "--forecasts", tmp_path / "w.parquet")
+    assert code == 0 and len(pd.read_parquet(tmp_path / "w.parquet")) > 0, err
+
+
+def test_a_panel_is_held_column_wise_and_cut_without_a_series_object_each():
+    text = "unique_id,ds,y\n" + "".join(f"{sid},2024-01-{d:02d},{k * 10 + d}\n" for k, sid in enumerate("abc")
+                                        for d in range(1, 6))
+    series = series_from_text("p.csv", text)
+    assert series.ids == ["a", "b", "c"] and series.bounds.tolist() == [0, 5, 10, 15]
+    assert series.stacked_values()[:, 0].tolist() == [k * 10 + d for k in range(3) for d in range(1, 6)]
+    part = series.subset([True, False, True]).heads([2, 3])
+    assert part.ids == ["a", "c"] and part.lengths.tolist() == [2, 3]
+    assert part.series[1].values[:, 0].tolist() == [21, 22, 23]
+    assert [str(t.date()) for t in part.series[1].times] == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert [s.id for s in series.series[-2:]] == ["b", "c"] and series.series[-1].id == "c"
+
+
+def test_a_typed_column_whose_first_block_proves_the_point_is_not_read_again_as_text(tmp_path, monkeypatch):
+    rows = ["ds,y"] + [f"2024-01-01 {h:02d}:00,{v}" for h, v in zip(range(24), ["12.5"] + ["12.345"] * 23)]
+    path = tmp_path / "prices.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    monkeypatch.setattr(csv_table.Table, "_read_text", lambda *a: pytest.fail("the column was read again as text"))
+    series = load_series(str(path))
+    assert series.decimal == "." and series.stacked_values()[1, 0] == 12.345 and not series.notes

@@ -36,7 +36,7 @@ def evaluate(
     --in-sample is given.
     """
     out: Output = ctx.obj
-    from ..data import write_csv
+    from ..data import table_bytes
     from ..intervals import parse_levels
     from ..runs.evaluate import EvaluateRequest, evaluate_file
 
@@ -49,7 +49,7 @@ def evaluate(
     if plot:
         out.say(f"plot: {plot}")
     if forecasts:
-        out.emit(write_csv(frame), forecasts)
+        out.emit(table_bytes(frame, forecasts), forecasts)
         if forecasts == "-":
             return
     if json_out:
@@ -81,7 +81,7 @@ def compare(
 ) -> None:
     """Train several models identically and rank them on the same test windows."""
     out: Output = ctx.obj
-    from ..data import write_csv
+    from ..data import table_bytes
     from ..evaluation import leaderboard_metric
     from ..runs.evaluate import CompareRequest, compare_file, saved_checkpoints
 
@@ -97,7 +97,7 @@ def compare(
     options.check_files(ctx, saved_checkpoints(save_dir, names))
     on_model, on_epoch = render.model_progress(out, request.metric)
     rows = compare_file(request, out, on_model=on_model, on_epoch=on_epoch,
-                        on_forecasts=(lambda frame: out.emit(write_csv(frame), forecasts)) if forecasts else None)
+                        on_forecasts=(lambda frame: out.emit(table_bytes(frame, forecasts), forecasts)) if forecasts else None)
     if output:
         out.emit(to_json(rows) if output.endswith(".json") else render.leaderboard_csv(rows), output)
     if json_out:

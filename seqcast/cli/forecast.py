@@ -16,7 +16,7 @@ def predict(
     ctx: typer.Context,
     checkpoint_path: options.CkptOrOnnx,
     data: Data,
-    output: Annotated[str, typer.Option("--output", "-o", help="Forecast CSV path, or - for stdout.")] = "-",
+    output: Annotated[str, typer.Option("--output", "-o", help="Forecast path: CSV, or Parquet where it ends in .parquet (seqcast[files]); - for stdout (CSV).")] = "-",
     horizon: Annotated[int, typer.Option("--horizon", "-H", help="Forecast only the first N steps (at most the trained horizon; 0 = all).")] = 0,
     future: options.FutureFile = None,
     threads: Threads = 0,
@@ -37,7 +37,7 @@ def predict(
     onnxruntime and numpy, without importing torch.
     """
     out: Output = ctx.obj
-    from ..data import write_csv
+    from ..data import table_bytes
     from ..forecasting import summary
     from ..intervals import parse_levels
     from ..runs.forecast import PredictRequest, predict_file
@@ -51,10 +51,10 @@ def predict(
         out.say(f"plot: {plot}")
     if json_out:
         if output != "-":
-            out.emit(write_csv(done.frame), output)
+            out.emit(table_bytes(done.frame, output), output)
         out.emit(to_json(summary(done.forecaster, done.series, done.frame, None if output == "-" else output)), "-")
     else:
-        out.emit(write_csv(done.frame), output)
+        out.emit(table_bytes(done.frame, output), output)
     out.detail(f"{len(done.frame)} forecast rows for {len(done.series.series)} series")
     if done.recorded:
         out.detail(f"recorded as run {done.recorded['run']} in {record}")

@@ -1,13 +1,14 @@
-"""Series from CSV and Parquet files, and forecasts back to CSV: the one entry to ``seqcast.data``.
+"""Series from CSV and Parquet files, and forecasts back to CSV or Parquet: the one entry to ``seqcast.data``.
 
 One module per decision, each importing only those above it in this list:
 
-    config.py     DataConfig (how to read), Series, SeriesSet (what was read), Ahead
+    config.py     DataConfig (how to read), Series, Panel (series held column-wise), SeriesSet (what was read), Ahead
     cells.py      what a cell may hold: missing-value markers, whole numbers, time-zone offsets
     limits.py     the field, column and row-width limits checked on the bytes as they stream past
     source.py     bytes from a path or stdin: bounded reads, compressed CSV, Parquet, decoding
     frequency.py  frequencies, grids, the gap check over all series at once, seasons
     times.py      timestamps: ISO 8601, day/month order (the only place), quarters, years
+    parquet.py    Parquet files, folders of them and Parquet on stdin as typed columns; Parquet forecasts
     table.py      bytes -> columns: the byte scan, pandas' C reader in chunks, the row-by-row reader
     numbers.py    numbers and the decimal separator (the only place)
     columns.py    which column holds what: id, time, target, covariates
@@ -19,10 +20,10 @@ Code outside the package imports from here; the names below are the whole of it.
 """
 
 from .calendar import CALENDAR_FEATURES
-from .config import DEFAULT_ID, DataConfig, Series, SeriesSet
+from .config import DEFAULT_ID, DataConfig, Panel, Series, SeriesSet
 from .frequency import canonical as canonical_freq, future_grid, future_times, season_length, seasons
 from .series import load_future, load_series, series_from_text
-from .table import write_csv
+from .table import table_bytes, write_csv
 
-__all__ = ["canonical_freq", "load_series", "load_future", "series_from_text", "write_csv", "DataConfig", "SeriesSet", "Series",
-           "DEFAULT_ID", "CALENDAR_FEATURES", "season_length", "seasons", "future_times", "future_grid"]
+__all__ = ["canonical_freq", "load_series", "load_future", "series_from_text", "write_csv", "table_bytes", "DataConfig",
+           "SeriesSet", "Series", "Panel", "DEFAULT_ID", "CALENDAR_FEATURES", "season_length", "seasons", "future_times", "future_grid"]

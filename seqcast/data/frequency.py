@@ -12,7 +12,7 @@ import pandas as pd
 
 from ..errors import InputError
 from .cells import INTEGER
-from .config import DEFAULT_ID, Series
+from .config import DEFAULT_ID, Panel, Series
 
 
 def infer_frequency(times: pd.Index) -> str | None:
@@ -251,8 +251,9 @@ def check_freq(freq: str, times: pd.Index) -> str:
     return offset.freqstr
 
 
-def common_frequency(series: list[Series], name: str) -> str:
-    longest = max(series, key=lambda s: len(s.times))
+def common_frequency(series: Panel, name: str) -> str:
+    """The frequency of the panel's longest series (the first of them), which every series is then held to."""
+    longest = series[int(np.argmax(np.diff(series.bounds)))]
     freq = infer_frequency(longest.times)
     if freq is None:
         if len(longest.times) < 2:

@@ -164,11 +164,12 @@ def _proven_decimal(table: Table, candidates: list[str]) -> str | None:
     """The decimal separator the numbers in the ``candidates`` columns prove; None when none proves one.
 
     Numbers the C reader typed were written with a decimal point (a comma would have left them text);
-    a value with more than three decimals, or of 1000 and more with a fraction, proves it. A typed
-    column that proves nothing, or a file where some column proves a comma, is judged from its text."""
+    a value with more than three decimals, or of 1000 and more with a fraction, proves it, as does any
+    proof in the text of its first block (12.5). A typed column that proves nothing so, or a file where
+    some column proves a comma, is judged from its whole text."""
     columns = table.columns
     floats = [c for c in candidates if not is_text(columns[c]) and np.asarray(columns[c]).dtype.kind == "f"]
-    unproven = [c for c in floats if not _proves_point(columns[c])]
+    unproven = [c for c in floats if not _proves_point(columns[c]) and not _head_proves_point(table, c)]
     table.as_text(unproven)
     text = [c for c in candidates if is_text(columns[c])]
     found = _decimal_in_text(table.name, {c: columns[c] for c in text}, table.lines)
@@ -176,6 +177,12 @@ def _proven_decimal(table: Table, candidates: list[str]) -> str | None:
         table.as_text(candidates)
         return _decimal_in_text(table.name, {c: columns[c] for c in candidates}, table.lines)
     return found or ("." if len(unproven) < len(floats) else None)
+
+
+def _head_proves_point(table: Table, column: str) -> bool:
+    """Whether the first block of a typed column, as written, proves a decimal point (12.5, 0.25: the
+    typed value cannot tell 12.5 from 12.500): then the whole column need not be read again as text."""
+    return _decimal_in_text(table.name, {column: table.head_text(column)}, table.lines) == "."
 
 
 def _proves_point(values: np.ndarray) -> bool:

@@ -21,7 +21,6 @@ import pandas as pd
 
 from ..errors import InputError, UsageError
 from .cells import values_as_text
-from .table import Table
 from .times import typed_times
 
 MAGIC = b"PAR1"
@@ -60,8 +59,10 @@ def _starts_parquet(path: str) -> bool:
         return False
 
 
-def parquet_table(name: str, sources: list, keep_as_text, read_as_times, limit: int) -> Table:
-    """The table in ``sources`` (paths of Parquet files, or one ``pyarrow.BufferReader``) as typed columns.
+def parquet_columns(name: str, sources: list, keep_as_text, read_as_times,
+                    limit: int) -> tuple[list[str], dict[str, np.ndarray | pd.Index], int]:
+    """The header, typed columns and row count of the table in ``sources`` (paths of Parquet files, or
+    one ``pyarrow.BufferReader``): ``table.read_table`` makes them a ``Table``.
 
     ``keep_as_text(header)`` names the columns read as text whatever their type (series ids),
     ``read_as_times(header)`` the text columns that may be timestamps (``columns.reader_hints``). Every
@@ -105,8 +106,7 @@ def parquet_table(name: str, sources: list, keep_as_text, read_as_times, limit: 
             raise InputError(f"{label}: cannot read it as a Parquet file ({exc})") from None
     if rows == 0:
         raise InputError(f"{name}: no data rows (only the columns: {', '.join(header)})")
-    columns = {c: _joined(parts[c], c in times) for c in header}
-    return Table(name, header, columns, np.arange(rows, dtype=np.int64) + 2, ",", typed=True)
+    return header, {c: _joined(parts[c], c in times) for c in header}, rows
 
 
 def _check_names(name: str, header: list[str]) -> None:
@@ -188,8 +188,7 @@ def _joined(parts: list, as_time: bool):
 
 
 def parquet_bytes(frame: pd.DataFrame, output: str) -> bytes:
-    """A forecast table as Parquet bytes (``-o forecasts.parquet``): the columns as the CSV has them,
-    timestamps typed."""
+    """A forecast table as Parquet bytes (zstd): the columns the CSV has, numbers and timestamps typed."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq

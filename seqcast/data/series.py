@@ -20,7 +20,7 @@ from .calendar import resolve_calendar
 from .cells import MISSING, is_text
 from .columns import (covariate_columns, default_target, id_column, reader_hints, require, time_columns,
                       unique_key_hint)
-from .config import DEFAULT_ID, Ahead, DataConfig, Series, SeriesSet, check_config
+from .config import DEFAULT_ID, Ahead, DataConfig, Panel, Series, SeriesSet, check_config
 from .frequency import check_freq, common_frequency, regular_series, regularise
 from .numbers import ambiguity_notes, column_numbers, decimal_for, looks_numeric, static_number
 from .limits import columns_allowed
@@ -119,16 +119,21 @@ def _series_set(table: Table, config: DataConfig) -> SeriesSet:
         times, values, lines, bounds, ids, ahead = _at_least(name, config.min_length, times, values, lines, bounds,
                                                              ids, ahead, notes)
     missing_lines = lines[np.isnan(values).any(axis=1)].tolist()
-    series = [Series(sid, times[a:b], values[a:b]) for sid, a, b in zip(ids, bounds[:-1], bounds[1:])]
+    panel = Panel(ids, times, values, bounds)
     if missing_lines and config.fill == "none":
         first = ", ".join(str(x) for x in sorted(missing_lines)[:5])
         raise InputError(
             f"{name}: {len(missing_lines)} missing values (first at lines {first}); "
             "choose how to fill them with --fill ffill|interpolate|zero"
         )
-    freq = check_freq(config.freq, series[0].times) if config.freq else common_frequency(series, name)
+    freq = check_freq(config.freq, times[: bounds[1]]) if config.freq else common_frequency(panel, name)
     clean = regular_series(times, bounds, freq)  # all at once; the rest one by one, in file order
-    series = [s if ok else regularise(s, freq, config.fill, name, notes) for s, ok in zip(series, clean)]
+    if clean.all() and not missing_lines:  # the usual file: the panel as read
+        series = panel if not (past or future) else Panel(ids, times, values[:, : len(targets)], bounds,
+                                                          values[:, len(targets):])
+        return _loaded(table, config, time_cols, targets, id_col, freq, series, notes, ambiguous, proven, dayfirst,
+                       past, future, static, constant, ahead)
+    series = [s if ok else regularise(s, freq, config.fill, name, notes) for s, ok in zip(panel, clean)]
     if missing_lines or any(np.isnan(s.values).any() for s in series):
         for s in series:
             empty = np.isnan(s.values).all(axis=0)
@@ -139,13 +144,23 @@ def _series_set(table: Table, config: DataConfig) -> SeriesSet:
                   for s in series]
         if missing_lines:
             notes.append(f"filled {len(missing_lines)} missing values ({config.fill})")
-    if past or future:
-        series = [Series(s.id, s.times, s.values[:, : len(targets)], s.values[:, len(targets):]) for s in series]
-    return SeriesSet(name, ",".join(time_cols) or None, targets, id_col, freq, series, notes,
+    lengths = [len(s.times) for s in series]
+    edges = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    rows = times[:0].append([s.times for s in series])
+    stacked = np.concatenate([s.values for s in series])
+    series = Panel(ids, rows, stacked[:, : len(targets)], edges, stacked[:, len(targets):] if past or future else None)
+    return _loaded(table, config, time_cols, targets, id_col, freq, series, notes, ambiguous, proven, dayfirst, past,
+                   future, static, constant, ahead)
+
+
+def _loaded(table: Table, config: DataConfig, time_cols, targets, id_col, freq, series: Panel, notes, ambiguous,
+            proven, dayfirst, past, future, static, constant, ahead) -> SeriesSet:
+    return SeriesSet(table.name, ",".join(time_cols) or None, targets, id_col, freq, series, notes,
                      decimal=config.decimal or proven or ("." if ambiguous else None), dayfirst=dayfirst,
                      date_format=config.date_format, fill=config.fill, freq_given=config.freq is not None,
                      past_cols=past, future_cols=future, static_cols=static, static=constant,
-                     calendar=resolve_calendar(config.calendar, series[0].times, freq, notes), ahead=ahead)
+                     calendar=resolve_calendar(config.calendar, series.times[: series.bounds[1]], freq, notes),
+                     ahead=ahead)
 
 
 def _at_least(name: str, rows: int, times, values, lines, bounds, ids, ahead, notes: list[str]):

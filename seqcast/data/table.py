@@ -28,6 +28,7 @@ import pandas as pd
 from ..errors import InputError
 from .cells import MISSING, is_text, values_as_text
 from .limits import MAX_COLUMNS, LineLimits
+from .parquet import MAGIC, parquet_bytes, parquet_columns, parquet_files
 from .source import decode, display_name, memory_limit, read_bytes
 from .times import typed_times
 
@@ -110,6 +111,16 @@ class Table:
         if typed:
             self.columns.update(self._read_text(typed))
 
+    def head_text(self, column: str, rows: int = CHUNK_ROWS) -> np.ndarray:
+        """The first ``rows`` values of a column exactly as written (object strings), without reading the
+        whole column again: a typed column's first block, where a proof of its decimal point usually is."""
+        values = self.columns[column]
+        if is_text(values) or self.typed:
+            return values[:rows] if is_text(values) else values_as_text(values[:rows])
+        with _chunks(self._source, self.delimiter, {column: str}, {}, usecols=[column]) as reader:
+            first = next(iter(reader), None)
+        return np.empty(0, dtype=object) if first is None else first[column].to_numpy(dtype=object)[:rows]
+
     def _read_text(self, columns: list[str]) -> dict[str, np.ndarray]:
         if self.typed:
             return {c: values_as_text(self.columns[c]) for c in columns}
@@ -133,11 +144,9 @@ def read_table(path: str, keep_as_text, read_as_times, last: int | None = None,
     A header of more than ``max_columns`` columns, a line of more fields or a field longer than the
     readers' limit is refused by the byte scan, before any line is held whole (``limits.py``).
     """
-    from .parquet import parquet_files, parquet_table
-
     files = parquet_files(path) if path != "-" else None
     if files:  # a Parquet file, or a folder of them
-        return parquet_table(display_name(path), files, keep_as_text, read_as_times, memory_limit())
+        return _parquet(display_name(path), files, keep_as_text, read_as_times)
     if path == "-" or not _regular(path):  # stdin, a pipe (bash's <(...)): read once, from memory
         name, data = read_bytes(path, max_columns)
         return table_from_bytes(name, data, keep_as_text, read_as_times, max_columns)
@@ -185,15 +194,20 @@ def _last_lines(handle, n: int) -> bytes:
 
 
 def table_from_bytes(name: str, data: bytes, keep_as_text, read_as_times, max_columns: int = MAX_COLUMNS) -> Table:
-    from .parquet import MAGIC, parquet_table
-
     if data.startswith(MAGIC):  # Parquet from stdin or a pipe
         import pyarrow as pa
 
-        return parquet_table(name, [pa.BufferReader(data)], keep_as_text, read_as_times, memory_limit())
+        return _parquet(name, [pa.BufferReader(data)], keep_as_text, read_as_times)
     scan = _scan(io.BytesIO(data), LineLimits(name, max_columns))
     table = _fast(name, data, scan, keep_as_text, read_as_times) if scan is not None else None
     return table or _exact(name, data)
+
+
+def _parquet(name: str, sources: list, keep_as_text, read_as_times) -> Table:
+    """Parquet as typed columns (``parquet.py``); rows numbered as the same table saved as CSV numbers
+    its lines (the header is line 1)."""
+    header, columns, rows = parquet_columns(name, sources, keep_as_text, read_as_times, memory_limit())
+    return Table(name, header, columns, np.arange(rows, dtype=np.int64) + 2, ",", typed=True)
 
 
 def _exact(name: str, data: bytes) -> Table:
@@ -347,3 +361,11 @@ def _compact(values: pd.Series, as_time: bool, as_text: bool, shared: dict[str, 
 def write_csv(frame: pd.DataFrame) -> bytes:
     """A forecast or table as UTF-8 CSV bytes; floats keep full precision (lossless round-trip)."""
     return frame.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def table_bytes(frame: pd.DataFrame, output: str) -> bytes:
+    """A forecast table as the bytes of ``output``: Parquet where its name ends in ``.parquet``, else
+    CSV (``write_csv``; stdout, ``-``, is CSV)."""
+    if str(output).lower().endswith(".parquet"):
+        return parquet_bytes(frame, str(output))
+    return write_csv(frame)

@@ -122,7 +122,7 @@ def load(reporter: Reporter, path: str, config, describe: bool = False, last: in
 def described(series) -> str:
     """One line: the file's series, rows, time column, targets and frequency."""
     count = len(series.series)
-    rows = sum(len(s.times) for s in series.series)
+    rows = int(series.bounds[-1])
     what = f"{count} series" if count > 1 else "1 series"
     return (f"{series.source}: {what}, {rows} rows; time column {series.time_col or '(row number)'}, "
             f"target {', '.join(series.targets)}, frequency {series.freq}")

@@ -152,7 +152,7 @@ def record_forecast(request: PredictRequest, reporter: Reporter, ckpt, series, c
     described = {"checkpoint": str(request.checkpoint), "reading": asdict(config),
                  "backtest": asdict(ckpt.backtest) if ckpt.backtest is not None else None,
                  "backtest_levels": list(ckpt.calibration.levels) if ckpt.calibration else []}
-    origins = {s.id: s.times[-1] for s in series.series}
+    origins = dict(zip(series.ids, series.stacked_times()[series.bounds[1:] - 1]))
     with record.writing(folder) as held:
         reporter.notes(held.notes)
         if request.adapt:
