@@ -187,7 +187,8 @@ def test_years_written_as_floats_are_years():
     assert series.freq.startswith("YS") and str(series.series[0].times[0].date()) == "1700-01-01"
 
 
-PUBLIC_DATA = {"load_series", "load_future", "series_from_text", "write_csv", "table_bytes", "DataConfig", "SeriesSet",
+PUBLIC_DATA = {"load_series", "load_future", "series_from_text", "write_csv", "table_bytes", "dataset_files",
+               "DataConfig", "SeriesSet",
                "Series", "Panel",
                "DEFAULT_ID", "CALENDAR_FEATURES", "season_length", "seasons", "future_times", "future_grid",
                "canonical_freq"}

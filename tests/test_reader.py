@@ -5,6 +5,7 @@ checks run over all series at once while naming the first series that breaks the
 from __future__ import annotations
 
 import io
+import json
 import os
 from pathlib import Path
 
@@ -53,8 +54,12 @@ def test_the_fast_path_reads_every_file_as_the_exact_reader_does(path, monkeypat
 def test_the_fast_path_serves_plain_files_and_leaves_the_rest_to_the_exact_reader(tmp_path, monkeypatch):
     plain = tmp_path / "plain.csv"
     plain.write_text("ds,y\n2024-01-01,1.5\n2024-01-02,2.25\n2024-01-03,3.125\n")
-    quoted = tmp_path / "quoted.csv"
-    quoted.write_text('ds,y\n2024-01-01,"1.5"\n2024-01-02,2.25\n2024-01-03,3.125\n')
+    quoted = tmp_path / "quoted.csv"  # quotes within a line: the C reader unquotes them as the exact reader does
+    quoted.write_text('"ds","y"\n2024-01-01,"1.5"\n2024-01-02,2.25\n2024-01-03,3.125\n')
+    spanning = tmp_path / "spanning.csv"  # a quoted line break: rows are no longer lines
+    spanning.write_text('ds,note,y\n2024-01-01,"two\nlines",1.5\n2024-01-02,,2.25\n2024-01-03,,3.125\n')
+    inner = tmp_path / "inner.csv"  # a quoted delimiter: the delimiter count says so
+    inner.write_text('ds,note,y\n2024-01-01,"a, b",1.5\n2024-01-02,,2.25\n2024-01-03,,3.125\n')
     blank = tmp_path / "blank.csv"
     blank.write_text("ds,y\n2024-01-01,1.5\n\n2024-01-02,2.25\n2024-01-03,x\n")
     used = []
@@ -62,7 +67,10 @@ def test_the_fast_path_serves_plain_files_and_leaves_the_rest_to_the_exact_reade
     monkeypatch.setattr(csv_table, "_exact", lambda name, data: used.append(name) or exact(name, data))
     table = csv_table.read_table(str(plain), lambda header: set(), lambda header: {"ds"})
     assert not used and isinstance(table.columns["ds"], pd.DatetimeIndex) and table.columns["y"].dtype == np.float64
-    assert load_series(str(quoted)).series[0].values[0, 0] == 1.5 and used == [str(quoted)]
+    assert load_series(str(quoted)).series[0].values[0, 0] == 1.5 and not used
+    for path in (spanning, inner):
+        assert load_series(str(path), DataConfig(target=("y",))).series[0].values[0, 0] == 1.5
+    assert used == [str(spanning), str(inner)]
     with pytest.raises(InputError, match=r"line 5, column 'y': 'x' is not a number"):  # the blank line counts
         load_series(str(blank))
 
@@ -266,7 +274,7 @@ def _panel_frame(series: int = 5, rows: int = 120) -> pd.DataFrame:
                                        3)})
 
 
-def test_a_folder_of_parquet_files_forecasts_what_the_csv_does(invoke, tmp_path):
+def test_a_folder_of_dataset_files_forecasts_what_the_csv_does(invoke, tmp_path):
     pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
     frame = _panel_frame()
     plain = tmp_path / "panel.csv"
@@ -284,7 +292,7 @@ def test_a_folder_of_parquet_files_forecasts_what_the_csv_does(invoke, tmp_path)
     assert load_series(str(folder)).ids == [f"id{i}" for i in range(5)]
 
 
-def test_parquet_files_that_disagree_are_named(tmp_path):
+def test_dataset_files_that_disagree_are_named(tmp_path):
     pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
     folder = tmp_path / "parts"
     folder.mkdir()
@@ -362,3 +370,41 @@ def test_a_typed_column_whose_first_block_proves_the_point_is_not_read_again_as_
     monkeypatch.setattr(csv_table.Table, "_read_text", lambda *a: pytest.fail("the column was read again as text"))
     series = load_series(str(path))
     assert series.decimal == "." and series.stacked_values()[1, 0] == 12.345 and not series.notes
+
+
+def test_a_partitioned_dataset_is_forecast_on_dask_workers_one_partition_per_file(invoke, tmp_path):
+    pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    pytest.importorskip("dask.distributed", reason="seqcast[cluster] (dask[distributed]) is not installed")
+    frame = _panel_frame(6, 100)
+    folder = tmp_path / "parts"
+    (folder / "2026").mkdir(parents=True)
+    for k in range(3):
+        frame[frame["unique_id"].isin([f"id{2 * k}", f"id{2 * k + 1}"])].to_parquet(folder / "2026" / f"p{k}.parquet")
+    ckpt = tmp_path / "m.ckpt"
+    assert invoke("fit", folder, "--model", "nlinear", "--max-steps", "3", "-o", ckpt)[0] == 0
+    code, whole, err = invoke("predict", ckpt, folder)
+    assert code == 0, err
+    code, out, err = invoke("predict", ckpt, folder, "-o", tmp_path / "out", "--workers", "2", "--json")
+    assert code == 0, err
+    assert json.loads(out) | {"seconds": 0} == {"output": str(tmp_path / "out"), "partitions": 3, "series": 6,
+                                                "forecast_rows": 6 * 24, "seconds": 0}
+    parts = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in parts] == ["p0.parquet", "p1.parquet", "p2.parquet"]
+    together = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(together, pd.read_csv(io.StringIO(whole), parse_dates=["timestamp"]),
+                                  check_dtype=False)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-o", "f.csv", "--workers", "2"], "with --workers or --scheduler the output is a folder"),
+    (["-o", "out", "--workers", "2", "--plot", "p.png"], "--plot: not with --workers or --scheduler"),
+    (["-o", "out", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "give one of them"),
+])
+def test_partitioned_forecasts_refuse_what_they_cannot_do(invoke, tmp_path, extra, message):
+    plain = tmp_path / "panel.csv"
+    _panel_frame(2, 60).to_csv(plain, index=False)
+    ckpt = tmp_path / "m.ckpt"
+    assert invoke("fit", plain, "--model", "naive", "-o", ckpt)[0] == 0
+    code, _, err = invoke("predict", ckpt, plain, *[str(tmp_path / e) if e in ("f.csv", "out", "p.png") else e
+                                                      for e in extra])
+    assert code == 2 and message in err, err

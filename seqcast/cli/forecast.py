@@ -28,6 +28,8 @@ def predict(
     record: Annotated[Optional[Path], typer.Option("--record", envvar="SEQCAST_RECORD", show_envvar=True, help="Also append the forecast to the forecast record in this folder (created if missing), which `seqcast monitor` scores once the actuals arrive.")] = None,
     adapt: Annotated[bool, typer.Option("--adapt", help="Draw the interval bands at the coverage rates the record's earlier forecasts call for (adaptive conformal inference); needs --record. Adds level_80, ...: the coverage each band was drawn at.")] = False,
     adapt_rate: Annotated[float, typer.Option("--adapt-rate", help="How fast --adapt moves a band's rate per point scored (gamma).")] = 0.005,
+    workers: Annotated[int, typer.Option("--workers", help="Forecast a folder of Parquet files on this many local Dask worker processes, one output partition per file into the folder -o names (needs seqcast[cluster]).")] = 0,
+    scheduler: Annotated[Optional[str], typer.Option("--scheduler", help="As --workers, on the running Dask cluster at this address (tcp://host:8786); its workers must see the same paths.")] = None,
 ) -> None:
     """Forecast the next horizon steps after each series' last timestamp (CSV on stdout).
 
@@ -41,12 +43,15 @@ def predict(
     from ..forecasting import summary
     from ..intervals import parse_levels
     from ..runs.forecast import PredictRequest, predict_file
+    from ..runs.partitions import predict_partitions
 
+    request = PredictRequest(checkpoint=checkpoint_path, data=data, reading=options.reading(**ctx.params),
+                             horizon=horizon, levels=parse_levels(level), future=future, threads=threads, plot=plot,
+                             plot_series=plot_series, record=record, adapt=adapt, adapt_rate=adapt_rate)
+    if workers or scheduler:  # a partitioned dataset, a partition per task: nothing to hold or check here
+        return render.partitioned(out, predict_partitions(request, output, workers, scheduler, out), json_out)
     options.check_files(ctx)
-    done = predict_file(PredictRequest(checkpoint=checkpoint_path, data=data, reading=options.reading(**ctx.params),
-                                       horizon=horizon, levels=parse_levels(level), future=future, threads=threads,
-                                       plot=plot, plot_series=plot_series, record=record, adapt=adapt,
-                                       adapt_rate=adapt_rate), out)
+    done = predict_file(request, out)
     if plot:
         out.say(f"plot: {plot}")
     if json_out:

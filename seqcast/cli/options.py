@@ -11,7 +11,7 @@ from ..errors import UsageError
 from ..registry import check_covariates, get_spec, list_models, models_reading, resolve_params
 
 # Options shared by several commands, defined once.
-Data = Annotated[str, typer.Argument(metavar="DATA", help="CSV file with the history, or - for stdin.")]
+Data = Annotated[str, typer.Argument(metavar="DATA", help="CSV or Parquet file with the history, a folder of Parquet files, or - for stdin.")]
 Ckpt = Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Checkpoint written by `seqcast fit`.")]
 CkptOrOnnx = Annotated[Path, typer.Argument(metavar="CHECKPOINT", help="Checkpoint written by `seqcast fit`, or a .onnx model written by `seqcast export` (forecasts through onnxruntime, without torch; needs seqcast[onnx]).")]
 Target = Annotated[Optional[list[str]], typer.Option("--target", "-t", help="Column(s) to forecast (repeat for several). Default: y/value/target, else the last numeric column.")]

@@ -379,3 +379,15 @@ def monitor_tables(out, report) -> None:
         out.lines([f"stale     {line}" for line in report["stale"]])
     if report["watch"]:
         out.lines([f"watch     {line}" for line in report["watch"]])
+
+
+def partitioned(out, done, json_out: bool) -> None:
+    """What ``predict --workers`` wrote: a line on stderr, or the summary as JSON on stdout."""
+    from .output import to_json
+
+    summary = {"output": str(done.output), "partitions": done.partitions, "series": done.series,
+               "forecast_rows": done.rows, "seconds": round(done.seconds, 3)}
+    if json_out:
+        out.emit(to_json(summary), "-")
+    out.say(f"{done.rows} forecast rows for {done.series} series in {done.partitions} partitions, written to "
+            f"{done.output}/ in {done.seconds:.1f}s")

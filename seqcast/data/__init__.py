@@ -23,7 +23,9 @@ from .calendar import CALENDAR_FEATURES
 from .config import DEFAULT_ID, DataConfig, Panel, Series, SeriesSet
 from .frequency import canonical as canonical_freq, future_grid, future_times, season_length, seasons
 from .series import load_future, load_series, series_from_text
+from .parquet import dataset_files
 from .table import table_bytes, write_csv
 
-__all__ = ["canonical_freq", "load_series", "load_future", "series_from_text", "write_csv", "table_bytes", "DataConfig",
-           "SeriesSet", "Series", "Panel", "DEFAULT_ID", "CALENDAR_FEATURES", "season_length", "seasons", "future_times", "future_grid"]
+__all__ = ["canonical_freq", "load_series", "load_future", "series_from_text", "write_csv", "table_bytes",
+           "dataset_files", "DataConfig", "SeriesSet", "Series", "Panel", "DEFAULT_ID", "CALENDAR_FEATURES",
+           "season_length", "seasons", "future_times", "future_grid"]

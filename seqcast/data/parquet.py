@@ -36,7 +36,7 @@ def _pyarrow(name: str):
     return pa
 
 
-def parquet_files(path: str) -> list[str] | None:
+def dataset_files(path: str) -> list[str] | None:
     """The Parquet files to read for ``path``: itself when it is a Parquet file, the files of a folder
     that holds Parquet files (in path order, hidden and ``_``-prefixed ones left out, as Spark and Arrow
     write them beside the data), or None when ``path`` is neither (a CSV, a pipe, a missing path)."""
@@ -59,10 +59,11 @@ def _starts_parquet(path: str) -> bool:
         return False
 
 
-def parquet_columns(name: str, sources: list, keep_as_text, read_as_times,
-                    limit: int) -> tuple[list[str], dict[str, np.ndarray | pd.Index], int]:
-    """The header, typed columns and row count of the table in ``sources`` (paths of Parquet files, or
-    one ``pyarrow.BufferReader``): ``table.read_table`` makes them a ``Table``.
+def parquet_columns(name: str, sources: list, keep_as_text, read_as_times, limit: int):
+    """The header, typed columns, row count and codes of the table in ``sources`` (paths of Parquet
+    files, or one ``pyarrow.BufferReader``): ``table.read_table`` makes them a ``Table``. The codes are
+    those of the text columns ``keep_as_text`` names: each row's code and the distinct values in order
+    of first appearance (``Table.codes``).
 
     ``keep_as_text(header)`` names the columns read as text whatever their type (series ids),
     ``read_as_times(header)`` the text columns that may be timestamps (``columns.reader_hints``). Every
@@ -93,20 +94,53 @@ def parquet_columns(name: str, sources: list, keep_as_text, read_as_times,
     _check_names(name, header)
     text = set(keep_as_text(header)) & set(header)
     times = set(read_as_times(header) or ()) & set(header) - text
-    parts: dict[str, list] = {c: [] for c in header}
+    rows = sum(parquet.metadata.num_rows for _, parquet in files)
+    if rows == 0:
+        raise InputError(f"{name}: no data rows (only the columns: {', '.join(header)})")
+    columns = {c: _Column(rows) for c in header}
+    codes, index = {c: _Column(rows) for c in text}, {c: {} for c in text}
     shared: dict[str, str] = {}
-    rows = 0
     for label, parquet in files:
         try:
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
-                rows += batch.num_rows
                 for c, column in zip(header, batch.columns):
-                    parts[c].append(_typed(label, c, column, c in text, shared))
+                    part = _typed(label, c, column, c in text, shared)
+                    columns[c].add(part)
+                    if c in text:
+                        codes[c].add(_codes(part, index[c]))
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{label}: cannot read it as a Parquet file ({exc})") from None
-    if rows == 0:
-        raise InputError(f"{name}: no data rows (only the columns: {', '.join(header)})")
-    return header, {c: _joined(parts[c], c in times) for c in header}, rows
+    return (header, {c: columns[c].joined(c in times) for c in header}, rows,
+            {c: (codes[c].joined(False), list(index[c])) for c in text})
+
+
+class _Column:
+    """A column's batches written into one array of the dataset's rows as they arrive, so that a load
+    holds the columns and one batch, never the columns twice; batches of unlike kinds (text in one file,
+    numbers in another) are kept apart and joined by ``_joined``."""
+
+    def __init__(self, rows: int):
+        self.rows, self.filled, self.kind, self.array, self.parts = rows, 0, None, None, None
+
+    def add(self, part) -> None:
+        zone, values = part if isinstance(part, tuple) else (None, part)
+        kind = (zone, values.dtype)
+        if self.parts is None and self.kind in (None, kind):
+            if self.array is None:
+                self.kind, self.array = kind, np.empty(self.rows, dtype=values.dtype)
+            self.array[self.filled : self.filled + len(values)] = values
+            self.filled += len(values)
+            return
+        if self.parts is None:
+            head, zone_before = self.array[: self.filled], self.kind[0]
+            self.parts, self.array = [head if zone_before is None else (zone_before, head)], None
+        self.parts.append(part)
+
+    def joined(self, as_time: bool):
+        if self.parts is not None:
+            return _joined(self.parts, as_time)
+        zone = self.kind[0]
+        return _joined([self.array if zone is None else (zone, self.array)], as_time)
 
 
 def _check_names(name: str, header: list[str]) -> None:
@@ -158,10 +192,24 @@ def _as_string(label: str, column: str, array):
 
 def _text(encoded, shared: dict[str, str]) -> np.ndarray:
     """A dictionary-encoded batch as an object array of shared strings; a null reads as an empty field."""
+    names, local = _dictionary(encoded, shared)
+    return np.array(names, dtype=object)[local]
+
+
+def _dictionary(encoded, shared: dict[str, str]) -> tuple[list[str], np.ndarray]:
+    """A dictionary-encoded batch's distinct values (shared strings, "" last for a null) and each row's
+    index into them."""
     uniques = encoded.dictionary.to_pylist()
-    canonical = np.array([shared.setdefault(str(u), str(u)) for u in uniques] + [""], dtype=object)
-    codes = encoded.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)
-    return canonical[codes]
+    names = [shared.setdefault(str(u), str(u)) for u in uniques] + [""]
+    return names, encoded.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)
+
+
+def _codes(text: np.ndarray, index: dict[str, int]) -> np.ndarray:
+    """Each row's code into the distinct values of its column in order of first appearance over every
+    batch so far (``index``, value -> code, grows): what ``pandas.factorize`` gives the whole column,
+    found on a batch's distinct values (int32; the series loader then skips hashing every row)."""
+    local, seen = pd.factorize(text)
+    return np.array([index.setdefault(v, len(index)) for v in seen], dtype=np.int32)[local]
 
 
 def _joined(parts: list, as_time: bool):
@@ -169,7 +217,7 @@ def _joined(parts: list, as_time: bool):
     is text throughout, as is a timestamp column with a null (the time reader names its row)."""
     stamps = [p for p in parts if isinstance(p, tuple)]
     if stamps and len(stamps) == len(parts) and len({p[0] for p in parts}) == 1:
-        values = np.concatenate([p[1] for p in parts])
+        values = np.concatenate([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
         if not np.isnat(values).any():
             index = pd.DatetimeIndex(values)
             return index.tz_localize("UTC") if parts[0][0] == "utc" else index

@@ -102,10 +102,12 @@ def _series_set(table: Table, config: DataConfig) -> SeriesSet:
                      + "; name them with --past-cols, --future-cols or --static-cols to use them as covariates, "
                        "or with --target to forecast them")
     number_columns = targets + past + future  # read alike; covariates split off once the rows are regular
-    values = np.stack([column_numbers(table, c, decimal, bool(config.decimal)) for c in number_columns], axis=1)
+    numbers = [column_numbers(table, c, decimal, bool(config.decimal)) for c in number_columns]
+    values = numbers[0][:, None] if len(numbers) == 1 else np.stack(numbers, axis=1)  # one column: a view
     ambiguous = [] if config.decimal or proven else ambiguity_notes(table, targets)
     notes.extend(ambiguous)
-    codes, ids = _series_ids(columns[id_col], id_col, lines, name) if id_col else (None, [DEFAULT_ID])
+    codes, ids = _series_ids(columns[id_col], id_col, lines, name, table.codes.get(id_col)) if id_col else \
+        (None, [DEFAULT_ID])
     constant = _static_values({c: table.text(c) for c in static}, codes, ids, lines, name) if static else {}
     if len(time_cols) == 2:
         table.as_text(time_cols)  # a year and a period column: errors quote them as written
@@ -233,9 +235,11 @@ def _split_ahead(name: str, times: pd.Index, values: np.ndarray, lines: np.ndarr
             ahead)
 
 
-def _series_ids(raw: np.ndarray, id_col: str, lines: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
-    """Each row's series as a code into the ids, in order of first appearance (ids stripped)."""
-    codes, uniques = pd.factorize(np.asarray(raw, dtype=object))
+def _series_ids(raw: np.ndarray, id_col: str, lines: np.ndarray, name: str,
+                known: tuple[np.ndarray, list] | None = None) -> tuple[np.ndarray, list[str]]:
+    """Each row's series as a code into the ids, in order of first appearance (ids stripped); ``known``:
+    the codes and distinct values the reader found already (``Table.codes``)."""
+    codes, uniques = known if known is not None else pd.factorize(np.asarray(raw, dtype=object))
     names = [str(u).strip() for u in uniques]
     if len(set(names)) < len(names):  # " a" and "a" are one series
         stripped, merged = pd.factorize(np.array(names, dtype=object))

@@ -1,13 +1,14 @@
 """Reading a CSV into columns: pandas' C reader on the fast path, an exact reader for the rest.
 
 The fast path vouches for a file only when a byte scan proves the C reader sees it as written:
-UTF-8 without NUL bytes, no quote characters, every line one row with the header's number of
-delimiters and no blank lines between rows, so that row ``i`` is line ``first_line + i``. Numbers
+UTF-8 without NUL bytes, no quoted field running on past its line, every line one row with the
+header's number of delimiters (none inside quotes) and no blank lines between rows, so that row ``i``
+is line ``first_line + i``. Numbers
 then come out of the C reader as float64 or int64, timestamps in ISO 8601 or integer steps as
 datetime64 or int64 (``times.typed_times``), and any other text as object arrays whose equal values
 share one string, read in chunks so that a load holds little more than the typed columns. Whatever
-the scan cannot vouch for (quoted fields, blank lines, ragged rows, other encodings) goes through
-``parse_table``, which reads row by row and names the line of every problem. Either way the columns
+the scan cannot vouch for (quoted line breaks or delimiters, blank lines, ragged rows, other
+encodings) goes through ``parse_table``, which reads row by row and names the line of every problem. Either way the columns
 are what the rest of ``seqcast.data`` works from; a column that must be seen as text after all (a
 decimal comma, a value that is not a number) is read again as text, so that its errors quote the file.
 """
@@ -28,7 +29,7 @@ import pandas as pd
 from ..errors import InputError
 from .cells import MISSING, is_text, values_as_text
 from .limits import MAX_COLUMNS, LineLimits
-from .parquet import MAGIC, parquet_bytes, parquet_columns, parquet_files
+from .parquet import MAGIC, parquet_bytes, parquet_columns, dataset_files
 from .source import decode, display_name, memory_limit, read_bytes
 from .times import typed_times
 
@@ -99,6 +100,7 @@ class Table:
     _source: str | bytes | None = field(default=None, repr=False)  # to read columns again as text
     partial: bool = False  # only the file's last rows were read (read_table's ``last``)
     typed: bool = False  # from a typed source (Parquet): no text behind the typed columns, no decimal separator
+    codes: dict = field(default_factory=dict)  # column -> (each row's code, distinct values by first appearance)
 
     def text(self, column: str) -> np.ndarray:
         """The column exactly as written (object strings), read again from the file if it was typed."""
@@ -144,7 +146,7 @@ def read_table(path: str, keep_as_text, read_as_times, last: int | None = None,
     A header of more than ``max_columns`` columns, a line of more fields or a field longer than the
     readers' limit is refused by the byte scan, before any line is held whole (``limits.py``).
     """
-    files = parquet_files(path) if path != "-" else None
+    files = dataset_files(path) if path != "-" else None
     if files:  # a Parquet file, or a folder of them
         return _parquet(display_name(path), files, keep_as_text, read_as_times)
     if path == "-" or not _regular(path):  # stdin, a pipe (bash's <(...)): read once, from memory
@@ -157,7 +159,7 @@ def read_table(path: str, keep_as_text, read_as_times, last: int | None = None,
             if scan is not None and last and rows > 2 * last:
                 data = scan.header_line.encode("utf-8") + b"\n" + _last_lines(handle, last)
                 table = table_from_bytes(display_name(path), data, keep_as_text, read_as_times, max_columns)
-                table.lines = table.lines + scan.skipped + rows - last
+                table.lines = table.lines.astype(np.int64) + scan.skipped + rows - last
                 table.partial = True
                 return table
     except OSError:
@@ -203,11 +205,18 @@ def table_from_bytes(name: str, data: bytes, keep_as_text, read_as_times, max_co
     return table or _exact(name, data)
 
 
+def line_numbers(rows: int, first: int) -> np.ndarray:
+    """The line of each of ``rows`` rows, the first on line ``first``: 32-bit where they fit (a panel of
+    60 million rows holds 240 MB of them, not 480)."""
+    kind = np.int32 if rows + first < np.iinfo(np.int32).max else np.int64
+    return np.arange(first, rows + first, dtype=kind)
+
+
 def _parquet(name: str, sources: list, keep_as_text, read_as_times) -> Table:
     """Parquet as typed columns (``parquet.py``); rows numbered as the same table saved as CSV numbers
     its lines (the header is line 1)."""
-    header, columns, rows = parquet_columns(name, sources, keep_as_text, read_as_times, memory_limit())
-    return Table(name, header, columns, np.arange(rows, dtype=np.int64) + 2, ",", typed=True)
+    header, columns, rows, codes = parquet_columns(name, sources, keep_as_text, read_as_times, memory_limit())
+    return Table(name, header, columns, line_numbers(rows, 2), ",", typed=True, codes=codes)
 
 
 def _exact(name: str, data: bytes) -> Table:
@@ -225,19 +234,23 @@ class _Scan:
 
 def _scan(handle, limits: LineLimits) -> _Scan | None:
     """One pass over the bytes, each block through ``limits`` (which raises): None unless the file is
-    UTF-8 (a BOM allowed) without NUL bytes or quotes, with a header line, in which case the counts
-    that prove each line one row. (What returns None is read by ``read_bytes``, held to the same limits.)"""
+    UTF-8 (a BOM allowed) without NUL bytes or quoted fields that span lines, with a header line, in
+    which case the counts that prove each line one row. (What returns None is read by ``read_bytes``, held to the same limits.)"""
     decoder = codecs.getincrementaldecoder("utf-8")()
     counts = {d: 0 for d in (",", ";", "\t", "|")}
-    newlines, first, tail = 0, b"", b""
+    newlines, first, tail, quotes = 0, b"", b"", 0
     while True:
         block = handle.read(_BLOCK)
         if not block:
             break
         if not first:
             first = block
-        if b"\x00" in block or b'"' in block:
+        if b"\x00" in block:
             return None
+        if b'"' in block:  # quoted fields: fine while none runs on past its line (every line holds pairs)
+            quotes = _paired_quotes(block, quotes)
+            if quotes is None:
+                return None
         limits.feed(block)
         try:
             decoder.decode(block)
@@ -270,13 +283,24 @@ def _scan(handle, limits: LineLimits) -> _Scan | None:
     return _Scan(header_line, skipped, newlines, counts)
 
 
+def _paired_quotes(block: bytes, carried: int) -> int | None:
+    """The parity of the quote characters before this block's end (``carried``: before its start), or
+    None when a line of it ends with a quote open: a quoted field that runs on to the next line, which
+    the fast path's one-line-one-row count cannot follow."""
+    data = np.frombuffer(block, dtype=np.uint8)
+    parity = (np.cumsum(data == ord('"'), dtype=np.uint8) + carried) & 1  # wraps at 256: parity survives
+    if parity[data == ord("\n")].any():
+        return None
+    return int(parity[-1])
+
+
 def _fast(name: str, source: str | bytes, scan: _Scan, keep_as_text, read_as_times) -> Table | None:
     """The table through the C reader, or None when the file is not what the scan needs it to be."""
     delimiter = delimiter_of(scan.header_line)
-    header = [h.strip() for h in scan.header_line.split(delimiter)]
+    raw_header = next(csv.reader([scan.header_line], delimiter=delimiter))  # "unique_id","ds": unquoted
+    header = [h.strip() for h in raw_header]
     if any(not h for h in header) or len(set(header)) < len(header) or len(header) < 1:
         return None  # the exact reader names the column
-    raw_header = scan.header_line.split(delimiter)
     if raw_header != header:
         return None  # names with spaces around them: the exact reader strips them alike
     text = set(keep_as_text(header)) & set(header)
@@ -316,7 +340,7 @@ def _fast(name: str, source: str | bytes, scan: _Scan, keep_as_text, read_as_tim
             columns[c] = parts[c][0].append(parts[c][1:]) if len(parts[c]) > 1 else parts[c][0]
         else:
             again.append(c)  # not one kind throughout: read it as text
-    table = Table(name, header, columns, np.arange(rows, dtype=np.int64) + scan.skipped + 2, delimiter, source)
+    table = Table(name, header, columns, line_numbers(rows, scan.skipped + 2), delimiter, source)
     for c in again:
         columns[c] = None
     if again:
