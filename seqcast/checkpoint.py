@@ -4,14 +4,18 @@ Layout: the standard safetensors file (8-byte little-endian header size, JSON he
 bytes). The header's ``__metadata__`` holds one key, ``seqcast``, whose value is a JSON document
 ``{"format": N, "meta": {...}, "sha256": ...}``. ``meta`` is the ``Forecaster``'s dataclasses as they
 are (forecaster.py; ``decode.encode``): every field but the model and where it was stored, under its
-name. The digest covers the format number, the canonical metadata JSON and every tensor's name, dtype,
-shape and bytes, so a flipped byte anywhere that matters is caught (it detects damage, not forgery).
+name, less the tables that grow with the series (``SERIES_TABLES``: scaler statistics, series names,
+splits, ...), which are one JSON document in the uint8 tensor ``seqcast.series`` (format 13: a
+panel of a million series would pass safetensors' 100 MB header). The digest covers the format
+number, the canonical metadata JSON and every tensor's name, dtype, shape and bytes (the tables'
+tensor too), so a flipped byte anywhere that matters is caught (it detects damage, not forgery).
 
-Loading parses the header with ``json`` itself, checks sizes, upgrades an older format, decodes the
-metadata strictly against the dataclasses (``decode.decode``) and checks its ranges
-(``meta_schema.check``), builds the model it describes within the bytes of the listed tensors, and
-only then hands the bytes to ``safetensors`` (which never unpickles), checks the digest, and the
-shapes and finiteness of the weights, all before a single tensor is used.
+Loading parses the header with ``json`` itself, checks sizes, reads exactly the bytes the header
+lists, puts the tables back, upgrades an older format, decodes the metadata strictly against the
+dataclasses (``decode.decode``) and checks its ranges (``meta_schema.check``), builds the model it
+describes within the bytes of the listed tensors, and only then hands the bytes to ``safetensors``
+(which never unpickles), checks the digest, and the shapes and finiteness of the weights, all
+before a single tensor is used.
 """
 from __future__ import annotations
 
@@ -39,6 +43,13 @@ if TYPE_CHECKING:  # torch loads with the weights: from_meta serves the torch-fr
     from .window_norm import WindowNorm
 
 _MAX_HEADER = 100 * 1024 * 1024
+
+# The metadata that grows with the series (format 13): stored as one UTF-8 JSON tensor, not in the
+# header, which safetensors caps at 100 MB (a million series' scaler alone is 60 MB of JSON). The
+# header's metadata holds everything else; loading puts these back where they were.
+SERIES_TENSOR = "seqcast.series"
+SERIES_TABLES = (("scaler", "mean"), ("scaler", "std"), ("schema", "series"), ("training", "split"),
+                 ("training", "seen_until"), ("transform", "lambdas"), ("backtest", "series_mase"))
 
 def _digest(version: int, meta_json: str, tensors: dict[str, torch.Tensor]) -> str:
     """The digest of a checkpoint of format ``version``: from format 9 on, over the format number too."""
@@ -75,11 +86,46 @@ def _tensors(model: WindowNorm) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in model.state_dict().items()}
 
 
+def _without_tables(meta: dict) -> tuple[dict, dict]:
+    """``meta`` less its per-series tables (``SERIES_TABLES``; its sections copied where one is taken),
+    and the tables by dotted path."""
+    head, tables = dict(meta), {}
+    for section, key in SERIES_TABLES:
+        if isinstance(head.get(section), dict) and key in head[section]:
+            head[section] = dict(head[section])
+            tables[f"{section}.{key}"] = head[section].pop(key)
+    return head, tables
+
+
+def _with_tables(name: str, meta: dict, tables: Any) -> dict:
+    """``meta`` with its per-series tables put back; a table the format does not know, or whose section
+    is not there, is damage."""
+    known = {f"{section}.{key}": (section, key) for section, key in SERIES_TABLES}
+    if not isinstance(tables, dict) or set(tables) - set(known):
+        raise CheckpointError(f"{name}: damaged checkpoint (its per-series tables); refit or restore it")
+    full = dict(meta)
+    for path, value in tables.items():
+        section, key = known[path]
+        if not isinstance(full.get(section), dict) or key in full[section]:
+            raise CheckpointError(f"{name}: damaged checkpoint (table {path} has no place); refit or restore it")
+        full[section] = {**full[section], key: value}
+    return full
+
+
 def _encode(forecaster: Forecaster) -> tuple[bytes, str]:
     """The checkpoint's bytes and the digest they carry."""
+    return pack(to_meta(forecaster), _tensors(forecaster.model))
+
+
+def pack(meta: dict, weights: dict[str, torch.Tensor]) -> tuple[bytes, str]:
+    """The bytes of a current-format checkpoint of ``meta`` (``to_meta``'s, whole) and the model's
+    ``weights`` (a ``SERIES_TENSOR`` among them is replaced), and the digest they carry."""
+    import torch
     from safetensors.torch import save
 
-    meta, tensors = to_meta(forecaster), _tensors(forecaster.model)
+    meta, tables = _without_tables(meta)
+    tensors = {k: v for k, v in weights.items() if k != SERIES_TENSOR}
+    tensors[SERIES_TENSOR] = torch.frombuffer(bytearray(_canonical(tables).encode("utf-8")), dtype=torch.uint8)
     digest = _digest(FORMAT_VERSION, _canonical(meta), tensors)
     document = {"format": FORMAT_VERSION, "meta": meta, "sha256": digest}
     return save(tensors, metadata={"seqcast": _canonical(document)}), digest
@@ -229,13 +275,24 @@ def _match(name: str, model_name: str, expected: dict[str, torch.Tensor], entrie
                                   f"{needed}; refit the model")
 
 
+def _series_tables(name: str, entry: tuple | None, body: bytes) -> Any:
+    """The per-series tables of a format-13 file: the JSON of its ``SERIES_TENSOR`` (1-D uint8)."""
+    if entry is None or entry[0] != "U8" or len(entry[1]) != 1:
+        raise CheckpointError(f"{name}: damaged checkpoint (no per-series tables); refit or restore it")
+    try:
+        return parse_json(body[entry[2] : entry[3]].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, TypeError):
+        raise CheckpointError(f"{name}: damaged checkpoint (its per-series tables); refit or restore it") from None
+
+
 def load(path: str | Path) -> Forecaster:
     """Load and verify a checkpoint; raises ``CheckpointError`` (exit 2) for anything not intact.
 
     Reading is bounded by what the file says it holds, and what it says is checked before it is
-    trusted: the header (at most 100 MB) first; then the metadata against the schema and the model it
-    describes, built within the bytes of the tensors listed, against those tensors' names, shapes and
-    dtypes; only then the tensor bytes, exactly as many as listed (a pipe that goes on is refused).
+    trusted: the header (at most 100 MB) first, then exactly the bytes it lists (a pipe that goes on is
+    refused); then the metadata against the schema and the model it describes, built within the bytes
+    of the tensors listed, against those tensors' names, shapes and dtypes; only then are the bytes
+    handed to safetensors.
     """
     import torch
     from safetensors import SafetensorError
@@ -249,16 +306,6 @@ def load(path: str | Path) -> Forecaster:
             meta = document.get("meta")
             if not isinstance(meta, dict):
                 raise CheckpointError(f"{name}: damaged checkpoint header; refit or restore it")
-            try:
-                current = upgrade(version, meta)
-            except SchemaError as exc:
-                raise _cannot_build(name, exc) from None
-            except (KeyError, TypeError, AttributeError, ValueError, OverflowError, RecursionError):
-                raise CheckpointError(f"{name}: checkpoint metadata is incomplete; refit the model") from None
-            described = _described(name, current)
-            model = _build(name, described, entries)
-            expected = model.state_dict()
-            _match(name, described.model_info.name, expected, entries)
             length = max((e[3] for e in entries.values()), default=0)
             body = stream.read(length)
             if len(body) < length or (size_on_disk is None and stream.read(1)):
@@ -266,12 +313,25 @@ def load(path: str | Path) -> Forecaster:
                                       f"(expected {len(head) + length}); refit or restore it")
         except OSError as exc:
             raise CheckpointError(f"{name}: cannot read ({exc.strerror})") from None
+    full = _with_tables(name, meta, _series_tables(name, entries.pop(SERIES_TENSOR, None), body)) \
+        if version >= 13 else meta
+    try:
+        current = upgrade(version, full)
+    except SchemaError as exc:
+        raise _cannot_build(name, exc) from None
+    except (KeyError, TypeError, AttributeError, ValueError, OverflowError, RecursionError):
+        raise CheckpointError(f"{name}: checkpoint metadata is incomplete; refit the model") from None
+    described = _described(name, current)
+    model = _build(name, described, entries)
+    expected = model.state_dict()
+    _match(name, described.model_info.name, expected, entries)
     try:
         tensors = load_tensors(head + body)
     except (SafetensorError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{name}: damaged checkpoint ({exc})") from None
     if _digest(version, _canonical(meta), tensors) != document.get("sha256"):
         raise CheckpointError(f"{name}: checkpoint is damaged (its digest does not match); refit or restore it")
+    tensors.pop(SERIES_TENSOR, None)
     for key, tensor in tensors.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values; refit the model")

@@ -14,7 +14,7 @@ from typing import Any
 
 from .decode import SchemaError
 
-FORMAT_VERSION = 12
+FORMAT_VERSION = 13
 
 # What format 2 added, and what a format-1 file is taken to have meant:
 #   data.policy      how fit read its data, so later commands read new history the same way. Format 1
@@ -93,6 +93,10 @@ FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
 # What format 12 added, and what a format-11 (or older) file is taken to have meant:
 #   choices[].setting may be "lookback": fit probed twice the frequency's lookback beside it (its candidates
 #                       are whole numbers of steps, as strings); older files never chose a lookback
+# What format 13 changed: where the tables that grow with the series are stored (scaler.mean, scaler.std,
+#   schema.series, training.split, training.seen_until, transform.lambdas, backtest.series_mase): in one
+#   JSON tensor beside the weights (checkpoint.SERIES_TENSOR), not in the header. Once read, the
+#   metadata is format 12's: nothing to upgrade.
 FORMAT_9_SECTIONS = ("model_info", "schema", "policy", "scaler", "training", "versions", "notes", "calibration",
                      "tuning", "covariates", "choices", "transform")
 FORMAT_9_MODEL_INFO = ("name", "params", "window_norm", "n_parameters", "quantiles", "ensemble")
@@ -120,7 +124,7 @@ OBJECTS = ("metrics", "scaler", "data.policy", "model.params", "training.schedul
 
 
 def check_own_format(version: int, meta: Any) -> None:
-    """``SchemaError`` naming the key path unless ``meta`` has the shape of format ``version`` (below 12):
+    """``SchemaError`` naming the key path unless ``meta`` has the shape of format ``version`` (below 13):
     exactly its sections, exactly the keys of the sections the upgrade changes, and objects and lists
     where the upgrade reads them. The values themselves are checked once upgraded, by the strict decoder."""
     at = f"meta (format {version})"
@@ -132,9 +136,11 @@ def check_own_format(version: int, meta: Any) -> None:
         if not isinstance(meta["model_info"], dict):
             raise SchemaError(f"{at}.model_info: expected an object")
         _keys(f"{at}.model_info", meta["model_info"], set(FORMAT_9_MODEL_INFO) | ({"members"} if version >= 10 else set()))
-        _no_lookback_choice(at, meta["choices"])
-        for i, member in enumerate(meta["model_info"].get("members") or []):
-            _no_lookback_choice(f"{at}.model_info.members[{i}]", member.get("choices") if isinstance(member, dict) else [])
+        if version < 12:
+            _no_lookback_choice(at, meta["choices"])
+            for i, member in enumerate(meta["model_info"].get("members") or []):
+                _no_lookback_choice(f"{at}.model_info.members[{i}]",
+                                    member.get("choices") if isinstance(member, dict) else [])
         return
     _keys(at, meta, {k for k, since in SECTIONS.items() if since <= version})
     for section, keys in KEYS.items():
@@ -213,7 +219,7 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         meta = {**meta, "model_info": {**meta["model_info"], "members": []}, "portfolio": None}
     if format_version < 11:
         meta = {**meta, "backtest": None}
-    return meta  # format 12 added a kind of choice, which older files do not hold: nothing to add
+    return meta  # format 12 added a kind of choice, which older files do not hold, 13 moved the tables: nothing to add
 
 
 def _format_9(meta: dict[str, Any]) -> dict[str, Any]:

@@ -50,16 +50,12 @@ def test_weights_of_another_dtype_are_refused_not_cast(invoke, tiny_ckpt, hourly
 
 def _crafted(tiny_ckpt, tmp_path, change, name="crafted.ckpt"):
     """``tiny_ckpt`` with its metadata changed by ``change(meta)`` and a correct digest."""
-    from safetensors.torch import load_file, save
+    from safetensors.torch import load_file
 
     meta = ckpt_module.to_meta(ckpt_module.load(tiny_ckpt))
     change(meta)
-    tensors = load_file(tiny_ckpt)
-    canonical = ckpt_module._canonical(meta)
-    document = {"format": ckpt_module.FORMAT_VERSION, "meta": meta,
-                "sha256": ckpt_module._digest(ckpt_module.FORMAT_VERSION, canonical, tensors)}
     path = tmp_path / name
-    path.write_bytes(save(tensors, metadata={"seqcast": ckpt_module._canonical(document)}))
+    path.write_bytes(ckpt_module.pack(meta, load_file(tiny_ckpt))[0])
     return path
 
 
@@ -213,7 +209,7 @@ FUZZ = textwrap.dedent('''
     import math, random, resource, struct, sys, time
     resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))
     import torch
-    from safetensors.torch import load_file, save
+    from safetensors.torch import load_file
     from seqcast import checkpoint
     from seqcast.errors import CheckpointError
 
@@ -233,10 +229,7 @@ FUZZ = textwrap.dedent('''
         yield path
 
     def craft(meta, tensors):
-        canonical = checkpoint._canonical(meta)
-        document = {"format": checkpoint.FORMAT_VERSION, "meta": meta,
-                    "sha256": checkpoint._digest(checkpoint.FORMAT_VERSION, canonical, tensors)}
-        return save(tensors, metadata={"seqcast": checkpoint._canonical(document)})
+        return checkpoint.pack(meta, tensors)[0]
 
     outcomes, slowest = {"loaded": 0, "refused": 0}, 0.0
     base = open(source, "rb").read()

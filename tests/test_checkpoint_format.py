@@ -65,11 +65,11 @@ def test_a_format_8_file_with_an_unknown_section_is_refused(tmp_path, invoke):
 
 # --- the digest covers the format ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stored", [11, 10, 9, 8, 1, 13, 12.0, 1.9, -7, 0, "12", True, None])
+@pytest.mark.parametrize("stored", [12, 11, 10, 9, 8, 1, 14, 13.0, 1.9, -7, 0, "13", True, None])
 def test_a_current_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, hourly_csv, tmp_path, invoke):
     data = tiny_ckpt.read_bytes()
     _, _, document = ckpt_parts(data)
-    assert document["format"] == checkpoint.FORMAT_VERSION == 12
+    assert document["format"] == checkpoint.FORMAT_VERSION == 13
     path = tmp_path / "edited.ckpt"
     path.write_bytes(with_document(data, {**document, "format": stored}))
     code, out, err = invoke("predict", path, hourly_csv)
@@ -78,16 +78,16 @@ def test_a_current_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, 
 
 
 def test_the_digest_covers_the_format_number(tiny_ckpt, tmp_path, invoke, hourly_csv):
-    """Even with a metadata shape the edited format would accept, the digest tells: a format-12 document
-    relabelled 13 and read by a seqcast that knows 13 would fail its digest. Here: the digest differs by
+    """Even with a metadata shape the edited format would accept, the digest tells: a format-13 document
+    relabelled 14 and read by a seqcast that knows 14 would fail its digest. Here: the digest differs by
     format, and a file whose digest was taken without the format is damaged."""
     from safetensors.torch import load_file, save
 
     tensors = load_file(tiny_ckpt)
     _, _, document = ckpt_parts(tiny_ckpt.read_bytes())
     canonical = checkpoint._canonical(document["meta"])
-    assert checkpoint._digest(12, canonical, tensors) == document["sha256"]
-    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10, 11, 12, 13)}) == 6
+    assert checkpoint._digest(13, canonical, tensors) == document["sha256"]
+    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10, 11, 12, 13, 14)}) == 7
     unlabelled = {**document, "sha256": checkpoint._digest(8, canonical, tensors)}  # the old digest
     path = tmp_path / "unlabelled.ckpt"
     path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(unlabelled)}))
@@ -272,3 +272,57 @@ def test_a_format_11_file_with_a_lookback_choice_is_refused(tmp_path):
     path = _older_crafted(11, "nino_gru.ckpt", with_lookback_choice, tmp_path / "crafted.ckpt")
     with pytest.raises(SeqcastError, match=r"meta \(format 11\)\.choices: a lookback choice"):
         checkpoint.load(path)
+
+
+# --- the format-12 fixtures: format 13 moved the per-series tables out of the header ----------------------
+
+@pytest.mark.parametrize("entry", format_fixtures(12))
+def test_format_12_checkpoints_load_and_forecast_what_they_did(entry, invoke):
+    if entry["model"] == "auto":
+        pytest.importorskip("statsforecast", reason="this auto ensemble holds theta, which needs seqcast[stats]")
+    loaded = load_fixture(12, entry)
+    assert loaded.name == entry["model"] and loaded.scaler.mean and loaded.schema.series
+    if entry["checkpoint"] == "nino_gru.ckpt":  # format 12's lookback choice reads as it was made
+        assert [c.setting for c in loaded.choices] == ["window_norm", "transform", "loss", "lookback"]
+    assert_fixture_forecasts_as_recorded(invoke, 12, entry)
+
+
+def test_a_format_13_header_holds_no_per_series_table_and_the_digest_covers_them(tiny_ckpt, tmp_path, invoke,
+                                                                                  hourly_csv):
+    from safetensors.torch import load_file
+
+    data = tiny_ckpt.read_bytes()
+    _, header, document = ckpt_parts(data)
+    assert "mean" not in document["meta"]["scaler"] and "series" not in document["meta"]["schema"]
+    assert "split" not in document["meta"]["training"] and header[checkpoint.SERIES_TENSOR]["dtype"] == "U8"
+    tables = json.loads(bytes(load_file(tiny_ckpt)[checkpoint.SERIES_TENSOR].tolist()))
+    assert set(tables) >= {"scaler.mean", "scaler.std", "schema.series", "training.split"}
+    loaded = checkpoint.load(tiny_ckpt)
+    assert list(loaded.scaler.mean) == list(tables["scaler.mean"]) == list(loaded.schema.series)
+    start = 8 + ckpt_parts(data)[0] + header[checkpoint.SERIES_TENSOR]["data_offsets"][0]
+    assert data[start : start + 1] == b"{"
+    flipped = bytearray(data)
+    flipped[start + 3] ^= 0x01  # one bit of the tables' JSON
+    path = tmp_path / "flipped.ckpt"
+    path.write_bytes(bytes(flipped))
+    code, _, err = invoke("predict", path, hourly_csv)
+    assert code == 2 and ("digest does not match" in err or "damaged" in err), err
+
+
+def test_a_panel_too_large_for_a_header_saves_and_loads(tiny_ckpt, tmp_path):
+    """A million series' scaler is tens of MB of JSON: past safetensors' 100 MB header with the rest. Here a
+    panel of 300,000 made-up series (16 MB of tables) round-trips, its header staying small."""
+    from dataclasses import replace
+
+    from seqcast.scaling import Scaler
+
+    ckpt = checkpoint.load(tiny_ckpt)
+    ids = [*ckpt.schema.series, *(f"series-{i:07d}" for i in range(300_000))]
+    big = replace(ckpt, scaler=Scaler(dict.fromkeys(ids, [1.5]), dict.fromkeys(ids, [2.0])),
+                  schema=replace(ckpt.schema, series=tuple(ids)))
+    path = tmp_path / "big.ckpt"
+    checkpoint.save(path, big)
+    size, _, _ = ckpt_parts(path.read_bytes())
+    assert size < 1 << 20
+    again = checkpoint.load(path)
+    assert again.schema.series == tuple(ids) and again.scaler.std["series-0299999"] == [2.0]
