@@ -126,13 +126,15 @@ def _seasonal_scale(history: np.ndarray, season: int) -> np.ndarray:
 
 
 def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
-          first_rows: dict[str, int] | None = None) -> tuple[dict[str, Any], float]:
+          first_rows: dict[str, int] | None = None, brief: bool = False) -> tuple[dict[str, Any], float]:
     """Forecast every test window with ``forecaster`` and the baselines; metrics per series, per target and
     overall. ``first_rows[id]`` is the first row of each series a test window may forecast (the rows
     before it were seen in training).
 
     Returns the report and the milliseconds the model took to forecast all windows; the report's
     ``"forecasts"`` holds every window's forecast of the model (a frame, see ``FORECAST_COLUMNS``).
+    ``brief``: the model alone, no baselines, per series only its MASE, no frame (what fit's validation
+    backtest keeps, a few numbers per series of a panel of a million).
     With several targets in original units, the overall MSE, MAE and RMSE are pooled over the scaled
     values, so that no target dominates by its units (MAPE, sMAPE and MASE have no units).
     """
@@ -165,7 +167,7 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     quantiles = forecaster.model_info.quantiles
     predictions = {name: intervals.point(raw, quantiles)}
     season = season_length(series.freq)
-    for baseline in BASELINES:
+    for baseline in () if brief else BASELINES:
         kwargs = {"season": season} if baseline == "seasonal_naive" else {}
         predictions[baseline] = run_model(create_model(baseline, lookback, horizon, y.shape[2], kwargs), x, None)
 
@@ -216,7 +218,7 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     scales = np.repeat(scale, counts, axis=0)  # (windows, C)
     truth, units = (scaled_truth, to_scaled) if scaled_metrics else (truth_units, to_units)
     forecast = {key: units(pred) for key, pred in predictions.items()}
-    if not scaled_metrics and np.all(counts == 1):  # one horizon per series: M4's Naive2, and OWA
+    if not brief and not scaled_metrics and np.all(counts == 1):  # one horizon per series: M4's Naive2, and OWA
         forecast[NAIVE2] = np.stack([naive2(past, horizon, season) for past in history])
         predictions[NAIVE2] = forecast[NAIVE2]
     actual = {key: truth for key in predictions}
@@ -234,8 +236,16 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
         quantile_values = np.stack([units(raw[..., i]) for i in range(len(quantiles))], axis=-1)
         probabilistic["wql"] = intervals.quantile_loss(truth, quantile_values, quantiles, first)
         probabilistic["wql@all"] = intervals.quantile_loss(truth, quantile_values, quantiles, np.array([0]))
-    per_series = {}
     ids = series.ids
+    if brief:
+        error = (forecast[name] - actual[name]).reshape(-1)
+        overall = {name: metrics(actual[name], forecast[name], scales)}
+        overall[name].update({k.removesuffix("@all"): float(v[0]) for k, v in probabilistic.items() if k.endswith("@all")})
+        return {"windows": len(windows), "season": season, "overall": overall, "error_sum": float(error.sum()),
+                "error_abs": float(np.abs(error).sum()),
+                "series_mase": dict(zip([ids[i] for i in present.tolist()], by_series[name]["mase"]))}, \
+            elapsed_ms
+    per_series = {}
     for g, i in enumerate(present.tolist()):
         per_series[ids[i]] = {"windows": int(counts[g]), **{
             key: {metric: values[g] for metric, values in table.items()} for key, table in by_series.items()}}
@@ -374,19 +384,16 @@ def validation_backtest(forecaster: Forecaster, series: SeriesSet, splits: dict[
     first_rows = {sid: sp.train for sid, sp in validating.items()}
     windows = max(sp.val for sp in validating.values()) // forecaster.horizon + 1
     try:
-        report, _ = score(forecaster, kept, EvalConfig(windows=windows), first_rows)
+        report, _ = score(forecaster, kept, EvalConfig(windows=windows), first_rows, brief=True)
     except _NoWindows:
         return None
-    overall, frame = report["overall"][forecaster.name], report["forecasts"]
-    error = (frame["forecast"] - frame["actual"]).to_numpy(dtype=np.float64)
-    spread = float(np.abs(error).sum())
+    overall, spread = report["overall"][forecaster.name], report["error_abs"]
     levels = forecaster.calibration.levels if forecaster.calibration else ()
     coverage = tuple(float(overall[f"coverage_{intervals.label(level)}"]) for level in levels)
     values = (overall["mase"], overall["smape"], *coverage)
     if not all(np.isfinite(v) for v in values):
         return None
     return Backtest(windows=report["windows"], season=report["season"], mase=float(overall["mase"]),
-                    smape=float(overall["smape"]), bias=float(error.sum() / spread) if spread > 0 else 0.0,
+                    smape=float(overall["smape"]), bias=report["error_sum"] / spread if spread > 0 else 0.0,
                     coverage=coverage,
-                    series_mase={sid: float(row[forecaster.name]["mase"]) for sid, row in report["series"].items()
-                                 if np.isfinite(row[forecaster.name]["mase"])})
+                    series_mase={sid: float(v) for sid, v in report["series_mase"].items() if np.isfinite(v)})
