@@ -84,6 +84,7 @@ def csv_text(draw):
 @given(csv_text())
 @example(text="\n0.0,1.0\n-1,0.0\n2024-01-01T00:00Z,0.0")  # naive and zoned stamps while guessing the time column
 @example(text="timestamp\n9223372036854775808")  # an integer step past 64 bits (pandas 2 overflows converting it)
+@example(text="0\r0")  # a carriage return inside the header line, which the csv module will not split
 def test_csv_shaped_text_loads_or_raises_seqcast_error(text):
     load_or_refuse(text)
 

@@ -103,6 +103,8 @@ class Panel(Sequence):
         """Each series' first ``rows[i]`` rows."""
         lengths = np.diff(self.bounds)
         rows = np.minimum(np.asarray(rows, dtype=np.int64), lengths)
+        if (rows == lengths).all():
+            return self  # every series whole: nothing to copy
         within = np.arange(self.bounds[-1]) - np.repeat(self.bounds[:-1], lengths)
         keep = within < np.repeat(rows, lengths)
         return Panel(self.ids, self.times[keep], self.values[keep], np.concatenate([[0], np.cumsum(rows)]),
@@ -111,6 +113,8 @@ class Panel(Sequence):
     def subset(self, keep: np.ndarray) -> "Panel":
         """The series where ``keep`` (N,) is true, in their order."""
         keep = np.asarray(keep, dtype=bool)
+        if keep.all():
+            return self
         lengths = np.diff(self.bounds)
         rows = np.repeat(keep, lengths)
         return Panel([sid for sid, k in zip(self.ids, keep.tolist()) if k], self.times[rows], self.values[rows],

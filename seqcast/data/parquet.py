@@ -243,6 +243,15 @@ def parquet_bytes(frame: pd.DataFrame, output: str) -> bytes:
     except ImportError:
         raise UsageError(f"{output}: writing Parquet needs pyarrow: pip install 'seqcast[files]' (or write a .csv)") \
             from None
+    columns = {}
+    for name in frame.columns:
+        column = frame[name]
+        codes, uniques = pd.factorize(column.to_numpy()) if column.dtype == object else (None, None)
+        if codes is not None and (codes >= 0).all():  # series, model, target: few values on millions of rows
+            coded = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(uniques.astype(str)))
+            columns[name] = coded.dictionary_decode()  # Arrow text, never a Python string per row
+        else:
+            columns[name] = pa.Array.from_pandas(column)
     sink = pa.BufferOutputStream()
-    pq.write_table(pa.Table.from_pandas(frame, preserve_index=False), sink, compression="zstd")
+    pq.write_table(pa.table(columns), sink, compression="zstd")
     return sink.getvalue().to_pybytes()

@@ -297,7 +297,10 @@ def _paired_quotes(block: bytes, carried: int) -> int | None:
 def _fast(name: str, source: str | bytes, scan: _Scan, keep_as_text, read_as_times) -> Table | None:
     """The table through the C reader, or None when the file is not what the scan needs it to be."""
     delimiter = delimiter_of(scan.header_line)
-    raw_header = next(csv.reader([scan.header_line], delimiter=delimiter))  # "unique_id","ds": unquoted
+    try:
+        raw_header = next(csv.reader([scan.header_line], delimiter=delimiter))  # "unique_id","ds": unquoted
+    except csv.Error:  # a carriage return inside it: the exact reader says what it makes of that
+        return None
     header = [h.strip() for h in raw_header]
     if any(not h for h in header) or len(set(header)) < len(header) or len(header) < 1:
         return None  # the exact reader names the column

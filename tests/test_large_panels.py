@@ -1,0 +1,192 @@
+"""A million series (issue 33): Parquet read as typed columns (a file, a folder of files), Parquet
+forecasts, a panel held column-wise, the partitioned forecast on Dask workers, and the README's lines."""
+
+from __future__ import annotations
+
+import io
+import json
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqcast.data import DataConfig, load_series, series_from_text, table as csv_table
+from seqcast.errors import InputError
+
+def _panel_frame(series: int = 5, rows: int = 120) -> pd.DataFrame:
+    times = pd.date_range("2024-01-01", periods=rows, freq="h")
+    rng = np.random.default_rng(0)
+    return pd.DataFrame({"unique_id": np.repeat([f"id{i}" for i in range(series)], rows),
+                         "ds": np.tile(times, series),
+                         "y": np.round(10 + rng.normal(size=series * rows) + np.tile(np.sin(np.arange(rows) / 4), series),
+                                       3)})
+
+
+def test_a_folder_of_dataset_files_forecasts_what_the_csv_does(invoke, tmp_path):
+    pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    frame = _panel_frame()
+    plain = tmp_path / "panel.csv"
+    frame.to_csv(plain, index=False)
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    for k, ids in enumerate((["id0", "id1"], ["id2"], ["id3", "id4"])):
+        frame[frame["unique_id"].isin(ids)].to_parquet(folder / f"part-{k}.parquet")
+    (folder / "_SUCCESS").write_text("")  # what Spark writes beside the data: left out
+    ckpt = tmp_path / "m.ckpt"
+    code, _, err = invoke("fit", folder, "--model", "nlinear", "--max-steps", "3", "-o", ckpt)
+    assert code == 0 and "5 series, 600 rows" in err, err
+    outputs = [invoke("predict", ckpt, path)[1] for path in (plain, folder)]
+    assert outputs[0] == outputs[1] and outputs[0].count("\n") == 5 * 24 + 1
+    assert load_series(str(folder)).ids == [f"id{i}" for i in range(5)]
+
+
+def test_dataset_files_that_disagree_are_named(tmp_path):
+    pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    folder = tmp_path / "parts"
+    folder.mkdir()
+    frame = _panel_frame(2, 30)
+    frame.to_parquet(folder / "a.parquet")
+    frame.rename(columns={"y": "sales"}).to_parquet(folder / "b.parquet")
+    with pytest.raises(InputError, match=r"b\.parquet: its columns \(unique_id, ds, sales\) are not those of .*a\.parquet"):
+        load_series(str(folder))
+    (folder / "b.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(InputError, match=r"b\.parquet: cannot read it as a Parquet file"):
+        load_series(str(folder))
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputError, match="is a folder, not a CSV file"):
+        load_series(str(empty))
+
+
+def test_parquet_types_are_read_as_the_csv_reader_types_them(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    import pyarrow.parquet as pq
+
+    stamps = pd.date_range("2024-03-01", periods=6, freq="D", tz="Europe/Berlin")
+    table = pa.table({"store": pa.array([7, 7, 7, 8, 8, 8], pa.int32()),  # an integer id: read as text
+                      "day": pa.array(list(stamps[:3]) * 2, pa.timestamp("ms", "Europe/Berlin")),
+                      "sales": pa.array([1, None, 3, 4, 5, 6], pa.int64()),  # nulls: float, filled as asked
+                      "price": pa.array([1.5, 2.5, 3.5, 1.0, 2.0, 3.0]).dictionary_encode()})
+    path = tmp_path / "typed.parquet"
+    pq.write_table(table, path)
+    series = load_series(str(path), DataConfig(id_col="store", target=("sales",), fill="interpolate"))
+    assert series.ids == ["7", "8"] and series.freq == "D"
+    assert str(series.series[0].times.tz) == "UTC" and series.series[0].times[0] == stamps[0]
+    assert series.series[0].values[:, 0].tolist() == [1.0, 2.0, 3.0]
+    assert "column not used: price" in " ".join(series.notes)
+    bad = tmp_path / "nested.parquet"
+    pq.write_table(pa.table({"ds": pa.array(list(stamps)), "y": pa.array([[1], [2], [3], [4], [5], [6]])}), bad)
+    with pytest.raises(InputError, match=r"column .y. is of Parquet type list<.*int64>, which seqcast does not read"):
+        load_series(str(bad))
+
+
+def test_forecasts_are_written_as_parquet_where_the_output_says_so(invoke, tmp_path):
+    pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    plain = tmp_path / "panel.csv"
+    _panel_frame(3, 100).to_csv(plain, index=False)
+    ckpt = tmp_path / "m.ckpt"
+    assert invoke("fit", plain, "--model", "naive", "-o", ckpt)[0] == 0
+    code, csv_out, err = invoke("predict", ckpt, plain)
+    assert code == 0, err
+    code, _, err = invoke("predict", ckpt, plain, "-o", tmp_path / "f.parquet")
+    assert code == 0, err
+    written = pd.read_parquet(tmp_path / "f.parquet")
+    expected = pd.read_csv(io.StringIO(csv_out), parse_dates=["timestamp"])
+    pd.testing.assert_frame_equal(written, expected, check_dtype=False)
+    assert str(written["timestamp"].dtype).startswith("datetime64")
+    code, _, err = invoke("evaluate", ckpt, plain, "--in-sample", "--forecasts", tmp_path / "w.parquet")
+    assert code == 0 and len(pd.read_parquet(tmp_path / "w.parquet")) > 0, err
+
+
+def test_a_panel_is_held_column_wise_and_cut_without_a_series_object_each():
+    text = "unique_id,ds,y\n" + "".join(f"{sid},2024-01-{d:02d},{k * 10 + d}\n" for k, sid in enumerate("abc")
+                                        for d in range(1, 6))
+    series = series_from_text("p.csv", text)
+    assert series.ids == ["a", "b", "c"] and series.bounds.tolist() == [0, 5, 10, 15]
+    assert series.stacked_values()[:, 0].tolist() == [k * 10 + d for k in range(3) for d in range(1, 6)]
+    part = series.subset([True, False, True]).heads([2, 3])
+    assert part.ids == ["a", "c"] and part.lengths.tolist() == [2, 3]
+    assert part.series[1].values[:, 0].tolist() == [21, 22, 23]
+    assert [str(t.date()) for t in part.series[1].times] == ["2024-01-01", "2024-01-02", "2024-01-03"]
+    assert [s.id for s in series.series[-2:]] == ["b", "c"] and series.series[-1].id == "c"
+
+
+def test_a_typed_column_whose_first_block_proves_the_point_is_not_read_again_as_text(tmp_path, monkeypatch):
+    rows = ["ds,y"] + [f"2024-01-01 {h:02d}:00,{v}" for h, v in zip(range(24), ["12.5"] + ["12.345"] * 23)]
+    path = tmp_path / "prices.csv"
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    monkeypatch.setattr(csv_table.Table, "_read_text", lambda *a: pytest.fail("the column was read again as text"))
+    series = load_series(str(path))
+    assert series.decimal == "." and series.stacked_values()[1, 0] == 12.345 and not series.notes
+
+
+def test_a_partitioned_dataset_is_forecast_on_dask_workers_one_partition_per_file(invoke, tmp_path):
+    pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    pytest.importorskip("dask.distributed", reason="seqcast[cluster] (dask[distributed]) is not installed")
+    frame = _panel_frame(6, 100)
+    folder = tmp_path / "parts"
+    (folder / "2026").mkdir(parents=True)
+    for k in range(3):
+        frame[frame["unique_id"].isin([f"id{2 * k}", f"id{2 * k + 1}"])].to_parquet(folder / "2026" / f"p{k}.parquet")
+    ckpt = tmp_path / "m.ckpt"
+    assert invoke("fit", folder, "--model", "nlinear", "--max-steps", "3", "-o", ckpt)[0] == 0
+    code, whole, err = invoke("predict", ckpt, folder)
+    assert code == 0, err
+    code, out, err = invoke("predict", ckpt, folder, "-o", tmp_path / "out", "--workers", "2", "--json")
+    assert code == 0, err
+    assert json.loads(out) | {"seconds": 0} == {"output": str(tmp_path / "out"), "partitions": 3, "series": 6,
+                                                "forecast_rows": 6 * 24, "seconds": 0}
+    parts = sorted((tmp_path / "out").iterdir())
+    assert [p.name for p in parts] == ["p0.parquet", "p1.parquet", "p2.parquet"]
+    together = pd.concat([pd.read_parquet(p) for p in parts], ignore_index=True)
+    pd.testing.assert_frame_equal(together, pd.read_csv(io.StringIO(whole), parse_dates=["timestamp"]),
+                                  check_dtype=False)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["-o", "f.csv", "--workers", "2"], "with --workers or --scheduler the output is a folder"),
+    (["-o", "out", "--workers", "2", "--plot", "p.png"], "--plot: not with --workers or --scheduler"),
+    (["-o", "out", "--workers", "2", "--scheduler", "tcp://127.0.0.1:1"], "give one of them"),
+])
+def test_partitioned_forecasts_refuse_what_they_cannot_do(invoke, tmp_path, extra, message):
+    plain = tmp_path / "panel.csv"
+    _panel_frame(2, 60).to_csv(plain, index=False)
+    ckpt = tmp_path / "m.ckpt"
+    assert invoke("fit", plain, "--model", "naive", "-o", ckpt)[0] == 0
+    code, _, err = invoke("predict", ckpt, plain, *[str(tmp_path / e) if e in ("f.csv", "out", "p.png") else e
+                                                      for e in extra])
+    assert code == 2 and message in err, err
+
+
+def test_the_readme_large_panel_lines_run_as_printed(invoke, tmp_path, monkeypatch):
+    """The README's "A million series" block, on a small folder of Parquet files: each line as printed (the
+    scheduler's HOST:8786 is a local Dask cluster's address), the forecasts of each alike."""
+    pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    distributed = pytest.importorskip("dask.distributed", reason="seqcast[cluster] (dask[distributed]) is not installed")
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    block = readme.split("**A million series**", 1)[1].split("```", 2)[1]
+    lines = [line.split("#")[0].strip() for line in block.strip().splitlines()]
+    assert len(lines) == 4 and all(line.startswith("seqcast ") for line in lines)
+    monkeypatch.chdir(tmp_path)
+    frame = _panel_frame(4, 80)
+    Path("parts").mkdir()
+    for k in range(2):
+        frame[frame["unique_id"].isin([f"id{2 * k}", f"id{2 * k + 1}"])].to_parquet(f"parts/part-{k}.parquet")
+    cluster = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None)
+    try:
+        address = cluster.scheduler_address.removeprefix("tcp://")
+        for line in lines:
+            words = shlex.split(line.replace("HOST:8786", address))
+            code, _, err = invoke(*words[1:])
+            assert code == 0, (line, err)
+            if "--workers" in words:  # the local workers' partitions, before the cluster's replace them
+                by_workers = pd.concat([pd.read_parquet(p) for p in sorted(Path("forecasts").iterdir())])
+    finally:
+        cluster.close()
+    whole = pd.read_parquet("forecasts.parquet")
+    by_cluster = pd.concat([pd.read_parquet(p) for p in sorted(Path("forecasts").iterdir())])
+    assert len(whole) == 4 * 24
+    for other in (by_workers, by_cluster):
+        pd.testing.assert_frame_equal(other.reset_index(drop=True), whole)
