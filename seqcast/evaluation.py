@@ -383,17 +383,37 @@ def validation_backtest(forecaster: Forecaster, series: SeriesSet, splits: dict[
     kept = replace(kept.heads([validating[sid].train + validating[sid].val for sid in kept.ids]), ahead={})
     first_rows = {sid: sp.train for sid, sp in validating.items()}
     windows = max(sp.val for sp in validating.values()) // forecaster.horizon + 1
-    try:
-        report, _ = score(forecaster, kept, EvalConfig(windows=windows), first_rows, brief=True)
-    except _NoWindows:
-        return None
-    overall, spread = report["overall"][forecaster.name], report["error_abs"]
     levels = forecaster.calibration.levels if forecaster.calibration else ()
-    coverage = tuple(float(overall[f"coverage_{intervals.label(level)}"]) for level in levels)
-    values = (overall["mase"], overall["smape"], *coverage)
-    if not all(np.isfinite(v) for v in values):
+    means = ["mase", "smape", *(f"coverage_{intervals.label(level)}" for level in levels)]
+    reports = []
+    for block in _blocks(kept, VALIDATION_BLOCK):  # memory bounded by a block of series, not by the panel
+        try:
+            reports.append(score(forecaster, block, EvalConfig(windows=windows), first_rows, brief=True)[0])
+        except _NoWindows:
+            continue
+    if not reports:
         return None
-    return Backtest(windows=report["windows"], season=report["season"], mase=float(overall["mase"]),
-                    smape=float(overall["smape"]), bias=report["error_sum"] / spread if spread > 0 else 0.0,
-                    coverage=coverage,
-                    series_mase={sid: float(v) for sid, v in report["series_mase"].items() if np.isfinite(v)})
+    count = sum(r["windows"] for r in reports)  # every window weighs alike: H x C points each
+    values = {key: float(reports[0]["overall"][forecaster.name][key]) if len(reports) == 1 else
+              sum(float(r["overall"][forecaster.name][key]) * r["windows"] for r in reports) / count for key in means}
+    error_sum, spread = sum(r["error_sum"] for r in reports), sum(r["error_abs"] for r in reports)
+    series_mase = {sid: float(v) for r in reports for sid, v in r["series_mase"].items() if np.isfinite(v)}
+    season = reports[0]["season"]
+    if not all(np.isfinite(v) for v in values.values()):
+        return None
+    return Backtest(windows=count, season=season, mase=values["mase"], smape=values["smape"],
+                    bias=error_sum / spread if spread > 0 else 0.0, coverage=tuple(values[k] for k in means[2:]),
+                    series_mase=series_mase)
+
+
+VALIDATION_BLOCK = 1 << 17  # series scored at a time by fit's validation backtest
+
+
+def _blocks(series: SeriesSet, size: int):
+    """``series`` in blocks of at most ``size`` series, in order (itself when it is one block)."""
+    if len(series.ids) <= size:
+        yield series
+        return
+    position = np.arange(len(series.ids))
+    for first in range(0, len(position), size):
+        yield series.subset((position >= first) & (position < first + size))

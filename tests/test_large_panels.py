@@ -190,3 +190,24 @@ def test_the_readme_large_panel_lines_run_as_printed(invoke, tmp_path, monkeypat
     assert len(whole) == 4 * 24
     for other in (by_workers, by_cluster):
         pd.testing.assert_frame_equal(other.reset_index(drop=True), whole)
+
+
+def test_fits_validation_backtest_in_blocks_of_series_scores_what_one_block_does(tmp_path, monkeypatch):
+    """A million series are scored a block at a time (memory bounded by the block); the block size
+    changes nothing but rounding."""
+    from seqcast import evaluation
+    from seqcast.fitting import ModelConfig, fit
+    from seqcast.budget import TrainConfig
+
+    path = tmp_path / "panel.csv"
+    _panel_frame(5, 150).to_csv(path, index=False)
+    series = load_series(str(path))
+    fitted = fit(series, ModelConfig(name="nlinear", lookback=24, horizon=12), TrainConfig(max_steps=5, seed=0))
+    whole = fitted.backtest
+    splits = {sid: evaluation.Split(**fitted.training.split[sid]) for sid in series.ids}
+    monkeypatch.setattr(evaluation, "VALIDATION_BLOCK", 2)
+    blocks = evaluation.validation_backtest(fitted, series, splits)
+    assert blocks.windows == whole.windows and list(blocks.series_mase) == list(whole.series_mase)
+    # a model's forward pass rounds in float32 differently for a batch of one series than of five
+    assert blocks.series_mase == pytest.approx(whole.series_mase, rel=1e-6)
+    assert (blocks.mase, blocks.smape, blocks.bias) == pytest.approx((whole.mase, whole.smape, whole.bias), rel=1e-6)
