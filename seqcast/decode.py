@@ -114,6 +114,10 @@ def _checked(hint: Any, value: Any, where: str, shown: Any, given: dict | None =
     if origin is dict:
         if not isinstance(value, dict) or args[0] is not str:
             raise _wrong(where, value, shown) if args[0] is str else TypeError(f"decode cannot read {hint!r}")
+        if args[1] is Any:  # e.g. each series' split: nothing to check below the keys
+            return dict(value)
+        if args[1] in (str, float) and all(type(v) is args[1] for v in value.values()):  # a number per series
+            return dict(value)
         plain = _plain_list(args[1])
         if plain is not None:  # e.g. the scaler's statistics, a list per series: checked without a call each
             kind, container = plain

@@ -236,22 +236,18 @@ def _joined(parts: list, as_time: bool):
 
 
 def parquet_bytes(frame: pd.DataFrame, output: str) -> bytes:
-    """A forecast table as Parquet bytes (zstd): the columns the CSV has, numbers and timestamps typed."""
+    """A forecast table as Parquet bytes (zstd): the columns the CSV has, numbers and timestamps typed,
+    converted a chunk of rows at a time (a million series' forecast is 24 million rows)."""
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
     except ImportError:
         raise UsageError(f"{output}: writing Parquet needs pyarrow: pip install 'seqcast[files]' (or write a .csv)") \
             from None
-    columns = {}
-    for name in frame.columns:
-        column = frame[name]
-        codes, uniques = pd.factorize(column.to_numpy()) if column.dtype == object else (None, None)
-        if codes is not None and (codes >= 0).all():  # series, model, target: few values on millions of rows
-            coded = pa.DictionaryArray.from_arrays(pa.array(codes, pa.int32()), pa.array(uniques.astype(str)))
-            columns[name] = coded.dictionary_decode()  # Arrow text, never a Python string per row
-        else:
-            columns[name] = pa.Array.from_pandas(column)
-    sink = pa.BufferOutputStream()
-    pq.write_table(pa.table(columns), sink, compression="zstd")
+    sink, rows = pa.BufferOutputStream(), 1 << 20  # converted a million rows at a time: memory of a chunk
+    schema = pa.Schema.from_pandas(frame.iloc[:1000], preserve_index=False)
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+        for start in range(0, max(len(frame), 1), rows):
+            writer.write_table(pa.Table.from_pandas(frame.iloc[start : start + rows], schema=schema,
+                                                    preserve_index=False))
     return sink.getvalue().to_pybytes()
