@@ -8,6 +8,7 @@ The whole process is timed (start-up, reading, probes, training, writing).
 
     python benchmarks/fit_cost.py --baseline 7f3c847 --models gru,nlinear --rounds 2
     python benchmarks/fit_cost.py --baseline 7f3c847 --models transformer --rounds 1 --data m3-monthly
+    python benchmarks/fit_cost.py --baseline 0f35ea8 --models nlinear,gru --rounds 2 --data etth1
 
 Writes --out .json and .md (default benchmarks/results/fit_cost).
 """
@@ -28,11 +29,13 @@ sys.path[:0] = [str(HERE)]
 import m3  # noqa: E402
 import m4  # noqa: E402
 
-DATA = {"m4-weekly": ("13", "W-SUN"), "m3-monthly": ("18", "MS")}  # horizon and frequency of each panel
+DATA = {"m4-weekly": ("13", "W-SUN"), "m3-monthly": ("18", "MS"), "etth1": ("24", "h")}  # horizon, frequency
 
 
 def panel(name: str, work: Path) -> Path:
     """The long training CSV of ``name``, written once into ``work``."""
+    if name == "etth1":  # one series, the README's main job
+        return ROOT / "sample_data" / "ETTh1.csv"
     path = work / f"{name}-train.csv"
     if not path.exists():
         if name == "m4-weekly":
@@ -45,8 +48,9 @@ def panel(name: str, work: Path) -> Path:
 
 
 def fit_seconds(checkout: Path, data: Path, model: str, horizon: str, work: Path) -> float:
+    ids = [] if data.name == "ETTh1.csv" else ["--id-col", "unique_id"]
     command = [sys.executable, "-m", "seqcast", "-q", "fit", str(data), "--model", model, "--horizon", horizon,
-               "--id-col", "unique_id", "--threads", "1", "--seed", "0", "--force",
+               *ids, "--threads", "1", "--seed", "0", "--force",
                "--output", str(work / f"{checkout.name}-{model}.ckpt")]
     started = time.perf_counter()
     done = subprocess.run(command, cwd=checkout, capture_output=True, text=True,

@@ -221,7 +221,7 @@ def predict(ckpt: Forecaster, series: SeriesSet, horizon: int = 0, levels: tuple
         "target": np.tile(np.repeat(np.array(ckpt.schema.targets, dtype=object), horizon), n),
         "forecast": column(values),
         **{name: column(v) for name, v in extra.items()},
-    })[COLUMNS + list(extra)]
+    }, copy=False)  # in COLUMNS' order already: selecting them again would copy millions of rows
 
 
 def _check_finite(values: np.ndarray, inputs: np.ndarray, series: SeriesSet, ckpt: Forecaster) -> None:

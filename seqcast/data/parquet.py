@@ -246,8 +246,10 @@ def parquet_bytes(frame: pd.DataFrame, output: str) -> bytes:
             from None
     sink, rows = pa.BufferOutputStream(), 1 << 20  # converted a million rows at a time: memory of a chunk
     schema = pa.Schema.from_pandas(frame.iloc[:1000], preserve_index=False)
-    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:
+    columns = [frame[name] for name in frame.columns]  # sliced column by column: a frame's row slice may
+    with pq.ParquetWriter(sink, schema, compression="zstd") as writer:  # first copy all of it into one block
         for start in range(0, max(len(frame), 1), rows):
-            writer.write_table(pa.Table.from_pandas(frame.iloc[start : start + rows], schema=schema,
-                                                    preserve_index=False))
+            writer.write_table(pa.Table.from_arrays(
+                [pa.Array.from_pandas(c.iloc[start : start + rows], type=f.type) for c, f in zip(columns, schema)],
+                schema=schema))
     return sink.getvalue().to_pybytes()
