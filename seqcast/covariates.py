@@ -126,6 +126,8 @@ def step_values(series, schema: CovariateSchema, s) -> np.ndarray:
 
 def unseen_categories(series, schema: CovariateSchema) -> list[str]:
     """The note to give when ``series`` holds static categories its model never saw (none: [])."""
+    if not any(c.categories for c in schema.of("static")):
+        return []
     unseen = [f"{s.id!r} ({c.name}={value})" for s in series.series for c, value in
               ((c, dict(zip(series.static_cols, series.static[s.id]))[c.name]) for c in schema.of("static"))
               if c.categories and str(value) not in c.categories]
@@ -138,6 +140,8 @@ def unseen_categories(series, schema: CovariateSchema) -> list[str]:
 def outside_training_range(series, schema: CovariateSchema) -> list[str]:
     """The note to give when numeric covariates of ``series`` (its rows and its known-future rows) leave
     the range their training rows spanned: the model never saw such values ([] when none stray)."""
+    if not (schema.of("past") or schema.of("future") or schema.of("static")):
+        return []  # a model reading none: nothing to look at in a million series
     stray = []
     n_past = len(series.past_cols)
     for s in series.series:

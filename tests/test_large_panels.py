@@ -211,3 +211,33 @@ def test_fits_validation_backtest_in_blocks_of_series_scores_what_one_block_does
     # a model's forward pass rounds in float32 differently for a batch of one series than of five
     assert blocks.series_mase == pytest.approx(whole.series_mase, rel=1e-6)
     assert (blocks.mase, blocks.smape, blocks.bias) == pytest.approx((whole.mase, whole.smape, whole.bias), rel=1e-6)
+
+
+def test_partitioned_forecasts_refuse_a_series_split_between_files_and_a_missing_checkpoint(invoke, tmp_path):
+    pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    pytest.importorskip("dask.distributed", reason="seqcast[cluster] (dask[distributed]) is not installed")
+    frame = _panel_frame(2, 100)
+    folder = tmp_path / "by_month"
+    folder.mkdir()
+    frame[frame["ds"] < "2024-01-03"].to_parquet(folder / "a.parquet")  # split by time: both series in both
+    frame[frame["ds"] >= "2024-01-03"].to_parquet(folder / "b.parquet")
+    ckpt = tmp_path / "m.ckpt"
+    assert invoke("fit", folder, "--model", "naive", "-o", ckpt)[0] == 0
+    code, _, err = invoke("predict", tmp_path / "absent.ckpt", folder, "-o", tmp_path / "out", "--workers", "1")
+    assert code == 2 and "absent.ckpt: no such checkpoint" in err and not (tmp_path / "out").exists(), err
+    code, _, err = invoke("predict", ckpt, folder, "-o", tmp_path / "out", "--workers", "1")
+    assert code == 2 and "b.parquet: series 'id0' is in" in err and "partition the dataset by series" in err, err
+
+
+def test_parquet_columns_of_no_value_or_of_other_types_read_as_the_csv_would(tmp_path):
+    pa = pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
+    import datetime
+    import pyarrow.parquet as pq
+
+    stamps = pd.date_range("2024-03-01", periods=6, freq="D")
+    pq.write_table(pa.table({"ds": pa.array(stamps), "y": pa.array([1.0, 2, 3, 4, 5, 6]),
+                             "note": pa.nulls(6), "open": pa.array([True, False] * 3),
+                             "at": pa.array([datetime.time(9, 30)] * 6)}), tmp_path / "t.parquet")
+    series = load_series(str(tmp_path / "t.parquet"), DataConfig(target=("y",)))
+    assert series.stacked_values()[:, 0].tolist() == [1, 2, 3, 4, 5, 6]
+    assert "columns not used: note, open, at" in " ".join(series.notes)

@@ -27,7 +27,7 @@ MAGIC = b"PAR1"
 BATCH_ROWS = 1 << 20  # rows converted at a time: a batch's Arrow buffers are the most held twice
 
 
-def _pyarrow(name: str):
+def pyarrow_for(name: str):
     try:
         import pyarrow as pa
         import pyarrow.parquet  # noqa: F401
@@ -69,7 +69,7 @@ def parquet_columns(name: str, sources: list, keep_as_text, read_as_times, limit
     ``read_as_times(header)`` the text columns that may be timestamps (``columns.reader_hints``). Every
     file must have the first file's columns; a dataset whose row groups would unpack to more than
     ``limit`` bytes (its metadata says) is refused before it is read."""
-    pa = _pyarrow(name)
+    pa = pyarrow_for(name)
     import pyarrow.parquet as pq
 
     files, header, size = [], None, 0
@@ -159,6 +159,13 @@ def _typed(label: str, column: str, array, as_text: bool, shared: dict[str, str]
     kind = array.type
     if pa.types.is_dictionary(kind) and not as_text:
         array, kind = array.dictionary_decode(), kind.value_type
+    if pa.types.is_null(kind):  # a column with no value at all (pandas writes an all-None column so)
+        return np.full(len(array), np.nan) if not as_text else np.full(len(array), "", dtype=object)
+    if pa.types.is_boolean(kind) or not (pa.types.is_integer(kind) or pa.types.is_floating(kind) or
+                                         pa.types.is_decimal(kind) or pa.types.is_timestamp(kind) or
+                                         pa.types.is_date(kind) or pa.types.is_string(kind) or
+                                         pa.types.is_large_string(kind) or pa.types.is_dictionary(kind)):
+        as_text = True  # true/false, times of day, ...: as text, as the same table saved as CSV holds them
     if as_text or pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
         return _text(array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(_as_string(label, column, array)),
                      shared)
@@ -171,14 +178,13 @@ def _typed(label: str, column: str, array, as_text: bool, shared: dict[str, str]
                              "hold") from None
         values = stamps.to_numpy(zero_copy_only=False)  # datetime64[ns], NaT for a null (in UTC when zoned)
         return ("utc" if zone else "naive", values)
-    if pa.types.is_integer(kind) or pa.types.is_boolean(kind):
-        if array.null_count or pa.types.is_boolean(kind) or pa.types.is_unsigned_integer(kind):
+    if pa.types.is_integer(kind):
+        if array.null_count or pa.types.is_unsigned_integer(kind):
             return np.asarray(array.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
         return array.cast(pa.int64()).to_numpy()
     if pa.types.is_floating(kind) or pa.types.is_decimal(kind):
         return np.asarray(array.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-    raise InputError(f"{label}: column {column!r} is of Parquet type {kind}, which seqcast does not read (numbers, "
-                     "text, dates and timestamps); leave it out of the file")
+    raise AssertionError(f"no reading for Parquet type {kind}")  # every other type was read as text above
 
 
 def _as_string(label: str, column: str, array):
@@ -187,7 +193,8 @@ def _as_string(label: str, column: str, array):
     try:
         return array.cast(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        raise InputError(f"{label}: column {column!r} (Parquet type {array.type}) cannot be read as text") from None
+        raise InputError(f"{label}: column {column!r} is of Parquet type {array.type}, which seqcast does not read "
+                         "(numbers, text, dates, timestamps, or what reads as text); leave it out of the file") from None
 
 
 def _text(encoded, shared: dict[str, str]) -> np.ndarray:

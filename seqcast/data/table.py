@@ -29,7 +29,7 @@ import pandas as pd
 from ..errors import InputError
 from .cells import MISSING, is_text, values_as_text
 from .limits import MAX_COLUMNS, LineLimits
-from .parquet import MAGIC, parquet_bytes, parquet_columns, dataset_files
+from .parquet import MAGIC, dataset_files, parquet_bytes, parquet_columns, pyarrow_for
 from .source import decode, display_name, memory_limit, read_bytes
 from .times import typed_times
 
@@ -197,9 +197,7 @@ def _last_lines(handle, n: int) -> bytes:
 
 def table_from_bytes(name: str, data: bytes, keep_as_text, read_as_times, max_columns: int = MAX_COLUMNS) -> Table:
     if data.startswith(MAGIC):  # Parquet from stdin or a pipe
-        import pyarrow as pa
-
-        return _parquet(name, [pa.BufferReader(data)], keep_as_text, read_as_times)
+        return _parquet(name, [pyarrow_for(name).BufferReader(data)], keep_as_text, read_as_times)
     scan = _scan(io.BytesIO(data), LineLimits(name, max_columns))
     table = _fast(name, data, scan, keep_as_text, read_as_times) if scan is not None else None
     return table or _exact(name, data)
@@ -285,12 +283,14 @@ def _scan(handle, limits: LineLimits) -> _Scan | None:
 
 def _paired_quotes(block: bytes, carried: int) -> int | None:
     """The parity of the quote characters before this block's end (``carried``: before its start), or
-    None when a line of it ends with a quote open: a quoted field that runs on to the next line, which
-    the fast path's one-line-one-row count cannot follow."""
+    None when a line of it ends with a quote open (a quoted field that runs on to the next line, which
+    the fast path's one-line-one-row count cannot follow) or a quoted field holds a delimiter (which
+    the delimiter count, the proof that every row has the header's fields, would count)."""
     data = np.frombuffer(block, dtype=np.uint8)
     parity = (np.cumsum(data == ord('"'), dtype=np.uint8) + carried) & 1  # wraps at 256: parity survives
-    if parity[data == ord("\n")].any():
-        return None
+    inside = data[parity.astype(bool)]
+    if parity[data == ord("\n")].any() or np.isin(inside, np.frombuffer(b",;\t|", dtype=np.uint8)).any():
+        return None  # a quoted line break, or a quoted delimiter, which the delimiter count would miscount
     return int(parity[-1])
 
 

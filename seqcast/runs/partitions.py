@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError, UsageError
+from ..errors import CheckpointError, InputError, SeqcastError, UsageError
 from . import Reporter
 from .forecast import PredictRequest
 
@@ -40,6 +40,8 @@ def predict_partitions(request: PredictRequest, output: str, workers: int, sched
     from ..data import dataset_files
 
     _check(request, output, workers, scheduler)
+    if not Path(request.checkpoint).is_file():  # read by the workers: said here, before any starts
+        raise CheckpointError(f"{request.checkpoint}: no such checkpoint")
     files = dataset_files(request.data)
     if not files:
         raise InputError(f"{request.data}: --workers and --scheduler read a folder of Parquet files (a partitioned "
@@ -57,11 +59,18 @@ def predict_partitions(request: PredictRequest, output: str, workers: int, sched
         futures = client.map(_predict_one, files, [str(folder.resolve() / n) for n in names], checkpoint=checkpoint,
                              reading=request.reading, horizon=request.horizon, levels=request.levels,
                              threads=request.threads or 1, pure=False)
-        done = client.gather(futures)
+        try:
+            done = client.gather(futures)
+        except SeqcastError:
+            raise
+        except Exception as exc:  # a worker that died (out of memory, killed): not a mistake in the input
+            raise InputError(f"{request.data}: a Dask worker failed ({type(exc).__name__}: {exc}); give each worker "
+                             "more memory or the dataset smaller files, and run again") from None
     finally:
         client.close()
         if cluster is not None:
             cluster.close()
+    _one_file_per_series(files, [part.pop("ids") for part in done])
     notes = tuple(dict.fromkeys(n for part in done for n in part["notes"]))
     reporter.notes(list(notes))
     return PartitionedForecast(folder, len(files), sum(p["series"] for p in done), sum(p["rows"] for p in done),
@@ -83,6 +92,19 @@ def _check(request: PredictRequest, output: str, workers: int, scheduler: str | 
     if unsupported:
         raise UsageError(f"{', '.join(unsupported)}: not with --workers or --scheduler (each partition is forecast on "
                          "its own); forecast without them, or one file at a time")
+
+
+def _one_file_per_series(files: list[str], ids: list[list[str]]) -> None:
+    """Each series must be whole in one file (a partition is forecast from its own rows): a series in two
+    files (a dataset split by time rather than by series) is an error naming both."""
+    seen: dict[str, int] = {}
+    for k, part in enumerate(ids):
+        for sid in part:
+            first = seen.setdefault(sid, k)
+            if first != k:
+                raise InputError(f"{files[k]}: series {sid!r} is in {files[first]} too; each file was forecast from "
+                                 "its own rows, so a series split between files (by time) was forecast from part of "
+                                 "its history: partition the dataset by series, or predict without --workers")
 
 
 def _first_repeat(names: list[str]) -> str:
@@ -128,4 +150,4 @@ def _predict_one(path: str, out: str, *, checkpoint: str, reading, horizon: int,
     with using_threads(threads):
         frame = predict(ckpt, series, horizon, check_levels(levels, ckpt.calibration, checkpoint))
     atomic_write(out, table_bytes(frame, out))
-    return {"series": len(series.series), "rows": len(frame), "notes": list(series.notes)}
+    return {"series": len(series.series), "rows": len(frame), "notes": list(series.notes), "ids": series.ids}
