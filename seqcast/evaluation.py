@@ -240,7 +240,8 @@ def score(forecaster: Forecaster, series: SeriesSet, config: EvalConfig,
     if brief:
         error = (forecast[name] - actual[name]).reshape(-1)
         overall = {name: metrics(actual[name], forecast[name], scales)}
-        overall[name].update({k.removesuffix("@all"): float(v[0]) for k, v in probabilistic.items() if k.endswith("@all")})
+        overall[name].update({k.removesuffix("@all"): float(v[0]) for k, v in probabilistic.items()
+                              if k.endswith("@all")})
         return {"windows": len(windows), "season": season, "overall": overall, "error_sum": float(error.sum()),
                 "error_abs": float(np.abs(error).sum()),
                 "series_mase": dict(zip([ids[i] for i in present.tolist()], by_series[name]["mase"]))}, \

@@ -160,9 +160,9 @@ def _require_nonnegative(kind: str, series: SeriesSet) -> None:
         row, column = below[0]
         sid = series.ids[int(np.searchsorted(series.bounds, row, side="right")) - 1]
         raise InputError(f"{series.source}: series {sid!r}, target {series.targets[column]!r}: value "
-                         f"{values[row, column]:g} at {series.stacked_times()[row]} is negative, and --transform {kind} "
-                         "needs values of at least 0; give --transform none (fit again with it, for a model fit with "
-                         f"{kind})")
+                         f"{values[row, column]:g} at {series.stacked_times()[row]} is negative, and --transform "
+                         f"{kind} needs values of at least 0; give --transform none (fit again with it, for a model "
+                         f"fit with {kind})")
 
 
 __all__ = ["TRANSFORMS", "LAMBDA_RANGE", "TargetTransform", "forward", "inverse", "box_cox_lambda"]

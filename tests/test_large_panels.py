@@ -24,7 +24,7 @@ def _panel_frame(series: int = 5, rows: int = 120) -> pd.DataFrame:
                                        3)})
 
 
-def test_a_folder_of_dataset_files_forecasts_what_the_csv_does(invoke, tmp_path):
+def test_a_folder_of_parquet_files_forecasts_what_the_csv_does(invoke, tmp_path):
     pytest.importorskip("pyarrow", reason="seqcast[files] (pyarrow) is not installed")
     frame = _panel_frame()
     plain = tmp_path / "panel.csv"

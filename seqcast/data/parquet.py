@@ -32,7 +32,8 @@ def pyarrow_for(name: str):
         import pyarrow as pa
         import pyarrow.parquet  # noqa: F401
     except ImportError:
-        raise InputError(f"{name}: is Parquet; install seqcast[files] (pyarrow) to read it, or save it as CSV") from None
+        raise InputError(f"{name}: is Parquet; install seqcast[files] (pyarrow) to read it, or save it as CSV") \
+            from None
     return pa
 
 
@@ -167,8 +168,9 @@ def _typed(label: str, column: str, array, as_text: bool, shared: dict[str, str]
                                          pa.types.is_large_string(kind) or pa.types.is_dictionary(kind)):
         as_text = True  # true/false, times of day, ...: as text, as the same table saved as CSV holds them
     if as_text or pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
-        return _text(array if pa.types.is_dictionary(array.type) else pc.dictionary_encode(_as_string(label, column, array)),
-                     shared)
+        if not pa.types.is_dictionary(array.type):
+            array = pc.dictionary_encode(_as_string(label, column, array))
+        return _text(array, shared)
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         zone = getattr(kind, "tz", None)
         try:
@@ -194,7 +196,8 @@ def _as_string(label: str, column: str, array):
         return array.cast(pa.string())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise InputError(f"{label}: column {column!r} is of Parquet type {array.type}, which seqcast does not read "
-                         "(numbers, text, dates, timestamps, or what reads as text); leave it out of the file") from None
+                         "(numbers, text, dates, timestamps, or what reads as text); leave it out of the file") \
+            from None
 
 
 def _text(encoded, shared: dict[str, str]) -> np.ndarray:

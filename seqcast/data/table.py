@@ -8,9 +8,10 @@ then come out of the C reader as float64 or int64, timestamps in ISO 8601 or int
 datetime64 or int64 (``times.typed_times``), and any other text as object arrays whose equal values
 share one string, read in chunks so that a load holds little more than the typed columns. Whatever
 the scan cannot vouch for (quoted line breaks or delimiters, blank lines, ragged rows, other
-encodings) goes through ``parse_table``, which reads row by row and names the line of every problem. Either way the columns
-are what the rest of ``seqcast.data`` works from; a column that must be seen as text after all (a
-decimal comma, a value that is not a number) is read again as text, so that its errors quote the file.
+encodings) goes through ``parse_table``, which reads row by row and names the line of every problem.
+Either way the columns are what the rest of ``seqcast.data`` works from; a column that must be seen
+as text after all (a decimal comma, a value that is not a number) is read again as text, so that its
+errors quote the file.
 """
 
 from __future__ import annotations
@@ -233,7 +234,8 @@ class _Scan:
 def _scan(handle, limits: LineLimits) -> _Scan | None:
     """One pass over the bytes, each block through ``limits`` (which raises): None unless the file is
     UTF-8 (a BOM allowed) without NUL bytes or quoted fields that span lines, with a header line, in
-    which case the counts that prove each line one row. (What returns None is read by ``read_bytes``, held to the same limits.)"""
+    which case the counts that prove each line one row. (What returns None is read by ``read_bytes``,
+    held to the same limits.)"""
     decoder = codecs.getincrementaldecoder("utf-8")()
     counts = {d: 0 for d in (",", ";", "\t", "|")}
     newlines, first, tail, quotes = 0, b"", b"", 0
