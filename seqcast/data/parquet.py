@@ -202,16 +202,9 @@ def _as_string(label: str, column: str, array):
 
 def _text(encoded, shared: dict[str, str]) -> np.ndarray:
     """A dictionary-encoded batch as an object array of shared strings; a null reads as an empty field."""
-    names, local = _dictionary(encoded, shared)
-    return np.array(names, dtype=object)[local]
-
-
-def _dictionary(encoded, shared: dict[str, str]) -> tuple[list[str], np.ndarray]:
-    """A dictionary-encoded batch's distinct values (shared strings, "" last for a null) and each row's
-    index into them."""
     uniques = encoded.dictionary.to_pylist()
-    names = [shared.setdefault(str(u), str(u)) for u in uniques] + [""]
-    return names, encoded.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)
+    names = np.array([shared.setdefault(str(u), str(u)) for u in uniques] + [""], dtype=object)
+    return names[encoded.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)]
 
 
 def _codes(text: np.ndarray, index: dict[str, int]) -> np.ndarray:
