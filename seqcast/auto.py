@@ -255,8 +255,8 @@ def _selection(val) -> np.ndarray:
     """Indices of the validation windows every candidate forecasts: each series' latest first, then the one
     before, and so on, until SELECTION_WINDOWS (and at least one window of each of up to
     MAX_SERIES_WINDOWS series)."""
-    series, starts = np.asarray(val.series_index), val.starts.numpy()
-    order = np.lexsort((-starts, series))  # by series, latest window first
+    series, origins = val.series_index, val.origins
+    order = np.lexsort((-origins, series))  # by series, latest window first
     sorted_series = series[order]
     first_of = np.searchsorted(sorted_series, sorted_series)
     rank = np.arange(len(order)) - first_of  # 0 = the series' latest window

@@ -14,7 +14,7 @@ import math
 from contextlib import nullcontext
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from torch import nn
@@ -24,6 +24,11 @@ from .budget import TrainConfig, plan_budget
 from .distributed import Distributed
 from .errors import TrainingError, UsageError
 from .windows import WindowSet
+
+# Above this many training windows an epoch draws its windows at random, SAMPLED_BLOCK at a time,
+# instead of permuting them all (a permutation is 8 bytes a window: 256 MB here).
+SAMPLED_ABOVE = 1 << 25
+SAMPLED_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,26 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
 def _forward(model: nn.Module, windows: WindowSet, index) -> tuple[torch.Tensor, torch.Tensor]:
     x, y, covariates = windows.batch(index)
     return model(x, **covariates), y
+
+
+def epoch_batches(count: int, local_batch: int, generator: torch.Generator, dist: Distributed | None,
+                  device: torch.device) -> Iterator[torch.Tensor]:
+    """The windows of each step of one epoch over ``count`` windows: a fresh random permutation of all
+    of them; above ``SAMPLED_ABOVE`` windows, ``count`` windows drawn at random (with replacement) a
+    block at a time, so that no array as long as the windows is made. Every rank draws the same
+    numbers from the seed; rank r takes positions r, r + world, ... of them (an equal share each), so
+    the windows of a step are those one process would take."""
+    world, rank = (dist.world_size, dist.rank) if dist else (1, 0)
+    step = local_batch * world  # the windows of one step, all ranks together
+    block = count if count <= SAMPLED_ABOVE else max(1, SAMPLED_BLOCK // step) * step
+    for first in range(0, count, block):
+        drawn = torch.randperm(count, generator=generator) if block == count else \
+            torch.randint(count, (min(block, count - first),), generator=generator)
+        if dist:
+            drawn = drawn[: len(drawn) - len(drawn) % world][rank::world]
+        drawn = drawn.to(device)
+        for start in range(0, len(drawn), local_batch):
+            yield drawn[start : start + local_batch]
 
 
 @torch.no_grad()
@@ -179,14 +204,10 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     stale, step, done, stopped = 0, 0, 0, None
     running, batches = torch.zeros((), device=device), 0
     model.train()
-    while stopped is None:  # one pass over a fresh permutation of all training windows per epoch
-        order = torch.randperm(len(train_set), generator=generator)
-        if dist:  # rank r takes positions r, r + world, ... of the permutation (an equal share on every rank)
-            order = order[: len(order) - len(order) % world][dist.rank :: world]
-        order = order.to(device)
-        for start in range(0, len(order), local_batch):
+    while stopped is None:  # one pass over the training windows per epoch (``epoch_batches``)
+        for index in epoch_batches(len(train_set), local_batch, generator, dist, device):
             with _autocast(device):
-                pred, y = _forward(net, train_set, order[start : start + local_batch])
+                pred, y = _forward(net, train_set, index)
                 step_loss = objective(pred.float(), y)
             optimizer.zero_grad(set_to_none=True)
             step_loss.backward()

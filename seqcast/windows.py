@@ -156,48 +156,79 @@ class WindowSet:
 
     ``values`` (rows, C + P + F) holds each row's C target values, then its P past covariates and its
     F known-future inputs (``model_arrays``), so one unfold cuts every block of a window alike.
+
+    The windows are held as runs, not one by one: run r is ``counts[r]`` windows of series
+    ``series_index[r]``, the first starting at row ``first_starts[r]`` of ``values`` with its first
+    target at row ``first_origins[r]`` of the series, the next ``stride`` rows on. Window i is found
+    from the runs' running counts when a batch asks for it, so memory grows with the series, not with
+    the windows: a panel of long series has as many windows as rows, and fit samples them from the
+    arrays (``training.epoch_batches``) without ever listing them.
     """
 
-    def __init__(self, values: torch.Tensor, static: torch.Tensor | None, starts: np.ndarray,
-                 series_index: np.ndarray, origins: np.ndarray, lookback: int, horizon: int,
-                 targets: int | None = None, past: int = 0):
+    def __init__(self, values: torch.Tensor, static: torch.Tensor | None, series_index: np.ndarray,
+                 first_starts: np.ndarray, first_origins: np.ndarray, counts: np.ndarray, lookback: int,
+                 horizon: int, targets: int | None = None, past: int = 0, stride: int = 1):
         import torch
 
-        self.lookback, self.horizon = lookback, horizon
+        self.lookback, self.horizon, self.stride = lookback, horizon, stride
         self.targets = values.shape[1] if targets is None else targets
         self.past = past
-        span = lookback + horizon
+        kept = np.asarray(counts, dtype=np.int64) > 0
+        self.runs = (np.asarray(series_index, dtype=np.int64)[kept], np.asarray(first_starts, dtype=np.int64)[kept],
+                     np.asarray(first_origins, dtype=np.int64)[kept], np.asarray(counts, dtype=np.int64)[kept])
         self.values, self.static = values, static
-        self._windows = values.unfold(0, span, 1)  # (rows - span + 1, C + P + F, L + H), a view
-        self.starts = torch.as_tensor(starts, dtype=torch.long)
-        self.series_index, self.origins = series_index, origins
-        self._series = torch.as_tensor(series_index, dtype=torch.long) if static is not None else None
+        self._windows = values.unfold(0, lookback + horizon, 1)  # (rows - span + 1, C + P + F, L + H), a view
+        ends = np.cumsum(self.runs[3])
+        self._count = int(ends[-1]) if len(ends) else 0
+        device = values.device
+        self._ends = torch.as_tensor(ends, device=device)  # windows before the end of each run
+        self._run_starts = torch.as_tensor(self.runs[1] - (ends - self.runs[3]) * stride, device=device)
+        self._run_series = torch.as_tensor(self.runs[0], device=device) if static is not None else None
 
     def __len__(self) -> int:
-        return len(self.starts)
+        return self._count
+
+    def _listed(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each window's run, and its place within the run."""
+        counts = self.runs[3]
+        run = np.repeat(np.arange(len(counts)), counts)
+        return run, np.arange(self._count) - np.repeat(np.cumsum(counts) - counts, counts)
+
+    @property
+    def series_index(self) -> np.ndarray:
+        """The series of every window (N,), listed: for scoring, not for training."""
+        return np.repeat(self.runs[0], self.runs[3])
+
+    @property
+    def origins(self) -> np.ndarray:
+        """The first target row (in the series' own rows) of every window, listed."""
+        run, within = self._listed()
+        return self.runs[2][run] + self.stride * within
 
     def to(self, device: torch.device) -> "WindowSet":
         static = self.static.to(device) if self.static is not None else None
-        moved = WindowSet(self.values.to(device), static, np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64),
-                          self.origins, self.lookback, self.horizon, self.targets, self.past)
-        moved.starts, moved.series_index = self.starts.to(device), self.series_index
-        moved._series = self._series.to(device) if self._series is not None else None
-        return moved
+        return WindowSet(self.values.to(device), static, *self.runs, self.lookback, self.horizon, self.targets,
+                         self.past, self.stride)
 
     def subset(self, index: np.ndarray) -> "WindowSet":
-        """The windows at ``index`` (a view of the same rows)."""
+        """The windows at ``index`` (a view of the same rows), each a run of one."""
+        run, within = self._listed()
+        run, within = run[index], within[index]
+        series, starts, origins, _ = self.runs
+        return WindowSet(self.values, self.static, series[run], starts[run] + self.stride * within,
+                         origins[run] + self.stride * within, np.ones(len(run), dtype=np.int64), self.lookback,
+                         self.horizon, self.targets, self.past)
+
+    def batch(self, index: torch.Tensor | np.ndarray | slice) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """x (B, L, C), y (B, H, C) and the covariate inputs, by keyword (empty without covariates)."""
         import torch
 
-        part = WindowSet(self.values, self.static, np.empty(0, dtype=np.int64), self.series_index[index],
-                         self.origins[index], self.lookback, self.horizon, self.targets, self.past)
-        part.starts = self.starts[torch.as_tensor(index, dtype=torch.long)]
-        part._series = torch.as_tensor(part.series_index, dtype=torch.long) if self.static is not None else None
-        return part
-
-    def batch(self, index: torch.Tensor | slice) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
-        """x (B, L, C), y (B, H, C) and the covariate inputs, by keyword (empty without covariates)."""
-        starts = self.starts[index]
-        window = self._windows[starts].transpose(1, 2)  # (B, C + P + F, L + H) -> (B, L + H, C + P + F)
+        if isinstance(index, slice):
+            index = torch.arange(*index.indices(self._count), device=self._ends.device)
+        else:
+            index = torch.as_tensor(index, dtype=torch.long, device=self._ends.device)
+        run = torch.searchsorted(self._ends, index, right=True)
+        window = self._windows[self._run_starts[run] + self.stride * index].transpose(1, 2)  # (B, L + H, C + P + F)
         L, C, P = self.lookback, self.targets, self.past
         inputs = {}
         if P:
@@ -205,7 +236,7 @@ class WindowSet:
         if window.shape[-1] > C + P:
             inputs["future"] = window[:, :, C + P :]
         if self.static is not None:
-            inputs["static"] = self.static[self._series[index]]
+            inputs["static"] = self.static[self._run_series[run]]
         if window.shape[-1] > C:
             window = window[..., :C]
         return window[:, :L], window[:, L:], inputs
@@ -273,13 +304,9 @@ def build_windows(series: SeriesSet, scaled: list[np.ndarray], lookback: int, ho
         counts = np.where(counts > 0, (counts - 1) // k + 1, 0)
         stride *= k
         low = top - stride * (counts - 1)
-    series_index = np.repeat(np.arange(len(lengths)), counts)
-    within = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)  # 0, 1, .. per series
-    origins = low[series_index] + stride * within  # in padded rows
     values = torch.from_numpy(np.concatenate(scaled)) if scaled else torch.zeros(0, 1)
-    return WindowSet(values, torch.from_numpy(static) if static is not None else None,
-                     (offsets[series_index] + origins - lookback).astype(np.int64), series_index,
-                     origins - pads[series_index], lookback, horizon, len(series.targets), past)
+    return WindowSet(values, torch.from_numpy(static) if static is not None else None, np.arange(len(lengths)),
+                     offsets + low - lookback, low - pads, counts, lookback, horizon, len(series.targets), past, stride)
 
 
 def split_targets(splits: dict[str, "Split"], part: str) -> dict[str, tuple[int, int]]:

@@ -7,7 +7,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -27,8 +26,7 @@ def _windows(n_windows: int, lookback: int = 8, horizon: int = 2, seed: int = 0)
     span = lookback + horizon
     t = torch.arange(n_windows + span - 1, dtype=torch.float32)
     values = (torch.sin(t * 2 * math.pi / 12) + 0.1 * torch.randn(len(t), generator=torch.Generator().manual_seed(seed)))
-    zeros = np.zeros(n_windows, dtype=np.int64)
-    return WindowSet(values[:, None], None, np.arange(n_windows), zeros, zeros, lookback, horizon)
+    return WindowSet(values[:, None], None, [0], [0], [lookback], [n_windows], lookback, horizon)
 
 
 def _model(lookback: int = 8, horizon: int = 2):

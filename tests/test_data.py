@@ -72,7 +72,8 @@ def test_split_borders_include_the_lookback_overlap():
     test = build_windows(series, arrays, 24, 6, split_targets(splits, "test"))
     assert len(train) == 200 - 24 - 6 + 1
     assert len(val) == 50 - 6 + 1 and len(test) == 50 - 6 + 1
-    assert val.origins.min() == 200 and int(val.starts.min()) == 200 - 24  # input starts L rows early
+    assert val.origins.min() == 200  # the first validation target is its first row, its input L rows early:
+    assert torch.equal(val.batch(slice(0, 1))[0][0], torch.from_numpy(arrays[0][200 - 24 : 200]))
     assert test.origins.max() + 6 == 300
     x, y, _ = test.batch(slice(0, 1))
     assert x.shape == (1, 24, 1) and y.shape == (1, 6, 1)

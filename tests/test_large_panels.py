@@ -241,3 +241,93 @@ def test_parquet_columns_of_no_value_or_of_other_types_read_as_the_csv_would(tmp
     series = load_series(str(tmp_path / "t.parquet"), DataConfig(target=("y",)))
     assert series.stacked_values()[:, 0].tolist() == [1, 2, 3, 4, 5, 6]
     assert "columns not used: note, open, at" in " ".join(series.notes)
+
+
+# --- out-of-core fit: windows held as runs per series, epochs sampled from them --------------------
+
+@pytest.mark.parametrize("options", [{}, {"stride": 3}, {"last": 4, "stride": 2}, {"at_most": 17},
+                                     {"pad_short": True}])
+def test_windows_held_as_runs_cut_the_rows_a_listing_of_every_window_would(options):
+    """Window i, found from the runs when a batch asks for it, holds the rows its series and origin say."""
+    import torch
+
+    from seqcast.windows import WindowSet, build_windows
+
+    rng = np.random.default_rng(3)
+    kept = [rng.normal(size=(n, 2)).astype(np.float32) for n in (40, 7, 90, 30, 55)]
+    panel = series_from_text("p.csv", "unique_id,ds,a,b\n" + "".join(
+        f"s{k},{t},{v[0]},{v[1]}\n" for k, a in enumerate(kept)
+        for t, v in zip(pd.date_range("2024-01-01", periods=len(a), freq="h"), a)),
+        DataConfig(target=("a", "b")))
+    lookback, horizon = 8, 3
+    targets = {sid: (0, len(a)) for sid, a in zip(panel.ids, kept) if sid != "s3"}  # s3: no windows
+    windows = build_windows(panel, kept, lookback, horizon, targets, **options)
+    assert isinstance(windows, WindowSet) and len(windows) == len(windows.series_index) == len(windows.origins)
+    assert len(windows.runs[0]) <= len(kept) - 1 and 3 not in windows.series_index  # by series, not by window
+    index = torch.randperm(len(windows), generator=torch.Generator().manual_seed(0))[:50]
+    x, y, _ = windows.batch(index)
+    for row, i in enumerate(index.tolist()):
+        series, origin = kept[windows.series_index[i]], windows.origins[i]
+        padded = np.concatenate([np.repeat(series[:1], max(lookback - origin, 0), axis=0), series])
+        at = origin + max(lookback - origin, 0)
+        assert np.array_equal(x[row].numpy(), padded[at - lookback : at])
+        assert np.array_equal(y[row].numpy(), series[origin : origin + horizon])
+    part = windows.subset(index[:7].numpy())
+    assert np.array_equal(part.batch(slice(None))[1].numpy(), y[:7].numpy())
+
+
+def test_a_series_of_ten_million_windows_costs_its_rows_not_a_listing():
+    import torch
+
+    from seqcast.windows import WindowSet
+
+    rows = 10_000_000
+    windows = WindowSet(torch.zeros(rows, 1), None, [0], [0], [96], [rows - 96 - 24 + 1], 96, 24)
+    assert len(windows) == rows - 119
+    assert sum(a.nbytes for a in windows.runs) == 4 * 8  # one run: four int64, whatever the windows
+    x, y, _ = windows.batch(torch.tensor([len(windows) - 1]))
+    assert x.shape == (1, 96, 1) and y.shape == (1, 24, 1)
+
+
+def test_an_epoch_above_the_sampling_threshold_draws_its_windows_a_block_at_a_time(monkeypatch):
+    """Below SAMPLED_ABOVE an epoch permutes every window; above it, it draws as many at random a block at
+    a time, the same on every rank from the seed, each rank an equal, disjoint share of every step."""
+    import torch
+
+    from seqcast import training
+    from seqcast.distributed import Distributed
+
+    def epoch(count, batch, dist=None):
+        generator = torch.Generator().manual_seed(5)
+        return list(training.epoch_batches(count, batch, generator, dist, torch.device("cpu")))
+
+    permuted = torch.cat(epoch(1000, 64))
+    assert sorted(permuted.tolist()) == list(range(1000))  # every window once
+    monkeypatch.setattr(training, "SAMPLED_ABOVE", 500)
+    monkeypatch.setattr(training, "SAMPLED_BLOCK", 256)
+    drawn = epoch(1000, 64)
+    assert [len(b) for b in drawn] == [64] * 15 + [40]  # the steps of an epoch, as the budget counts them
+    values = torch.cat(drawn)
+    assert len(values) == 1000 and 0 <= values.min() and values.max() < 1000 and len(values.unique()) < 1000
+    assert all(torch.equal(a, b) for a, b in zip(drawn, epoch(1000, 64)))  # the seed decides
+    ranks = [epoch(1000, 32, Distributed(r, 2, r, 2, "gloo")) for r in (0, 1)]
+    assert [len(b) for b in ranks[0]] == [len(b) for b in ranks[1]]
+    for step, (a, b) in enumerate(zip(*ranks)):  # one process's step, shared between the ranks
+        assert sorted(torch.cat([a, b]).tolist()) == sorted(drawn[step].tolist())
+
+
+def test_fit_above_the_sampling_threshold_trains_and_forecasts(invoke, tmp_path, monkeypatch):
+    from seqcast import training
+    from seqcast.checkpoint import load
+
+    monkeypatch.setattr(training, "SAMPLED_ABOVE", 100)
+    monkeypatch.setattr(training, "SAMPLED_BLOCK", 64)
+    data = tmp_path / "p.csv"
+    _panel_frame(3, 400).to_csv(data, index=False)
+    ckpt = tmp_path / "m.ckpt"
+    code, _, err = invoke("fit", data, "--model", "nlinear", "--max-steps", "40", "--batch-size", "32", "-o", ckpt)
+    assert code == 0, err
+    training_record = load(ckpt).training
+    assert training_record.steps == 40 and training_record.val_mse_scaled < 1.0
+    code, out, err = invoke("predict", ckpt, data)
+    assert code == 0 and out.count("\n") == 3 * 24 + 1, err
