@@ -5,8 +5,9 @@ bytes). The header's ``__metadata__`` holds one key, ``seqcast``, whose value is
 ``{"format": N, "meta": {...}, "sha256": ...}``. ``meta`` is the ``Forecaster``'s dataclasses as they
 are (forecaster.py; ``decode.encode``): every field but the model and where it was stored, under its
 name, less the tables that grow with the series (``SERIES_TABLES``: scaler statistics, series names,
-splits, ...), which are one JSON document in the uint8 tensor ``seqcast.series`` (format 13: a
-panel of a million series would pass safetensors' 100 MB header). The digest covers the format
+splits, ...), which are typed tensors beside the weights (``series_columns``, format 14; format 13 held
+them as one JSON tensor): a panel of a million series would pass safetensors' 100 MB header, and its
+tables read as a few arrays, not millions of JSON values. The digest covers the format
 number, the canonical metadata JSON and every tensor's name, dtype, shape and bytes (the tables'
 tensor too), so a flipped byte anywhere that matters is caught (it detects damage, not forgery).
 
@@ -27,7 +28,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from . import meta_schema
+import numpy as np
+
+from . import meta_schema, series_columns
 from .decode import SchemaError, decode, encode
 from .errors import CheckpointError, UsageError
 from .build import build_blend, build_network
@@ -44,10 +47,11 @@ if TYPE_CHECKING:  # torch loads with the weights: from_meta serves the torch-fr
 
 _MAX_HEADER = 100 * 1024 * 1024
 
-# The metadata that grows with the series (format 13): stored as one UTF-8 JSON tensor, not in the
-# header, which safetensors caps at 100 MB (a million series' scaler alone is 60 MB of JSON). The
-# header's metadata holds everything else; loading puts these back where they were.
-SERIES_TENSOR = "seqcast.series"
+# The metadata that grows with the series: stored beside the weights (format 13: as one UTF-8 JSON
+# tensor; 14: as columns, series_columns), not in the header, which safetensors caps at 100 MB (a
+# million series' scaler alone is 60 MB of JSON). The header's metadata holds everything else;
+# loading puts these back where they were.
+SERIES_TENSOR = series_columns.INDEX
 SERIES_TABLES = (("scaler", "mean"), ("scaler", "std"), ("schema", "series"), ("training", "split"),
                  ("training", "seen_until"), ("transform", "lambdas"), ("backtest", "series_mase"))
 
@@ -119,13 +123,13 @@ def _encode(forecaster: Forecaster) -> tuple[bytes, str]:
 
 def pack(meta: dict, weights: dict[str, torch.Tensor]) -> tuple[bytes, str]:
     """The bytes of a current-format checkpoint of ``meta`` (``to_meta``'s, whole) and the model's
-    ``weights`` (a ``SERIES_TENSOR`` among them is replaced), and the digest they carry."""
+    ``weights`` (the tables' tensors among them are replaced), and the digest they carry."""
     import torch
     from safetensors.torch import save
 
     meta, tables = _without_tables(meta)
-    tensors = {k: v for k, v in weights.items() if k != SERIES_TENSOR}
-    tensors[SERIES_TENSOR] = torch.frombuffer(bytearray(_canonical(tables).encode("utf-8")), dtype=torch.uint8)
+    tensors = {k: v for k, v in weights.items() if not series_columns.is_column(k)}
+    tensors.update({k: torch.from_numpy(v) for k, v in series_columns.to_columns(tables).items()})
     digest = _digest(FORMAT_VERSION, _canonical(meta), tensors)
     document = {"format": FORMAT_VERSION, "meta": meta, "sha256": digest}
     return save(tensors, metadata={"seqcast": _canonical(document)}), digest
@@ -139,11 +143,12 @@ def save(path: str | Path, forecaster: Forecaster) -> Forecaster:
     """Write the checkpoint atomically (temporary file in the same folder, then rename); returns the
     forecaster as stored there. Metadata it could not load again is never written (over a good file,
     in a nightly warm start): that is seqcast's bug, exit 1, and the old file stays."""
+    meta = to_meta(forecaster)
     try:
-        meta_schema.check(from_meta(json.loads(_canonical(to_meta(forecaster)))))
+        meta_schema.check(from_meta(json.loads(_canonical(meta))))
     except SchemaError as exc:
         raise RuntimeError(f"seqcast built a checkpoint it could not load again ({exc}); nothing was written") from None
-    data, digest = _encode(forecaster)
+    data, digest = pack(meta, _tensors(forecaster.model))
     atomic_write(path, data)
     return replace(forecaster, stored=Stored(str(path), FORMAT_VERSION, digest))
 
@@ -275,14 +280,30 @@ def _match(name: str, model_name: str, expected: dict[str, torch.Tensor], entrie
                                   f"{needed}; refit the model")
 
 
-def _series_tables(name: str, entry: tuple | None, body: bytes) -> Any:
-    """The per-series tables of a format-13 file: the JSON of its ``SERIES_TENSOR`` (1-D uint8)."""
-    if entry is None or entry[0] != "U8" or len(entry[1]) != 1:
+def _series_tables(name: str, version: int, columns: dict[str, tuple], body: bytes) -> Any:
+    """The per-series tables: format 13 held them as the JSON of one ``SERIES_TENSOR`` (1-D uint8), format
+    14 as columns (``series_columns``) with that tensor their index; every column must be one the index reads."""
+    index = columns.get(SERIES_TENSOR)
+    if index is None or index[0] != "U8" or len(index[1]) != 1:
         raise CheckpointError(f"{name}: damaged checkpoint (no per-series tables); refit or restore it")
+    read_names = {SERIES_TENSOR}
+
+    def read(tensor: str, dtype: str, dims: int) -> np.ndarray:
+        entry = columns.get(tensor)
+        if entry is None or entry[0] != dtype or len(entry[1]) != dims:
+            raise series_columns.Damaged(tensor)
+        read_names.add(tensor)
+        return np.frombuffer(body, dtype=_DTYPE_NAMES[dtype], count=math.prod(entry[1]),
+                             offset=entry[2]).reshape(entry[1])
+
     try:
-        return parse_json(body[entry[2] : entry[3]].decode("utf-8"))
-    except (UnicodeDecodeError, ValueError, TypeError):
-        raise CheckpointError(f"{name}: damaged checkpoint (its per-series tables); refit or restore it") from None
+        document = parse_json(body[index[2] : index[3]].decode("utf-8"))
+        tables = document if version < 14 else series_columns.from_columns(document, read)
+    except (UnicodeDecodeError, ValueError, TypeError):  # series_columns.Damaged too
+        tables = None
+    if tables is None or read_names != set(columns):
+        raise CheckpointError(f"{name}: damaged checkpoint (its per-series tables); refit or restore it")
+    return tables
 
 
 def load(path: str | Path) -> Forecaster:
@@ -313,8 +334,8 @@ def load(path: str | Path) -> Forecaster:
                                       f"(expected {len(head) + length}); refit or restore it")
         except OSError as exc:
             raise CheckpointError(f"{name}: cannot read ({exc.strerror})") from None
-    full = _with_tables(name, meta, _series_tables(name, entries.pop(SERIES_TENSOR, None), body)) \
-        if version >= 13 else meta
+    columns = {key: entries.pop(key) for key in list(entries) if series_columns.is_column(key)}
+    full = _with_tables(name, meta, _series_tables(name, version, columns, body)) if version >= 13 else meta
     try:
         current = upgrade(version, full)
     except SchemaError as exc:
@@ -331,7 +352,8 @@ def load(path: str | Path) -> Forecaster:
         raise CheckpointError(f"{name}: damaged checkpoint ({exc})") from None
     if _digest(version, _canonical(meta), tensors) != document.get("sha256"):
         raise CheckpointError(f"{name}: checkpoint is damaged (its digest does not match); refit or restore it")
-    tensors.pop(SERIES_TENSOR, None)
+    for key in columns:
+        tensors.pop(key)
     for key, tensor in tensors.items():
         if tensor.is_floating_point() and not torch.isfinite(tensor).all():
             raise CheckpointError(f"{name}: weight {key} holds NaN or infinite values; refit the model")

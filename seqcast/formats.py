@@ -14,7 +14,7 @@ from typing import Any
 
 from .decode import SchemaError
 
-FORMAT_VERSION = 13
+FORMAT_VERSION = 14
 
 # What format 2 added, and what a format-1 file is taken to have meant:
 #   data.policy      how fit read its data, so later commands read new history the same way. Format 1
@@ -97,6 +97,9 @@ FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
 #   schema.series, training.split, training.seen_until, transform.lambdas, backtest.series_mase): in one
 #   JSON tensor beside the weights (checkpoint.SERIES_TENSOR), not in the header. Once read, the
 #   metadata is format 12's: nothing to upgrade.
+# What format 14 changed: how those tables are stored: as typed columns beside the weights (series_columns:
+#   the names once, then per table the positions of its series and an array of its values), the JSON
+#   tensor now their index. Once read, the metadata is format 12's: nothing to upgrade.
 FORMAT_9_SECTIONS = ("model_info", "schema", "policy", "scaler", "training", "versions", "notes", "calibration",
                      "tuning", "covariates", "choices", "transform")
 FORMAT_9_MODEL_INFO = ("name", "params", "window_norm", "n_parameters", "quantiles", "ensemble")
@@ -219,7 +222,7 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         meta = {**meta, "model_info": {**meta["model_info"], "members": []}, "portfolio": None}
     if format_version < 11:
         meta = {**meta, "backtest": None}
-    return meta  # format 12 added a kind of choice, which older files do not hold, 13 moved the tables: nothing to add
+    return meta  # format 12 added a kind of choice, which older files do not hold; 13 and 14 moved the tables
 
 
 def _format_9(meta: dict[str, Any]) -> dict[str, Any]:

@@ -65,11 +65,11 @@ def test_a_format_8_file_with_an_unknown_section_is_refused(tmp_path, invoke):
 
 # --- the digest covers the format ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stored", [12, 11, 10, 9, 8, 1, 14, 13.0, 1.9, -7, 0, "13", True, None])
+@pytest.mark.parametrize("stored", [13, 12, 11, 10, 9, 8, 1, 15, 14.0, 1.9, -7, 0, "14", True, None])
 def test_a_current_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, hourly_csv, tmp_path, invoke):
     data = tiny_ckpt.read_bytes()
     _, _, document = ckpt_parts(data)
-    assert document["format"] == checkpoint.FORMAT_VERSION == 13
+    assert document["format"] == checkpoint.FORMAT_VERSION == 14
     path = tmp_path / "edited.ckpt"
     path.write_bytes(with_document(data, {**document, "format": stored}))
     code, out, err = invoke("predict", path, hourly_csv)
@@ -78,16 +78,16 @@ def test_a_current_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, 
 
 
 def test_the_digest_covers_the_format_number(tiny_ckpt, tmp_path, invoke, hourly_csv):
-    """Even with a metadata shape the edited format would accept, the digest tells: a format-13 document
-    relabelled 14 and read by a seqcast that knows 14 would fail its digest. Here: the digest differs by
+    """Even with a metadata shape the edited format would accept, the digest tells: a format-14 document
+    relabelled 15 and read by a seqcast that knows 15 would fail its digest. Here: the digest differs by
     format, and a file whose digest was taken without the format is damaged."""
     from safetensors.torch import load_file, save
 
     tensors = load_file(tiny_ckpt)
     _, _, document = ckpt_parts(tiny_ckpt.read_bytes())
     canonical = checkpoint._canonical(document["meta"])
-    assert checkpoint._digest(13, canonical, tensors) == document["sha256"]
-    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10, 11, 12, 13, 14)}) == 7
+    assert checkpoint._digest(14, canonical, tensors) == document["sha256"]
+    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10, 11, 12, 13, 14, 15)}) == 8
     unlabelled = {**document, "sha256": checkpoint._digest(8, canonical, tensors)}  # the old digest
     path = tmp_path / "unlabelled.ckpt"
     path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(unlabelled)}))
@@ -287,26 +287,97 @@ def test_format_12_checkpoints_load_and_forecast_what_they_did(entry, invoke):
     assert_fixture_forecasts_as_recorded(invoke, 12, entry)
 
 
-def test_a_format_13_header_holds_no_per_series_table_and_the_digest_covers_them(tiny_ckpt, tmp_path, invoke,
-                                                                                  hourly_csv):
-    from safetensors.torch import load_file
+# --- the format-13 fixtures: format 14 stores the per-series tables as columns -----------------------------
+
+@pytest.mark.parametrize("entry", format_fixtures(13))
+def test_format_13_checkpoints_load_and_forecast_what_they_did(entry, invoke):
+    if entry["model"] == "auto":
+        pytest.importorskip("statsforecast", reason="this auto ensemble holds theta, which needs seqcast[stats]")
+    loaded = load_fixture(13, entry)
+    assert loaded.name == entry["model"] and set(loaded.scaler.mean) == set(loaded.schema.series)
+    assert loaded.training.split and loaded.training.seen_until
+    if entry["checkpoint"] == "panel_gru.ckpt":  # Box-Cox lambdas, per series
+        assert set(loaded.transform.lambdas) == set(loaded.schema.series)
+    if entry["checkpoint"] == "panel_auto.ckpt":  # validation MASE, per series
+        assert set(loaded.backtest.series_mase) <= set(loaded.schema.series) and loaded.backtest.series_mase
+    assert_fixture_forecasts_as_recorded(invoke, 13, entry)
+
+
+@pytest.mark.parametrize("entry", format_fixtures(13))
+def test_a_format_13_file_saved_again_holds_its_tables_as_columns_and_means_the_same(entry, tmp_path):
+    from seqcast import series_columns
+
+    old = load_fixture(13, entry)
+    path = tmp_path / "again.ckpt"
+    checkpoint.save(path, old)
+    data = path.read_bytes()
+    _, header, document = ckpt_parts(data)
+    assert document["format"] == 14 and f"{series_columns.PREFIX}/scaler.mean" in header
+    assert header[f"{series_columns.PREFIX}/scaler.mean"]["dtype"] == "F64"
+    assert f"{series_columns.PREFIX}/training.split" in header and f"{series_columns.PREFIX}/names" in header
+    again = checkpoint.load(path)
+    assert checkpoint.to_meta(again) == checkpoint.to_meta(old)
+
+
+def test_a_format_14_header_holds_no_per_series_table_and_the_digest_covers_the_columns(tiny_ckpt, tmp_path,
+                                                                                       invoke, hourly_csv):
+    from seqcast import series_columns
 
     data = tiny_ckpt.read_bytes()
-    _, header, document = ckpt_parts(data)
+    size, header, document = ckpt_parts(data)
     assert "mean" not in document["meta"]["scaler"] and "series" not in document["meta"]["schema"]
     assert "split" not in document["meta"]["training"] and header[checkpoint.SERIES_TENSOR]["dtype"] == "U8"
-    tables = json.loads(bytes(load_file(tiny_ckpt)[checkpoint.SERIES_TENSOR].tolist()))
-    assert set(tables) >= {"scaler.mean", "scaler.std", "schema.series", "training.split"}
-    loaded = checkpoint.load(tiny_ckpt)
-    assert list(loaded.scaler.mean) == list(tables["scaler.mean"]) == list(loaded.schema.series)
-    start = 8 + ckpt_parts(data)[0] + header[checkpoint.SERIES_TENSOR]["data_offsets"][0]
-    assert data[start : start + 1] == b"{"
-    flipped = bytearray(data)
-    flipped[start + 3] ^= 0x01  # one bit of the tables' JSON
-    path = tmp_path / "flipped.ckpt"
-    path.write_bytes(bytes(flipped))
-    code, _, err = invoke("predict", path, hourly_csv)
-    assert code == 2 and ("digest does not match" in err or "damaged" in err), err
+    columns = {k for k in header if series_columns.is_column(k)}
+    assert {f"{series_columns.PREFIX}/{t}" for t in ("scaler.mean", "scaler.std", "training.split", "names")} <= columns
+    for column in sorted(columns):  # one bit of any column is caught
+        start = 8 + size + header[column]["data_offsets"][0]
+        if header[column]["data_offsets"][1] == header[column]["data_offsets"][0]:
+            continue
+        flipped = bytearray(data)
+        flipped[start] ^= 0x01
+        path = tmp_path / "flipped.ckpt"
+        path.write_bytes(bytes(flipped))
+        code, _, err = invoke("predict", path, hourly_csv)
+        assert code == 2 and ("digest does not match" in err or "damaged" in err or "cannot build" in err), (column, err)
+
+
+def test_columns_that_do_not_hold_the_tables_are_damage(tiny_ckpt, tmp_path):
+    """Positions out of range or repeated, a missing or an extra column: refused before any is used."""
+    import numpy as np
+    import torch
+    from safetensors.torch import load_file
+
+    from seqcast import series_columns
+    from seqcast.errors import CheckpointError
+
+    meta = checkpoint.to_meta(checkpoint.load(tiny_ckpt))
+    weights = load_file(tiny_ckpt)
+    at = f"{series_columns.PREFIX}/scaler.mean/at"
+
+    def crafted(change) -> bytes:
+        tensors = {k: v for k, v in weights.items() if not series_columns.is_column(k)}
+        tables = checkpoint._without_tables(meta)[1]
+        arrays = series_columns.to_columns(tables)
+        change(arrays)
+        tensors.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
+        header_meta = checkpoint._without_tables(meta)[0]
+        digest = checkpoint._digest(14, checkpoint._canonical(header_meta), tensors)
+        from safetensors.torch import save
+
+        document = {"format": 14, "meta": header_meta, "sha256": digest}
+        return save(tensors, metadata={"seqcast": checkpoint._canonical(document)})
+
+    changes = {"position out of range": lambda a: a.__setitem__(at, a[at] + 5),
+               "extra column": lambda a: a.__setitem__(f"{series_columns.PREFIX}/spare", np.zeros(3)),
+               "missing column": lambda a: a.pop(f"{series_columns.PREFIX}/scaler.std"),
+               "names cut short": lambda a: a.__setitem__(series_columns.NAME_ENDS, a[series_columns.NAME_ENDS] - 1)}
+    for what, change in changes.items():
+        path = tmp_path / "crafted.ckpt"
+        path.write_bytes(crafted(change))
+        with pytest.raises(CheckpointError, match="damaged checkpoint"):
+            checkpoint.load(path)
+    path.write_bytes(crafted(lambda a: None))  # the same, unchanged, loads
+    assert checkpoint.load(path).scaler.mean == checkpoint.load(tiny_ckpt).scaler.mean
 
 
 def test_a_panel_too_large_for_a_header_saves_and_loads(tiny_ckpt, tmp_path):
@@ -326,3 +397,39 @@ def test_a_panel_too_large_for_a_header_saves_and_loads(tiny_ckpt, tmp_path):
     assert size < 1 << 20
     again = checkpoint.load(path)
     assert again.schema.series == tuple(ids) and again.scaler.std["series-0299999"] == [2.0]
+
+
+def test_every_kind_of_table_round_trips_through_columns_and_odd_ones_stay_json():
+    """Numbers per series, a number, integer fields, texts; a subset of the series in its own order; names
+    that are not ASCII; and tables no column kind fits (a null among numbers, mixed widths) kept as JSON."""
+    import numpy as np
+
+    from seqcast import series_columns
+
+    names = ["zürich", "a,b", "plain", "日本"]
+    tables = {"schema.series": names,
+              "scaler.mean": {n: [float(i), -0.5] for i, n in enumerate(names)},
+              "backtest.series_mase": {"plain": 0.7, "zürich": float("nan")},
+              "training.split": {n: {"train": 10 + i, "val": 3, "test": 0} for i, n in enumerate(reversed(names))},
+              "training.seen_until": {n: f"2024-01-0{i + 1} 00:00:00+01:00" for i, n in enumerate(names)},
+              "transform.lambdas": {"plain": [0.5, None]},
+              "scaler.std": {"plain": [1.0], "日本": [1.0, 2.0]},
+              "extra.empty": {}}
+    arrays = series_columns.to_columns(tables)
+    index = json.loads(arrays.pop(series_columns.INDEX).tobytes())
+    assert set(index["json"]) == {"transform.lambdas", "scaler.std", "extra.empty"}
+    assert {p: c["kind"] for p, c in index["columns"].items()} == {
+        "scaler.mean": "numbers", "backtest.series_mase": "number", "training.split": "counts",
+        "training.seen_until": "texts"}
+    read_names = set()
+
+    def read(name, dtype, dims):
+        read_names.add(name)
+        array = arrays[name]
+        assert array.ndim == dims and {"F64": np.float64, "I64": np.int64, "U8": np.uint8}[dtype] == array.dtype
+        return array
+
+    again = series_columns.from_columns(index, read)
+    assert read_names == set(arrays)
+    assert json.dumps(again, sort_keys=True) == json.dumps(tables, sort_keys=True)
+    assert list(again["training.split"]) == list(reversed(names))  # each table keeps its own order

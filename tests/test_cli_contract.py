@@ -884,10 +884,11 @@ def test_item27_one_flipped_byte_in_weights_or_metadata_is_refused(invoke, tiny_
                                                                     no_model_built):
     """item 27: one flipped byte in the weights, or in the metadata JSON, fails with a clear message."""
     data = bytearray(tiny_ckpt.read_bytes())
-    size = ckpt_parts(bytes(data))[0]
+    size, header, _ = ckpt_parts(bytes(data))
     weights = tmp_path / "weights.ckpt"
     flipped = data.copy()
-    flipped[8 + size + 5] ^= 0x01  # a weight (the float tensors come first; the per-series tables last)
+    weight = next(k for k in sorted(header) if k != "__metadata__" and not k.startswith("seqcast.series"))
+    flipped[8 + size + header[weight]["data_offsets"][0] + 1] ^= 0x01  # a weight, not a per-series table
     weights.write_bytes(bytes(flipped))
     assert_refused(invoke, weights, hourly_csv, "digest does not match")
 
