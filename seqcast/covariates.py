@@ -78,8 +78,10 @@ def without_constant(series, train_rows: dict[str, int]) -> tuple[Any, list[str]
 def fit_schema(series, train_rows: dict[str, int]) -> CovariateSchema:
     """The covariates of ``series`` (a data.SeriesSet) with their statistics on the training rows."""
     columns: list[Covariate] = []
-    kept = [s for s in series.series if train_rows.get(s.id, 0) > 0]
+    if not (series.past_cols or series.future_cols or series.calendar or series.static_cols):
+        return CovariateSchema(())  # targets only: no series to look at
     n_past = len(series.past_cols)
+    kept = [s for s in series.series if train_rows.get(s.id, 0) > 0]
     if series.past_cols or series.future_cols:
         mean, std = _moments(np.concatenate([s.covariates[: train_rows[s.id]] for s in kept]))
         every = np.concatenate([s.covariates for s in series.series] + [  # the range: every row fit read

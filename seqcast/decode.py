@@ -21,12 +21,13 @@ format"), importing it costs about a millisecond, no new dependency, and message
 from __future__ import annotations
 
 import functools
+import itertools
 import math
 import sys
 import types
 import typing
 from dataclasses import fields, is_dataclass
-from typing import Any
+from typing import Any, Iterable
 
 from .errors import SeqcastError
 
@@ -45,6 +46,9 @@ def encode(value: Any) -> Any:
     if kind is list or kind is tuple:  # a million per-series values: no call for each plain one
         return [v if type(v) in _SCALARS else encode(v) for v in value]
     if kind is dict:
+        values = value.values()
+        if _all_of(values, list) and set(map(type, itertools.chain.from_iterable(values))) <= _SCALARS:
+            return {k: list(v) for k, v in value.items()}  # a list of numbers per series: copied in C
         return {k: v if type(v) in _SCALARS else encode(v) for k, v in value.items()}
     if is_dataclass(value) and not isinstance(value, type):
         return {name: encode(getattr(value, name)) for name, _ in stored_fields(type(value))}
@@ -102,7 +106,7 @@ def _checked(hint: Any, value: Any, where: str, shown: Any, given: dict | None =
             raise _wrong(where, value, shown)
         if origin is list or (len(args) == 2 and args[1] is Ellipsis):
             kind = args[0]
-            if kind in (str, float) and all(type(v) is kind for v in value):  # the common case, checked at once
+            if kind in (str, float) and _all_of(value, kind):  # the common case, checked at once
                 items = list(value)
             else:
                 items = [decode(kind, v, f"{where}[{i}]") for i, v in enumerate(value)]
@@ -116,13 +120,14 @@ def _checked(hint: Any, value: Any, where: str, shown: Any, given: dict | None =
             raise _wrong(where, value, shown) if args[0] is str else TypeError(f"decode cannot read {hint!r}")
         if args[1] is Any:  # e.g. each series' split: nothing to check below the keys
             return dict(value)
-        if args[1] in (str, float) and all(type(v) is args[1] for v in value.values()):  # a number per series
+        if args[1] in (str, float) and _all_of(value.values(), args[1]):  # a number per series
             return dict(value)
         plain = _plain_list(args[1])
         if plain is not None:  # e.g. the scaler's statistics, a list per series: checked without a call each
             kind, container = plain
-            if all(type(v) is list and all(type(x) is kind for x in v) for v in value.values()):
-                return {key: container(v) for key, v in value.items()}
+            if _all_of(value.values(), list) and _all_of(itertools.chain.from_iterable(value.values()), kind):
+                # the lists are the parsed document's own, which nothing else holds
+                return dict(value) if container is list else {key: container(v) for key, v in value.items()}
         return {key: decode(args[1], v, f"{where}[{key!r}]") for key, v in value.items()}
     if _is_class(hint):
         return _dataclass(hint, value, where, given or {})
@@ -147,6 +152,11 @@ def _dataclass(cls: type, value: Any, where: str, given: dict[str, Any]) -> Any:
         return cls(**values)
     except (SeqcastError, ValueError) as exc:  # a dataclass that checks its own ranges (TrainConfig)
         raise SchemaError(f"{where}: {exc}") from None
+
+
+def _all_of(values: Iterable[Any], kind: type) -> bool:
+    """Whether every value is exactly of type ``kind`` (a bool is no int), in one pass in C."""
+    return set(map(type, values)) <= {kind}
 
 
 @functools.cache

@@ -75,7 +75,7 @@ def transform_candidates(model_config: ModelConfig, series: SeriesSet, init: For
         return [init.transform.kind]
     if model_config.transform != "auto":
         return [model_config.transform]
-    nonnegative = all(len(s.values) == 0 or s.values.min() >= 0 for s in series.series)
+    nonnegative = bool((series.stacked_values() >= 0).all())
     return ["none", "log"] if nonnegative and not model_config.allow_negative else ["none"]
 
 

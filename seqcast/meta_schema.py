@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
+
+import numpy as np
 
 from .decode import SchemaError
 from .forecaster import COVARIATE_KINDS
@@ -180,10 +182,32 @@ def _kind_name(default: Any) -> str:
 def _per_series(where: str, table: dict[str, list[float]], ids: set[str], width: int, positive: bool) -> None:
     if set(table) != ids:
         raise SchemaError(f"{where}: expected one entry per recorded series")
-    for sid, row in table.items():
-        if len(row) != width or not all(math.isfinite(v) and (v > 0 or not positive) for v in row):
-            need = "positive" if positive else "finite"
-            raise SchemaError(f"{where}[{sid!r}]: expected {width} {need} numbers, one per target")
+    bad = _first_outside(table, width, (lambda a: np.isfinite(a) & (a > 0)) if positive else np.isfinite)
+    if bad is not None:
+        need = "positive" if positive else "finite"
+        raise SchemaError(f"{where}[{bad!r}]: expected {width} {need} numbers, one per target")
+
+
+def _first_outside(table: dict[str, Any], width: int | None, ok: Callable[[np.ndarray], np.ndarray]) -> str | None:
+    """The first key of ``table`` whose value is not a list of ``width`` numbers (``width`` None: not one
+    number) each passing ``ok`` (elementwise on an array), or None: one array for the whole table, not a
+    check per series (a million series' scaler is checked in milliseconds)."""
+    values = list(table.values())
+    try:
+        array = np.array(values, dtype=np.float64)
+    except (ValueError, TypeError):  # lists of different lengths, or values that are no numbers
+        array = None
+    if array is not None and array.shape == ((len(values),) if width is None else (len(values), width)):
+        good = ok(array) if width is None else ok(array).all(axis=1)
+        return None if good.all() else list(table)[int(np.argmin(good))]
+    for key, value in table.items():  # the shape is wrong somewhere: find where
+        try:
+            row = np.array(value, dtype=np.float64)
+        except (ValueError, TypeError):
+            return key
+        if row.shape != (() if width is None else (width,)) or not ok(row).all():
+            return key
+    return None
 
 
 def _check_training(where: str, record: TrainingRecord, series: set[str]) -> None:
@@ -247,9 +271,9 @@ def _check_transform(where: str, transform: TargetTransform, series: set[str], t
     if (transform.kind == "boxcox") != bool(lambdas) or not set(lambdas) <= series:
         raise SchemaError(f"{where}.lambdas: expected lambdas of known series for boxcox, and none otherwise")
     low, high = LAMBDA_RANGE
-    for sid, values in lambdas.items():
-        if len(values) != targets or not all(low <= v <= high for v in values):
-            raise SchemaError(f"{where}.lambdas[{sid!r}]: expected {targets} numbers in [{low}, {high}]")
+    bad = _first_outside(lambdas, targets, lambda a: (a >= low) & (a <= high))
+    if bad is not None:
+        raise SchemaError(f"{where}.lambdas[{bad!r}]: expected {targets} numbers in [{low}, {high}]")
 
 
 def _check_covariates(where: str, schema: CovariateSchema) -> None:
@@ -300,8 +324,9 @@ def _check_backtest(where: str, backtest: Backtest, calibration: Calibration | N
     unknown = set(backtest.series_mase) - series
     if unknown:
         raise SchemaError(f"{where}.series_mase: series {sorted(unknown)[0][:40]!r} is not one the model was fit on")
-    for sid, value in backtest.series_mase.items():
-        _within(f"{where}.series_mase[{sid[:40]!r}]", value, 0, math.inf)
+    bad = _first_outside(backtest.series_mase, None, lambda a: a >= 0)
+    if bad is not None:
+        _within(f"{where}.series_mase[{bad[:40]!r}]", backtest.series_mase[bad], 0, math.inf)
 
 
 def _check_calibration(where: str, calibration: Calibration, horizon: int, targets: int) -> None:

@@ -69,7 +69,9 @@ def by_length(arrays: list[np.ndarray], statistic: Callable[[np.ndarray], np.nda
     return by_length_rows(np.concatenate(arrays), starts, lengths, statistic)
 
 
-_GATHERED = 1 << 16  # series gathered into one (S, T, C) array at a time
+# Series gathered into one (S, T, C) array at a time: at most this many, and at most this many rows
+# (a panel of long series is reduced a few series at a time, not copied whole).
+_GATHERED, _GATHERED_ROWS = 1 << 16, 1 << 22
 
 
 def by_length_rows(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
@@ -83,8 +85,9 @@ def by_length_rows(values: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
     out = None
     for length in np.unique(lengths):
         members = np.flatnonzero(lengths == length)
-        for first in range(0, len(members), _GATHERED):
-            part = members[first : first + _GATHERED]
+        step = max(1, min(_GATHERED, _GATHERED_ROWS // max(int(length), 1)))
+        for first in range(0, len(members), step):
+            part = members[first : first + step]
             value = statistic(values[starts[part, None] + np.arange(length)])
             if out is None:
                 out = np.empty((len(lengths), value.shape[1]), dtype=value.dtype)

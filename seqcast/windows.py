@@ -96,27 +96,24 @@ def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: 
     only forecast): the other series validate and train the model, and the short series of competition
     panels (M3) keep their place. The error lists how many series are too short and the first ten;
     with ``drop_short`` (``--drop-sparse``) they get no split instead, and the caller leaves them out."""
-    splits, short = {}, []
     context = real_inputs(lookback, horizon) if pad_short else lookback
-    ids, lengths = series.ids, series.lengths.tolist()
-    validates = [context + horizon + validation_rows(total, horizon, val_fraction) <= total for total in lengths]
-    any_validates = any(validates)
-    for sid, total, validated in zip(ids, lengths, validates):
-        val = validation_rows(total, horizon, val_fraction)
-        kept = not validated and any_validates and context <= total  # trains on all its rows, or is only forecast
-        if kept:
-            val = 0
-        elif total < context + horizon + val:
-            what = f"{context} real input rows of a padded window" if pad_short else f"lookback {lookback}"
-            short.append(f"{sid!r} has {total} rows, needs {context + horizon + val} "
-                         f"({what} + horizon {horizon} + validation {val})")
-            continue
-        splits[sid] = Split(total - val, val, 0)
-    if short and not (drop_short and splits):
-        counted = f"series too short ({len(short)} of {len(series.series)})" if len(series.series) > 1 else \
+    ids, lengths = series.ids, series.lengths.astype(np.int64)
+    val = np.maximum(horizon, np.round(val_fraction * lengths)).astype(np.int64)  # validation_rows, per series
+    validates = context + horizon + val <= lengths
+    kept = ~validates & validates.any() & (context <= lengths)  # trains on all its rows, or is only forecast
+    val[kept] = 0
+    too_short = ~kept & (lengths < context + horizon + val)
+    what = f"{context} real input rows of a padded window" if pad_short else f"lookback {lookback}"
+    short = [f"{ids[i]!r} has {lengths[i]} rows, needs {context + horizon + val[i]} "
+             f"({what} + horizon {horizon} + validation {val[i]})" for i in np.flatnonzero(too_short)[:10]]
+    fine = np.flatnonzero(~too_short)
+    splits = {ids[i]: Split(t, v, 0) for i, t, v in zip(fine.tolist(), (lengths - val)[fine].tolist(), val[fine].tolist())}
+    short_count = int(too_short.sum())
+    if short_count and not (drop_short and splits):
+        counted = f"series too short ({short_count} of {len(series.series)})" if len(series.series) > 1 else \
             "series too short"
-        raise InputError(f"{series.source}: {counted}: {'; '.join(short[:10])}"
-                         + (f"; and {len(short) - 10} more" if len(short) > 10 else "")
+        raise InputError(f"{series.source}: {counted}: {'; '.join(short)}"
+                         + (f"; and {short_count - 10} more" if short_count > 10 else "")
                          + ". Use a shorter --lookback or --horizon, or more history"
                          + (", or --drop-sparse to leave them out" if len(series.series) > 1 and not drop_short
                             else ""))
