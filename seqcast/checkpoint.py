@@ -124,14 +124,19 @@ def _encode(forecaster: Forecaster) -> tuple[bytes, str]:
 def pack(meta: dict, weights: dict[str, torch.Tensor]) -> tuple[bytes, str]:
     """The bytes of a current-format checkpoint of ``meta`` (``to_meta``'s, whole) and the model's
     ``weights`` (the tables' tensors among them are replaced), and the digest they carry."""
+    head, tables = _without_tables(meta)
+    return _packed(head, series_columns.to_columns(tables), weights)
+
+
+def _packed(head: dict, columns: dict[str, np.ndarray], weights: dict[str, torch.Tensor]) -> tuple[bytes, str]:
+    """The checkpoint of the header metadata ``head``, the tables' ``columns`` and the ``weights``."""
     import torch
     from safetensors.torch import save
 
-    meta, tables = _without_tables(meta)
     tensors = {k: v for k, v in weights.items() if not series_columns.is_column(k)}
-    tensors.update({k: torch.from_numpy(v) for k, v in series_columns.to_columns(tables).items()})
-    digest = _digest(FORMAT_VERSION, _canonical(meta), tensors)
-    document = {"format": FORMAT_VERSION, "meta": meta, "sha256": digest}
+    tensors.update({k: torch.from_numpy(v) for k, v in columns.items()})
+    digest = _digest(FORMAT_VERSION, _canonical(head), tensors)
+    document = {"format": FORMAT_VERSION, "meta": head, "sha256": digest}
     return save(tensors, metadata={"seqcast": _canonical(document)}), digest
 
 
@@ -143,12 +148,12 @@ def save(path: str | Path, forecaster: Forecaster) -> Forecaster:
     """Write the checkpoint atomically (temporary file in the same folder, then rename); returns the
     forecaster as stored there. Metadata it could not load again is never written (over a good file,
     in a nightly warm start): that is seqcast's bug, exit 1, and the old file stays."""
-    meta = to_meta(forecaster)
-    try:
-        meta_schema.check(from_meta(json.loads(_canonical(meta))))
-    except SchemaError as exc:
+    head, tables = _without_tables(to_meta(forecaster))
+    try:  # decoded and checked as load does: the header read back through JSON, with the tables
+        meta_schema.check(from_meta(_with_tables(str(path), json.loads(_canonical(head)), tables)))
+    except (SchemaError, CheckpointError) as exc:
         raise RuntimeError(f"seqcast built a checkpoint it could not load again ({exc}); nothing was written") from None
-    data, digest = pack(meta, _tensors(forecaster.model))
+    data, digest = _packed(head, series_columns.to_columns(tables), _tensors(forecaster.model))
     atomic_write(path, data)
     return replace(forecaster, stored=Stored(str(path), FORMAT_VERSION, digest))
 

@@ -49,6 +49,9 @@ def encode(value: Any) -> Any:
         values = value.values()
         if _all_of(values, list) and set(map(type, itertools.chain.from_iterable(values))) <= _SCALARS:
             return {k: list(v) for k, v in value.items()}  # a list of numbers per series: copied in C
+        if _all_of(values, dict) and set(map(type, itertools.chain.from_iterable(map(dict.values, values)))) \
+                <= _SCALARS:
+            return {k: dict(v) for k, v in value.items()}  # an object of numbers per series (the splits)
         return {k: v if type(v) in _SCALARS else encode(v) for k, v in value.items()}
     if is_dataclass(value) and not isinstance(value, type):
         return {name: encode(getattr(value, name)) for name, _ in stored_fields(type(value))}

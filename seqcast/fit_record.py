@@ -9,6 +9,7 @@ from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import pandas as pd
 import torch
 from torch import nn
 
@@ -97,7 +98,11 @@ def seen_until(series: SeriesSet, rows: dict[str, int]) -> dict[str, Any]:
     """Per series, the last timestamp training or validation used (ISO text, or the integer step)."""
     ids = series.ids
     last = series.stacked_times()[series.bounds[:-1] + np.array([rows[sid] for sid in ids], dtype=np.int64) - 1]
-    stamps = [str(t) for t in last] if not series.integer_time else np.asarray(last).tolist()
+    if series.integer_time:
+        stamps = np.asarray(last).tolist()
+    else:  # each distinct time written once (a panel's series mostly end together): str() of a Timestamp
+        codes, distinct = pd.factorize(last)
+        stamps = np.array([str(t) for t in distinct], dtype=object)[codes].tolist()
     return dict(zip(ids, stamps))
 
 

@@ -42,6 +42,10 @@ class Scaler:
         in training by its whole history)."""
         placeholder = [0.0] * len(series.targets)
         ids = series.ids
+        if ids and list(self.mean) == ids and list(self.std) == ids:  # the series fit read, in its order
+            mean = np.array(list(self.mean.values()), dtype=np.float64).reshape(len(ids), -1)
+            std = np.array(list(self.std.values()), dtype=np.float64).reshape(len(ids), -1)
+            return mean, std
         mean = np.array([self.mean.get(sid, placeholder) for sid in ids], dtype=np.float64)
         std = np.array([self.std.get(sid, placeholder) for sid in ids], dtype=np.float64)
         unknown = np.array([i for i, sid in enumerate(ids) if sid not in self.mean], dtype=np.int64)

@@ -105,10 +105,12 @@ def parquet_columns(name: str, sources: list, keep_as_text, read_as_times, limit
         try:
             for batch in parquet.iter_batches(batch_size=BATCH_ROWS):
                 for c, column in zip(header, batch.columns):
-                    part = _typed(label, c, column, c in text, shared)
-                    columns[c].add(part)
                     if c in text:
-                        codes[c].add(_codes(part, index[c]))
+                        part, coded = _text(_encoded(label, c, column), shared, index[c])
+                        codes[c].add(coded)
+                    else:
+                        part = _typed(label, c, column, False, shared)
+                    columns[c].add(part)
         except (pa.ArrowException, OSError) as exc:
             raise InputError(f"{label}: cannot read it as a Parquet file ({exc})") from None
     return (header, {c: columns[c].joined(c in times) for c in header}, rows,
@@ -168,9 +170,7 @@ def _typed(label: str, column: str, array, as_text: bool, shared: dict[str, str]
                                          pa.types.is_large_string(kind) or pa.types.is_dictionary(kind)):
         as_text = True  # true/false, times of day, ...: as text, as the same table saved as CSV holds them
     if as_text or pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_dictionary(kind):
-        if not pa.types.is_dictionary(array.type):
-            array = pc.dictionary_encode(_as_string(label, column, array))
-        return _text(array, shared)
+        return _text(_encoded(label, column, array), shared)[0]
     if pa.types.is_timestamp(kind) or pa.types.is_date(kind):
         zone = getattr(kind, "tz", None)
         try:
@@ -200,19 +200,32 @@ def _as_string(label: str, column: str, array):
             from None
 
 
-def _text(encoded, shared: dict[str, str]) -> np.ndarray:
-    """A dictionary-encoded batch as an object array of shared strings; a null reads as an empty field."""
+def _encoded(label: str, column: str, array):
+    """A batch of one column as dictionary-encoded text (as it is, where Parquet stored it so)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if pa.types.is_dictionary(array.type) and (pa.types.is_string(array.type.value_type)
+                                               or pa.types.is_large_string(array.type.value_type)):
+        return array
+    if pa.types.is_dictionary(array.type):
+        array = array.dictionary_decode()
+    return pc.dictionary_encode(_as_string(label, column, array))
+
+
+def _text(encoded, shared: dict[str, str], index: dict[str, int] | None = None) -> tuple[np.ndarray, np.ndarray | None]:
+    """A dictionary-encoded batch as an object array of shared strings (a null reads as an empty field),
+    and with ``index`` (value -> code, grows) each row's code into the distinct values of the column in
+    order of first appearance over every batch so far: what ``pandas.factorize`` gives the whole column,
+    found from the batch's dictionary positions, not by hashing every row's string (int32; the series
+    loader then skips hashing the rows)."""
     uniques = encoded.dictionary.to_pylist()
     names = np.array([shared.setdefault(str(u), str(u)) for u in uniques] + [""], dtype=object)
-    return names[encoded.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)]
-
-
-def _codes(text: np.ndarray, index: dict[str, int]) -> np.ndarray:
-    """Each row's code into the distinct values of its column in order of first appearance over every
-    batch so far (``index``, value -> code, grows): what ``pandas.factorize`` gives the whole column,
-    found on a batch's distinct values (int32; the series loader then skips hashing every row)."""
-    local, seen = pd.factorize(text)
-    return np.array([index.setdefault(v, len(index)) for v in seen], dtype=np.int32)[local]
+    positions = encoded.indices.fill_null(len(uniques)).to_numpy(zero_copy_only=False)
+    if index is None:
+        return names[positions], None
+    local, seen = pd.factorize(positions)  # positions in order of first appearance
+    return names[positions], np.array([index.setdefault(v, len(index)) for v in names[seen]], dtype=np.int32)[local]
 
 
 def _joined(parts: list, as_time: bool):
