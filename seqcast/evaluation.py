@@ -10,8 +10,6 @@ Two ways to choose test windows:
 
 from __future__ import annotations
 
-import math
-
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -400,7 +398,7 @@ def validation_backtest(forecaster: Forecaster, series: SeriesSet, splits: dict[
     values = {key: float(reports[0]["overall"][forecaster.name][key]) if len(reports) == 1 else
               sum(float(r["overall"][forecaster.name][key]) * r["windows"] for r in reports) / count for key in means}
     error_sum, spread = sum(r["error_sum"] for r in reports), sum(r["error_abs"] for r in reports)
-    series_mase = {sid: float(v) for r in reports for sid, v in r["series_mase"].items() if math.isfinite(v)}
+    series_mase = {sid: float(v) for r in reports for sid, v in r["series_mase"].items() if -np.inf < v < np.inf}
     season = reports[0]["season"]
     if not all(np.isfinite(v) for v in values.values()):
         return None
