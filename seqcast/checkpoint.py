@@ -38,7 +38,7 @@ from .data import seasons
 from .files import atomic_write
 from .forecaster import Forecaster, Stored
 from .formats import FORMAT_VERSION, upgrade
-from .model_files import open_model_file, parse_json
+from .model_files import open_model_file, parse_json, read_arriving
 
 if TYPE_CHECKING:  # torch loads with the weights: from_meta serves the torch-free ONNX predict too (edge.py)
     import torch
@@ -333,7 +333,7 @@ def load(path: str | Path) -> Forecaster:
             if not isinstance(meta, dict):
                 raise CheckpointError(f"{name}: damaged checkpoint header; refit or restore it")
             length = max((e[3] for e in entries.values()), default=0)
-            body = stream.read(length)
+            body = stream.read(length) if size_on_disk is not None else read_arriving(stream, length)
             if len(body) < length or (size_on_disk is None and stream.read(1)):
                 raise CheckpointError(f"{name}: checkpoint is truncated or has extra bytes "
                                       f"(expected {len(head) + length}); refit or restore it")

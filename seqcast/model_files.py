@@ -68,6 +68,21 @@ def read_whole(stream: BinaryIO, size: int, name: str, what: str) -> bytes:
     return data
 
 
+def read_arriving(stream: BinaryIO, length: int, chunk: int = 1 << 24) -> bytes:
+    """At most ``length`` bytes of ``stream`` (a pipe), read ``chunk`` bytes at a time until it ends: the
+    memory taken follows the bytes that arrive, not the length a header claims (``read(length)`` would
+    reserve all of it at once, and a crafted header can claim a terabyte)."""
+    if length <= chunk:
+        return stream.read(length)
+    parts = bytearray()
+    while len(parts) < length:
+        part = stream.read(min(chunk, length - len(parts)))
+        if not part:
+            break
+        parts += part
+    return bytes(parts)
+
+
 def parse_json(text: str | bytes) -> Any:
     """``json.loads``, with nesting deeper than ``MAX_DEPTH`` (or too deep to parse at all) reported as
     ``ValueError`` (a damaged file), as ``json.JSONDecodeError`` (a ``ValueError`` too) reports malformed text."""

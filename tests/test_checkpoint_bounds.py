@@ -6,6 +6,7 @@ file says it holds (a header that promises more, a pipe that never ends, a fuzze
 from __future__ import annotations
 
 import copy
+import json
 import os
 import struct
 import subprocess
@@ -17,6 +18,8 @@ import pytest
 from seqcast import checkpoint as ckpt_module
 from seqcast.errors import CheckpointError
 from seqcast.registry import get_spec, list_models
+
+from conftest import ckpt_parts
 
 
 def _refused(invoke, path, data, *messages):
@@ -195,6 +198,39 @@ def test_a_checkpoint_from_a_pipe_loads_and_an_endless_one_is_refused(invoke, ti
         assert code == 2 and "has extra bytes" in err, err
     else:
         assert code == 0 and out.startswith("series,timestamp"), err
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs named pipes")
+def test_a_piped_header_claiming_gigabytes_is_read_as_the_bytes_arrive(tiny_ckpt, tmp_path):
+    """A header read from a pipe can claim a tensor of 8 GB: the body is read as it arrives, so the
+    claim costs no memory and ends as a truncated checkpoint (exit 2), not an allocation (exit 1)."""
+    data = tiny_ckpt.read_bytes()
+    size, header, _ = ckpt_parts(data)
+    last = max((k for k in header if k != "__metadata__"), key=lambda k: header[k]["data_offsets"][1])
+    begin = header[last]["data_offsets"][0]
+    header[last] = {"dtype": "F32", "shape": [1 << 31], "data_offsets": [begin, begin + (4 << 31)]}
+    raw = json.dumps(header).encode()
+    crafted = tmp_path / "crafted.bin"
+    crafted.write_bytes(struct.pack("<Q", len(raw)) + raw + data[8 + size :])
+    fifo = tmp_path / "model.fifo"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen([sys.executable, "-c", "import sys; open(sys.argv[2], 'wb').write(open(sys.argv[1], "
+                               "'rb').read())", str(crafted), str(fifo)])
+    try:
+        done = subprocess.run([sys.executable, "-c", textwrap.dedent('''
+            import resource, sys
+            resource.setrlimit(resource.RLIMIT_AS, (3 << 30, 3 << 30))
+            from seqcast import checkpoint
+            from seqcast.errors import CheckpointError
+            try:
+                checkpoint.load(sys.argv[1])
+            except CheckpointError as exc:
+                print(exc)
+        '''), str(fifo)], capture_output=True, text=True, timeout=120)
+    finally:
+        writer.kill()
+        writer.wait()
+    assert done.returncode == 0 and "truncated" in done.stdout, done.stdout + done.stderr
 
 
 @pytest.mark.parametrize("device", ["/dev/zero", "/dev/urandom"])
