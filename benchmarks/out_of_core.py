@@ -13,7 +13,8 @@ from a git worktree under benchmarks/results/tmp/, and the sides alternate (base
 The baseline lists every window (three int64 per window, and an int64 permutation per epoch); the
 current code holds the windows as runs per series and samples an epoch's windows from them above
 `training.SAMPLED_ABOVE` windows. `seqcast info --json` of each checkpoint gives its steps in an epoch
-(the training windows over the batch), the steps taken and the validation loss. Results: benchmarks/results/out_of_core.{json,md}.
+(the training windows over the batch), the steps taken and the validation loss.
+Results: benchmarks/results/out_of_core.{json,md}.
 """
 
 from __future__ import annotations

@@ -107,7 +107,8 @@ def default_split(series: SeriesSet, lookback: int, horizon: int, val_fraction: 
     short = [f"{ids[i]!r} has {lengths[i]} rows, needs {context + horizon + val[i]} "
              f"({what} + horizon {horizon} + validation {val[i]})" for i in np.flatnonzero(too_short)[:10]]
     fine = np.flatnonzero(~too_short)
-    splits = {ids[i]: Split(t, v, 0) for i, t, v in zip(fine.tolist(), (lengths - val)[fine].tolist(), val[fine].tolist())}
+    splits = {ids[i]: Split(t, v, 0)
+              for i, t, v in zip(fine.tolist(), (lengths - val)[fine].tolist(), val[fine].tolist())}
     short_count = int(too_short.sum())
     if short_count and not (drop_short and splits):
         counted = f"series too short ({short_count} of {len(series.series)})" if len(series.series) > 1 else \
@@ -216,7 +217,8 @@ class WindowSet:
                          origins[run] + self.stride * within, np.ones(len(run), dtype=np.int64), self.lookback,
                          self.horizon, self.targets, self.past)
 
-    def batch(self, index: torch.Tensor | np.ndarray | slice) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+    def batch(self, index: torch.Tensor | np.ndarray | slice
+              ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         """x (B, L, C), y (B, H, C) and the covariate inputs, by keyword (empty without covariates)."""
         import torch
 
