@@ -68,8 +68,7 @@ def _digest(version: int, meta_json: str, tensors: dict[str, torch.Tensor]) -> s
     return sha.hexdigest()
 
 
-def _canonical(meta: dict) -> str:
-    return json.dumps(meta, sort_keys=True, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+_canonical = series_columns.canonical
 
 
 def to_meta(forecaster: Forecaster) -> dict[str, Any]:

@@ -100,9 +100,13 @@ def to_columns(tables: dict[str, Any]) -> dict[str, np.ndarray]:
     return arrays
 
 
+def canonical(document: dict) -> str:
+    """``document`` as the checkpoint's canonical JSON (sorted keys, no spaces): what its digest covers."""
+    return json.dumps(document, sort_keys=True, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
+
+
 def _json_bytes(document: dict) -> np.ndarray:
-    text = json.dumps(document, sort_keys=True, ensure_ascii=False, allow_nan=True, separators=(",", ":"))
-    return np.frombuffer(bytearray(text.encode("utf-8")), dtype=np.uint8)
+    return np.frombuffer(bytearray(canonical(document).encode("utf-8")), dtype=np.uint8)
 
 
 class Damaged(ValueError):
