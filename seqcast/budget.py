@@ -171,6 +171,7 @@ class TrainConfig:
     threads: int = 0  # torch intra-op threads; 0 = chosen by threads.pick_threads (as run: the count used)
     loss: str = "auto"  # the point loss on scaled values: mse, mae, or auto (as run: the one used; see auto_loss)
     schedule: Schedule = Schedule()
+    qat: bool = False  # train aware of int8 weights (quantization.fake_int8): for export --int8
 
     def __post_init__(self) -> None:
         # Each rule is written as "inside the range", so NaN, which compares false, fails as well.

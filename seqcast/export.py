@@ -13,9 +13,13 @@ torch on the same windows: an export whose largest difference passes ``FP32_TOLE
 
 ``int8``: onnxruntime's dynamic quantization (``onnxruntime.quantization.quantize_dynamic``: int8
 weights, activations quantized per call), of the operators it has integer kernels for: MatMul and
-Gemm (linear layers, attention projections), Conv and LSTM. GRU and the vanilla RNN have none, so
-those layers stay fp32 (their linear heads quantize); the result names both lists. Not
-``torch.ao.quantization``, which is deprecated for removal.
+Gemm (linear layers, attention projections), Conv and LSTM. GRU and the vanilla RNN have none: a
+model holding them is also exported with those layers written out step by step (``unrolled.py``:
+matrix products, which quantize), and that form is kept when its int8 file is smaller and passes the
+same parity check; otherwise those layers stay fp32 (their linear heads quantize). The result names
+what was quantized, what stayed fp32 and what was unrolled. Not ``torch.ao.quantization``, which is
+deprecated for removal. A student trained aware of int8 weights (``fit``'s ``qat``, ``int8.py``) holds
+weights the quantizer rounds to themselves.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import edge
+from . import edge, unrolled
 from .errors import CheckpointError, UsageError
 from .forecaster import Forecaster
 
@@ -64,6 +68,8 @@ class Exported:
     max_difference: float = 0.0  # against torch, over the forecasts' scale (at least 1)
     tolerance: float = FP32_TOLERANCE
     notes: tuple[str, ...] = field(default=())
+    unrolled: tuple[str, ...] = ()  # recurrent layers written out as matrix products per step ("GRU", "RNN")
+    graph_bytes: int = 0  # the graph and its weights, without the seqcast metadata (which grows with the series)
 
     @property
     def int8(self) -> bool:
@@ -120,6 +126,13 @@ def exporter_of(forecaster: Forecaster) -> str:
     return "torchscript" if "torchscript" in kinds else "dynamo"
 
 
+def exporter_name(model: str) -> str:
+    """The exporter a registered model declares (``Capabilities.onnx_exporter``)."""
+    from .registry import get_spec
+
+    return get_spec(model).capabilities.onnx_exporter
+
+
 def export(forecaster: Forecaster, int8: bool = False, source: dict[str, Any] | None = None) -> Exported:
     """The checked ONNX file of ``forecaster``'s model (nothing is written here); ``CheckpointError``
     when the exported graph does not forecast what the model does. ``source`` describes the checkpoint
@@ -138,7 +151,8 @@ def export(forecaster: Forecaster, int8: bool = False, source: dict[str, Any] | 
     document = _document(forecaster, exporter, source, difference, FP32_TOLERANCE)
     document["graph"]["fp32"] = list(weighted)
     fp32_file = _signed(proto, document)
-    plain = Exported(fp32_file, document, exporter, seconds, len(fp32_file), (), (), difference, FP32_TOLERANCE)
+    plain = Exported(fp32_file, document, exporter, seconds, len(fp32_file), (), (), difference, FP32_TOLERANCE,
+                     graph_bytes=len(fp32))
     if not int8:
         return plain
     int8_proto, quantized, kept = quantize(fp32, forecaster.label)
@@ -146,6 +160,17 @@ def export(forecaster: Forecaster, int8: bool = False, source: dict[str, Any] | 
         return replace(plain, notes=(f"--int8: {forecaster.name} has no weights onnxruntime can quantize "
                                      "(no linear, convolution or LSTM layer); the file is fp32",))
     difference = _parity(graph, int8_proto.SerializeToString(), forecaster, INT8_TOLERANCE)
+    cells, notes = unrolled.has_cells(forecaster.model), ()
+    if cells:  # the GRU and RNN layers as matrix products, which quantize: kept when smaller
+        written = _written_out(forecaster, names, graph)
+        size = len(int8_proto.SerializeToString())
+        if written is not None and len(written[0].SerializeToString()) < size:
+            int8_proto, quantized, kept, difference = written
+            notes = (f"--int8: {' and '.join(cells)} layers written out step by step (matrix products, which "
+                     f"onnxruntime quantizes): {len(int8_proto.SerializeToString()) / 1000:.1f} kB of graph against "
+                     f"{size / 1000:.1f} kB with them in fp32",)
+        else:
+            cells = ()
     document = _document(forecaster, exporter, source, difference, INT8_TOLERANCE)
     document["graph"].update(int8=True, quantized=list(quantized), fp32=list(kept))
     data = _signed(int8_proto, document)
@@ -156,7 +181,21 @@ def export(forecaster: Forecaster, int8: bool = False, source: dict[str, Any] | 
                                      f"{', '.join(quantized)} saves nothing ({len(data) / 1000:.1f} kB against "
                                      f"{len(fp32_file) / 1000:.1f} kB); the file is fp32",))
     return Exported(data, document, exporter, seconds, len(fp32_file), quantized, kept, difference, INT8_TOLERANCE,
-                    (f"--int8: {stays}",) if kept else ())
+                    notes + ((f"--int8: {stays}",) if kept else ()), tuple(cells), len(int8_proto.SerializeToString()))
+
+
+def _written_out(forecaster: Forecaster, names: list[str], graph: _Graph):
+    """(int8 proto, quantized, kept fp32, parity difference) of the model with its GRU and RNN layers
+    unrolled (``unrolled.py``), traced by TorchScript; None when that form fails the parity check."""
+    written = _Graph(unrolled.unrolled(forecaster.model), tuple(names[1:])).eval()
+    proto = _trace(written, "torchscript", _inputs(forecaster, EXPORT_BATCH, seed=0), names, forecaster.label)
+    _strip(proto)
+    int8_proto, quantized, kept = quantize(proto.SerializeToString(), forecaster.label)
+    try:
+        difference = _parity(graph, int8_proto.SerializeToString(), forecaster, INT8_TOLERANCE)
+    except CheckpointError:
+        return None
+    return int8_proto, quantized, kept, difference
 
 
 def _document(forecaster: Forecaster, exporter: str, source: dict[str, Any] | None, difference: float,
@@ -204,14 +243,36 @@ def _version() -> str:
 def _inputs(forecaster: Forecaster, batch: int, seed: int) -> tuple[torch.Tensor, ...]:
     """Windows for tracing and parity: scaled values (B, L, C) as a random walk around zero (what scaled
     series look like), and the covariate inputs the model reads, standard normal (they are z-scored)."""
-    generator = torch.Generator().manual_seed(seed)
     schema = forecaster.schema
-    steps = torch.randn(batch, schema.lookback, len(schema.targets), generator=generator) * 0.3
-    x = steps.cumsum(dim=1)
+    return _windows(schema.lookback, schema.horizon, len(schema.targets), forecaster.covariates.widths, batch, seed)
+
+
+def _windows(lookback: int, horizon: int, channels: int, widths: tuple[int, int, int], batch: int,
+             seed: int) -> tuple[torch.Tensor, ...]:
+    generator = torch.Generator().manual_seed(seed)
+    x = (torch.randn(batch, lookback, channels, generator=generator) * 0.3).cumsum(dim=1)
     x = x - x.mean(dim=1, keepdim=True)
-    past, future, static = forecaster.covariates.widths
-    shapes = [(batch, schema.lookback, past), (batch, schema.lookback + schema.horizon, future), (batch, static)]
+    past, future, static = widths
+    shapes = [(batch, lookback, past), (batch, lookback + horizon, future), (batch, static)]
     return (x, *(torch.randn(shape, generator=generator) for shape in shapes if shape[-1]))
+
+
+def int8_model_bytes(network: nn.Module, lookback: int, horizon: int, channels: int, widths: tuple[int, int, int],
+                     exporter: str) -> int:
+    """The bytes of the graph ``export --int8`` writes for ``network`` (a WindowNorm around a registered
+    model; weights and operators, without the metadata): the same for any values of its weights, so an
+    untrained network sizes a trained one (``distill --max-bytes``)."""
+    require_exporter()
+    names = ["x"] + [name for name, width in zip(("past", "future", "static"), widths) if width]
+    inputs = _windows(lookback, horizon, channels, widths, EXPORT_BATCH, seed=0)
+    sizes = []
+    for model, how in [(network, exporter)] + ([(unrolled.unrolled(network), "torchscript")]
+                                               if unrolled.has_cells(network) else []):
+        proto = _trace(_Graph(model, tuple(names[1:])).eval(), how, inputs, names, "the student")
+        _strip(proto)
+        quantized, done, _ = quantize(proto.SerializeToString(), "the student")
+        sizes.append(len((quantized if done else proto).SerializeToString()))
+    return min(sizes)
 
 
 @contextlib.contextmanager

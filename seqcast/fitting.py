@@ -22,6 +22,7 @@ from . import choosing, fit_record, intervals, quantile_head
 from .budget import VALIDATION_WINDOWS, auto_batch_size
 from .build import DEFAULT_MAX_PARAMETERS, build_network, members_of
 from .covariates import fit_schema, without_constant
+from .distill import Labels, Teaching
 from .data import SeriesSet, season_length, seasons
 from .distributed import Distributed
 from .errors import UsageError
@@ -150,13 +151,15 @@ def auto_window_norm(series: SeriesSet, name: str) -> str:
 def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = TrainConfig(), split: Split | None = None,
         on_epoch: Callable[[EpochReport], None] | None = None,
         on_step: Callable[[int, int], None] | None = None,
-        init: Forecaster | None = None, dist: Distributed | None = None, backtest: bool = True) -> Forecaster:
+        init: Forecaster | None = None, dist: Distributed | None = None, backtest: bool = True,
+        teaching: Teaching | None = None) -> Forecaster:
     """Train ``model_config`` on ``series``: split chronologically, scale on training rows, train, describe,
     and (``backtest``) score the validation windows in the targets' units (``Forecaster.backtest``).
 
     ``init`` is a checkpoint of the same model to continue from (a warm start: its weights, a shorter
     automatic budget); the data must fit its schema. How ``series`` was read is recorded, so that
     later commands read new data alike. ``dist``: this process's rank in a torchrun run (``train``).
+    ``teaching``: the teacher whose forecasts are mixed into the training targets (``distill.py``).
     """
     if not 1 <= model_config.ensemble <= 64:
         raise UsageError(f"--ensemble {model_config.ensemble}: give 1 (no ensemble) to 64 members")
@@ -177,7 +180,8 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
         layout = layout._replace(series=series)
     covariates = init.covariates if init is not None else fit_schema(series, train_rows)
     layouts = [layout, *longer_layouts(series, model_config, split, layout, init is not None or dist is not None)]
-    candidates = Candidates(layouts, model_config, params, quantiles, covariates, config.seed, init)
+    labels = Labels(teaching, series, layout.splits) if teaching is not None else None
+    candidates = Candidates(layouts, model_config, params, quantiles, covariates, config.seed, init, labels)
     model = candidates.build(window_norm)
     if init is not None:
         check_schema(init, series)
@@ -230,10 +234,13 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
         model, model_config, layout, data, explicit=split, resolved=resolved, window_norm=window_norm, quantiles=quantiles,
         covariates=covariates, config=config, results=results, init=init, dist=dist, window_flops=window_flops,
         notes=notes, dropped=dropped, calibration=calibration, val_mse=val_mse, choices=choices)
-    if not backtest:
-        return fitted
-    with using_threads(config.threads):
-        return replace(fitted, backtest=validation_backtest(fitted, layout.series, layout.splits))
+    if backtest:
+        with using_threads(config.threads):
+            fitted = replace(fitted, backtest=validation_backtest(fitted, layout.series, layout.splits))
+    if labels is not None:
+        with using_threads(config.threads):
+            fitted = replace(fitted, distillation=labels.record(fitted, layout.series, layout.splits, len(data.train)))
+    return fitted
 
 
 def validation_data(series: SeriesSet, model_config: ModelConfig, split: Split | None = None) -> Prepared:
@@ -270,10 +277,11 @@ class Candidates:
     at the first of ``layouts``; ``at(lookback)`` is the same at another layout's lookback."""
 
     def __init__(self, layouts: list[Layout], model_config: ModelConfig, params: dict[str, Any],
-                 quantiles: tuple[float, ...], covariates: CovariateSchema, seed: int, init: Forecaster | None) -> None:
+                 quantiles: tuple[float, ...], covariates: CovariateSchema, seed: int, init: Forecaster | None,
+                 labels: Labels | None = None) -> None:
         self.layout, self.layouts, self.model_config, self.params = layouts[0], layouts, model_config, params
         self.quantiles, self.covariates, self.widths = quantiles, covariates, Covariates(*covariates.widths)
-        self.seed, self.init = seed, init
+        self.seed, self.init, self.labels = seed, init, labels
         self.prepared: dict[str, Prepared] = {}
         self.others: dict[int, Candidates] = {self.layout.lookback: self}
         self.flops: float | None = None
@@ -283,7 +291,7 @@ class Candidates:
         if lookback not in self.others:
             layout = next(lay for lay in self.layouts if lay.lookback == lookback)
             other = Candidates([layout], self.model_config, self.params, self.quantiles, self.covariates, self.seed,
-                               self.init)
+                               self.init, self.labels)
             self.others[lookback] = other
         return self.others[lookback]
 
@@ -313,10 +321,12 @@ class Candidates:
             shown = transform.apply(series)
             scaler = Scaler.fit(shown, train_rows)
             arrays, static = model_arrays(shown, scaler, self.covariates)
+            train = build_windows(shown, arrays, lookback, horizon, split_targets(splits, "train"), pad_short=pad_short,
+                                  static=static, past=self.widths.past)
+            if self.labels is not None:  # the teacher's forecasts mixed into the targets (distill.py)
+                train = self.labels.teach(train, series, shown, transform, scaler)
             self.prepared[kind] = Prepared(
-                transform, scaler, transform.lambdas_of(series),
-                build_windows(shown, arrays, lookback, horizon, split_targets(splits, "train"), pad_short=pad_short,
-                              static=static, past=self.widths.past),
+                transform, scaler, transform.lambdas_of(series), train,
                 build_windows(shown, arrays, lookback, horizon, split_targets(splits, "val"), pad_short=pad_short,
                               static=static, past=self.widths.past, at_most=VALIDATION_WINDOWS))
         return self.prepared[kind]

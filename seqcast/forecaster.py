@@ -192,6 +192,27 @@ class Tuning:
 
 
 @dataclass(frozen=True)
+class Distillation:
+    """The teacher a distilled model learned from (``seqcast distill``), and how close it came."""
+
+    teacher: str  # the teacher checkpoint's path, as given
+    sha256: str  # its digest
+    model: str  # its model (auto, nbeats, ...)
+    weight: float  # the teacher's share of each taught window's target
+    taught: int  # training windows the teacher forecast (every one, unless its time ran short)
+    windows: int  # training windows in all
+    labelling_seconds: float  # the teacher's time forecasting them
+    teacher_mase: float | None  # the teacher on the student's validation windows (the student's: backtest)
+    teacher_smape: float | None
+
+    def gap(self, backtest: "Backtest | None") -> float | None:
+        """The student's validation MASE over the teacher's, less one (0.03: 3 % worse); None: not scored."""
+        if backtest is None or not self.teacher_mase:
+            return None
+        return backtest.mase / self.teacher_mase - 1
+
+
+@dataclass(frozen=True)
 class Decision:
     """A setting ``fit`` chose on its own validation windows (``choosing.py``): the candidates in the order
     probed (the declared one first), each one's score after a short probe (mean absolute error of the
@@ -267,6 +288,7 @@ class Forecaster:
     transform: TargetTransform = TargetTransform()  # the targets' transform before scaling, and their floor at 0
     portfolio: Portfolio | None = None  # what --model auto tried and chose (model_info.members); None: one model
     backtest: Backtest | None = None  # its validation windows scored at fit; None: none to score, or not recorded
+    distillation: Distillation | None = None  # the teacher it was distilled from (seqcast distill); None: fit alone
     stored: Stored | None = field(default=None, compare=False, metadata=NOT_STORED)  # None until saved or loaded
 
     @property
@@ -311,6 +333,11 @@ class Forecaster:
                     "windows": self.backtest.windows, "mase": self.backtest.mase, "smape": self.backtest.smape,
                     "bias": self.backtest.bias, "coverage": dict(zip((f"{v:.10g}" for v in self.calibration.levels) if self.calibration
                                                                      else (), self.backtest.coverage))},
+                "distillation": None if self.distillation is None else {
+                    **{k: getattr(self.distillation, k) for k in ("teacher", "sha256", "model", "weight", "taught",
+                                                                  "windows", "teacher_mase", "teacher_smape")},
+                    "gap": self.distillation.gap(self.backtest)},
+                "qat": record.settings.qat,
                 "notes": list(self.notes), "warnings": list(record.warnings),
                 "members": [{"model": m.name, "weight": m.weight, "window_norm": m.window_norm, "loss": m.loss,
                              "params": m.params} for m in self.model_info.members],

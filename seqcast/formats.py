@@ -14,7 +14,7 @@ from typing import Any
 
 from .decode import SchemaError
 
-FORMAT_VERSION = 14
+FORMAT_VERSION = 15
 
 # What format 2 added, and what a format-1 file is taken to have meant:
 #   data.policy      how fit read its data, so later commands read new history the same way. Format 1
@@ -100,6 +100,10 @@ FORMAT_7_TRANSFORM = {"kind": "none", "lambdas": {}, "floor": []}
 # What format 14 changed: how those tables are stored: as typed columns beside the weights (series_columns:
 #   the names once, then per table the positions of its series and an array of its values), the JSON
 #   tensor now their index. Once read, the metadata is format 12's: nothing to upgrade.
+# What format 15 added, and what a format-14 (or older) file is taken to have meant:
+#   distillation          the teacher a model was distilled from (seqcast distill: its path, digest, weight and
+#                         the gap between them on validation); null = fit alone (all before it).
+#   training.settings.qat the weights were trained aware of int8 rounding; false before it.
 FORMAT_9_SECTIONS = ("model_info", "schema", "policy", "scaler", "training", "versions", "notes", "calibration",
                      "tuning", "covariates", "choices", "transform")
 FORMAT_9_MODEL_INFO = ("name", "params", "window_norm", "n_parameters", "quantiles", "ensemble")
@@ -136,6 +140,8 @@ def check_own_format(version: int, meta: Any) -> None:
     if version >= 9:  # the dataclasses' shape; format 10 added an ensemble's members and portfolio, 11 the backtest
         _keys(at, meta, set(FORMAT_9_SECTIONS) | ({"portfolio"} if version >= 10 else set())
               | ({"backtest"} if version >= 11 else set()))
+        if not isinstance(meta["training"], dict) or not isinstance(meta["training"].get("settings"), dict):
+            raise SchemaError(f"{at}.training.settings: expected an object")
         if not isinstance(meta["model_info"], dict):
             raise SchemaError(f"{at}.model_info: expected an object")
         _keys(f"{at}.model_info", meta["model_info"], set(FORMAT_9_MODEL_INFO) | ({"members"} if version >= 10 else set()))
@@ -222,7 +228,11 @@ def upgrade(format_version: int, meta: dict[str, Any]) -> dict[str, Any]:
         meta = {**meta, "model_info": {**meta["model_info"], "members": []}, "portfolio": None}
     if format_version < 11:
         meta = {**meta, "backtest": None}
-    return meta  # format 12 added a kind of choice, which older files do not hold; 13 and 14 moved the tables
+    if format_version < 15:  # format 12 added a kind of choice, which older files do not hold; 13 and 14 moved tables
+        training = meta["training"]
+        meta = {**meta, "distillation": None,
+                "training": {**training, "settings": {**training["settings"], "qat": False}}}
+    return meta
 
 
 def _format_9(meta: dict[str, Any]) -> dict[str, Any]:

@@ -21,7 +21,8 @@ from .decode import SchemaError
 from .forecaster import COVARIATE_KINDS
 
 if TYPE_CHECKING:
-    from .forecaster import Backtest, Calibration, CovariateSchema, Decision, Forecaster, TrainingRecord, Tuning
+    from .forecaster import (Backtest, Calibration, CovariateSchema, Decision, Distillation, Forecaster,
+                             TrainingRecord, Tuning)
     from .transform import TargetTransform
 
 __all__ = ["SchemaError", "check", "MAX_WINDOW", "MAX_TARGETS", "MAX_QUANTILES", "MAX_ENSEMBLE", "MAX_COVARIATES"]
@@ -75,6 +76,8 @@ def check(forecaster: Forecaster, where: str = "meta") -> None:
         _check_tuning(f"{where}.tuning", forecaster.tuning)
     if forecaster.backtest is not None:
         _check_backtest(f"{where}.backtest", forecaster.backtest, forecaster.calibration, series)
+    if forecaster.distillation is not None:
+        _check_distillation(f"{where}.distillation", forecaster.distillation)
     if forecaster.training is not None:
         from .registry import WINDOW_NORMS
 
@@ -226,6 +229,18 @@ def _check_tuning(where: str, tuning: Tuning) -> None:
     for key in ("trials", "complete", "pruned", "failed", "best_trial", "search_seconds"):
         _within(f"{where}.{key}", getattr(tuning, key), 0, math.inf)
     _hyperparameters(f"{where}.best_params", tuning.best_params, SEARCHED_TYPES)
+
+
+def _check_distillation(where: str, taught: Distillation) -> None:
+    _within(f"{where}.weight", taught.weight, 0, 1)
+    if taught.weight == 0:
+        raise SchemaError(f"{where}.weight: expected a share above 0")
+    _within(f"{where}.windows", taught.windows, 0, math.inf)
+    _within(f"{where}.taught", taught.taught, 0, math.inf)
+    _within(f"{where}.labelling_seconds", taught.labelling_seconds, 0, math.inf)
+    for key in ("teacher_mase", "teacher_smape"):
+        if getattr(taught, key) is not None:
+            _within(f"{where}.{key}", getattr(taught, key), 0, math.inf)
 
 
 def _check_choices(where: str, choices: tuple[Decision, ...], used: dict[str, str]) -> None:

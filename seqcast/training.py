@@ -19,7 +19,7 @@ from typing import Callable, Iterator
 import torch
 from torch import nn
 
-from . import quantile_head
+from . import int8, quantile_head
 from .budget import TrainConfig, plan_budget
 from .distributed import Distributed
 from .errors import TrainingError, UsageError
@@ -93,9 +93,9 @@ def _snapshot(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-def _forward(model: nn.Module, windows: WindowSet, index) -> tuple[torch.Tensor, torch.Tensor]:
+def _forward(model: nn.Module, windows: WindowSet, index, qat: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     x, y, covariates = windows.batch(index)
-    return model(x, **covariates), y
+    return (int8.forward(model, x, **covariates) if qat else model(x, **covariates)), y
 
 
 def epoch_batches(count: int, local_batch: int, generator: torch.Generator, dist: Distributed | None,
@@ -121,10 +121,11 @@ def epoch_batches(count: int, local_batch: int, generator: torch.Generator, dist
 @torch.no_grad()
 def evaluate_loss(model: nn.Module, windows: WindowSet, batch_size: int = 1024,
                   loss: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-                  dist: Distributed | None = None) -> float:
+                  dist: Distributed | None = None, qat: bool = False) -> float:
     """The training objective over all windows: mean squared error (mean over windows x steps x
     channels), or the mean of ``loss`` (the MAE, or a quantile head's loss). With ``dist`` each rank
-    scores its shard and the sums are added over the ranks: every rank gets the same number."""
+    scores its shard and the sums are added over the ranks: every rank gets the same number. ``qat``:
+    with the weights rounded to int8 (``int8.forward``), as quantization-aware training validates."""
     if len(windows) == 0:
         return float("nan")
     model.eval()
@@ -133,7 +134,7 @@ def evaluate_loss(model: nn.Module, windows: WindowSet, batch_size: int = 1024,
     total, count = 0.0, 0
     for start in range(first, end, batch_size):
         with _autocast(device):
-            pred, y = _forward(model, windows, slice(start, min(start + batch_size, end)))
+            pred, y = _forward(model, windows, slice(start, min(start + batch_size, end)), qat)
         total += float(((pred.float() - y) ** 2).sum()) if loss is None else float(loss(pred.float(), y)) * y.numel()
         count += y.numel()
     if dist:
@@ -182,6 +183,8 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
                          f"({len(train_set)} training windows), and each needs one at least: start at most "
                          f"{min(len(train_set), batch_size)} processes, or give a larger --batch-size")
     local_batch = batch_size // world  # each rank's share of a batch
+    if dist and config.qat:
+        raise UsageError("quantization-aware training does not run under torchrun; train the student in one process")
     if dist:
         from torch.nn.parallel import DistributedDataParallel
 
@@ -198,7 +201,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     # Training starts from the untrained weights' validation loss (for zero-head models under window
     # normalisation that is repeating the window's level), so the weights kept are never worse on validation.
-    best_loss = evaluate_loss(model, val_set, loss=loss, dist=dist) if len(val_set) else math.inf
+    best_loss = evaluate_loss(model, val_set, loss=loss, dist=dist, qat=config.qat) if len(val_set) else math.inf
     best_state = _snapshot(model) if len(val_set) else None
     result = TrainResult(math.nan, 0, 0, 0.0, batch_size, steps_per_epoch=per_epoch, round_steps=round_steps)
     stale, step, done, stopped = 0, 0, 0, None
@@ -207,7 +210,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
     while stopped is None:  # one pass over the training windows per epoch (``epoch_batches``)
         for index in epoch_batches(len(train_set), local_batch, generator, dist, device):
             with _autocast(device):
-                pred, y = _forward(net, train_set, index)
+                pred, y = _forward(net, train_set, index, config.qat)
                 step_loss = objective(pred.float(), y)
             optimizer.zero_grad(set_to_none=True)
             step_loss.backward()
@@ -233,7 +236,7 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
                     f"training loss became {train_loss} in {unit} {done}; no checkpoint written. "
                     "Try a lower --lr, or check the data for extreme values"
                 )
-            val_loss = evaluate_loss(model, val_set, loss=loss, dist=dist) if len(val_set) else train_loss
+            val_loss = evaluate_loss(model, val_set, loss=loss, dist=dist, qat=config.qat) if len(val_set) else train_loss
             improved = val_loss < best_loss - rules.improvement
             if improved:
                 best_loss, stale, result.best_epoch = val_loss, 0, done
@@ -256,6 +259,8 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
             model.train()
     if best_state is not None:
         model.load_state_dict(best_state)
+    if config.qat:  # the weights kept are the int8 ones validated: an --int8 export then rounds nothing
+        int8.snap(model)
     model.eval()
     result.val_loss, result.epochs, result.steps, result.stopped = best_loss, done, step, stopped
     result.seconds = time.perf_counter() - started

@@ -161,11 +161,16 @@ class WindowSet:
     from the runs' running counts when a batch asks for it, so memory grows with the series, not with
     the windows: a panel of long series has as many windows as rows, and fit samples them from the
     arrays (``training.epoch_batches``) without ever listing them.
+
+    ``taught`` (``seqcast distill``): a teacher's forecast of every window (N, H, C), in the same scaled
+    units, and the teacher's weight on each (N,): the targets a batch gives are then
+    ``(1 - w) y + w teacher`` (w = 0: a window the teacher did not forecast keeps its real target).
     """
 
     def __init__(self, values: torch.Tensor, static: torch.Tensor | None, series_index: np.ndarray,
                  first_starts: np.ndarray, first_origins: np.ndarray, counts: np.ndarray, lookback: int,
-                 horizon: int, targets: int | None = None, past: int = 0, stride: int = 1):
+                 horizon: int, targets: int | None = None, past: int = 0, stride: int = 1,
+                 taught: tuple[torch.Tensor, torch.Tensor] | None = None):
         import torch
 
         self.lookback, self.horizon, self.stride = lookback, horizon, stride
@@ -174,7 +179,7 @@ class WindowSet:
         kept = np.asarray(counts, dtype=np.int64) > 0
         self.runs = (np.asarray(series_index, dtype=np.int64)[kept], np.asarray(first_starts, dtype=np.int64)[kept],
                      np.asarray(first_origins, dtype=np.int64)[kept], np.asarray(counts, dtype=np.int64)[kept])
-        self.values, self.static = values, static
+        self.values, self.static, self.taught = values, static, taught
         self._windows = values.unfold(0, lookback + horizon, 1)  # (rows - span + 1, C + P + F, L + H), a view
         ends = np.cumsum(self.runs[3])
         self._count = int(ends[-1]) if len(ends) else 0
@@ -205,17 +210,27 @@ class WindowSet:
 
     def to(self, device: torch.device) -> "WindowSet":
         static = self.static.to(device) if self.static is not None else None
+        taught = tuple(t.to(device) for t in self.taught) if self.taught is not None else None
         return WindowSet(self.values.to(device), static, *self.runs, self.lookback, self.horizon, self.targets,
-                         self.past, self.stride)
+                         self.past, self.stride, taught)
+
+    def teach(self, forecasts: torch.Tensor, weights: torch.Tensor) -> "WindowSet":
+        """These windows with a teacher's forecasts (N, H, C) and weights (N,) mixed into their targets."""
+        if forecasts.shape != (self._count, self.horizon, self.targets) or weights.shape != (self._count,):
+            raise ValueError(f"{self._count} windows need forecasts ({self._count}, {self.horizon}, {self.targets}) "
+                             f"and weights ({self._count},), not {tuple(forecasts.shape)} and {tuple(weights.shape)}")
+        return WindowSet(self.values, self.static, *self.runs, self.lookback, self.horizon, self.targets, self.past,
+                         self.stride, (forecasts, weights))
 
     def subset(self, index: np.ndarray) -> "WindowSet":
         """The windows at ``index`` (a view of the same rows), each a run of one."""
         run, within = self._listed()
         run, within = run[index], within[index]
         series, starts, origins, _ = self.runs
+        taught = tuple(t[np.asarray(index)] for t in self.taught) if self.taught is not None else None
         return WindowSet(self.values, self.static, series[run], starts[run] + self.stride * within,
                          origins[run] + self.stride * within, np.ones(len(run), dtype=np.int64), self.lookback,
-                         self.horizon, self.targets, self.past)
+                         self.horizon, self.targets, self.past, taught=taught)
 
     def batch(self, index: torch.Tensor | np.ndarray | slice
               ) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
@@ -238,7 +253,11 @@ class WindowSet:
             inputs["static"] = self.static[self._run_series[run]]
         if window.shape[-1] > C:
             window = window[..., :C]
-        return window[:, :L], window[:, L:], inputs
+        y = window[:, L:]
+        if self.taught is not None:
+            forecasts, weights = self.taught
+            y = torch.lerp(y, forecasts[index], weights[index][:, None, None])
+        return window[:, :L], y, inputs
 
 
 def scaled_arrays(series: SeriesSet, scaler: Scaler) -> list[np.ndarray]:

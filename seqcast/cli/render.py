@@ -26,7 +26,18 @@ def fit_lines(fitted, seconds: float, output: Path) -> list[str]:
         how = ", ".join(sorted(set(calibration.methods)))
         lines.append(f"intervals {', '.join(f'{v:g}' for v in calibration.levels)} %: calibrated on "
                      f"{calibration.windows} validation windows ({'conformalised quantiles' if how == 'cqr' else how})")
+    if fitted.distillation:
+        lines.append(distillation_line(fitted))
     return lines + [f"checkpoint: {output}"]
+
+
+def distillation_line(fitted) -> str:
+    """A distilled model against its teacher on its validation windows."""
+    taught, gap = fitted.distillation, fitted.distillation.gap(fitted.backtest)
+    if gap is None:
+        return f"teacher {taught.model} ({taught.teacher}): no validation windows to compare them on"
+    return (f"teacher {taught.model} ({taught.teacher}): validation MASE {taught.teacher_mase:.4f}, the student's "
+            f"{fitted.backtest.mase:.4f} ({gap:+.1%}); sMAPE {taught.teacher_smape:.3f} and {fitted.backtest.smape:.3f}")
 
 
 def portfolio_lines(portfolio) -> list[str]:
@@ -67,8 +78,10 @@ def export_lines(ckpt, exported, output: Path) -> list[str]:
     from ..export import PARITY_BATCHES
 
     size = len(exported.data)
-    what = (f"int8 ({', '.join(exported.quantized)} quantized), {size / 1000:.1f} kB, {size / exported.fp32_bytes:.0%} "
-            f"of the fp32 graph's {exported.fp32_bytes / 1000:.1f} kB" if exported.int8 else f"fp32, {size / 1000:.1f} kB")
+    unrolled = f", {' and '.join(exported.unrolled)} unrolled" if exported.unrolled else ""
+    what = (f"int8 ({', '.join(exported.quantized)} quantized{unrolled}), {size / 1000:.1f} kB, {size / exported.fp32_bytes:.0%} "
+            f"of the fp32 file's {exported.fp32_bytes / 1000:.1f} kB" if exported.int8 else f"fp32, {size / 1000:.1f} kB")
+    what += f" (the model {exported.graph_bytes / 1000:.1f} kB, its metadata {(size - exported.graph_bytes) / 1000:.1f} kB)"
     return [f"{ckpt.name}: exported with the {exported.exporter} exporter in {exported.seconds:.1f}s; onnxruntime "
             f"matches torch at batches {' and '.join(map(str, PARITY_BATCHES))} within "
             f"{exported.max_difference:.2g} (limit {exported.tolerance:g}); {what}",
@@ -77,7 +90,8 @@ def export_lines(ckpt, exported, output: Path) -> list[str]:
 
 def export_document(ckpt, exported, output: Path, checkpoint: Path) -> dict[str, Any]:
     return {"onnx": str(output), "checkpoint": str(checkpoint), "model": ckpt.name, "bytes": len(exported.data),
-            "fp32_bytes": exported.fp32_bytes, "seconds": exported.seconds,
+            "fp32_bytes": exported.fp32_bytes, "graph_bytes": exported.graph_bytes, "unrolled": list(exported.unrolled),
+            "seconds": exported.seconds,
             **{k: exported.document[k] for k in ("graph", "parity", "versions", "sha256")}}
 
 

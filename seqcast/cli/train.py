@@ -1,4 +1,4 @@
-"""Commands that train: fit and tune. Each builds one typed request and makes one library call (runs.train)."""
+"""Commands that train: fit, tune and distill. Each builds one typed request and makes one library call (runs.train)."""
 
 import dataclasses
 from pathlib import Path
@@ -8,7 +8,8 @@ import typer
 
 from . import command, options, render
 from ..build import DEFAULT_MAX_PARAMETERS
-from .options import Data, Fill, FillAgain, Horizon, Json, MaxParameters, Param, SplitOpt, Threads
+from .options import (Ckpt, Data, Fill, FillAgain, Horizon, Json, Levels, Lookback, MaxParameters, Param, SplitOpt,
+                      Threads, TransformOpt, WindowNormOpt)
 from .output import Output, to_json
 
 
@@ -95,3 +96,45 @@ def tune(
         out.say(line)
     if json_out:
         out.emit(to_json(render.tune_document(fitted, tune_output(request), rows)), "-")
+
+
+@command(shared=(options.READING_AGAIN, options.TRAINING, options.SCHEDULE))
+def distill(
+    ctx: typer.Context,
+    checkpoint_path: Annotated[Path, typer.Argument(metavar="TEACHER", help="The checkpoint that teaches: any model, an auto ensemble included.")],
+    data: Data,
+    model: Annotated[str, typer.Option("--model", "-m", help="The student: lstm, gru, rnn, tcn or nlinear.")] = "gru",
+    teacher_weight: Annotated[float, typer.Option("--teacher-weight", metavar="W", help="The teacher's share of each training target: (1 - W) x actual + W x the teacher's forecast, in (0, 1].")] = 0.5,
+    max_bytes: Annotated[int, typer.Option("--max-bytes", metavar="N", min=0, help="Choose the student's width so that its int8 ONNX graph (export --int8: weights and operators, without the metadata) is at most N bytes. 0 = its default width.")] = 0,
+    qat: Annotated[bool, typer.Option("--qat/--no-qat", help="Train aware of int8 weights (rounded in every forward, kept rounded), so that export --int8 forecasts what the checkpoint does.")] = True,
+    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint path. Default: MODEL.student.ckpt here.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
+    lookback: Lookback = 0,
+    window_norm: WindowNormOpt = "auto",
+    transform: TransformOpt = "auto",
+    level: Levels = None,
+    param: Param = None,
+    split: SplitOpt = None,
+    threads: Threads = 0,
+    max_parameters: MaxParameters = DEFAULT_MAX_PARAMETERS,
+    json_out: Json = False,
+) -> None:
+    """Train a small student on a teacher's forecasts (knowledge distillation) and save its checkpoint.
+
+    The data is read as the teacher reads its own. The student forecasts the teacher's horizon, and its
+    training targets mix the real values with the teacher's forecasts; validation stays on the real
+    values. The checkpoint records the teacher (path, digest) and the gap between them on validation.
+    """
+    out: Output = ctx.obj
+    from ..runs.train import DistillRequest, distill_output, distill_to_file
+
+    request = DistillRequest(teacher=checkpoint_path, data=data, model=options.model_config(**ctx.params),
+                             training=dataclasses.replace(options.train_config(**ctx.params), qat=qat),
+                             weight=teacher_weight, max_bytes=max_bytes, reading=options.reading(**ctx.params),
+                             output=output, force=force, split=options.split(split))
+    options.check_files(ctx, output=distill_output(request))
+    fitted = distill_to_file(request, out)
+    for line in render.fit_lines(fitted.forecaster, fitted.seconds, fitted.output):
+        out.say(line)
+    if json_out:
+        out.emit(to_json({**fitted.forecaster.summary(), "seconds": fitted.seconds}), "-")

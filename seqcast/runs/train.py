@@ -1,4 +1,4 @@
-"""``seqcast fit`` and ``seqcast tune`` as library calls: a request in, a saved checkpoint out.
+"""``seqcast fit``, ``seqcast tune`` and ``seqcast distill`` as library calls: a request in, a saved checkpoint out.
 
 fit coordinates what surrounds ``training.fit``: a warm start (read whole, and read again under the
 lock when it is continued in place), the output's lock and ``--force``, and torchrun, where every rank
@@ -167,3 +167,41 @@ def tune_to_file(request: TuneRequest, reporter: Reporter, on_trial=None) -> tup
         fitted, rows = tune(series, model_config, request.training, request.study, request.split, on_trial=on_trial)
         reporter.notes([n for n in fitted.notes if n not in series.notes], fitted.training.warnings)
         return checkpoint.save(tune_output(request), fitted), rows
+
+
+@dataclass(frozen=True, kw_only=True)
+class DistillRequest:
+    teacher: Path  # the checkpoint that teaches
+    data: str  # a file, or - for stdin: read as the teacher reads its data
+    model: Any  # fitting.ModelConfig of the student (its name one of distill.STUDENTS)
+    training: Any  # budget.TrainConfig (qat: aware of int8 weights)
+    weight: float  # the teacher's share of each target
+    max_bytes: int = 0  # the student's int8 ONNX file at most this size; 0 = no budget
+    reading: Reading = Reading()
+    output: Path | None = None  # None: MODEL.student.ckpt here
+    force: bool = False
+    split: Any = None  # windows.Split; None: the teacher's explicit split, else the automatic one
+
+
+def distill_output(request: DistillRequest) -> Path:
+    return request.output or Path(f"{request.model.name}.student.ckpt")
+
+
+def distill_to_file(request: DistillRequest, reporter: Reporter) -> Fitted:
+    """Distil ``request.teacher`` into the student asked for and save it (``distill.distill``)."""
+    from .. import checkpoint
+    from ..distill import Teaching, distill
+    from ..files import locked_output
+
+    teacher = checkpoint.load(request.teacher)
+    output = distill_output(request)
+    with locked_output(output, force=request.force):
+        series = load(reporter, request.data, request.reading.for_fit(teacher), describe=True)
+        started = time.perf_counter()
+        with reporter.progress(request.model.name) as progress:
+            fitted = distill(Teaching(teacher, request.weight), series, request.model, request.training,
+                             split=request.split, max_bytes=request.max_bytes, on_epoch=progress.epoch,
+                             on_step=progress.step)
+        seconds = time.perf_counter() - started
+        reporter.notes([n for n in fitted.notes if n not in series.notes], fitted.training.warnings)
+        return Fitted(checkpoint.save(output, fitted), output, seconds, True)
