@@ -1,6 +1,7 @@
 """Edge (issue 17): ONNX export, int8 and the torch-free predict, measured in one command.
 
     python benchmarks/edge.py [--rounds 7] [--work DIR] [--quick]
+    python benchmarks/edge.py --distill [...]   # issue 34: distilled int8 students (benchmarks/edge_distill.py)
 
 1. Cold `seqcast -q predict MODEL.onnx` of one series (the last 400 rows of ETTh1), whole process,
    against the same model's checkpoint: runs alternate A B A B, medians of --rounds, both with
@@ -284,6 +285,10 @@ def markdown(results: dict) -> str:
 
 
 def main() -> None:
+    if "--distill" in sys.argv[1:]:  # the second part: distilled int8 students (edge_distill.py)
+        import edge_distill
+
+        return edge_distill.main([a for a in sys.argv[1:] if a != "--distill"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--calls", type=int, default=300, help="timed calls per latency")

@@ -171,7 +171,9 @@ def distill(teaching: Teaching, series: SeriesSet, model_config: Any, config: An
 def teacher_split(teacher: Forecaster) -> Split | None:
     """The teacher's split when it was given (``--split``: one split with a test part for every series), else
     None: the automatic split, whose validation rows do not depend on the lookback."""
-    parts = {tuple(part.get(k, 0) for k in ("train", "val", "test")) for part in teacher.training.split.values()}
+    recorded = teacher.training.split  # per series, or (older files, auto) one split for all
+    each = recorded.values() if all(isinstance(part, dict) for part in recorded.values()) else [recorded]
+    parts = {tuple(int(part.get(k, 0)) for k in ("train", "val", "test")) for part in each}
     if len(parts) == 1:
         train, val, test = parts.pop()
         if test:

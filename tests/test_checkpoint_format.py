@@ -13,11 +13,12 @@ from dataclasses import dataclass, is_dataclass, replace
 from pathlib import Path
 
 import pytest
-from conftest import assert_fixture_forecasts_as_recorded, format_fixtures, load_fixture, ckpt_parts, with_document
+from conftest import (FIXTURES, assert_fixture_forecasts_as_recorded, ckpt_parts, format_fixtures, load_fixture,
+                      with_document)
 
 from seqcast import checkpoint, meta_schema
 from seqcast.decode import SchemaError, decode, encode, stored_fields
-from seqcast.errors import SeqcastError
+from seqcast.errors import CheckpointError, SeqcastError
 from seqcast.forecaster import Forecaster, InitFrom, Tuning
 
 FORMAT_8 = Path(__file__).parent / "fixtures" / "format8"
@@ -65,11 +66,11 @@ def test_a_format_8_file_with_an_unknown_section_is_refused(tmp_path, invoke):
 
 # --- the digest covers the format ------------------------------------------------------------------------
 
-@pytest.mark.parametrize("stored", [13, 12, 11, 10, 9, 8, 1, 15, 14.0, 1.9, -7, 0, "14", True, None])
+@pytest.mark.parametrize("stored", [14, 13, 12, 11, 10, 9, 8, 1, 16, 15.0, 1.9, -7, 0, "15", True, None])
 def test_a_current_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, hourly_csv, tmp_path, invoke):
     data = tiny_ckpt.read_bytes()
     _, _, document = ckpt_parts(data)
-    assert document["format"] == checkpoint.FORMAT_VERSION == 14
+    assert document["format"] == checkpoint.FORMAT_VERSION == 15
     path = tmp_path / "edited.ckpt"
     path.write_bytes(with_document(data, {**document, "format": stored}))
     code, out, err = invoke("predict", path, hourly_csv)
@@ -78,16 +79,16 @@ def test_a_current_file_whose_format_is_edited_does_not_load(stored, tiny_ckpt, 
 
 
 def test_the_digest_covers_the_format_number(tiny_ckpt, tmp_path, invoke, hourly_csv):
-    """Even with a metadata shape the edited format would accept, the digest tells: a format-14 document
-    relabelled 15 and read by a seqcast that knows 15 would fail its digest. Here: the digest differs by
+    """Even with a metadata shape the edited format would accept, the digest tells: a format-15 document
+    relabelled 16 and read by a seqcast that knows 16 would fail its digest. Here: the digest differs by
     format, and a file whose digest was taken without the format is damaged."""
     from safetensors.torch import load_file, save
 
     tensors = load_file(tiny_ckpt)
     _, _, document = ckpt_parts(tiny_ckpt.read_bytes())
     canonical = checkpoint._canonical(document["meta"])
-    assert checkpoint._digest(14, canonical, tensors) == document["sha256"]
-    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10, 11, 12, 13, 14, 15)}) == 8
+    assert checkpoint._digest(15, canonical, tensors) == document["sha256"]
+    assert len({checkpoint._digest(v, canonical, tensors) for v in (8, 9, 10, 11, 12, 13, 14, 15, 16)}) == 9
     unlabelled = {**document, "sha256": checkpoint._digest(8, canonical, tensors)}  # the old digest
     path = tmp_path / "unlabelled.ckpt"
     path.write_bytes(save(tensors, metadata={"seqcast": checkpoint._canonical(unlabelled)}))
@@ -312,11 +313,49 @@ def test_a_format_13_file_saved_again_holds_its_tables_as_columns_and_means_the_
     checkpoint.save(path, old)
     data = path.read_bytes()
     _, header, document = ckpt_parts(data)
-    assert document["format"] == 14 and f"{series_columns.PREFIX}/scaler.mean" in header
+    assert document["format"] == checkpoint.FORMAT_VERSION and f"{series_columns.PREFIX}/scaler.mean" in header
     assert header[f"{series_columns.PREFIX}/scaler.mean"]["dtype"] == "F64"
     assert f"{series_columns.PREFIX}/training.split" in header and f"{series_columns.PREFIX}/names" in header
     again = checkpoint.load(path)
     assert checkpoint.to_meta(again) == checkpoint.to_meta(old)
+
+
+# --- the format-14 fixtures: format 15 adds what a distilled model records, and quantization-aware training ----
+
+@pytest.mark.parametrize("entry", format_fixtures(14))
+def test_format_14_checkpoints_load_and_forecast_what_they_did(entry, invoke):
+    if entry["model"] == "auto":
+        pytest.importorskip("statsforecast", reason="this auto ensemble holds theta, which needs seqcast[stats]")
+    loaded = load_fixture(14, entry)
+    assert loaded.name == entry["model"] and loaded.distillation is None and loaded.training.settings.qat is False
+    assert set(loaded.scaler.mean) == set(loaded.schema.series) and loaded.training.split and loaded.training.seen_until
+    assert_fixture_forecasts_as_recorded(invoke, 14, entry)
+
+
+@pytest.mark.parametrize("entry", format_fixtures(14))
+def test_a_format_14_file_saved_again_is_format_15_and_means_the_same(entry, tmp_path):
+    old = load_fixture(14, entry)
+    path = tmp_path / "again.ckpt"
+    checkpoint.save(path, old)
+    _, _, document = ckpt_parts(path.read_bytes())
+    assert document["format"] == 15 and document["meta"]["distillation"] is None
+    assert document["meta"]["training"]["settings"]["qat"] is False
+    assert checkpoint.to_meta(checkpoint.load(path)) == checkpoint.to_meta(old)
+
+
+def test_a_format_14_file_that_claims_a_teacher_is_refused(tmp_path):
+    """Format 14 knew no distillation: a format-14 document holding one was not written by seqcast."""
+    from safetensors.torch import load_file, save
+
+    source = FIXTURES / "format14" / "nino_gru.ckpt"
+    _, _, document = ckpt_parts(source.read_bytes())
+    meta = {**document["meta"], "distillation": None}
+    crafted = {**document, "meta": meta}
+    crafted["sha256"] = checkpoint._digest(14, checkpoint._canonical(meta), load_file(source))
+    path = tmp_path / "crafted.ckpt"
+    path.write_bytes(save(load_file(source), metadata={"seqcast": checkpoint._canonical(crafted)}))
+    with pytest.raises(CheckpointError, match="distillation"):
+        checkpoint.load(path)
 
 
 def test_a_format_14_header_holds_no_per_series_table_and_the_digest_covers_the_columns(tiny_ckpt, tmp_path,
@@ -361,10 +400,10 @@ def test_columns_that_do_not_hold_the_tables_are_damage(tiny_ckpt, tmp_path):
         change(arrays)
         tensors.update({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()})
         header_meta = checkpoint._without_tables(meta)[0]
-        digest = checkpoint._digest(14, checkpoint._canonical(header_meta), tensors)
+        digest = checkpoint._digest(checkpoint.FORMAT_VERSION, checkpoint._canonical(header_meta), tensors)
         from safetensors.torch import save
 
-        document = {"format": 14, "meta": header_meta, "sha256": digest}
+        document = {"format": checkpoint.FORMAT_VERSION, "meta": header_meta, "sha256": digest}
         return save(tensors, metadata={"seqcast": checkpoint._canonical(document)})
 
     changes = {"position out of range": lambda a: a.__setitem__(at, a[at] + 5),

@@ -23,6 +23,7 @@ def fit(
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing checkpoint.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another run writing the same checkpoint instead of exiting 75.")] = False,
     init_from: Annotated[Optional[Path], typer.Option("--init-from", help="Continue training from this checkpoint's weights: same model, windows and way of reading the data; a shorter default budget.")] = None,
+    qat: Annotated[bool, typer.Option("--qat", help="Train aware of int8 weights (rounded in every forward, kept rounded), so that export --int8 forecasts what the checkpoint does.")] = False,
     fill: FillAgain = None,
     param: Param = None,
     split: SplitOpt = None,
@@ -37,7 +38,8 @@ def fit(
     out: Output = ctx.obj
     from ..runs.train import FitRequest, fit_output, fit_to_file
 
-    request = FitRequest(data=data, model=options.model_config(**ctx.params), training=options.train_config(**ctx.params),
+    request = FitRequest(data=data, model=options.model_config(**ctx.params),
+                         training=dataclasses.replace(options.train_config(**ctx.params), qat=qat),
                          reading=options.reading(**ctx.params), output=output, force=force, wait=wait,
                          init_from=init_from, split=options.split(split), candidates=options.names(candidates))
     options.check_files(ctx, output=fit_output(request))

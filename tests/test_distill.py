@@ -1,0 +1,229 @@
+"""Distillation and int8 for the edge (issue 34): `seqcast distill`, quantization-aware training and GRU/RNN
+layers exported step by step.
+
+Contracts:
+- a taught window's target is (1 - w) x actual + w x the teacher's forecast, in the student's scaled
+  units whatever its transform; a window the teacher did not forecast keeps its real target;
+- the teacher's forecasts are the teacher's own (a naive teacher's are each window's last value);
+- ``distill`` works through the CLI on a real panel with a network and with an auto-ensemble teacher:
+  the checkpoint records the teacher's path and digest, its weight and the validation gap, and
+  forecasts like any checkpoint; ``--max-bytes`` picks a width whose int8 graph fits, and refuses a
+  budget nothing fits; bad students, horizons and weights exit 2 naming the fix;
+- quantization-aware training keeps weights that int8 rounding leaves as they are, so the int8 export
+  forecasts what the checkpoint does;
+- an unrolled GRU or RNN computes what torch's layer does, and ``export --int8`` keeps that form only
+  when its file is smaller, with every weight-holding operator quantized.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from seqcast import checkpoint, int8, unrolled
+
+ROOT = Path(__file__).resolve().parents[1]
+PANEL = ROOT / "sample_data" / "us_macro_quarterly.csv"
+QUICK = ["--max-steps", "30", "--seed", "0", "--threads", "1"]
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory, invoke) -> Path:
+    path = tmp_path_factory.mktemp("teacher") / "teacher.ckpt"
+    code, _, err = invoke("fit", PANEL, "--id-col", "unique_id", "--model", "nlinear", *QUICK, "--output", path)
+    assert code == 0, err
+    return path
+
+
+@pytest.fixture(scope="module")
+def student(tmp_path_factory, invoke, teacher) -> tuple[Path, str]:
+    path = tmp_path_factory.mktemp("student") / "gru.student.ckpt"
+    code, out, err = invoke("distill", teacher, PANEL, "--model", "gru", "--max-bytes", "30000", *QUICK,
+                            "--output", path, "--json")
+    assert code == 0, err
+    return path, out + err
+
+
+# --- the targets a student learns from ------------------------------------------------------------------
+
+def test_taught_targets_mix_the_teachers_forecast_in_by_its_weight():
+    from seqcast.windows import WindowSet
+
+    values = torch.arange(20, dtype=torch.float32)[:, None]
+    windows = WindowSet(values, None, np.array([0]), np.array([0]), np.array([4]), np.array([10]), 4, 3)
+    teacher = torch.full((10, 3, 1), 100.0)
+    weights = torch.tensor([0.25] * 5 + [0.0] * 5)
+    _, y, _ = windows.teach(teacher, weights).batch(slice(None))
+    _, real, _ = windows.batch(slice(None))
+    assert torch.allclose(y[:5], 0.75 * real[:5] + 25.0) and torch.equal(y[5:], real[5:])
+    _, picked, _ = windows.teach(teacher, weights).batch(torch.tensor([6, 1]))
+    assert torch.equal(picked[0], real[6]) and torch.allclose(picked[1], 0.75 * real[1] + 25.0)
+    with pytest.raises(ValueError):
+        windows.teach(teacher[:3], weights)
+
+
+@pytest.mark.parametrize("kind", ["none", "log"])
+def test_a_naive_teachers_forecasts_reach_the_student_as_each_windows_last_value(kind, teacher):
+    """With weight 1 a taught target is the teacher's forecast: for a naive teacher the window's last
+    value, in the student's own scaled units under either transform."""
+    from dataclasses import replace
+
+    from seqcast.build import build_network
+    from seqcast.data import DataConfig, load_series
+    from seqcast.distill import Labels, Teaching
+    from seqcast.scaling import Scaler
+    from seqcast.transform import TargetTransform
+    from seqcast.windows import build_windows, default_split, model_arrays, split_targets
+
+    base = checkpoint.load(teacher)
+    naive = replace(base, model=build_network("naive", base.lookback, base.horizon, 1, window_norm="last",
+                                              seasons=(4,)).eval())
+    series = load_series(str(PANEL), DataConfig(id_col="unique_id", time_col="ds", target=("y",)))
+    splits = default_split(series, 16, base.horizon)
+    train_rows = {sid: sp.train for sid, sp in splits.items()}
+    transform = TargetTransform.fit(kind, series, train_rows)
+    shown = transform.apply(series)
+    scaler = Scaler.fit(shown, train_rows)
+    arrays, _ = model_arrays(shown, scaler, base.covariates)
+    windows = build_windows(shown, arrays, 16, base.horizon, split_targets(splits, "train"))
+    labels = Labels(Teaching(naive, weight=1.0), series, splits)
+    taught = labels.teach(windows, series, shown, transform, scaler)
+    x, y, _ = taught.batch(slice(None))
+    hit = taught.taught[1] > 0
+    assert hit.sum() > 0.8 * len(windows)  # the teacher's lookback (8) is shorter: it forecasts nearly all
+    last = x[hit][:, -1:, :].expand(-1, base.horizon, -1)
+    assert torch.allclose(y[hit], last, atol=1e-4)
+
+
+# --- distill through the CLI ----------------------------------------------------------------------------
+
+def test_distill_records_its_teacher_and_the_validation_gap(student, teacher, invoke, tmp_path):
+    path, said = student
+    loaded = checkpoint.load(path)
+    taught = loaded.distillation
+    assert taught.teacher == str(teacher) and taught.sha256 == checkpoint.load(teacher).stored.sha256
+    assert taught.model == "nlinear" and taught.weight == 0.5 and 0 < taught.taught == taught.windows
+    assert taught.teacher_mase > 0 and loaded.backtest.mase > 0 and loaded.training.settings.qat
+    assert loaded.name == "gru" and loaded.horizon == checkpoint.load(teacher).horizon
+    summary = json.loads(said[said.index("{"):said.rindex("}") + 1])
+    assert summary["distillation"]["gap"] == pytest.approx(loaded.backtest.mase / taught.teacher_mase - 1)
+    assert "teacher nlinear" in said and "validation MASE" in said and "--max-bytes 30,000: hidden_size" in said
+    code, out, err = invoke("predict", path, PANEL)
+    assert code == 0 and out.count("\n") == 8 * loaded.horizon + 1, err
+    code, out, _ = invoke("info", path)
+    assert code == 0 and "distilled" in out and str(teacher) in out
+
+
+def test_the_student_fits_its_byte_budget_as_int8_and_forecasts_what_the_checkpoint_does(student, onnx_extra,
+                                                                                      invoke, tmp_path):
+    path, _ = student
+    onnx = tmp_path / "s.int8.onnx"
+    code, out, err = invoke("export", path, "--int8", "--output", onnx, "--json")
+    assert code == 0, err
+    document = json.loads(out)
+    assert 0 < document["graph_bytes"] <= 30_000 and document["bytes"] == onnx.stat().st_size
+    assert document["parity"]["max_difference"] < 0.01  # the weights were kept int8: only activations round
+    _, ckpt_out, _ = invoke("predict", path, PANEL)
+    _, onnx_out, _ = invoke("predict", onnx, PANEL)
+    got = np.array([float(line.rsplit(",", 1)[1]) for line in onnx_out.splitlines()[1:]])
+    want = np.array([float(line.rsplit(",", 1)[1]) for line in ckpt_out.splitlines()[1:]])
+    assert np.allclose(got, want, rtol=0.01)
+
+
+def test_an_auto_ensemble_teaches_too(invoke, tmp_path):
+    teacher = tmp_path / "auto.ckpt"
+    code, _, err = invoke("fit", PANEL, "--id-col", "unique_id", "--model", "auto", "--candidates", "naive,nlinear",
+                          "--time-budget", "10", "--seed", "0", "--output", teacher)
+    assert code == 0, err
+    path = tmp_path / "n.ckpt"
+    code, out, err = invoke("distill", teacher, PANEL, "--model", "nlinear", "--teacher-weight", "0.8", *QUICK,
+                            "--output", path)
+    assert code == 0, err
+    taught = checkpoint.load(path).distillation
+    assert taught.model == "auto" and taught.weight == 0.8 and taught.taught == taught.windows > 0
+
+
+@pytest.mark.parametrize("arguments, message", [
+    (["--model", "transformer"], "a student is one of lstm, gru, rnn, tcn, nlinear"),
+    (["--teacher-weight", "0"], "--teacher-weight 0.0: give the teacher's share"),
+    (["--teacher-weight", "1.5"], "--teacher-weight 1.5"),
+    (["--max-bytes", "500"], "--max-bytes 500: the smallest gru"),
+])
+def test_distill_refuses_what_cannot_be_a_student_with_exit_2(arguments, message, invoke, teacher, tmp_path,
+                                                              onnx_extra):
+    code, out, err = invoke("distill", teacher, PANEL, *arguments, *QUICK, "--output", tmp_path / "x.ckpt")
+    assert code == 2 and out == "" and message in err, err
+    assert not (tmp_path / "x.ckpt").exists()
+
+
+# --- quantization-aware training ------------------------------------------------------------------------
+
+def test_fake_int8_rounds_to_255_levels_and_passes_the_gradient_straight_through():
+    weight = torch.randn(16, 8, requires_grad=True)
+    rounded = int8.fake_int8(weight)
+    scale = weight.detach().abs().max() / 127
+    assert torch.allclose(rounded / scale, torch.round(rounded / scale), atol=1e-4)
+    assert len(torch.unique(torch.round(rounded / scale))) <= 255
+    rounded.sum().backward()
+    assert torch.equal(weight.grad, torch.ones_like(weight))
+    snapped = nn.Linear(8, 16)
+    int8.snap(snapped)
+    assert torch.equal(int8.fake_int8(snapped.weight), snapped.weight)  # rounding it again changes nothing
+
+
+def test_fit_with_qat_keeps_int8_weights(invoke, hourly_csv, tmp_path):
+    from conftest import TINY_FIT
+
+    path = tmp_path / "q.ckpt"
+    code, _, err = invoke("fit", hourly_csv, *TINY_FIT, "--qat", "--output", path)
+    assert code == 0, err
+    loaded = checkpoint.load(path)
+    assert loaded.training.settings.qat
+    for name, weight in loaded.model.named_parameters():
+        if weight.ndim >= 2:
+            assert torch.equal(int8.fake_int8(weight.detach()), weight.detach()), name
+
+
+# --- GRU and RNN layers written out step by step ----------------------------------------------------------
+
+@pytest.mark.parametrize("cell", [nn.GRU, nn.RNN])
+@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True)])
+def test_an_unrolled_layer_computes_what_torch_does(cell, layers, bidirectional):
+    torch.manual_seed(0)
+    layer = cell(3, 8, num_layers=layers, bidirectional=bidirectional, batch_first=True).eval()
+    x = torch.randn(5, 11, 3)
+    with torch.no_grad():
+        (out, h), (out2, h2) = layer(x), unrolled.Unrolled(layer)(x)
+    assert torch.allclose(out, out2, atol=1e-6) and torch.allclose(h, h2, atol=1e-6)
+    model = nn.Sequential()
+    model.add_module("encoder", layer)
+    assert unrolled.has_cells(model) == [cell.__name__] and model.encoder is layer
+    assert isinstance(unrolled.unrolled(model).encoder, unrolled.Unrolled)
+
+
+def test_a_wide_gru_is_exported_unrolled_as_int8_matrix_products(onnx_extra, tiny_ckpt):
+    """Wide enough that its fp32 GRU weights outweigh the steps' operators: the unrolled form is kept,
+    and no GRU operator is left."""
+    import onnx
+    from dataclasses import replace
+
+    from conftest import randomised
+    from seqcast.forecaster import ModelInfo
+    from seqcast.registry import resolve_params
+    from seqcast.window_norm import WindowNorm
+
+    base = checkpoint.load(tiny_ckpt)
+    torch.manual_seed(0)
+    network = WindowNorm(randomised("gru", 16, 4, 1, scale=0.05, hidden_size=96), "mean", 1).eval()
+    forecaster = replace(base, model=network, schema=replace(base.schema, lookback=16, horizon=4),
+                         model_info=ModelInfo("gru", resolve_params("gru", {"hidden_size": 96}), "mean", 0))
+    result = onnx_extra.export(forecaster, int8=True)
+    assert result.unrolled == ("GRU",) and "written out step by step" in result.notes[0]
+    operators = {node.op_type for node in onnx.load_from_string(result.data).graph.node}
+    assert "GRU" not in operators and not result.kept_fp32 and result.max_difference <= onnx_extra.INT8_TOLERANCE
+    assert result.graph_bytes < len(result.data) < result.fp32_bytes
