@@ -46,12 +46,12 @@ from typing import Any
 import numpy as np
 
 from .errors import CheckpointError, UsageError
+from .onnx_graph import INSTALL
 
 FORMAT = 1
 KEY = "seqcast"  # the ONNX metadata property that holds the document
 DOCUMENT_KEYS = ("format", "meta", "meta_format", "checkpoint", "graph", "parity", "versions", "sha256")
 UNSIGNED = "0" * 64  # the digest's place while the digest is taken
-INSTALL = "pip install 'seqcast[onnx]'"
 
 
 def require_onnxruntime():
@@ -205,12 +205,11 @@ def open_model(path: str | Path, threads: int = 0) -> Opened:
 
 
 def require_onnx():
-    """onnx (which reads the graph before onnxruntime runs it), or the exit-2 error that says how to install it."""
-    try:
-        import onnx
-    except ImportError:
-        raise UsageError(f"ONNX models need onnx, which is not installed: {INSTALL}") from None
-    return onnx
+    """onnx's protobuf classes (which read the graph before onnxruntime runs it: ``onnx_graph.protos``), or
+    the exit-2 error that says how to install onnx."""
+    from . import onnx_graph
+
+    return onnx_graph.protos()
 
 
 def _document(name: str, data: bytes, text: str | None) -> tuple[dict[str, Any], dict[str, Any]]:

@@ -24,6 +24,8 @@ from typing import Any
 
 from .errors import CheckpointError
 
+INSTALL = "pip install 'seqcast[onnx]'"
+
 CONTROL_FLOW = ("Loop", "If", "Scan")
 MICROSOFT = "com.microsoft"
 # The operators of the exported graphs, by domain ("" is the standard ONNX domain; com.microsoft holds
@@ -44,13 +46,54 @@ DOMAINS = {"": "", "ai.onnx": "", MICROSOFT: MICROSOFT}
 REEXPORT = "export the checkpoint again with `seqcast export CHECKPOINT`"
 
 
+def protos():
+    """onnx's protobuf classes (``onnx.onnx_ml_pb2``: ModelProto, AttributeProto, TensorProto), which is all
+    reading a graph needs. Imported on their own when the ``onnx`` package is not imported yet: the package's
+    own import (its reference evaluator, ml_dtypes) was most of a cold ``predict model.onnx``. Registered
+    under their own name, so a later ``import onnx`` uses the same module. ``UsageError`` without onnx."""
+    import importlib.util
+    import sys
+
+    from .errors import UsageError
+
+    if sys.modules.get("onnx.onnx_ml_pb2") is not None:
+        return sys.modules["onnx.onnx_ml_pb2"]
+    if "onnx" in sys.modules:
+        try:
+            from onnx import onnx_ml_pb2
+        except ImportError:
+            raise UsageError(f"ONNX models need onnx, which is not installed: {INSTALL}") from None
+        return onnx_ml_pb2
+    try:
+        package = importlib.util.find_spec("onnx")
+    except (ImportError, ValueError):
+        package = None
+    if package is None or not package.submodule_search_locations:
+        raise UsageError(f"ONNX models need onnx, which is not installed: {INSTALL}")
+    from pathlib import Path
+
+    location = Path(list(package.submodule_search_locations)[0]) / "onnx_ml_pb2.py"
+    spec = importlib.util.spec_from_file_location("onnx.onnx_ml_pb2", location)
+    if spec is None or spec.loader is None:
+        import onnx  # an onnx laid out otherwise: its own import
+
+        return onnx.onnx_ml_pb2
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["onnx.onnx_ml_pb2"] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules["onnx.onnx_ml_pb2"]
+        raise
+    return module
+
+
 def parse(data: bytes, name: str):
     """The ``onnx.ModelProto`` in ``data``, without loading external data; ``CheckpointError`` when the
     bytes are not one."""
-    import onnx
     from google.protobuf.message import DecodeError
 
-    proto = onnx.ModelProto()
+    proto = protos().ModelProto()
     try:
         proto.ParseFromString(data)
     except (DecodeError, RuntimeError, ValueError, RecursionError) as exc:
@@ -70,7 +113,7 @@ def metadata(proto, key: str) -> str | None:
 
 def check_operators(proto, name: str) -> None:
     """Refuse what seqcast's exporter never writes (see the module's docstring)."""
-    from onnx import AttributeProto
+    AttributeProto = protos().AttributeProto
 
     graph = proto.graph
     if proto.functions or proto.training_info or graph.sparse_initializer:
@@ -101,9 +144,7 @@ def check_operators(proto, name: str) -> None:
 
 
 def _external(tensor) -> bool:
-    from onnx import TensorProto
-
-    return tensor.data_location == TensorProto.EXTERNAL or bool(tensor.external_data)
+    return tensor.data_location == protos().TensorProto.EXTERNAL or bool(tensor.external_data)
 
 
 def shapes(proto) -> tuple[dict[str, list[Any]], list[tuple[str, list[Any]]]]:
