@@ -227,3 +227,30 @@ def test_a_wide_gru_is_exported_unrolled_as_int8_matrix_products(onnx_extra, tin
     operators = {node.op_type for node in onnx.load_from_string(result.data).graph.node}
     assert "GRU" not in operators and not result.kept_fp32 and result.max_difference <= onnx_extra.INT8_TOLERANCE
     assert result.graph_bytes < len(result.data) < result.fp32_bytes
+
+
+def test_the_readme_distill_lines_run(invoke, tmp_path, monkeypatch, onnx_extra):
+    """The README's "Distil for the edge" block on the sample panel, each line as printed; the fit and the
+    distill are shortened (auto to two candidates, a few steps), which changes what they train, not the lines."""
+    import shlex
+    import shutil
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    block = readme.split("**Distil for the edge.**", 1)[1].split("```", 2)[1]
+    lines = [line.strip() for line in block.strip().splitlines()]
+    assert len(lines) == 4 and all(line.startswith("seqcast ") for line in lines)
+    monkeypatch.chdir(tmp_path)
+    shutil.copy(PANEL, "panel.csv")
+    shorter = {"fit": ["--candidates", "naive,nlinear", "--time-budget", "10", "--max-steps", "20"],
+               "distill": ["--max-steps", "20"]}
+    for line in lines:
+        words, target = shlex.split(line), None
+        if ">" in words:
+            words, target = words[: words.index(">")], words[words.index(">") + 1]
+        code, out, err = invoke(*words[1:], *shorter.get(words[1], []))
+        assert code == 0, (line, err)
+        if target:
+            Path(target).write_text(out, encoding="utf-8")
+    forecast = Path("forecast.csv").read_text(encoding="utf-8").splitlines()
+    assert forecast[0].startswith("series,") and len(forecast) == 1 + 8 * checkpoint.load("student.ckpt").horizon
+    assert checkpoint.load("student.ckpt").distillation.model == "auto"

@@ -34,10 +34,11 @@ def fit_lines(fitted, seconds: float, output: Path) -> list[str]:
 def distillation_line(fitted) -> str:
     """A distilled model against its teacher on its validation windows."""
     taught, gap = fitted.distillation, fitted.distillation.gap(fitted.backtest)
+    teacher = f"teacher {taught.model} ({taught.teacher}, sha256 {taught.sha256[:12]}, weight {taught.weight:g})"
     if gap is None:
-        return f"teacher {taught.model} ({taught.teacher}): no validation windows to compare them on"
-    return (f"teacher {taught.model} ({taught.teacher}): validation MASE {taught.teacher_mase:.4f}, the student's "
-            f"{fitted.backtest.mase:.4f} ({gap:+.1%}); sMAPE {taught.teacher_smape:.3f} and {fitted.backtest.smape:.3f}")
+        return f"{teacher}: no validation windows to compare them on"
+    return (f"{teacher}: validation MASE {taught.teacher_mase:.4f}, the student's {fitted.backtest.mase:.4f} "
+            f"({gap:+.1%}); sMAPE {taught.teacher_smape:.3f} and {fitted.backtest.smape:.3f}")
 
 
 def portfolio_lines(portfolio) -> list[str]:
@@ -254,6 +255,8 @@ def info_lines(ckpt, current_format: int) -> list[str]:
         f"intervals   {_intervals_text(ckpt.calibration)}",
         f"backtest    {_backtest_text(ckpt)}",
         f"tuned       {_tuning_text(ckpt.tuning)}",
+        f"distilled   {distillation_line(ckpt) if ckpt.distillation else '- (seqcast distill trains a student on a teacher)'}",
+        f"int8-aware  {'yes: its weight matrices are int8 values (export --int8 rounds nothing)' if settings.qat else 'no'}",
         f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]
     if m.members:
