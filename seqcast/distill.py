@@ -64,6 +64,10 @@ class Teaching:
             raise UsageError(f"--teacher-weight {self.weight}: give the teacher's share of each target, above 0 "
                              "and at most 1")
 
+    def labels(self, series: SeriesSet, splits: dict[str, Split]) -> "Labels":
+        """The teacher's forecasts of the training windows of ``series`` (what ``fit`` mixes in)."""
+        return Labels(self, series, splits)
+
 
 class Labels:
     """The teacher's forecasts of the training windows of ``series`` (split as ``splits``), in the
@@ -167,7 +171,7 @@ def distill(teaching: Teaching, series: SeriesSet, model_config: Any, config: An
     notes.append(f"distilled from {taught.teacher} ({taught.model}): the teacher forecast {taught.taught:,} of "
                  f"{taught.windows:,} training windows in {taught.labelling_seconds:.1f} s, weight {taught.weight:g}"
                  + ("" if taught.taught == taught.windows or taught.taught == 0 else
-                    f" (its time for them, {teaching.seconds:g} s, allowed no more)"))
+                    f" (its time for them, {teaching.seconds:g} s, allowed no more; --teacher-time gives more)"))
     return replace(fitted, notes=(*fitted.notes, *notes))
 
 

@@ -12,7 +12,7 @@ prints: progress goes to the callbacks the caller passes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
 import torch
@@ -22,7 +22,6 @@ from . import choosing, fit_record, intervals, quantile_head
 from .budget import VALIDATION_WINDOWS, auto_batch_size
 from .build import DEFAULT_MAX_PARAMETERS, build_network, members_of
 from .covariates import fit_schema, without_constant
-from .distill import Labels, Teaching
 from .data import SeriesSet, season_length, seasons
 from .distributed import Distributed
 from .errors import UsageError
@@ -38,6 +37,9 @@ from .training import EpochReport, objective, train
 from .transform import TargetTransform
 from .scaling import Scaler
 from .windows import Split, WindowSet, build_windows, model_arrays, split_targets
+
+if TYPE_CHECKING:  # distill.py calls fit(); fit reaches the teacher only through the objects it passes
+    from .distill import Labels, Teaching
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,7 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
         on_epoch: Callable[[EpochReport], None] | None = None,
         on_step: Callable[[int, int], None] | None = None,
         init: Forecaster | None = None, dist: Distributed | None = None, backtest: bool = True,
-        teaching: Teaching | None = None) -> Forecaster:
+        teaching: "Teaching | None" = None) -> Forecaster:
     """Train ``model_config`` on ``series``: split chronologically, scale on training rows, train, describe,
     and (``backtest``) score the validation windows in the targets' units (``Forecaster.backtest``).
 
@@ -180,7 +182,7 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
         layout = layout._replace(series=series)
     covariates = init.covariates if init is not None else fit_schema(series, train_rows)
     layouts = [layout, *longer_layouts(series, model_config, split, layout, init is not None or dist is not None)]
-    labels = Labels(teaching, series, layout.splits) if teaching is not None else None
+    labels = teaching.labels(series, layout.splits) if teaching is not None else None
     candidates = Candidates(layouts, model_config, params, quantiles, covariates, config.seed, init, labels)
     model = candidates.build(window_norm)
     if init is not None:
@@ -278,7 +280,7 @@ class Candidates:
 
     def __init__(self, layouts: list[Layout], model_config: ModelConfig, params: dict[str, Any],
                  quantiles: tuple[float, ...], covariates: CovariateSchema, seed: int, init: Forecaster | None,
-                 labels: Labels | None = None) -> None:
+                 labels: "Labels | None" = None) -> None:
         self.layout, self.layouts, self.model_config, self.params = layouts[0], layouts, model_config, params
         self.quantiles, self.covariates, self.widths = quantiles, covariates, Covariates(*covariates.widths)
         self.seed, self.init, self.labels = seed, init, labels

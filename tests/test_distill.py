@@ -152,6 +152,7 @@ def test_an_auto_ensemble_teaches_too(invoke, tmp_path):
     (["--model", "transformer"], "a student is one of lstm, gru, rnn, tcn, nlinear"),
     (["--teacher-weight", "0"], "--teacher-weight 0.0: give the teacher's share"),
     (["--teacher-weight", "1.5"], "--teacher-weight 1.5"),
+    (["--teacher-time", "0"], "--teacher-time"),
     (["--max-bytes", "500"], "--max-bytes 500: the smallest gru"),
 ])
 def test_distill_refuses_what_cannot_be_a_student_with_exit_2(arguments, message, invoke, teacher, tmp_path,

@@ -107,6 +107,7 @@ def distill(
     data: Data,
     model: Annotated[str, typer.Option("--model", "-m", help="The student: lstm, gru, rnn, tcn or nlinear.")] = "gru",
     teacher_weight: Annotated[float, typer.Option("--teacher-weight", metavar="W", help="The teacher's share of each training target: (1 - W) x actual + W x the teacher's forecast, in (0, 1].")] = 0.5,
+    teacher_time: Annotated[float, typer.Option("--teacher-time", metavar="SECONDS", min=1, help="The most seconds the teacher spends forecasting the training windows; a slow teacher (a statistical member fits each window) forecasts as many as fit, spread over every series, and the rest keep their real targets.")] = 300.0,
     max_bytes: Annotated[int, typer.Option("--max-bytes", metavar="N", min=0, help="Choose the student's width so that its int8 ONNX graph (export --int8: weights and operators, without the metadata) is at most N bytes. 0 = its default width.")] = 0,
     qat: Annotated[bool, typer.Option("--qat/--no-qat", help="Train aware of int8 weights (rounded in every forward, kept rounded), so that export --int8 forecasts what the checkpoint does.")] = True,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Checkpoint path. Default: MODEL.student.ckpt here.")] = None,
@@ -132,7 +133,8 @@ def distill(
 
     request = DistillRequest(teacher=checkpoint_path, data=data, model=options.model_config(**ctx.params),
                              training=dataclasses.replace(options.train_config(**ctx.params), qat=qat),
-                             weight=teacher_weight, max_bytes=max_bytes, reading=options.reading(**ctx.params),
+                             weight=teacher_weight, teacher_time=teacher_time, max_bytes=max_bytes,
+                             reading=options.reading(**ctx.params),
                              output=output, force=force, split=options.split(split))
     options.check_files(ctx, output=distill_output(request))
     fitted = distill_to_file(request, out)

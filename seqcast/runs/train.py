@@ -176,6 +176,7 @@ class DistillRequest:
     model: Any  # fitting.ModelConfig of the student (its name one of distill.STUDENTS)
     training: Any  # budget.TrainConfig (qat: aware of int8 weights)
     weight: float  # the teacher's share of each target
+    teacher_time: float = 300.0  # the most seconds the teacher spends forecasting training windows
     max_bytes: int = 0  # the student's int8 ONNX file at most this size; 0 = no budget
     reading: Reading = Reading()
     output: Path | None = None  # None: MODEL.student.ckpt here
@@ -199,7 +200,7 @@ def distill_to_file(request: DistillRequest, reporter: Reporter) -> Fitted:
         series = load(reporter, request.data, request.reading.for_fit(teacher), describe=True)
         started = time.perf_counter()
         with reporter.progress(request.model.name) as progress:
-            fitted = distill(Teaching(teacher, request.weight), series, request.model, request.training,
+            fitted = distill(Teaching(teacher, request.weight, request.teacher_time), series, request.model, request.training,
                              split=request.split, max_bytes=request.max_bytes, on_epoch=progress.epoch,
                              on_step=progress.step)
         seconds = time.perf_counter() - started
