@@ -255,3 +255,25 @@ def test_the_readme_distill_lines_run(invoke, tmp_path, monkeypatch, onnx_extra)
     forecast = Path("forecast.csv").read_text(encoding="utf-8").splitlines()
     assert forecast[0].startswith("series,") and len(forecast) == 1 + 8 * checkpoint.load("student.ckpt").horizon
     assert checkpoint.load("student.ckpt").distillation.model == "auto"
+
+
+def test_a_teacher_short_of_time_forecasts_fewer_windows_spread_over_every_series(teacher):
+    """A teacher given (nearly) no time forecasts at least each series' last training window; the record
+    and the split it hands the student say what it did."""
+    from seqcast.data import DataConfig, load_series
+    from seqcast.distill import Labels, Teaching, teacher_split
+    from seqcast.windows import Split, default_split
+
+    loaded = checkpoint.load(teacher)
+    series = load_series(str(PANEL), DataConfig(id_col="unique_id", time_col="ds", target=("y",)))
+    splits = default_split(series, loaded.lookback, loaded.horizon)
+    short = Labels(Teaching(loaded, seconds=1e-6), series, splits)
+    whole = Labels(Teaching(loaded), series, splits)
+    assert len(short) == len(series.series) < len(whole) == whole.possible == short.possible
+    assert sorted(set((short.keys // short.width).tolist())) == list(range(len(series.series)))
+    assert teacher_split(loaded) is None  # an automatic split: the student's own, with the same validation rows
+    from dataclasses import replace
+
+    explicit = replace(loaded, training=replace(loaded.training, split={s: {"train": 150, "val": 20, "test": 20}
+                                                                         for s in series.ids}))
+    assert teacher_split(explicit) == Split(150, 20, 20)
