@@ -113,6 +113,7 @@ def test_distill_records_its_teacher_and_the_validation_gap(student, teacher, in
     summary = json.loads(said[said.index("{"):said.rindex("}") + 1])
     assert summary["distillation"]["gap"] == pytest.approx(loaded.backtest.mase / taught.teacher_mase - 1)
     assert "teacher nlinear" in said and "validation MASE" in said and "--max-bytes 30,000: hidden_size" in said
+    assert "nlinear (" in said and "forecasts the training windows first, in at most 300 s" in said
     code, out, err = invoke("predict", path, PANEL)
     assert code == 0 and out.count("\n") == 8 * loaded.horizon + 1, err
     code, out, _ = invoke("info", path)
