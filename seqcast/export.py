@@ -13,11 +13,12 @@ torch on the same windows: an export whose largest difference passes ``FP32_TOLE
 
 ``int8``: onnxruntime's dynamic quantization (``onnxruntime.quantization.quantize_dynamic``: int8
 weights, activations quantized per call), of the operators it has integer kernels for: MatMul and
-Gemm (linear layers, attention projections), Conv and LSTM. GRU and the vanilla RNN have none: a
-model holding them is also exported with those layers written out step by step (``unrolled.py``:
-matrix products, which quantize), and that form is kept when its int8 file is smaller and passes the
-same parity check; otherwise those layers stay fp32 (their linear heads quantize). The result names
-what was quantized, what stayed fp32 and what was unrolled. Not ``torch.ao.quantization``, which is
+Gemm (linear layers, attention projections), Conv and LSTM. GRU and the vanilla RNN have none: their
+weight matrices are stored as int8 with a DequantizeLinear each (``_recurrent_int8``: a quarter of the
+bytes, computed in fp32 once loaded). Written out step by step as matrix products, which would compute
+in int8, the layers took more bytes in every case measured, whatever the width (about 23 operators a step
+once quantized: at lookback 96 and 48 units 91 kB against 15 kB), so that form is not offered. The
+result names what was quantized and what stayed fp32. Not ``torch.ao.quantization``, which is
 deprecated for removal. A student trained aware of int8 weights (``fit``'s ``qat``, ``int8.py``) holds
 weights the quantizer rounds to themselves.
 """
@@ -39,7 +40,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import edge, unrolled
+from . import edge, int8
 from .errors import CheckpointError, UsageError
 from .forecaster import Forecaster
 
@@ -52,6 +53,7 @@ OPSET = 17  # the TorchScript exporter's; dynamo chooses its own (18 or later)
 QUANTIZED = {"MatMulInteger": "MatMul", "DynamicQuantizeMatMul": "MatMul", "ConvInteger": "Conv",
              "DynamicQuantizeLSTM": "LSTM", "QAttention": "Attention", "QGemm": "Gemm"}
 WEIGHTED = ("MatMul", "Gemm", "Conv", "ConvTranspose", "LSTM", "GRU", "RNN", "Einsum", "Attention")
+RECURRENT = ("LSTM", "GRU", "RNN")  # their inputs 1 and 2 are the weight matrices, 3 the biases
 
 
 @dataclass(frozen=True)
@@ -68,7 +70,6 @@ class Exported:
     max_difference: float = 0.0  # against torch, over the forecasts' scale (at least 1)
     tolerance: float = FP32_TOLERANCE
     notes: tuple[str, ...] = field(default=())
-    unrolled: tuple[str, ...] = ()  # recurrent layers written out as matrix products per step ("GRU", "RNN")
     graph_bytes: int = 0  # the graph and its weights, without the seqcast metadata (which grows with the series)
 
     @property
@@ -160,17 +161,9 @@ def export(forecaster: Forecaster, int8: bool = False, source: dict[str, Any] | 
         return replace(plain, notes=(f"--int8: {forecaster.name} has no weights onnxruntime can quantize "
                                      "(no linear, convolution or LSTM layer); the file is fp32",))
     difference = _parity(graph, int8_proto.SerializeToString(), forecaster, INT8_TOLERANCE)
-    cells, notes = unrolled.has_cells(forecaster.model), ()
-    if cells:  # the GRU and RNN layers as matrix products, which quantize: kept when smaller
-        written = _written_out(forecaster, names, graph)
-        size = len(int8_proto.SerializeToString())
-        if written is not None and len(written[0].SerializeToString()) < size:
-            int8_proto, quantized, kept, difference = written
-            notes = (f"--int8: {' and '.join(cells)} layers written out step by step (matrix products, which "
-                     f"onnxruntime quantizes): {len(int8_proto.SerializeToString()) / 1000:.1f} kB of graph against "
-                     f"{size / 1000:.1f} kB with them in fp32",)
-        else:
-            cells = ()
+    recurrent = sorted({"GRU", "RNN"} & set(quantized))
+    notes = (f"--int8: {' and '.join(recurrent)} weights are stored as int8 and dequantized when the model loads "
+             "(onnxruntime has no integer kernel for them: they compute in fp32)",) if recurrent else ()
     document = _document(forecaster, exporter, source, difference, INT8_TOLERANCE)
     document["graph"].update(int8=True, quantized=list(quantized), fp32=list(kept))
     data = _signed(int8_proto, document)
@@ -181,21 +174,7 @@ def export(forecaster: Forecaster, int8: bool = False, source: dict[str, Any] | 
                                      f"{', '.join(quantized)} saves nothing ({len(data) / 1000:.1f} kB against "
                                      f"{len(fp32_file) / 1000:.1f} kB); the file is fp32",))
     return Exported(data, document, exporter, seconds, len(fp32_file), quantized, kept, difference, INT8_TOLERANCE,
-                    notes + ((f"--int8: {stays}",) if kept else ()), tuple(cells), len(int8_proto.SerializeToString()))
-
-
-def _written_out(forecaster: Forecaster, names: list[str], graph: _Graph):
-    """(int8 proto, quantized, kept fp32, parity difference) of the model with its GRU and RNN layers
-    unrolled (``unrolled.py``), traced by TorchScript; None when that form fails the parity check."""
-    written = _Graph(unrolled.unrolled(forecaster.model), tuple(names[1:])).eval()
-    proto = _trace(written, "torchscript", _inputs(forecaster, EXPORT_BATCH, seed=0), names, forecaster.label)
-    _strip(proto)
-    int8_proto, quantized, kept = quantize(proto.SerializeToString(), forecaster.label)
-    try:
-        difference = _parity(graph, int8_proto.SerializeToString(), forecaster, INT8_TOLERANCE)
-    except CheckpointError:
-        return None
-    return int8_proto, quantized, kept, difference
+                    notes + ((f"--int8: {stays}",) if kept else ()), len(int8_proto.SerializeToString()))
 
 
 def _document(forecaster: Forecaster, exporter: str, source: dict[str, Any] | None, difference: float,
@@ -265,14 +244,10 @@ def int8_model_bytes(network: nn.Module, lookback: int, horizon: int, channels: 
     require_exporter()
     names = ["x"] + [name for name, width in zip(("past", "future", "static"), widths) if width]
     inputs = _windows(lookback, horizon, channels, widths, EXPORT_BATCH, seed=0)
-    sizes = []
-    for model, how in [(network, exporter)] + ([(unrolled.unrolled(network), "torchscript")]
-                                               if unrolled.has_cells(network) else []):
-        proto = _trace(_Graph(model, tuple(names[1:])).eval(), how, inputs, names, "the student")
-        _strip(proto)
-        quantized, done, _ = quantize(proto.SerializeToString(), "the student")
-        sizes.append(len((quantized if done else proto).SerializeToString()))
-    return min(sizes)
+    proto = _trace(_Graph(network, tuple(names[1:])).eval(), exporter, inputs, names, "the student")
+    _strip(proto)
+    quantized, done, _ = quantize(proto.SerializeToString(), "the student")
+    return len((quantized if done else proto).SerializeToString())
 
 
 @contextlib.contextmanager
@@ -357,9 +332,43 @@ def _strip(proto) -> None:
 
 
 def _weighted(proto) -> set[str]:
-    """Operator types in ``proto`` that hold a float weight (an initializer input)."""
+    """Operator types in ``proto`` that hold a float weight (an initializer input; of a recurrent operator its
+    weight matrices, not its biases)."""
     floats = {i.name for i in proto.graph.initializer if i.data_type in (1, 10, 11, 16)}  # float, fp16, double, bf16
-    return {node.op_type for node in proto.graph.node if node.op_type in WEIGHTED and floats & set(node.input)}
+    return {node.op_type for node in proto.graph.node if node.op_type in WEIGHTED and
+            floats & set(node.input[1:3] if node.op_type in RECURRENT else node.input)}
+
+
+def _recurrent_int8(proto) -> list[str]:
+    """Store the weight matrices (W, R) of ``proto``'s GRU and RNN operators, which onnxruntime has no
+    integer kernel for, as int8 with a DequantizeLinear each: symmetric, one scale per direction (as
+    ``int8.fake_int8`` rounds each of torch's weight tensors), computed in fp32 once dequantized. Returns
+    the operator types so stored."""
+    from onnx import helper, numpy_helper
+
+    initializers = {tensor.name: tensor for tensor in proto.graph.initializer}
+    done, dequantize = set(), []
+    for node in proto.graph.node:
+        if node.op_type not in ("GRU", "RNN"):
+            continue
+        for position in (1, 2):
+            name = node.input[position]
+            if name not in initializers:
+                continue
+            weight = numpy_helper.to_array(initializers[name]).astype(np.float64)  # (directions, gates x H, in)
+            scale = np.abs(weight).reshape(len(weight), -1).max(axis=1) / int8.LEVELS
+            scale = np.where(scale > 0, scale, 1.0)
+            values = np.clip(np.round(weight / scale[:, None, None]), -int8.LEVELS, int8.LEVELS).astype(np.int8)
+            proto.graph.initializer.remove(initializers.pop(name))
+            proto.graph.initializer.extend([numpy_helper.from_array(values, f"{name}_q"),
+                                            numpy_helper.from_array(scale.astype(np.float32), f"{name}_s"),
+                                            numpy_helper.from_array(np.zeros(len(scale), np.int8), f"{name}_z")])
+            dequantize.append(helper.make_node("DequantizeLinear", [f"{name}_q", f"{name}_s", f"{name}_z"], [name],
+                                               axis=0))
+            done.add(node.op_type)
+    for i, node in enumerate(dequantize):  # before every other node: their inputs are all initializers
+        proto.graph.node.insert(i, node)
+    return sorted(done)
 
 
 def quantize(fp32: bytes, label: str):
@@ -376,8 +385,9 @@ def quantize(fp32: bytes, label: str):
         except Exception as exc:
             raise CheckpointError(f"{label}: onnxruntime could not quantize the graph ({type(exc).__name__}: "
                                   f"{str(exc)[:200]}); export it without --int8") from None
+    stored = _recurrent_int8(proto)
     _strip(proto)
-    quantized = sorted({QUANTIZED[node.op_type] for node in proto.graph.node if node.op_type in QUANTIZED})
+    quantized = sorted({QUANTIZED[node.op_type] for node in proto.graph.node if node.op_type in QUANTIZED} | set(stored))
     return proto, tuple(quantized), tuple(sorted(_weighted(proto)))
 
 

@@ -1,5 +1,4 @@
-"""Distillation and int8 for the edge (issue 34): `seqcast distill`, quantization-aware training and GRU/RNN
-layers exported step by step.
+"""Distillation and int8 for the edge (issue 34): `seqcast distill` and quantization-aware training.
 
 Contracts:
 - a taught window's target is (1 - w) x actual + w x the teacher's forecast, in the student's scaled
@@ -10,9 +9,7 @@ Contracts:
   forecasts like any checkpoint; ``--max-bytes`` picks a width whose int8 graph fits, and refuses a
   budget nothing fits; bad students, horizons and weights exit 2 naming the fix;
 - quantization-aware training keeps weights that int8 rounding leaves as they are, so the int8 export
-  forecasts what the checkpoint does;
-- an unrolled GRU or RNN computes what torch's layer does, and ``export --int8`` keeps that form only
-  when its file is smaller, with every weight-holding operator quantized.
+  forecasts what the checkpoint does (GRU weights included, stored int8: test_edge.py).
 """
 
 from __future__ import annotations
@@ -25,7 +22,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqcast import checkpoint, int8, unrolled
+from seqcast import checkpoint, int8
 
 ROOT = Path(__file__).resolve().parents[1]
 PANEL = ROOT / "sample_data" / "us_macro_quarterly.csv"
@@ -189,46 +186,6 @@ def test_fit_with_qat_keeps_int8_weights(invoke, hourly_csv, tmp_path):
     for name, weight in loaded.model.named_parameters():
         if weight.ndim >= 2:
             assert torch.equal(int8.fake_int8(weight.detach()), weight.detach()), name
-
-
-# --- GRU and RNN layers written out step by step ----------------------------------------------------------
-
-@pytest.mark.parametrize("cell", [nn.GRU, nn.RNN])
-@pytest.mark.parametrize("layers, bidirectional", [(1, False), (2, True)])
-def test_an_unrolled_layer_computes_what_torch_does(cell, layers, bidirectional):
-    torch.manual_seed(0)
-    layer = cell(3, 8, num_layers=layers, bidirectional=bidirectional, batch_first=True).eval()
-    x = torch.randn(5, 11, 3)
-    with torch.no_grad():
-        (out, h), (out2, h2) = layer(x), unrolled.Unrolled(layer)(x)
-    assert torch.allclose(out, out2, atol=1e-6) and torch.allclose(h, h2, atol=1e-6)
-    model = nn.Sequential()
-    model.add_module("encoder", layer)
-    assert unrolled.has_cells(model) == [cell.__name__] and model.encoder is layer
-    assert isinstance(unrolled.unrolled(model).encoder, unrolled.Unrolled)
-
-
-def test_a_wide_gru_is_exported_unrolled_as_int8_matrix_products(onnx_extra, tiny_ckpt):
-    """Wide enough that its fp32 GRU weights outweigh the steps' operators: the unrolled form is kept,
-    and no GRU operator is left."""
-    import onnx
-    from dataclasses import replace
-
-    from conftest import randomised
-    from seqcast.forecaster import ModelInfo
-    from seqcast.registry import resolve_params
-    from seqcast.window_norm import WindowNorm
-
-    base = checkpoint.load(tiny_ckpt)
-    torch.manual_seed(0)
-    network = WindowNorm(randomised("gru", 16, 4, 1, scale=0.05, hidden_size=96), "mean", 1).eval()
-    forecaster = replace(base, model=network, schema=replace(base.schema, lookback=16, horizon=4),
-                         model_info=ModelInfo("gru", resolve_params("gru", {"hidden_size": 96}), "mean", 0))
-    result = onnx_extra.export(forecaster, int8=True)
-    assert result.unrolled == ("GRU",) and "written out step by step" in result.notes[0]
-    operators = {node.op_type for node in onnx.load_from_string(result.data).graph.node}
-    assert "GRU" not in operators and not result.kept_fp32 and result.max_difference <= onnx_extra.INT8_TOLERANCE
-    assert result.graph_bytes < len(result.data) < result.fp32_bytes
 
 
 def test_the_readme_distill_lines_run(invoke, tmp_path, monkeypatch, onnx_extra):

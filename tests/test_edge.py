@@ -41,7 +41,7 @@ from seqcast.window_norm import WindowNorm
 
 MODELS = list_models()
 LOOKBACK, HORIZON = 32, 6
-INT8_MODELS = ["lstm", "transformer", "nlinear", "cnn", "patchtst"]  # one per kind of quantized layer
+INT8_MODELS = ["lstm", "gru", "transformer", "nlinear", "cnn", "patchtst"]  # one per kind of quantized layer
 
 
 @pytest.fixture(scope="module")
@@ -167,13 +167,22 @@ def test_int8_quantizes_within_its_tolerance(name, onnx_extra, base, tmp_path):
         assert "saves nothing" in result.notes[0] and result.data == fp32.data
 
 
-def test_int8_says_gru_stays_fp32_and_a_model_without_weights_is_written_fp32(onnx_extra, base):
+def test_int8_stores_gru_weights_in_int8_and_a_model_without_weights_is_written_fp32(onnx_extra, base):
+    """onnxruntime has no integer GRU kernel: the GRU operator stays, its weight matrices int8 behind a
+    DequantizeLinear (one scale per direction), and the export says it computes in fp32."""
     import onnx
+    from onnx import numpy_helper
 
     gru = onnx_extra.export(replace(forecaster_for(base, "gru")), int8=True)
-    assert "GRU stays fp32" in gru.notes[0]
+    assert "GRU weights are stored as int8" in gru.notes[0] and "compute in fp32" in gru.notes[0]
+    assert "GRU" in gru.quantized and not gru.kept_fp32
     graph = onnx.load_from_string(gru.data).graph
-    assert "GRU" in {node.op_type for node in graph.node}  # never quantized, whatever else was
+    weights = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    node = next(n for n in graph.node if n.op_type == "GRU")
+    producers = {out: n for n in graph.node for out in n.output}
+    for position in (1, 2):  # W and R, each from its int8 values
+        dequantize = producers[node.input[position]]
+        assert dequantize.op_type == "DequantizeLinear" and weights[dequantize.input[0]].dtype == np.int8
     naive = onnx_extra.export(forecaster_for(base, "naive"), int8=True)
     assert not naive.int8 and "no weights" in naive.notes[0]
 

@@ -70,7 +70,7 @@ def export_command(
     ctx: typer.Context,
     checkpoint_path: Ckpt,
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="ONNX file to write. Default: the checkpoint's name with .onnx (.int8.onnx with --int8), beside it.")] = None,
-    int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 quantization (onnxruntime): linear, attention, convolution and LSTM weights in int8; GRU and vanilla RNN layers stay fp32 (no integer kernel). Checked against torch like the fp32 graph, with a looser limit.")] = False,
+    int8: Annotated[bool, typer.Option("--int8", help="Dynamic int8 quantization (onnxruntime): linear, attention, convolution and LSTM weights in int8; GRU and vanilla RNN weights stored in int8 and computed in fp32 (no integer kernel). Checked against torch like the fp32 graph, with a looser limit.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="Wait for another run writing the same file instead of exiting 75.")] = False,
     json_out: Json = False,

@@ -79,8 +79,7 @@ def export_lines(ckpt, exported, output: Path) -> list[str]:
     from ..export import PARITY_BATCHES
 
     size = len(exported.data)
-    unrolled = f", {' and '.join(exported.unrolled)} unrolled" if exported.unrolled else ""
-    what = (f"int8 ({', '.join(exported.quantized)} quantized{unrolled}), {size / 1000:.1f} kB, {size / exported.fp32_bytes:.0%} "
+    what = (f"int8 ({', '.join(exported.quantized)} quantized), {size / 1000:.1f} kB, {size / exported.fp32_bytes:.0%} "
             f"of the fp32 file's {exported.fp32_bytes / 1000:.1f} kB" if exported.int8 else f"fp32, {size / 1000:.1f} kB")
     what += f" (the model {exported.graph_bytes / 1000:.1f} kB, its metadata {(size - exported.graph_bytes) / 1000:.1f} kB)"
     return [f"{ckpt.name}: exported with the {exported.exporter} exporter in {exported.seconds:.1f}s; onnxruntime "
@@ -91,7 +90,7 @@ def export_lines(ckpt, exported, output: Path) -> list[str]:
 
 def export_document(ckpt, exported, output: Path, checkpoint: Path) -> dict[str, Any]:
     return {"onnx": str(output), "checkpoint": str(checkpoint), "model": ckpt.name, "bytes": len(exported.data),
-            "fp32_bytes": exported.fp32_bytes, "graph_bytes": exported.graph_bytes, "unrolled": list(exported.unrolled),
+            "fp32_bytes": exported.fp32_bytes, "graph_bytes": exported.graph_bytes,
             "seconds": exported.seconds,
             **{k: exported.document[k] for k in ("graph", "parity", "versions", "sha256")}}
 
