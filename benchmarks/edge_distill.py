@@ -24,7 +24,6 @@ than the same student without a teacher; ETTh1 within 3 % of the teacher's test 
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -146,7 +145,9 @@ def students(panel: Panel, taught_by: Path, name: str) -> dict:
     student = load(distilled)
     params = [f"{k}={v}" for k, v in student.model_info.params.items() if k in ("hidden_size", "out_channels")]
     if not alone.exists():
-        _, seconds["alone"] = run("-q", "fit", str(panel.data), *PANELS[panel.name]["args"], "--model", name, *[a for p in params for a in ("--param", p)], "--lookback",
+        widths = [a for p in params for a in ("--param", p)]
+        _, seconds["alone"] = run("-q", "fit", str(panel.data), *PANELS[panel.name]["args"], "--model", name, *widths,
+                                  "--lookback",
                                   str(student.lookback), "--qat", "--threads", "1", "--seed", "0", "--output",
                                   str(alone), *STUDENT_ARGS.get(panel.name, []))
     result = {"params": dict(student.model_info.params), "lookback": student.lookback,
@@ -160,7 +161,7 @@ def students(panel: Panel, taught_by: Path, name: str) -> dict:
         said, _ = run("-q", "export", str(path), "--int8", "--force", "--json", "--output", str(onnx))
         document = json.loads(said)
         result[kind] = {"file_bytes": document["bytes"], "graph_bytes": document["graph_bytes"],
-                        "unrolled": document["unrolled"], "quantized": document["graph"]["quantized"],
+                        "quantized": document["graph"]["quantized"],
                         "kept_fp32": document["graph"]["fp32"], "parity": document["parity"]["max_difference"],
                         "test": panel.score(onnx), "test_checkpoint": panel.score(path), "onnx": str(onnx)}
     return result
@@ -215,8 +216,8 @@ def markdown(results: dict) -> str:
              f"its defaults. Student: `distill --max-bytes {results['max_bytes']}` (int8-aware), exported "
              "`--int8` and scored from the .onnx file; alone: the same student (`fit --qat`, same width and "
              "lookback) without a teacher.", "",
-             "| panel | student | width | int8 graph | file | unrolled | teacher | distilled int8 | ratio | alone int8 "
-             "| cold predict | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| panel | student | width | int8 graph | file | teacher | distilled int8 | ratio | alone int8 "
+             "| cold predict | peak RSS |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     verdicts = []
     for panel, entry in results.get("panels", {}).items():
         key = measure[panel]
@@ -227,7 +228,7 @@ def markdown(results: dict) -> str:
             width = ", ".join(f"{k} {v}" for k, v in r["params"].items() if k in ("hidden_size", "out_channels"))
             lines.append(f"| {panel} | {student} | {width or '-'} L={r['lookback']} | "
                          f"{r['distilled']['graph_bytes'] / 1000:.1f} kB | {r['distilled']['file_bytes'] / 1000:.1f} kB | "
-                         f"{', '.join(r['distilled']['unrolled']) or '-'} | {key} {teacher:.4f} | {mine:.4f} | "
+                         f"{key} {teacher:.4f} | {mine:.4f} | "
                          f"{mine / teacher:.3f} | {alone:.4f} | {r['cold']['median_s']:.3f} s | {r['cold']['rss_mb']:.0f} MB |")
             ok = lambda good: "met" if good else "**not met**"  # noqa: E731
             verdicts.append(f"- {panel} {student}: within {limit[panel]:.0%} of the teacher's {key.upper()}: "

@@ -99,7 +99,8 @@ class Labels:
         for start in range(len(parts[0]) if parts else 0, len(windows), BLOCK):
             parts.append(_forecast(teacher, windows, start, min(start + BLOCK, len(windows))))
         scaled = np.concatenate(parts) if parts else np.zeros((0, teacher.horizon, len(series.targets)))
-        units = teacher.transform.restore(scaled * spread[index][:, None, :] + centre[index][:, None, :], lambdas[index])
+        units = teacher.transform.restore(scaled * spread[index][:, None, :] + centre[index][:, None, :],
+                                          lambdas[index])
         self.width = int(series.lengths.max()) + 1 if len(series.series) else 1
         order = np.argsort(index * self.width + origins, kind="stable")
         self.keys = (index * self.width + origins)[order]

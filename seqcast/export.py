@@ -387,7 +387,7 @@ def quantize(fp32: bytes, label: str):
                                   f"{str(exc)[:200]}); export it without --int8") from None
     stored = _recurrent_int8(proto)
     _strip(proto)
-    quantized = sorted({QUANTIZED[node.op_type] for node in proto.graph.node if node.op_type in QUANTIZED} | set(stored))
+    quantized = sorted({QUANTIZED[n.op_type] for n in proto.graph.node if n.op_type in QUANTIZED} | set(stored))
     return proto, tuple(quantized), tuple(sorted(_weighted(proto)))
 
 

@@ -33,7 +33,8 @@ MICROSOFT = "com.microsoft"
 ALLOWED = {
     "": frozenset((
         "Abs", "Add", "AveragePool", "Cast", "Clip", "Concat", "Constant", "ConstantOfShape", "Conv",
-        "ConvInteger", "CumSum", "DequantizeLinear", "Div", "DynamicQuantizeLinear", "Elu", "Equal", "Erf", "Expand", "GRU",
+        "ConvInteger", "CumSum", "DequantizeLinear", "Div", "DynamicQuantizeLinear", "Elu", "Equal", "Erf",
+        "Expand", "GRU",
         "Gather", "GatherElements", "GatherND", "Gelu", "Gemm", "Greater", "Identity", "LSTM",
         "LayerNormalization", "MatMul", "MatMulInteger", "MaxPool", "Mod", "Mul", "Neg", "Pad", "Pow", "RNN",
         "Range", "ReduceMax", "ReduceMean", "Relu", "Reshape", "ScatterElements", "Shape", "Sigmoid", "Slice",

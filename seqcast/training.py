@@ -236,7 +236,8 @@ def train(model: nn.Module, train_set: WindowSet, val_set: WindowSet, config: Tr
                     f"training loss became {train_loss} in {unit} {done}; no checkpoint written. "
                     "Try a lower --lr, or check the data for extreme values"
                 )
-            val_loss = evaluate_loss(model, val_set, loss=loss, dist=dist, qat=config.qat) if len(val_set) else train_loss
+            val_loss = (evaluate_loss(model, val_set, loss=loss, dist=dist, qat=config.qat) if len(val_set)
+                        else train_loss)
             improved = val_loss < best_loss - rules.improvement
             if improved:
                 best_loss, stale, result.best_epoch = val_loss, 0, done

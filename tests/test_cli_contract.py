@@ -34,7 +34,8 @@ from seqcast.cli import app
 from seqcast.errors import CheckpointError
 
 ESC = "\x1b"
-COMMANDS = ["fit", "predict", "evaluate", "compare", "tune", "distill", "models", "info", "explain", "export", "monitor"]
+COMMANDS = ["fit", "predict", "evaluate", "compare", "tune", "distill", "models", "info", "explain", "export",
+            "monitor"]
 # A fit that runs until it is stopped: a signal or a lock test interrupts it mid-training.
 ENDLESS_FIT = [*TINY_FIT[:2], "--epochs", "100000", "--patience", "100000", *TINY_FIT[4:]]
 

@@ -80,8 +80,10 @@ def export_lines(ckpt, exported, output: Path) -> list[str]:
 
     size = len(exported.data)
     what = (f"int8 ({', '.join(exported.quantized)} quantized), {size / 1000:.1f} kB, {size / exported.fp32_bytes:.0%} "
-            f"of the fp32 file's {exported.fp32_bytes / 1000:.1f} kB" if exported.int8 else f"fp32, {size / 1000:.1f} kB")
-    what += f" (the model {exported.graph_bytes / 1000:.1f} kB, its metadata {(size - exported.graph_bytes) / 1000:.1f} kB)"
+            f"of the fp32 file's {exported.fp32_bytes / 1000:.1f} kB" if exported.int8 else
+            f"fp32, {size / 1000:.1f} kB")
+    graph = exported.graph_bytes
+    what += f" (the model {graph / 1000:.1f} kB, its metadata {(size - graph) / 1000:.1f} kB)"
     return [f"{ckpt.name}: exported with the {exported.exporter} exporter in {exported.seconds:.1f}s; onnxruntime "
             f"matches torch at batches {' and '.join(map(str, PARITY_BATCHES))} within "
             f"{exported.max_difference:.2g} (limit {exported.tolerance:g}); {what}",
@@ -254,8 +256,8 @@ def info_lines(ckpt, current_format: int) -> list[str]:
         f"intervals   {_intervals_text(ckpt.calibration)}",
         f"backtest    {_backtest_text(ckpt)}",
         f"tuned       {_tuning_text(ckpt.tuning)}",
-        f"distilled   {distillation_line(ckpt) if ckpt.distillation else '- (seqcast distill trains a student on a teacher)'}",
-        f"int8-aware  {'yes: its weight matrices are int8 values (export --int8 rounds nothing)' if settings.qat else 'no'}",
+        f"distilled   {distillation_line(ckpt) if ckpt.distillation else '- (seqcast distill trains one on a teacher)'}",
+        f"int8-aware  {'yes: its weight matrices hold int8 values' if settings.qat else 'no'}",
         f"versions    seqcast {ckpt.versions.seqcast}, torch {ckpt.versions.torch}",
     ]
     if m.members:

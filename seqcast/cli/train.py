@@ -8,7 +8,7 @@ import typer
 
 from . import command, options, render
 from ..build import DEFAULT_MAX_PARAMETERS
-from .options import (Ckpt, Data, Fill, FillAgain, Horizon, Json, Levels, Lookback, MaxParameters, Param, SplitOpt,
+from .options import (Data, Fill, FillAgain, Horizon, Json, Levels, Lookback, MaxParameters, Param, SplitOpt,
                       Threads, TransformOpt, WindowNormOpt)
 from .output import Output, to_json
 

@@ -202,7 +202,8 @@ def distill_to_file(request: DistillRequest, reporter: Reporter) -> Fitted:
         reporter.say(f"distill: {teacher.name} ({request.teacher}) forecasts the training windows first, in at most "
                      f"{request.teacher_time:g} s; then {request.model.name} trains on them")
         with reporter.progress(request.model.name) as progress:
-            fitted = distill(Teaching(teacher, request.weight, request.teacher_time), series, request.model, request.training,
+            fitted = distill(Teaching(teacher, request.weight, request.teacher_time), series, request.model,
+                             request.training,
                              split=request.split, max_bytes=request.max_bytes, on_epoch=progress.epoch,
                              on_step=progress.step)
         seconds = time.perf_counter() - started
