@@ -112,13 +112,15 @@ class TargetTransform:
 
 
 def forward(kind: str, values: np.ndarray, lam: np.ndarray | float = 0.0) -> np.ndarray:
-    """Original values (T, C) -> transformed ("log": log(1 + y); "boxcox" of 1 + y at ``lam`` (C,))."""
+    """Original values (T, C) -> transformed ("log": log(1 + y); "boxcox" of 1 + y at ``lam`` (C,), or at
+    any ``lam`` that broadcasts against ``values``, e.g. (N, 1, C) for windows of several series)."""
     if kind == "none":
         return values
     shifted = np.log1p(values)
     if kind == "log":
         return shifted
-    lam = np.broadcast_to(np.asarray(lam, dtype=np.float64), values.shape[-1:])
+    lam = np.asarray(lam, dtype=np.float64)
+    lam = np.broadcast_to(lam, values.shape[-1:]) if lam.ndim <= 1 else lam
     power = np.expm1(shifted * lam) / np.where(lam == 0, 1.0, lam)
     return np.where(lam == 0, shifted, power)
 

@@ -64,7 +64,7 @@ def test_taught_targets_mix_the_teachers_forecast_in_by_its_weight():
         windows.teach(teacher[:3], weights)
 
 
-@pytest.mark.parametrize("kind", ["none", "log"])
+@pytest.mark.parametrize("kind", ["none", "log", "boxcox"])
 def test_a_naive_teachers_forecasts_reach_the_student_as_each_windows_last_value(kind, teacher):
     """With weight 1 a taught target is the teacher's forecast: for a naive teacher the window's last
     value, in the student's own scaled units under either transform."""
