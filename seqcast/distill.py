@@ -129,9 +129,22 @@ class Labels:
         weights = np.where(hit, self.teaching.weight, 0.0).astype(np.float32)
         return windows.teach(torch.from_numpy(forecasts), torch.from_numpy(weights))
 
-    def record(self, student: Forecaster, series: SeriesSet, splits: dict[str, Split], windows: int) -> Distillation:
-        """What the student's checkpoint says of its teacher: who it is, what it taught, and the gap
-        between them on the student's validation windows."""
+    def note(self, train: WindowSet) -> str:
+        """What fit says of the teacher's forecasts of ``train`` (the student's training windows)."""
+        teacher, taught = self.teaching.teacher, _taught(train)
+        why = ""
+        if len(self) < self.possible:
+            why = (f"; its time for them ({self.teaching.seconds:g} s) allowed {len(self):,} of its {self.possible:,}: "
+                   "--teacher-time gives more")
+        elif taught < len(train):
+            why = f"; its lookback ({teacher.lookback}) starts later than the student's in each series"
+        return (f"distilled from {teacher.label} ({teacher.name}): the teacher forecast {taught:,} of the "
+                f"{len(train):,} training windows in {self.seconds:.1f} s, weight {self.teaching.weight:g}{why}")
+
+    def record(self, student: Forecaster, series: SeriesSet, splits: dict[str, Split],
+               train: WindowSet) -> Distillation:
+        """What the student's checkpoint says of its teacher: who it is, what it taught (of ``train``, the
+        student's training windows), and the gap between them on the student's validation windows."""
         from .evaluation import validation_backtest
 
         teacher = self.teaching.teacher
@@ -139,9 +152,14 @@ class Labels:
         stored = teacher.stored
         return Distillation(
             teacher=stored.path if stored else teacher.name, sha256=stored.sha256 if stored else "",
-            model=teacher.name, weight=self.teaching.weight, taught=len(self), windows=windows,
+            model=teacher.name, weight=self.teaching.weight, taught=_taught(train), windows=len(train),
             labelling_seconds=self.seconds, teacher_mase=scored.mase if scored else None,
             teacher_smape=scored.smape if scored else None)
+
+
+def _taught(windows: WindowSet) -> int:
+    """How many of ``windows`` hold a teacher's forecast."""
+    return int((windows.taught[1] > 0).sum()) if windows.taught is not None else 0
 
 
 def _forecast(teacher: Forecaster, windows: WindowSet, start: int, end: int) -> np.ndarray:
@@ -168,12 +186,7 @@ def distill(teaching: Teaching, series: SeriesSet, model_config: Any, config: An
         model_config, note = sized(model_config, series, split, max_bytes)
         notes.append(note)
     fitted = fit(series, model_config, config, split, on_epoch=on_epoch, on_step=on_step, teaching=teaching)
-    taught = fitted.distillation
-    notes.append(f"distilled from {taught.teacher} ({taught.model}): the teacher forecast {taught.taught:,} of "
-                 f"{taught.windows:,} training windows in {taught.labelling_seconds:.1f} s, weight {taught.weight:g}"
-                 + ("" if taught.taught == taught.windows or taught.taught == 0 else
-                    f" (its time for them, {teaching.seconds:g} s, allowed no more; --teacher-time gives more)"))
-    return replace(fitted, notes=(*fitted.notes, *notes))
+    return replace(fitted, notes=(*notes, *fitted.notes))
 
 
 def teacher_split(teacher: Forecaster) -> Split | None:

@@ -232,6 +232,8 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
         model.to("cpu")
         calibration, val_mse = fit_record.calibrate(model, data.val, model_config.levels, quantiles, results[0].val_loss,
                                                     exact=loss is None and len(members) == 1)
+    if labels is not None:
+        notes.append(labels.note(data.train))
     fitted = fit_record.describe(
         model, model_config, layout, data, explicit=split, resolved=resolved, window_norm=window_norm, quantiles=quantiles,
         covariates=covariates, config=config, results=results, init=init, dist=dist, window_flops=window_flops,
@@ -241,7 +243,7 @@ def fit(series: SeriesSet, model_config: ModelConfig, config: TrainConfig = Trai
             fitted = replace(fitted, backtest=validation_backtest(fitted, layout.series, layout.splits))
     if labels is not None:
         with using_threads(config.threads):
-            fitted = replace(fitted, distillation=labels.record(fitted, layout.series, layout.splits, len(data.train)))
+            fitted = replace(fitted, distillation=labels.record(fitted, layout.series, layout.splits, data.train))
     return fitted
 
 
