@@ -10,8 +10,10 @@ mixed with what the teacher forecasts for them (Hinton et al. 2015's soft target
 ``weight`` (``--teacher-weight``, default ``TEACHER_WEIGHT``) is the teacher's share. The teacher
 forecasts each training window's origin from its own lookback, scaling and transform, in the targets'
 units (``Labels``); each student layout and target transform then sees those forecasts in its own
-scaled units. Validation stays on the real targets, so what fit probes, keeps and reports is the
-student's own accuracy.
+scaled units. A teacher with quantiles gives the student the same quantiles, and a target per
+quantile, each mixed so with the teacher's forecast of that quantile (the pinball loss then pulls the
+student's quantile towards the teacher's). Validation stays on the real targets, so what fit probes,
+keeps and reports is the student's own accuracy.
 
 A teacher that costs much per window (a statistical model fits each one) forecasts at most the
 windows it can in ``LABEL_SECONDS``: it is timed on ``TIMED_WINDOWS`` first (after two untimed, which
@@ -36,7 +38,6 @@ from .data import SeriesSet
 from .errors import UsageError
 from .forecaster import Distillation, Forecaster
 from .forecasting import check_schema, run_model
-from .intervals import point
 from .transform import TargetTransform, forward
 from .windows import Split, WindowSet, build_windows, model_arrays, split_targets
 
@@ -100,9 +101,13 @@ class Labels:
         parts = [first] if first is not None else []
         for start in range(len(parts[0]) if parts else 0, len(windows), BLOCK):
             parts.append(_forecast(teacher, windows, start, min(start + BLOCK, len(windows))))
-        scaled = np.concatenate(parts) if parts else np.zeros((0, teacher.horizon, len(series.targets)))
-        units = teacher.transform.restore(scaled * spread[index][:, None, :] + centre[index][:, None, :],
-                                          lambdas[index])
+        quantiles = teacher.model_info.quantiles
+        scaled = np.concatenate(parts) if parts else np.zeros((0, teacher.horizon, len(series.targets),
+                                                               *([len(quantiles)] if quantiles else [])))
+        columns = [scaled[..., i] for i in range(len(quantiles))] if quantiles else [scaled]
+        units = np.stack([teacher.transform.restore(c * spread[index][:, None, :] + centre[index][:, None, :],
+                                                    lambdas[index]) for c in columns], axis=-1)
+        units = units if quantiles else units[..., 0]  # (N, H, C), or (N, H, C, Q) with the teacher's quantiles
         self.width = int(series.lengths.max()) + 1 if len(series.series) else 1
         order = np.argsort(index * self.width + origins, kind="stable")
         self.keys = (index * self.width + origins)[order]
@@ -113,9 +118,10 @@ class Labels:
         return len(self.keys)
 
     def teach(self, windows: WindowSet, series: SeriesSet, shown: SeriesSet, transform: TargetTransform,
-              scaler: Any) -> WindowSet:
+              scaler: Any, quantiles: tuple[float, ...] = ()) -> WindowSet:
         """``windows`` (of ``series``, ``shown`` under ``transform`` and scaled by ``scaler``: what fit
-        prepares) with the teacher's forecasts mixed into the targets of those it forecast."""
+        prepares) with the teacher's forecasts mixed into the targets of those it forecast: of each of the
+        student's ``quantiles`` where the teacher has them all, else of its point forecast."""
         import torch
 
         keys = windows.series_index * self.width + windows.origins
@@ -123,11 +129,16 @@ class Labels:
         hit = self.keys[at] == keys if len(self.keys) else np.zeros(len(keys), dtype=bool)
         index = windows.series_index[hit]
         units = self.units[at[hit]]
+        known = self.teaching.teacher.model_info.quantiles
+        if units.ndim == 4:  # the teacher's quantiles: the student's, or its median alone
+            units = units[..., [known.index(q) for q in quantiles]] if quantiles and set(quantiles) <= set(known) \
+                else units[..., known.index(0.5)]
+        per_row = (slice(None), None, slice(None)) + ((None,) if units.ndim == 4 else ())  # (n, C) -> units' rank
         if transform.kind != "none":  # log and Box-Cox read values of at least 0, as the targets are
-            units = forward(transform.kind, np.maximum(units, 0.0), transform.lambdas_of(series)[index][:, None, :])
+            units = forward(transform.kind, np.maximum(units, 0.0), transform.lambdas_of(series)[index][per_row])
         centre, spread = scaler.arrays(shown)
-        forecasts = np.zeros((len(windows), windows.horizon, windows.targets), dtype=np.float32)
-        forecasts[hit] = (units - centre[index][:, None, :]) / spread[index][:, None, :]
+        forecasts = np.zeros((len(windows), *units.shape[1:]), dtype=np.float32)
+        forecasts[hit] = (units - centre[index][per_row]) / spread[index][per_row]
         weights = np.where(hit, self.teaching.weight, 0.0).astype(np.float32)
         return windows.teach(torch.from_numpy(forecasts), torch.from_numpy(weights))
 
@@ -165,10 +176,10 @@ def _taught(windows: WindowSet) -> int:
 
 
 def _forecast(teacher: Forecaster, windows: WindowSet, start: int, end: int) -> np.ndarray:
-    """The teacher's point forecasts of windows ``start`` to ``end`` (scaled units)."""
+    """The teacher's forecasts of windows ``start`` to ``end`` (scaled units): (n, H, C), or (n, H, C, Q)
+    with its quantiles."""
     x, _, inputs = windows.batch(slice(start, end))
-    raw = run_model(teacher.model, x.numpy(), {k: v.numpy() for k, v in inputs.items()})
-    return point(raw, teacher.model_info.quantiles).astype(np.float64)
+    return run_model(teacher.model, x.numpy(), {k: v.numpy() for k, v in inputs.items()}).astype(np.float64)
 
 
 def distill(teaching: Teaching, series: SeriesSet, model_config: Any, config: Any, split: Split | None = None,
@@ -181,7 +192,8 @@ def distill(teaching: Teaching, series: SeriesSet, model_config: Any, config: An
 
     teacher = teaching.teacher
     check_student(model_config.name, teacher, model_config.horizon)
-    model_config = replace(model_config, horizon=teacher.horizon)
+    model_config = replace(model_config, horizon=teacher.horizon,  # a teacher's quantiles are the student's too
+                           quantiles=model_config.quantiles or teacher.model_info.quantiles)
     split = split or teacher_split(teacher)
     notes = []
     if max_bytes:

@@ -328,7 +328,7 @@ class Candidates:
             train = build_windows(shown, arrays, lookback, horizon, split_targets(splits, "train"), pad_short=pad_short,
                                   static=static, past=self.widths.past)
             if self.labels is not None:  # the teacher's forecasts mixed into the targets (distill.py)
-                train = self.labels.teach(train, series, shown, transform, scaler)
+                train = self.labels.teach(train, series, shown, transform, scaler, self.quantiles)
             self.prepared[kind] = Prepared(
                 transform, scaler, transform.lambdas_of(series), train,
                 build_windows(shown, arrays, lookback, horizon, split_targets(splits, "val"), pad_short=pad_short,

@@ -72,11 +72,12 @@ class QuantileHead(nn.Module):
 
 
 def pinball(quantiles: tuple[float, ...]):
-    """The mean pinball (quantile) loss of (B, H, C, Q) forecasts against (B, H, C) actuals."""
+    """The mean pinball (quantile) loss of (B, H, C, Q) forecasts against (B, H, C) actuals, or against
+    (B, H, C, Q) targets, one per quantile (a distilled student's: ``distill.py``)."""
     levels = torch.tensor(quantiles, dtype=torch.float32)
 
     def loss(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
-        error = actual.unsqueeze(-1) - pred  # positive where the quantile is below the actual
+        error = (actual if actual.dim() == pred.dim() else actual.unsqueeze(-1)) - pred  # > 0: quantile below
         # max(q e, (q - 1) e) written as q e + relu(-e): the same value, a cheaper backward
         return (levels.to(pred.device) * error + torch.relu(-error)).mean()
     return loss
@@ -92,6 +93,8 @@ def quantile_loss(quantiles: tuple[float, ...], point_loss=None):
     spread = pinball(others)
 
     def loss(pred: torch.Tensor, actual: torch.Tensor) -> torch.Tensor:
+        if actual.dim() == pred.dim():  # a target per quantile
+            return point_loss(pred[..., median], actual[..., median]) + spread(pred[..., keep], actual[..., keep])
         return point_loss(pred[..., median], actual) + spread(pred[..., keep], actual)
     return loss
 

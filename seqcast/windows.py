@@ -164,7 +164,8 @@ class WindowSet:
 
     ``taught`` (``seqcast distill``): a teacher's forecast of every window (N, H, C), in the same scaled
     units, and the teacher's weight on each (N,): the targets a batch gives are then
-    ``(1 - w) y + w teacher`` (w = 0: a window the teacher did not forecast keeps its real target).
+    ``(1 - w) y + w teacher`` (w = 0: a window the teacher did not forecast keeps its real target). With
+    the teacher's quantiles (N, H, C, Q) a batch gives a target per quantile, (B, H, C, Q), each so mixed.
     """
 
     def __init__(self, values: torch.Tensor, static: torch.Tensor | None, series_index: np.ndarray,
@@ -216,9 +217,11 @@ class WindowSet:
 
     def teach(self, forecasts: torch.Tensor, weights: torch.Tensor) -> "WindowSet":
         """These windows with a teacher's forecasts (N, H, C) and weights (N,) mixed into their targets."""
-        if forecasts.shape != (self._count, self.horizon, self.targets) or weights.shape != (self._count,):
-            raise ValueError(f"{self._count} windows need forecasts ({self._count}, {self.horizon}, {self.targets}) "
-                             f"and weights ({self._count},), not {tuple(forecasts.shape)} and {tuple(weights.shape)}")
+        if forecasts.shape[:3] != (self._count, self.horizon, self.targets) or forecasts.dim() not in (3, 4) \
+                or weights.shape != (self._count,):
+            raise ValueError(f"{self._count} windows need forecasts ({self._count}, {self.horizon}, {self.targets}"
+                             f"[, Q]) and weights ({self._count},), not {tuple(forecasts.shape)} and "
+                             f"{tuple(weights.shape)}")
         return WindowSet(self.values, self.static, *self.runs, self.lookback, self.horizon, self.targets, self.past,
                          self.stride, (forecasts, weights))
 
@@ -256,7 +259,10 @@ class WindowSet:
         y = window[:, L:]
         if self.taught is not None:
             forecasts, weights = self.taught
-            y = torch.lerp(y, forecasts[index], weights[index][:, None, None])
+            taught = forecasts[index]
+            if taught.dim() == 4:  # a target per quantile
+                y = y.unsqueeze(-1).expand_as(taught)
+            y = torch.lerp(y, taught, weights[index].view(-1, *[1] * (taught.dim() - 1)))
         return window[:, :L], y, inputs
 
 

@@ -235,3 +235,39 @@ def test_a_teacher_short_of_time_forecasts_fewer_windows_spread_over_every_serie
     explicit = replace(loaded, training=replace(loaded.training, split={s: {"train": 150, "val": 20, "test": 20}
                                                                          for s in series.ids}))
     assert teacher_split(explicit) == Split(150, 20, 20)
+
+
+def test_a_teacher_with_quantiles_teaches_each_of_them(invoke, tmp_path):
+    """A quantile teacher's student gets the same quantiles, each trained towards the teacher's own (a target
+    per quantile, mixed like the point's); its checkpoint forecasts them through predict."""
+    from seqcast.data import DataConfig, load_series
+    from seqcast.distill import Labels, Teaching
+    from seqcast.scaling import Scaler
+    from seqcast.transform import TargetTransform
+    from seqcast.windows import build_windows, default_split, model_arrays, split_targets
+
+    teacher = tmp_path / "q.ckpt"
+    code, _, err = invoke("fit", PANEL, "--id-col", "unique_id", "--model", "nlinear", "--quantiles", "0.1,0.9",
+                          *QUICK, "--output", teacher)
+    assert code == 0, err
+    loaded = checkpoint.load(teacher)
+    series = load_series(str(PANEL), DataConfig(id_col="unique_id", time_col="ds", target=("y",)))
+    splits = default_split(series, 16, loaded.horizon)
+    train_rows = {sid: sp.train for sid, sp in splits.items()}
+    transform = TargetTransform.fit("none", series, train_rows)
+    scaler = Scaler.fit(series, train_rows)
+    windows = build_windows(series, model_arrays(series, scaler, loaded.covariates)[0], 16, loaded.horizon,
+                            split_targets(splits, "train"))
+    labels = Labels(Teaching(loaded, weight=1.0), series, splits)
+    each = labels.teach(windows, series, series, transform, scaler, (0.1, 0.5, 0.9))
+    point = labels.teach(windows, series, series, transform, scaler)
+    _, y, _ = each.batch(slice(None))
+    _, y_point, _ = point.batch(slice(None))
+    assert y.shape == (len(windows), loaded.horizon, 1, 3) and y_point.shape == (len(windows), loaded.horizon, 1)
+    assert torch.allclose(y[..., 1], y_point) and bool((y[..., 0] <= y[..., 1]).all() and (y[..., 1] <= y[..., 2]).all())
+    student = tmp_path / "s.ckpt"
+    code, _, err = invoke("distill", teacher, PANEL, "--model", "nlinear", *QUICK, "--output", student)
+    assert code == 0, err
+    assert checkpoint.load(student).model_info.quantiles == loaded.model_info.quantiles == (0.1, 0.5, 0.9)
+    code, out, err = invoke("predict", student, PANEL)
+    assert code == 0 and "q10" in out.splitlines()[0] and "q90" in out.splitlines()[0], err
