@@ -28,6 +28,7 @@ validation backtest scores (MASE and sMAPE in the targets' units). Library code:
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -35,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from .data import SeriesSet
-from .errors import UsageError
+from .errors import CheckpointError, UsageError
 from .forecaster import Distillation, Forecaster
 from .forecasting import check_schema, run_model
 from .transform import TargetTransform, forward
@@ -238,13 +239,16 @@ def sized(model_config: Any, series: SeriesSet, split: Split | None, max_bytes: 
     norms = [model_config.window_norm] if model_config.window_norm != "auto" else norm_candidates(
         auto_window_norm(series, model_config.name), seasons(series.freq), layout.lookback)
 
-    def size(width: int | None) -> int:  # the largest under any window normalisation fit may choose
+    def size(width: int | None) -> float:  # the largest under any window normalisation fit may choose
         params = {**model_config.params, **({key: width} if key else {})}
-        return max(int8_model_bytes(build_network(model_config.name, layout.lookback, layout.horizon, channels, params,
-                                                  window_norm=norm, seasons=seasons(series.freq),
-                                                  covariates=Covariates(*schema.widths), seed=0),
-                                    layout.lookback, layout.horizon, channels, schema.widths,
-                                    exporter_name(model_config.name)) for norm in norms)
+        try:
+            return max(int8_model_bytes(build_network(model_config.name, layout.lookback, layout.horizon, channels,
+                                                      params, window_norm=norm, seasons=seasons(series.freq),
+                                                      covariates=Covariates(*schema.widths), seed=0),
+                                        layout.lookback, layout.horizon, channels, schema.widths,
+                                        exporter_name(model_config.name)) for norm in norms)
+        except CheckpointError:  # a width int8 cannot export (the quantizer refused its graph) does not fit
+            return math.inf
 
     fixed = replace(model_config, lookback=layout.lookback, lookback_probe=False)
     widths = [None] if key is None else list(WIDTH_LADDER)
@@ -259,7 +263,7 @@ def sized(model_config: Any, series: SeriesSet, split: Split | None, max_bytes: 
         smallest = size(widths[0])
         fix = f"a shorter --lookback than {layout.lookback}" if key is None else "a shorter --lookback, or nlinear"
         raise UsageError(f"--max-bytes {max_bytes:,}: the smallest {model_config.name} at lookback {layout.lookback} "
-                         f"takes {smallest:,} bytes as int8; give more bytes, or {fix}")
+                         f"takes {smallest:,.0f} bytes as int8; give more bytes, or {fix}")
     width, measured = best
     chosen = f"{key} {width}, " if key else ""
     return (replace(fixed, params={**model_config.params, key: width}) if key else fixed,

@@ -7,6 +7,8 @@ gradient through unchanged (the straight-through estimator, Bengio et al. 2013; 
 so training settles where the rounded weights forecast well. ``forward`` runs a model with every
 weight matrix (2-D and up: linear, convolution and recurrent weights) so rounded, and its biases,
 norms and scalars as they are (they stay fp32 in the exported file); the weights the optimiser holds stay fp32.
+A weight-normalised layer (tcn's convolutions) is left as it is: its weight is computed from a
+direction and a magnitude, and the export rounds that product, once.
 """
 
 from __future__ import annotations
@@ -25,15 +27,20 @@ def fake_int8(weight: torch.Tensor) -> torch.Tensor:
     return weight + (rounded - weight).detach()
 
 
+def rounded(name: str, weight: torch.Tensor) -> bool:
+    """Whether the parameter ``name`` is a weight matrix int8 rounds (not a weight-normalised layer's parts)."""
+    return weight.ndim >= 2 and "parametrizations." not in name
+
+
 def forward(model: nn.Module, x: torch.Tensor, **covariates: torch.Tensor) -> torch.Tensor:
     """``model(x, **covariates)`` with its weight matrices rounded to int8 (``fake_int8``)."""
-    weights = {name: fake_int8(p) if p.ndim >= 2 else p for name, p in model.named_parameters()}
+    weights = {name: fake_int8(p) if rounded(name, p) else p for name, p in model.named_parameters()}
     return functional_call(model, weights, (x,), covariates)
 
 
 @torch.no_grad()
 def snap(model: nn.Module) -> None:
     """Set every weight matrix of ``model`` to its int8 rounding (what ``forward`` trained and validated)."""
-    for p in model.parameters():
-        if p.ndim >= 2:
+    for name, p in model.named_parameters():
+        if rounded(name, p):
             p.copy_(fake_int8(p))
