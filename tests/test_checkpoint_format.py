@@ -304,20 +304,25 @@ def test_format_13_checkpoints_load_and_forecast_what_they_did(entry, invoke):
     assert_fixture_forecasts_as_recorded(invoke, 13, entry)
 
 
+def saved_again(version: int, entry: dict, tmp_path):
+    """A format-N fixture loaded and saved by today's code: its header and document, and whether, read back,
+    it means what the fixture meant."""
+    old = load_fixture(version, entry)
+    path = tmp_path / "again.ckpt"
+    checkpoint.save(path, old)
+    _, header, document = ckpt_parts(path.read_bytes())
+    return header, document, checkpoint.to_meta(checkpoint.load(path)) == checkpoint.to_meta(old)
+
+
 @pytest.mark.parametrize("entry", format_fixtures(13))
 def test_a_format_13_file_saved_again_holds_its_tables_as_columns_and_means_the_same(entry, tmp_path):
     from seqcast import series_columns
 
-    old = load_fixture(13, entry)
-    path = tmp_path / "again.ckpt"
-    checkpoint.save(path, old)
-    data = path.read_bytes()
-    _, header, document = ckpt_parts(data)
+    header, document, same = saved_again(13, entry, tmp_path)
     assert document["format"] == checkpoint.FORMAT_VERSION and f"{series_columns.PREFIX}/scaler.mean" in header
     assert header[f"{series_columns.PREFIX}/scaler.mean"]["dtype"] == "F64"
     assert f"{series_columns.PREFIX}/training.split" in header and f"{series_columns.PREFIX}/names" in header
-    again = checkpoint.load(path)
-    assert checkpoint.to_meta(again) == checkpoint.to_meta(old)
+    assert same
 
 
 # --- the format-14 fixtures: format 15 adds what a distilled model records, and quantization-aware training ----
@@ -334,13 +339,9 @@ def test_format_14_checkpoints_load_and_forecast_what_they_did(entry, invoke):
 
 @pytest.mark.parametrize("entry", format_fixtures(14))
 def test_a_format_14_file_saved_again_is_format_15_and_means_the_same(entry, tmp_path):
-    old = load_fixture(14, entry)
-    path = tmp_path / "again.ckpt"
-    checkpoint.save(path, old)
-    _, _, document = ckpt_parts(path.read_bytes())
+    _, document, same = saved_again(14, entry, tmp_path)
     assert document["format"] == 15 and document["meta"]["distillation"] is None
-    assert document["meta"]["training"]["settings"]["qat"] is False
-    assert checkpoint.to_meta(checkpoint.load(path)) == checkpoint.to_meta(old)
+    assert document["meta"]["training"]["settings"]["qat"] is False and same
 
 
 def test_a_format_14_file_that_claims_a_teacher_is_refused(tmp_path):
