@@ -342,3 +342,17 @@ def test_without_the_onnx_extra_predict_and_export_say_how_to_install_it(invoke,
     assert code == 2 and "pip install 'seqcast[onnx]'" in err and out == ""
     code, out, err = invoke("export", tiny_ckpt, "-o", tmp_path / "new.onnx")
     assert code == 2 and "pip install 'seqcast[onnx]'" in err and not (tmp_path / "new.onnx").exists()
+
+
+def test_an_int8_graph_forecasts_each_window_as_if_it_were_alone(onnx_extra, base, tmp_path):
+    """onnxruntime quantizes a call's inputs with one range: an int8 graph runs one window per call, so a
+    wide window in the same batch changes nothing in the others' forecasts (fp32 graphs run batched)."""
+    _, back = loaded(export_of(onnx_extra, base, "nlinear", int8=True), tmp_path)
+    assert back.model.one_by_one
+    x, _ = windows(2, 1)
+    wide = np.concatenate([x.numpy(), x.numpy()[:1] * 1000])
+    alone = back.model.forward_numpy(x.numpy()[:1])
+    together = back.model.forward_numpy(wide)
+    assert np.array_equal(together[:1], alone) and together.shape[0] == 3
+    _, fp32 = loaded(export_of(onnx_extra, base, "nlinear"), tmp_path)
+    assert not fp32.model.one_by_one
