@@ -28,6 +28,7 @@ validation backtest scores (MASE and sMAPE in the targets' units). Library code:
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from dataclasses import dataclass, replace
@@ -239,6 +240,7 @@ def sized(model_config: Any, series: SeriesSet, split: Split | None, max_bytes: 
     norms = [model_config.window_norm] if model_config.window_norm != "auto" else norm_candidates(
         auto_window_norm(series, model_config.name), seasons(series.freq), layout.lookback)
 
+    @functools.cache  # each width exported once: the search's last step may be the smallest, asked again below
     def size(width: int | None) -> float:  # the largest under any window normalisation fit may choose
         params = {**model_config.params, **({key: width} if key else {})}
         try:

@@ -356,9 +356,7 @@ def _recurrent_int8(proto) -> list[str]:
             if name not in initializers:
                 continue
             weight = numpy_helper.to_array(initializers[name]).astype(np.float64)  # (directions, gates x H, in)
-            scale = np.abs(weight).reshape(len(weight), -1).max(axis=1) / int8.LEVELS
-            scale = np.where(scale > 0, scale, 1.0)
-            values = np.clip(np.round(weight / scale[:, None, None]), -int8.LEVELS, int8.LEVELS).astype(np.int8)
+            values, scale = int8.per_row(weight)
             proto.graph.initializer.remove(initializers.pop(name))
             proto.graph.initializer.extend([numpy_helper.from_array(values, f"{name}_q"),
                                             numpy_helper.from_array(scale.astype(np.float32), f"{name}_s"),

@@ -13,6 +13,7 @@ direction and a magnitude, and the export rounds that product, once.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from torch import nn
 from torch.func import functional_call
@@ -36,6 +37,15 @@ def forward(model: nn.Module, x: torch.Tensor, **covariates: torch.Tensor) -> to
     """``model(x, **covariates)`` with its weight matrices rounded to int8 (``fake_int8``)."""
     weights = {name: fake_int8(p) if rounded(name, p) else p for name, p in model.named_parameters()}
     return functional_call(model, weights, (x,), covariates)
+
+
+def per_row(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``weight`` (rows, ...) as int8 values and one scale per row, rounded as ``fake_int8`` rounds a tensor:
+    what export stores for the layers onnxruntime does not quantize (a GRU's weights, one row a direction)."""
+    scale = np.abs(weight).reshape(len(weight), -1).max(axis=1) / LEVELS
+    scale = np.where(scale > 0, scale, 1.0)
+    shaped = scale.reshape(-1, *[1] * (weight.ndim - 1))
+    return np.clip(np.round(weight / shaped), -LEVELS, LEVELS).astype(np.int8), scale
 
 
 @torch.no_grad()
